@@ -1,0 +1,40 @@
+# netscope: `make run` (install what is missing, then start the TUI), `make setup`, `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.netscope-installed
+SYSTEM_STAMP := $(VENV)/.netscope-system
+
+.PHONY: setup run test lint screenshots clean
+
+setup: $(STAMP)
+
+# System packages: checked every time (a cheap dpkg query), installed only when missing.
+$(SYSTEM_STAMP): FORCE
+	@scripts/setup-system.sh
+	@mkdir -p $(VENV) && touch -c $@
+
+$(VENV)/bin/python:
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+
+$(STAMP): $(VENV)/bin/python pyproject.toml | $(SYSTEM_STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+FORCE:
+
+run: setup
+	$(VENV)/bin/netscope
+
+test: setup
+	$(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check netscope tests scripts
+	$(VENV)/bin/ruff format --check netscope tests scripts
+	$(VENV)/bin/mypy
+
+screenshots: setup
+	$(PY) scripts/screenshots.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,64 @@
+/* Softirqs per vector and CPU: raises, runs, run time, and raise-to-run wait.
+ *
+ * Raw tracepoints irq:softirq_raise / irq:softirq_entry / irq:softirq_exit (unsigned int vec_nr),
+ * since Linux 2.6.37. A softirq is raised and run on the same CPU, so per-CPU slots pair them.
+ */
+#include "netscope.h"
+
+BPF_PERCPU_ARRAY(softirq_stats, struct softirq_stat, NS_NR_SOFTIRQS);
+/* Longest raise-to-run wait since user space last read (and zeroed) it. */
+BPF_PERCPU_ARRAY(softirq_wait_max, u64, NS_NR_SOFTIRQS);
+/* Scratch: first raise not yet run, and the entry of the run in progress. */
+BPF_PERCPU_ARRAY(softirq_raised_at, u64, NS_NR_SOFTIRQS);
+BPF_PERCPU_ARRAY(softirq_entered_at, u64, NS_NR_SOFTIRQS);
+
+RAW_TRACEPOINT_PROBE(softirq_raise)
+{
+    u32 vec = (u32)ctx->args[0];
+    struct softirq_stat *s = softirq_stats.lookup(&vec);
+    if (!s)
+        return 0;
+    s->raises++;
+    u64 *raised = softirq_raised_at.lookup(&vec);
+    if (raised && *raised == 0)
+        *raised = bpf_ktime_get_ns();
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(softirq_entry)
+{
+    u32 vec = (u32)ctx->args[0];
+    struct softirq_stat *s = softirq_stats.lookup(&vec);
+    if (!s)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    s->runs++;
+    u64 *raised = softirq_raised_at.lookup(&vec);
+    if (raised && *raised) {
+        u64 wait = now - *raised;
+        *raised = 0;
+        s->wait_ns_sum += wait;
+        s->wait_count++;
+        u64 *max = softirq_wait_max.lookup(&vec);
+        if (max && wait > *max)
+            *max = wait;
+    }
+    u64 *entered = softirq_entered_at.lookup(&vec);
+    if (entered)
+        *entered = now;
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(softirq_exit)
+{
+    u32 vec = (u32)ctx->args[0];
+    u64 *entered = softirq_entered_at.lookup(&vec);
+    if (!entered || *entered == 0)
+        return 0;
+    u64 delta = bpf_ktime_get_ns() - *entered;
+    *entered = 0;
+    struct softirq_stat *s = softirq_stats.lookup(&vec);
+    if (s)
+        s->time_ns += delta;
+    return 0;
+}

@@ -1,0 +1,98 @@
+"""Raw samples: what the probes and /proc readers saw over one interval, as immutable data.
+
+Why a separate layer: only raw samples are recorded; live view and replay recompute everything
+from them through one code path (the model). Every count here is per interval, not cumulative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ProbeState(StrEnum):
+    PENDING = "pending"
+    STARTING = "starting"
+    LIVE = "live"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ProbeStatus:
+    name: str
+    state: ProbeState
+    error: str = ""
+    lost_events: int = 0
+    detail: str = ""  # progress while starting, e.g. "compiling hardirq.bpf.c"
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    host: str
+    kernel: str
+    cpus: tuple[int, ...]  # online CPU ids
+    boot_time: float  # UNIX epoch seconds
+
+
+@dataclass(frozen=True)
+class IrqCount:
+    """One IRQ line over the interval, from irq:irq_handler_entry/exit."""
+
+    irq: int
+    per_cpu: tuple[int, ...]  # indexed like HostInfo.cpus
+    time_ns: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SoftirqCpu:
+    """One CPU's softirq vectors (indexed by vector number) over the interval."""
+
+    cpu: int
+    raises: tuple[int, ...]
+    runs: tuple[int, ...]
+    time_ns: tuple[int, ...]
+    wait_ns_sum: tuple[int, ...]
+    wait_count: tuple[int, ...]
+    wait_ns_max: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NapiCpu:
+    cpu: int
+    polls: int
+    packets: int
+    budget_exhausted: int
+
+
+@dataclass(frozen=True)
+class SoftnetCpu:
+    """/proc/net/softnet_stat for one CPU, per interval."""
+
+    cpu: int
+    processed: int
+    dropped: int
+    time_squeeze: int
+
+
+@dataclass(frozen=True)
+class IrqLine:
+    """An IRQ line's identity: /proc/interrupts name mapped to a device and queue."""
+
+    irq: int
+    name: str
+    device: str = ""
+    queue: str = ""
+
+
+@dataclass(frozen=True)
+class Sample:
+    ts: float  # UNIX epoch seconds at the interval's end
+    interval_s: float  # measured, monotonic clock
+    softirq_names: tuple[str, ...]  # vector number -> kernel's name (/proc/softirqs)
+    irq_lines: tuple[IrqLine, ...]
+    softnet: tuple[SoftnetCpu, ...]
+    probes: tuple[ProbeStatus, ...]
+    hardirq: tuple[IrqCount, ...] | None = None  # None: probe not live for the whole interval
+    softirq: tuple[SoftirqCpu, ...] | None = None
+    napi: tuple[NapiCpu, ...] | None = None

@@ -1,0 +1,72 @@
+"""The headless JSON object for one interval (`netscope snapshot --json`). Pure.
+
+Counts are per interval, exactly what the kernel counted; rates are left to the reader. The schema
+is documented in README.md; later panes add sections to this same object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netscope.model.sample import HostInfo, Sample
+
+
+def snapshot_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
+    names = sample.softirq_names
+    soft = {s.cpu: s for s in sample.softirq or ()}
+    napi = {n.cpu: n for n in sample.napi or ()}
+    softnet = {s.cpu: s for s in sample.softnet}
+    cpus = []
+    for i, cpu in enumerate(info.cpus):
+        s = soft.get(cpu)
+        n = napi.get(cpu)
+        sn = softnet.get(cpu)
+        rx = names.index("NET_RX") if "NET_RX" in names else None
+        cpus.append(
+            {
+                "cpu": cpu,
+                "hardirqs": sum(c.per_cpu[i] for c in sample.hardirq) if sample.hardirq is not None else None,
+                "hardirq_time_ns": (
+                    sum(c.time_ns[i] for c in sample.hardirq) if sample.hardirq is not None else None
+                ),
+                "softirqs": dict(zip(names, s.runs, strict=False)) if s else None,
+                "softirq_raises": dict(zip(names, s.raises, strict=False)) if s else None,
+                "softirq_time_ns": dict(zip(names, s.time_ns, strict=False)) if s else None,
+                "net_rx_wait_ns_max": s.wait_ns_max[rx] if s and rx is not None else None,
+                "net_rx_wait_ns_sum": s.wait_ns_sum[rx] if s and rx is not None else None,
+                "net_rx_wait_count": s.wait_count[rx] if s and rx is not None else None,
+                "napi_polls": n.polls if n else None,
+                "napi_packets": n.packets if n else None,
+                "napi_budget_exhausted": n.budget_exhausted if n else None,
+                "time_squeeze": sn.time_squeeze if sn else None,
+                "backlog_drops": sn.dropped if sn else None,
+            }
+        )
+    lines = {line.irq: line for line in sample.irq_lines}
+    irqs = []
+    for count in sample.hardirq or ():
+        line = lines.get(count.irq)
+        irqs.append(
+            {
+                "irq": count.irq,
+                "name": line.name if line else "",
+                "device": line.device if line else "",
+                "queue": line.queue if line else "",
+                "count": sum(count.per_cpu),
+                "per_cpu": list(count.per_cpu),
+                "time_ns": sum(count.time_ns),
+            }
+        )
+    return {
+        "ts": round(sample.ts, 6),
+        "interval_s": round(sample.interval_s, 6),
+        "host": info.host,
+        "kernel": info.kernel,
+        "cpus": cpus,
+        "irqs": irqs,
+        "probes": [
+            {"name": p.name, "state": p.state.value, "error": p.error, "lost_events": p.lost_events}
+            for p in sample.probes
+        ],
+    }
+

@@ -1,0 +1,152 @@
+"""The Probe: one BPF program from bpf_src/, with start (compile + attach), poll, close.
+
+Why this shape: the UI and the headless commands treat every probe alike, a probe that fails never
+takes the others down, and its failure reason is a sentence a user can act on. BCC is imported here
+lazily (in the worker that starts the first probe), never at app import time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from netscope.model.sample import ProbeState, ProbeStatus
+from netscope.probes.headers import KernelHeaders
+from netscope.probes.tracefs import tracepoint_exists
+
+# Two BPF() compiles at once in two threads crashed the interpreter 6 of 6 times (BCC 0.26):
+# every compile in this process goes through this lock.
+COMPILE_LOCK = threading.Lock()
+
+T = TypeVar("T")
+
+
+class ProbeError(Exception):
+    """A probe could not start; the message is for the user."""
+
+
+def import_bcc() -> Any:
+    """`bcc.BPF`, or a ProbeError naming the package to install."""
+    try:
+        from bcc import BPF
+    except ImportError as e:
+        raise ProbeError(
+            f"BCC is not importable ({e}): install the system package python3-bpfcc "
+            "(Debian/Ubuntu: apt install python3-bpfcc) and use a venv made with --system-site-packages"
+        ) from None
+    return BPF
+
+
+def bpf_source(filename: str) -> Path:
+    """Absolute path of a bpf_src/ file: BCC resolves relative paths against argv[0]'s dir."""
+    path = Path(str(resources.files("netscope.bpf_src") / filename))
+    if not path.is_file():
+        raise ProbeError(f"netscope is installed without its BPF source {filename}")
+    return path
+
+
+class Probe(ABC, Generic[T]):
+    """Owns one BPF program. Subclasses name the source file and tracepoints and decode the maps.
+
+    Counters in the kernel are cumulative; `poll` diffs them against the previous read, so no
+    increment is lost between a read and a reset. The first poll after start is the baseline.
+    """
+
+    name: ClassVar[str]
+    source_file: ClassVar[str]
+    tracepoints: ClassVar[tuple[tuple[str, str], ...]]  # (category, name)
+
+    def __init__(self, cpus: tuple[int, ...]) -> None:
+        self.cpus = cpus  # the CPU ids samples report, in this order
+        self._bpf: Any = None
+        self._previous: Mapping[Any, Any] | None = None
+        self._lock = threading.Lock()
+        self.status = ProbeStatus(self.name, ProbeState.PENDING)
+
+    def defines(self) -> dict[str, int]:
+        """-D values for the C side (BTF offsets); none by default."""
+        return {}
+
+    def start(self, headers: KernelHeaders) -> None:
+        """Compile and attach. Never raises: failure is recorded in `status`."""
+        self.status = ProbeStatus(self.name, ProbeState.STARTING, detail=f"compiling {self.source_file}")
+        try:
+            missing = [f"{c}:{n}" for c, n in self.tracepoints if not tracepoint_exists(c, n)]
+            if missing:
+                raise ProbeError(f"tracepoint {', '.join(missing)} does not exist on this kernel")
+            bpf_cls = import_bcc()
+            src = bpf_source(self.source_file)
+            cflags = [f"-I{src.parent}", "-Wno-unused-value"]
+            cflags += [f"-D{k}={v}" for k, v in self.defines().items()]
+            with COMPILE_LOCK:
+                os.environ.update(headers.env)  # BCC reads BCC_KERNEL_SOURCE at compile time
+                bpf = bpf_cls(src_file=str(src).encode(), cflags=cflags)
+            self._bpf = bpf
+            self._previous = self.read_totals(bpf)
+        except ProbeError as e:
+            self._fail(str(e))
+        except Exception as e:  # BCC raises plain Exception for compile/attach failures
+            self._fail(f"{self.source_file}: {_bcc_message(e)}")
+        else:
+            self.status = ProbeStatus(self.name, ProbeState.LIVE)
+
+    def _fail(self, reason: str) -> None:
+        self.close()
+        self.status = ProbeStatus(self.name, ProbeState.FAILED, error=reason)
+
+    def poll(self) -> T | None:
+        """Counts since the previous poll, or None when the probe is not live."""
+        with self._lock:
+            if self._bpf is None or self._previous is None:
+                return None
+            try:
+                totals = self.read_totals(self._bpf)
+            except Exception as e:
+                self._bpf = None
+                self.status = ProbeStatus(self.name, ProbeState.FAILED, error=f"reading maps: {e}")
+                return None
+            previous, self._previous = self._previous, totals
+            return self.delta(previous, totals)
+
+    def close(self) -> None:
+        """Detach and free the program. Safe to call more than once, from any thread."""
+        with self._lock:
+            bpf, self._bpf = self._bpf, None
+            if bpf is not None:
+                bpf.cleanup()
+                if self.status.state == ProbeState.LIVE:
+                    self.status = ProbeStatus(self.name, ProbeState.STOPPED)
+
+    @abstractmethod
+    def read_totals(self, bpf: Any) -> Mapping[Any, Any]:
+        """Cumulative counters from the maps, keyed so `delta` can pair them."""
+
+    @abstractmethod
+    def delta(self, previous: Mapping[Any, Any], current: Mapping[Any, Any]) -> T:
+        """The sample for the interval between two reads of `read_totals`."""
+
+
+def _bcc_message(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    if "raw tracepoint" in text or "attach" in text:
+        return f"{text} (is this process root, with CAP_BPF and CAP_PERFMON?)"
+    return text
+
+
+@cache
+def _possible_cpu_position() -> dict[int, int]:
+    from bcc.utils import get_possible_cpus
+
+    return {cpu: i for i, cpu in enumerate(get_possible_cpus())}
+
+
+def per_cpu_values(values: Sequence[T], cpus: tuple[int, ...]) -> list[T]:
+    """Per-CPU map values (BCC indexes them by possible-CPU order) for the CPU ids `cpus`."""
+    position = _possible_cpu_position()
+    return [values[position[c]] for c in cpus]

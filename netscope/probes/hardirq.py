@@ -1,0 +1,36 @@
+"""Hardirq probe (bpf_src/hardirq.bpf.c): count and handler time per IRQ line and CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from netscope.model.sample import IrqCount
+from netscope.probes.base import Probe, per_cpu_values
+
+Totals = Mapping[int, tuple[tuple[int, ...], tuple[int, ...]]]  # irq -> (counts, time_ns) per CPU
+
+
+class HardirqProbe(Probe[tuple[IrqCount, ...]]):
+    name = "hardirq"
+    source_file = "hardirq.bpf.c"
+    tracepoints = (("irq", "irq_handler_entry"), ("irq", "irq_handler_exit"))
+
+    def read_totals(self, bpf: Any) -> Totals:
+        totals = {}
+        for key, values in bpf["hardirq_stats"].items():
+            picked = per_cpu_values(values, self.cpus)
+            totals[int(key.value)] = (tuple(v.count for v in picked), tuple(v.time_ns for v in picked))
+        return totals
+
+    def delta(self, previous: Totals, current: Totals) -> tuple[IrqCount, ...]:
+        zero = tuple(0 for _ in self.cpus)
+        out = []
+        for irq in sorted(current):
+            counts, times = current[irq]
+            prev_counts, prev_times = previous.get(irq, (zero, zero))
+            d_counts = tuple(a - b for a, b in zip(counts, prev_counts, strict=True))
+            if any(d_counts):
+                d_times = tuple(a - b for a, b in zip(times, prev_times, strict=True))
+                out.append(IrqCount(irq, d_counts, d_times))
+        return tuple(out)

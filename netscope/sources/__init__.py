@@ -1,0 +1,24 @@
+"""Sources of samples: live (probes + /proc) or replay (a recording), behind one interface."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from netscope.model.sample import HostInfo, ProbeStatus, Sample
+
+
+class Source(Protocol):
+    info: HostInfo
+    live: bool
+
+    def start(self) -> None:
+        """Bring the source up (live: find headers, compile and attach probes). May block."""
+
+    def statuses(self) -> tuple[ProbeStatus, ...]:
+        """Each probe's state, for panes that show progress while starting."""
+
+    def sample(self) -> Sample | None:
+        """The next sample (live: the interval since the previous call); None when exhausted."""
+
+    def close(self) -> None:
+        """Release everything (live: detach every BPF program)."""

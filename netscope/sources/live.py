@@ -1,0 +1,130 @@
+"""The live source: BPF probes plus the kernel's own counters in /proc and sysfs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, TypeVar
+
+from netscope.model.irq import map_irq_name
+from netscope.model.sample import (
+    IrqLine,
+    ProbeState,
+    ProbeStatus,
+    Sample,
+    SoftnetCpu,
+)
+from netscope.probes.base import Probe
+from netscope.probes.btf import BTFError
+from netscope.probes.hardirq import HardirqProbe
+from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
+from netscope.probes.napi import NapiProbe
+from netscope.probes.softirq import SoftirqProbe
+from netscope.probes.tracefs import ensure_tracefs
+from netscope.sources import procfs
+
+T = TypeVar("T")
+
+
+class LiveSource:
+    live = True
+
+    def __init__(self) -> None:
+        self.info = procfs.read_host_info()
+        self.hardirq = HardirqProbe(self.info.cpus)
+        self.softirq = SoftirqProbe(self.info.cpus)
+        self.napi = NapiProbe(self.info.cpus)
+        self.probes: tuple[Probe[Any], ...] = (self.hardirq, self.softirq, self.napi)
+        self.headers: KernelHeaders | None = None
+        self.setup_error = ""
+        self.notes: list[str] = []  # non-fatal set-up problems, for the user
+        self._closed = threading.Event()
+        _, names = procfs.read_softirqs()
+        self._softirq_names = tuple(names)
+        self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
+        self._last = time.monotonic()
+        self._live_since: dict[str, float] = {}
+
+    def prepare(self) -> None:
+        """tracefs and kernel headers: what every probe needs. Failures are recorded, not raised."""
+        # Raw tracepoints attach without tracefs, so a failed mount is only a note.
+        note = ensure_tracefs()
+        if note:
+            self.notes.append(note)
+        try:
+            self.headers = find_headers()
+        except (HeadersError, BTFError, OSError) as e:
+            self.setup_error = str(e)
+
+    def start_probe(self, probe: Probe[Any]) -> None:
+        if self._closed.is_set():
+            return
+        if self.headers is None:
+            probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
+            return
+        probe.start(self.headers)
+        self._live_since[probe.name] = time.monotonic()
+        if self._closed.is_set():  # closed while compiling: do not leave it attached
+            probe.close()
+
+    def start(self) -> None:
+        self.prepare()
+        for probe in self.probes:
+            self.start_probe(probe)
+
+    def statuses(self) -> tuple[ProbeStatus, ...]:
+        return tuple(p.status for p in self.probes)
+
+    def _poll(self, probe: Probe[T], interval_start: float) -> T | None:
+        data = probe.poll()
+        # A probe that went live during this interval covered only part of it: its counts so far
+        # become the baseline and it reports from the next interval on.
+        if self._live_since.get(probe.name, 0.0) > interval_start:
+            return None
+        return data
+
+    def sample(self) -> Sample:
+        now = time.monotonic()
+        start, self._last = self._last, now
+        hardirq = self._poll(self.hardirq, start)
+        softirq = self._poll(self.softirq, start)
+        napi = self._poll(self.napi, start)
+        softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
+        softnet = tuple(
+            SoftnetCpu(
+                cpu,
+                cur.processed - prev.processed,
+                cur.dropped - prev.dropped,
+                cur.time_squeeze - prev.time_squeeze,
+            )
+            for cpu, cur in sorted(softnet_now.items())
+            if (prev := self._softnet_prev.get(cpu)) is not None
+        )
+        self._softnet_prev = softnet_now
+        return Sample(
+            ts=time.time(),
+            interval_s=now - start,
+            softirq_names=self._softirq_names,
+            irq_lines=read_irq_lines(),
+            softnet=softnet,
+            probes=self.statuses(),
+            hardirq=hardirq,
+            softirq=softirq,
+            napi=napi,
+        )
+
+    def close(self) -> None:
+        self._closed.set()
+        for probe in self.probes:
+            probe.close()
+
+
+def read_irq_lines() -> tuple[IrqLine, ...]:
+    _, lines = procfs.read_interrupts()
+    by_bus, by_irq = procfs.read_device_owners()
+    interfaces = procfs.read_interfaces()
+    out = []
+    for line in lines:
+        device, queue = map_irq_name(line.irq, line.name, by_bus, by_irq, interfaces)
+        out.append(IrqLine(line.irq, line.name, device, queue))
+    return tuple(out)

@@ -1,0 +1,159 @@
+"""Readers of /proc and sysfs: the kernel's own counters and names.
+
+Each `parse_*` is pure (text in, values out) so it is unit-tested; each `read_*` does the I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from netscope.model.sample import HostInfo
+
+PROC = Path("/proc")
+SYS = Path("/sys")
+
+
+@dataclass(frozen=True)
+class InterruptLine:
+    irq: int
+    per_cpu: tuple[int, ...]
+    name: str  # action name(s), e.g. "virtio2-input.0"
+
+
+@dataclass(frozen=True)
+class SoftnetTotals:
+    cpu: int
+    processed: int
+    dropped: int
+    time_squeeze: int
+
+
+def parse_cpu_list(text: str) -> tuple[int, ...]:
+    """'0-3,6' -> (0, 1, 2, 3, 6), the kernel's cpulist format."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(cpus)
+
+
+def parse_interrupts(text: str) -> tuple[tuple[int, ...], list[InterruptLine]]:
+    """/proc/interrupts: the CPU ids of its columns and its numbered lines.
+
+    Only numbered lines reach irq:irq_handler_entry; LOC, RES, CAL, TLB... are architecture
+    vectors and are left out.
+    """
+    lines = text.splitlines()
+    cpus = tuple(int(c[3:]) for c in lines[0].split()) if lines else ()
+    out = []
+    for line in lines[1:]:
+        head, sep, rest = line.partition(":")
+        if not sep or not head.strip().isdigit():
+            continue
+        fields = rest.split()
+        counts = []
+        for f in fields[: len(cpus)]:
+            if not f.isdigit():
+                break
+            counts.append(int(f))
+        tail = rest.split(None, len(counts) + 2)
+        name = tail[len(counts) + 2] if len(tail) > len(counts) + 2 else ""
+        out.append(InterruptLine(int(head), tuple(counts), name.strip()))
+    return cpus, out
+
+
+def parse_softirqs(text: str) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
+    """/proc/softirqs: column CPU ids, and vector name -> per-CPU run counts, in vector order."""
+    lines = text.splitlines()
+    cpus = tuple(int(c[3:]) for c in lines[0].split()) if lines else ()
+    rows: dict[str, tuple[int, ...]] = {}
+    for line in lines[1:]:
+        name, sep, rest = line.partition(":")
+        if sep:
+            rows[name.strip()] = tuple(int(x) for x in rest.split())
+    return cpus, rows
+
+
+def parse_softnet_stat(text: str) -> list[SoftnetTotals]:
+    """/proc/net/softnet_stat: one hex line per online CPU; the 13th column is the CPU id (5.10+)."""
+    out = []
+    for index, line in enumerate(text.splitlines()):
+        fields = [int(x, 16) for x in line.split()]
+        if len(fields) < 3:
+            continue
+        cpu = fields[12] if len(fields) > 12 else index
+        out.append(SoftnetTotals(cpu, fields[0], fields[1], fields[2]))
+    return out
+
+
+def read_interrupts() -> tuple[tuple[int, ...], list[InterruptLine]]:
+    """/proc/interrupts, with each line's name from /sys/kernel/irq/N/actions where it exists
+    (the /proc columns before the name vary by interrupt controller)."""
+    cpus, lines = parse_interrupts((PROC / "interrupts").read_text())
+    named = []
+    for line in lines:
+        try:
+            actions = (SYS / "kernel" / "irq" / str(line.irq) / "actions").read_text().strip()
+        except OSError:
+            actions = ""
+        named.append(InterruptLine(line.irq, line.per_cpu, actions) if actions else line)
+    return cpus, named
+
+
+def read_softirqs() -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
+    return parse_softirqs((PROC / "softirqs").read_text())
+
+
+def read_softnet_stat() -> list[SoftnetTotals]:
+    return parse_softnet_stat((PROC / "net" / "softnet_stat").read_text())
+
+
+def read_online_cpus() -> tuple[int, ...]:
+    return parse_cpu_list((SYS / "devices/system/cpu/online").read_text())
+
+
+def read_host_info() -> HostInfo:
+    boot = 0.0
+    for line in (PROC / "stat").read_text().splitlines():
+        if line.startswith("btime "):
+            boot = float(line.split()[1])
+    return HostInfo(socket.gethostname(), os.uname().release, read_online_cpus(), boot)
+
+
+def read_device_owners() -> tuple[dict[str, str], dict[int, str]]:
+    """Which network or block device owns a bus device (e.g. virtio2 -> eth0) or an MSI IRQ.
+
+    Used to name IRQ lines: drivers name them after the bus device (`virtio2-input.0`) or the
+    interface (`eth0-TxRx-0`); MSI vectors listed in sysfs catch the rest.
+    """
+    by_bus: dict[str, str] = {}
+    by_irq: dict[int, str] = {}
+    for kind in ("net", "block"):
+        root = SYS / "class" / kind
+        if not root.is_dir():
+            continue
+        for dev in sorted(root.iterdir()):
+            link = dev / "device"
+            if not link.exists() or (kind == "block" and (dev / "partition").exists()):
+                continue
+            bus_dev = link.resolve()
+            by_bus.setdefault(bus_dev.name, dev.name)
+            for parent in (bus_dev, bus_dev.parent):
+                msi = parent / "msi_irqs"
+                if msi.is_dir():
+                    for entry in msi.iterdir():
+                        if entry.name.isdigit():
+                            by_irq.setdefault(int(entry.name), dev.name)
+                    break
+    return by_bus, by_irq
+
+
+def read_interfaces() -> set[str]:
+    root = SYS / "class" / "net"
+    return {p.name for p in root.iterdir()} if root.is_dir() else set()
+
