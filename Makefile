@@ -2,25 +2,22 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.netscope-installed
-SYSTEM_STAMP := $(VENV)/.netscope-system
 
-.PHONY: setup run test lint screenshots clean
+.PHONY: setup system run test lint screenshots clean
 
 setup: $(STAMP)
 
 # System packages: checked every time (a cheap dpkg query), installed only when missing.
-$(SYSTEM_STAMP): FORCE
+system:
 	@scripts/setup-system.sh
-	@mkdir -p $(VENV) && touch -c $@
 
-$(VENV)/bin/python:
+# /usr/bin/python3 with system site-packages: BCC's `bcc` module comes from python3-bpfcc.
+$(VENV)/bin/python: | system
 	/usr/bin/python3 -m venv --system-site-packages $(VENV)
 
-$(STAMP): $(VENV)/bin/python pyproject.toml | $(SYSTEM_STAMP)
+$(STAMP): $(VENV)/bin/python pyproject.toml | system
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
-
-FORCE:
 
 run: setup
 	$(VENV)/bin/netscope

@@ -59,7 +59,7 @@ def _vec(names: tuple[str, ...], wanted: str) -> int | None:
 
 
 def _div(a: float, b: float) -> float | None:
-    return a / b if b else None
+    return float(a) / b if b else None
 
 
 def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
@@ -88,7 +88,7 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         def vec_rate(field: str, vec: int | None) -> float | None:
             if sq is None or vec is None:
                 return None
-            return sum(getattr(s, field)[vec] for s in sq) / dt
+            return float(sum(getattr(s, field)[vec] for s in sq)) / dt
 
         def vec_pct(vec: int | None) -> float | None:
             if sq is None or vec is None:
@@ -99,7 +99,9 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         return CpuRow(
             cpu=cpu,
             hardirqs_per_s=sum(h[0] for h in hard) / dt if hard is not None else None,
-            hardirq_time_pct=100.0 * sum(h[1] for h in hard) / (dt * 1e9 * n_cpu) if hard is not None else None,
+            hardirq_time_pct=100.0 * sum(h[1] for h in hard) / (dt * 1e9 * n_cpu)
+            if hard is not None
+            else None,
             net_rx_raises_per_s=vec_rate("raises", rx),
             net_rx_runs_per_s=vec_rate("runs", rx),
             net_tx_raises_per_s=vec_rate("raises", tx),
@@ -113,9 +115,11 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
                 if sq is not None and rx is not None
                 else None
             ),
-            net_rx_wait_max_ns=max((s.wait_ns_max[rx] for s in sq), default=0)
-            if sq is not None and rx is not None
-            else None,
+            net_rx_wait_max_ns=(
+                max(s.wait_ns_max[rx] for s in sq)
+                if sq and rx is not None and any(s.wait_count[rx] for s in sq)
+                else None
+            ),
             napi_polls_per_s=polls / dt if np_ is not None else None,
             napi_packets_per_poll=_div(sum(n.packets for n in np_), polls) if np_ is not None else None,
             napi_budget_exhausted_pct=(

@@ -69,4 +69,3 @@ def snapshot_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
             for p in sample.probes
         ],
     }
-

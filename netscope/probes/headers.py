@@ -120,7 +120,8 @@ def find_headers(release: str | None = None) -> KernelHeaders:
         if not (dest / "include").is_dir() or not (dest / "arch").exists():
             _merge_tree(DISTRO_HEADERS / arch, DISTRO_HEADERS / common if common else None, dest)
         return KernelHeaders(
-            "distro", dest,
+            "distro",
+            dest,
             f"distro headers {arch} for kernel {release} (struct offsets come from BTF, not from them)",
         )
     raise HeadersError(

@@ -24,7 +24,9 @@ class SoftirqProbe(Probe[tuple[SoftirqCpu, ...]]):
         stats = bpf["softirq_stats"]
         rows = [per_cpu_values(stats[ctypes.c_int(vec)], self.cpus) for vec in range(NR_SOFTIRQS)]
         totals = {
-            f: tuple(tuple(getattr(rows[vec][i], f) for vec in range(NR_SOFTIRQS)) for i in range(len(self.cpus)))
+            f: tuple(
+                tuple(getattr(rows[vec][i], f) for vec in range(NR_SOFTIRQS)) for i in range(len(self.cpus))
+            )
             for f in FIELDS
         }
         # The maximum is not cumulative: read it, then zero it (a wait landing in between is lost).

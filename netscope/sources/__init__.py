@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from netscope.model.sample import HostInfo, ProbeStatus, Sample
@@ -11,8 +12,8 @@ class Source(Protocol):
     info: HostInfo
     live: bool
 
-    def start(self) -> None:
-        """Bring the source up (live: find headers, compile and attach probes). May block."""
+    def starters(self) -> tuple[Callable[[], None], ...]:
+        """One blocking call per probe that brings it up (live: headers, compile, attach)."""
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
         """Each probe's state, for panes that show progress while starting."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from netscope.model.irq import map_irq_name
@@ -39,6 +41,8 @@ class LiveSource:
         self.setup_error = ""
         self.notes: list[str] = []  # non-fatal set-up problems, for the user
         self._closed = threading.Event()
+        self._prepare_lock = threading.Lock()
+        self._prepared = False
         _, names = procfs.read_softirqs()
         self._softirq_names = tuple(names)
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
@@ -46,19 +50,24 @@ class LiveSource:
         self._live_since: dict[str, float] = {}
 
     def prepare(self) -> None:
-        """tracefs and kernel headers: what every probe needs. Failures are recorded, not raised."""
-        # Raw tracepoints attach without tracefs, so a failed mount is only a note.
-        note = ensure_tracefs()
-        if note:
-            self.notes.append(note)
-        try:
-            self.headers = find_headers()
-        except (HeadersError, BTFError, OSError) as e:
-            self.setup_error = str(e)
+        """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
+        with self._prepare_lock:
+            if self._prepared:
+                return
+            self._prepared = True
+            # Raw tracepoints attach without tracefs, so a failed mount is only a note.
+            note = ensure_tracefs()
+            if note:
+                self.notes.append(note)
+            try:
+                self.headers = find_headers()
+            except (HeadersError, BTFError, OSError) as e:
+                self.setup_error = str(e)
 
     def start_probe(self, probe: Probe[Any]) -> None:
         if self._closed.is_set():
             return
+        self.prepare()
         if self.headers is None:
             probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
@@ -67,10 +76,8 @@ class LiveSource:
         if self._closed.is_set():  # closed while compiling: do not leave it attached
             probe.close()
 
-    def start(self) -> None:
-        self.prepare()
-        for probe in self.probes:
-            self.start_probe(probe)
+    def starters(self) -> tuple[Callable[[], None], ...]:
+        return tuple(functools.partial(self.start_probe, p) for p in self.probes)
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
         return tuple(p.status for p in self.probes)

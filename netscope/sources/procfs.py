@@ -156,4 +156,3 @@ def read_device_owners() -> tuple[dict[str, str], dict[int, str]]:
 def read_interfaces() -> set[str]:
     root = SYS / "class" / "net"
     return {p.name for p in root.iterdir()} if root.is_dir() else set()
-

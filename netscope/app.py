@@ -1,0 +1,158 @@
+"""The Textual app. The source is injected (live or a recording), so tests hand it a recording.
+
+Threads: one worker per probe brings it up (compiles are serialized by the probe layer), one sampler
+worker calls `source.sample()` each interval and posts the immutable sample; the app only renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Footer
+
+from netscope.model.cpu import build_cpu_view
+from netscope.model.sample import ProbeStatus, Sample
+from netscope.sources import Source
+from netscope.ui.cpu_pane import CpuPane
+from netscope.ui.header import NetscopeHeader, header_text
+from netscope.ui.help import HelpScreen
+
+INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class SampleReady(Message):
+    def __init__(self, sample: Sample) -> None:
+        super().__init__()
+        self.sample = sample
+
+
+class ProbesChanged(Message):
+    def __init__(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        super().__init__()
+        self.statuses = statuses
+
+
+class NetscopeApp(App[int]):
+    CSS_PATH = Path(__file__).parent / "ui" / "app.tcss"
+    TITLE = "netscope"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help"),
+        Binding("p", "pause", "Pause"),
+        Binding("plus,equals_sign", "slower", "+interval"),
+        Binding("minus", "faster", "-interval"),
+        Binding("tab", "focus_next", "Next table", show=False),
+        Binding("shift+tab", "focus_previous", "Prev table", show=False),
+    ]
+
+    def __init__(self, source: Source, interval: float = 1.0, starters: tuple[Callable[[], None], ...] = ()):
+        super().__init__()
+        self.source = source
+        self.interval = interval
+        self.paused = False
+        self.latest: Sample | None = None
+        self._starters = starters
+        self._stop = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield NetscopeHeader()
+        yield CpuPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.exit)
+        self._refresh_header()
+        self.query_one(CpuPane).show_probes(self.source.statuses())
+        for index, starter in enumerate(self._starters):
+            self.run_worker(
+                lambda s=starter: self._start_probe(s), thread=True, group="probes", name=f"probe-{index}"
+            )
+        self._sampler()
+
+    def _start_probe(self, starter: Callable[[], None]) -> None:
+        self.post_message(ProbesChanged(self.source.statuses()))
+        starter()
+        self.post_message(ProbesChanged(self.source.statuses()))
+
+    @work(thread=True, exclusive=True, group="sampler")
+    def _sampler(self) -> None:
+        """Sample on a fixed cadence (live) or at the recording's pace (replay); next poll only
+        after the previous one finished."""
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            if self.source.live:
+                deadline += self.interval
+                if self._stop.wait(max(deadline - time.monotonic(), 0)):
+                    return
+                deadline = max(deadline, time.monotonic() - self.interval)
+            sample = self.source.sample()
+            if sample is None:
+                return
+            self.post_message(SampleReady(sample))
+            if not self.source.live and self._stop.wait(sample.interval_s):
+                return
+
+    def on_sample_ready(self, message: SampleReady) -> None:
+        self.latest = message.sample
+        if not self.paused:
+            self._render_sample(message.sample)
+
+    def on_probes_changed(self, message: ProbesChanged) -> None:
+        self.query_one(CpuPane).show_probes(message.statuses)
+
+    def _render_sample(self, sample: Sample) -> None:
+        pane = self.query_one(CpuPane)
+        pane.show(build_cpu_view(sample, self.source.info.cpus))
+        pane.show_probes(sample.probes)
+        self._refresh_header()
+
+    def _refresh_header(self) -> None:
+        ts = self.latest.ts if self.latest else None
+        self.query_one(NetscopeHeader).update(
+            header_text(self.source.info, ts, self.interval, self.source.live, self.paused)
+        )
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused and self.latest is not None:
+            self._render_sample(self.latest)
+        self._refresh_header()
+
+    def _step_interval(self, step: int) -> None:
+        index = min(range(len(INTERVALS)), key=lambda i: abs(INTERVALS[i] - self.interval))
+        self.interval = INTERVALS[max(0, min(len(INTERVALS) - 1, index + step))]
+        self._refresh_header()
+
+    def action_slower(self) -> None:
+        self._step_interval(+1)
+
+    def action_faster(self) -> None:
+        self._step_interval(-1)
+
+    async def action_quit(self) -> None:
+        self._stop.set()
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+
+def make_app(source: Source, interval: float = 1.0) -> NetscopeApp:
+    """The app over any source; a live source's probes come up in workers after the first frame."""
+    return NetscopeApp(source, interval, source.starters())

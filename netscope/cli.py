@@ -1,0 +1,340 @@
+"""Command line: tui (default) | snapshot | record | replay.
+
+Every failure a user can cause or meet ends with one clear sentence on stderr and a documented exit
+code (README "Exit codes"), never a traceback (set NETSCOPE_DEBUG=1 to get one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
+
+from netscope import __version__
+from netscope.model.sample import HostInfo, ProbeState, Sample
+
+if TYPE_CHECKING:  # the heavy modules load only in the command that needs them
+    from netscope.sources import Source
+    from netscope.sources.live import LiveSource
+    from netscope.sources.recording import Recording
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2  # bad arguments, bad input file, not root
+EXIT_KERNEL = 3  # the kernel or system lacks what live data needs (BCC, headers, BTF, tracepoints)
+EXIT_SIGNAL_BASE = 128  # killed by a signal: 128 + its number (Ctrl-C: 130)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Terminated(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no end) or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netscope",
+        description="What the Linux kernel does with packets, live: hardirqs, softirqs, NAPI, per CPU.",
+    )
+    parser.add_argument("--version", action="version", version=f"netscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def interval_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--interval", "-i", type=_positive, default=1.0, help="seconds per sample (default 1)")
+
+    tui = sub.add_parser("tui", help="the live terminal UI (the default)")
+    interval_arg(tui)
+    snap = sub.add_parser("snapshot", help="print per-interval counts (text, or JSON lines with --json)")
+    interval_arg(snap)
+    snap.add_argument("--count", "-n", type=_count, default=1, help="intervals to print; 0 = until stopped")
+    snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
+    rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
+    interval_arg(rec)
+    rec.add_argument("--output", "-o", type=Path, required=True, help="the recording file to write")
+    rec.add_argument("--count", "-n", type=_count, default=0, help="intervals to record; 0 = until stopped")
+    rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
+    rep.add_argument("file", type=Path)
+    rep.add_argument("--json", action="store_true", help="print the snapshot JSON lines instead of the TUI")
+    return parser
+
+
+def _require_live() -> None:
+    if os.geteuid() != 0:
+        raise CliError(
+            "netscope needs root for live data (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo, "
+            "or open a recording with `netscope replay FILE`",
+            EXIT_USAGE,
+        )
+    if importlib.util.find_spec("bcc") is None:
+        raise CliError(
+            "BCC is not installed for this Python: install the system package python3-bpfcc "
+            "(apt install python3-bpfcc) and run netscope from a venv made with --system-site-packages "
+            "(`make setup` does both)",
+            EXIT_KERNEL,
+        )
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP (ssh dropped) unwind like Ctrl-C, so `finally` detaches every probe."""
+
+    def handler(signum: int, _frame: FrameType | None) -> NoReturn:
+        raise Terminated(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _start_live() -> LiveSource:
+    from netscope.sources.live import LiveSource
+
+    source = LiveSource()
+    for start in source.starters():
+        start()
+    statuses = source.statuses()
+    failed = [s for s in statuses if s.state == ProbeState.FAILED]
+    if failed and len(failed) == len(statuses):
+        source.close()
+        reasons = sorted({s.error for s in failed})
+        raise CliError("no probe could start: " + "; ".join(reasons), EXIT_KERNEL)
+    for note in source.notes:
+        print(f"netscope: note: {note}", file=sys.stderr)
+    for s in failed:
+        print(f"netscope: probe {s.name} failed: {s.error}", file=sys.stderr)
+    return source
+
+
+def _run_intervals(
+    interval: float, count: int, sample: Callable[[], Sample | None], emit: Callable[[Sample], None]
+) -> None:
+    deadline = time.monotonic()
+    done = 0
+    while count == 0 or done < count:
+        deadline += interval
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        s = sample()
+        if s is None:
+            return
+        emit(s)
+        done += 1
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    _require_live()
+    with _signals_raise():
+        source = _start_live()
+        try:
+            emit = _json_emitter(source.info) if args.json else _text_emitter(source.info.cpus)
+            source.sample()  # baseline: the first interval starts now
+            _run_intervals(args.interval, args.count, source.sample, emit)
+        finally:
+            source.close()
+    return EXIT_OK
+
+
+def _json_emitter(info: HostInfo) -> Callable[[Sample], None]:
+    from netscope.model.snapshot import snapshot_json
+
+    def emit(sample: Sample) -> None:
+        print(json.dumps(snapshot_json(info, sample), separators=(",", ":")), flush=True)
+
+    return emit
+
+
+def _text_emitter(cpus: tuple[int, ...]) -> Callable[[Sample], None]:
+    from netscope.model.cpu import build_cpu_view
+    from netscope.ui.cpu_pane import CPU_COLUMNS
+
+    def emit(sample: Sample) -> None:
+        view = build_cpu_view(sample, cpus)
+        print(f"{time.strftime('%H:%M:%S', time.localtime(sample.ts))}  interval {sample.interval_s:.3f}s")
+        print("CPU  " + " ".join(f"{c.label:>{c.width}}" for c in CPU_COLUMNS))
+        for row in (*view.rows, view.total):
+            label = "all" if row.cpu is None else str(row.cpu)
+            print(f"{label:<4} " + " ".join(f"{c.value(row):>{c.width}}" for c in CPU_COLUMNS))
+        for irq in view.irqs[:8]:
+            where = f"{irq.device} {irq.queue}".strip() or "-"
+            print(f"  IRQ {irq.irq:<4} {irq.name:<24} {where:<14} {irq.per_s:10.0f}/s")
+        for p in sample.probes:
+            if p.state == ProbeState.FAILED:
+                print(f"  probe {p.name} failed: {p.error}")
+        print(flush=True)
+
+    return emit
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from netscope.sources.recording import RecordingWriter
+
+    _require_live()
+    try:
+        out = args.output.open("wb")
+    except OSError as e:
+        raise CliError(f"cannot write {args.output}: {e.strerror}", EXIT_USAGE) from None
+    with out, _signals_raise():
+        source = _start_live()
+        try:
+            writer = RecordingWriter(out, source.info)
+            source.sample()
+            try:
+                _run_intervals(args.interval, args.count, source.sample, writer.write)
+            except OSError as e:
+                raise CliError(f"writing {args.output} failed: {e.strerror}", EXIT_USAGE) from None
+        finally:
+            source.close()
+    return EXIT_OK
+
+
+def _load_recording(path: Path) -> Recording:
+    from netscope.sources.recording import RecordingError, read_recording
+
+    try:
+        recording = read_recording(path)
+    except RecordingError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    if recording.incomplete_bytes:
+        print(
+            f"netscope: {path}: the last {recording.incomplete_bytes} bytes are an incomplete frame "
+            "(the recording was cut off); replaying the complete frames",
+            file=sys.stderr,
+        )
+    return recording
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from netscope.sources.replay import ReplaySource
+
+    recording = _load_recording(args.file)
+    if args.json:
+        emit = _json_emitter(recording.info)
+        for sample in recording.samples:
+            emit(sample)
+        return EXIT_OK
+    return _run_tui(ReplaySource(recording), 1.0)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from netscope.sources.live import LiveSource
+
+    _require_live()
+    if not sys.stdout.isatty() and not sys.stderr.isatty():
+        raise CliError("the TUI needs a terminal; use `netscope snapshot --json` for scripts", EXIT_USAGE)
+    return _run_tui(LiveSource(), args.interval)
+
+
+@contextlib.contextmanager
+def _stderr_to_log() -> Iterator[None]:
+    """While the TUI runs, C-level stderr (BCC/clang/libbpf messages) goes to a log file, not over
+    the screen. Textual draws on sys.__stderr__, which keeps a duplicate of the terminal fd."""
+    from netscope.probes.headers import cache_dir
+
+    log_dir = cache_dir()
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(log_dir / "netscope.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        yield
+        return
+    saved_stderr = sys.__stderr__
+    term_fd = os.dup(2)
+    setattr(sys, "__stderr__", os.fdopen(term_fd, "w", buffering=1, closefd=False))  # noqa: B010
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    try:
+        yield
+    finally:
+        os.dup2(term_fd, 2)
+        os.close(term_fd)
+        setattr(sys, "__stderr__", saved_stderr)  # noqa: B010
+
+
+def _run_tui(source: Source, interval: float) -> int:
+    from netscope.app import make_app
+
+    app = make_app(source, interval)
+    try:
+        with _stderr_to_log():
+            code = app.run()
+    finally:
+        source.close()
+    return code or EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "tui": cmd_tui,
+    "snapshot": cmd_snapshot,
+    "record": cmd_record,
+    "replay": cmd_replay,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["tui", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as e:
+        print(f"netscope: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return EXIT_SIGNAL_BASE + signal.SIGINT
+    except Terminated as e:
+        return EXIT_SIGNAL_BASE + e.signum
+    except BrokenPipeError:
+        # stdout closed early (`netscope snapshot --json | head -1`): not an error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
+    except Exception as e:
+        if os.environ.get("NETSCOPE_DEBUG"):
+            raise
+        print(
+            f"netscope: internal error: {type(e).__name__}: {e} (NETSCOPE_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

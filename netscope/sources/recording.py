@@ -1,0 +1,101 @@
+"""Recording files: a header frame, then one frame per raw sample.
+
+Frame: b"NSF1", u32 payload length, u32 CRC-32 of the payload, payload = zlib(JSON). Frames are
+self-delimiting and checksummed, so a file cut off mid-write (kill -9, disk full) replays every
+complete frame and says how many bytes at the end were incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from netscope.model.codec import from_plain, to_plain
+from netscope.model.sample import HostInfo, Sample
+
+MAGIC = b"NSF1"
+FORMAT = "netscope-recording"
+VERSION = 1
+_FRAME = struct.Struct("<4sII")
+
+
+class RecordingError(Exception):
+    """The file is not a readable netscope recording; the message says why."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    info: HostInfo
+    created: float
+    samples: tuple[Sample, ...]
+    incomplete_bytes: int  # trailing bytes that did not form a whole frame
+
+
+def encode_frame(value: Any) -> bytes:
+    payload = zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 6)
+    return _FRAME.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+class RecordingWriter:
+    def __init__(self, out: IO[bytes], info: HostInfo) -> None:
+        self._out = out
+        header = {"format": FORMAT, "version": VERSION, "created": time.time(), "host": to_plain(info)}
+        self._write(header)
+
+    def _write(self, value: Any) -> None:
+        self._out.write(encode_frame(value))
+        self._out.flush()
+
+    def write(self, sample: Sample) -> None:
+        self._write(to_plain(sample))
+
+
+def _frames(data: bytes) -> tuple[list[Any], int]:
+    """Decoded frames and the count of trailing bytes that are not a whole, valid frame."""
+    frames = []
+    pos = 0
+    while pos + _FRAME.size <= len(data):
+        magic, length, crc = _FRAME.unpack_from(data, pos)
+        end = pos + _FRAME.size + length
+        if magic != MAGIC or end > len(data):
+            break
+        payload = data[pos + _FRAME.size : end]
+        if zlib.crc32(payload) != crc:
+            break
+        try:
+            frames.append(json.loads(zlib.decompress(payload)))
+        except (zlib.error, ValueError):
+            break
+        pos = end
+    return frames, len(data) - pos
+
+
+def read_recording(path: Path) -> Recording:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RecordingError(f"cannot read {path}: {e.strerror}") from None
+    if not data.startswith(MAGIC):
+        raise RecordingError(f"{path} is not a netscope recording (no {MAGIC.decode()} frame at its start)")
+    frames, incomplete = _frames(data)
+    if not frames:
+        raise RecordingError(f"{path}: the header frame is truncated or corrupt")
+    header = frames[0]
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise RecordingError(f"{path}: the first frame is not a netscope recording header")
+    if header.get("version") != VERSION:
+        raise RecordingError(
+            f"{path}: recording format version {header.get('version')!r}; "
+            f"this netscope reads version {VERSION}"
+        )
+    try:
+        info = from_plain(HostInfo, header["host"])
+        samples = tuple(from_plain(Sample, f) for f in frames[1:])
+    except (KeyError, ValueError, TypeError) as e:
+        raise RecordingError(f"{path}: a frame does not match this netscope's sample layout ({e})") from None
+    return Recording(info, float(header.get("created", 0.0)), samples, incomplete)

@@ -1,0 +1,37 @@
+"""The replay source: samples from a recording, through the same interface as the live source.
+
+Needs no root and no BPF: everything is recomputed from the recorded raw samples by the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from netscope.model.sample import ProbeStatus, Sample
+from netscope.sources.recording import Recording
+
+
+class ReplaySource:
+    live = False
+
+    def __init__(self, recording: Recording) -> None:
+        self.recording = recording
+        self.info = recording.info
+        self._next = 0
+
+    def starters(self) -> tuple[Callable[[], None], ...]:
+        return ()
+
+    def statuses(self) -> tuple[ProbeStatus, ...]:
+        samples = self.recording.samples
+        return samples[min(self._next, len(samples) - 1)].probes if samples else ()
+
+    def sample(self) -> Sample | None:
+        if self._next >= len(self.recording.samples):
+            return None
+        sample = self.recording.samples[self._next]
+        self._next += 1
+        return sample
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,177 @@
+"""The CPU pane: per-CPU hardirq, NET_RX/NET_TX softirq and NAPI activity, and the busiest IRQ lines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from netscope.model.cpu import CpuRow, CpuView, IrqRow
+from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio
+from netscope.model.sample import ProbeState, ProbeStatus
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    width: int
+    keep: int  # lower stays longer as the terminal narrows
+    value: Callable[[CpuRow], str]
+    meaning: str
+
+
+CPU_COLUMNS: tuple[Column, ...] = (
+    Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
+    Column("hirq%", 5, 3, lambda r: fmt_pct(r.hardirq_time_pct), "% of the CPU in hardirq handlers"),
+    Column("RX rais/s", 9, 3, lambda r: fmt_count(r.net_rx_raises_per_s), "NET_RX softirq raises per second"),
+    Column("RX run/s", 8, 1, lambda r: fmt_count(r.net_rx_runs_per_s), "NET_RX softirq runs per second"),
+    Column("TX run/s", 8, 2, lambda r: fmt_count(r.net_tx_runs_per_s), "NET_TX softirq runs per second"),
+    Column("sirq%", 5, 1, lambda r: fmt_pct(r.softirq_time_pct), "% of the CPU in softirqs, all vectors"),
+    Column("RX%", 5, 2, lambda r: fmt_pct(r.net_rx_time_pct), "% of the CPU in the NET_RX softirq"),
+    Column("RX wait", 7, 2, lambda r: fmt_ns(r.net_rx_wait_avg_ns), "NET_RX raise-to-run delay, average"),
+    Column("wait max", 8, 1, lambda r: fmt_ns(r.net_rx_wait_max_ns), "NET_RX raise-to-run delay, maximum"),
+    Column("polls/s", 7, 1, lambda r: fmt_count(r.napi_polls_per_s), "NAPI polls per second"),
+    Column("pkt/poll", 8, 1, lambda r: fmt_ratio(r.napi_packets_per_poll), "packets per NAPI poll"),
+    Column(
+        "budget%",
+        7,
+        2,
+        lambda r: fmt_pct(r.napi_budget_exhausted_pct),
+        "% of NAPI polls that used the whole budget",
+    ),
+    Column(
+        "sqz/s",
+        5,
+        1,
+        lambda r: fmt_count(r.time_squeeze_per_s),
+        "softnet time_squeeze per second: NET_RX ran out of budget or time",
+    ),
+    Column(
+        "drop/s",
+        6,
+        1,
+        lambda r: fmt_count(r.backlog_drops_per_s),
+        "softnet backlog drops per second (netdev_max_backlog full)",
+    ),
+)
+
+PROBE_MARK = {
+    ProbeState.PENDING: ("○", "dim"),
+    ProbeState.STARTING: ("◌", "yellow"),
+    ProbeState.LIVE: ("●", "green"),
+    ProbeState.FAILED: ("✗", "bold red"),
+    ProbeState.STOPPED: ("■", "dim"),
+}
+
+
+def fit_columns(columns: tuple[Column, ...], width: int, reserved: int) -> tuple[Column, ...]:
+    """The columns that fit in `width`, dropping the least essential first, in their order."""
+    chosen = list(columns)
+    for level in sorted({c.keep for c in columns}, reverse=True):
+        if reserved + sum(c.width + 2 for c in chosen) <= width:
+            break
+        if level == 1:
+            break
+        chosen = [c for c in chosen if c.keep < level]
+    return tuple(chosen)
+
+
+def probe_line(statuses: tuple[ProbeStatus, ...]) -> Text:
+    text = Text("probes ", style="dim")
+    for status in statuses:
+        mark, style = PROBE_MARK[status.state]
+        text.append(f"{mark} {status.name}", style=style)
+        if status.state == ProbeState.STARTING and status.detail:
+            text.append(f" ({status.detail})", style="dim")
+        text.append("  ")
+    for status in statuses:
+        if status.state == ProbeState.FAILED:
+            text.append(f"\n{status.name} failed: {status.error}", style="red")
+    return text
+
+
+class CpuPane(Vertical):
+    """Per-CPU table above the busiest-IRQ table. Renders a CpuView; never reads the kernel."""
+
+    DEFAULT_CSS = ""
+    IRQ_ROWS = 8
+
+    def __init__(self) -> None:
+        super().__init__(id="cpu-pane")
+        self.border_title = "CPUs"
+        self._columns: tuple[Column, ...] = ()
+        self._irq_cpus: tuple[int, ...] | None = None
+        self._view: CpuView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="cpu-probes")
+        cpu_table: DataTable[str | Text] = DataTable(id="cpu-table", cursor_type="row", zebra_stripes=True)
+        yield cpu_table
+        yield Static(Text("Busiest IRQ lines (per second)", style="bold"), id="irq-title")
+        irq_table: DataTable[str | Text] = DataTable(id="irq-table", cursor_type="row", zebra_stripes=True)
+        yield irq_table
+
+    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        self.query_one("#cpu-probes", Static).update(probe_line(statuses))
+
+    def on_resize(self) -> None:
+        if self._view is not None:
+            self.show(self._view)
+
+    def show(self, view: CpuView) -> None:
+        self._view = view
+        self._show_cpus(view)
+        self._show_irqs(view)
+
+    def _show_cpus(self, view: CpuView) -> None:
+        table: DataTable[str | Text] = self.query_one("#cpu-table", DataTable)
+        columns = fit_columns(CPU_COLUMNS, self.size.width or 200, reserved=7)
+        if columns != self._columns:
+            table.clear(columns=True)
+            table.add_column("CPU", width=4)
+            for c in columns:
+                table.add_column(Text(c.label, justify="right"), width=c.width)
+            self._columns = columns
+        cursor = table.cursor_row
+        table.clear()
+        for row in (*view.rows, view.total):
+            label = Text("all", style="bold") if row.cpu is None else str(row.cpu)
+            cells = [Text(c.value(row), justify="right") for c in columns]
+            if row.cpu is None:
+                cells = [Text(cell.plain, justify="right", style="bold") for cell in cells]
+            table.add_row(label, *cells)
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
+
+    def _show_irqs(self, view: CpuView) -> None:
+        table: DataTable[str | Text] = self.query_one("#irq-table", DataTable)
+        if self._irq_cpus != view.cpus:
+            table.clear(columns=True)
+            table.add_column("IRQ", width=4)
+            table.add_column("name", width=18)
+            table.add_column("device", width=8)
+            table.add_column("queue", width=8)
+            table.add_column(Text("total/s", justify="right"), width=8)
+            for cpu in view.cpus:
+                table.add_column(Text(f"CPU{cpu}/s", justify="right"), width=8)
+            table.add_column(Text("time%", justify="right"), width=6)
+            self._irq_cpus = view.cpus
+        cursor = table.cursor_row
+        table.clear()
+        busy: list[IrqRow] = [r for r in view.irqs if r.per_s > 0][: self.IRQ_ROWS]
+        for r in busy:
+            table.add_row(
+                str(r.irq),
+                r.name,
+                r.device or "–",
+                r.queue or NO_DATA,
+                Text(fmt_count(r.per_s), justify="right"),
+                *(Text(fmt_count(v), justify="right") for v in r.per_cpu_per_s),
+                Text(fmt_pct(r.time_pct), justify="right"),
+            )
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)

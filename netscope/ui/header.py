@@ -1,0 +1,33 @@
+"""The top line: host, kernel, uptime, refresh interval and live/paused/replay state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from netscope.model.format import fmt_duration
+from netscope.model.sample import HostInfo
+
+
+def header_text(info: HostInfo, ts: float | None, interval_s: float, live: bool, paused: bool) -> Text:
+    text = Text()
+    text.append(" netscope ", style="bold reverse")
+    text.append(f"  {info.host}", style="bold")
+    text.append(f"  kernel {info.kernel}  {len(info.cpus)} CPUs")
+    if ts is not None and info.boot_time:
+        text.append(f"  up {fmt_duration(ts - info.boot_time)}")
+    text.append(f"  every {interval_s:g}s")
+    if ts is not None:
+        text.append(f"  {datetime.fromtimestamp(ts).strftime('%H:%M:%S')}")
+    state, style = ("LIVE", "bold green") if live else ("REPLAY", "bold magenta")
+    if paused:
+        state, style = "PAUSED", "bold yellow"
+    text.append(f"  {state}", style=style)
+    return text
+
+
+class NetscopeHeader(Static):
+    def __init__(self) -> None:
+        super().__init__(id="header")

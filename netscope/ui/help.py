@@ -1,0 +1,52 @@
+"""`?`: every key and what each column of the CPU pane measures, from the same column table."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from netscope.ui.cpu_pane import CPU_COLUMNS
+
+KEYS = (
+    ("?", "this help"),
+    ("q / Ctrl-C", "quit (every BPF program is detached)"),
+    ("p", "pause / resume the view (collection goes on)"),
+    ("+ / -", "refresh interval longer / shorter"),
+    ("Tab / Shift-Tab", "next / previous table"),
+    ("↑ ↓ PgUp PgDn", "move in a table"),
+    ("Esc", "close this help"),
+)
+
+
+def help_renderable() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    table.add_row(Text("Keys", style="bold underline"), "")
+    for key, what in KEYS:
+        table.add_row(key, what)
+    table.add_row("", "")
+    table.add_row(Text("CPU pane", style="bold underline"), "per CPU, per second; 'all' sums every CPU")
+    for column in CPU_COLUMNS:
+        table.add_row(column.label, column.meaning)
+    table.add_row("", "")
+    table.add_row(
+        Text("Sources", style="bold underline"),
+        "irq:irq_handler_entry/exit, irq:softirq_raise/entry/exit, napi:napi_poll (raw tracepoints), "
+        "/proc/net/softnet_stat, /proc/interrupts names mapped to devices through sysfs. "
+        "– means no data: the probe is not live (see the probes line).",
+    )
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(help_renderable())
