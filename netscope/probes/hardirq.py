@@ -18,7 +18,7 @@ class HardirqProbe(Probe[tuple[IrqCount, ...]]):
 
     def read_totals(self, bpf: Any) -> Totals:
         totals = {}
-        for key, values in bpf["hardirq_stats"].items():
+        for key, values in bpf[b"hardirq_stats"].items():
             picked = per_cpu_values(values, self.cpus)
             totals[int(key.value)] = (tuple(v.count for v in picked), tuple(v.time_ns for v in picked))
         return totals

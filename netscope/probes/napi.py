@@ -18,7 +18,7 @@ class NapiProbe(Probe[tuple[NapiCpu, ...]]):
     tracepoints = (("napi", "napi_poll"),)
 
     def read_totals(self, bpf: Any) -> Totals:
-        values = per_cpu_values(bpf["napi_stats"][ctypes.c_int(0)], self.cpus)
+        values = per_cpu_values(bpf[b"napi_stats"][ctypes.c_int(0)], self.cpus)
         return {
             cpu: (v.polls, v.packets, v.budget_exhausted) for cpu, v in zip(self.cpus, values, strict=True)
         }

@@ -21,7 +21,7 @@ class SoftirqProbe(Probe[tuple[SoftirqCpu, ...]]):
     tracepoints = (("irq", "softirq_raise"), ("irq", "softirq_entry"), ("irq", "softirq_exit"))
 
     def read_totals(self, bpf: Any) -> Totals:
-        stats = bpf["softirq_stats"]
+        stats = bpf[b"softirq_stats"]
         rows = [per_cpu_values(stats[ctypes.c_int(vec)], self.cpus) for vec in range(NR_SOFTIRQS)]
         totals = {
             f: tuple(
@@ -30,7 +30,7 @@ class SoftirqProbe(Probe[tuple[SoftirqCpu, ...]]):
             for f in FIELDS
         }
         # The maximum is not cumulative: read it, then zero it (a wait landing in between is lost).
-        maxima = bpf["softirq_wait_max"]
+        maxima = bpf[b"softirq_wait_max"]
         per_vec = []
         for vec in range(NR_SOFTIRQS):
             per_vec.append(per_cpu_values(maxima[ctypes.c_int(vec)], self.cpus))

@@ -1,0 +1,135 @@
+"""netscope's CPU figures against the kernel's own counters, over the same window.
+
+NET_RX softirq runs vs /proc/softirqs, hardirqs vs the numbered lines of /proc/interrupts, NAPI
+packets vs /proc/net/softnet_stat `processed`, with UDP over veth between two namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from netscope.model.sample import ProbeState, Sample
+from netscope.sources import procfs
+from netscope.sources.live import LiveSource
+from tests.kernel.netns import VethPair, disk_interrupts, send_udp, veth_pair
+
+PACKETS = 20000
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[VethPair]:
+    with veth_pair(subnet=77) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveSource]:
+    source = LiveSource()
+    try:
+        for start in source.starters():
+            start()
+        states = {s.name: (s.state, s.error) for s in source.statuses()}
+        assert all(state == ProbeState.LIVE for state, _ in states.values()), states
+        yield source
+    finally:
+        source.close()
+
+
+def proc_counters() -> tuple[dict[int, int], int, int]:
+    """NET_RX runs per CPU, hardirqs on numbered lines (all CPUs), softnet processed (all CPUs)."""
+    cpus, rows = procfs.read_softirqs()
+    net_rx = dict(zip(cpus, rows["NET_RX"], strict=True))
+    _, lines = procfs.read_interrupts()
+    hardirqs = sum(sum(line.per_cpu) for line in lines)
+    processed = sum(s.processed for s in procfs.read_softnet_stat())
+    return net_rx, hardirqs, processed
+
+
+def measure(
+    live: LiveSource, pair: VethPair
+) -> tuple[Sample, tuple[dict[int, int], int, int], tuple[dict[int, int], int, int]]:
+    live.sample()  # interval starts
+    before = proc_counters()
+    disk = threading.Thread(target=disk_interrupts, args=(300,))
+    disk.start()
+    send_udp(pair, PACKETS)
+    disk.join()
+    sample = live.sample()  # interval ends
+    after = proc_counters()
+    return sample, before, after
+
+
+def within(ours: int, theirs: int, tolerance: float = 0.05) -> bool:
+    return abs(ours - theirs) <= tolerance * theirs
+
+
+def test_net_rx_hardirq_napi_match_kernel_counters(live: LiveSource, pair: VethPair) -> None:
+    sample, before, after = measure(live, pair)
+    assert sample.softirq is not None and sample.hardirq is not None and sample.napi is not None
+    rx_vec = sample.softirq_names.index("NET_RX")
+
+    proc_rx = {cpu: after[0][cpu] - before[0][cpu] for cpu in after[0]}
+    ours_rx = {s.cpu: s.runs[rx_vec] for s in sample.softirq}
+    # Every packet crossed the veth: a NET_RX run at least every 64 packets (the backlog's weight).
+    assert sum(proc_rx.values()) >= PACKETS // 64
+    assert within(sum(ours_rx.values()), sum(proc_rx.values())), (ours_rx, proc_rx)
+    for cpu, theirs in proc_rx.items():
+        assert abs(ours_rx[cpu] - theirs) <= max(0.05 * theirs, 3), (cpu, ours_rx, proc_rx)
+
+    proc_hard = after[1] - before[1]
+    ours_hard = sum(sum(c.per_cpu) for c in sample.hardirq)
+    assert proc_hard >= 100, "the fsync loop should have caused block-device interrupts"
+    assert within(ours_hard, proc_hard), (ours_hard, proc_hard)
+
+    proc_processed = after[2] - before[2]
+    ours_packets = sum(n.packets for n in sample.napi)
+    assert proc_processed >= PACKETS
+    assert within(ours_packets, proc_processed), (ours_packets, proc_processed)
+    assert sum(n.polls for n in sample.napi) > 0
+
+
+def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> None:
+    """The headless command end to end: its intervals lie inside the /proc window around it."""
+    before = proc_counters()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netscope", "snapshot", "--json", "--interval", "0.5", "--count", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            send_udp(pair, 2000)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop.set()
+        sender.join()
+    after = proc_counters()
+    assert proc.returncode == 0, err
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert len(objects) == 4
+    for obj in objects:
+        assert {p["name"]: p["state"] for p in obj["probes"]} == {
+            "hardirq": "live",
+            "softirq": "live",
+            "napi": "live",
+        }
+        assert 0.4 < obj["interval_s"] < 0.8
+    ours_rx = sum(cpu["softirqs"]["NET_RX"] for obj in objects for cpu in obj["cpus"])
+    proc_rx = sum(after[0].values()) - sum(before[0].values())
+    assert 0 < ours_rx <= proc_rx
+    ours_packets = sum(cpu["napi_packets"] for obj in objects for cpu in obj["cpus"])
+    assert 0 < ours_packets <= after[2] - before[2]
+    assert ours_packets >= 2000  # traffic ran through the whole command

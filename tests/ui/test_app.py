@@ -1,0 +1,100 @@
+"""The TUI over a recording: the CPU pane renders the model's numbers, keys work."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from netscope.app import NetscopeApp, make_app
+from netscope.model.cpu import build_cpu_view
+from netscope.model.format import fmt_count
+from netscope.sources.recording import Recording
+from netscope.sources.replay import ReplaySource
+from netscope.ui.help import HelpScreen
+
+
+async def wait_for_sample(pilot: Pilot[int], app: NetscopeApp) -> None:
+    deadline = time.monotonic() + 5
+    while app.latest is None:
+        assert time.monotonic() < deadline, "no sample arrived"
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def cell(table: DataTable[str | Text], row: int, col: int) -> str:
+    value = table.get_cell_at((row, col))
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+async def test_cpu_pane_shows_the_recorded_numbers(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p")  # freeze on the first sample
+        first = recording.samples[0]
+        view = build_cpu_view(first, recording.info.cpus)
+        table: DataTable[str | Text] = app.query_one("#cpu-table", DataTable)
+        assert table.row_count == len(recording.info.cpus) + 1
+        assert [cell(table, r, 0) for r in range(table.row_count)] == ["0", "1", "all"]
+        labels = [str(c.label) for c in table.columns.values()]
+        rx_col = labels.index("RX run/s")
+        for r, row in enumerate(view.rows):
+            assert cell(table, r, rx_col) == fmt_count(row.net_rx_runs_per_s)
+        # The recording was made with UDP over veth: NET_RX ran tens of thousands of times.
+        assert view.total.net_rx_runs_per_s is not None and view.total.net_rx_runs_per_s > 10000
+        irq_table: DataTable[str | Text] = app.query_one("#irq-table", DataTable)
+        assert irq_table.row_count >= 1
+        assert cell(irq_table, 0, 0) == str(view.irqs[0].irq)
+        probes = app.query_one("#cpu-probes", Static)
+        assert "hardirq" in str(probes.render())
+
+
+async def test_keys_pause_interval_help_quit(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_sample(pilot, app)
+        header = app.query_one("#header", Static)
+        assert "REPLAY" in str(header.render())
+        await pilot.press("p")
+        assert app.paused and "PAUSED" in str(header.render())
+        shown = app.latest
+        await pilot.pause(1.2)  # the recording moves on underneath
+        assert app.latest is not shown
+        await pilot.press("p")
+        assert not app.paused
+        await pilot.press("plus")
+        assert app.interval == 2.0
+        await pilot.press("minus", "minus")
+        assert app.interval == 0.5
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("tab")
+        assert app.focused is not None and app.focused.id in ("cpu-table", "irq-table")
+        await pilot.press("q")
+    assert app.return_value == 0
+
+
+async def test_narrow_terminal_keeps_the_essential_columns(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_sample(pilot, app)
+        table: DataTable[str | Text] = app.query_one("#cpu-table", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        for essential in ("CPU", "hirq/s", "RX run/s", "sirq%", "polls/s", "sqz/s", "drop/s"):
+            assert essential in labels
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80
+
+
+def test_snapshot_cpu_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ReplaySource(recording))
+
+    async def first_sample_paused(pilot: Pilot[int]) -> None:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p")
+
+    assert snap_compare(app, terminal_size=(120, 30), run_before=first_sample_paused)
