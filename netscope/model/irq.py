@@ -50,6 +50,6 @@ def map_irq_name(
             return iface, queue_from_suffix(name[len(iface) + 1 :])
     device = by_irq.get(irq, "")
     if device:
-        tail = re.search(r"(?:[-_]|^[a-z]+)(\d+)(?:@|$)", name)
+        tail = re.search(r"(\d+)(?:@|$)", name)
         return device, f"queue-{tail.group(1)}" if tail else ""
     return "", ""

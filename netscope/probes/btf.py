@@ -71,6 +71,7 @@ class Member:
     name: str
     type_id: int
     bit_offset: int
+    bitfield_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,9 @@ class BTF:
                 mlist = []
                 for i in range(vlen):
                     m_name, m_type, m_off = struct.unpack_from("<III", data, body + 12 * i)
-                    bit_off = m_off & 0xFFFFFF if kind_flag else m_off
-                    mlist.append(Member(self._string(strings, m_name), m_type, bit_off))
+                    # kind_flag: the offset word holds the bitfield size in its high byte.
+                    bit_off, bf_size = (m_off & 0xFFFFFF, m_off >> 24) if kind_flag else (m_off, 0)
+                    mlist.append(Member(self._string(strings, m_name), m_type, bit_off, bf_size))
                 members = tuple(mlist)
             elif kind == KIND_ENUM:
                 signed = kind_flag
@@ -158,11 +160,11 @@ class BTF:
             t = self.types[t.size_or_type]
         return t
 
-    def _find_member(self, t: BTFType, member: str) -> tuple[int, int] | None:
-        """(bit offset, type id) of `member` in `t`, looking inside anonymous structs and unions."""
+    def _find_member(self, t: BTFType, member: str) -> tuple[int, Member] | None:
+        """(bit offset, member) of `member` in `t`, looking inside anonymous structs and unions."""
         for m in t.members:
             if m.name == member:
-                return m.bit_offset, m.type_id
+                return m.bit_offset, m
             if not m.name:
                 inner = self._resolve(m.type_id)
                 if inner.kind in (KIND_STRUCT, KIND_UNION):
@@ -180,9 +182,9 @@ class BTF:
             if found is None:
                 raise BTFError(f"struct {struct_name} has no member {member!r} in this kernel's BTF")
             bits += found[0]
-            t = self._resolve(found[1])
-        if bits % 8:
-            raise BTFError(f"{struct_name}.{member} is a bitfield")
+            if found[1].bitfield_size or bits % 8:
+                raise BTFError(f"{struct_name}.{member} is a bitfield")
+            t = self._resolve(found[1].type_id)
         return bits // 8
 
     def struct_size(self, struct_name: str) -> int:

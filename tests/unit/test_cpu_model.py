@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from netscope.model.cpu import build_cpu_view
+from tests.unit.samples import two_cpu_sample
+
+
+def test_rates_percentages_and_per_poll_averages() -> None:
+    view = build_cpu_view(two_cpu_sample(interval_s=2.0), (0, 1))
+    cpu0, cpu1 = view.rows
+    assert cpu0.hardirqs_per_s == 50
+    assert cpu1.hardirqs_per_s == 150
+    assert cpu0.hardirq_time_pct == pytest.approx(0.1)  # 2 ms over 2 s
+    assert cpu0.net_rx_runs_per_s == 100
+    assert cpu0.net_rx_raises_per_s == 110
+    assert cpu0.net_rx_time_pct == pytest.approx(2.0)  # 40 ms over 2 s
+    assert cpu0.softirq_time_pct == pytest.approx(2.05)
+    assert cpu0.net_rx_wait_avg_ns == 10_000
+    assert cpu0.net_rx_wait_max_ns == 90_000
+    assert cpu0.napi_polls_per_s == 200
+    assert cpu0.napi_packets_per_poll == 2.5
+    assert cpu0.napi_budget_exhausted_pct == 1.0
+    assert cpu0.time_squeeze_per_s == 1
+    assert cpu0.backlog_drops_per_s == 2
+
+
+def test_idle_cpu_has_no_averages_rather_than_zero() -> None:
+    cpu1 = build_cpu_view(two_cpu_sample(), (0, 1)).rows[1]
+    assert cpu1.napi_polls_per_s == 0
+    assert cpu1.napi_packets_per_poll is None
+    assert cpu1.net_rx_wait_avg_ns is None
+    assert cpu1.net_rx_wait_max_ns is None
+
+
+def test_total_row_sums_counts_and_averages_percentages() -> None:
+    total = build_cpu_view(two_cpu_sample(interval_s=2.0), (0, 1)).total
+    assert total.cpu is None
+    assert total.hardirqs_per_s == 200
+    assert total.net_rx_time_pct == pytest.approx(1.0)  # 40 ms over 2 CPUs x 2 s
+    assert total.napi_packets_per_poll == 2.5
+
+
+def test_probes_not_live_give_no_data() -> None:
+    view = build_cpu_view(two_cpu_sample(live=False), (0, 1))
+    row = view.rows[0]
+    assert row.hardirqs_per_s is None and row.net_rx_runs_per_s is None and row.napi_polls_per_s is None
+    assert row.time_squeeze_per_s == 1  # /proc still counts
+    assert view.irqs == ()
+
+
+def test_irq_rows_busiest_first_with_names() -> None:
+    irqs = build_cpu_view(two_cpu_sample(interval_s=2.0), (0, 1)).irqs
+    assert [(r.irq, r.device, r.queue, r.per_s) for r in irqs] == [
+        (36, "vda", "req-0", 150),
+        (38, "eth0", "rx-0", 50),
+    ]
+    assert irqs[0].per_cpu_per_s == (0, 150)
+    assert irqs[1].time_pct == pytest.approx(0.1)

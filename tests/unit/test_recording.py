@@ -1,0 +1,67 @@
+"""Recordings: round trip through the codec, truncation and corruption are told, not crashed on."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from netscope.model.codec import from_plain, to_plain
+from netscope.model.sample import HostInfo, Sample
+from netscope.sources.recording import RecordingError, RecordingWriter, encode_frame, read_recording
+from tests.unit.samples import two_cpu_sample
+
+INFO = HostInfo("box", "6.18.44", (0, 1), 1_699_000_000.0)
+
+
+def write(samples: list[Sample]) -> bytes:
+    out = io.BytesIO()
+    writer = RecordingWriter(out, INFO)
+    for s in samples:
+        writer.write(s)
+    return out.getvalue()
+
+
+def test_codec_round_trip() -> None:
+    for sample in (two_cpu_sample(), two_cpu_sample(live=False)):
+        assert from_plain(Sample, to_plain(sample)) == sample
+
+
+def test_recording_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "r.nsrec"
+    path.write_bytes(write([two_cpu_sample(), two_cpu_sample(interval_s=1.0)]))
+    rec = read_recording(path)
+    assert rec.info == INFO
+    assert rec.samples == (two_cpu_sample(), two_cpu_sample(interval_s=1.0))
+    assert rec.incomplete_bytes == 0
+
+
+def test_cut_off_recording_replays_the_complete_frames(tmp_path: Path) -> None:
+    data = write([two_cpu_sample(), two_cpu_sample()])
+    path = tmp_path / "cut.nsrec"
+    path.write_bytes(data[:-10])
+    rec = read_recording(path)
+    assert len(rec.samples) == 1
+    assert rec.incomplete_bytes > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"hello world", "not a netscope recording"),
+        (b"NSF1\x05", "header frame is truncated"),
+        (encode_frame({"format": "netscope-recording", "version": 99, "host": {}}), "version 99"),
+        (encode_frame({"something": "else"}), "not a netscope recording header"),
+    ],
+)
+def test_bad_files_are_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.nsrec"
+    path.write_bytes(content)
+    with pytest.raises(RecordingError, match=message):
+        read_recording(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match="cannot read"):
+        read_recording(tmp_path / "nope.nsrec")

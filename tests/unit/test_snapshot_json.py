@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from netscope.model.sample import HostInfo
+from netscope.model.snapshot import snapshot_json
+from tests.unit.samples import two_cpu_sample
+
+INFO = HostInfo("box", "6.18.44", (0, 1), 0.0)
+
+
+def test_schema_and_per_interval_counts() -> None:
+    obj = snapshot_json(INFO, two_cpu_sample(interval_s=2.0))
+    assert set(obj) == {"ts", "interval_s", "host", "kernel", "cpus", "irqs", "probes"}
+    cpu0 = obj["cpus"][0]
+    assert cpu0["cpu"] == 0
+    assert cpu0["hardirqs"] == 100
+    assert cpu0["softirqs"]["NET_RX"] == 200  # counts, not rates
+    assert cpu0["softirq_time_ns"]["NET_RX"] == 40_000_000
+    assert cpu0["net_rx_wait_ns_max"] == 90_000
+    assert (cpu0["napi_polls"], cpu0["napi_packets"]) == (400, 1000)
+    assert (cpu0["time_squeeze"], cpu0["backlog_drops"]) == (2, 4)
+    assert obj["irqs"][0] == {
+        "irq": 38,
+        "name": "virtio2-input.0",
+        "device": "eth0",
+        "queue": "rx-0",
+        "count": 100,
+        "per_cpu": [100, 0],
+        "time_ns": 2_000_000,
+    }
+    assert obj["probes"][0] == {"name": "hardirq", "state": "live", "error": "", "lost_events": 0}
+
+
+def test_probe_not_live_is_null_not_zero() -> None:
+    obj = snapshot_json(INFO, two_cpu_sample(live=False))
+    assert obj["cpus"][0]["hardirqs"] is None
+    assert obj["cpus"][0]["softirqs"] is None
+    assert obj["cpus"][0]["time_squeeze"] == 2
+    assert obj["irqs"] == []
