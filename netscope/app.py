@@ -72,8 +72,8 @@ class NetscopeApp(App[int]):
 
     def on_mount(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, self.exit)
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the ssh session dropped
+            loop.add_signal_handler(sig, self._exit_on_signal, sig)
         self._refresh_header()
         self.query_one(CpuPane).show_probes(self.source.statuses())
         for index, starter in enumerate(self._starters):
@@ -81,6 +81,10 @@ class NetscopeApp(App[int]):
                 lambda s=starter: self._start_probe(s), thread=True, group="probes", name=f"probe-{index}"
             )
         self._sampler()
+
+    def _exit_on_signal(self, signum: int) -> None:
+        self._stop.set()
+        self.exit(128 + signum)
 
     def _start_probe(self, starter: Callable[[], None]) -> None:
         self.post_message(ProbesChanged(self.source.statuses()))
@@ -150,7 +154,10 @@ class NetscopeApp(App[int]):
         self.exit(0)
 
     def on_unmount(self) -> None:
+        # Detach now, and stop probes still queued for the compiler, rather than after the
+        # workers finish: quitting must not wait for compiles that would be thrown away.
         self._stop.set()
+        self.source.close()
 
 
 def make_app(source: Source, interval: float = 1.0) -> NetscopeApp:

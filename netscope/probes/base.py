@@ -67,6 +67,7 @@ class Probe(ABC, Generic[T]):
         self._bpf: Any = None
         self._previous: Mapping[Any, Any] | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
         self.status = ProbeStatus(self.name, ProbeState.PENDING)
 
     def defines(self) -> dict[str, int]:
@@ -85,10 +86,18 @@ class Probe(ABC, Generic[T]):
             cflags = [f"-I{src.parent}", "-Wno-unused-value"]
             cflags += [f"-D{k}={v}" for k, v in self.defines().items()]
             with COMPILE_LOCK:
+                if self._closed.is_set():  # closed while waiting for the compiler
+                    self.status = ProbeStatus(self.name, ProbeState.STOPPED)
+                    return
                 os.environ.update(headers.env)  # BCC reads BCC_KERNEL_SOURCE at compile time
                 bpf = bpf_cls(src_file=str(src).encode(), cflags=cflags)
-            self._bpf = bpf
-            self._previous = self.read_totals(bpf)
+            with self._lock:
+                if self._closed.is_set():  # closed while compiling: do not leave it attached
+                    bpf.cleanup()
+                    self.status = ProbeStatus(self.name, ProbeState.STOPPED)
+                    return
+                self._bpf = bpf
+                self._previous = self.read_totals(bpf)
         except ProbeError as e:
             self._fail(str(e))
         except Exception as e:  # BCC raises plain Exception for compile/attach failures
@@ -97,7 +106,10 @@ class Probe(ABC, Generic[T]):
             self.status = ProbeStatus(self.name, ProbeState.LIVE)
 
     def _fail(self, reason: str) -> None:
-        self.close()
+        with self._lock:
+            bpf, self._bpf = self._bpf, None
+        if bpf is not None:
+            bpf.cleanup()
         self.status = ProbeStatus(self.name, ProbeState.FAILED, error=reason)
 
     def poll(self) -> T | None:
@@ -116,6 +128,7 @@ class Probe(ABC, Generic[T]):
 
     def close(self) -> None:
         """Detach and free the program. Safe to call more than once, from any thread."""
+        self._closed.set()
         with self._lock:
             bpf, self._bpf = self._bpf, None
             if bpf is not None:

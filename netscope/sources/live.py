@@ -73,8 +73,6 @@ class LiveSource:
             return
         probe.start(self.headers)
         self._live_since[probe.name] = time.monotonic()
-        if self._closed.is_set():  # closed while compiling: do not leave it attached
-            probe.close()
 
     def starters(self) -> tuple[Callable[[], None], ...]:
         return tuple(functools.partial(self.start_probe, p) for p in self.probes)

@@ -12,19 +12,20 @@ from netscope.model.sample import HostInfo
 
 
 def header_text(info: HostInfo, ts: float | None, interval_s: float, live: bool, paused: bool) -> Text:
-    text = Text()
-    text.append(" netscope ", style="bold reverse")
-    text.append(f"  {info.host}", style="bold")
-    text.append(f"  kernel {info.kernel}  {len(info.cpus)} CPUs")
-    if ts is not None and info.boot_time:
-        text.append(f"  up {fmt_duration(ts - info.boot_time)}")
-    text.append(f"  every {interval_s:g}s")
-    if ts is not None:
-        text.append(f"  {datetime.fromtimestamp(ts).strftime('%H:%M:%S')}")
+    """State first, then what identifies the box: a narrow terminal cuts the least useful end."""
     state, style = ("LIVE", "bold green") if live else ("REPLAY", "bold magenta")
     if paused:
         state, style = "PAUSED", "bold yellow"
-    text.append(f"  {state}", style=style)
+    text = Text()
+    text.append(" netscope ", style="bold reverse")
+    text.append(f" {state} ", style=style)
+    if ts is not None:
+        text.append(f" {datetime.fromtimestamp(ts).strftime('%H:%M:%S')}")
+    text.append(f"  every {interval_s:g}s  ")
+    text.append(info.host, style="bold")
+    text.append(f"  {info.kernel}  {len(info.cpus)} CPUs")
+    if ts is not None and info.boot_time:
+        text.append(f"  up {fmt_duration(ts - info.boot_time)}")
     return text
 
 

@@ -1,0 +1,65 @@
+"""Bad input and missing pieces: one clear line on stderr and a documented exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from netscope import cli
+from netscope.sources.recording import read_recording
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "cpu-veth.nsrec"
+
+
+def test_live_commands_need_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    for argv in (["snapshot", "--json"], [], ["record", "-o", "/nonexistent/x"]):
+        assert cli.main(argv) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert "needs root" in err and "replay" in err and "Traceback" not in err
+
+
+def test_missing_bcc_names_the_package(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
+    assert cli.main(["snapshot"]) == cli.EXIT_KERNEL
+    assert "python3-bpfcc" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["snapshot", "--interval", "0"], ["snapshot", "--count", "-1"], ["nope"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == cli.EXIT_USAGE
+    capsys.readouterr()
+
+
+def test_replay_json_prints_one_object_per_recorded_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["replay", str(FIXTURE), "--json"]) == cli.EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    recording = read_recording(FIXTURE)
+    assert len(lines) == len(recording.samples)
+    first = json.loads(lines[0])
+    assert first["host"] == recording.info.host
+    assert first["interval_s"] == round(recording.samples[0].interval_s, 6)
+
+
+def test_corrupt_recording_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.nsrec"
+    bad.write_bytes(b"garbage")
+    assert cli.main(["replay", str(bad)]) == cli.EXIT_USAGE
+    assert "not a netscope recording" in capsys.readouterr().err
+
+
+def test_truncated_recording_replays_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "cut.nsrec"
+    cut.write_bytes(FIXTURE.read_bytes()[:-7])
+    assert cli.main(["replay", str(cut), "--json"]) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == len(read_recording(FIXTURE).samples) - 1
+    assert "incomplete frame" in captured.err

@@ -1,0 +1,60 @@
+"""A probe that cannot start says why, names what is missing, and never raises."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netscope.model.sample import ProbeState
+from netscope.probes import headers as H
+from netscope.probes.base import Probe
+from netscope.probes.headers import HeadersError, KernelHeaders
+
+
+class MissingTracepointProbe(Probe[int]):
+    name = "missing"
+    source_file = "napi.bpf.c"
+    tracepoints = (("napi", "napi_poll"), ("irq", "netscope_no_such_tracepoint"))
+
+    def read_totals(self, bpf: Any) -> Mapping[Any, Any]:
+        return {}
+
+    def delta(self, previous: Mapping[Any, Any], current: Mapping[Any, Any]) -> int:
+        return 0
+
+
+def test_missing_tracepoint_fails_that_probe_with_its_name() -> None:
+    probe = MissingTracepointProbe((0,))
+    probe.start(KernelHeaders("build", Path("/nonexistent"), ""))
+    assert probe.status.state == ProbeState.FAILED
+    assert "irq:netscope_no_such_tracepoint does not exist" in probe.status.error
+    assert probe.poll() is None
+    probe.close()
+
+
+def test_no_headers_anywhere_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(H, "KHEADERS", tmp_path / "kheaders.tar.xz")
+    monkeypatch.setattr(H, "DISTRO_HEADERS", tmp_path / "src")
+    with pytest.raises(HeadersError, match=r"linux-headers-9\.9\.9-test"):
+        H.find_headers("9.9.9-test")
+
+
+def test_distro_headers_are_merged_into_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "linux-headers-6.1.0-9-common" / "include" / "linux").mkdir(parents=True)
+    (src / "linux-headers-6.1.0-9-common" / "include" / "linux" / "a.h").write_text("common")
+    (src / "linux-headers-6.1.0-9-amd64" / "arch" / "x86").mkdir(parents=True)
+    (src / "linux-headers-6.1.0-9-amd64" / "include" / "generated").mkdir(parents=True)
+    monkeypatch.setattr(H, "KHEADERS", tmp_path / "none")
+    monkeypatch.setattr(H, "DISTRO_HEADERS", src)
+    monkeypatch.setattr(H, "_arch_flavours", lambda: ("amd64",))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    found = H.find_headers("6.2.0-test")
+    assert found.kind == "distro"
+    assert found.path.is_relative_to(tmp_path / "cache" / "netscope")
+    assert (found.path / "include" / "linux" / "a.h").read_text() == "common"
+    assert (found.path / "arch" / "x86").is_dir()
+    assert found.env == {"BCC_KERNEL_SOURCE": str(found.path)}
