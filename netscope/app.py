@@ -35,6 +35,12 @@ class SampleReady(Message):
         self.sample = sample
 
 
+class SampleFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
 class ProbesChanged(Message):
     def __init__(self, statuses: tuple[ProbeStatus, ...]) -> None:
         super().__init__()
@@ -64,6 +70,7 @@ class NetscopeApp(App[int]):
         self.latest: Sample | None = None
         self._starters = starters
         self._stop = threading.Event()
+        self.crash: BaseException | None = None
 
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
@@ -102,7 +109,11 @@ class NetscopeApp(App[int]):
                 if self._stop.wait(max(deadline - time.monotonic(), 0)):
                     return
                 deadline = max(deadline, time.monotonic() - self.interval)
-            sample = self.source.sample()
+            try:
+                sample = self.source.sample()
+            except Exception as e:  # one bad interval (e.g. /proc read racing a hot-unplug)
+                self.post_message(SampleFailed(f"{type(e).__name__}: {e}"))
+                continue
             if sample is None:
                 return
             self.post_message(SampleReady(sample))
@@ -113,6 +124,9 @@ class NetscopeApp(App[int]):
         self.latest = message.sample
         if not self.paused:
             self._render_sample(message.sample)
+
+    def on_sample_failed(self, message: SampleFailed) -> None:
+        self.notify(f"sampling failed: {message.error}", severity="error", timeout=5)
 
     def on_probes_changed(self, message: ProbesChanged) -> None:
         self.query_one(CpuPane).show_probes(message.statuses)
@@ -152,6 +166,17 @@ class NetscopeApp(App[int]):
     async def action_quit(self) -> None:
         self._stop.set()
         self.exit(0)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An exception in a pane or worker: detach, leave the terminal clean, and let the CLI
+        print one line (the traceback goes to the log). Under Pilot, tests see the exception."""
+        self.crash = error
+        self._stop.set()
+        self.source.close()
+        if self.is_headless:
+            super()._handle_exception(error)
+        else:
+            self.exit(1)
 
     def on_unmount(self) -> None:
         # Detach now, and stop probes still queued for the compiler, rather than after the

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -261,16 +262,19 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return _run_tui(LiveSource(), args.interval)
 
 
+def _log_path() -> Path:
+    from netscope.probes.headers import cache_dir
+
+    return cache_dir() / "netscope.log"
+
+
 @contextlib.contextmanager
 def _stderr_to_log() -> Iterator[None]:
     """While the TUI runs, C-level stderr (BCC/clang/libbpf messages) goes to a log file, not over
     the screen. Textual draws on sys.__stderr__, which keeps a duplicate of the terminal fd."""
-    from netscope.probes.headers import cache_dir
-
-    log_dir = cache_dir()
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_fd = os.open(log_dir / "netscope.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _log_path().parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(_log_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     except OSError:
         yield
         return
@@ -296,6 +300,13 @@ def _run_tui(source: Source, interval: float) -> int:
             code = app.run()
     finally:
         source.close()
+    if app.crash is not None:
+        log = _log_path()
+        with contextlib.suppress(OSError), log.open("a") as f:
+            traceback.print_exception(app.crash, file=f)
+        raise CliError(
+            f"internal error: {type(app.crash).__name__}: {app.crash} (traceback in {log})", EXIT_INTERNAL
+        )
     return code or EXIT_OK
 
 

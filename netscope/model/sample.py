@@ -96,3 +96,23 @@ class Sample:
     hardirq: tuple[IrqCount, ...] | None = None  # None: probe not live for the whole interval
     softirq: tuple[SoftirqCpu, ...] | None = None
     napi: tuple[NapiCpu, ...] | None = None
+
+
+def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:
+    """Raise ValueError when per-CPU or per-vector tuples do not fit the host (a corrupt recording)."""
+    for count in sample.hardirq or ():
+        if len(count.per_cpu) != len(cpus) or len(count.time_ns) != len(cpus):
+            raise ValueError(f"IRQ {count.irq} has {len(count.per_cpu)} per-CPU counts for {len(cpus)} CPUs")
+    for soft in sample.softirq or ():
+        for field in (
+            soft.raises,
+            soft.runs,
+            soft.time_ns,
+            soft.wait_ns_sum,
+            soft.wait_count,
+            soft.wait_ns_max,
+        ):
+            if len(field) != len(sample.softirq_names):
+                raise ValueError(
+                    f"CPU {soft.cpu} has {len(field)} softirq vectors, names list {len(sample.softirq_names)}"
+                )

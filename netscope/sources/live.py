@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -61,8 +62,10 @@ class LiveSource:
                 self.notes.append(note)
             try:
                 self.headers = find_headers()
-            except (HeadersError, BTFError, OSError) as e:
+            except (HeadersError, BTFError) as e:
                 self.setup_error = str(e)
+            except (OSError, subprocess.SubprocessError) as e:
+                self.setup_error = f"preparing kernel headers for BCC failed: {e}"
 
     def start_probe(self, probe: Probe[Any]) -> None:
         if self._closed.is_set():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from netscope.model.codec import from_plain, to_plain
-from netscope.model.sample import HostInfo, Sample
+from netscope.model.sample import HostInfo, Sample, check_shape
 
 MAGIC = b"NSF1"
 FORMAT = "netscope-recording"
@@ -96,6 +96,8 @@ def read_recording(path: Path) -> Recording:
     try:
         info = from_plain(HostInfo, header["host"])
         samples = tuple(from_plain(Sample, f) for f in frames[1:])
+        for sample in samples:
+            check_shape(sample, info.cpus)
     except (KeyError, ValueError, TypeError) as e:
         raise RecordingError(f"{path}: a frame does not match this netscope's sample layout ({e})") from None
     return Recording(info, float(header.get("created", 0.0)), samples, incomplete)

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 from netscope.app import NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
 from netscope.model.format import fmt_count
+from netscope.model.sample import Sample
 from netscope.sources.recording import Recording
 from netscope.sources.replay import ReplaySource
 from netscope.ui.help import HelpScreen
@@ -98,3 +99,25 @@ def test_snapshot_cpu_pane(snap_compare, recording: Recording) -> None:  # type:
         await pilot.press("p")
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=first_sample_paused)
+
+
+class FlakySource(ReplaySource):
+    """A replay source whose first read fails, as a /proc read racing a hot-unplug might."""
+
+    def __init__(self, recording: Recording) -> None:
+        super().__init__(recording)
+        self.failed = False
+
+    def sample(self) -> Sample | None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("simulated read failure")
+        return super().sample()
+
+
+async def test_a_failed_interval_is_reported_and_sampling_goes_on(recording: Recording) -> None:
+    app = make_app(FlakySource(recording))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_sample(pilot, app)
+        assert any("simulated read failure" in str(n.message) for n in app._notifications)
+        assert app.latest is recording.samples[0]

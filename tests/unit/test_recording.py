@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -65,3 +66,15 @@ def test_bad_files_are_clear_errors(tmp_path: Path, content: bytes, message: str
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match="cannot read"):
         read_recording(tmp_path / "nope.nsrec")
+
+
+def test_samples_that_do_not_fit_the_host_are_rejected(tmp_path: Path) -> None:
+    sample = two_cpu_sample()
+    assert sample.hardirq is not None
+    bad = dataclasses.replace(
+        sample, hardirq=tuple(dataclasses.replace(c, per_cpu=c.per_cpu[:1]) for c in sample.hardirq)
+    )
+    path = tmp_path / "shape.nsrec"
+    path.write_bytes(write([bad]))
+    with pytest.raises(RecordingError, match="per-CPU counts for 2 CPUs"):
+        read_recording(path)
