@@ -10,6 +10,7 @@ import asyncio
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer
 
-from netscope.model.cpu import build_cpu_view
+from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.sources import Source
 from netscope.ui.cpu_pane import CpuPane
@@ -27,6 +28,7 @@ from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 
 
 class SampleReady(Message):
@@ -68,6 +70,7 @@ class NetscopeApp(App[int]):
         self.interval = interval
         self.paused = False
         self.latest: Sample | None = None
+        self.history: deque[CpuView] = deque(maxlen=HISTORY)  # collected even while paused
         self._starters = starters
         self._stop = threading.Event()
         self.crash: BaseException | None = None
@@ -122,8 +125,9 @@ class NetscopeApp(App[int]):
 
     def on_sample_ready(self, message: SampleReady) -> None:
         self.latest = message.sample
+        self.history.append(build_cpu_view(message.sample, self.source.info.cpus))
         if not self.paused:
-            self._render_sample(message.sample)
+            self._render_latest()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         self.notify(f"sampling failed: {message.error}", severity="error", timeout=5)
@@ -131,10 +135,12 @@ class NetscopeApp(App[int]):
     def on_probes_changed(self, message: ProbesChanged) -> None:
         self.query_one(CpuPane).show_probes(message.statuses)
 
-    def _render_sample(self, sample: Sample) -> None:
+    def _render_latest(self) -> None:
+        if self.latest is None:
+            return
         pane = self.query_one(CpuPane)
-        pane.show(build_cpu_view(sample, self.source.info.cpus))
-        pane.show_probes(sample.probes)
+        pane.show(tuple(self.history))
+        pane.show_probes(self.latest.probes)
         self._refresh_header()
 
     def _refresh_header(self) -> None:
@@ -148,8 +154,8 @@ class NetscopeApp(App[int]):
 
     def action_pause(self) -> None:
         self.paused = not self.paused
-        if not self.paused and self.latest is not None:
-            self._render_sample(self.latest)
+        if not self.paused:
+            self._render_latest()
         self._refresh_header()
 
     def _step_interval(self, step: int) -> None:

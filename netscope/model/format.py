@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 NO_DATA = "–"
 
 
@@ -62,3 +64,21 @@ def fmt_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{s:02d}s"
     return f"{s}s"
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None], width: int) -> str:
+    """The last `width` values as block characters scaled to their maximum; no data is a space."""
+    tail = list(values)[-width:] if width > 0 else []
+    top = max((v for v in tail if v is not None), default=0.0)
+    chars = []
+    for v in tail:
+        if v is None:
+            chars.append(" ")
+        elif top <= 0 or v <= 0:
+            chars.append(SPARK[0])
+        else:
+            chars.append(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))])
+    return "".join(chars).rjust(width)

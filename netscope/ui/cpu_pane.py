@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
-from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio
+from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
 from netscope.model.sample import ProbeState, ProbeStatus
 
 
@@ -68,6 +68,13 @@ PROBE_MARK = {
 }
 
 
+MIN_TREND = 12
+
+
+def _rows(view: CpuView) -> tuple[CpuRow, ...]:
+    return (*view.rows, view.total)
+
+
 def fit_columns(columns: tuple[Column, ...], width: int, reserved: int) -> tuple[Column, ...]:
     """The columns that fit in `width`, dropping the least essential first, in their order."""
     chosen = list(columns)
@@ -104,8 +111,9 @@ class CpuPane(Vertical):
         super().__init__(id="cpu-pane")
         self.border_title = "CPUs"
         self._columns: tuple[Column, ...] = ()
+        self._trend = 0
         self._irq_cpus: tuple[int, ...] | None = None
-        self._view: CpuView | None = None
+        self._history: Sequence[CpuView] = ()
 
     def compose(self) -> ComposeResult:
         yield Static(id="cpu-probes")
@@ -119,30 +127,42 @@ class CpuPane(Vertical):
         self.query_one("#cpu-probes", Static).update(probe_line(statuses))
 
     def on_resize(self) -> None:
-        if self._view is not None:
-            self.show(self._view)
+        if self._history:
+            self.show(self._history)
 
-    def show(self, view: CpuView) -> None:
-        self._view = view
-        self._show_cpus(view)
-        self._show_irqs(view)
+    def show(self, history: Sequence[CpuView]) -> None:
+        """Render the newest view; older ones (oldest first) feed the NET_RX trend column."""
+        self._history = history
+        self._show_cpus(history)
+        self._show_irqs(history[-1])
 
-    def _show_cpus(self, view: CpuView) -> None:
+    def _show_cpus(self, history: Sequence[CpuView]) -> None:
+        view = history[-1]
         table: DataTable[str | Text] = self.query_one("#cpu-table", DataTable)
-        columns = fit_columns(CPU_COLUMNS, self.size.width or 200, reserved=7)
-        if columns != self._columns:
+        width = self.size.width or 200
+        columns = fit_columns(CPU_COLUMNS, width, reserved=7)
+        # Whatever width is left shows the NET_RX runs/s trend, one character per interval.
+        trend = width - 7 - sum(c.width + 2 for c in columns) - 4
+        trend = trend if trend >= MIN_TREND else 0
+        if (columns, trend) != (self._columns, self._trend):
             table.clear(columns=True)
             table.add_column("CPU", width=4)
             for c in columns:
                 table.add_column(Text(c.label, justify="right"), width=c.width)
-            self._columns = columns
+            if trend:
+                table.add_column(f"NET_RX runs/s, last {trend} intervals", width=trend)
+            self._columns, self._trend = columns, trend
         cursor = table.cursor_row
         table.clear()
-        for row in (*view.rows, view.total):
+        for index, row in enumerate((*view.rows, view.total)):
+            bold = "bold" if row.cpu is None else ""
             label = Text("all", style="bold") if row.cpu is None else str(row.cpu)
-            cells = [Text(c.value(row), justify="right") for c in columns]
-            if row.cpu is None:
-                cells = [Text(cell.plain, justify="right", style="bold") for cell in cells]
+            cells = [Text(c.value(row), justify="right", style=bold) for c in columns]
+            if trend:
+                series = [
+                    _rows(v)[index].net_rx_runs_per_s if index < len(_rows(v)) else None for v in history
+                ]
+                cells.append(Text(sparkline(series, trend), style="cyan"))
             table.add_row(label, *cells)
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)

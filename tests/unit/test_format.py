@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from netscope.model.format import NO_DATA, fmt_count, fmt_duration, fmt_ns, fmt_pct, fmt_ratio
+from netscope.model.format import NO_DATA, fmt_count, fmt_duration, fmt_ns, fmt_pct, fmt_ratio, sparkline
 
 
 def test_counts() -> None:
@@ -33,3 +33,10 @@ def test_percent_and_durations() -> None:
         "3h04m",
         "2d03h",
     ]
+
+
+def test_sparkline_scales_to_the_maximum_and_keeps_the_latest() -> None:
+    assert sparkline([0, 5, 10], 3) == "▁▅█"
+    assert sparkline([1, 2, 3, 4], 2) == "▆█"
+    assert sparkline([None, 0], 4) == "   ▁"
+    assert sparkline([], 3) == "   "
