@@ -9,6 +9,7 @@ No I/O beyond reading the blob; parsing is pure and unit-tested with hand-built 
 from __future__ import annotations
 
 import struct
+from array import array
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -84,7 +85,12 @@ class BTFType:
 
 
 class BTF:
-    """Types of one BTF blob, indexed by id (id 0 is `void`)."""
+    """Types of one BTF blob, by id (id 0 is `void`).
+
+    One pass records where each type starts, its kind and its name offset (compact arrays); a type's
+    members are decoded only when asked for. The kernel's blob has ~126k types: decoding them all
+    would cost ~60 MB and most of a second, for the handful of structs a probe needs.
+    """
 
     def __init__(self, blob: bytes) -> None:
         if len(blob) < 24:
@@ -93,71 +99,103 @@ class BTF:
         if magic != BTF_MAGIC:
             raise BTFError(f"bad BTF magic {magic:#x}")
         type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", blob, 8)
-        strings = blob[hdr_len + str_off : hdr_len + str_off + str_len]
-        self.types: list[BTFType] = [BTFType(0, "void", 0)]
-        self._by_name: dict[tuple[int, str], int] = {}
-        self._parse(blob[hdr_len + type_off : hdr_len + type_off + type_len], strings)
+        self._data = blob[hdr_len + type_off : hdr_len + type_off + type_len]
+        self._strings = blob[hdr_len + str_off : hdr_len + str_off + str_len]
+        self._pos = array("I", [0])  # index 0: void
+        self._kind = array("B", [0])
+        self._name = array("I", [0])
+        self._index()
 
-    @staticmethod
-    def _string(strings: bytes, off: int) -> str:
-        end = strings.find(b"\0", off)
-        return strings[off:end].decode("ascii", "replace")
-
-    def _parse(self, data: bytes, strings: bytes) -> None:
-        pos = 0
+    def _index(self) -> None:
+        data, pos, unpack = self._data, 0, struct.unpack_from
         while pos < len(data):
-            name_off, info, size_or_type = struct.unpack_from("<III", data, pos)
-            pos += 12
+            name_off, info = unpack("<II", data, pos)
             kind = (info >> 24) & 0x1F
-            vlen = info & 0xFFFF
-            kind_flag = bool(info >> 31)
-            if kind not in _EXTRA:
-                raise BTFError(f"unknown BTF kind {kind} at type {len(self.types)}")
-            fixed, per = _EXTRA[kind]
-            members: tuple[Member, ...] = ()
-            enum_values: tuple[tuple[str, int], ...] = ()
-            body = pos + fixed
-            if kind in (KIND_STRUCT, KIND_UNION):
-                mlist = []
-                for i in range(vlen):
-                    m_name, m_type, m_off = struct.unpack_from("<III", data, body + 12 * i)
-                    # kind_flag: the offset word holds the bitfield size in its high byte.
-                    bit_off, bf_size = (m_off & 0xFFFFFF, m_off >> 24) if kind_flag else (m_off, 0)
-                    mlist.append(Member(self._string(strings, m_name), m_type, bit_off, bf_size))
-                members = tuple(mlist)
-            elif kind == KIND_ENUM:
-                signed = kind_flag
-                elist = []
-                for i in range(vlen):
-                    e_name, e_val = struct.unpack_from("<Ii" if signed else "<II", data, body + 8 * i)
-                    elist.append((self._string(strings, e_name), e_val))
-                enum_values = tuple(elist)
-            elif kind == KIND_ENUM64:
-                elist = []
-                for i in range(vlen):
-                    e_name, lo, hi = struct.unpack_from("<III", data, body + 12 * i)
-                    elist.append((self._string(strings, e_name), (hi << 32) | lo))
-                enum_values = tuple(elist)
-            pos = body + per * vlen
-            name = self._string(strings, name_off)
-            self.types.append(BTFType(kind, name, size_or_type, members, enum_values))
-            if name:
-                self._by_name.setdefault((kind, name), len(self.types) - 1)
+            extra = _EXTRA.get(kind)
+            if extra is None:
+                raise BTFError(f"unknown BTF kind {kind} at type {len(self._pos)}")
+            self._pos.append(pos)
+            self._kind.append(kind)
+            self._name.append(name_off)
+            pos += 12 + extra[0] + extra[1] * (info & 0xFFFF)
+
+    def _string(self, off: int) -> str:
+        end = self._strings.find(b"\0", off)
+        return self._strings[off:end].decode("ascii", "replace")
+
+    def _name_offsets(self, name: str) -> set[int]:
+        """Offsets in the string section where `name` is stored (it may be stored more than once)."""
+        needle, found, start = name.encode() + b"\0", set(), 0
+        while (hit := self._strings.find(needle, start)) >= 0:
+            if hit == 0 or self._strings[hit - 1] == 0:
+                found.add(hit)
+            start = hit + 1
+        return found
+
+    def _type_id(self, kind: int, name: str) -> int | None:
+        offsets = self._name_offsets(name)
+        if not offsets:
+            return None
+        for type_id, (k, n) in enumerate(zip(self._kind, self._name, strict=True)):
+            if k == kind and n in offsets:
+                return type_id
+        return None
+
+    def type(self, type_id: int) -> BTFType:
+        """Decode one type."""
+        if type_id == 0:
+            return BTFType(0, "void", 0)
+        pos = self._pos[type_id]
+        name_off, info, size_or_type = struct.unpack_from("<III", self._data, pos)
+        kind, vlen, kind_flag = self._kind[type_id], info & 0xFFFF, bool(info >> 31)
+        body = pos + 12 + _EXTRA[kind][0]
+        members: tuple[Member, ...] = ()
+        enum_values: tuple[tuple[str, int], ...] = ()
+        if kind in (KIND_STRUCT, KIND_UNION):
+            mlist = []
+            for i in range(vlen):
+                m_name, m_type, m_off = struct.unpack_from("<III", self._data, body + 12 * i)
+                # kind_flag: the offset word holds the bitfield size in its high byte.
+                bit_off, bf_size = (m_off & 0xFFFFFF, m_off >> 24) if kind_flag else (m_off, 0)
+                mlist.append(Member(self._string(m_name), m_type, bit_off, bf_size))
+            members = tuple(mlist)
+        elif kind == KIND_ENUM:
+            fmt = "<Ii" if kind_flag else "<II"  # kind_flag: signed values
+            enum_values = tuple(
+                (self._string(e_name), e_val)
+                for e_name, e_val in (struct.unpack_from(fmt, self._data, body + 8 * i) for i in range(vlen))
+            )
+        elif kind == KIND_ENUM64:
+            enum_values = tuple(
+                (self._string(e_name), (hi << 32) | lo)
+                for e_name, lo, hi in (
+                    struct.unpack_from("<III", self._data, body + 12 * i) for i in range(vlen)
+                )
+            )
+        return BTFType(kind, self._string(name_off), size_or_type, members, enum_values)
 
     def find(self, kind: int, name: str) -> BTFType:
-        idx = self._by_name.get((kind, name))
-        if idx is None:
+        type_id = self._type_id(kind, name)
+        if type_id is None:
             raise BTFError(f"the kernel's BTF has no {_KIND_WORD.get(kind, 'type')} {name!r}")
-        return self.types[idx]
+        return self.type(type_id)
 
     def has(self, kind: int, name: str) -> bool:
-        return (kind, name) in self._by_name
+        return self._type_id(kind, name) is not None
+
+    def enums_named(self, fragment: str) -> dict[str, dict[str, int]]:
+        """Every enum whose name contains `fragment`, by name."""
+        out = {}
+        for type_id, k in enumerate(self._kind):
+            if k in (KIND_ENUM, KIND_ENUM64) and fragment in (name := self._string(self._name[type_id])):
+                out[name] = dict(self.type(type_id).enum_values)
+        return out
 
     def _resolve(self, type_id: int) -> BTFType:
         """Skip typedefs and qualifiers to the underlying type."""
-        t = self.types[type_id]
+        t = self.type(type_id)
         while t.kind in (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG):
-            t = self.types[t.size_or_type]
+            t = self.type(t.size_or_type)
         return t
 
     def _find_member(self, t: BTFType, member: str) -> tuple[int, Member] | None:
