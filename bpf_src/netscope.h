@@ -43,3 +43,45 @@ struct napi_stat {
 };
 
 #endif /* NETSCOPE_H */
+
+/* drops.bpf.c: one aggregation bucket of dropped skbs, counted per CPU. */
+struct drop_key {
+    u64 location;   /* kfree_skb's caller: where the kernel gave up on the packet */
+    u32 reason;     /* enum skb_drop_reason, subsystem id in the high 16 bits */
+    u32 ifindex;    /* skb->dev, 0 when the skb has no device */
+    u32 netns;      /* inode of the device's (or socket's) network namespace */
+    u16 protocol;   /* skb->protocol, host byte order */
+    u16 pad;
+    char ifname[16];
+};
+
+/* drops.bpf.c: counters of the drop log (per CPU array indexes). */
+#define NS_DROP_STAT_LOGGED 0     /* events written to the ring buffer */
+#define NS_DROP_STAT_SUPPRESSED 1 /* over the rate limit: counted, not logged */
+#define NS_DROP_STAT_LOST 2       /* ring buffer full */
+#define NS_DROP_STAT_DETAILS_FULL 3 /* the breakdown map was full: counted by reason only */
+#define NS_DROP_STATS 4
+
+/* drops.bpf.c: one logged drop, through the ring buffer. */
+struct drop_event {
+    u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+    u64 location;
+    u32 reason;
+    u32 ifindex;
+    u32 netns;
+    u32 cpu;
+    u16 protocol;   /* host byte order */
+    u8 family;      /* 4, 6, or 0 when not IP */
+    u8 l4proto;     /* IPPROTO_* */
+    u16 sport;      /* host byte order; 0 when not TCP/UDP */
+    u16 dport;
+    u8 saddr[16];
+    u8 daddr[16];
+    char ifname[16];
+};
+
+/* drops.bpf.c: per-CPU token bucket of the drop log. */
+struct drop_bucket {
+    u64 credit_ns;
+    u64 last_ns;
+};

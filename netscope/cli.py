@@ -67,6 +67,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _log_rate(text: str) -> int:
+    value = _count(text)
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000000 events per second")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netscope",
@@ -77,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def interval_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--interval", "-i", type=_positive, default=1.0, help="seconds per sample (default 1)")
+        p.add_argument(
+            "--drop-log-rate",
+            type=_log_rate,
+            default=1000,
+            metavar="N",
+            help="drop log events per second, all CPUs together (default 1000; counts stay exact)",
+        )
 
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
@@ -125,10 +139,10 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _start_live() -> LiveSource:
+def _start_live(args: argparse.Namespace) -> LiveSource:
     from netscope.sources.live import LiveSource
 
-    source = LiveSource()
+    source = LiveSource(drop_log_rate=args.drop_log_rate)
     for start in source.starters():
         start()
     statuses = source.statuses()
@@ -162,7 +176,7 @@ def _run_intervals(
 def cmd_snapshot(args: argparse.Namespace) -> int:
     _require_live()
     with _signals_raise():
-        source = _start_live()
+        source = _start_live(args)
         try:
             emit = _json_emitter(source.info) if args.json else _text_emitter(source.info.cpus)
             source.sample()  # baseline: the first interval starts now
@@ -212,7 +226,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     except OSError as e:
         raise CliError(f"cannot write {args.output}: {e.strerror}", EXIT_USAGE) from None
     with out, _signals_raise():
-        source = _start_live()
+        source = _start_live(args)
         try:
             writer = RecordingWriter(out, source.info)
             source.sample()
@@ -259,7 +273,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     _require_live()
     if not sys.stdout.isatty() and not sys.stderr.isatty():
         raise CliError("the TUI needs a terminal; use `netscope snapshot --json` for scripts", EXIT_USAGE)
-    return _run_tui(LiveSource(), args.interval)
+    return _run_tui(LiveSource(drop_log_rate=args.drop_log_rate), args.interval)
 
 
 def _log_path() -> Path:

@@ -33,6 +33,7 @@ class HostInfo:
     kernel: str
     cpus: tuple[int, ...]  # online CPU ids
     boot_time: float  # UNIX epoch seconds
+    netns: int = 0  # inode of netscope's own network namespace
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,62 @@ class IrqLine:
 
 
 @dataclass(frozen=True)
+class DropReasonCount:
+    """Exact count of one drop reason over the interval, per CPU."""
+
+    reason: int  # raw value: subsystem id in the high 16 bits
+    name: str  # the running kernel's name, e.g. NO_SOCKET
+    subsystem: str  # "" for the core reasons
+    per_cpu: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DropBucket:
+    """Drops sharing reason, code location, protocol and device, per CPU."""
+
+    reason: int
+    location: int
+    symbol: str  # function+0xoff from /proc/kallsyms
+    protocol: int  # ETH_P_*
+    ifindex: int
+    ifname: str
+    netns: int  # network namespace inode
+    per_cpu: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DropEvent:
+    """One logged drop (the log is rate-limited in the kernel; counts are not)."""
+
+    ts: float  # UNIX epoch seconds
+    cpu: int
+    reason: int
+    name: str
+    subsystem: str
+    symbol: str
+    protocol: int
+    ifname: str
+    netns: int
+    l4proto: int  # IPPROTO_*, 0 when not IP
+    saddr: str
+    daddr: str
+    sport: int
+    dport: int
+
+
+@dataclass(frozen=True)
+class DropsSample:
+    reasons: tuple[DropReasonCount, ...]
+    buckets: tuple[DropBucket, ...]
+    events: tuple[DropEvent, ...]
+    logged: int  # events written to the log in the interval
+    suppressed: int  # over the log's rate limit (counted in `reasons`, not logged)
+    lost: int  # the ring buffer was full
+    unbucketed: int  # counted by reason, but the breakdown map was full
+    log_rate: int  # the log's limit, events per second
+
+
+@dataclass(frozen=True)
 class Sample:
     ts: float  # UNIX epoch seconds at the interval's end
     interval_s: float  # measured, monotonic clock
@@ -96,6 +153,7 @@ class Sample:
     hardirq: tuple[IrqCount, ...] | None = None  # None: probe not live for the whole interval
     softirq: tuple[SoftirqCpu, ...] | None = None
     napi: tuple[NapiCpu, ...] | None = None
+    drops: DropsSample | None = None
 
 
 def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:

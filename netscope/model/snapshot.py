@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netscope.model.drops import build_drops_view, protocol_name
 from netscope.model.sample import HostInfo, Sample
 
 
@@ -57,7 +58,7 @@ def snapshot_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
                 "time_ns": sum(count.time_ns),
             }
         )
-    return {
+    out = {
         "ts": round(sample.ts, 6),
         "interval_s": round(sample.interval_s, 6),
         "host": info.host,
@@ -68,4 +69,60 @@ def snapshot_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
             {"name": p.name, "state": p.state.value, "error": p.error, "lost_events": p.lost_events}
             for p in sample.probes
         ],
+    }
+    out.update(drops_json(info, sample))
+    return out
+
+
+EVENTS_PER_INTERVAL = 100  # drop log events printed per interval (all are counted)
+
+
+def drops_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
+    drops = sample.drops
+    if drops is None:
+        return {"drops": None, "drop_log": None}
+    view = build_drops_view(drops, sample.interval_s, info.cpus, info.netns)
+    reasons = []
+    for row in view.rows:
+        count = next(sum(r.per_cpu) for r in drops.reasons if r.reason == row.reason)
+        reasons.append(
+            {
+                "reason": row.name,
+                "reason_id": row.reason,
+                "subsystem": row.subsystem,
+                "count": count,
+                "locations": [{"symbol": r.key, "count": r.count} for r in row.locations],
+                "protocols": {r.key: r.count for r in row.protocols},
+                "devices": {r.key: r.count for r in row.devices},
+                "cpus": {r.key.removeprefix("CPU"): r.count for r in row.cpus},
+            }
+        )
+    events = [
+        {
+            "ts": round(e.ts, 6),
+            "cpu": e.cpu,
+            "reason": e.name,
+            "subsystem": e.subsystem,
+            "location": e.symbol,
+            "protocol": protocol_name(e.protocol),
+            "device": e.ifname,
+            "netns": e.netns,
+            "l4proto": e.l4proto,
+            "saddr": e.saddr,
+            "daddr": e.daddr,
+            "sport": e.sport,
+            "dport": e.dport,
+        }
+        for e in drops.events[:EVENTS_PER_INTERVAL]
+    ]
+    return {
+        "drops": reasons,
+        "drop_log": {
+            "logged": drops.logged,
+            "suppressed": drops.suppressed,
+            "lost": drops.lost,
+            "unbucketed": drops.unbucketed,
+            "rate_limit": drops.log_rate,
+            "events": events,
+        },
     }

@@ -97,6 +97,7 @@ class Probe(ABC, Generic[T]):
                     self.status = ProbeStatus(self.name, ProbeState.STOPPED)
                     return
                 self._bpf = bpf
+                self.attached(bpf)
                 self._previous = self.read_totals(bpf)
         except ProbeError as e:
             self._fail(str(e))
@@ -135,6 +136,9 @@ class Probe(ABC, Generic[T]):
                 bpf.cleanup()
                 if self.status.state == ProbeState.LIVE:
                     self.status = ProbeStatus(self.name, ProbeState.STOPPED)
+
+    def attached(self, bpf: Any) -> None:
+        """Called once the program is attached, before the first read (e.g. to open a ring buffer)."""
 
     @abstractmethod
     def read_totals(self, bpf: Any) -> Mapping[Any, Any]:

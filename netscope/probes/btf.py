@@ -82,6 +82,7 @@ class BTFType:
     size_or_type: int
     members: tuple[Member, ...] = ()
     enum_values: tuple[tuple[str, int], ...] = ()
+    vlen: int = 0  # members, enum values or parameters
 
 
 class BTF:
@@ -92,7 +93,12 @@ class BTF:
     would cost ~60 MB and most of a second, for the handful of structs a probe needs.
     """
 
-    def __init__(self, blob: bytes) -> None:
+    _strings: bytes
+
+    def __init__(self, blob: bytes, base: BTF | None = None) -> None:
+        """`base`: for a module's split BTF (/sys/kernel/btf/<module>), the kernel's BTF, whose
+        strings come first in the offset space. Only the module's own enums are read from it."""
+        self._base_strings = base._strings if base is not None else b""
         if len(blob) < 24:
             raise BTFError("BTF blob too short")
         magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
@@ -120,8 +126,14 @@ class BTF:
             pos += 12 + extra[0] + extra[1] * (info & 0xFFFF)
 
     def _string(self, off: int) -> str:
-        end = self._strings.find(b"\0", off)
-        return self._strings[off:end].decode("ascii", "replace")
+        strings = self._strings
+        if self._base_strings:
+            if off < len(self._base_strings):
+                strings = self._base_strings
+            else:
+                off -= len(self._base_strings)
+        end = strings.find(b"\0", off)
+        return strings[off:end].decode("ascii", "replace")
 
     def _name_offsets(self, name: str) -> set[int]:
         """Offsets in the string section where `name` is stored (it may be stored more than once)."""
@@ -172,7 +184,7 @@ class BTF:
                     struct.unpack_from("<III", self._data, body + 12 * i) for i in range(vlen)
                 )
             )
-        return BTFType(kind, self._string(name_off), size_or_type, members, enum_values)
+        return BTFType(kind, self._string(name_off), size_or_type, members, enum_values, vlen)
 
     def find(self, kind: int, name: str) -> BTFType:
         type_id = self._type_id(kind, name)
@@ -182,6 +194,19 @@ class BTF:
 
     def has(self, kind: int, name: str) -> bool:
         return self._type_id(kind, name) is not None
+
+    def tracepoint_args(self, name: str) -> int | None:
+        """How many arguments raw tracepoint `name` passes (its `btf_trace_<name>` prototype less the
+        leading context pointer), or None when this kernel's BTF does not describe it."""
+        type_id = self._type_id(KIND_TYPEDEF, f"btf_trace_{name}")
+        if type_id is None:
+            return None
+        t = self.type(type_id)
+        while t.kind in (KIND_TYPEDEF, KIND_PTR, KIND_CONST, KIND_VOLATILE):
+            t = self.type(t.size_or_type)
+        if t.kind != KIND_FUNC_PROTO:
+            return None
+        return t.vlen - 1
 
     def enums_named(self, fragment: str) -> dict[str, dict[str, int]]:
         """Every enum whose name contains `fragment`, by name."""

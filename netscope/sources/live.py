@@ -19,6 +19,7 @@ from netscope.model.sample import (
 )
 from netscope.probes.base import Probe
 from netscope.probes.btf import BTFError
+from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe
 from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
 from netscope.probes.napi import NapiProbe
@@ -32,12 +33,13 @@ T = TypeVar("T")
 class LiveSource:
     live = True
 
-    def __init__(self) -> None:
+    def __init__(self, drop_log_rate: int = DEFAULT_LOG_RATE) -> None:
         self.info = procfs.read_host_info()
         self.hardirq = HardirqProbe(self.info.cpus)
         self.softirq = SoftirqProbe(self.info.cpus)
         self.napi = NapiProbe(self.info.cpus)
-        self.probes: tuple[Probe[Any], ...] = (self.hardirq, self.softirq, self.napi)
+        self.drops = DropsProbe(self.info.cpus, drop_log_rate)
+        self.probes: tuple[Probe[Any], ...] = (self.hardirq, self.softirq, self.napi, self.drops)
         self.headers: KernelHeaders | None = None
         self.setup_error = ""
         self.notes: list[str] = []  # non-fatal set-up problems, for the user
@@ -97,6 +99,7 @@ class LiveSource:
         hardirq = self._poll(self.hardirq, start)
         softirq = self._poll(self.softirq, start)
         napi = self._poll(self.napi, start)
+        drops = self._poll(self.drops, start)
         softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
         softnet = tuple(
             SoftnetCpu(
@@ -119,6 +122,7 @@ class LiveSource:
             hardirq=hardirq,
             softirq=softirq,
             napi=napi,
+            drops=drops,
         )
 
     def close(self) -> None:

@@ -122,7 +122,8 @@ def read_host_info() -> HostInfo:
     for line in (PROC / "stat").read_text().splitlines():
         if line.startswith("btime "):
             boot = float(line.split()[1])
-    return HostInfo(socket.gethostname(), os.uname().release, read_online_cpus(), boot)
+    netns = os.stat("/proc/self/ns/net").st_ino
+    return HostInfo(socket.gethostname(), os.uname().release, read_online_cpus(), boot, netns)
 
 
 def read_device_owners() -> tuple[dict[str, str], dict[int, str]]:

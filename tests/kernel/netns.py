@@ -5,10 +5,11 @@ Traffic stays inside namespaces the test creates, on 10.200.x.x.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,18 +55,121 @@ def veth_pair(subnet: int = 77) -> Iterator[VethPair]:
 
 
 SENDER = """
-import socket, sys
-dst, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import socket, sys, time
+dst, port, count, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 payload = b"x" * 32
-for _ in range(count):
-    s.sendto(payload, (dst, port))
+if count:
+    for _ in range(count):
+        s.sendto(payload, (dst, port))
+else:
+    end = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < end:
+        for _ in range(1000):
+            s.sendto(payload, (dst, port))
+        sent += 1000
+    print(sent)
 """
 
 
 def send_udp(pair: VethPair, count: int, port: int = 9) -> None:
-    """`count` 32-byte UDP datagrams from the sender namespace to the receiver (closed port)."""
-    pair.in_ns(pair.sender_ns, sys.executable, "-c", SENDER, pair.receiver_ip, str(port), str(count))
+    """`count` 32-byte UDP datagrams from the sender namespace to the receiver."""
+    pair.in_ns(pair.sender_ns, sys.executable, "-c", SENDER, pair.receiver_ip, str(port), str(count), "0")
+
+
+def flood_udp(pair: VethPair, seconds: float, port: int = 9) -> subprocess.Popen[str]:
+    """Send as fast as one process can for `seconds`; the process prints how many it sent."""
+    return subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            pair.sender_ns,
+            sys.executable,
+            "-c",
+            SENDER,
+            pair.receiver_ip,
+            str(port),
+            "0",
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def snmp(ns: str, proto: str = "Udp") -> dict[str, int]:
+    """The `proto` section of /proc/net/snmp in namespace `ns`: the kernel's own counters."""
+    lines = [line.split() for line in run("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").splitlines()]
+    head, values = [row for row in lines if row[0] == f"{proto}:"]
+    return {k: int(v) for k, v in zip(head[1:], values[1:], strict=True)}
+
+
+def netns_inode(ns: str) -> int:
+    return os.stat(f"/run/netns/{ns}").st_ino
+
+
+RECEIVER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@contextmanager
+def idle_receiver(pair: VethPair, port: int) -> Iterator[None]:
+    """A UDP socket with a tiny SO_RCVBUF that never reads: every datagram past the first few is
+    dropped with SOCKET_RCVBUFF."""
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", pair.receiver_ns, sys.executable, "-c", RECEIVER, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+NFT_TABLE = """table inet netscope_test {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        udp dport %d counter drop
+    }
+}
+"""
+
+
+@contextmanager
+def nft_drop(pair: VethPair, port: int) -> Iterator[Callable[[], int]]:
+    """An nft rule in the receiver namespace that counts and drops UDP to `port`; yields a reader
+    of the rule's packet counter."""
+    run("ip", "netns", "exec", pair.receiver_ns, "nft", "-f", "-", input_text=NFT_TABLE % port)
+
+    def packets() -> int:
+        out = run(
+            "ip", "netns", "exec", pair.receiver_ns, "nft", "-j", "list", "table", "inet", "netscope_test"
+        )
+        for item in json.loads(out)["nftables"]:
+            for expr in item.get("rule", {}).get("expr", []):
+                if "counter" in expr:
+                    return int(expr["counter"]["packets"])
+        raise AssertionError("no counter in the nft rule")
+
+    try:
+        yield packets
+    finally:
+        subprocess.run(
+            ["ip", "netns", "exec", pair.receiver_ns, "nft", "delete", "table", "inet", "netscope_test"],
+            capture_output=True,
+            check=False,
+        )
 
 
 def disk_interrupts(rounds: int) -> None:

@@ -1,0 +1,172 @@
+/* Dropped skbs: exact counts per reason, a breakdown by location, device, protocol and CPU, and a
+ * rate-limited log of individual drops.
+ *
+ * Raw tracepoint skb:kfree_skb(struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+ * struct sock *rx_sk): `reason` since Linux 5.17, `rx_sk` since 6.12 (older kernels pass garbage
+ * in args[3], so it is only read when NS_HAVE_RX_SK is set). A raw tracepoint needs no
+ * <linux/skbuff.h>: struct fields are read at offsets from the running kernel's BTF (NS_OFF_*).
+ */
+#include "netscope.h"
+
+BPF_PERCPU_HASH(drop_reasons, u32, u64, 4096);
+BPF_PERCPU_HASH(drop_details, struct drop_key, u64, NS_DROP_DETAILS_MAX);
+BPF_PERCPU_ARRAY(drop_stats, u64, NS_DROP_STATS);
+BPF_PERCPU_ARRAY(drop_buckets, struct drop_bucket, 1);
+BPF_RINGBUF_OUTPUT(drop_events, NS_DROP_RINGBUF_PAGES);
+
+static __always_inline u64 read_u64(const void *base, u32 off)
+{
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+    return v;
+}
+
+static __always_inline u16 read_u16(const void *base, u32 off)
+{
+    u16 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+    return v;
+}
+
+static __always_inline void bump(u32 index)
+{
+    u64 *v = drop_stats.lookup(&index);
+    if (v)
+        (*v)++;
+}
+
+/* Token bucket per CPU: credit accrues with time (capped at one second's worth); a logged event
+ * costs NS_DROP_LOG_COST_NS of it, so the CPUs together log at most NS_DROP_LOG_RATE per second. */
+static __always_inline int may_log(u64 now)
+{
+    u32 zero = 0;
+    struct drop_bucket *b = drop_buckets.lookup(&zero);
+    if (!b)
+        return 0;
+    u64 credit = b->credit_ns + (b->last_ns ? now - b->last_ns : 1000000000ULL);
+    if (credit > 1000000000ULL)
+        credit = 1000000000ULL;
+    b->last_ns = now;
+    if (credit < NS_DROP_LOG_COST_NS) {
+        b->credit_ns = credit;
+        return 0;
+    }
+    b->credit_ns = credit - NS_DROP_LOG_COST_NS;
+    return 1;
+}
+
+static __always_inline void parse_tuple(const void *skb, struct drop_event *e)
+{
+    const u8 *head = (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD);
+    u16 nh = read_u16(skb, NS_OFF_SKB_NETWORK_HEADER);
+    u16 th = read_u16(skb, NS_OFF_SKB_TRANSPORT_HEADER);
+    if (!head || nh == 0xffff)
+        return;
+    u8 ip[40] = {};
+    if (e->protocol == 0x0800) {
+        if (bpf_probe_read_kernel(ip, 20, head + nh))
+            return;
+        if ((ip[0] >> 4) != 4)
+            return;
+        e->family = 4;
+        e->l4proto = ip[9];
+        __builtin_memcpy(e->saddr, &ip[12], 4);
+        __builtin_memcpy(e->daddr, &ip[16], 4);
+        if (((ip[6] & 0x1f) | ip[7]) != 0) /* a later fragment: no ports */
+            return;
+        if (th == 0xffff || th <= nh)
+            th = nh + (ip[0] & 0x0f) * 4;
+    } else if (e->protocol == 0x86dd) {
+        if (bpf_probe_read_kernel(ip, 40, head + nh))
+            return;
+        e->family = 6;
+        e->l4proto = ip[6];
+        __builtin_memcpy(e->saddr, &ip[8], 16);
+        __builtin_memcpy(e->daddr, &ip[24], 16);
+        if (th == 0xffff || th <= nh)
+            th = nh + 40;
+    } else {
+        return;
+    }
+    if (e->l4proto == 6 || e->l4proto == 17) {
+        u16 ports[2] = {};
+        if (bpf_probe_read_kernel(ports, sizeof(ports), head + th) == 0) {
+            e->sport = bpf_ntohs(ports[0]);
+            e->dport = bpf_ntohs(ports[1]);
+        }
+    }
+}
+
+static __always_inline u32 netns_of(const void *dev, const void *sk)
+{
+    const void *net = 0;
+    if (dev)
+        net = (const void *)read_u64(dev, NS_OFF_DEV_ND_NET);
+    else if (sk)
+        net = (const void *)read_u64(sk, NS_OFF_SOCK_NET);
+    if (!net)
+        return 0;
+    u32 inum = 0;
+    bpf_probe_read_kernel(&inum, sizeof(inum), (const char *)net + NS_OFF_NET_NS_INUM);
+    return inum;
+}
+
+RAW_TRACEPOINT_PROBE(kfree_skb)
+{
+    const void *skb = (const void *)ctx->args[0];
+    u32 reason = (u32)ctx->args[2];
+    if (reason == NS_SKB_NOT_DROPPED_YET || reason == NS_SKB_CONSUMED)
+        return 0;
+
+    u64 init = 0;
+    u64 *count = drop_reasons.lookup_or_try_init(&reason, &init);
+    if (count)
+        (*count)++;
+
+    struct drop_key key = {};
+    key.location = ctx->args[1];
+    key.reason = reason;
+    key.protocol = bpf_ntohs(read_u16(skb, NS_OFF_SKB_PROTOCOL));
+    const void *dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
+    const void *sk = 0;
+#ifdef NS_HAVE_RX_SK
+    sk = (const void *)ctx->args[3];
+#endif
+    if (!sk)
+        sk = (const void *)read_u64(skb, NS_OFF_SKB_SK);
+    if (dev) {
+        bpf_probe_read_kernel(&key.ifindex, sizeof(key.ifindex), (const char *)dev + NS_OFF_DEV_IFINDEX);
+        bpf_probe_read_kernel_str(key.ifname, sizeof(key.ifname), (const char *)dev + NS_OFF_DEV_NAME);
+    }
+    key.netns = netns_of(dev, sk);
+    u64 *detail = drop_details.lookup_or_try_init(&key, &init);
+    if (detail)
+        (*detail)++;
+    else
+        bump(NS_DROP_STAT_DETAILS_FULL);
+
+    u64 now = bpf_ktime_get_ns();
+    if (!may_log(now)) {
+        bump(NS_DROP_STAT_SUPPRESSED);
+        return 0;
+    }
+    struct drop_event *e = drop_events.ringbuf_reserve(sizeof(struct drop_event));
+    if (!e) {
+        bump(NS_DROP_STAT_LOST);
+        return 0;
+    }
+    __builtin_memset(e, 0, sizeof(*e));
+    e->ts_ns = now;
+    e->location = key.location;
+    e->reason = reason;
+    e->ifindex = key.ifindex;
+    e->netns = key.netns;
+    e->cpu = bpf_get_smp_processor_id();
+    e->protocol = key.protocol;
+    __builtin_memcpy(e->ifname, key.ifname, sizeof(e->ifname));
+    parse_tuple(skb, e);
+    /* No wakeup per event: user space drains the ring buffer on its own schedule. */
+    drop_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    bump(NS_DROP_STAT_LOGGED);
+    return 0;
+}

@@ -1,0 +1,209 @@
+"""Drops probe (bpf_src/drops.bpf.c): every dropped skb by reason, location, protocol, device, CPU,
+plus a rate-limited log of individual drops through the BPF ring buffer.
+
+Reason counts are exact (a per-CPU hash keyed by reason). The breakdown map is bounded: when it
+fills up, drops are still counted by reason and the excess is reported as `unbucketed`; user space
+clears it when it is three-quarters full, so stale keys (vanished devices) do not pin it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import ipaddress
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from netscope.model.drops import ReasonNames, names_from_enums, parse_format_reasons
+from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
+from netscope.probes.base import Probe, ProbeError, per_cpu_values
+from netscope.probes.btf import BTF, BTFError, kernel_btf
+from netscope.probes.kallsyms import Kallsyms
+from netscope.probes.tracefs import events_dir
+
+DEFAULT_LOG_RATE = 1000  # drop log events per second, all CPUs together
+DETAILS_MAX = 16384
+EVENT_SIZE = 96  # sizeof(struct drop_event)
+LOG_SECONDS = 10  # the ring buffer holds this many seconds of log at the full rate
+STATS = ("logged", "suppressed", "lost", "unbucketed")  # NS_DROP_STAT_* order
+
+Totals = Mapping[str, Any]
+
+
+def reason_names(btf: BTF) -> ReasonNames:
+    """The running kernel's names: the tracepoint's format file first, BTF enums for the rest."""
+    enums = btf.enums_named("drop_reason")
+    modules = Path("/sys/kernel/btf")
+    for path in sorted(modules.glob("*")) if modules.is_dir() else ():
+        if path.name != "vmlinux":
+            try:
+                enums.update(BTF(path.read_bytes(), base=btf).enums_named("drop_reason"))
+            except (OSError, BTFError):
+                continue
+    names = names_from_enums(enums)
+    events = events_dir()
+    if events is not None:
+        try:
+            from_format = parse_format_reasons((events / "skb" / "kfree_skb" / "format").read_text())
+        except OSError:
+            from_format = {}
+        if from_format:
+            names = ReasonNames({**names.core, **from_format}, names.subsystems, names.subsystem_reasons)
+    if not names.core:
+        raise ProbeError("this kernel names no drop reasons (no enum skb_drop_reason in BTF)")
+    return names
+
+
+def _ring_pages(rate: int) -> int:
+    pages = 1
+    while pages * 4096 < rate * LOG_SECONDS * EVENT_SIZE:
+        pages *= 2
+    return max(pages, 8)
+
+
+def _address(family: int, raw: Any) -> str:
+    data = bytes(raw)
+    if family == 4:
+        return str(ipaddress.IPv4Address(data[:4]))
+    if family == 6:
+        return ipaddress.IPv6Address(data).compressed
+    return ""
+
+
+class DropsProbe(Probe[DropsSample]):
+    name = "drops"
+    source_file = "drops.bpf.c"
+    tracepoints = (("skb", "kfree_skb"),)
+
+    def __init__(self, cpus: tuple[int, ...], log_rate: int = DEFAULT_LOG_RATE) -> None:
+        super().__init__(cpus)
+        self.log_rate = log_rate
+        self.names: ReasonNames | None = None
+        self.kallsyms: Kallsyms | None = None
+        self._events: list[DropEvent] = []
+        self._event_table: Any = None
+        self._wall_offset = 0.0
+
+    def defines(self) -> dict[str, int]:
+        btf = kernel_btf()
+        if btf.tracepoint_args("kfree_skb") is not None and (btf.tracepoint_args("kfree_skb") or 0) < 3:
+            raise ProbeError("skb:kfree_skb on this kernel has no drop reason argument (Linux 5.17+ needed)")
+        self.names = reason_names(btf)
+        self.kallsyms = Kallsyms.load()
+        reasons = btf.enum("skb_drop_reason")
+        off = btf.member_offset
+        defines = {
+            "NS_OFF_SKB_DEV": off("sk_buff", "dev"),
+            "NS_OFF_SKB_SK": off("sk_buff", "sk"),
+            "NS_OFF_SKB_PROTOCOL": off("sk_buff", "protocol"),
+            "NS_OFF_SKB_HEAD": off("sk_buff", "head"),
+            "NS_OFF_SKB_NETWORK_HEADER": off("sk_buff", "network_header"),
+            "NS_OFF_SKB_TRANSPORT_HEADER": off("sk_buff", "transport_header"),
+            "NS_OFF_DEV_IFINDEX": off("net_device", "ifindex"),
+            "NS_OFF_DEV_NAME": off("net_device", "name"),
+            "NS_OFF_DEV_ND_NET": off("net_device", "nd_net"),
+            "NS_OFF_SOCK_NET": off("sock", "__sk_common.skc_net"),
+            "NS_OFF_NET_NS_INUM": off("net", "ns.inum"),
+            "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
+            "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
+            "NS_DROP_DETAILS_MAX": DETAILS_MAX,
+            "NS_DROP_RINGBUF_PAGES": _ring_pages(self.log_rate),
+            # Each CPU's bucket refills at rate/ncpus per second: together at most `rate`.
+            "NS_DROP_LOG_COST_NS": 1_000_000_000 * len(self.cpus) // max(self.log_rate, 1),
+        }
+        if (btf.tracepoint_args("kfree_skb") or 0) >= 4:
+            defines["NS_HAVE_RX_SK"] = 1
+        return defines
+
+    def attached(self, bpf: Any) -> None:
+        self._wall_offset = time.time() - time.monotonic()
+        self._event_table = bpf[b"drop_events"]
+        self._event_table.open_ring_buffer(self._on_event)
+
+    def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
+        assert self.names is not None and self.kallsyms is not None
+        e = self._event_table.event(data)
+        subsystem, name = self.names.decode(e.reason)
+        self._events.append(
+            DropEvent(
+                ts=self._wall_offset + e.ts_ns / 1e9,
+                cpu=e.cpu,
+                reason=e.reason,
+                name=name,
+                subsystem=subsystem,
+                symbol=self.kallsyms.symbolize(e.location),
+                protocol=e.protocol,
+                ifname=e.ifname.decode(errors="replace"),
+                netns=e.netns,
+                l4proto=e.l4proto,
+                saddr=_address(e.family, e.saddr),
+                daddr=_address(e.family, e.daddr),
+                sport=e.sport,
+                dport=e.dport,
+            )
+        )
+
+    def read_totals(self, bpf: Any) -> Totals:
+        """Cumulative counters, and the log events drained since the previous read."""
+        reasons = {
+            int(k.value): tuple(int(v) for v in per_cpu_values(vals, self.cpus))
+            for k, vals in bpf[b"drop_reasons"].items()
+        }
+        details_map = bpf[b"drop_details"]
+        details = {}
+        for k, vals in details_map.items():
+            key = (k.reason, k.location, k.protocol, k.ifindex, k.ifname.decode(errors="replace"), k.netns)
+            details[key] = tuple(int(v) for v in per_cpu_values(vals, self.cpus))
+        stats_map = bpf[b"drop_stats"]
+        stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
+        bpf.ring_buffer_consume()
+        events, self._events = self._events, []
+        cleared = False
+        if len(details) > DETAILS_MAX * 3 // 4:
+            details_map.clear()
+            cleared = True
+        return {"reasons": reasons, "details": details, "stats": stats, "events": events, "cleared": cleared}
+
+    def delta(self, previous: Totals, current: Totals) -> DropsSample:
+        assert self.names is not None and self.kallsyms is not None
+        zero = tuple(0 for _ in self.cpus)
+
+        def diff(now: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(a - b for a, b in zip(now, before, strict=True))
+
+        reasons = []
+        for reason, per_cpu in sorted(current["reasons"].items()):
+            d = diff(per_cpu, previous["reasons"].get(reason, zero))
+            if any(d):
+                subsystem, name = self.names.decode(reason)
+                reasons.append(DropReasonCount(reason, name, subsystem, d))
+        # After a clear the previous breakdown no longer exists in the kernel: count from zero.
+        before = {} if previous["cleared"] else previous["details"]
+        buckets = []
+        for key, per_cpu in current["details"].items():
+            d = diff(per_cpu, before.get(key, zero))
+            if any(d):
+                reason, location, protocol, ifindex, ifname, netns = key
+                buckets.append(
+                    DropBucket(
+                        reason,
+                        location,
+                        self.kallsyms.symbolize(location),
+                        protocol,
+                        ifindex,
+                        ifname,
+                        netns,
+                        d,
+                    )
+                )
+        stats = {k: current["stats"][k] - previous["stats"][k] for k in STATS}
+        self.status = dataclasses.replace(self.status, lost_events=current["stats"]["lost"])
+        return DropsSample(
+            reasons=tuple(reasons),
+            buckets=tuple(sorted(buckets, key=lambda b: (-sum(b.per_cpu), b.reason, b.symbol))),
+            events=tuple(current["events"]),
+            log_rate=self.log_rate,
+            **stats,
+        )
