@@ -11,7 +11,8 @@
 BPF_PERCPU_HASH(drop_reasons, u32, u64, 4096);
 BPF_PERCPU_HASH(drop_details, struct drop_key, u64, NS_DROP_DETAILS_MAX);
 BPF_PERCPU_ARRAY(drop_stats, u64, NS_DROP_STATS);
-BPF_PERCPU_ARRAY(drop_buckets, struct drop_bucket, 1);
+BPF_ARRAY(drop_log_window, struct drop_window, 1);
+BPF_HASH(drop_log_reason_window, u32, struct drop_window, 4096);
 BPF_RINGBUF_OUTPUT(drop_events, NS_DROP_RINGBUF_PAGES);
 
 static __always_inline u64 read_u64(const void *base, u32 off)
@@ -35,24 +36,30 @@ static __always_inline void bump(u32 index)
         (*v)++;
 }
 
-/* Token bucket per CPU: credit accrues with time (capped at one second's worth); a logged event
- * costs NS_DROP_LOG_COST_NS of it, so the CPUs together log at most NS_DROP_LOG_RATE per second. */
-static __always_inline int may_log(u64 now)
+/* One window's budget: reset when the window changes (racy between CPUs: at worst a few extra
+ * events per window), then taken one event at a time. */
+static __always_inline int take(struct drop_window *w, u64 id, u64 limit)
+{
+    if (w->window != id) {
+        w->window = id;
+        w->used = 0;
+    }
+    return __sync_fetch_and_add(&w->used, 1) < limit;
+}
+
+/* The log's rate limit, shared by every CPU so a storm on one CPU still logs at the full rate.
+ * No single reason may take more than NS_DROP_LOG_PER_REASON of a window, so the rare reasons
+ * still reach the log during another reason's storm. */
+static __always_inline int may_log(u32 reason, u64 now)
 {
     u32 zero = 0;
-    struct drop_bucket *b = drop_buckets.lookup(&zero);
-    if (!b)
+    u64 id = now / NS_DROP_LOG_WINDOW_NS;
+    struct drop_window fresh = {};
+    struct drop_window *per_reason = drop_log_reason_window.lookup_or_try_init(&reason, &fresh);
+    if (!per_reason || !take(per_reason, id, NS_DROP_LOG_PER_REASON))
         return 0;
-    u64 credit = b->credit_ns + (b->last_ns ? now - b->last_ns : 1000000000ULL);
-    if (credit > 1000000000ULL)
-        credit = 1000000000ULL;
-    b->last_ns = now;
-    if (credit < NS_DROP_LOG_COST_NS) {
-        b->credit_ns = credit;
-        return 0;
-    }
-    b->credit_ns = credit - NS_DROP_LOG_COST_NS;
-    return 1;
+    struct drop_window *all = drop_log_window.lookup(&zero);
+    return all && take(all, id, NS_DROP_LOG_PER_WINDOW);
 }
 
 static __always_inline void parse_tuple(const void *skb, struct drop_event *e)
@@ -146,7 +153,7 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
         bump(NS_DROP_STAT_DETAILS_FULL);
 
     u64 now = bpf_ktime_get_ns();
-    if (!may_log(now)) {
+    if (!may_log(reason, now)) {
         bump(NS_DROP_STAT_SUPPRESSED);
         return 0;
     }

@@ -80,8 +80,10 @@ struct drop_event {
     char ifname[16];
 };
 
-/* drops.bpf.c: per-CPU token bucket of the drop log. */
-struct drop_bucket {
-    u64 credit_ns;
-    u64 last_ns;
+/* drops.bpf.c: a budget of the drop log, shared by all CPUs: so many events per window of
+ * NS_DROP_LOG_WINDOW_NS (a token bucket refilled at each window); one for the whole log, one per
+ * reason. */
+struct drop_window {
+    u64 window;
+    u64 used;
 };

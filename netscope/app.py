@@ -18,17 +18,22 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from netscope.model.cpu import CpuView, build_cpu_view
-from netscope.model.sample import ProbeStatus, Sample
+from netscope.model.drops import DropsView, DropTotals, build_drops_view
+from netscope.model.sample import DropEvent, ProbeStatus, Sample
 from netscope.sources import Source
 from netscope.ui.cpu_pane import CpuPane
+from netscope.ui.drop_reason import DropReasonScreen
+from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
 from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
+MAIN_TABLE = {"cpus": "#cpu-table", "drops": "#drops-table"}
+DROP_LOG_KEPT = 1000  # logged drops kept for the log and the reason screens
 
 
 class SampleReady(Message):
@@ -58,6 +63,8 @@ class NetscopeApp(App[int]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("p", "pause", "Pause"),
+        Binding("c,1", "show_pane('cpus')", "CPUs"),
+        Binding("d,2", "show_pane('drops')", "Drops"),
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
         Binding("tab", "focus_next", "Next table", show=False),
@@ -70,14 +77,22 @@ class NetscopeApp(App[int]):
         self.interval = interval
         self.paused = False
         self.latest: Sample | None = None
-        self.history: deque[CpuView] = deque(maxlen=HISTORY)  # collected even while paused
+        # Collected even while paused: trends, the drop log and totals stay complete.
+        self.history: deque[CpuView] = deque(maxlen=HISTORY)
+        self.drops_history: deque[DropsView] = deque(maxlen=HISTORY)
+        self.drop_events: deque[DropEvent] = deque(maxlen=DROP_LOG_KEPT)  # newest first
+        self.drop_totals = DropTotals()
         self._starters = starters
         self._stop = threading.Event()
         self.crash: BaseException | None = None
 
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
-        yield CpuPane()
+        with TabbedContent(id="panes"):
+            with TabPane("CPUs", id="cpus"):
+                yield CpuPane()
+            with TabPane("Drops", id="drops"):
+                yield DropsPane()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -85,7 +100,7 @@ class NetscopeApp(App[int]):
         for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the ssh session dropped
             loop.add_signal_handler(sig, self._exit_on_signal, sig)
         self._refresh_header()
-        self.query_one(CpuPane).show_probes(self.source.statuses())
+        self._show_probes(self.source.statuses())
         for index, starter in enumerate(self._starters):
             self.run_worker(
                 lambda s=starter: self._start_probe(s), thread=True, group="probes", name=f"probe-{index}"
@@ -124,8 +139,14 @@ class NetscopeApp(App[int]):
                 return
 
     def on_sample_ready(self, message: SampleReady) -> None:
-        self.latest = message.sample
-        self.history.append(build_cpu_view(message.sample, self.source.info.cpus))
+        sample = self.latest = message.sample
+        info = self.source.info
+        self.history.append(build_cpu_view(sample, info.cpus))
+        drops_view = build_drops_view(sample, info)
+        if drops_view is not None and sample.drops is not None:
+            self.drops_history.append(drops_view)
+            self.drop_events.extendleft(sample.drops.events)
+            self.drop_totals = self.drop_totals.add(sample.drops)
         if not self.paused:
             self._render_latest()
 
@@ -133,15 +154,50 @@ class NetscopeApp(App[int]):
         self.notify(f"sampling failed: {message.error}", severity="error", timeout=5)
 
     def on_probes_changed(self, message: ProbesChanged) -> None:
-        self.query_one(CpuPane).show_probes(message.statuses)
+        self._show_probes(message.statuses)
 
     def _render_latest(self) -> None:
         if self.latest is None:
             return
-        pane = self.query_one(CpuPane)
-        pane.show(tuple(self.history))
-        pane.show_probes(self.latest.probes)
+        self.query_one(CpuPane).show(tuple(self.history))
+        self._show_probes(self.latest.probes)
+        self.query_one(DropsPane).show(tuple(self.drops_history), tuple(self.drop_events), self.drop_totals)
+        if isinstance(self.screen, DropReasonScreen):
+            self.screen.update_view(self._latest_drops_view(), tuple(self.drop_events))
         self._refresh_header()
+
+    def _show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        self.query_one(CpuPane).show_probes(statuses)
+        self.query_one(DropsPane).show_probes(statuses)
+
+    def _latest_drops_view(self) -> DropsView | None:
+        return self.drops_history[-1] if self.drops_history else None
+
+    def action_show_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The pane shown gets the keys: its main table takes the focus."""
+        table = MAIN_TABLE.get(event.pane.id or "")
+        if table:
+            self.query_one(table).focus()
+
+    def on_reason_selected(self, message: ReasonSelected) -> None:
+        view = self._latest_drops_view()
+        row = reason_row(view, message.reason) if view is not None else None
+        label = (
+            row.label
+            if row is not None
+            else next(
+                (
+                    f"{e.subsystem}/{e.name}" if e.subsystem else e.name
+                    for e in self.drop_events
+                    if e.reason == message.reason
+                ),
+                f"reason {message.reason}",
+            )
+        )
+        self.push_screen(DropReasonScreen(message.reason, label, view, tuple(self.drop_events)))
 
     def _refresh_header(self) -> None:
         ts = self.latest.ts if self.latest else None

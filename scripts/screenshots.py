@@ -14,7 +14,7 @@ from netscope.sources.recording import read_recording
 from netscope.sources.replay import ReplaySource
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixtures" / "cpu-veth.nsrec"
+FIXTURE = ROOT / "tests" / "fixtures" / "veth-traffic.nsrec"
 OUT = ROOT / "screenshots"
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from netscope.model.sample import DropEvent, DropsSample
+from netscope.model.sample import DropEvent, DropsSample, HostInfo, Sample
 
 SUBSYS_SHIFT = 16  # SKB_DROP_REASON_SUBSYS_SHIFT
 
@@ -175,19 +175,26 @@ class DropsView:
     log_rate: int
 
 
-def device_label(ifname: str, netns: int, host_netns: int) -> str:
-    """The device name, with its namespace inode when it is not the host's (names repeat there)."""
+def device_label(ifname: str, netns: int, host_netns: int, netns_names: Mapping[int, str]) -> str:
+    """The device name, with its namespace when it is not the host's (every pod has an eth0):
+    the namespace's name, or its inode when it has none."""
     name = ifname or "(no device)"
-    return name if not netns or netns == host_netns else f"{name}@{netns}"
+    if not netns or netns == host_netns:
+        return name
+    return f"{name}@{netns_names.get(netns, netns)}"
 
 
 def _ranked(counter: Counter[str]) -> tuple[Ranked, ...]:
     return tuple(Ranked(k, v) for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def build_drops_view(
-    drops: DropsSample, interval_s: float, cpus: Sequence[int], host_netns: int = 0
-) -> DropsView:
+def build_drops_view(sample: Sample, info: HostInfo) -> DropsView | None:
+    """The drops of one sample, per second; None when the drops probe was not live."""
+    drops = sample.drops
+    if drops is None:
+        return None
+    interval_s = sample.interval_s
+    netns_names = dict(sample.netns_names)
     total = sum(sum(r.per_cpu) for r in drops.reasons)
     rows = []
     for r in drops.reasons:
@@ -202,8 +209,8 @@ def build_drops_view(
                 n = sum(b.per_cpu)
                 locations[b.symbol] += n
                 protocols[protocol_name(b.protocol)] += n
-                devices[device_label(b.ifname, b.netns, host_netns)] += n
-        cpu_counts = Counter({f"CPU{cpu}": n for cpu, n in zip(cpus, r.per_cpu, strict=False) if n})
+                devices[device_label(b.ifname, b.netns, info.netns, netns_names)] += n
+        cpu_counts = Counter({f"CPU{cpu}": n for cpu, n in zip(info.cpus, r.per_cpu, strict=False) if n})
         rows.append(
             ReasonRow(
                 reason=r.reason,
@@ -242,3 +249,19 @@ def five_tuple(e: DropEvent) -> str:
         dst = f"[{e.daddr}]:{e.dport}" if ":" in e.daddr else f"{e.daddr}:{e.dport}"
         return f"{proto} {src} → {dst}"
     return f"{proto} {e.saddr} → {e.daddr}"
+
+
+@dataclass(frozen=True)
+class DropTotals:
+    """Running totals since netscope started watching (or the recording began)."""
+
+    drops: int = 0
+    suppressed: int = 0
+    lost: int = 0
+
+    def add(self, sample: DropsSample) -> DropTotals:
+        return DropTotals(
+            self.drops + sum(sum(r.per_cpu) for r in sample.reasons),
+            self.suppressed + sample.suppressed,
+            self.lost + sample.lost,
+        )

@@ -154,6 +154,7 @@ class Sample:
     softirq: tuple[SoftirqCpu, ...] | None = None
     napi: tuple[NapiCpu, ...] | None = None
     drops: DropsSample | None = None
+    netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample
 
 
 def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:

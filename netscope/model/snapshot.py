@@ -74,14 +74,14 @@ def snapshot_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
     return out
 
 
-EVENTS_PER_INTERVAL = 100  # drop log events printed per interval (all are counted)
+EVENTS_PER_INTERVAL = 100  # at most this many logged drops printed per interval (all are counted)
 
 
 def drops_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
     drops = sample.drops
-    if drops is None:
+    view = build_drops_view(sample, info)
+    if drops is None or view is None:
         return {"drops": None, "drop_log": None}
-    view = build_drops_view(drops, sample.interval_s, info.cpus, info.netns)
     reasons = []
     for row in view.rows:
         count = next(sum(r.per_cpu) for r in drops.reasons if r.reason == row.reason)
@@ -113,7 +113,9 @@ def drops_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
             "sport": e.sport,
             "dport": e.dport,
         }
-        for e in drops.events[:EVENTS_PER_INTERVAL]
+        for e in drops.events[
+            :: max(1, -(-len(drops.events) // EVENTS_PER_INTERVAL))
+        ]  # spread over the interval
     ]
     return {
         "drops": reasons,

@@ -93,6 +93,7 @@ class DropsProbe(Probe[DropsSample]):
         self.names = reason_names(btf)
         self.kallsyms = Kallsyms.load()
         reasons = btf.enum("skb_drop_reason")
+        per_window = self.log_rate // 10 if self.log_rate >= 10 else self.log_rate
         off = btf.member_offset
         defines = {
             "NS_OFF_SKB_DEV": off("sk_buff", "dev"),
@@ -110,8 +111,10 @@ class DropsProbe(Probe[DropsSample]):
             "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
             "NS_DROP_DETAILS_MAX": DETAILS_MAX,
             "NS_DROP_RINGBUF_PAGES": _ring_pages(self.log_rate),
-            # Each CPU's bucket refills at rate/ncpus per second: together at most `rate`.
-            "NS_DROP_LOG_COST_NS": 1_000_000_000 * len(self.cpus) // max(self.log_rate, 1),
+            # Tenth-of-a-second windows keep bursts short; below 10 events/s, one-second windows.
+            "NS_DROP_LOG_WINDOW_NS": 100_000_000 if self.log_rate >= 10 else 1_000_000_000,
+            "NS_DROP_LOG_PER_WINDOW": per_window,
+            "NS_DROP_LOG_PER_REASON": max(1, per_window * 4 // 5),
         }
         if (btf.tracepoint_args("kfree_skb") or 0) >= 4:
             defines["NS_HAVE_RX_SK"] = 1

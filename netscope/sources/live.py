@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
+    DropsSample,
     IrqLine,
     ProbeState,
     ProbeStatus,
@@ -28,6 +29,7 @@ from netscope.probes.tracefs import ensure_tracefs
 from netscope.sources import procfs
 
 T = TypeVar("T")
+NETNS_RECHECK_S = 5.0
 
 
 class LiveSource:
@@ -51,6 +53,8 @@ class LiveSource:
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
         self._last = time.monotonic()
         self._live_since: dict[str, float] = {}
+        self._netns_cache: dict[int, str] = {}
+        self._netns_checked = 0.0
 
     def prepare(self) -> None:
         """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
@@ -113,6 +117,7 @@ class LiveSource:
         )
         self._softnet_prev = softnet_now
         return Sample(
+            netns_names=self._netns_names(drops),
             ts=time.time(),
             interval_s=now - start,
             softirq_names=self._softirq_names,
@@ -124,6 +129,18 @@ class LiveSource:
             napi=napi,
             drops=drops,
         )
+
+    def _netns_names(self, drops: DropsSample | None) -> tuple[tuple[int, str], ...]:
+        """Names of the namespaces this sample's drops happened in; looked up again at most every
+        few seconds while some are still unknown (a /proc scan)."""
+        wanted = {b.netns for b in drops.buckets} | {e.netns for e in drops.events} if drops else set()
+        wanted.discard(self.info.netns)
+        wanted.discard(0)
+        unknown = wanted - set(self._netns_cache)
+        if unknown and time.monotonic() - self._netns_checked > NETNS_RECHECK_S:
+            self._netns_checked = time.monotonic()
+            self._netns_cache.update(procfs.read_netns_names(unknown))
+        return tuple(sorted((n, self._netns_cache[n]) for n in wanted if n in self._netns_cache))
 
     def close(self) -> None:
         self._closed.set()

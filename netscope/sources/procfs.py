@@ -157,3 +157,33 @@ def read_device_owners() -> tuple[dict[str, str], dict[int, str]]:
 def read_interfaces() -> set[str]:
     root = SYS / "class" / "net"
     return {p.name for p in root.iterdir()} if root.is_dir() else set()
+
+
+def read_netns_names(wanted: set[int]) -> dict[int, str]:
+    """Names for network namespace inodes: `ip netns` names (/run/netns), else a process living
+    there ("pid 1234 nginx") for the unnamed ones containers make."""
+    names: dict[int, str] = {}
+    for root in (Path("/run/netns"), Path("/var/run/netns")):
+        if root.is_dir():
+            for entry in root.iterdir():
+                try:
+                    names.setdefault(entry.stat().st_ino, entry.name)
+                except OSError:
+                    continue
+    missing = wanted - set(names)
+    if missing:
+        for pid_dir in PROC.iterdir():
+            if not pid_dir.name.isdigit():
+                continue
+            try:
+                link = os.readlink(pid_dir / "ns" / "net")
+                inode = int(link[link.index("[") + 1 : -1])
+                if inode in missing:
+                    comm = (pid_dir / "comm").read_text().strip()
+                    names[inode] = f"pid {pid_dir.name} {comm}"
+                    missing.discard(inode)
+            except (OSError, ValueError):
+                continue
+            if not missing:
+                break
+    return {k: v for k, v in names.items() if k in wanted}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,19 +11,10 @@ from textual.widgets import DataTable, Static
 
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
 from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
-from netscope.model.sample import ProbeState, ProbeStatus
+from netscope.model.sample import ProbeStatus
+from netscope.ui.widgets import Column, fit_columns, probe_line
 
-
-@dataclass(frozen=True)
-class Column:
-    label: str
-    width: int
-    keep: int  # lower stays longer as the terminal narrows
-    value: Callable[[CpuRow], str]
-    meaning: str
-
-
-CPU_COLUMNS: tuple[Column, ...] = (
+CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
     Column("hirq%", 5, 3, lambda r: fmt_pct(r.hardirq_time_pct), "% of the CPU in hardirq handlers"),
     Column("RX rais/s", 9, 3, lambda r: fmt_count(r.net_rx_raises_per_s), "NET_RX softirq raises per second"),
@@ -59,15 +49,6 @@ CPU_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
-PROBE_MARK = {
-    ProbeState.PENDING: ("○", "dim"),
-    ProbeState.STARTING: ("◌", "yellow"),
-    ProbeState.LIVE: ("●", "green"),
-    ProbeState.FAILED: ("✗", "bold red"),
-    ProbeState.STOPPED: ("■", "dim"),
-}
-
-
 MIN_TREND = 12
 
 
@@ -75,42 +56,16 @@ def _rows(view: CpuView) -> tuple[CpuRow, ...]:
     return (*view.rows, view.total)
 
 
-def fit_columns(columns: tuple[Column, ...], width: int, reserved: int) -> tuple[Column, ...]:
-    """The columns that fit in `width`, dropping the least essential first, in their order."""
-    chosen = list(columns)
-    for level in sorted({c.keep for c in columns}, reverse=True):
-        if reserved + sum(c.width + 2 for c in chosen) <= width:
-            break
-        if level == 1:
-            break
-        chosen = [c for c in chosen if c.keep < level]
-    return tuple(chosen)
-
-
-def probe_line(statuses: tuple[ProbeStatus, ...]) -> Text:
-    text = Text("probes ", style="dim")
-    for status in statuses:
-        mark, style = PROBE_MARK[status.state]
-        text.append(f"{mark} {status.name}", style=style)
-        if status.state == ProbeState.STARTING and status.detail:
-            text.append(f" ({status.detail})", style="dim")
-        text.append("  ")
-    for status in statuses:
-        if status.state == ProbeState.FAILED:
-            text.append(f"\n{status.name} failed: {status.error}", style="red")
-    return text
-
-
 class CpuPane(Vertical):
     """Per-CPU table above the busiest-IRQ table. Renders a CpuView; never reads the kernel."""
 
-    DEFAULT_CSS = ""
     IRQ_ROWS = 8
+    PROBES = ("hardirq", "softirq", "napi")
 
     def __init__(self) -> None:
         super().__init__(id="cpu-pane")
         self.border_title = "CPUs"
-        self._columns: tuple[Column, ...] = ()
+        self._columns: tuple[Column[CpuRow], ...] = ()
         self._trend = 0
         self._irq_cpus: tuple[int, ...] | None = None
         self._history: Sequence[CpuView] = ()
@@ -124,7 +79,7 @@ class CpuPane(Vertical):
         yield irq_table
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        self.query_one("#cpu-probes", Static).update(probe_line(statuses))
+        self.query_one("#cpu-probes", Static).update(probe_line(statuses, self.PROBES))
 
     def on_resize(self) -> None:
         if self._history:
@@ -148,7 +103,7 @@ class CpuPane(Vertical):
             table.clear(columns=True)
             table.add_column("CPU", width=4)
             for c in columns:
-                table.add_column(Text(c.label, justify="right"), width=c.width)
+                table.add_column(c.header(), width=c.width)
             if trend:
                 table.add_column(f"NET_RX runs/s, last {trend} intervals", width=trend)
             self._columns, self._trend = columns, trend
@@ -157,7 +112,7 @@ class CpuPane(Vertical):
         for index, row in enumerate((*view.rows, view.total)):
             bold = "bold" if row.cpu is None else ""
             label = Text("all", style="bold") if row.cpu is None else str(row.cpu)
-            cells = [Text(c.value(row), justify="right", style=bold) for c in columns]
+            cells = [c.cell(row, bold) for c in columns]
             if trend:
                 series = [
                     _rows(v)[index].net_rx_runs_per_s if index < len(_rows(v)) else None for v in history

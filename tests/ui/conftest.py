@@ -19,4 +19,4 @@ os.environ["TERM"] = "xterm-256color"
 
 @pytest.fixture
 def recording() -> Recording:
-    return read_recording(FIXTURES / "cpu-veth.nsrec")
+    return read_recording(FIXTURES / "veth-traffic.nsrec")

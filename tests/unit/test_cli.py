@@ -11,7 +11,7 @@ import pytest
 from netscope import cli
 from netscope.sources.recording import read_recording
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "cpu-veth.nsrec"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "veth-traffic.nsrec"
 
 
 def test_live_commands_need_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

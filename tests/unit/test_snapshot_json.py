@@ -9,7 +9,7 @@ INFO = HostInfo("box", "6.18.44", (0, 1), 0.0)
 
 def test_schema_and_per_interval_counts() -> None:
     obj = snapshot_json(INFO, two_cpu_sample(interval_s=2.0))
-    assert set(obj) == {"ts", "interval_s", "host", "kernel", "cpus", "irqs", "probes"}
+    assert set(obj) == {"ts", "interval_s", "host", "kernel", "cpus", "irqs", "probes", "drops", "drop_log"}
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0
     assert cpu0["hardirqs"] == 100
@@ -36,3 +36,26 @@ def test_probe_not_live_is_null_not_zero() -> None:
     assert obj["cpus"][0]["softirqs"] is None
     assert obj["cpus"][0]["time_squeeze"] == 2
     assert obj["irqs"] == []
+
+
+def test_drops_section() -> None:
+    from tests.unit.test_drops_model import INFO as DROPS_INFO
+    from tests.unit.test_drops_model import drops_sample
+
+    obj = snapshot_json(DROPS_INFO, drops_sample())
+    first = obj["drops"][0]
+    assert first["reason"] == "NO_SOCKET" and first["reason_id"] == 3 and first["subsystem"] == ""
+    assert first["count"] == 3000  # per interval, not per second
+    assert first["locations"] == [{"symbol": "__udp4_lib_rcv+0x4bc", "count": 3000}]
+    assert first["devices"] == {"veth1@nsB": 2000, "eth0": 1000}
+    assert first["protocols"] == {"IPv4": 3000}
+    assert first["cpus"] == {"1": 3000}
+    assert obj["drop_log"] == {
+        "logged": 1000,
+        "suppressed": 3000,
+        "lost": 2,
+        "unbucketed": 0,
+        "rate_limit": 1000,
+        "events": [],
+    }
+    assert snapshot_json(INFO, two_cpu_sample())["drops"] is None

@@ -1,0 +1,78 @@
+"""One drop reason in detail: where in the kernel, on which devices, protocols and CPUs, and its
+recent logged drops. Live: the app hands it each new view. Esc goes back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from netscope.model.drops import DropsView, Ranked
+from netscope.model.format import fmt_count, fmt_pct
+from netscope.model.sample import DropEvent
+from netscope.ui.drops_pane import drop_log_table, event_cells, reason_row
+
+BREAKDOWNS = (
+    ("locations", "location (kallsyms)"),
+    ("devices", "device"),
+    ("protocols", "protocol"),
+    ("cpus", "CPU"),
+)
+
+
+class DropReasonScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, reason: int, label: str, view: DropsView | None, events: Sequence[DropEvent]) -> None:
+        super().__init__()
+        self.reason = reason
+        self.label = label
+        self._initial = (view, events)
+
+    def on_mount(self) -> None:
+        self.update_view(*self._initial)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="reason-box"):
+            yield Static(id="reason-title")
+            with Horizontal(id="reason-breakdowns"):
+                for key, label in BREAKDOWNS:
+                    table: DataTable[str | Text] = DataTable(id=f"reason-{key}", cursor_type="row")
+                    table.add_column(label, width=30 if key == "locations" else 16)
+                    table.add_column(Text("drops/s", justify="right"), width=8)
+                    table.add_column(Text("share%", justify="right"), width=6)
+                    yield table
+            yield Static(Text("Recent drops with this reason", style="bold"))
+            yield drop_log_table("reason-log")
+        yield Footer()
+
+    def update_view(self, view: DropsView | None, events: Sequence[DropEvent]) -> None:
+        row = reason_row(view, self.reason) if view is not None else None
+        title = Text(self.label, style="bold red")
+        if row is None:
+            title.append("  no drops with this reason in the last interval", style="dim")
+        else:
+            title.append(f"  {fmt_count(row.per_s)}/s, {fmt_pct(row.share_pct)}% of all drops")
+            if row.explanation:
+                title.append(f"\n{row.explanation}")
+        self.query_one("#reason-title", Static).update(title)
+        for key, _ in BREAKDOWNS:
+            table: DataTable[str | Text] = self.query_one(f"#reason-{key}", DataTable)
+            table.clear()
+            ranked: tuple[Ranked, ...] = getattr(row, key) if row is not None else ()
+            total = sum(r.count for r in ranked) or 1
+            for r in ranked[:50]:
+                table.add_row(
+                    r.key,
+                    Text(fmt_count(r.count / view.interval_s if view else 0), justify="right"),
+                    Text(fmt_pct(100.0 * r.count / total), justify="right"),
+                )
+        log: DataTable[str | Text] = self.query_one("#reason-log", DataTable)
+        log.clear()
+        for e in [e for e in events if e.reason == self.reason][:100]:
+            log.add_row(*event_cells(e))

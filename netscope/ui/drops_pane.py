@@ -1,0 +1,219 @@
+"""The Drops pane: drops per reason (the kernel's names), where they happen, and the live drop log.
+
+Enter on a reason opens its detail screen (locations, devices, protocols, CPUs, its recent events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from netscope.model.drops import DropsView, DropTotals, ReasonRow, five_tuple, protocol_name
+from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
+from netscope.model.sample import DropEvent, ProbeStatus
+from netscope.ui.widgets import Column, fit_columns, probe_line
+
+LOG_ROWS = 200  # drop log rows shown, newest first
+TREND = 20
+MIN_EXPLANATION = 60
+
+REASON_COLUMNS: tuple[Column[ReasonRow], ...] = (
+    Column("drops/s", 8, 1, lambda r: fmt_count(r.per_s), "drops with this reason per second"),
+    Column("share%", 6, 1, lambda r: fmt_pct(r.share_pct), "its share of all drops"),
+    Column(
+        "top location",
+        28,
+        1,
+        lambda r: r.locations[0].key if r.locations else NO_DATA,
+        "the kernel function that dropped most of them (function+offset, from /proc/kallsyms)",
+        numeric=False,
+    ),
+    Column(
+        "top device",
+        20,
+        2,
+        lambda r: r.devices[0].key if r.devices else NO_DATA,
+        "the device most of them came in on (or left by), @namespace when not the host's",
+        numeric=False,
+    ),
+)
+
+
+def drops_summary(totals: DropTotals, view: DropsView | None) -> Text:
+    """'1,234,567 drops since start · 2.5k/s now · 1,000 logged/s (limit 1,000/s) · 0 lost'."""
+    text = Text()
+    text.append(f"{totals.drops:,} drops since start", style="bold")
+    if view is not None:
+        text.append(f" · {fmt_count(view.total_per_s)}/s now")
+        text.append(f" · {fmt_count(view.logged / view.interval_s)} logged/s (limit {view.log_rate:,}/s)")
+    text.append(f" · {totals.suppressed:,} not logged (over the limit)")
+    text.append(f" · {totals.lost:,} lost", style="bold red" if totals.lost else "")
+    if view is not None and view.unbucketed:
+        text.append(f" · {view.unbucketed:,} without breakdown (map full)", style="yellow")
+    return text
+
+
+def drop_log_table(table_id: str) -> DataTable[str | Text]:
+    table: DataTable[str | Text] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
+    for label, width in (
+        ("time", 12),
+        ("reason", 16),
+        ("5-tuple", 44),
+        ("device", 14),
+        ("location", 26),
+        ("proto", 5),
+        ("CPU", 3),
+    ):
+        table.add_column(label, width=width)
+    return table
+
+
+def event_cells(e: DropEvent) -> tuple[str | Text, ...]:
+    when = datetime.fromtimestamp(e.ts)
+    reason = f"{e.subsystem}/{e.name}" if e.subsystem else e.name
+    return (
+        when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}",
+        reason,
+        five_tuple(e) or NO_DATA,
+        e.ifname or NO_DATA,
+        e.symbol,
+        protocol_name(e.protocol),
+        str(e.cpu),
+    )
+
+
+class ReasonSelected(Message):
+    def __init__(self, reason: int) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class DropsPane(Vertical):
+    """Enter on a reason, or on a logged drop, opens that reason's detail screen."""
+
+    PROBES = ("drops",)
+
+    def __init__(self) -> None:
+        super().__init__(id="drops-pane")
+        self.border_title = "Drops"
+        self._events: list[DropEvent] = []
+        self._shown: tuple[Sequence[DropsView], Sequence[DropEvent], DropTotals] | None = None
+        self._layout_shown: tuple[tuple[Column[ReasonRow], ...], int, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="drops-probes")
+        yield Static("waiting for the drops probe", id="drops-summary")
+        yield DataTable(id="drops-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="drops-selected")
+        yield Static(
+            Text("Drop log (newest first; rate-limited in the kernel)", style="bold"), id="drop-log-title"
+        )
+        yield drop_log_table("drop-log")
+
+    def show(self, history: Sequence[DropsView], events: Sequence[DropEvent], totals: DropTotals) -> None:
+        """Render the newest view (history oldest first) and the log (newest first)."""
+        self._shown = (history, events, totals)
+        view = history[-1] if history else None
+        self.query_one("#drops-summary", Static).update(drops_summary(totals, view))
+        if view is not None:
+            self._show_reasons(view, history)
+        self._show_log(events)
+
+    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        self.query_one("#drops-probes", Static).update(probe_line(statuses, self.PROBES))
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)
+
+    def _layout(self, table: DataTable[str | Text]) -> tuple[tuple[Column[ReasonRow], ...], int, int]:
+        """Columns that fit, the trend's width (0: none) and the explanation's (0: none)."""
+        width = self.size.width or 160
+        reserved = 24 + 2
+        columns = fit_columns(REASON_COLUMNS, width, reserved)
+        spare = width - reserved - sum(c.width + 2 for c in columns) - 4
+        trend = TREND if spare >= TREND + 2 else 0
+        explanation = spare - (trend + 2 if trend else 0) - 2
+        layout = (columns, trend, explanation if explanation >= MIN_EXPLANATION else 0)
+        if layout != self._layout_shown:
+            table.clear(columns=True)
+            table.add_column("reason", width=24)
+            for c in columns:
+                table.add_column(c.header(), width=c.width)
+            if trend:
+                table.add_column(f"last {trend} intervals", width=trend)
+            if layout[2]:
+                table.add_column("what it means, what to check", width=layout[2])
+            self._layout_shown = layout
+        return layout
+
+    def _show_reasons(self, view: DropsView, history: Sequence[DropsView]) -> None:
+        table: DataTable[str | Text] = self.query_one("#drops-table", DataTable)
+        selected = self.selected_reason()
+        columns, trend, explanation = self._layout(table)
+        table.clear()
+        for row in view.rows:
+            cells: list[str | Text] = [Text(row.label, style="bold")]
+            cells += [c.cell(row) for c in columns]
+            if trend:
+                series = [next((r.per_s for r in v.rows if r.reason == row.reason), 0.0) for v in history]
+                cells.append(Text(sparkline(series, trend), style="red"))
+            if explanation:
+                cells.append(row.explanation or NO_DATA)
+            table.add_row(*cells, key=str(row.reason))
+        if selected is not None and str(selected) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
+        self._show_selected()
+
+    def _show_log(self, events: Sequence[DropEvent]) -> None:
+        table: DataTable[str | Text] = self.query_one("#drop-log", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        self._events = list(events)[:LOG_ROWS]
+        for e in self._events:
+            table.add_row(*event_cells(e))
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
+
+    def selected_reason(self) -> int | None:
+        table: DataTable[str | Text] = self.query_one("#drops-table", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return int(key) if key is not None else None
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "drops-table":
+            self._show_selected()
+
+    def _show_selected(self) -> None:
+        """The highlighted reason's meaning, in full, under the table."""
+        reason = self.selected_reason()
+        view = self._shown[0][-1] if self._shown and self._shown[0] else None
+        row = reason_row(view, reason) if view is not None and reason is not None else None
+        text = Text()
+        if row is not None:
+            text.append(f"▸ {row.label}", style="bold")
+            text.append(f": {row.explanation or 'no explanation for this reason yet'}")
+            text.append("  (Enter: where, on which devices, its drops)", style="dim")
+        self.query_one("#drops-selected", Static).update(text)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.data_table.id == "drops-table":
+            reason = self.selected_reason()
+        else:
+            row = event.cursor_row
+            reason = self._events[row].reason if 0 <= row < len(self._events) else None
+        if reason is not None:
+            self.post_message(ReasonSelected(reason))
+
+
+def reason_row(view: DropsView, reason: int) -> ReasonRow | None:
+    return next((r for r in view.rows if r.reason == reason), None)

@@ -1,0 +1,66 @@
+"""Pieces the panes share: column specs that narrow gracefully, and the probes status line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from rich.text import Text
+
+from netscope.model.sample import ProbeState, ProbeStatus
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Column(Generic[R]):
+    label: str
+    width: int
+    keep: int  # lower stays longer as the terminal narrows
+    value: Callable[[R], str]
+    meaning: str
+    numeric: bool = True  # right-justified
+
+    def header(self) -> Text:
+        return Text(self.label, justify="right" if self.numeric else "left")
+
+    def cell(self, row: R, style: str = "") -> Text:
+        return Text(self.value(row), justify="right" if self.numeric else "left", style=style)
+
+
+PROBE_MARK = {
+    ProbeState.PENDING: ("○", "dim"),
+    ProbeState.STARTING: ("◌", "yellow"),
+    ProbeState.LIVE: ("●", "green"),
+    ProbeState.FAILED: ("✗", "bold red"),
+    ProbeState.STOPPED: ("■", "dim"),
+}
+
+
+def fit_columns(columns: Sequence[Column[R]], width: int, reserved: int) -> tuple[Column[R], ...]:
+    """The columns that fit in `width`, dropping the least essential first, in their order."""
+    chosen = list(columns)
+    for level in sorted({c.keep for c in columns}, reverse=True):
+        if reserved + sum(c.width + 2 for c in chosen) <= width:
+            break
+        if level == 1:
+            break
+        chosen = [c for c in chosen if c.keep < level]
+    return tuple(chosen)
+
+
+def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
+    """The state of the probes a pane reads (`names`), with the reason of any that failed."""
+    statuses = [s for s in statuses if s.name in names]
+    text = Text("probes ", style="dim")
+    for status in statuses:
+        mark, style = PROBE_MARK[status.state]
+        text.append(f"{mark} {status.name}", style=style)
+        if status.state == ProbeState.STARTING and status.detail:
+            text.append(f" ({status.detail})", style="dim")
+        text.append("  ")
+    for status in statuses:
+        if status.state == ProbeState.FAILED:
+            text.append(f"\n{status.name} failed: {status.error}", style="red")
+    return text
