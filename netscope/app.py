@@ -10,7 +10,6 @@ import asyncio
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from netscope.model.cpu import CpuView, build_cpu_view
-from netscope.model.drops import DropsView, DropTotals, build_drops_view
-from netscope.model.sample import DropEvent, ProbeStatus, Sample
+from netscope.model.drops import reason_label
+from netscope.model.sample import ProbeStatus, Sample
+from netscope.model.timeline import Shown, Timeline
 from netscope.sources import Source
 from netscope.ui.cpu_pane import CpuPane
 from netscope.ui.drop_reason import DropReasonScreen
@@ -31,9 +30,7 @@ from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
-HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 MAIN_TABLE = {"cpus": "#cpu-table", "drops": "#drops-table"}
-DROP_LOG_KEPT = 1000  # logged drops kept for the log and the reason screens
 
 
 class SampleReady(Message):
@@ -76,12 +73,9 @@ class NetscopeApp(App[int]):
         self.source = source
         self.interval = interval
         self.paused = False
-        self.latest: Sample | None = None
-        # Collected even while paused: trends, the drop log and totals stay complete.
-        self.history: deque[CpuView] = deque(maxlen=HISTORY)
-        self.drops_history: deque[DropsView] = deque(maxlen=HISTORY)
-        self.drop_events: deque[DropEvent] = deque(maxlen=DROP_LOG_KEPT)  # newest first
-        self.drop_totals = DropTotals()
+        self.latest: Sample | None = None  # the newest sample, shown or not
+        self.timeline = Timeline(source.info)  # fed even while paused
+        self.shown: Shown | None = None  # what the screen shows (frozen while paused)
         self._starters = starters
         self._stop = threading.Event()
         self.crash: BaseException | None = None
@@ -139,16 +133,11 @@ class NetscopeApp(App[int]):
                 return
 
     def on_sample_ready(self, message: SampleReady) -> None:
-        sample = self.latest = message.sample
-        info = self.source.info
-        self.history.append(build_cpu_view(sample, info.cpus))
-        drops_view = build_drops_view(sample, info)
-        if drops_view is not None and sample.drops is not None:
-            self.drops_history.append(drops_view)
-            self.drop_events.extendleft(sample.drops.events)
-            self.drop_totals = self.drop_totals.add(sample.drops)
+        self.latest = message.sample
+        self.timeline.add(message.sample)
         if not self.paused:
-            self._render_latest()
+            self.shown = self.timeline.shown()
+            self._render()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         self.notify(f"sampling failed: {message.error}", severity="error", timeout=5)
@@ -156,22 +145,24 @@ class NetscopeApp(App[int]):
     def on_probes_changed(self, message: ProbesChanged) -> None:
         self._show_probes(message.statuses)
 
-    def _render_latest(self) -> None:
-        if self.latest is None:
+    def _render(self) -> None:
+        """Render what is on screen; a hidden pane is rendered when it is shown (painting tables
+        is the UI's main cost, and it must stay cheap on a loaded box)."""
+        shown = self.shown
+        if shown is None:
             return
-        self.query_one(CpuPane).show(tuple(self.history))
-        self._show_probes(self.latest.probes)
-        self.query_one(DropsPane).show(tuple(self.drops_history), tuple(self.drop_events), self.drop_totals)
+        self._show_probes(shown.latest.probes)
         if isinstance(self.screen, DropReasonScreen):
-            self.screen.update_view(self._latest_drops_view(), tuple(self.drop_events))
+            self.screen.update_view(shown.drops, shown.drop_events)
+        elif self.query_one(TabbedContent).active == "drops":
+            self.query_one(DropsPane).show(shown.drops_history, shown.drop_events, shown.drop_totals)
+        else:
+            self.query_one(CpuPane).show(shown.cpu_history)
         self._refresh_header()
 
     def _show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
         self.query_one(CpuPane).show_probes(statuses)
         self.query_one(DropsPane).show_probes(statuses)
-
-    def _latest_drops_view(self) -> DropsView | None:
-        return self.drops_history[-1] if self.drops_history else None
 
     def action_show_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
@@ -181,26 +172,22 @@ class NetscopeApp(App[int]):
         table = MAIN_TABLE.get(event.pane.id or "")
         if table:
             self.query_one(table).focus()
+        self._render()
 
     def on_reason_selected(self, message: ReasonSelected) -> None:
-        view = self._latest_drops_view()
+        shown = self.shown
+        if shown is None:
+            return
+        view = shown.drops
         row = reason_row(view, message.reason) if view is not None else None
+        event = next((e for e in shown.drop_events if e.reason == message.reason), None)
         label = (
-            row.label
-            if row is not None
-            else next(
-                (
-                    f"{e.subsystem}/{e.name}" if e.subsystem else e.name
-                    for e in self.drop_events
-                    if e.reason == message.reason
-                ),
-                f"reason {message.reason}",
-            )
+            row.label if row else reason_label(event.subsystem, event.name) if event else str(message.reason)
         )
-        self.push_screen(DropReasonScreen(message.reason, label, view, tuple(self.drop_events)))
+        self.push_screen(DropReasonScreen(message.reason, label, view, shown.drop_events))
 
     def _refresh_header(self) -> None:
-        ts = self.latest.ts if self.latest else None
+        ts = self.shown.latest.ts if self.shown else None
         self.query_one(NetscopeHeader).update(
             header_text(self.source.info, ts, self.interval, self.source.live, self.paused)
         )
@@ -211,7 +198,8 @@ class NetscopeApp(App[int]):
     def action_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused:
-            self._render_latest()
+            self.shown = self.timeline.shown()
+        self._render()
         self._refresh_header()
 
     def _step_interval(self, step: int) -> None:

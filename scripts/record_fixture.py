@@ -35,7 +35,8 @@ def main() -> None:
         sender.start()
         try:
             subprocess.run(
-                [sys.executable, "-m", "netscope", "record", "-o", str(OUT), "-i", "1", "-n", "10"], check=True
+                [sys.executable, "-m", "netscope", "record", "-o", str(OUT), "-i", "1", "-n", "10"],
+                check=True,
             )
         finally:
             stop.set()

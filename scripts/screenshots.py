@@ -30,15 +30,21 @@ async def main() -> None:
     os.environ["TZ"] = "UTC"
     OUT.mkdir(exist_ok=True)
     app = make_app(ReplaySource(read_recording(FIXTURE)))
-    async with app.run_test(size=(120, 30)) as pilot:
+    async with app.run_test(size=(140, 36)) as pilot:
         await first_sample(app)
         await pilot.press("p")
         await pilot.pause()
         app.save_screenshot("cpu.svg", str(OUT))
-        await pilot.press("question_mark")
+        await pilot.press("d")
+        await pilot.pause()
+        app.save_screenshot("drops.svg", str(OUT))
+        await pilot.press("enter")
+        await pilot.pause()
+        app.save_screenshot("drop-reason.svg", str(OUT))
+        await pilot.press("escape", "question_mark")
         await pilot.pause()
         app.save_screenshot("help.svg", str(OUT))
-    for name in ("cpu.svg", "help.svg"):
+    for name in ("cpu.svg", "drops.svg", "drop-reason.svg", "help.svg"):
         print(OUT / name)
 
 

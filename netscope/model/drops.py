@@ -83,6 +83,11 @@ ETH_P = {
 IPPROTO = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp", 47: "gre", 50: "esp"}
 
 
+def reason_label(subsystem: str, name: str) -> str:
+    """NO_SOCKET, or OPENVSWITCH/OVS_DROP_LAST_ACTION for a subsystem's reason."""
+    return f"{subsystem}/{name}" if subsystem else name
+
+
 def protocol_name(protocol: int) -> str:
     return ETH_P.get(protocol, f"0x{protocol:04x}")
 
@@ -159,7 +164,7 @@ class ReasonRow:
 
     @property
     def label(self) -> str:
-        return f"{self.subsystem}/{self.name}" if self.subsystem else self.name
+        return reason_label(self.subsystem, self.name)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import subprocess
 import threading
@@ -54,6 +55,7 @@ class LiveSource:
         self._last = time.monotonic()
         self._live_since: dict[str, float] = {}
         self._netns_cache: dict[int, str] = {}
+        self._irq_lines: tuple[IrqLine, ...] = ()
         self._netns_checked = 0.0
 
     def prepare(self) -> None:
@@ -104,7 +106,11 @@ class LiveSource:
         softirq = self._poll(self.softirq, start)
         napi = self._poll(self.napi, start)
         drops = self._poll(self.drops, start)
-        softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
+        # The probes' counts are taken: from here on nothing may raise and lose them.
+        try:
+            softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
+        except (OSError, ValueError):
+            softnet_now = {}
         softnet = tuple(
             SoftnetCpu(
                 cpu,
@@ -115,13 +121,17 @@ class LiveSource:
             for cpu, cur in sorted(softnet_now.items())
             if (prev := self._softnet_prev.get(cpu)) is not None
         )
-        self._softnet_prev = softnet_now
+        if softnet_now:
+            self._softnet_prev = softnet_now
+        # On failure keep the last names: an IRQ or device vanished while being read.
+        with contextlib.suppress(OSError, ValueError):
+            self._irq_lines = read_irq_lines()
         return Sample(
             netns_names=self._netns_names(drops),
             ts=time.time(),
             interval_s=now - start,
             softirq_names=self._softirq_names,
-            irq_lines=read_irq_lines(),
+            irq_lines=self._irq_lines,
             softnet=softnet,
             probes=self.statuses(),
             hardirq=hardirq,

@@ -139,18 +139,21 @@ def read_device_owners() -> tuple[dict[str, str], dict[int, str]]:
         if not root.is_dir():
             continue
         for dev in sorted(root.iterdir()):
-            link = dev / "device"
-            if not link.exists() or (kind == "block" and (dev / "partition").exists()):
-                continue
-            bus_dev = link.resolve()
-            by_bus.setdefault(bus_dev.name, dev.name)
-            for parent in (bus_dev, bus_dev.parent):
-                msi = parent / "msi_irqs"
-                if msi.is_dir():
-                    for entry in msi.iterdir():
-                        if entry.name.isdigit():
-                            by_irq.setdefault(int(entry.name), dev.name)
-                    break
+            try:
+                link = dev / "device"
+                if not link.exists() or (kind == "block" and (dev / "partition").exists()):
+                    continue
+                bus_dev = link.resolve()
+                by_bus.setdefault(bus_dev.name, dev.name)
+                for parent in (bus_dev, bus_dev.parent):
+                    msi = parent / "msi_irqs"
+                    if msi.is_dir():
+                        for entry in msi.iterdir():
+                            if entry.name.isdigit():
+                                by_irq.setdefault(int(entry.name), dev.name)
+                        break
+            except OSError:
+                continue  # the device went away while being read
     return by_bus, by_irq
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -40,10 +40,10 @@ class DropReasonScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="reason-box"):
             yield Static(id="reason-title")
-            with Horizontal(id="reason-breakdowns"):
+            with Grid(id="reason-breakdowns"):
                 for key, label in BREAKDOWNS:
                     table: DataTable[str | Text] = DataTable(id=f"reason-{key}", cursor_type="row")
-                    table.add_column(label, width=30 if key == "locations" else 16)
+                    table.add_column(label, width=32 if key in ("locations", "devices") else 12)
                     table.add_column(Text("drops/s", justify="right"), width=8)
                     table.add_column(Text("share%", justify="right"), width=6)
                     yield table
@@ -53,7 +53,8 @@ class DropReasonScreen(Screen[None]):
 
     def update_view(self, view: DropsView | None, events: Sequence[DropEvent]) -> None:
         row = reason_row(view, self.reason) if view is not None else None
-        title = Text(self.label, style="bold red")
+        title = Text()
+        title.append(self.label, style="bold red")
         if row is None:
             title.append("  no drops with this reason in the last interval", style="dim")
         else:

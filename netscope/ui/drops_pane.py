@@ -14,12 +14,12 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from netscope.model.drops import DropsView, DropTotals, ReasonRow, five_tuple, protocol_name
+from netscope.model.drops import DropsView, DropTotals, ReasonRow, five_tuple, protocol_name, reason_label
 from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.model.sample import DropEvent, ProbeStatus
 from netscope.ui.widgets import Column, fit_columns, probe_line
 
-LOG_ROWS = 200  # drop log rows shown, newest first
+LOG_ROWS = 100  # drop log rows shown, newest first
 TREND = 20
 MIN_EXPLANATION = 60
 
@@ -66,7 +66,7 @@ def drop_log_table(table_id: str) -> DataTable[str | Text]:
         ("reason", 16),
         ("5-tuple", 44),
         ("device", 14),
-        ("location", 26),
+        ("location", 30),
         ("proto", 5),
         ("CPU", 3),
     ):
@@ -76,7 +76,7 @@ def drop_log_table(table_id: str) -> DataTable[str | Text]:
 
 def event_cells(e: DropEvent) -> tuple[str | Text, ...]:
     when = datetime.fromtimestamp(e.ts)
-    reason = f"{e.subsystem}/{e.name}" if e.subsystem else e.name
+    reason = reason_label(e.subsystem, e.name)
     return (
         when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}",
         reason,

@@ -11,15 +11,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from netscope.ui.cpu_pane import CPU_COLUMNS
+from netscope.ui.drops_pane import REASON_COLUMNS
 
 KEYS = (
     ("?", "this help"),
     ("q / Ctrl-C", "quit (every BPF program is detached)"),
     ("p", "pause / resume the view (collection goes on)"),
+    ("c / 1, d / 2", "the CPUs pane, the Drops pane"),
+    ("Enter", "on a drop reason or a logged drop: that reason's detail (Esc: back)"),
     ("+ / -", "refresh interval longer / shorter"),
     ("Tab / Shift-Tab", "next / previous table"),
     ("↑ ↓ PgUp PgDn", "move in a table"),
-    ("Esc", "close this help"),
+    ("Esc", "close this help, or go back"),
 )
 
 
@@ -32,12 +35,25 @@ def help_renderable() -> Table:
         table.add_row(key, what)
     table.add_row("", "")
     table.add_row(Text("CPU pane", style="bold underline"), "per CPU, per second; 'all' sums every CPU")
-    for column in CPU_COLUMNS:
-        table.add_row(column.label, column.meaning)
+    for cpu_column in CPU_COLUMNS:
+        table.add_row(cpu_column.label, cpu_column.meaning)
+    table.add_row("", "")
+    table.add_row(
+        Text("Drops pane", style="bold underline"), "per drop reason, the running kernel's own names"
+    )
+    for reason_column in REASON_COLUMNS:
+        table.add_row(reason_column.label, reason_column.meaning)
+    table.add_row("last N intervals", "the reason's drops/s over time")
+    table.add_row(
+        "drop log",
+        "individual drops (time, reason, 5-tuple, device, location, protocol, CPU), "
+        "rate-limited in the kernel: counts stay exact; what was not logged or lost is counted",
+    )
     table.add_row("", "")
     table.add_row(
         Text("Sources", style="bold underline"),
-        "irq:irq_handler_entry/exit, irq:softirq_raise/entry/exit, napi:napi_poll (raw tracepoints), "
+        "irq:irq_handler_entry/exit, irq:softirq_raise/entry/exit, napi:napi_poll, skb:kfree_skb "
+        "(raw tracepoints), "
         "/proc/net/softnet_stat, /proc/interrupts names mapped to devices through sysfs. "
         "– means no data: the probe is not live (see the probes line).",
     )

@@ -125,6 +125,7 @@ def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> No
             "hardirq": "live",
             "softirq": "live",
             "napi": "live",
+            "drops": "live",
         }
         assert 0.4 < obj["interval_s"] < 0.8
     ours_rx = sum(cpu["softirqs"]["NET_RX"] for obj in objects for cpu in obj["cpus"])

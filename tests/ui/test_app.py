@@ -10,10 +10,12 @@ from textual.widgets import DataTable, Static
 
 from netscope.app import NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
+from netscope.model.drops import build_drops_view
 from netscope.model.format import fmt_count
 from netscope.model.sample import Sample
 from netscope.sources.recording import Recording
 from netscope.sources.replay import ReplaySource
+from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.help import HelpScreen
 
 
@@ -121,3 +123,45 @@ async def test_a_failed_interval_is_reported_and_sampling_goes_on(recording: Rec
         await wait_for_sample(pilot, app)
         assert any("simulated read failure" in str(n.message) for n in app._notifications)
         assert app.latest is recording.samples[0]
+
+
+async def test_drops_pane_reason_detail_and_back(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("d")
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.shown is not None
+        view = app.shown.drops  # the frozen view on screen
+        assert view is not None and view.rows
+        assert view == build_drops_view(app.shown.latest, recording.info)
+        table: DataTable[str | Text] = app.query_one("#drops-table", DataTable)
+        assert app.focused is table
+        assert [cell(table, r, 0) for r in range(table.row_count)] == [row.label for row in view.rows]
+        assert cell(table, 0, 1) == fmt_count(view.rows[0].per_s)
+        # The recording holds the three causes the kernel tests use.
+        assert {"NO_SOCKET", "SOCKET_RCVBUFF", "NETFILTER_DROP"} <= {row.name for row in view.rows}
+        summary = str(app.query_one("#drops-summary", Static).render())
+        assert "drops since start" in summary and "logged/s" in summary and "lost" in summary
+        log: DataTable[str | Text] = app.query_one("#drop-log", DataTable)
+        assert log.row_count > 0
+        await pilot.press("down", "enter")
+        assert isinstance(app.screen, DropReasonScreen)
+        assert app.screen.reason == view.rows[1].reason
+        locations: DataTable[str | Text] = app.screen.query_one("#reason-locations", DataTable)
+        assert cell(locations, 0, 0) == view.rows[1].locations[0].key
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DropReasonScreen)
+        await pilot.press("c")
+        assert app.focused is app.query_one("#cpu-table", DataTable)
+
+
+def test_snapshot_drops_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ReplaySource(recording))
+
+    async def drops_paused(pilot: Pilot[int]) -> None:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "d")
+
+    assert snap_compare(app, terminal_size=(140, 36), run_before=drops_paused)

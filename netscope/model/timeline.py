@@ -1,0 +1,54 @@
+"""What the UI shows, built from the stream of samples: trends, the drop log, running totals.
+
+Pure. The app feeds every sample in (also while paused) and renders a `Shown` snapshot; pausing
+just keeps rendering the snapshot taken when the pause began.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from netscope.model.cpu import CpuView, build_cpu_view
+from netscope.model.drops import DropsView, DropTotals, build_drops_view
+from netscope.model.sample import DropEvent, HostInfo, Sample
+
+HISTORY = 240  # views kept for trends: 4 minutes at 1 s
+DROP_LOG_KEPT = 1000  # logged drops kept for the log and the reason screens
+
+
+@dataclass(frozen=True)
+class Shown:
+    latest: Sample
+    cpu_history: tuple[CpuView, ...]  # oldest first
+    drops_history: tuple[DropsView, ...]  # oldest first
+    drop_events: tuple[DropEvent, ...]  # newest first
+    drop_totals: DropTotals
+
+    @property
+    def drops(self) -> DropsView | None:
+        return self.drops_history[-1] if self.drops_history else None
+
+
+class Timeline:
+    def __init__(self, info: HostInfo) -> None:
+        self.info = info
+        self._cpu: deque[CpuView] = deque(maxlen=HISTORY)
+        self._drops: deque[DropsView] = deque(maxlen=HISTORY)
+        self._events: deque[DropEvent] = deque(maxlen=DROP_LOG_KEPT)
+        self._totals = DropTotals()
+        self._latest: Sample | None = None
+
+    def add(self, sample: Sample) -> None:
+        self._latest = sample
+        self._cpu.append(build_cpu_view(sample, self.info.cpus))
+        drops = build_drops_view(sample, self.info)
+        if drops is not None and sample.drops is not None:
+            self._drops.append(drops)
+            self._events.extendleft(sample.drops.events)
+            self._totals = self._totals.add(sample.drops)
+
+    def shown(self) -> Shown | None:
+        if self._latest is None:
+            return None
+        return Shown(self._latest, tuple(self._cpu), tuple(self._drops), tuple(self._events), self._totals)
