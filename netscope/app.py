@@ -153,9 +153,9 @@ class NetscopeApp(App[int]):
             return
         self._show_probes(shown.latest.probes)
         if isinstance(self.screen, DropReasonScreen):
-            self.screen.update_view(shown.drops, shown.drop_events)
+            self.screen.update_view(shown)
         elif self.query_one(TabbedContent).active == "drops":
-            self.query_one(DropsPane).show(shown.drops_history, shown.drop_events, shown.drop_totals)
+            self.query_one(DropsPane).show(shown)
         else:
             self.query_one(CpuPane).show(shown.cpu_history)
         self._refresh_header()
@@ -184,7 +184,7 @@ class NetscopeApp(App[int]):
         label = (
             row.label if row else reason_label(event.subsystem, event.name) if event else str(message.reason)
         )
-        self.push_screen(DropReasonScreen(message.reason, label, view, shown.drop_events))
+        self.push_screen(DropReasonScreen(message.reason, label, shown))
 
     def _refresh_header(self) -> None:
         ts = self.shown.latest.ts if self.shown else None

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from netscope.model.cpu import CpuView, build_cpu_view
-from netscope.model.drops import DropsView, DropTotals, build_drops_view
+from netscope.model.drops import DropsView, DropTotals, build_drops_view, device_label
 from netscope.model.sample import DropEvent, HostInfo, Sample
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
@@ -19,15 +19,20 @@ DROP_LOG_KEPT = 1000  # logged drops kept for the log and the reason screens
 
 @dataclass(frozen=True)
 class Shown:
+    info: HostInfo
     latest: Sample
     cpu_history: tuple[CpuView, ...]  # oldest first
     drops_history: tuple[DropsView, ...]  # oldest first
     drop_events: tuple[DropEvent, ...]  # newest first
     drop_totals: DropTotals
+    netns_names: dict[int, str]  # every namespace named so far (events outlive their sample)
 
     @property
     def drops(self) -> DropsView | None:
         return self.drops_history[-1] if self.drops_history else None
+
+    def device(self, ifname: str, netns: int) -> str:
+        return device_label(ifname, netns, self.info.netns, self.netns_names)
 
 
 class Timeline:
@@ -38,9 +43,11 @@ class Timeline:
         self._events: deque[DropEvent] = deque(maxlen=DROP_LOG_KEPT)
         self._totals = DropTotals()
         self._latest: Sample | None = None
+        self._netns_names: dict[int, str] = {}
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
+        self._netns_names.update(sample.netns_names)
         self._cpu.append(build_cpu_view(sample, self.info.cpus))
         drops = build_drops_view(sample, self.info)
         if drops is not None and sample.drops is not None:
@@ -51,4 +58,12 @@ class Timeline:
     def shown(self) -> Shown | None:
         if self._latest is None:
             return None
-        return Shown(self._latest, tuple(self._cpu), tuple(self._drops), tuple(self._events), self._totals)
+        return Shown(
+            self.info,
+            self._latest,
+            tuple(self._cpu),
+            tuple(self._drops),
+            tuple(self._events),
+            self._totals,
+            dict(self._netns_names),
+        )

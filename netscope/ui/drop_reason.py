@@ -3,8 +3,6 @@ recent logged drops. Live: the app hands it each new view. Esc goes back."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,9 +10,9 @@ from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from netscope.model.drops import DropsView, Ranked
+from netscope.model.drops import Ranked
 from netscope.model.format import fmt_count, fmt_pct
-from netscope.model.sample import DropEvent
+from netscope.model.timeline import Shown
 from netscope.ui.drops_pane import drop_log_table, event_cells, reason_row
 
 BREAKDOWNS = (
@@ -28,14 +26,14 @@ BREAKDOWNS = (
 class DropReasonScreen(Screen[None]):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, reason: int, label: str, view: DropsView | None, events: Sequence[DropEvent]) -> None:
+    def __init__(self, reason: int, label: str, shown: Shown) -> None:
         super().__init__()
         self.reason = reason
         self.label = label
-        self._initial = (view, events)
+        self._initial = shown
 
     def on_mount(self) -> None:
-        self.update_view(*self._initial)
+        self.update_view(self._initial)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="reason-box"):
@@ -51,7 +49,8 @@ class DropReasonScreen(Screen[None]):
             yield drop_log_table("reason-log")
         yield Footer()
 
-    def update_view(self, view: DropsView | None, events: Sequence[DropEvent]) -> None:
+    def update_view(self, shown: Shown) -> None:
+        view = shown.drops
         row = reason_row(view, self.reason) if view is not None else None
         title = Text()
         title.append(self.label, style="bold red")
@@ -75,5 +74,5 @@ class DropReasonScreen(Screen[None]):
                 )
         log: DataTable[str | Text] = self.query_one("#reason-log", DataTable)
         log.clear()
-        for e in [e for e in events if e.reason == self.reason][:100]:
-            log.add_row(*event_cells(e))
+        for e in [e for e in shown.drop_events if e.reason == self.reason][:100]:
+            log.add_row(*event_cells(e, shown))

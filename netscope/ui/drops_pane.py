@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.drops import DropsView, DropTotals, ReasonRow, five_tuple, protocol_name, reason_label
 from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.model.sample import DropEvent, ProbeStatus
+from netscope.model.timeline import Shown
 from netscope.ui.widgets import Column, fit_columns, probe_line
 
 LOG_ROWS = 100  # drop log rows shown, newest first
@@ -65,7 +66,7 @@ def drop_log_table(table_id: str) -> DataTable[str | Text]:
         ("time", 12),
         ("reason", 16),
         ("5-tuple", 44),
-        ("device", 14),
+        ("device", 22),
         ("location", 30),
         ("proto", 5),
         ("CPU", 3),
@@ -74,14 +75,14 @@ def drop_log_table(table_id: str) -> DataTable[str | Text]:
     return table
 
 
-def event_cells(e: DropEvent) -> tuple[str | Text, ...]:
+def event_cells(e: DropEvent, shown: Shown) -> tuple[str | Text, ...]:
     when = datetime.fromtimestamp(e.ts)
     reason = reason_label(e.subsystem, e.name)
     return (
         when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}",
         reason,
         five_tuple(e) or NO_DATA,
-        e.ifname or NO_DATA,
+        shown.device(e.ifname, e.netns),
         e.symbol,
         protocol_name(e.protocol),
         str(e.cpu),
@@ -103,7 +104,7 @@ class DropsPane(Vertical):
         super().__init__(id="drops-pane")
         self.border_title = "Drops"
         self._events: list[DropEvent] = []
-        self._shown: tuple[Sequence[DropsView], Sequence[DropEvent], DropTotals] | None = None
+        self._shown: Shown | None = None
         self._layout_shown: tuple[tuple[Column[ReasonRow], ...], int, int] | None = None
 
     def compose(self) -> ComposeResult:
@@ -116,21 +117,21 @@ class DropsPane(Vertical):
         )
         yield drop_log_table("drop-log")
 
-    def show(self, history: Sequence[DropsView], events: Sequence[DropEvent], totals: DropTotals) -> None:
-        """Render the newest view (history oldest first) and the log (newest first)."""
-        self._shown = (history, events, totals)
-        view = history[-1] if history else None
-        self.query_one("#drops-summary", Static).update(drops_summary(totals, view))
+    def show(self, shown: Shown) -> None:
+        """Render the newest view, its trend and the log (newest first)."""
+        self._shown = shown
+        view = shown.drops
+        self.query_one("#drops-summary", Static).update(drops_summary(shown.drop_totals, view))
         if view is not None:
-            self._show_reasons(view, history)
-        self._show_log(events)
+            self._show_reasons(view, shown.drops_history)
+        self._show_log(shown)
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
         self.query_one("#drops-probes", Static).update(probe_line(statuses, self.PROBES))
 
     def on_resize(self) -> None:
         if self._shown is not None:
-            self.show(*self._shown)
+            self.show(self._shown)
 
     def _layout(self, table: DataTable[str | Text]) -> tuple[tuple[Column[ReasonRow], ...], int, int]:
         """Columns that fit, the trend's width (0: none) and the explanation's (0: none)."""
@@ -171,13 +172,13 @@ class DropsPane(Vertical):
             table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
         self._show_selected()
 
-    def _show_log(self, events: Sequence[DropEvent]) -> None:
+    def _show_log(self, shown: Shown) -> None:
         table: DataTable[str | Text] = self.query_one("#drop-log", DataTable)
         cursor = table.cursor_row
         table.clear()
-        self._events = list(events)[:LOG_ROWS]
+        self._events = list(shown.drop_events[:LOG_ROWS])
         for e in self._events:
-            table.add_row(*event_cells(e))
+            table.add_row(*event_cells(e, shown))
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
 
@@ -195,7 +196,7 @@ class DropsPane(Vertical):
     def _show_selected(self) -> None:
         """The highlighted reason's meaning, in full, under the table."""
         reason = self.selected_reason()
-        view = self._shown[0][-1] if self._shown and self._shown[0] else None
+        view = self._shown.drops if self._shown else None
         row = reason_row(view, reason) if view is not None and reason is not None else None
         text = Text()
         if row is not None:
