@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
 from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
 from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, fit_columns, probe_line
+from netscope.ui.widgets import Column, fit_columns, probe_line, set_columns
 
 CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
@@ -100,12 +100,8 @@ class CpuPane(Vertical):
         trend = width - 7 - sum(c.width + 2 for c in columns) - 4
         trend = trend if trend >= MIN_TREND else 0
         if (columns, trend) != (self._columns, self._trend):
-            table.clear(columns=True)
-            table.add_column("CPU", width=4)
-            for c in columns:
-                table.add_column(c.header(), width=c.width)
-            if trend:
-                table.add_column(f"NET_RX runs/s, last {trend} intervals", width=trend)
+            extra = [(f"NET_RX runs/s, last {trend} intervals", trend)] if trend else []
+            set_columns(table, ("CPU", 4), columns, extra)
             self._columns, self._trend = columns, trend
         cursor = table.cursor_row
         table.clear()

@@ -18,7 +18,7 @@ from netscope.model.drops import DropsView, DropTotals, ReasonRow, five_tuple, p
 from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.model.sample import DropEvent, ProbeStatus
 from netscope.model.timeline import Shown
-from netscope.ui.widgets import Column, fit_columns, probe_line
+from netscope.ui.widgets import Column, fit_columns, probe_line, set_columns
 
 LOG_ROWS = 100  # drop log rows shown, newest first
 TREND = 20
@@ -143,14 +143,10 @@ class DropsPane(Vertical):
         explanation = spare - (trend + 2 if trend else 0) - 2
         layout = (columns, trend, explanation if explanation >= MIN_EXPLANATION else 0)
         if layout != self._layout_shown:
-            table.clear(columns=True)
-            table.add_column("reason", width=24)
-            for c in columns:
-                table.add_column(c.header(), width=c.width)
-            if trend:
-                table.add_column(f"last {trend} intervals", width=trend)
+            extra = [(f"last {trend} intervals", trend)] if trend else []
             if layout[2]:
-                table.add_column("what it means, what to check", width=layout[2])
+                extra.append(("what it means, what to check", layout[2]))
+            set_columns(table, ("reason", 24), columns, extra)
             self._layout_shown = layout
         return layout
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from rich.text import Text
+from textual.widgets import DataTable
 
 from netscope.model.sample import ProbeState, ProbeStatus
 
@@ -48,6 +49,21 @@ def fit_columns(columns: Sequence[Column[R]], width: int, reserved: int) -> tupl
             break
         chosen = [c for c in chosen if c.keep < level]
     return tuple(chosen)
+
+
+def set_columns(
+    table: DataTable[Any],
+    leading: tuple[str, int],
+    columns: Sequence[Column[R]],
+    trailing: Sequence[tuple[str, int]] = (),
+) -> None:
+    """Replace a table's columns: a label column, the fitted spec columns, then free-width extras."""
+    table.clear(columns=True)
+    table.add_column(leading[0], width=leading[1])
+    for c in columns:
+        table.add_column(c.header(), width=c.width)
+    for label, width in trailing:
+        table.add_column(label, width=width)
 
 
 def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:

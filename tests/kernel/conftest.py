@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.kernel.netns import VethPair, veth_pair
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +18,10 @@ def _require_root_and_bcc() -> None:
         import bcc  # noqa: F401
     except ImportError as e:
         pytest.fail(f"kernel tests need BCC (python3-bpfcc): {e}")
+
+
+@pytest.fixture(scope="module")
+def pair(request: pytest.FixtureRequest) -> Iterator[VethPair]:
+    """Two namespaces joined by veth, on the module's own 10.200.<SUBNET>.0/24."""
+    with veth_pair(subnet=request.module.SUBNET) as p:
+        yield p

@@ -17,15 +17,10 @@ import pytest
 from netscope.model.sample import ProbeState, Sample
 from netscope.sources import procfs
 from netscope.sources.live import LiveSource
-from tests.kernel.netns import VethPair, disk_interrupts, send_udp, veth_pair
+from tests.kernel.netns import VethPair, disk_interrupts, send_udp
 
+SUBNET = 77
 PACKETS = 20000
-
-
-@pytest.fixture(scope="module")
-def pair() -> Iterator[VethPair]:
-    with veth_pair(subnet=77) as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,10 @@ from netscope.model.sample import DropsSample, ProbeState
 from netscope.probes.drops import DropsProbe
 from netscope.probes.headers import find_headers
 from netscope.sources import procfs
-from tests.kernel.netns import VethPair, idle_receiver, netns_inode, nft_drop, send_udp, snmp, veth_pair
+from tests.kernel.netns import VethPair, idle_receiver, netns_inode, nft_drop, send_udp, snmp
 
+SUBNET = 78
 PACKETS = 3000
-
-
-@pytest.fixture(scope="module")
-def pair() -> Iterator[VethPair]:
-    with veth_pair(subnet=78) as p:
-        yield p
 
 
 @pytest.fixture(scope="module")
