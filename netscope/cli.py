@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _require_live() -> None:
     if os.geteuid() != 0:
         raise CliError(
-            "netscope needs root for live data (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo, "
+            "live data needs root (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo, "
             "or open a recording with `netscope replay FILE`",
             EXIT_USAGE,
         )
@@ -178,7 +178,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     with _signals_raise():
         source = _start_live(args)
         try:
-            emit = _json_emitter(source.info) if args.json else _text_emitter(source.info.cpus)
+            emit = _json_emitter(source.info) if args.json else _text_emitter(source.info)
             source.sample()  # baseline: the first interval starts now
             _run_intervals(args.interval, args.count, source.sample, emit)
         finally:
@@ -195,12 +195,13 @@ def _json_emitter(info: HostInfo) -> Callable[[Sample], None]:
     return emit
 
 
-def _text_emitter(cpus: tuple[int, ...]) -> Callable[[Sample], None]:
+def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
     from netscope.model.cpu import build_cpu_view
+    from netscope.model.drops import build_drops_view
     from netscope.ui.cpu_pane import CPU_COLUMNS
 
     def emit(sample: Sample) -> None:
-        view = build_cpu_view(sample, cpus)
+        view = build_cpu_view(sample, info.cpus)
         print(f"{time.strftime('%H:%M:%S', time.localtime(sample.ts))}  interval {sample.interval_s:.3f}s")
         print("CPU  " + " ".join(f"{c.label:>{c.width}}" for c in CPU_COLUMNS))
         for row in (*view.rows, view.total):
@@ -209,6 +210,18 @@ def _text_emitter(cpus: tuple[int, ...]) -> Callable[[Sample], None]:
         for irq in view.irqs[:8]:
             where = f"{irq.device} {irq.queue}".strip() or "-"
             print(f"  IRQ {irq.irq:<4} {irq.name:<24} {where:<14} {irq.per_s:10.0f}/s")
+        drops = build_drops_view(sample, info)
+        if drops is not None:
+            print(
+                f"drops {drops.total_per_s:,.0f}/s  logged {drops.logged}  suppressed {drops.suppressed}  "
+                f"lost {drops.lost}"
+            )
+            for reason in drops.rows[:8]:
+                where = reason.locations[0].key if reason.locations else "-"
+                device = reason.devices[0].key if reason.devices else "-"
+                print(
+                    f"  {reason.label:<24} {reason.per_s:10.0f}/s {reason.share_pct:5.1f}%  {where:<32} {device}"
+                )
         for p in sample.probes:
             if p.state == ProbeState.FAILED:
                 print(f"  probe {p.name} failed: {p.error}")
