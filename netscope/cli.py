@@ -219,9 +219,8 @@ def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
             for reason in drops.rows[:8]:
                 where = reason.locations[0].key if reason.locations else "-"
                 device = reason.devices[0].key if reason.devices else "-"
-                print(
-                    f"  {reason.label:<24} {reason.per_s:10.0f}/s {reason.share_pct:5.1f}%  {where:<32} {device}"
-                )
+                rate = f"{reason.per_s:10.0f}/s {reason.share_pct:5.1f}%"
+                print(f"  {reason.label:<24} {rate}  {where:<32} {device}")
         for p in sample.probes:
             if p.state == ProbeState.FAILED:
                 print(f"  probe {p.name} failed: {p.error}")
