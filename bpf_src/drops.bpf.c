@@ -7,6 +7,7 @@
  * <linux/skbuff.h>: struct fields are read at offsets from the running kernel's BTF (NS_OFF_*).
  */
 #include "netscope.h"
+#include "kernel_read.h"
 
 BPF_PERCPU_HASH(drop_reasons, u32, u64, 4096);
 BPF_PERCPU_HASH(drop_details, struct drop_key, u64, NS_DROP_DETAILS_MAX);
@@ -14,20 +15,6 @@ BPF_PERCPU_ARRAY(drop_stats, u64, NS_DROP_STATS);
 BPF_ARRAY(drop_log_window, struct drop_window, 1);
 BPF_HASH(drop_log_reason_window, u32, struct drop_window, 4096);
 BPF_RINGBUF_OUTPUT(drop_events, NS_DROP_RINGBUF_PAGES);
-
-static __always_inline u64 read_u64(const void *base, u32 off)
-{
-    u64 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
-    return v;
-}
-
-static __always_inline u16 read_u16(const void *base, u32 off)
-{
-    u16 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
-    return v;
-}
 
 static __always_inline void bump(u32 index)
 {
@@ -102,20 +89,6 @@ static __always_inline void parse_tuple(const void *skb, struct drop_event *e)
             e->dport = bpf_ntohs(ports[1]);
         }
     }
-}
-
-static __always_inline u32 netns_of(const void *dev, const void *sk)
-{
-    const void *net = 0;
-    if (dev)
-        net = (const void *)read_u64(dev, NS_OFF_DEV_ND_NET);
-    else if (sk)
-        net = (const void *)read_u64(sk, NS_OFF_SOCK_NET);
-    if (!net)
-        return 0;
-    u32 inum = 0;
-    bpf_probe_read_kernel(&inum, sizeof(inum), (const char *)net + NS_OFF_NET_NS_INUM);
-    return inum;
 }
 
 RAW_TRACEPOINT_PROBE(kfree_skb)

@@ -35,11 +35,43 @@ struct softirq_stat {
     u64 wait_count;
 };
 
-/* napi.bpf.c: NAPI polls on one CPU, cumulative. */
+/* napi.bpf.c: one NAPI instance (or a CPU's backlog: ifindex 0), counted per CPU. */
+struct napi_key {
+    u32 netns;
+    u32 ifindex;
+    u32 napi_id;
+    u32 pad;
+};
+
+#define NS_NAPI_HIST 8   /* work per poll: 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+ */
+#define NS_STREAK_HIST 4 /* full-budget polls in a row: 1, 2-3, 4-7, 8+ */
+
+/* napi.bpf.c: cumulative. */
 struct napi_stat {
     u64 polls;
     u64 packets;          /* sum of `work` */
     u64 budget_exhausted; /* polls with work >= budget: the ring held a budget or more */
+    u64 work_hist[NS_NAPI_HIST];
+    u64 streak_hist[NS_STREAK_HIST]; /* runs of full-budget polls, counted when they end */
+    char ifname[16];
+};
+
+/* rings.bpf.c: one queue of one device, one direction. */
+struct queue_key {
+    u32 netns;
+    u32 ifindex;
+    u16 queue;  /* RX: the recorded rx queue, NS_QUEUE_UNKNOWN when the driver records none */
+    u8 tx;      /* 0 RX (net:netif_receive_skb), 1 TX (net:net_dev_start_xmit) */
+    u8 pad;
+};
+
+#define NS_QUEUE_UNKNOWN 0xffff
+
+/* rings.bpf.c: cumulative. */
+struct queue_stat {
+    u64 packets;  /* segments: a GRO/GSO skb counts as the packets it carries */
+    u64 bytes;    /* L2 bytes, as drivers count them */
+    char ifname[16];
 };
 
 #endif /* NETSCOPE_H */

@@ -62,6 +62,30 @@ def _div(a: float, b: float) -> float | None:
     return float(a) / b if b else None
 
 
+@dataclass(frozen=True)
+class NapiCpu:
+    """NAPI polls on one CPU, all instances (devices and the backlog) together."""
+
+    cpu: int
+    polls: int
+    packets: int
+    budget_exhausted: int
+
+
+def napi_per_cpu(sample: Sample, cpus: tuple[int, ...]) -> dict[int, NapiCpu] | None:
+    if sample.napi is None:
+        return None
+    return {
+        cpu: NapiCpu(
+            cpu,
+            sum(n.polls[i] for n in sample.napi),
+            sum(n.packets[i] for n in sample.napi),
+            sum(n.budget_exhausted[i] for n in sample.napi),
+        )
+        for i, cpu in enumerate(cpus)
+    }
+
+
 def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
     dt = sample.interval_s
     rx = _vec(sample.softirq_names, NET_RX)
@@ -75,7 +99,7 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
                 sum(line.time_ns[i] for line in sample.hardirq),
             )
     soft = {s.cpu: s for s in sample.softirq or ()}
-    napi = {n.cpu: n for n in sample.napi or ()}
+    napi = napi_per_cpu(sample, cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
 
     def row(cpu: int | None, members: tuple[int, ...]) -> CpuRow:

@@ -59,11 +59,55 @@ class SoftirqCpu:
 
 
 @dataclass(frozen=True)
-class NapiCpu:
-    cpu: int
-    polls: int
+class NapiInstance:
+    """One NAPI instance over the interval (ifindex 0: a CPU's backlog), from napi:napi_poll."""
+
+    netns: int
+    ifindex: int
+    ifname: str
+    napi_id: int
+    polls: tuple[int, ...]  # per CPU, indexed like HostInfo.cpus
+    packets: tuple[int, ...]
+    budget_exhausted: tuple[int, ...]
+    work_hist: tuple[int, ...]  # all CPUs: polls with work 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+
+    streak_hist: tuple[int, ...]  # runs of full-budget polls that ended: 1, 2-3, 4-7, 8+
+
+
+@dataclass(frozen=True)
+class QueueCount:
+    """Packets and bytes through one device queue over the interval (net:netif_receive_skb and
+    net:net_dev_start_xmit), in any network namespace."""
+
+    netns: int
+    ifindex: int
+    ifname: str
+    queue: int  # -1: the driver recorded no RX queue
+    tx: bool
     packets: int
-    budget_exhausted: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class DeviceStats:
+    """One device's own counters (netlink stats64, ethtool rings, qdisc, BQL), per interval."""
+
+    netns: int
+    ifindex: int
+    ifname: str
+    driver: str
+    rx_ring: int | None  # None: the driver has no ring settings (n/a)
+    rx_ring_max: int | None
+    tx_ring: int | None
+    tx_ring_max: int | None
+    rx_packets: int
+    tx_packets: int
+    rx_missed: int
+    rx_over: int
+    rx_fifo: int
+    rx_dropped: int
+    tx_dropped: int
+    qdisc_drops: int | None
+    bql: tuple[tuple[int, int, int], ...]  # (tx queue, inflight bytes, limit bytes), now
 
 
 @dataclass(frozen=True)
@@ -152,8 +196,10 @@ class Sample:
     probes: tuple[ProbeStatus, ...]
     hardirq: tuple[IrqCount, ...] | None = None  # None: probe not live for the whole interval
     softirq: tuple[SoftirqCpu, ...] | None = None
-    napi: tuple[NapiCpu, ...] | None = None
+    napi: tuple[NapiInstance, ...] | None = None
     drops: DropsSample | None = None
+    queues: tuple[QueueCount, ...] | None = None
+    devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample
 
 

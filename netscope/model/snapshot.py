@@ -6,16 +6,22 @@ is documented in README.md; later panes add sections to this same object.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+from netscope.model.cpu import napi_per_cpu
 from netscope.model.drops import build_drops_view, protocol_name
+from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, build_rings_view
 from netscope.model.sample import HostInfo, Sample
 
 
-def snapshot_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
+def snapshot_json(
+    info: HostInfo, sample: Sample, interfaces: Collection[str] = (), netns: str | None = None
+) -> dict[str, Any]:
+    """One interval; `interfaces`/`netns` narrow the queues and devices sections."""
     names = sample.softirq_names
     soft = {s.cpu: s for s in sample.softirq or ()}
-    napi = {n.cpu: n for n in sample.napi or ()}
+    napi = napi_per_cpu(sample, info.cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
     cpus = []
     for i, cpu in enumerate(info.cpus):
@@ -71,7 +77,75 @@ def snapshot_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
         ],
     }
     out.update(drops_json(info, sample))
+    out.update(rings_json(info, sample, interfaces, netns))
     return out
+
+
+def rings_json(
+    info: HostInfo, sample: Sample, interfaces: Collection[str], netns: str | None
+) -> dict[str, Any]:
+    view = build_rings_view(sample, info, interfaces, netns)
+    queues = []
+    devices = []
+    for d in view.devices:
+        netns_name = dict(sample.netns_names).get(d.netns, "")
+        ident = {"device": d.ifname, "netns": d.netns, "netns_name": netns_name}
+        single_napi = d.napi[0] if len(d.napi) == 1 else None
+        for q in d.queues:
+            napi = single_napi if q.queue in (0, -1) and single_napi else None
+            queues.append(
+                {
+                    **ident,
+                    "queue": q.queue,
+                    "rx_packets": q.rx_packets if view.live else None,
+                    "rx_bytes": q.rx_bytes if view.live else None,
+                    "tx_packets": q.tx_packets if view.live else None,
+                    "tx_bytes": q.tx_bytes if view.live else None,
+                    "rx_ring_size": d.stats.rx_ring if d.stats else None,
+                    "tx_ring_size": d.stats.tx_ring if d.stats else None,
+                    "napi_id": napi.napi_id if napi else None,
+                    "napi_polls": napi.pressure.polls if napi else None,
+                    "napi_work": napi.pressure.packets if napi else None,
+                    "budget_exhausted": napi.pressure.budget_exhausted if napi else None,
+                    "work_hist": dict(zip(WORK_BUCKETS, napi.pressure.work_hist, strict=True))
+                    if napi
+                    else None,
+                    "bql_inflight": q.bql_inflight,
+                    "bql_limit": q.bql_limit,
+                }
+            )
+        s = d.stats
+        devices.append(
+            {
+                **ident,
+                "ifindex": d.ifindex,
+                "driver": d.driver,
+                "rx_packets": s.rx_packets if s else None,
+                "tx_packets": s.tx_packets if s else None,
+                "rx_missed": s.rx_missed if s else None,
+                "rx_over": s.rx_over if s else None,
+                "rx_fifo": s.rx_fifo if s else None,
+                "rx_dropped": s.rx_dropped if s else None,
+                "tx_dropped": s.tx_dropped if s else None,
+                "qdisc_drops": s.qdisc_drops if s else None,
+                "rx_ring_size": s.rx_ring if s else None,
+                "rx_ring_max": s.rx_ring_max if s else None,
+                "tx_ring_size": s.tx_ring if s else None,
+                "tx_ring_max": s.tx_ring_max if s else None,
+                "napi": [
+                    {
+                        "napi_id": n.napi_id,
+                        "polls": n.pressure.polls,
+                        "work": n.pressure.packets,
+                        "budget_exhausted": n.pressure.budget_exhausted,
+                        "work_hist": dict(zip(WORK_BUCKETS, n.pressure.work_hist, strict=True)),
+                        "full_budget_streaks": dict(zip(STREAK_BUCKETS, n.pressure.streak_hist, strict=True)),
+                    }
+                    for n in d.napi
+                ],
+            }
+        )
+    return {"queues": queues, "devices": devices}
 
 
 EVENTS_PER_INTERVAL = 100  # at most this many logged drops printed per interval (all are counted)

@@ -250,6 +250,14 @@ class BTF:
             t = self._resolve(found[1].type_id)
         return bits // 8
 
+    def member_size(self, struct_name: str, member: str) -> int:
+        """Byte size of a scalar or pointer member (8 for pointers on 64-bit kernels)."""
+        found = self._find_member(self.find(KIND_STRUCT, struct_name), member)
+        if found is None:
+            raise BTFError(f"struct {struct_name} has no member {member!r} in this kernel's BTF")
+        t = self._resolve(found[1].type_id)
+        return 8 if t.kind == KIND_PTR else t.size_or_type
+
     def struct_size(self, struct_name: str) -> int:
         return self.find(KIND_STRUCT, struct_name).size_or_type
 

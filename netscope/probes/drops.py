@@ -21,6 +21,7 @@ from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsS
 from netscope.probes.base import Probe, ProbeError, per_cpu_values
 from netscope.probes.btf import BTF, BTFError, kernel_btf
 from netscope.probes.kallsyms import Kallsyms
+from netscope.probes.offsets import kernel_offsets
 from netscope.probes.tracefs import events_dir
 
 DEFAULT_LOG_RATE = 1000  # drop log events per second, all CPUs together
@@ -94,19 +95,8 @@ class DropsProbe(Probe[DropsSample]):
         self.kallsyms = Kallsyms.load()
         reasons = btf.enum("skb_drop_reason")
         per_window = self.log_rate // 10 if self.log_rate >= 10 else self.log_rate
-        off = btf.member_offset
         defines = {
-            "NS_OFF_SKB_DEV": off("sk_buff", "dev"),
-            "NS_OFF_SKB_SK": off("sk_buff", "sk"),
-            "NS_OFF_SKB_PROTOCOL": off("sk_buff", "protocol"),
-            "NS_OFF_SKB_HEAD": off("sk_buff", "head"),
-            "NS_OFF_SKB_NETWORK_HEADER": off("sk_buff", "network_header"),
-            "NS_OFF_SKB_TRANSPORT_HEADER": off("sk_buff", "transport_header"),
-            "NS_OFF_DEV_IFINDEX": off("net_device", "ifindex"),
-            "NS_OFF_DEV_NAME": off("net_device", "name"),
-            "NS_OFF_DEV_ND_NET": off("net_device", "nd_net"),
-            "NS_OFF_SOCK_NET": off("sock", "__sk_common.skc_net"),
-            "NS_OFF_NET_NS_INUM": off("net", "ns.inum"),
+            **kernel_offsets(btf),
             "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
             "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
             "NS_DROP_DETAILS_MAX": DETAILS_MAX,

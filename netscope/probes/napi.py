@@ -1,30 +1,58 @@
-"""NAPI probe (bpf_src/napi.bpf.c): polls, packets and budget-exhausting polls per CPU."""
+"""NAPI probe (bpf_src/napi.bpf.c): polls, packets, budget-exhausting polls, work histogram and
+full-budget streaks per NAPI instance and CPU. The CPU pane sums instances per CPU; the Rings pane
+reads them per device."""
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Mapping
 from typing import Any
 
-from netscope.model.sample import NapiCpu
+from netscope.model.sample import NapiInstance
 from netscope.probes.base import Probe, per_cpu_values
+from netscope.probes.btf import kernel_btf
+from netscope.probes.offsets import kernel_offsets
 
-Totals = Mapping[int, tuple[int, int, int]]  # cpu -> (polls, packets, budget_exhausted)
+NAPI_HIST = 8  # NS_NAPI_HIST in bpf_src/netscope.h
+STREAK_HIST = 4  # NS_STREAK_HIST
+
+Key = tuple[int, int, int]  # netns, ifindex, napi_id
+Totals = Mapping[Key, tuple[str, tuple[tuple[int, ...], ...]]]  # name, per-field per-CPU or histogram
 
 
-class NapiProbe(Probe[tuple[NapiCpu, ...]]):
+class NapiProbe(Probe[tuple[NapiInstance, ...]]):
     name = "napi"
     source_file = "napi.bpf.c"
     tracepoints = (("napi", "napi_poll"),)
 
-    def read_totals(self, bpf: Any) -> Totals:
-        values = per_cpu_values(bpf[b"napi_stats"][ctypes.c_int(0)], self.cpus)
-        return {
-            cpu: (v.polls, v.packets, v.budget_exhausted) for cpu, v in zip(self.cpus, values, strict=True)
-        }
+    def defines(self) -> dict[str, int]:
+        return kernel_offsets(kernel_btf())
 
-    def delta(self, previous: Totals, current: Totals) -> tuple[NapiCpu, ...]:
-        return tuple(
-            NapiCpu(cpu, *(a - b for a, b in zip(current[cpu], previous[cpu], strict=True)))
-            for cpu in self.cpus
-        )
+    def read_totals(self, bpf: Any) -> Totals:
+        totals = {}
+        for k, values in bpf[b"napi_stats"].items():
+            per_cpu = per_cpu_values(values, self.cpus)
+            name = next((v.ifname.decode(errors="replace") for v in values if v.ifname), "")
+            totals[(int(k.netns), int(k.ifindex), int(k.napi_id))] = (
+                name,
+                (
+                    tuple(int(v.polls) for v in per_cpu),
+                    tuple(int(v.packets) for v in per_cpu),
+                    tuple(int(v.budget_exhausted) for v in per_cpu),
+                    tuple(sum(int(v.work_hist[b]) for v in values) for b in range(NAPI_HIST)),
+                    tuple(sum(int(v.streak_hist[b]) for v in values) for b in range(STREAK_HIST)),
+                ),
+            )
+        return totals
+
+    def delta(self, previous: Totals, current: Totals) -> tuple[NapiInstance, ...]:
+        out = []
+        for key, (name, fields) in sorted(current.items()):
+            before = previous.get(key, (name, tuple(tuple(0 for _ in f) for f in fields)))[1]
+            d = [
+                tuple(a - b for a, b in zip(now, was, strict=True))
+                for now, was in zip(fields, before, strict=True)
+            ]
+            if any(d[0]):
+                netns, ifindex, napi_id = key
+                out.append(NapiInstance(netns, ifindex, name, napi_id, d[0], d[1], d[2], d[3], d[4]))
+        return tuple(out)

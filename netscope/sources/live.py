@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 
 from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
+    DeviceStats,
     DropsSample,
     IrqLine,
     ProbeState,
     ProbeStatus,
+    QueueCount,
     Sample,
     SoftnetCpu,
 )
@@ -25,9 +27,12 @@ from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe
 from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
 from netscope.probes.napi import NapiProbe
+from netscope.probes.rings import RingsProbe
 from netscope.probes.softirq import SoftirqProbe
 from netscope.probes.tracefs import ensure_tracefs
 from netscope.sources import procfs
+from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
+from netscope.sources.procfs import NetnsRef
 
 T = TypeVar("T")
 NETNS_RECHECK_S = 5.0
@@ -42,7 +47,8 @@ class LiveSource:
         self.softirq = SoftirqProbe(self.info.cpus)
         self.napi = NapiProbe(self.info.cpus)
         self.drops = DropsProbe(self.info.cpus, drop_log_rate)
-        self.probes: tuple[Probe[Any], ...] = (self.hardirq, self.softirq, self.napi, self.drops)
+        self.rings = RingsProbe(self.info.cpus)
+        self.probes: tuple[Probe[Any], ...] = (self.hardirq, self.softirq, self.napi, self.drops, self.rings)
         self.headers: KernelHeaders | None = None
         self.setup_error = ""
         self.notes: list[str] = []  # non-fatal set-up problems, for the user
@@ -54,9 +60,12 @@ class LiveSource:
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
         self._last = time.monotonic()
         self._live_since: dict[str, float] = {}
-        self._netns_cache: dict[int, str] = {}
-        self._irq_lines: tuple[IrqLine, ...] = ()
+        self._netns_cache: dict[int, NetnsRef] = {}
         self._netns_checked = 0.0
+        self._irq_lines: tuple[IrqLine, ...] = ()
+        self._links = LinkReader(self.info.netns)
+        self._link_totals: dict[tuple[int, int], LinkTotals] = {}
+        self._device_netns: set[int] = set()  # namespaces whose devices carried traffic
 
     def prepare(self) -> None:
         """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
@@ -106,6 +115,7 @@ class LiveSource:
         softirq = self._poll(self.softirq, start)
         napi = self._poll(self.napi, start)
         drops = self._poll(self.drops, start)
+        queues = self._poll(self.rings, start)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         try:
             softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
@@ -126,8 +136,11 @@ class LiveSource:
         # On failure keep the last names: an IRQ or device vanished while being read.
         with contextlib.suppress(OSError, ValueError):
             self._irq_lines = read_irq_lines()
+        seen = {n for n in self._namespaces_in(drops, queues)}
+        self._device_netns |= {q.netns for q in queues or ()}
+        devices = self._devices()
         return Sample(
-            netns_names=self._netns_names(drops),
+            netns_names=self._netns_names(seen | {d.netns for d in devices}),
             ts=time.time(),
             interval_s=now - start,
             softirq_names=self._softirq_names,
@@ -138,19 +151,43 @@ class LiveSource:
             softirq=softirq,
             napi=napi,
             drops=drops,
+            queues=queues,
+            devices=devices,
         )
 
-    def _netns_names(self, drops: DropsSample | None) -> tuple[tuple[int, str], ...]:
-        """Names of the namespaces this sample's drops happened in; looked up again at most every
-        few seconds while some are still unknown (a /proc scan)."""
-        wanted = {b.netns for b in drops.buckets} | {e.netns for e in drops.events} if drops else set()
-        wanted.discard(self.info.netns)
-        wanted.discard(0)
+    @staticmethod
+    def _namespaces_in(drops: DropsSample | None, queues: tuple[QueueCount, ...] | None) -> set[int]:
+        found = {b.netns for b in drops.buckets} | {e.netns for e in drops.events} if drops else set()
+        return found | {q.netns for q in queues or ()}
+
+    def _netns_refs(self, wanted: set[int]) -> dict[int, NetnsRef]:
+        """Names and paths of namespaces; looked up again at most every few seconds while some are
+        still unknown (a /proc scan)."""
+        wanted = wanted - {0, self.info.netns}
         unknown = wanted - set(self._netns_cache)
         if unknown and time.monotonic() - self._netns_checked > NETNS_RECHECK_S:
             self._netns_checked = time.monotonic()
-            self._netns_cache.update(procfs.read_netns_names(unknown))
-        return tuple(sorted((n, self._netns_cache[n]) for n in wanted if n in self._netns_cache))
+            self._netns_cache.update(procfs.read_netns(unknown))
+        return {n: self._netns_cache[n] for n in wanted if n in self._netns_cache}
+
+    def _netns_names(self, wanted: set[int]) -> tuple[tuple[int, str], ...]:
+        return tuple(sorted((n, ref.name) for n, ref in self._netns_refs(wanted).items()))
+
+    def _devices(self) -> tuple[DeviceStats, ...]:
+        """Devices of netscope's namespace and of every namespace whose devices carried traffic."""
+        refs = self._netns_refs(self._device_netns)
+        namespaces: dict[int, str | None] = {self.info.netns: None}
+        namespaces.update({n: ref.path for n, ref in refs.items()})
+        try:
+            current = self._links.read(namespaces)
+        except Exception as e:  # netlink trouble must not cost the probes' counts
+            self.notes.append(f"reading devices over netlink failed: {e}")
+            return ()
+        devices = link_deltas(self._link_totals, current)
+        self._link_totals = {(t.netns, t.ifindex): t for t in current}
+        # Forget namespaces that are gone (their path no longer opens).
+        self._device_netns &= {t.netns for t in current} | set(refs)
+        return devices
 
     def close(self) -> None:
         self._closed.set()

@@ -162,18 +162,24 @@ def read_interfaces() -> set[str]:
     return {p.name for p in root.iterdir()} if root.is_dir() else set()
 
 
-def read_netns_names(wanted: set[int]) -> dict[int, str]:
-    """Names for network namespace inodes: `ip netns` names (/run/netns), else a process living
-    there ("pid 1234 nginx") for the unnamed ones containers make."""
-    names: dict[int, str] = {}
+@dataclass(frozen=True)
+class NetnsRef:
+    name: str  # `ip netns` name, or "pid N comm" of a process living there
+    path: str  # a path to enter it (setns)
+
+
+def read_netns(wanted: set[int]) -> dict[int, NetnsRef]:
+    """Names and entry paths for network namespace inodes: `ip netns` names (/run/netns), else a
+    process living there ("pid 1234 nginx") for the unnamed ones containers make."""
+    found: dict[int, NetnsRef] = {}
     for root in (Path("/run/netns"), Path("/var/run/netns")):
         if root.is_dir():
             for entry in root.iterdir():
                 try:
-                    names.setdefault(entry.stat().st_ino, entry.name)
+                    found.setdefault(entry.stat().st_ino, NetnsRef(entry.name, str(entry)))
                 except OSError:
                     continue
-    missing = wanted - set(names)
+    missing = wanted - set(found)
     if missing:
         for pid_dir in PROC.iterdir():
             if not pid_dir.name.isdigit():
@@ -183,10 +189,10 @@ def read_netns_names(wanted: set[int]) -> dict[int, str]:
                 inode = int(link[link.index("[") + 1 : -1])
                 if inode in missing:
                     comm = (pid_dir / "comm").read_text().strip()
-                    names[inode] = f"pid {pid_dir.name} {comm}"
+                    found[inode] = NetnsRef(f"pid {pid_dir.name} {comm}", str(pid_dir / "ns" / "net"))
                     missing.discard(inode)
             except (OSError, ValueError):
                 continue
             if not missing:
                 break
-    return {k: v for k, v in names.items() if k in wanted}
+    return {k: v for k, v in found.items() if k in wanted}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from netscope.model.sample import (
     IrqCount,
     IrqLine,
-    NapiCpu,
+    NapiInstance,
     ProbeState,
     ProbeStatus,
     Sample,
@@ -54,5 +54,12 @@ def two_cpu_sample(interval_s: float = 2.0, live: bool = True) -> Sample:
         )
         if live
         else None,
-        napi=(NapiCpu(0, 400, 1000, 4), NapiCpu(1, 0, 0, 0)) if live else None,
+        napi=(
+            NapiInstance(
+                4026531840, 2, "eth0", 8193, (300, 0), (900, 0), (4, 0), (0, 0, 0, 0, 0, 0, 0, 4), (0,) * 4
+            ),
+            NapiInstance(0, 0, "", 0, (100, 0), (100, 0), (0, 0), (0, 100, 0, 0, 0, 0, 0, 0), (0,) * 4),
+        )
+        if live
+        else None,
     )

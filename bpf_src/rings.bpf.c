@@ -1,0 +1,69 @@
+/* Packets and bytes per device queue, received and sent, in every network namespace.
+ *
+ * Raw tracepoints net:netif_receive_skb(struct sk_buff *skb), which fires once per skb entering
+ * the stack whatever path it took (NAPI+GRO, the netif_rx backlog), and
+ * net:net_dev_start_xmit(struct sk_buff *skb, struct net_device *dev), once per skb handed to a
+ * driver; both since Linux 3.x. A GRO- or GSO-built skb counts as its gso_segs packets.
+ */
+#include "netscope.h"
+#include "kernel_read.h"
+
+BPF_PERCPU_HASH(queue_stats, struct queue_key, struct queue_stat, NS_QUEUES_MAX);
+
+static __always_inline u32 segments(const void *skb, const u8 *head)
+{
+#if NS_SKB_END_IS_OFFSET
+    const u8 *shinfo = head + read_u32(skb, NS_OFF_SKB_END);
+#else
+    const u8 *shinfo = (const u8 *)read_u64(skb, NS_OFF_SKB_END);
+#endif
+    u16 segs = read_u16(shinfo, NS_OFF_SHINFO_GSO_SEGS);
+    return segs ? segs : 1;
+}
+
+static __always_inline void count(const void *skb, const void *dev, u8 tx)
+{
+    if (!dev)
+        return;
+    struct queue_key key = {};
+    key.netns = netns_of(dev, 0);
+    key.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
+    key.tx = tx;
+    u16 mapping = read_u16(skb, NS_OFF_SKB_QUEUE_MAPPING);
+    /* On receive, drivers record queue + 1 (skb_record_rx_queue); 0 means none was recorded. */
+    key.queue = tx ? mapping : (mapping ? mapping - 1 : NS_QUEUE_UNKNOWN);
+
+    const u8 *head = (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD);
+    u64 bytes = read_u32(skb, NS_OFF_SKB_LEN);
+    if (!tx) {
+        /* The link-layer header was pulled before the stack saw the skb: count it back. */
+        u16 mac = read_u16(skb, NS_OFF_SKB_MAC_HEADER);
+        const u8 *data = (const u8 *)read_u64(skb, NS_OFF_SKB_DATA);
+        if (mac != 0xffff && data >= head + mac)
+            bytes += data - (head + mac);
+    }
+    struct queue_stat *s = queue_stats.lookup(&key);
+    if (!s) {
+        struct queue_stat init = {};
+        bpf_probe_read_kernel_str(init.ifname, sizeof(init.ifname), (const char *)dev + NS_OFF_DEV_NAME);
+        queue_stats.update(&key, &init);
+        s = queue_stats.lookup(&key);
+        if (!s)
+            return;
+    }
+    s->packets += segments(skb, head);
+    s->bytes += bytes;
+}
+
+RAW_TRACEPOINT_PROBE(netif_receive_skb)
+{
+    const void *skb = (const void *)ctx->args[0];
+    count(skb, (const void *)read_u64(skb, NS_OFF_SKB_DEV), 0);
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(net_dev_start_xmit)
+{
+    count((const void *)ctx->args[0], (const void *)ctx->args[1], 1);
+    return 0;
+}

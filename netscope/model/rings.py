@@ -1,0 +1,209 @@
+"""The Rings view: per device and queue, RX/TX rates, ring sizes, NAPI pressure, BQL, overruns. Pure.
+
+No counter tells how full an RX ring is. The honest estimate is NAPI's: a poll that used its whole
+budget left packets in the ring, so the share of full-budget polls, how deep polls ran (histogram)
+and how long full-budget runs lasted say how close the ring runs to full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from netscope.model.drops import device_label
+from netscope.model.sample import DeviceStats, HostInfo, NapiInstance, QueueCount, Sample
+
+WORK_BUCKETS = ("0", "1", "2-3", "4-7", "8-15", "16-31", "32-63", "64+")
+STREAK_BUCKETS = ("1", "2-3", "4-7", "8+")
+PRESSURE_NOTE = (
+    "ring pressure = share of NAPI polls that used their whole budget: the ring still held packets "
+    "when the poll stopped. Near 0: the ring drains each poll; rising with long streaks: the CPU "
+    "cannot keep up and the ring runs full (then rx_missed/over count what it lost)."
+)
+
+
+@dataclass(frozen=True)
+class Pressure:
+    polls: int
+    packets: int
+    budget_exhausted: int
+    work_hist: tuple[int, ...]
+    streak_hist: tuple[int, ...]
+
+    @property
+    def full_pct(self) -> float | None:
+        return 100.0 * self.budget_exhausted / self.polls if self.polls else None
+
+    @property
+    def packets_per_poll(self) -> float | None:
+        return self.packets / self.polls if self.polls else None
+
+    @property
+    def longest_streak(self) -> str:
+        """The longest bucket of full-budget runs seen: '' when none ended."""
+        return next(
+            (STREAK_BUCKETS[i] for i in reversed(range(len(self.streak_hist))) if self.streak_hist[i]), ""
+        )
+
+
+def pressure(instances: Collection[NapiInstance]) -> Pressure:
+    """NAPI figures of several instances (or one) together."""
+    return Pressure(
+        polls=sum(sum(n.polls) for n in instances),
+        packets=sum(sum(n.packets) for n in instances),
+        budget_exhausted=sum(sum(n.budget_exhausted) for n in instances),
+        work_hist=tuple(sum(col) for col in zip(*(n.work_hist for n in instances), strict=True))
+        if instances
+        else (0,) * len(WORK_BUCKETS),
+        streak_hist=tuple(sum(col) for col in zip(*(n.streak_hist for n in instances), strict=True))
+        if instances
+        else (0,) * len(STREAK_BUCKETS),
+    )
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    queue: int  # -1: not recorded by the driver
+    rx_pps: float
+    rx_bps: float  # bytes per second
+    tx_pps: float
+    tx_bps: float
+    bql_inflight: int | None
+    bql_limit: int | None
+    rx_packets: int  # in the interval
+    rx_bytes: int
+    tx_packets: int
+    tx_bytes: int
+
+    @property
+    def label(self) -> str:
+        return "?" if self.queue < 0 else str(self.queue)
+
+
+@dataclass(frozen=True)
+class NapiRow:
+    napi_id: int
+    pressure: Pressure
+    polls_per_cpu: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    netns: int
+    ifindex: int
+    label: str  # name, @namespace when not netscope's own
+    ifname: str
+    driver: str
+    rx_pps: float
+    rx_bps: float
+    tx_pps: float
+    tx_bps: float
+    stats: DeviceStats | None  # None: netlink could not read it (its namespace has no path)
+    queues: tuple[QueueRow, ...]
+    napi: tuple[NapiRow, ...]
+    pressure: Pressure
+
+    @property
+    def lost_per_interval(self) -> int:
+        """Losses before the stack: ring overruns, missed, FIFO, dropped by the driver."""
+        s = self.stats
+        return s.rx_missed + s.rx_over + s.rx_fifo + s.rx_dropped if s else 0
+
+
+@dataclass(frozen=True)
+class RingsView:
+    interval_s: float
+    devices: tuple[DeviceRow, ...]  # busiest first
+    backlog: NapiRow | None  # the per-CPU backlog (veth without NAPI, loopback)
+    live: bool  # the rings probe counted this interval
+
+
+def _queue_rows(counts: list[QueueCount], stats: DeviceStats | None, dt: float) -> tuple[QueueRow, ...]:
+    by_queue: dict[int, dict[str, int]] = {}
+    for c in counts:
+        row = by_queue.setdefault(c.queue, {"rx_p": 0, "rx_b": 0, "tx_p": 0, "tx_b": 0})
+        prefix = "tx" if c.tx else "rx"
+        row[f"{prefix}_p"] += c.packets
+        row[f"{prefix}_b"] += c.bytes
+    bql = {q: (inflight, limit) for q, inflight, limit in stats.bql} if stats else {}
+    for q in bql:
+        by_queue.setdefault(q, {"rx_p": 0, "rx_b": 0, "tx_p": 0, "tx_b": 0})
+    return tuple(
+        QueueRow(
+            queue=q,
+            rx_pps=v["rx_p"] / dt,
+            rx_bps=v["rx_b"] / dt,
+            tx_pps=v["tx_p"] / dt,
+            tx_bps=v["tx_b"] / dt,
+            bql_inflight=bql[q][0] if q in bql else None,
+            bql_limit=bql[q][1] if q in bql else None,
+            rx_packets=v["rx_p"],
+            rx_bytes=v["rx_b"],
+            tx_packets=v["tx_p"],
+            tx_bytes=v["tx_b"],
+        )
+        for q, v in sorted(by_queue.items())
+    )
+
+
+def _wanted(
+    name: str, netns: int, netns_name: str, interfaces: Collection[str], netns_filter: str | None
+) -> bool:
+    if interfaces and name not in interfaces:
+        return False
+    return netns_filter is None or netns_filter in (netns_name, str(netns))
+
+
+def build_rings_view(
+    sample: Sample,
+    info: HostInfo,
+    interfaces: Collection[str] = (),
+    netns: str | None = None,
+) -> RingsView:
+    """Devices and their queues; `interfaces` and `netns` (a name or inode) narrow the list."""
+    dt = sample.interval_s
+    names: Mapping[int, str] = dict(sample.netns_names)
+    stats = {(d.netns, d.ifindex): d for d in sample.devices}
+    counts: dict[tuple[int, int], list[QueueCount]] = {}
+    for c in sample.queues or ():
+        counts.setdefault((c.netns, c.ifindex), []).append(c)
+    napi: dict[tuple[int, int], list[NapiInstance]] = {}
+    backlog = None
+    for n in sample.napi or ():
+        if n.ifindex == 0:
+            backlog = NapiRow(0, pressure([n]), n.polls)
+        else:
+            napi.setdefault((n.netns, n.ifindex), []).append(n)
+    rows = []
+    for key in sorted(set(stats) | set(counts) | set(napi)):
+        d = stats.get(key)
+        dev_counts = counts.get(key, [])
+        dev_napi = napi.get(key, [])
+        ifname = d.ifname if d else dev_counts[0].ifname if dev_counts else dev_napi[0].ifname
+        netns_inode = key[0]
+        if not _wanted(ifname, netns_inode, names.get(netns_inode, ""), interfaces, netns):
+            continue
+        rows.append(
+            DeviceRow(
+                netns=netns_inode,
+                ifindex=key[1],
+                label=device_label(ifname, netns_inode, info.netns, names),
+                ifname=ifname,
+                driver=d.driver if d else "",
+                rx_pps=sum(q.packets for q in dev_counts if not q.tx) / dt,
+                rx_bps=sum(q.bytes for q in dev_counts if not q.tx) / dt,
+                tx_pps=sum(q.packets for q in dev_counts if q.tx) / dt,
+                tx_bps=sum(q.bytes for q in dev_counts if q.tx) / dt,
+                stats=d,
+                queues=_queue_rows(dev_counts, d, dt),
+                napi=tuple(NapiRow(i.napi_id, pressure([i]), i.polls) for i in dev_napi),
+                pressure=pressure(dev_napi),
+            )
+        )
+    rows.sort(key=lambda r: (-(r.rx_pps + r.tx_pps), -r.lost_per_interval, r.label))
+    return RingsView(dt, tuple(rows), backlog, sample.queues is not None)
+
+
+def known_interfaces(sample: Sample) -> set[str]:
+    """Every device name a sample knows of, in any namespace (for --interface checks)."""
+    return {d.ifname for d in sample.devices} | {q.ifname for q in sample.queues or ()}

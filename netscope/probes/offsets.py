@@ -1,0 +1,38 @@
+"""Struct member offsets the BPF programs read at, from the running kernel's BTF, as -D defines.
+
+One table shared by every probe that reads kernel structs (bpf_src/kernel_read.h names them)."""
+
+from __future__ import annotations
+
+from netscope.probes.btf import BTF
+
+# define -> (struct, member)
+FIELDS: dict[str, tuple[str, str]] = {
+    "NS_OFF_SKB_DEV": ("sk_buff", "dev"),
+    "NS_OFF_SKB_SK": ("sk_buff", "sk"),
+    "NS_OFF_SKB_LEN": ("sk_buff", "len"),
+    "NS_OFF_SKB_QUEUE_MAPPING": ("sk_buff", "queue_mapping"),
+    "NS_OFF_SKB_PROTOCOL": ("sk_buff", "protocol"),
+    "NS_OFF_SKB_HEAD": ("sk_buff", "head"),
+    "NS_OFF_SKB_DATA": ("sk_buff", "data"),
+    "NS_OFF_SKB_END": ("sk_buff", "end"),
+    "NS_OFF_SKB_MAC_HEADER": ("sk_buff", "mac_header"),
+    "NS_OFF_SKB_NETWORK_HEADER": ("sk_buff", "network_header"),
+    "NS_OFF_SKB_TRANSPORT_HEADER": ("sk_buff", "transport_header"),
+    "NS_OFF_SHINFO_GSO_SEGS": ("skb_shared_info", "gso_segs"),
+    "NS_OFF_DEV_IFINDEX": ("net_device", "ifindex"),
+    "NS_OFF_DEV_NAME": ("net_device", "name"),
+    "NS_OFF_DEV_ND_NET": ("net_device", "nd_net"),
+    "NS_OFF_SOCK_NET": ("sock", "__sk_common.skc_net"),
+    "NS_OFF_NET_NS_INUM": ("net", "ns.inum"),
+    "NS_OFF_NAPI_DEV": ("napi_struct", "dev"),
+    "NS_OFF_NAPI_ID": ("napi_struct", "napi_id"),
+}
+
+
+def kernel_offsets(btf: BTF) -> dict[str, int]:
+    """Every NS_OFF_* define, plus NS_SKB_END_IS_OFFSET: skb->end is an offset from head on 64-bit
+    kernels (NET_SKBUFF_DATA_USES_OFFSET), a pointer elsewhere."""
+    defines = {name: btf.member_offset(struct, member) for name, (struct, member) in FIELDS.items()}
+    defines["NS_SKB_END_IS_OFFSET"] = int(btf.member_size("sk_buff", "end") == 4)
+    return defines

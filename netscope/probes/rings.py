@@ -1,0 +1,50 @@
+"""Rings probe (bpf_src/rings.bpf.c): packets and bytes per device queue, RX and TX, in every
+network namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from netscope.model.sample import QueueCount
+from netscope.probes.base import Probe
+from netscope.probes.btf import kernel_btf
+from netscope.probes.offsets import kernel_offsets
+
+QUEUES_MAX = 16384
+QUEUE_UNKNOWN = 0xFFFF  # NS_QUEUE_UNKNOWN
+
+Key = tuple[int, int, int, bool]  # netns, ifindex, queue, tx
+Totals = Mapping[Key, tuple[str, int, int]]  # name, packets, bytes (all CPUs)
+
+
+class RingsProbe(Probe[tuple[QueueCount, ...]]):
+    name = "rings"
+    source_file = "rings.bpf.c"
+    tracepoints = (("net", "netif_receive_skb"), ("net", "net_dev_start_xmit"))
+
+    def defines(self) -> dict[str, int]:
+        return {**kernel_offsets(kernel_btf()), "NS_QUEUES_MAX": QUEUES_MAX}
+
+    def read_totals(self, bpf: Any) -> Totals:
+        totals = {}
+        for k, values in bpf[b"queue_stats"].items():
+            queue = -1 if k.queue == QUEUE_UNKNOWN else int(k.queue)
+            name = next((v.ifname.decode(errors="replace") for v in values if v.ifname), "")
+            totals[(int(k.netns), int(k.ifindex), queue, bool(k.tx))] = (
+                name,
+                sum(int(v.packets) for v in values),
+                sum(int(v.bytes) for v in values),
+            )
+        return totals
+
+    def delta(self, previous: Totals, current: Totals) -> tuple[QueueCount, ...]:
+        out = []
+        for key, (name, packets, nbytes) in sorted(current.items()):
+            _, prev_packets, prev_bytes = previous.get(key, (name, 0, 0))
+            if packets != prev_packets:
+                netns, ifindex, queue, tx = key
+                out.append(
+                    QueueCount(netns, ifindex, name, queue, tx, packets - prev_packets, nbytes - prev_bytes)
+                )
+        return tuple(out)

@@ -1,0 +1,202 @@
+"""Devices' own counters in every network namespace: links and stats64 (rtnetlink), ring sizes
+(ethtool netlink), root qdisc drops, and BQL from sysfs, all through pyroute2.
+
+Why setns: devices live in pod namespaces too; a netlink socket opened while this thread is in a
+namespace keeps talking to it. Only this thread moves, and it always moves back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netscope.model.sample import DeviceStats
+
+CLONE_NEWNET = 0x40000000
+TC_H_ROOT = 0xFFFFFFFF
+RING_TTL_S = 10.0  # ring sizes change rarely: ask ethtool again after this long
+SYS_NET = Path("/sys/class/net")
+_libc = ctypes.CDLL(None, use_errno=True)
+Rings = tuple[int | None, int | None, int | None, int | None]  # rx, rx max, tx, tx max; None: n/a
+
+
+@contextlib.contextmanager
+def in_netns(path: str | None) -> Iterator[None]:
+    """Run the block with this thread in the network namespace at `path` (None: stay)."""
+    if path is None:
+        yield
+        return
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(path, os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns({path}): {os.strerror(err)}")
+            try:
+                yield
+            finally:
+                if _libc.setns(own, CLONE_NEWNET) != 0:  # cannot happen for our own namespace
+                    raise OSError(ctypes.get_errno(), "could not return to netscope's own namespace")
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
+@dataclass(frozen=True)
+class LinkTotals:
+    """Cumulative counters of one device, as netlink reports them."""
+
+    netns: int
+    ifindex: int
+    ifname: str
+    driver: str
+    rings: Rings
+    counters: dict[str, int] = field(hash=False)  # stats64 fields and qdisc_drops
+    bql: tuple[tuple[int, int, int], ...]
+
+
+STATS = (
+    "rx_packets",
+    "tx_packets",
+    "rx_missed_errors",
+    "rx_over_errors",
+    "rx_fifo_errors",
+    "rx_dropped",
+    "tx_dropped",
+)
+
+
+def _ring_sizes(ethtool: Any, ifindex: int) -> Rings:
+    try:
+        msg = ethtool.get_rings(ifindex=ifindex)[0]
+    except Exception:  # EOPNOTSUPP: the driver has no rings (veth, lo)
+        return (None, None, None, None)
+    return (
+        msg.get("ETHTOOL_A_RINGS_RX"),
+        msg.get("ETHTOOL_A_RINGS_RX_MAX"),
+        msg.get("ETHTOOL_A_RINGS_TX"),
+        msg.get("ETHTOOL_A_RINGS_TX_MAX"),
+    )
+
+
+def _bql(ifname: str) -> tuple[tuple[int, int, int], ...]:
+    """(tx queue, inflight, limit) from sysfs: only for devices of netscope's own namespace."""
+    out = []
+    for q in sorted((SYS_NET / ifname / "queues").glob("tx-*")):
+        try:
+            inflight = int((q / "byte_queue_limits" / "inflight").read_text())
+            limit = int((q / "byte_queue_limits" / "limit").read_text())
+        except (OSError, ValueError):
+            continue
+        out.append((int(q.name[3:]), inflight, limit))
+    return tuple(out)
+
+
+def _driver(ifname: str) -> str:
+    link = SYS_NET / ifname / "device" / "driver"
+    try:
+        return os.path.basename(os.readlink(link))
+    except OSError:
+        return ""
+
+
+class LinkReader:
+    """Reads every device of the given namespaces; caches ring sizes for RING_TTL_S."""
+
+    def __init__(self, own_netns: int) -> None:
+        self.own_netns = own_netns
+        self._rings: dict[
+            tuple[int, int], tuple[float, tuple[int | None, int | None, int | None, int | None]]
+        ] = {}
+
+    def read(self, namespaces: dict[int, str | None]) -> list[LinkTotals]:
+        """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
+        or cannot be entered is skipped."""
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.generic.ethtool import NlEthtool
+
+        out: list[LinkTotals] = []
+        for inode, path in namespaces.items():
+            try:
+                with in_netns(path), IPRoute() as ipr:
+                    links = ipr.get_links()
+                    qdiscs = ipr.get_qdiscs()
+                    ethtool = None
+                    try:
+                        for link in links:
+                            ifindex, name = int(link["index"]), str(link.get("ifname"))
+                            cached = self._rings.get((inode, ifindex))
+                            if cached is None or time.monotonic() - cached[0] > RING_TTL_S:
+                                ethtool = ethtool or NlEthtool()
+                                cached = (time.monotonic(), _ring_sizes(ethtool, ifindex))
+                                self._rings[(inode, ifindex)] = cached
+                            stats = link.get("IFLA_STATS64") or {}
+                            counters = {k: int(stats.get(k, 0)) for k in STATS}
+                            counters["qdisc_drops"] = sum(
+                                int(q.get("TCA_STATS2").get("TCA_STATS_QUEUE").get("drops", 0))
+                                for q in qdiscs
+                                if q["index"] == ifindex and q["parent"] == TC_H_ROOT and q.get("TCA_STATS2")
+                            )
+                            own = inode == self.own_netns
+                            out.append(
+                                LinkTotals(
+                                    inode,
+                                    ifindex,
+                                    name,
+                                    _driver(name) if own else "",
+                                    cached[1],
+                                    counters,
+                                    _bql(name) if own else (),
+                                )
+                            )
+                    finally:
+                        if ethtool is not None:
+                            ethtool.close()
+            except OSError:
+                continue
+        return out
+
+
+def link_deltas(
+    previous: dict[tuple[int, int], LinkTotals], current: list[LinkTotals]
+) -> tuple[DeviceStats, ...]:
+    """Per-interval device stats; a device seen for the first time reports zero counts."""
+    out = []
+    for link in current:
+        before = previous.get((link.netns, link.ifindex))
+        base = before.counters if before is not None and before.ifname == link.ifname else link.counters
+
+        def d(key: str, base: dict[str, int] = base, link: LinkTotals = link) -> int:
+            return max(0, link.counters[key] - base[key])
+
+        rx, rx_max, tx, tx_max = link.rings
+        out.append(
+            DeviceStats(
+                netns=link.netns,
+                ifindex=link.ifindex,
+                ifname=link.ifname,
+                driver=link.driver,
+                rx_ring=rx,
+                rx_ring_max=rx_max,
+                tx_ring=tx,
+                tx_ring_max=tx_max,
+                rx_packets=d("rx_packets"),
+                tx_packets=d("tx_packets"),
+                rx_missed=d("rx_missed_errors"),
+                rx_over=d("rx_over_errors"),
+                rx_fifo=d("rx_fifo_errors"),
+                rx_dropped=d("rx_dropped"),
+                tx_dropped=d("tx_dropped"),
+                qdisc_drops=d("qdisc_drops"),
+                bql=link.bql,
+            )
+        )
+    return tuple(out)
