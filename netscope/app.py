@@ -24,13 +24,15 @@ from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Shown, Timeline
 from netscope.sources import Source
 from netscope.ui.cpu_pane import CpuPane
+from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
 from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
+from netscope.ui.rings_pane import DeviceSelected, RingsPane
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
-MAIN_TABLE = {"cpus": "#cpu-table", "drops": "#drops-table"}
+MAIN_TABLE = {"rings": "#rings-table", "cpus": "#cpu-table", "drops": "#drops-table"}
 
 
 class SampleReady(Message):
@@ -60,21 +62,29 @@ class NetscopeApp(App[int]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("p", "pause", "Pause"),
-        Binding("c,1", "show_pane('cpus')", "CPUs"),
-        Binding("d,2", "show_pane('drops')", "Drops"),
+        Binding("r,1", "show_pane('rings')", "Rings"),
+        Binding("c,2", "show_pane('cpus')", "CPUs"),
+        Binding("d,3", "show_pane('drops')", "Drops"),
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
         Binding("tab", "focus_next", "Next table", show=False),
         Binding("shift+tab", "focus_previous", "Prev table", show=False),
     ]
 
-    def __init__(self, source: Source, interval: float = 1.0, starters: tuple[Callable[[], None], ...] = ()):
+    def __init__(
+        self,
+        source: Source,
+        interval: float = 1.0,
+        starters: tuple[Callable[[], None], ...] = (),
+        interfaces: tuple[str, ...] = (),
+        netns: str | None = None,
+    ):
         super().__init__()
         self.source = source
         self.interval = interval
         self.paused = False
         self.latest: Sample | None = None  # the newest sample, shown or not
-        self.timeline = Timeline(source.info)  # fed even while paused
+        self.timeline = Timeline(source.info, interfaces, netns)  # fed even while paused
         self.shown: Shown | None = None  # what the screen shows (frozen while paused)
         self._starters = starters
         self._stop = threading.Event()
@@ -82,7 +92,10 @@ class NetscopeApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
-        with TabbedContent(id="panes"):
+        # In receive-path order; the CPUs pane is shown first.
+        with TabbedContent(id="panes", initial="cpus"):
+            with TabPane("Rings", id="rings"):
+                yield RingsPane()
             with TabPane("CPUs", id="cpus"):
                 yield CpuPane()
             with TabPane("Drops", id="drops"):
@@ -152,10 +165,14 @@ class NetscopeApp(App[int]):
         if shown is None:
             return
         self._show_probes(shown.latest.probes)
-        if isinstance(self.screen, DropReasonScreen):
+        active = self.query_one(TabbedContent).active
+        if isinstance(self.screen, DropReasonScreen | DeviceScreen):
             self.screen.update_view(shown)
-        elif self.query_one(TabbedContent).active == "drops":
+        elif active == "drops":
             self.query_one(DropsPane).show(shown)
+        elif active == "rings":
+            if shown.rings is not None:
+                self.query_one(RingsPane).show(shown.rings)
         else:
             self.query_one(CpuPane).show(shown.cpu_history)
         self._refresh_header()
@@ -163,6 +180,11 @@ class NetscopeApp(App[int]):
     def _show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
         self.query_one(CpuPane).show_probes(statuses)
         self.query_one(DropsPane).show_probes(statuses)
+        self.query_one(RingsPane).show_probes(statuses)
+
+    def on_device_selected(self, message: DeviceSelected) -> None:
+        if self.shown is not None:
+            self.push_screen(DeviceScreen(message.key, self.shown))
 
     def action_show_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
@@ -235,6 +257,9 @@ class NetscopeApp(App[int]):
         self.source.close()
 
 
-def make_app(source: Source, interval: float = 1.0) -> NetscopeApp:
-    """The app over any source; a live source's probes come up in workers after the first frame."""
-    return NetscopeApp(source, interval, source.starters())
+def make_app(
+    source: Source, interval: float = 1.0, interfaces: tuple[str, ...] = (), netns: str | None = None
+) -> NetscopeApp:
+    """The app over any source; a live source's probes come up in workers after the first frame.
+    `interfaces` and `netns` narrow the Rings pane."""
+    return NetscopeApp(source, interval, source.starters(), interfaces, netns)

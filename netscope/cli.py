@@ -82,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    def device_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--interface",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="show only this device in the Rings pane and the queues/devices output (repeatable; "
+            "any namespace)",
+        )
+        p.add_argument(
+            "--netns", metavar="NAME", help="only devices in this namespace (ip netns name or inode)"
+        )
+
     def interval_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--interval", "-i", type=_positive, default=1.0, help="seconds per sample (default 1)")
         p.add_argument(
@@ -94,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
+    device_args(tui)
     snap = sub.add_parser("snapshot", help="print per-interval counts (text, or JSON lines with --json)")
     interval_arg(snap)
+    device_args(snap)
     snap.add_argument("--count", "-n", type=_count, default=1, help="intervals to print; 0 = until stopped")
     snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
@@ -104,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--count", "-n", type=_count, default=0, help="intervals to record; 0 = until stopped")
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
+    device_args(rep)
     rep.add_argument("--json", action="store_true", help="print the snapshot JSON lines instead of the TUI")
     return parser
 
@@ -137,6 +153,26 @@ def _signals_raise() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _check_interfaces(args: argparse.Namespace, known: dict[str, set[str]]) -> None:
+    """Exit 2 on a device name that exists nowhere (or not in the --netns named)."""
+    for name in args.interface:
+        where = known.get(name)
+        by_name = args.netns is not None and not args.netns.isdigit()
+        if where is None or (by_name and args.netns not in where):
+            scope = f" in namespace {args.netns}" if by_name and where is not None else ""
+            choices = ", ".join(sorted(known)) or "none"
+            raise CliError(f"no such interface: {name}{scope} (known: {choices})", EXIT_USAGE)
+
+
+def _check_live_interfaces(args: argparse.Namespace) -> None:
+    if not args.interface:
+        return
+    from netscope.sources.live import interfaces_everywhere
+    from netscope.sources.procfs import read_host_info
+
+    _check_interfaces(args, interfaces_everywhere(read_host_info().netns))
 
 
 def _start_live(args: argparse.Namespace) -> LiveSource:
@@ -175,10 +211,11 @@ def _run_intervals(
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     _require_live()
+    _check_live_interfaces(args)
     with _signals_raise():
         source = _start_live(args)
         try:
-            emit = _json_emitter(source.info) if args.json else _text_emitter(source.info)
+            emit = _json_emitter(source.info, args) if args.json else _text_emitter(source.info)
             source.sample()  # baseline: the first interval starts now
             _run_intervals(args.interval, args.count, source.sample, emit)
         finally:
@@ -186,11 +223,14 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _json_emitter(info: HostInfo) -> Callable[[Sample], None]:
+def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample], None]:
     from netscope.model.snapshot import snapshot_json
 
+    interfaces = tuple(getattr(args, "interface", ()))
+    netns = getattr(args, "netns", None)
+
     def emit(sample: Sample) -> None:
-        print(json.dumps(snapshot_json(info, sample), separators=(",", ":")), flush=True)
+        print(json.dumps(snapshot_json(info, sample, interfaces, netns), separators=(",", ":")), flush=True)
 
     return emit
 
@@ -271,12 +311,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from netscope.sources.replay import ReplaySource
 
     recording = _load_recording(args.file)
+    if args.interface:
+        from netscope.model.rings import known_interfaces
+
+        known: dict[str, set[str]] = {}
+        for sample in recording.samples:
+            for name, where in known_interfaces(sample, recording.info).items():
+                known.setdefault(name, set()).update(where)
+        _check_interfaces(args, known)
     if args.json:
-        emit = _json_emitter(recording.info)
+        emit = _json_emitter(recording.info, args)
         for sample in recording.samples:
             emit(sample)
         return EXIT_OK
-    return _run_tui(ReplaySource(recording), 1.0)
+    return _run_tui(ReplaySource(recording), 1.0, args)
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -285,7 +333,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     _require_live()
     if not sys.stdout.isatty() and not sys.stderr.isatty():
         raise CliError("the TUI needs a terminal; use `netscope snapshot --json` for scripts", EXIT_USAGE)
-    return _run_tui(LiveSource(drop_log_rate=args.drop_log_rate), args.interval)
+    _check_live_interfaces(args)
+    return _run_tui(LiveSource(drop_log_rate=args.drop_log_rate), args.interval, args)
 
 
 def _log_path() -> Path:
@@ -317,10 +366,10 @@ def _stderr_to_log() -> Iterator[None]:
         setattr(sys, "__stderr__", saved_stderr)  # noqa: B010
 
 
-def _run_tui(source: Source, interval: float) -> int:
+def _run_tui(source: Source, interval: float, args: argparse.Namespace) -> int:
     from netscope.app import make_app
 
-    app = make_app(source, interval)
+    app = make_app(source, interval, tuple(args.interface), args.netns)
     try:
         with _stderr_to_log():
             code = app.run()

@@ -15,13 +15,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.kernel.netns import disk_interrupts, idle_receiver, nft_drop, send_udp, veth_pair  # noqa: E402
+from tests.kernel.netns import disk_interrupts, idle_receiver, nft_drop, run, send_udp, veth_pair  # noqa: E402
 
 OUT = ROOT / "tests" / "fixtures" / "veth-traffic.nsrec"
 
 
 def main() -> None:
     with veth_pair(subnet=90) as pair, idle_receiver(pair, 5555), nft_drop(pair, 7777):
+        # GRO on the receiver and no TSO on the sender: veth delivers through its own NAPI instance.
+        run("ip", "netns", "exec", pair.receiver_ns, "ethtool", "-K", pair.receiver_dev, "gro", "on")
+        run(
+            "ip",
+            "netns",
+            "exec",
+            pair.sender_ns,
+            "ethtool",
+            "-K",
+            pair.sender_dev,
+            "tso",
+            "off",
+        )
         stop = threading.Event()
 
         def traffic() -> None:

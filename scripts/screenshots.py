@@ -41,10 +41,13 @@ async def main() -> None:
         await pilot.press("enter")
         await pilot.pause()
         app.save_screenshot("drop-reason.svg", str(OUT))
-        await pilot.press("escape", "question_mark")
+        await pilot.press("escape", "r")
+        await pilot.pause()
+        app.save_screenshot("rings.svg", str(OUT))
+        await pilot.press("question_mark")
         await pilot.pause()
         app.save_screenshot("help.svg", str(OUT))
-    for name in ("cpu.svg", "drops.svg", "drop-reason.svg", "help.svg"):
+    for name in ("cpu.svg", "drops.svg", "drop-reason.svg", "rings.svg", "help.svg"):
         print(OUT / name)
 
 

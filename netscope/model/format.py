@@ -82,3 +82,24 @@ def sparkline(values: Sequence[float | None], width: int) -> str:
         else:
             chars.append(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))])
     return "".join(chars).rjust(width)
+
+
+def fmt_bytes(value: float | None) -> str:
+    """Bytes (or bytes per second) in SI units: 512B, 1.2kB, 845MB, 3.4GB."""
+    if value is None:
+        return NO_DATA
+    for limit, suffix in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if value >= limit:
+            scaled = value / limit
+            return f"{scaled:.1f}{suffix}" if scaled < 100 else f"{scaled:.0f}{suffix}"
+    return f"{value:.0f}B"
+
+
+def histogram_bar(counts: Sequence[int]) -> str:
+    """One block character per bucket, scaled to the largest: the shape of a distribution."""
+    top = max(counts, default=0)
+    if not top:
+        return " " * len(counts)
+    return "".join(
+        SPARK[min(len(SPARK) - 1, int(c / top * (len(SPARK) - 1) + 0.5))] if c else " " for c in counts
+    )

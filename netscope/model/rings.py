@@ -204,6 +204,12 @@ def build_rings_view(
     return RingsView(dt, tuple(rows), backlog, sample.queues is not None)
 
 
-def known_interfaces(sample: Sample) -> set[str]:
-    """Every device name a sample knows of, in any namespace (for --interface checks)."""
-    return {d.ifname for d in sample.devices} | {q.ifname for q in sample.queues or ()}
+def known_interfaces(sample: Sample, info: HostInfo) -> dict[str, set[str]]:
+    """Device names a sample knows of -> the namespaces holding one ("" for netscope's own)."""
+    names = dict(sample.netns_names)
+    found: dict[str, set[str]] = {}
+    for netns, ifname in [(d.netns, d.ifname) for d in sample.devices] + [
+        (q.netns, q.ifname) for q in sample.queues or ()
+    ]:
+        found.setdefault(ifname, set()).add("" if netns == info.netns else names.get(netns, str(netns)))
+    return found

@@ -90,9 +90,11 @@ def rings_json(
     for d in view.devices:
         netns_name = dict(sample.netns_names).get(d.netns, "")
         ident = {"device": d.ifname, "netns": d.netns, "netns_name": netns_name}
-        single_napi = d.napi[0] if len(d.napi) == 1 else None
+        # Without a queue -> NAPI map from the driver, a device's only NAPI instance is reported with
+        # its (first) receiving queue; several instances stay on the device record.
+        rx_queue = next((q.queue for q in d.queues if q.rx_packets), d.queues[0].queue if d.queues else None)
         for q in d.queues:
-            napi = single_napi if q.queue in (0, -1) and single_napi else None
+            napi = d.napi[0] if len(d.napi) == 1 and q.queue == rx_queue else None
             queues.append(
                 {
                     **ident,

@@ -7,10 +7,12 @@ just keeps rendering the snapshot taken when the pause began.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, build_drops_view, device_label
+from netscope.model.rings import RingsView, build_rings_view
 from netscope.model.sample import DropEvent, HostInfo, Sample
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
@@ -26,6 +28,7 @@ class Shown:
     drop_events: tuple[DropEvent, ...]  # newest first
     drop_totals: DropTotals
     netns_names: dict[int, str]  # every namespace named so far (events outlive their sample)
+    rings: RingsView | None
 
     @property
     def drops(self) -> DropsView | None:
@@ -36,8 +39,11 @@ class Shown:
 
 
 class Timeline:
-    def __init__(self, info: HostInfo) -> None:
+    def __init__(self, info: HostInfo, interfaces: Collection[str] = (), netns: str | None = None) -> None:
+        """`interfaces` and `netns` narrow the Rings view (--interface, --netns)."""
         self.info = info
+        self.interfaces = tuple(interfaces)
+        self.netns = netns
         self._cpu: deque[CpuView] = deque(maxlen=HISTORY)
         self._drops: deque[DropsView] = deque(maxlen=HISTORY)
         self._events: deque[DropEvent] = deque(maxlen=DROP_LOG_KEPT)
@@ -66,4 +72,5 @@ class Timeline:
             tuple(self._events),
             self._totals,
             dict(self._netns_names),
+            build_rings_view(self._latest, self.info, self.interfaces, self.netns),
         )

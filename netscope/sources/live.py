@@ -204,3 +204,15 @@ def read_irq_lines() -> tuple[IrqLine, ...]:
         device, queue = map_irq_name(line.irq, line.name, by_bus, by_irq, interfaces)
         out.append(IrqLine(line.irq, line.name, device, queue))
     return tuple(out)
+
+
+def interfaces_everywhere(own_netns: int) -> dict[str, set[str]]:
+    """Device names in every network namespace: name -> the namespaces (names) holding one."""
+    refs = procfs.read_netns(None)
+    namespaces: dict[int, str | None] = {n: ref.path for n, ref in refs.items() if n != own_netns}
+    namespaces[own_netns] = None
+    found: dict[str, set[str]] = {}
+    for link in LinkReader(own_netns).read(namespaces):
+        netns_name = refs[link.netns].name if link.netns in refs and link.netns != own_netns else ""
+        found.setdefault(link.ifname, set()).add(netns_name)
+    return found

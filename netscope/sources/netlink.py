@@ -168,11 +168,14 @@ class LinkReader:
 def link_deltas(
     previous: dict[tuple[int, int], LinkTotals], current: list[LinkTotals]
 ) -> tuple[DeviceStats, ...]:
-    """Per-interval device stats; a device seen for the first time reports zero counts."""
+    """Per-interval device stats. A device seen for the first time (or an ifindex reused by another
+    name) has no interval yet: it appears from the next one, rather than with made-up zeros."""
     out = []
     for link in current:
         before = previous.get((link.netns, link.ifindex))
-        base = before.counters if before is not None and before.ifname == link.ifname else link.counters
+        if before is None or before.ifname != link.ifname:
+            continue
+        base = before.counters
 
         def d(key: str, base: dict[str, int] = base, link: LinkTotals = link) -> int:
             return max(0, link.counters[key] - base[key])

@@ -168,9 +168,10 @@ class NetnsRef:
     path: str  # a path to enter it (setns)
 
 
-def read_netns(wanted: set[int]) -> dict[int, NetnsRef]:
-    """Names and entry paths for network namespace inodes: `ip netns` names (/run/netns), else a
-    process living there ("pid 1234 nginx") for the unnamed ones containers make."""
+def read_netns(wanted: set[int] | None) -> dict[int, NetnsRef]:
+    """Names and entry paths for network namespace inodes (None: every namespace a process or
+    `ip netns` holds): `ip netns` names (/run/netns), else a process living there ("pid 1234 nginx")
+    for the unnamed ones containers make."""
     found: dict[int, NetnsRef] = {}
     for root in (Path("/run/netns"), Path("/var/run/netns")):
         if root.is_dir():
@@ -179,20 +180,21 @@ def read_netns(wanted: set[int]) -> dict[int, NetnsRef]:
                     found.setdefault(entry.stat().st_ino, NetnsRef(entry.name, str(entry)))
                 except OSError:
                     continue
-    missing = wanted - set(found)
-    if missing:
+    missing = None if wanted is None else wanted - set(found)
+    if missing is None or missing:
         for pid_dir in PROC.iterdir():
             if not pid_dir.name.isdigit():
                 continue
             try:
                 link = os.readlink(pid_dir / "ns" / "net")
                 inode = int(link[link.index("[") + 1 : -1])
-                if inode in missing:
+                if inode not in found and (missing is None or inode in missing):
                     comm = (pid_dir / "comm").read_text().strip()
                     found[inode] = NetnsRef(f"pid {pid_dir.name} {comm}", str(pid_dir / "ns" / "net"))
-                    missing.discard(inode)
+                    if missing is not None:
+                        missing.discard(inode)
             except (OSError, ValueError):
                 continue
-            if not missing:
+            if missing is not None and not missing:
                 break
-    return {k: v for k, v in found.items() if k in wanted}
+    return found if wanted is None else {k: v for k, v in found.items() if k in wanted}

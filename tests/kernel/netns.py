@@ -28,6 +28,7 @@ class VethPair:
     sender_ip: str
     receiver_ip: str
     receiver_dev: str
+    sender_dev: str
 
     def in_ns(self, ns: str, *cmd: str) -> str:
         return run("ip", "netns", "exec", ns, *cmd)
@@ -39,7 +40,7 @@ def veth_pair(subnet: int = 77) -> Iterator[VethPair]:
     tag = f"{os.getpid() % 100000}"
     a, b = f"nstA{tag}", f"nstB{tag}"
     dev_a, dev_b = f"vnsa{tag}", f"vnsb{tag}"
-    pair = VethPair(a, b, f"10.200.{subnet}.1", f"10.200.{subnet}.2", dev_b)
+    pair = VethPair(a, b, f"10.200.{subnet}.1", f"10.200.{subnet}.2", dev_b, dev_a)
     try:
         run("ip", "netns", "add", a)
         run("ip", "netns", "add", b)

@@ -15,6 +15,7 @@ from netscope.model.format import fmt_count
 from netscope.model.sample import Sample
 from netscope.sources.recording import Recording
 from netscope.sources.replay import ReplaySource
+from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.help import HelpScreen
 
@@ -165,3 +166,41 @@ def test_snapshot_drops_pane(snap_compare, recording: Recording) -> None:  # typ
         await pilot.press("p", "d")
 
     assert snap_compare(app, terminal_size=(140, 36), run_before=drops_paused)
+
+
+async def test_rings_pane_devices_queues_and_device_screen(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "r")
+        await pilot.pause()
+        assert app.shown is not None and app.shown.rings is not None
+        view = app.shown.rings
+        table: DataTable[str | Text] = app.query_one("#rings-table", DataTable)
+        assert app.focused is table
+        assert [cell(table, r, 0) for r in range(table.row_count)] == [d.label for d in view.devices]
+        busiest = view.devices[0]
+        assert "@" in busiest.label  # the recording's traffic crossed veths in namespaces
+        labels = [str(c.label) for c in table.columns.values()]
+        assert cell(table, 0, labels.index("RX pkt/s")) == fmt_count(busiest.rx_pps)
+        eth0 = next(r for r in range(table.row_count) if cell(table, r, 0) == "eth0")
+        assert cell(table, eth0, labels.index("RX ring")) == "256/256"
+        lo = next(r for r in range(table.row_count) if cell(table, r, 0) == "lo")
+        assert cell(table, lo, labels.index("RX ring")) == "n/a"
+        napi: DataTable[str | Text] = app.query_one("#rings-napi", DataTable)
+        assert napi.row_count >= 1
+        await pilot.press("enter")
+        assert isinstance(app.screen, DeviceScreen)
+        assert app.screen.key == (busiest.netns, busiest.ifindex)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DeviceScreen)
+
+
+def test_snapshot_rings_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ReplaySource(recording))
+
+    async def rings_paused(pilot: Pilot[int]) -> None:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "r")
+
+    assert snap_compare(app, terminal_size=(140, 36), run_before=rings_paused)

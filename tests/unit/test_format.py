@@ -1,6 +1,16 @@
 from __future__ import annotations
 
-from netscope.model.format import NO_DATA, fmt_count, fmt_duration, fmt_ns, fmt_pct, fmt_ratio, sparkline
+from netscope.model.format import (
+    NO_DATA,
+    fmt_bytes,
+    fmt_count,
+    fmt_duration,
+    fmt_ns,
+    fmt_pct,
+    fmt_ratio,
+    histogram_bar,
+    sparkline,
+)
 
 
 def test_counts() -> None:
@@ -40,3 +50,15 @@ def test_sparkline_scales_to_the_maximum_and_keeps_the_latest() -> None:
     assert sparkline([1, 2, 3, 4], 2) == "▆█"
     assert sparkline([None, 0], 4) == "   ▁"
     assert sparkline([], 3) == "   "
+
+
+def test_bytes_and_histogram_bars() -> None:
+    assert [fmt_bytes(v) for v in (0, 512, 1234, 845_000_000, 3.4e9)] == [
+        "0B",
+        "512B",
+        "1.2kB",
+        "845MB",
+        "3.4GB",
+    ]
+    assert histogram_bar([0, 1, 2, 4]) == " ▃▅█"
+    assert histogram_bar([0, 0]) == "  "

@@ -9,7 +9,19 @@ INFO = HostInfo("box", "6.18.44", (0, 1), 0.0)
 
 def test_schema_and_per_interval_counts() -> None:
     obj = snapshot_json(INFO, two_cpu_sample(interval_s=2.0))
-    assert set(obj) == {"ts", "interval_s", "host", "kernel", "cpus", "irqs", "probes", "drops", "drop_log"}
+    assert set(obj) == {
+        "ts",
+        "interval_s",
+        "host",
+        "kernel",
+        "cpus",
+        "irqs",
+        "probes",
+        "drops",
+        "drop_log",
+        "queues",
+        "devices",
+    }
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0
     assert cpu0["hardirqs"] == 100

@@ -1,0 +1,222 @@
+"""The Rings pane: every device (in every namespace) with its RX/TX rates, ring sizes, NAPI pressure
+and losses before the stack; below, the selected device's queues and NAPI instances.
+
+Enter on a device opens its detail (CPUs, IRQ lines); Esc goes back.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
+from netscope.model.rings import PRESSURE_NOTE, DeviceRow, Pressure, RingsView
+from netscope.model.sample import ProbeStatus
+from netscope.ui.widgets import Column, fit_columns, probe_line, set_columns
+
+
+def ring(current: int | None, maximum: int | None) -> str:
+    """'256/4096' (current/max), 'n/a' when the driver has no ring settings."""
+    if current is None:
+        return "n/a"
+    return f"{current}/{maximum}" if maximum is not None else str(current)
+
+
+def per_s(value: int | None, interval_s: float) -> str:
+    return fmt_count(value / interval_s) if value is not None else NO_DATA
+
+
+DEVICE_COLUMNS: tuple[Column[tuple[DeviceRow, float]], ...] = (
+    Column("RX pkt/s", 8, 1, lambda r: fmt_count(r[0].rx_pps), "packets received per second (all queues)"),
+    Column("RX B/s", 7, 2, lambda r: fmt_bytes(r[0].rx_bps), "bytes received per second"),
+    Column("TX pkt/s", 8, 1, lambda r: fmt_count(r[0].tx_pps), "packets sent per second"),
+    Column("TX B/s", 7, 2, lambda r: fmt_bytes(r[0].tx_bps), "bytes sent per second"),
+    Column(
+        "RX ring",
+        9,
+        1,
+        lambda r: ring(r[0].stats.rx_ring, r[0].stats.rx_ring_max) if r[0].stats else NO_DATA,
+        "RX ring size, current/max (ethtool -g); n/a: the driver has none",
+    ),
+    Column(
+        "TX ring",
+        9,
+        3,
+        lambda r: ring(r[0].stats.tx_ring, r[0].stats.tx_ring_max) if r[0].stats else NO_DATA,
+        "TX ring size, current/max",
+    ),
+    Column(
+        "full%",
+        5,
+        1,
+        lambda r: fmt_pct(r[0].pressure.full_pct),
+        "ring pressure: NAPI polls that used their whole budget",
+    ),
+    Column("pkt/poll", 8, 2, lambda r: fmt_ratio(r[0].pressure.packets_per_poll), "packets per NAPI poll"),
+    Column(
+        "lost/s",
+        6,
+        1,
+        lambda r: per_s(r[0].lost_per_interval if r[0].stats else None, r[1]),
+        "lost before the stack: rx_missed + rx_over + rx_fifo + rx_dropped (link stats64)",
+    ),
+    Column(
+        "qdisc drop/s",
+        12,
+        3,
+        lambda r: per_s(r[0].stats.qdisc_drops if r[0].stats else None, r[1]),
+        "drops in the root qdisc (tc -s qdisc)",
+    ),
+    Column(
+        "driver", 10, 3, lambda r: r[0].driver or NO_DATA, "the driver bound to the device", numeric=False
+    ),
+)
+
+
+def napi_cells(label: str, p: Pressure, interval_s: float) -> tuple[str | Text, ...]:
+    return (
+        label,
+        Text(fmt_count(p.polls / interval_s), justify="right"),
+        Text(fmt_ratio(p.packets_per_poll), justify="right"),
+        Text(fmt_pct(p.full_pct), justify="right"),
+        Text(histogram_bar(p.work_hist), style="cyan"),
+        f"longest {p.longest_streak}" if p.longest_streak else "none",
+    )
+
+
+class DeviceSelected(Message):
+    def __init__(self, key: tuple[int, int]) -> None:
+        super().__init__()
+        self.key = key
+
+
+class RingsPane(Vertical):
+    PROBES = ("rings", "napi")
+
+    def __init__(self) -> None:
+        super().__init__(id="rings-pane")
+        self.border_title = "Rings"
+        self._view: RingsView | None = None
+        self._columns: tuple[Column[tuple[DeviceRow, float]], ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="rings-probes")
+        yield DataTable(id="rings-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="rings-selected")
+        queues: DataTable[str | Text] = DataTable(id="rings-queues", cursor_type="row", zebra_stripes=True)
+        for label, width in (
+            ("queue", 5),
+            ("RX pkt/s", 8),
+            ("RX B/s", 7),
+            ("TX pkt/s", 8),
+            ("TX B/s", 7),
+            ("BQL inflight/limit", 18),
+        ):
+            queues.add_column(label, width=width)
+        yield queues
+        napi: DataTable[str | Text] = DataTable(id="rings-napi", cursor_type="row", zebra_stripes=True)
+        for label, width in (
+            ("NAPI", 12),
+            ("polls/s", 7),
+            ("pkt/poll", 8),
+            ("full%", 5),
+            ("work/poll 0→64+", 15),
+            ("full-budget runs", 16),
+        ):
+            napi.add_column(label, width=width)
+        yield napi
+        yield Static(Text(PRESSURE_NOTE, style="dim"), id="rings-note")
+
+    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        self.query_one("#rings-probes", Static).update(probe_line(statuses, self.PROBES))
+
+    def on_resize(self) -> None:
+        if self._view is not None:
+            self.show(self._view)
+
+    def show(self, view: RingsView) -> None:
+        self._view = view
+        table: DataTable[str | Text] = self.query_one("#rings-table", DataTable)
+        columns = fit_columns(DEVICE_COLUMNS, self.size.width or 160, reserved=26)
+        if columns != self._columns:
+            set_columns(table, ("device", 24), columns)
+            self._columns = columns
+        selected = self.selected_key()
+        table.clear()
+        for d in view.devices:
+            label = Text(d.label, style="bold" if d.rx_pps + d.tx_pps else "dim")
+            table.add_row(
+                label, *(c.cell((d, view.interval_s)) for c in columns), key=f"{d.netns}:{d.ifindex}"
+            )
+        key = f"{selected[0]}:{selected[1]}" if selected else None
+        if key is not None and key in table.rows:
+            table.move_cursor(row=table.get_row_index(key), animate=False)
+        self._show_selected()
+
+    def selected_key(self) -> tuple[int, int] | None:
+        table: DataTable[str | Text] = self.query_one("#rings-table", DataTable)
+        if not table.row_count:
+            return None
+        value = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if not value:
+            return None
+        netns, ifindex = value.split(":")
+        return int(netns), int(ifindex)
+
+    def selected_device(self) -> DeviceRow | None:
+        key = self.selected_key()
+        if self._view is None or key is None:
+            return None
+        return next((d for d in self._view.devices if (d.netns, d.ifindex) == key), None)
+
+    def _show_selected(self) -> None:
+        device = self.selected_device()
+        dt = self._view.interval_s if self._view else 1.0
+        title = Text()
+        queues: DataTable[str | Text] = self.query_one("#rings-queues", DataTable)
+        napi: DataTable[str | Text] = self.query_one("#rings-napi", DataTable)
+        queues.clear()
+        napi.clear()
+        if device is not None:
+            title.append(f"▸ {device.label}", style="bold")
+            s = device.stats
+            if s is not None:
+                title.append(
+                    f"  link stats64: RX {fmt_count(s.rx_packets / dt)} pkt/s, "
+                    f"TX {fmt_count(s.tx_packets / dt)} pkt/s, "
+                    f"missed {s.rx_missed}, over {s.rx_over}, fifo {s.rx_fifo}, "
+                    f"rx_dropped {s.rx_dropped}, tx_dropped {s.tx_dropped} in {dt:.1f}s"
+                )
+            title.append("  (Enter: CPUs and IRQ lines)", style="dim")
+            for q in device.queues:
+                bql = (
+                    f"{fmt_bytes(q.bql_inflight)}/{fmt_bytes(q.bql_limit)}"
+                    if q.bql_limit is not None
+                    else "n/a"
+                )
+                queues.add_row(
+                    q.label,
+                    Text(fmt_count(q.rx_pps), justify="right"),
+                    Text(fmt_bytes(q.rx_bps), justify="right"),
+                    Text(fmt_count(q.tx_pps), justify="right"),
+                    Text(fmt_bytes(q.tx_bps), justify="right"),
+                    bql,
+                )
+            for n in device.napi:
+                napi.add_row(*napi_cells(f"napi {n.napi_id}", n.pressure, dt))
+        if self._view is not None and self._view.backlog is not None:
+            napi.add_row(*napi_cells("CPU backlog", self._view.backlog.pressure, dt))
+        self.query_one("#rings-selected", Static).update(title)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "rings-table":
+            self._show_selected()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = self.selected_key()
+        if event.data_table.id == "rings-table" and key is not None:
+            self.post_message(DeviceSelected(key))

@@ -1,0 +1,152 @@
+"""Rings figures against the kernel's own counters: veth link stats64, `ethtool -g`, and napi:napi_poll
+counted by a separate BPF program in the test."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from netscope.model.rings import build_rings_view
+from netscope.model.sample import ProbeState
+from netscope.sources.live import LiveSource
+from tests.kernel.netns import VethPair, netns_inode, run, send_udp
+
+SUBNET = 76
+PACKETS = 5000
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveSource]:
+    source = LiveSource()
+    try:
+        for start in source.starters():
+            start()
+        assert all(s.state == ProbeState.LIVE for s in source.statuses()), source.statuses()
+        yield source
+    finally:
+        source.close()
+
+
+def link_packets(ns: str, dev: str) -> tuple[int, int]:
+    """(rx, tx) packets of a device from `ip -s -j link` in its namespace: the kernel's stats64."""
+    info = json.loads(run("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev))[0]["stats64"]
+    return int(info["rx"]["packets"]), int(info["tx"]["packets"])
+
+
+def test_veth_rx_tx_equal_link_stats64(live: LiveSource, pair: VethPair) -> None:
+    live.sample()
+    sent_before = link_packets(pair.sender_ns, pair.sender_dev)
+    recv_before = link_packets(pair.receiver_ns, pair.receiver_dev)
+    send_udp(pair, PACKETS)
+    time.sleep(0.2)
+    sample = live.sample()
+    sent_after = link_packets(pair.sender_ns, pair.sender_dev)
+    recv_after = link_packets(pair.receiver_ns, pair.receiver_dev)
+    assert sample.queues is not None
+    a, b = netns_inode(pair.sender_ns), netns_inode(pair.receiver_ns)
+    tx = sum(q.packets for q in sample.queues if q.netns == a and q.tx and q.ifname == pair.sender_dev)
+    rx = sum(q.packets for q in sample.queues if q.netns == b and not q.tx and q.ifname == pair.receiver_dev)
+    kernel_tx = sent_after[1] - sent_before[1]
+    kernel_rx = recv_after[0] - recv_before[0]
+    assert kernel_tx >= PACKETS and kernel_rx >= PACKETS
+    assert abs(tx - kernel_tx) <= 0.02 * kernel_tx, (tx, kernel_tx)
+    assert abs(rx - kernel_rx) <= 0.02 * kernel_rx, (rx, kernel_rx)
+    # The device rows read those namespaces' stats64 over netlink too, from the interval after the
+    # namespace first carried traffic.
+    view = build_rings_view(live.sample(), live.info)
+    receiver = next(d for d in view.devices if d.netns == b and d.ifname == pair.receiver_dev)
+    assert receiver.label.endswith(f"@{pair.receiver_ns}")
+    assert receiver.stats is not None and receiver.stats.rx_ring is None  # veth: no ring settings
+
+
+def test_eth0_ring_sizes_equal_ethtool(live: LiveSource) -> None:
+    out = subprocess.run(["ethtool", "-g", "eth0"], capture_output=True, text=True, check=True).stdout
+    maxima, current = out.split("Current hardware settings:")
+    rx_max, tx_max = (int(re.search(rf"^{k}:\s+(\d+)", maxima, re.M).group(1)) for k in ("RX", "TX"))  # type: ignore[union-attr]
+    rx, tx = (int(re.search(rf"^{k}:\s+(\d+)", current, re.M).group(1)) for k in ("RX", "TX"))  # type: ignore[union-attr]
+    live.sample()
+    view = build_rings_view(live.sample(), live.info)
+    eth0 = next(d for d in view.devices if d.ifname == "eth0" and d.netns == live.info.netns)
+    assert eth0.stats is not None
+    assert (eth0.stats.rx_ring, eth0.stats.rx_ring_max, eth0.stats.tx_ring, eth0.stats.tx_ring_max) == (
+        rx,
+        rx_max,
+        tx,
+        tx_max,
+    )
+    lo = next(d for d in view.devices if d.ifname == "lo" and d.netns == live.info.netns)
+    assert lo.stats is not None and lo.stats.rx_ring is None  # shown as n/a, not 0
+
+
+COUNTER = r"""
+BPF_ARRAY(napi_total, u64, 2);
+RAW_TRACEPOINT_PROBE(napi_poll)
+{
+    u32 polls = 0, work = 1;
+    u64 *p = napi_total.lookup(&polls);
+    u64 *w = napi_total.lookup(&work);
+    if (p) __sync_fetch_and_add(p, 1);
+    if (w) __sync_fetch_and_add(w, (int)ctx->args[1]);
+    return 0;
+}
+"""
+
+
+def test_napi_polls_and_work_equal_a_direct_count(live: LiveSource, pair: VethPair) -> None:
+    """GRO on the receiving veth, with TSO off on the sender, makes veth deliver through a NAPI
+    instance of its own (veth_poll) rather than the CPU backlog."""
+    import ctypes
+
+    from bcc import BPF
+
+    from netscope.probes.base import COMPILE_LOCK
+
+    run("ip", "netns", "exec", pair.receiver_ns, "ethtool", "-K", pair.receiver_dev, "gro", "on")
+    run("ip", "netns", "exec", pair.sender_ns, "ethtool", "-K", pair.sender_dev, "tso", "off")
+    with COMPILE_LOCK:
+        counter = BPF(text=COUNTER.encode())
+    try:
+        table = counter[b"napi_total"]
+
+        def direct() -> tuple[int, int]:
+            return int(table[ctypes.c_int(0)].value), int(table[ctypes.c_int(1)].value)
+
+        live.sample()
+        before = direct()
+        send_udp(pair, PACKETS)
+        time.sleep(0.2)
+        sample = live.sample()
+        after = direct()
+    finally:
+        counter.cleanup()
+        run("ip", "netns", "exec", pair.receiver_ns, "ethtool", "-K", pair.receiver_dev, "gro", "off")
+        run("ip", "netns", "exec", pair.sender_ns, "ethtool", "-K", pair.sender_dev, "tso", "on")
+    assert sample.napi is not None
+    polls = sum(sum(n.polls) for n in sample.napi)
+    work = sum(sum(n.packets) for n in sample.napi)
+    direct_polls, direct_work = after[0] - before[0], after[1] - before[1]
+    assert direct_work >= PACKETS
+    assert abs(polls - direct_polls) <= max(2, 0.02 * direct_polls), (polls, direct_polls)
+    assert abs(work - direct_work) <= max(2, 0.02 * direct_work), (work, direct_work)
+    veth = [
+        n for n in sample.napi if n.netns == netns_inode(pair.receiver_ns) and n.ifname == pair.receiver_dev
+    ]
+    assert veth and sum(sum(n.packets) for n in veth) >= PACKETS
+
+
+def test_unknown_interface_exits_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "netscope", "snapshot", "--interface", "nosuchdev0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "no such interface: nosuchdev0 (known: " in proc.stderr and "eth0" in proc.stderr
+    assert "Traceback" not in proc.stderr
