@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from netscope.model.drops import device_label
 from netscope.model.sample import DeviceStats, HostInfo, NapiInstance, QueueCount, Sample
 
+# The per-queue counters (netdev qstats) of packets lost before the stack, as the kernel names them.
+QSTATS_LOSSES = ("rx-alloc-fail", "rx-hw-drops", "rx-hw-drop-overruns")
 WORK_BUCKETS = ("0", "1", "2-3", "4-7", "8-15", "16-31", "32-63", "64+")
 STREAK_BUCKETS = ("1", "2-3", "4-7", "8+")
 PRESSURE_NOTE = (
@@ -74,6 +76,8 @@ class QueueRow:
     rx_bytes: int
     tx_packets: int
     tx_bytes: int
+    napi_id: int | None  # the NAPI instance serving this RX queue (netdev genl), when known
+    qstats: tuple[tuple[str, int], ...]  # the driver's per-queue counters (rx side), per interval
 
     @property
     def label(self) -> str:
@@ -103,6 +107,18 @@ class DeviceRow:
     napi: tuple[NapiRow, ...]
     pressure: Pressure
 
+    def napi_for(self, queue: QueueRow) -> NapiRow | None:
+        """The NAPI instance of an RX queue: the driver's map, else a device's only instance on its
+        first receiving queue."""
+        if queue.napi_id is not None:
+            return next((n for n in self.napi if n.napi_id == queue.napi_id), None)
+        if len(self.napi) != 1 or any(q.napi_id is not None for q in self.queues):
+            return None
+        first = next(
+            (q.queue for q in self.queues if q.rx_packets), self.queues[0].queue if self.queues else None
+        )
+        return self.napi[0] if queue.queue == first else None
+
     @property
     def lost_per_interval(self) -> int:
         """Losses before the stack: ring overruns, missed, FIFO, dropped by the driver."""
@@ -126,7 +142,12 @@ def _queue_rows(counts: list[QueueCount], stats: DeviceStats | None, dt: float) 
         row[f"{prefix}_p"] += c.packets
         row[f"{prefix}_b"] += c.bytes
     bql = {q: (inflight, limit) for q, inflight, limit in stats.bql} if stats else {}
-    for q in bql:
+    napi_of = {q: n for kind, q, n in stats.queue_napi if kind == "rx"} if stats else {}
+    qstats: dict[int, list[tuple[str, int]]] = {}
+    for kind, q, counter, value in stats.qstats if stats else ():
+        if kind == "rx":
+            qstats.setdefault(q, []).append((counter, value))
+    for q in (*bql, *napi_of):
         by_queue.setdefault(q, {"rx_p": 0, "rx_b": 0, "tx_p": 0, "tx_b": 0})
     return tuple(
         QueueRow(
@@ -141,6 +162,8 @@ def _queue_rows(counts: list[QueueCount], stats: DeviceStats | None, dt: float) 
             rx_bytes=v["rx_b"],
             tx_packets=v["tx_p"],
             tx_bytes=v["tx_b"],
+            napi_id=napi_of.get(q),
+            qstats=tuple(qstats.get(q, ())),
         )
         for q, v in sorted(by_queue.items())
     )

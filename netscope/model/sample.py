@@ -108,6 +108,8 @@ class DeviceStats:
     tx_dropped: int
     qdisc_drops: int | None
     bql: tuple[tuple[int, int, int], ...]  # (tx queue, inflight bytes, limit bytes), now
+    queue_napi: tuple[tuple[str, int, int], ...] = ()  # ("rx"|"tx", queue, napi id), netdev genl
+    qstats: tuple[tuple[str, int, str, int], ...] = ()  # ("rx"|"tx", queue, counter, per interval)
 
 
 @dataclass(frozen=True)

@@ -90,11 +90,8 @@ def rings_json(
     for d in view.devices:
         netns_name = dict(sample.netns_names).get(d.netns, "")
         ident = {"device": d.ifname, "netns": d.netns, "netns_name": netns_name}
-        # Without a queue -> NAPI map from the driver, a device's only NAPI instance is reported with
-        # its (first) receiving queue; several instances stay on the device record.
-        rx_queue = next((q.queue for q in d.queues if q.rx_packets), d.queues[0].queue if d.queues else None)
         for q in d.queues:
-            napi = d.napi[0] if len(d.napi) == 1 and q.queue == rx_queue else None
+            napi = d.napi_for(q)
             queues.append(
                 {
                     **ident,
@@ -134,6 +131,14 @@ def rings_json(
                 "rx_ring_max": s.rx_ring_max if s else None,
                 "tx_ring_size": s.tx_ring if s else None,
                 "tx_ring_max": s.tx_ring_max if s else None,
+                "qstats": {
+                    f"{kind}-{queue}": {
+                        name: value for k, qu, name, value in s.qstats if (k, qu) == (kind, queue)
+                    }
+                    for kind, queue in sorted({(k, qu) for k, qu, _, _ in s.qstats})
+                }
+                if s
+                else None,
                 "napi": [
                     {
                         "napi_id": n.napi_id,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netscope.model.sample import DeviceStats
+from netscope.sources.netdev_genl import queue_napi_ids, queue_stats
 
 CLONE_NEWNET = 0x40000000
 TC_H_ROOT = 0xFFFFFFFF
@@ -61,6 +62,8 @@ class LinkTotals:
     rings: Rings
     counters: dict[str, int] = field(hash=False)  # stats64 fields and qdisc_drops
     bql: tuple[tuple[int, int, int], ...]
+    queue_napi: tuple[tuple[str, int, int], ...] = ()
+    qstats: dict[tuple[str, int, str], int] = field(default_factory=dict, hash=False)
 
 
 STATS = (
@@ -120,48 +123,64 @@ class LinkReader:
     def read(self, namespaces: dict[int, str | None]) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
         or cannot be entered is skipped."""
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.generic.ethtool import NlEthtool
-
         out: list[LinkTotals] = []
         for inode, path in namespaces.items():
             try:
-                with in_netns(path), IPRoute() as ipr:
-                    links = ipr.get_links()
-                    qdiscs = ipr.get_qdiscs()
-                    ethtool = None
-                    try:
-                        for link in links:
-                            ifindex, name = int(link["index"]), str(link.get("ifname"))
-                            cached = self._rings.get((inode, ifindex))
-                            if cached is None or time.monotonic() - cached[0] > RING_TTL_S:
-                                ethtool = ethtool or NlEthtool()
-                                cached = (time.monotonic(), _ring_sizes(ethtool, ifindex))
-                                self._rings[(inode, ifindex)] = cached
-                            stats = link.get("IFLA_STATS64") or {}
-                            counters = {k: int(stats.get(k, 0)) for k in STATS}
-                            counters["qdisc_drops"] = sum(
-                                int(q.get("TCA_STATS2").get("TCA_STATS_QUEUE").get("drops", 0))
-                                for q in qdiscs
-                                if q["index"] == ifindex and q["parent"] == TC_H_ROOT and q.get("TCA_STATS2")
-                            )
-                            own = inode == self.own_netns
-                            out.append(
-                                LinkTotals(
-                                    inode,
-                                    ifindex,
-                                    name,
-                                    _driver(name) if own else "",
-                                    cached[1],
-                                    counters,
-                                    _bql(name) if own else (),
-                                )
-                            )
-                    finally:
-                        if ethtool is not None:
-                            ethtool.close()
+                with in_netns(path):
+                    out.extend(self._read_here(inode))
             except OSError:
                 continue
+        return out
+
+    def _read_here(self, inode: int) -> list[LinkTotals]:
+        """Every device of the namespace this thread is in."""
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.generic.ethtool import NlEthtool
+
+        with IPRoute() as ipr:
+            links = ipr.get_links()
+            qdiscs = ipr.get_qdiscs()
+        napi_ids = queue_napi_ids()
+        qstats = queue_stats()
+        qdisc_drops: dict[int, int] = {}
+        for q in qdiscs:
+            stats2 = q.get("TCA_STATS2")
+            if q["parent"] == TC_H_ROOT and stats2 is not None:
+                qdisc_drops[q["index"]] = int(stats2.get("TCA_STATS_QUEUE").get("drops", 0))
+        own = inode == self.own_netns
+        ethtool = None
+        out = []
+        try:
+            for link in links:
+                ifindex, name = int(link["index"]), str(link.get("ifname"))
+                cached = self._rings.get((inode, ifindex))
+                if cached is None or time.monotonic() - cached[0] > RING_TTL_S:
+                    ethtool = ethtool or NlEthtool()
+                    cached = (time.monotonic(), _ring_sizes(ethtool, ifindex))
+                    self._rings[(inode, ifindex)] = cached
+                stats = link.get("IFLA_STATS64") or {}
+                counters = {k: int(stats.get(k, 0)) for k in STATS}
+                counters["qdisc_drops"] = qdisc_drops.get(ifindex, 0)
+                out.append(
+                    LinkTotals(
+                        netns=inode,
+                        ifindex=ifindex,
+                        ifname=name,
+                        driver=_driver(name) if own else "",
+                        rings=cached[1],
+                        counters=counters,
+                        bql=_bql(name) if own else (),
+                        queue_napi=napi_ids.get(ifindex, ()),
+                        qstats={
+                            (kind, queue, counter): value
+                            for (kind, queue), values in qstats.get(ifindex, {}).items()
+                            for counter, value in values.items()
+                        },
+                    )
+                )
+        finally:
+            if ethtool is not None:
+                ethtool.close()
         return out
 
 
@@ -200,6 +219,11 @@ def link_deltas(
                 tx_dropped=d("tx_dropped"),
                 qdisc_drops=d("qdisc_drops"),
                 bql=link.bql,
+                queue_napi=link.queue_napi,
+                qstats=tuple(
+                    (kind, queue, counter, max(0, value - before.qstats.get((kind, queue, counter), value)))
+                    for (kind, queue, counter), value in sorted(link.qstats.items())
+                ),
             )
         )
     return tuple(out)

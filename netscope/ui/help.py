@@ -10,15 +10,17 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from netscope.model.rings import PRESSURE_NOTE
 from netscope.ui.cpu_pane import CPU_COLUMNS
 from netscope.ui.drops_pane import REASON_COLUMNS
+from netscope.ui.rings_pane import DEVICE_COLUMNS
 
 KEYS = (
     ("?", "this help"),
     ("q / Ctrl-C", "quit (every BPF program is detached)"),
     ("p", "pause / resume the view (collection goes on)"),
-    ("c / 1, d / 2", "the CPUs pane, the Drops pane"),
-    ("Enter", "on a drop reason or a logged drop: that reason's detail (Esc: back)"),
+    ("r / 1, c / 2, d / 3", "the Rings, CPUs and Drops panes"),
+    ("Enter", "on a device: its CPUs and IRQ lines; on a drop reason or a logged drop: that reason"),
     ("+ / -", "refresh interval longer / shorter"),
     ("Tab / Shift-Tab", "next / previous table"),
     ("↑ ↓ PgUp PgDn", "move in a table"),
@@ -33,6 +35,11 @@ def help_renderable() -> Table:
     table.add_row(Text("Keys", style="bold underline"), "")
     for key, what in KEYS:
         table.add_row(key, what)
+    table.add_row("", "")
+    table.add_row(Text("Rings pane", style="bold underline"), "per device, every namespace; per second")
+    for ring_column in DEVICE_COLUMNS:
+        table.add_row(ring_column.label, ring_column.meaning)
+    table.add_row("", PRESSURE_NOTE)
     table.add_row("", "")
     table.add_row(Text("CPU pane", style="bold underline"), "per CPU, per second; 'all' sums every CPU")
     for cpu_column in CPU_COLUMNS:
@@ -52,8 +59,9 @@ def help_renderable() -> Table:
     table.add_row("", "")
     table.add_row(
         Text("Sources", style="bold underline"),
-        "irq:irq_handler_entry/exit, irq:softirq_raise/entry/exit, napi:napi_poll, skb:kfree_skb "
-        "(raw tracepoints), "
+        "irq:irq_handler_entry/exit, irq:softirq_raise/entry/exit, napi:napi_poll, skb:kfree_skb, "
+        "net:netif_receive_skb, net:net_dev_start_xmit (raw tracepoints); rtnetlink, ethtool and netdev "
+        "netlink; "
         "/proc/net/softnet_stat, /proc/interrupts names mapped to devices through sysfs. "
         "– means no data: the probe is not live (see the probes line).",
     )

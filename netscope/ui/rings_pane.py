@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
-from netscope.model.rings import PRESSURE_NOTE, DeviceRow, Pressure, RingsView
+from netscope.model.rings import PRESSURE_NOTE, QSTATS_LOSSES, DeviceRow, Pressure, QueueRow, RingsView
 from netscope.model.sample import ProbeStatus
 from netscope.ui.widgets import Column, fit_columns, probe_line, set_columns
 
@@ -76,6 +76,12 @@ DEVICE_COLUMNS: tuple[Column[tuple[DeviceRow, float]], ...] = (
 )
 
 
+def hw_drops(q: QueueRow, interval_s: float) -> str:
+    """Losses the driver counts per queue (netdev qstats); n/a when it reports none of them."""
+    losses = [v for name, v in q.qstats if name in QSTATS_LOSSES]
+    return fmt_count(sum(losses) / interval_s) if losses else "n/a"
+
+
 def napi_cells(label: str, p: Pressure, interval_s: float) -> tuple[str | Text, ...]:
     return (
         label,
@@ -113,6 +119,8 @@ class RingsPane(Vertical):
             ("RX B/s", 7),
             ("TX pkt/s", 8),
             ("TX B/s", 7),
+            ("NAPI", 6),
+            ("hw drop/s", 9),
             ("BQL inflight/limit", 18),
         ):
             queues.add_column(label, width=width)
@@ -203,6 +211,8 @@ class RingsPane(Vertical):
                     Text(fmt_bytes(q.rx_bps), justify="right"),
                     Text(fmt_count(q.tx_pps), justify="right"),
                     Text(fmt_bytes(q.tx_bps), justify="right"),
+                    str(napi_row.napi_id) if (napi_row := device.napi_for(q)) else NO_DATA,
+                    Text(hw_drops(q, dt), justify="right"),
                     bql,
                 )
             for n in device.napi:

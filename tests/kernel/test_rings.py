@@ -82,6 +82,9 @@ def test_eth0_ring_sizes_equal_ethtool(live: LiveSource) -> None:
     )
     lo = next(d for d in view.devices if d.ifname == "lo" and d.netns == live.info.netns)
     assert lo.stats is not None and lo.stats.rx_ring is None  # shown as n/a, not 0
+    # netdev genl: virtio_net names the NAPI instance of its RX queue and reports per-queue stats.
+    assert [(kind, q) for kind, q, napi_id in eth0.stats.queue_napi if napi_id > 0] == [("rx", 0)]
+    assert {name for kind, q, name, _ in eth0.stats.qstats if kind == "rx"} >= {"rx-packets", "rx-bytes"}
 
 
 COUNTER = r"""
