@@ -226,7 +226,8 @@ class RingsPane(Vertical):
             self._show_selected()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a device, or on one of its queues: the device's CPUs and IRQ lines."""
         event.stop()
         key = self.selected_key()
-        if event.data_table.id == "rings-table" and key is not None:
+        if key is not None:
             self.post_message(DeviceSelected(key))
