@@ -18,7 +18,7 @@ from netscope.model.drops import DropsView, DropTotals, ReasonRow, five_tuple, p
 from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.model.sample import DropEvent, ProbeStatus
 from netscope.model.timeline import Shown
-from netscope.ui.widgets import Column, fit_columns, probe_line, set_columns
+from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns
 
 LOG_ROWS = 100  # drop log rows shown, newest first
 TREND = 20
@@ -60,19 +60,19 @@ def drops_summary(totals: DropTotals, view: DropsView | None) -> Text:
     return text
 
 
+LOG_COLUMNS = (
+    ("time", 12),
+    ("reason", 16),
+    ("5-tuple", 44),
+    ("device", 22),
+    ("location", 30),
+    ("proto", 5),
+    ("CPU", 3),
+)
+
+
 def drop_log_table(table_id: str) -> DataTable[str | Text]:
-    table: DataTable[str | Text] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
-    for label, width in (
-        ("time", 12),
-        ("reason", 16),
-        ("5-tuple", 44),
-        ("device", 22),
-        ("location", 30),
-        ("proto", 5),
-        ("CPU", 3),
-    ):
-        table.add_column(label, width=width)
-    return table
+    return fixed_table(table_id, LOG_COLUMNS)
 
 
 def event_cells(e: DropEvent, shown: Shown) -> tuple[str | Text, ...]:

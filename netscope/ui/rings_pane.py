@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
 from netscope.model.rings import PRESSURE_NOTE, QSTATS_LOSSES, DeviceRow, Pressure, QueueRow, RingsView
 from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, fit_columns, probe_line, set_columns
+from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns
 
 
 def ring(current: int | None, maximum: int | None) -> str:
@@ -93,6 +93,26 @@ def napi_cells(label: str, p: Pressure, interval_s: float) -> tuple[str | Text, 
     )
 
 
+QUEUE_COLUMNS = (
+    ("queue", 5),
+    ("RX pkt/s", 8),
+    ("RX B/s", 7),
+    ("TX pkt/s", 8),
+    ("TX B/s", 7),
+    ("NAPI", 6),
+    ("hw drop/s", 9),
+    ("BQL inflight/limit", 18),
+)
+NAPI_COLUMNS = (
+    ("NAPI", 12),
+    ("polls/s", 7),
+    ("pkt/poll", 8),
+    ("full%", 5),
+    ("work/poll 0→64+", 15),
+    ("full-budget runs", 16),
+)
+
+
 class DeviceSelected(Message):
     def __init__(self, key: tuple[int, int]) -> None:
         super().__init__()
@@ -112,30 +132,8 @@ class RingsPane(Vertical):
         yield Static(id="rings-probes")
         yield DataTable(id="rings-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="rings-selected")
-        queues: DataTable[str | Text] = DataTable(id="rings-queues", cursor_type="row", zebra_stripes=True)
-        for label, width in (
-            ("queue", 5),
-            ("RX pkt/s", 8),
-            ("RX B/s", 7),
-            ("TX pkt/s", 8),
-            ("TX B/s", 7),
-            ("NAPI", 6),
-            ("hw drop/s", 9),
-            ("BQL inflight/limit", 18),
-        ):
-            queues.add_column(label, width=width)
-        yield queues
-        napi: DataTable[str | Text] = DataTable(id="rings-napi", cursor_type="row", zebra_stripes=True)
-        for label, width in (
-            ("NAPI", 12),
-            ("polls/s", 7),
-            ("pkt/poll", 8),
-            ("full%", 5),
-            ("work/poll 0→64+", 15),
-            ("full-budget runs", 16),
-        ):
-            napi.add_column(label, width=width)
-        yield napi
+        yield fixed_table("rings-queues", QUEUE_COLUMNS)
+        yield fixed_table("rings-napi", NAPI_COLUMNS)
         yield Static(Text(PRESSURE_NOTE, style="dim"), id="rings-note")
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:

@@ -51,6 +51,14 @@ def fit_columns(columns: Sequence[Column[R]], width: int, reserved: int) -> tupl
     return tuple(chosen)
 
 
+def fixed_table(table_id: str, columns: Sequence[tuple[str, int]]) -> DataTable[Any]:
+    """A row-cursor table with fixed (label, width) columns."""
+    table: DataTable[Any] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
+    for label, width in columns:
+        table.add_column(label, width=width)
+    return table
+
+
 def set_columns(
     table: DataTable[Any],
     leading: tuple[str, int],

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from netscope.model.sample import ProbeState
+from netscope.sources.live import LiveSource
 from tests.kernel.netns import VethPair, veth_pair
 
 
@@ -25,3 +27,17 @@ def pair(request: pytest.FixtureRequest) -> Iterator[VethPair]:
     """Two namespaces joined by veth, on the module's own 10.200.<SUBNET>.0/24."""
     with veth_pair(subnet=request.module.SUBNET) as p:
         yield p
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveSource]:
+    """The live source with every probe attached (and detached after the module)."""
+    source = LiveSource()
+    try:
+        for start in source.starters():
+            start()
+        states = {s.name: (s.state, s.error) for s in source.statuses()}
+        assert all(state == ProbeState.LIVE for state, _ in states.values()), states
+        yield source
+    finally:
+        source.close()

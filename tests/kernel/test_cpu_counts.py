@@ -10,30 +10,14 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
-import pytest
-
-from netscope.model.sample import ProbeState, Sample
+from netscope.model.sample import Sample
 from netscope.sources import procfs
 from netscope.sources.live import LiveSource
 from tests.kernel.netns import VethPair, disk_interrupts, send_udp
 
 SUBNET = 77
 PACKETS = 20000
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveSource]:
-    source = LiveSource()
-    try:
-        for start in source.starters():
-            start()
-        states = {s.name: (s.state, s.error) for s in source.statuses()}
-        assert all(state == ProbeState.LIVE for state, _ in states.values()), states
-        yield source
-    finally:
-        source.close()
 
 
 def proc_counters() -> tuple[dict[int, int], int, int]:

@@ -8,29 +8,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from netscope.model.rings import build_rings_view
-from netscope.model.sample import ProbeState
 from netscope.sources.live import LiveSource
 from tests.kernel.netns import VethPair, netns_inode, run, send_udp
 
 SUBNET = 76
 PACKETS = 5000
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveSource]:
-    source = LiveSource()
-    try:
-        for start in source.starters():
-            start()
-        assert all(s.state == ProbeState.LIVE for s in source.statuses()), source.statuses()
-        yield source
-    finally:
-        source.close()
 
 
 def link_packets(ns: str, dev: str) -> tuple[int, int]:
