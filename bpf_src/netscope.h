@@ -13,20 +13,20 @@
 /* Upper bound on distinct IRQ numbers tracked per CPU. */
 #define NS_MAX_IRQS 1024
 
-/* hardirq.bpf.c: one IRQ line on one CPU, cumulative. */
+/* irq.bpf.c: one IRQ line on one CPU, cumulative. */
 struct hardirq_stat {
     u64 count;
     u64 time_ns;
 };
 
-/* hardirq.bpf.c: the handler running on this CPU (hardirqs do not nest on Linux). */
+/* irq.bpf.c: the handler running on this CPU (hardirqs do not nest on Linux). */
 struct hardirq_start {
     u64 ts;
     u32 irq;
     u32 pad;
 };
 
-/* softirq.bpf.c: one softirq vector on one CPU, cumulative. */
+/* irq.bpf.c: one softirq vector on one CPU, cumulative. */
 struct softirq_stat {
     u64 raises;      /* irq:softirq_raise */
     u64 runs;        /* irq:softirq_entry: what /proc/softirqs counts */

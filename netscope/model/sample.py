@@ -24,7 +24,7 @@ class ProbeStatus:
     state: ProbeState
     error: str = ""
     lost_events: int = 0
-    detail: str = ""  # progress while starting, e.g. "compiling hardirq.bpf.c"
+    detail: str = ""  # progress while starting, e.g. "compiling irq.bpf.c"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -20,9 +21,34 @@ from netscope.model.sample import ProbeState, ProbeStatus
 from netscope.probes.headers import KernelHeaders
 from netscope.probes.tracefs import tracepoint_exists
 
+
+class CompileLock:
+    """One compile at a time, granted to the waiting probe with the lowest priority number, so the
+    probes of the pane on screen go first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiting: list[int] = []
+
+    @contextmanager
+    def priority(self, rank: int) -> Iterator[None]:
+        with self._cond:
+            self._waiting.append(rank)
+            self._cond.wait_for(lambda: not self._busy and min(self._waiting) == rank)
+            self._waiting.remove(rank)
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
 # Two BPF() compiles at once in two threads crashed the interpreter 6 of 6 times (BCC 0.26):
 # every compile in this process goes through this lock.
-COMPILE_LOCK = threading.Lock()
+COMPILE_LOCK = CompileLock()
 
 T = TypeVar("T")
 
@@ -65,7 +91,7 @@ class Probe(ABC, Generic[T]):
     def __init__(self, cpus: tuple[int, ...]) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
         self._bpf: Any = None
-        self._previous: Mapping[Any, Any] | None = None
+        self._previous: Any = None
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.status = ProbeStatus(self.name, ProbeState.PENDING)
@@ -74,8 +100,9 @@ class Probe(ABC, Generic[T]):
         """-D values for the C side (BTF offsets); none by default."""
         return {}
 
-    def start(self, headers: KernelHeaders) -> None:
-        """Compile and attach. Never raises: failure is recorded in `status`."""
+    def start(self, headers: KernelHeaders, rank: int = 0) -> None:
+        """Compile and attach (after probes of a lower `rank`). Never raises: failure is recorded in
+        `status`."""
         self.status = ProbeStatus(self.name, ProbeState.STARTING, detail=f"compiling {self.source_file}")
         try:
             missing = [f"{c}:{n}" for c, n in self.tracepoints if not tracepoint_exists(c, n)]
@@ -85,7 +112,7 @@ class Probe(ABC, Generic[T]):
             src = bpf_source(self.source_file)
             cflags = [f"-I{src.parent}", "-Wno-unused-value"]
             cflags += [f"-D{k}={v}" for k, v in self.defines().items()]
-            with COMPILE_LOCK:
+            with COMPILE_LOCK.priority(rank):
                 if self._closed.is_set():  # closed while waiting for the compiler
                     self.status = ProbeStatus(self.name, ProbeState.STOPPED)
                     return
@@ -141,11 +168,11 @@ class Probe(ABC, Generic[T]):
         """Called once the program is attached, before the first read (e.g. to open a ring buffer)."""
 
     @abstractmethod
-    def read_totals(self, bpf: Any) -> Mapping[Any, Any]:
+    def read_totals(self, bpf: Any) -> Any:
         """Cumulative counters from the maps, keyed so `delta` can pair them."""
 
     @abstractmethod
-    def delta(self, previous: Mapping[Any, Any], current: Mapping[Any, Any]) -> T:
+    def delta(self, previous: Any, current: Any) -> T:
         """The sample for the interval between two reads of `read_totals`."""
 
 

@@ -24,11 +24,10 @@ from netscope.model.sample import (
 from netscope.probes.base import Probe
 from netscope.probes.btf import BTFError
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe
-from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
+from netscope.probes.irq import IrqProbe
 from netscope.probes.napi import NapiProbe
 from netscope.probes.rings import RingsProbe
-from netscope.probes.softirq import SoftirqProbe
 from netscope.probes.tracefs import ensure_tracefs
 from netscope.sources import procfs
 from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
@@ -43,12 +42,11 @@ class LiveSource:
 
     def __init__(self, drop_log_rate: int = DEFAULT_LOG_RATE) -> None:
         self.info = procfs.read_host_info()
-        self.hardirq = HardirqProbe(self.info.cpus)
-        self.softirq = SoftirqProbe(self.info.cpus)
+        self.irq = IrqProbe(self.info.cpus)
         self.napi = NapiProbe(self.info.cpus)
         self.drops = DropsProbe(self.info.cpus, drop_log_rate)
         self.rings = RingsProbe(self.info.cpus)
-        self.probes: tuple[Probe[Any], ...] = (self.hardirq, self.softirq, self.napi, self.drops, self.rings)
+        self.probes: tuple[Probe[Any], ...] = (self.irq, self.napi, self.drops, self.rings)
         self.headers: KernelHeaders | None = None
         self.setup_error = ""
         self.notes: list[str] = []  # non-fatal set-up problems, for the user
@@ -91,7 +89,7 @@ class LiveSource:
         if self.headers is None:
             probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
-        probe.start(self.headers)
+        probe.start(self.headers, rank=self.probes.index(probe))
         self._live_since[probe.name] = time.monotonic()
 
     def starters(self) -> tuple[Callable[[], None], ...]:
@@ -111,8 +109,7 @@ class LiveSource:
     def sample(self) -> Sample:
         now = time.monotonic()
         start, self._last = self._last, now
-        hardirq = self._poll(self.hardirq, start)
-        softirq = self._poll(self.softirq, start)
+        irq = self._poll(self.irq, start)
         napi = self._poll(self.napi, start)
         drops = self._poll(self.drops, start)
         queues = self._poll(self.rings, start)
@@ -147,8 +144,8 @@ class LiveSource:
             irq_lines=self._irq_lines,
             softnet=softnet,
             probes=self.statuses(),
-            hardirq=hardirq,
-            softirq=softirq,
+            hardirq=irq.hardirq if irq else None,
+            softirq=irq.softirq if irq else None,
             napi=napi,
             drops=drops,
             queues=queues,

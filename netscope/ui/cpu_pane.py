@@ -60,7 +60,7 @@ class CpuPane(Vertical):
     """Per-CPU table above the busiest-IRQ table. Renders a CpuView; never reads the kernel."""
 
     IRQ_ROWS = 8
-    PROBES = ("hardirq", "softirq", "napi")
+    PROBES = ("irq", "napi")
 
     def __init__(self) -> None:
         super().__init__(id="cpu-pane")

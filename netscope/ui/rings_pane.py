@@ -76,6 +76,13 @@ DEVICE_COLUMNS: tuple[Column[tuple[DeviceRow, float]], ...] = (
 )
 
 
+def queue_napi_id(device: DeviceRow, q: QueueRow) -> str:
+    if q.napi_id is not None:
+        return str(q.napi_id)
+    napi = device.napi_for(q)
+    return str(napi.napi_id) if napi else NO_DATA
+
+
 def hw_drops(q: QueueRow, interval_s: float) -> str:
     """Losses the driver counts per queue (netdev qstats); n/a when it reports none of them."""
     losses = [v for name, v in q.qstats if name in QSTATS_LOSSES]
@@ -209,7 +216,7 @@ class RingsPane(Vertical):
                     Text(fmt_bytes(q.rx_bps), justify="right"),
                     Text(fmt_count(q.tx_pps), justify="right"),
                     Text(fmt_bytes(q.tx_bps), justify="right"),
-                    str(napi_row.napi_id) if (napi_row := device.napi_for(q)) else NO_DATA,
+                    queue_napi_id(device, q),
                     Text(hw_drops(q, dt), justify="right"),
                     bql,
                 )

@@ -22,6 +22,9 @@ OUR_PROGRAMS = {
     "softirq_raise",
     "raw_tracepoint__irq_handler_entry",
     "raw_tracepoint__irq_handler_exit",
+    "kfree_skb",
+    "raw_tracepoint__netif_receive_skb",
+    "raw_tracepoint__net_dev_start_xmit",
 }
 REPO = Path(__file__).resolve().parents[2]
 

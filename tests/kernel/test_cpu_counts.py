@@ -101,8 +101,7 @@ def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> No
     assert len(objects) == 4
     for obj in objects:
         assert {p["name"]: p["state"] for p in obj["probes"]} == {
-            "hardirq": "live",
-            "softirq": "live",
+            "irq": "live",
             "napi": "live",
             "drops": "live",
             "rings": "live",

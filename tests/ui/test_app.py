@@ -53,7 +53,7 @@ async def test_cpu_pane_shows_the_recorded_numbers(recording: Recording) -> None
         assert irq_table.row_count >= 1
         assert cell(irq_table, 0, 0) == str(view.irqs[0].irq)
         probes = app.query_one("#cpu-probes", Static)
-        assert "hardirq" in str(probes.render())
+        assert "irq" in str(probes.render())
 
 
 async def test_keys_pause_interval_help_quit(recording: Recording) -> None:

@@ -58,3 +58,34 @@ def test_distro_headers_are_merged_into_the_cache(monkeypatch: pytest.MonkeyPatc
     assert (found.path / "include" / "linux" / "a.h").read_text() == "common"
     assert (found.path / "arch" / "x86").is_dir()
     assert found.env == {"BCC_KERNEL_SOURCE": str(found.path)}
+
+
+def test_compile_lock_serves_the_lowest_rank_first() -> None:
+    import threading
+    import time
+
+    from netscope.probes.base import CompileLock
+
+    lock = CompileLock()
+    order: list[int] = []
+    started = threading.Event()
+
+    def holder() -> None:
+        with lock.priority(0):
+            started.set()
+            time.sleep(0.2)  # the others queue up meanwhile
+
+    def waiter(rank: int) -> None:
+        with lock.priority(rank):
+            order.append(rank)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    started.wait()
+    waiters = [threading.Thread(target=waiter, args=(rank,)) for rank in (4, 2, 3, 1)]
+    for w in waiters:
+        w.start()
+        time.sleep(0.02)
+    for t in (first, *waiters):
+        t.join(5)
+    assert order == [1, 2, 3, 4]

@@ -39,7 +39,7 @@ def test_schema_and_per_interval_counts() -> None:
         "per_cpu": [100, 0],
         "time_ns": 2_000_000,
     }
-    assert obj["probes"][0] == {"name": "hardirq", "state": "live", "error": "", "lost_events": 0}
+    assert obj["probes"][0] == {"name": "irq", "state": "live", "error": "", "lost_events": 0}
 
 
 def test_probe_not_live_is_null_not_zero() -> None:
