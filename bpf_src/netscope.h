@@ -119,3 +119,59 @@ struct drop_window {
     u64 window;
     u64 used;
 };
+
+/* latency.bpf.c: histograms of the wait between data reaching a socket and its copy to user space.
+ * Bucket of a value v (ns): v itself below 2^B; else octave m = floor(log2 v) and the top B bits
+ * after the leading one, index (m - B + 1) * 2^B + sub. netscope/model/latency.py mirrors this. */
+#define NS_LAT_PROC_BITS 4   /* 16 sub-buckets an octave: percentiles within ~3% */
+#define NS_LAT_SOCK_BITS 3   /* 8 sub-buckets an octave for per-socket histograms */
+#define NS_LAT_OCTAVES 36    /* up to 2^36 ns, about 69 s */
+#define NS_LAT_PROC_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_PROC_BITS + 1) << NS_LAT_PROC_BITS)
+#define NS_LAT_SOCK_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_SOCK_BITS + 1) << NS_LAT_SOCK_BITS)
+#define NS_LAT_RING 32       /* arrivals remembered per socket, oldest first */
+
+/* latency.bpf.c: per socket, arrivals not yet read, oldest first. Each holds when it arrived and
+ * the sequence its data ends at: TCP's rcv_nxt, or for UDP a count of datagrams queued. A full ring
+ * merges neighbours pairwise (coarser, never dropped), so a slow reader's oldest data keeps a stamp. */
+struct lat_ring {
+    u64 ts[NS_LAT_RING];
+    u32 seq[NS_LAT_RING];
+    u32 head;   /* next to read */
+    u32 tail;   /* next to write */
+    u32 start;  /* data before this sequence arrived before netscope watched: unmatched */
+    u32 udp_queued;
+    u32 udp_read;
+    u32 pad;
+};
+
+/* latency.bpf.c: one reading process, cumulative. */
+struct lat_proc {
+    u64 count;
+    u64 bytes;
+    u64 buckets[NS_LAT_PROC_BUCKETS];
+    char comm[16];
+};
+
+struct lat_sock_key {
+    u64 sk;
+    u32 tgid;
+    u32 pad;
+};
+
+/* latency.bpf.c: one socket as read by one process, cumulative, with its addresses. */
+struct lat_sock {
+    u64 count;
+    u64 bytes;
+    u64 buckets[NS_LAT_SOCK_BUCKETS];
+    u8 saddr[16];  /* local */
+    u8 daddr[16];  /* remote */
+    u16 sport;     /* local port, host order */
+    u16 dport;     /* remote port, host order */
+    u16 family;
+    u16 protocol;
+};
+
+#define NS_LAT_STAT_MATCHED 0
+#define NS_LAT_STAT_UNMATCHED 1  /* a read whose arrival stamp is unknown: no latency reported */
+#define NS_LAT_STAT_COARSENED 2  /* a socket's ring was full: its arrivals merged pairwise */
+#define NS_LAT_STATS 3

@@ -189,6 +189,41 @@ class DropsSample:
 
 
 @dataclass(frozen=True)
+class ProcLatency:
+    """Copy latency of one reading process over the interval (sock:sk_data_ready -> sock_recv_length)."""
+
+    pid: int  # tgid
+    comm: str
+    count: int  # matched reads
+    bytes: int
+    buckets: tuple[tuple[int, int], ...]  # (bucket index, reads); NS_LAT_PROC_BITS sub-buckets
+    max_ns: int
+
+
+@dataclass(frozen=True)
+class SockLatency:
+    """Copy latency of one socket as read by one process over the interval."""
+
+    pid: int
+    protocol: int  # IPPROTO_TCP / IPPROTO_UDP
+    saddr: str  # local
+    sport: int
+    daddr: str  # remote ("0.0.0.0" / "::" for an unconnected UDP socket)
+    dport: int
+    count: int
+    bytes: int
+    buckets: tuple[tuple[int, int], ...]  # NS_LAT_SOCK_BITS sub-buckets
+
+
+@dataclass(frozen=True)
+class LatencySample:
+    processes: tuple[ProcLatency, ...]
+    sockets: tuple[SockLatency, ...]
+    unmatched: int  # reads whose arrival is unknown: no latency reported for them
+    coarsened: int  # times a socket's ring filled and merged its arrivals pairwise
+
+
+@dataclass(frozen=True)
 class Sample:
     ts: float  # UNIX epoch seconds at the interval's end
     interval_s: float  # measured, monotonic clock
@@ -201,6 +236,7 @@ class Sample:
     napi: tuple[NapiInstance, ...] | None = None
     drops: DropsSample | None = None
     queues: tuple[QueueCount, ...] | None = None
+    latency: LatencySample | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample
 

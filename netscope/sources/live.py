@@ -26,6 +26,7 @@ from netscope.probes.btf import BTFError
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
 from netscope.probes.irq import IrqProbe
+from netscope.probes.latency import LatencyProbe
 from netscope.probes.napi import NapiProbe
 from netscope.probes.rings import RingsProbe
 from netscope.probes.tracefs import ensure_tracefs
@@ -46,7 +47,8 @@ class LiveSource:
         self.napi = NapiProbe(self.info.cpus)
         self.drops = DropsProbe(self.info.cpus, drop_log_rate)
         self.rings = RingsProbe(self.info.cpus)
-        self.probes: tuple[Probe[Any], ...] = (self.irq, self.napi, self.drops, self.rings)
+        self.latency = LatencyProbe(self.info.cpus)
+        self.probes: tuple[Probe[Any], ...] = (self.irq, self.napi, self.drops, self.rings, self.latency)
         self.headers: KernelHeaders | None = None
         self.setup_error = ""
         self.notes: list[str] = []  # non-fatal set-up problems, for the user
@@ -113,6 +115,7 @@ class LiveSource:
         napi = self._poll(self.napi, start)
         drops = self._poll(self.drops, start)
         queues = self._poll(self.rings, start)
+        latency = self._poll(self.latency, start)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         try:
             softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
@@ -150,6 +153,7 @@ class LiveSource:
             drops=drops,
             queues=queues,
             devices=devices,
+            latency=latency,
         )
 
     @staticmethod

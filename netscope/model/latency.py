@@ -1,0 +1,159 @@
+"""Copy latency: percentiles from the kernel's log-linear histograms, per process and socket. Pure.
+
+A value v (ns) falls in bucket v below 2^B; else, with m = floor(log2 v), in
+(m - B + 1) * 2^B + (the B bits after v's leading one). Mirrors bucket() in bpf_src/latency.bpf.c.
+A bucket spans 1/2^B of its octave, so its midpoint is within 2^-(B+1) of any value in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from netscope.model.sample import LatencySample, SockLatency
+
+PROC_BITS = 4  # NS_LAT_PROC_BITS
+SOCK_BITS = 3  # NS_LAT_SOCK_BITS
+PERCENTILES = (50.0, 90.0, 99.0)
+# Colours a slow reader: p99 above these (ns) is shown as warning / bad.
+SLOW_NS = 10_000_000
+VERY_SLOW_NS = 100_000_000
+
+
+def bucket_of(value: int, bits: int) -> int:
+    if value < (1 << bits):
+        return value
+    m = value.bit_length() - 1
+    return ((m - bits + 1) << bits) + ((value >> (m - bits)) & ((1 << bits) - 1))
+
+
+def bucket_range(index: int, bits: int) -> tuple[int, int]:
+    """[low, high) of the values in a bucket."""
+    if index < (1 << bits):
+        return index, index + 1
+    m = (index >> bits) + bits - 1
+    width = 1 << (m - bits)
+    low = (1 << m) + (index & ((1 << bits) - 1)) * width
+    return low, low + width
+
+
+def merge(histograms: Iterable[Sequence[tuple[int, int]]]) -> tuple[tuple[int, int], ...]:
+    total: dict[int, int] = {}
+    for hist in histograms:
+        for index, count in hist:
+            total[index] = total.get(index, 0) + count
+    return tuple(sorted(total.items()))
+
+
+def percentile(hist: Sequence[tuple[int, int]], q: float, bits: int) -> float | None:
+    """The q-th percentile (ns) as the midpoint of the bucket holding it; None for no data."""
+    total = sum(c for _, c in hist)
+    if not total:
+        return None
+    rank = q / 100.0 * total
+    seen = 0
+    for index, count in sorted(hist):
+        seen += count
+        if seen >= rank:
+            low, high = bucket_range(index, bits)
+            return (low + high - 1) / 2.0
+    low, high = bucket_range(max(i for i, _ in hist), bits)
+    return (low + high - 1) / 2.0
+
+
+def octave_bar(
+    hist: Sequence[tuple[int, int]], bits: int, low_octave: int = 10, high_octave: int = 34
+) -> list[int]:
+    """Counts per power-of-two octave from 2^low (about 1 µs) to 2^high (about 17 s), for a bar."""
+    counts = [0] * (high_octave - low_octave + 1)
+    for index, count in hist:
+        low, _ = bucket_range(index, bits)
+        octave = max(low, 1).bit_length() - 1
+        counts[min(max(octave, low_octave), high_octave) - low_octave] += count
+    return counts
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    count: int
+    bytes: int
+    p50_ns: float | None
+    p90_ns: float | None
+    p99_ns: float | None
+    max_ns: int | None
+
+    @classmethod
+    def of(cls, hist: Sequence[tuple[int, int]], bits: int, nbytes: int, max_ns: int | None) -> Percentiles:
+        p50, p90, p99 = (percentile(hist, q, bits) for q in PERCENTILES)
+        return cls(sum(c for _, c in hist), nbytes, p50, p90, p99, max_ns)
+
+
+@dataclass(frozen=True)
+class SocketRow:
+    label: str  # "udp 0.0.0.0:5555 ← 10.200.0.1:40000"
+    stats: Percentiles
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    pid: int
+    comm: str
+    reads_per_s: float
+    bytes_per_s: float
+    stats: Percentiles
+    sockets: tuple[SocketRow, ...]
+
+
+@dataclass(frozen=True)
+class LatencyView:
+    interval_s: float
+    all: Percentiles
+    octaves: tuple[int, ...]  # reads per octave, about 1 µs .. 17 s
+    processes: tuple[ProcessRow, ...]  # slowest p99 first
+    unmatched: int
+    coarsened: int
+
+
+def _endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def socket_label(s: SockLatency) -> str:
+    """'udp 10.200.0.2:5555 ← 10.200.0.1:40000': local end, then the peer (for connected sockets)."""
+    proto = "tcp" if s.protocol == 6 else "udp"
+    peer = f" ← {_endpoint(s.daddr, s.dport)}" if s.dport else ""
+    return f"{proto} {_endpoint(s.saddr, s.sport)}{peer}"
+
+
+def build_latency_view(latency: LatencySample, interval_s: float) -> LatencyView:
+    all_hist = merge(p.buckets for p in latency.processes)
+    rows = []
+    for p in latency.processes:
+        sockets = tuple(
+            SocketRow(
+                socket_label(s),
+                Percentiles.of(s.buckets, SOCK_BITS, s.bytes, None),
+            )
+            for s in latency.sockets
+            if s.pid == p.pid and s.count
+        )
+        rows.append(
+            ProcessRow(
+                pid=p.pid,
+                comm=p.comm,
+                reads_per_s=p.count / interval_s,
+                bytes_per_s=p.bytes / interval_s,
+                stats=Percentiles.of(p.buckets, PROC_BITS, p.bytes, p.max_ns),
+                sockets=tuple(sorted(sockets, key=lambda r: -(r.stats.p99_ns or 0))),
+            )
+        )
+    rows.sort(key=lambda r: (-(r.stats.p99_ns or 0), r.pid))
+    max_all = max((p.max_ns for p in latency.processes), default=None)
+    return LatencyView(
+        interval_s=interval_s,
+        all=Percentiles.of(all_hist, PROC_BITS, sum(p.bytes for p in latency.processes), max_all),
+        octaves=tuple(octave_bar(all_hist, PROC_BITS)),
+        processes=tuple(rows),
+        unmatched=latency.unmatched,
+        coarsened=latency.coarsened,
+    )
