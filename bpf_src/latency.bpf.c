@@ -121,7 +121,8 @@ RAW_TRACEPOINT_PROBE(sk_data_ready)
     return 0;
 }
 
-static __always_inline void record(const void *sk, u64 wait, u32 bytes, u16 proto)
+/* A read of `bytes` by the current task; `matched` says whether `wait` is known. */
+static __always_inline void record(const void *sk, u64 wait, int matched, u32 bytes, u16 proto)
 {
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     u32 zero32 = 0;
@@ -135,16 +136,21 @@ static __always_inline void record(const void *sk, u64 wait, u32 bytes, u16 prot
         }
     }
     if (p) {
-        p->count++;
+        p->reads++;
         p->bytes += bytes;
-        u32 b = bucket(wait, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
-        if (b < NS_LAT_PROC_BUCKETS)
-            p->buckets[b]++;
+        if (matched) {
+            p->count++;
+            u32 b = bucket(wait, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
+            if (b < NS_LAT_PROC_BUCKETS)
+                p->buckets[b]++;
+        }
     }
-    u64 zero = 0;
-    u64 *max = lat_proc_max.lookup_or_try_init(&tgid, &zero);
-    if (max && wait > *max)
-        *max = wait;
+    if (matched) {
+        u64 zero = 0;
+        u64 *max = lat_proc_max.lookup_or_try_init(&tgid, &zero);
+        if (max && wait > *max)
+            *max = wait;
+    }
 
     struct lat_sock_key key = {.sk = (u64)sk, .tgid = tgid};
     struct lat_sock *s = lat_by_sock.lookup(&key);
@@ -169,13 +175,16 @@ static __always_inline void record(const void *sk, u64 wait, u32 bytes, u16 prot
         }
     }
     if (s) {
-        s->count++;
+        s->reads++;
         s->bytes += bytes;
-        u32 b = bucket(wait, NS_LAT_SOCK_BITS, NS_LAT_SOCK_BUCKETS);
-        if (b < NS_LAT_SOCK_BUCKETS)
-            s->buckets[b]++;
+        if (matched) {
+            s->count++;
+            u32 b = bucket(wait, NS_LAT_SOCK_BITS, NS_LAT_SOCK_BUCKETS);
+            if (b < NS_LAT_SOCK_BUCKETS)
+                s->buckets[b]++;
+        }
     }
-    bump(NS_LAT_STAT_MATCHED);
+    bump(matched ? NS_LAT_STAT_MATCHED : NS_LAT_STAT_UNMATCHED);
 }
 
 RAW_TRACEPOINT_PROBE(sock_recv_length)
@@ -191,7 +200,7 @@ RAW_TRACEPOINT_PROBE(sock_recv_length)
     u64 key = (u64)sk;
     struct lat_ring *r = lat_rings.lookup(&key);
     if (!r) {
-        bump(NS_LAT_STAT_UNMATCHED); /* data queued before netscope started, or ring evicted */
+        record(sk, 0, 0, (u32)ret, proto); /* queued before netscope watched, or ring evicted */
         return 0;
     }
     u64 now = bpf_ktime_get_ns();
@@ -218,10 +227,7 @@ RAW_TRACEPOINT_PROBE(sock_recv_length)
             break;
         r->head++;
     }
-    if (!arrived || arrived > now) {
-        bump(NS_LAT_STAT_UNMATCHED);
-        return 0;
-    }
-    record(sk, now - arrived, (u32)ret, proto);
+    int matched = arrived && arrived <= now;
+    record(sk, matched ? now - arrived : 0, matched, (u32)ret, proto);
     return 0;
 }

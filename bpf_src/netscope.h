@@ -146,8 +146,9 @@ struct lat_ring {
 
 /* latency.bpf.c: one reading process, cumulative. */
 struct lat_proc {
-    u64 count;
-    u64 bytes;
+    u64 reads;    /* every read */
+    u64 bytes;    /* bytes of every read */
+    u64 count;    /* reads with a known arrival: the histogram's total */
     u64 buckets[NS_LAT_PROC_BUCKETS];
     char comm[16];
 };
@@ -160,8 +161,9 @@ struct lat_sock_key {
 
 /* latency.bpf.c: one socket as read by one process, cumulative, with its addresses. */
 struct lat_sock {
-    u64 count;
+    u64 reads;
     u64 bytes;
+    u64 count;
     u64 buckets[NS_LAT_SOCK_BUCKETS];
     u8 saddr[16];  /* local */
     u8 daddr[16];  /* remote */

@@ -29,10 +29,16 @@ from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
 from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
+from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
 from netscope.ui.rings_pane import DeviceSelected, RingsPane
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
-MAIN_TABLE = {"rings": "#rings-table", "cpus": "#cpu-table", "drops": "#drops-table"}
+MAIN_TABLE = {
+    "rings": "#rings-table",
+    "cpus": "#cpu-table",
+    "drops": "#drops-table",
+    "latency": "#latency-table",
+}
 
 
 class SampleReady(Message):
@@ -65,6 +71,7 @@ class NetscopeApp(App[int]):
         Binding("r,1", "show_pane('rings')", "Rings"),
         Binding("c,2", "show_pane('cpus')", "CPUs"),
         Binding("d,3", "show_pane('drops')", "Drops"),
+        Binding("l,4", "show_pane('latency')", "Latency"),
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
         Binding("tab", "focus_next", "Next table", show=False),
@@ -100,6 +107,8 @@ class NetscopeApp(App[int]):
                 yield CpuPane()
             with TabPane("Drops", id="drops"):
                 yield DropsPane()
+            with TabPane("Latency", id="latency"):
+                yield LatencyPane()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -166,10 +175,13 @@ class NetscopeApp(App[int]):
             return
         self._show_probes(shown.latest.probes)
         active = self.query_one(TabbedContent).active
-        if isinstance(self.screen, DropReasonScreen | DeviceScreen):
+        if isinstance(self.screen, DropReasonScreen | DeviceScreen | ProcessScreen):
             self.screen.update_view(shown)
         elif active == "drops":
             self.query_one(DropsPane).show(shown)
+        elif active == "latency":
+            if shown.latency is not None:
+                self.query_one(LatencyPane).show(shown.latency)
         elif active == "rings":
             if shown.rings is not None:
                 self.query_one(RingsPane).show(shown.rings)
@@ -181,6 +193,11 @@ class NetscopeApp(App[int]):
         self.query_one(CpuPane).show_probes(statuses)
         self.query_one(DropsPane).show_probes(statuses)
         self.query_one(RingsPane).show_probes(statuses)
+        self.query_one(LatencyPane).show_probes(statuses)
+
+    def on_process_selected(self, message: ProcessSelected) -> None:
+        if self.shown is not None:
+            self.push_screen(ProcessScreen(message.pid, self.shown))
 
     def on_device_selected(self, message: DeviceSelected) -> None:
         if self.shown is not None:

@@ -1,6 +1,7 @@
 """Record tests/fixtures/veth-traffic.nsrec from this kernel (root): UDP over a veth pair between two
 namespaces, with the three drop causes the kernel tests use (closed port, full receive buffer, an
-nft drop rule) and block-device interrupts. The UI tests and screenshots replay it.
+nft drop rule), block-device interrupts, and two UDP readers for copy latency (one draining every
+100 ms, one blocked in recv). The UI tests and screenshots replay it.
 
 Run: .venv/bin/python scripts/record_fixture.py
 """
@@ -15,7 +16,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.kernel.netns import disk_interrupts, idle_receiver, nft_drop, run, send_udp, veth_pair  # noqa: E402
+from tests.kernel.netns import (  # noqa: E402
+    UDP_READER,
+    UDP_SENDER,
+    disk_interrupts,
+    idle_receiver,
+    in_ns,
+    nft_drop,
+    run,
+    send_udp,
+    veth_pair,
+)
 
 OUT = ROOT / "tests" / "fixtures" / "veth-traffic.nsrec"
 
@@ -44,6 +55,14 @@ def main() -> None:
                 send_udp(pair, 1000, port=7777)  # NETFILTER_DROP
                 disk_interrupts(30)
 
+        # Copy latency: a reader draining every 100 ms and one blocked in recv, fed steadily.
+        readers = [
+            in_ns(pair.receiver_ns, UDP_READER, port, period, "14")
+            for port, period in (("6001", "0.1"), ("6002", "0"))
+        ]
+        for r in readers:
+            assert r.stdout is not None and r.stdout.readline().strip() == "ready"
+        feeder = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "13", "6001", "6002")
         sender = threading.Thread(target=traffic)
         sender.start()
         try:
@@ -54,6 +73,8 @@ def main() -> None:
         finally:
             stop.set()
             sender.join()
+            for proc in (feeder, *readers):
+                proc.wait()
     print(OUT)
 
 

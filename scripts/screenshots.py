@@ -44,10 +44,13 @@ async def main() -> None:
         await pilot.press("escape", "r")
         await pilot.pause()
         app.save_screenshot("rings.svg", str(OUT))
+        await pilot.press("l")
+        await pilot.pause()
+        app.save_screenshot("latency.svg", str(OUT))
         await pilot.press("question_mark")
         await pilot.pause()
         app.save_screenshot("help.svg", str(OUT))
-    for name in ("cpu.svg", "drops.svg", "drop-reason.svg", "rings.svg", "help.svg"):
+    for name in ("cpu.svg", "drops.svg", "drop-reason.svg", "rings.svg", "latency.svg", "help.svg"):
         print(OUT / name)
 
 

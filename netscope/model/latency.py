@@ -98,6 +98,7 @@ class SocketRow:
 class ProcessRow:
     pid: int
     comm: str
+    reads: int  # in the interval, matched or not
     reads_per_s: float
     bytes_per_s: float
     stats: Percentiles
@@ -135,13 +136,14 @@ def build_latency_view(latency: LatencySample, interval_s: float) -> LatencyView
                 Percentiles.of(s.buckets, SOCK_BITS, s.bytes, None),
             )
             for s in latency.sockets
-            if s.pid == p.pid and s.count
+            if s.pid == p.pid
         )
         rows.append(
             ProcessRow(
                 pid=p.pid,
                 comm=p.comm,
-                reads_per_s=p.count / interval_s,
+                reads=p.reads,
+                reads_per_s=p.reads / interval_s,
                 bytes_per_s=p.bytes / interval_s,
                 stats=Percentiles.of(p.buckets, PROC_BITS, p.bytes, p.max_ns),
                 sockets=tuple(sorted(sockets, key=lambda r: -(r.stats.p99_ns or 0))),

@@ -194,8 +194,9 @@ class ProcLatency:
 
     pid: int  # tgid
     comm: str
-    count: int  # matched reads
-    bytes: int
+    reads: int  # every read
+    bytes: int  # bytes of every read
+    count: int  # reads with a known arrival (the histogram's total)
     buckets: tuple[tuple[int, int], ...]  # (bucket index, reads); NS_LAT_PROC_BITS sub-buckets
     max_ns: int
 
@@ -210,8 +211,9 @@ class SockLatency:
     sport: int
     daddr: str  # remote ("0.0.0.0" / "::" for an unconnected UDP socket)
     dport: int
-    count: int
+    reads: int
     bytes: int
+    count: int
     buckets: tuple[tuple[int, int], ...]  # NS_LAT_SOCK_BITS sub-buckets
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from netscope.model.cpu import napi_per_cpu
 from netscope.model.drops import build_drops_view, protocol_name
+from netscope.model.latency import build_latency_view
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, build_rings_view
 from netscope.model.sample import HostInfo, Sample
 
@@ -78,7 +79,57 @@ def snapshot_json(
     }
     out.update(drops_json(info, sample))
     out.update(rings_json(info, sample, interfaces, netns))
+    out["copy_latency"] = latency_json(sample)
     return out
+
+
+def _us(ns: float | None) -> float | None:
+    return round(ns / 1000.0, 1) if ns is not None else None
+
+
+def latency_json(sample: Sample) -> dict[str, Any] | None:
+    if sample.latency is None:
+        return None
+    view = build_latency_view(sample.latency, sample.interval_s)
+    a = view.all
+    return {
+        "all": {
+            "count": a.count,
+            "bytes": a.bytes,
+            "p50_us": _us(a.p50_ns),
+            "p90_us": _us(a.p90_ns),
+            "p99_us": _us(a.p99_ns),
+            "max_us": _us(a.max_ns),
+            # reads per power-of-two octave of the wait, from 2^10 ns (about 1 µs) up
+            "hist": {f"{1 << (10 + i)}ns": n for i, n in enumerate(view.octaves) if n},
+        },
+        "by_process": [
+            {
+                "pid": p.pid,
+                "comm": p.comm,
+                "reads": p.reads,
+                "count": p.stats.count,
+                "bytes": p.stats.bytes,
+                "p50_us": _us(p.stats.p50_ns),
+                "p90_us": _us(p.stats.p90_ns),
+                "p99_us": _us(p.stats.p99_ns),
+                "max_us": _us(p.stats.max_ns),
+                "sockets": [
+                    {
+                        "socket": s.label,
+                        "count": s.stats.count,
+                        "bytes": s.stats.bytes,
+                        "p50_us": _us(s.stats.p50_ns),
+                        "p99_us": _us(s.stats.p99_ns),
+                    }
+                    for s in p.sockets
+                ],
+            }
+            for p in view.processes
+        ],
+        "unmatched": view.unmatched,
+        "coarsened": view.coarsened,
+    }
 
 
 def rings_json(

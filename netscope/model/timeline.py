@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, build_drops_view, device_label
+from netscope.model.latency import LatencyView, build_latency_view
 from netscope.model.rings import RingsView, build_rings_view
 from netscope.model.sample import DropEvent, HostInfo, Sample
 
@@ -29,6 +30,11 @@ class Shown:
     drop_totals: DropTotals
     netns_names: dict[int, str]  # every namespace named so far (events outlive their sample)
     rings: RingsView | None
+    latency_history: tuple[LatencyView, ...]  # oldest first
+
+    @property
+    def latency(self) -> LatencyView | None:
+        return self.latency_history[-1] if self.latency_history else None
 
     @property
     def drops(self) -> DropsView | None:
@@ -50,10 +56,13 @@ class Timeline:
         self._totals = DropTotals()
         self._latest: Sample | None = None
         self._netns_names: dict[int, str] = {}
+        self._latency: deque[LatencyView] = deque(maxlen=HISTORY)
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
         self._netns_names.update(sample.netns_names)
+        if sample.latency is not None:
+            self._latency.append(build_latency_view(sample.latency, sample.interval_s))
         self._cpu.append(build_cpu_view(sample, self.info.cpus))
         drops = build_drops_view(sample, self.info)
         if drops is not None and sample.drops is not None:
@@ -73,4 +82,5 @@ class Timeline:
             self._totals,
             dict(self._netns_names),
             build_rings_view(self._latest, self.info, self.interfaces, self.netns),
+            tuple(self._latency),
         )

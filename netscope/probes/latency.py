@@ -19,17 +19,29 @@ STATS = ("matched", "unmatched", "coarsened")  # NS_LAT_STAT_* order
 Hist = tuple[tuple[int, int], ...]
 
 
+Counters = tuple[int, int, int]  # reads, bytes, matched reads
+Ident = tuple[int, str, int, str, int]  # protocol, local address, port, remote address, port
+
+
 @dataclass(frozen=True)
 class Totals:
-    procs: dict[int, tuple[str, int, int, dict[int, int]]]  # tgid -> comm, count, bytes, buckets
+    procs: dict[int, tuple[str, Counters, dict[int, int]]]  # tgid -> comm, counters, buckets
     maxima: dict[int, int]  # tgid -> max ns since the last read (read and reset)
-    socks: dict[tuple[int, int], tuple[tuple[int, str, int, str, int], int, int, dict[int, int]]]
+    socks: dict[tuple[int, int], tuple[Ident, Counters, dict[int, int]]]  # (tgid, sk) -> ...
     stats: dict[str, int]
 
 
 def _address(family: int, raw: Any) -> str:
     data = bytes(raw)
     return ipaddress.IPv6Address(data).compressed if family == 10 else str(ipaddress.IPv4Address(data[:4]))
+
+
+def _counters(values: Any) -> Counters:
+    return (
+        sum(int(v.reads) for v in values),
+        sum(int(v.bytes) for v in values),
+        sum(int(v.count) for v in values),
+    )
 
 
 def _sparse(values: Any) -> dict[int, int]:
@@ -42,8 +54,19 @@ def _sparse(values: Any) -> dict[int, int]:
     return out
 
 
-def _hist_delta(now: dict[int, int], before: dict[int, int]) -> Hist:
-    return tuple((i, n - before.get(i, 0)) for i, n in sorted(now.items()) if n - before.get(i, 0) > 0)
+def _delta(
+    now: tuple[Counters, dict[int, int]], before: tuple[Counters, dict[int, int]] | None
+) -> tuple[Counters, Hist] | None:
+    """The interval's counters and histogram; None when nothing was read. An entry the LRU map
+    evicted and re-created counts from zero."""
+    (reads, nbytes, count), hist = now
+    (reads0, bytes0, count0), hist0 = before or ((0, 0, 0), {})
+    if reads < reads0:
+        (reads0, bytes0, count0), hist0 = (0, 0, 0), {}
+    if reads == reads0:
+        return None
+    buckets = tuple((i, n - hist0.get(i, 0)) for i, n in sorted(hist.items()) if n > hist0.get(i, 0))
+    return (reads - reads0, nbytes - bytes0, count - count0), buckets
 
 
 class LatencyProbe(Probe[LatencySample]):
@@ -58,79 +81,43 @@ class LatencyProbe(Probe[LatencySample]):
         procs = {}
         for k, values in bpf[b"lat_by_proc"].items():
             comm = next((v.comm.decode(errors="replace") for v in values if v.comm), "")
-            procs[int(k.value)] = (
-                comm,
-                sum(int(v.count) for v in values),
-                sum(int(v.bytes) for v in values),
-                _sparse(values),
-            )
+            procs[int(k.value)] = (comm, _counters(values), _sparse(values))
         maxima_map = bpf[b"lat_proc_max"]
         maxima = {int(k.value): max(int(v) for v in values) for k, values in maxima_map.items()}
         maxima_map.clear()  # a maximum is per interval: a wait landing between read and clear is lost
         socks = {}
         for k, values in bpf[b"lat_by_sock"].items():
-            first = values[0]
-            ident = next(
-                (
-                    (
-                        int(v.protocol),
-                        _address(int(v.family), v.saddr),
-                        int(v.sport),
-                        _address(int(v.family), v.daddr),
-                        int(v.dport),
-                    )
-                    for v in values
-                    if v.protocol
-                ),
-                (int(first.protocol), "", 0, "", 0),
+            v = next((v for v in values if v.protocol), values[0])
+            family = int(v.family)
+            ident = (
+                int(v.protocol),
+                _address(family, v.saddr),
+                int(v.sport),
+                _address(family, v.daddr),
+                int(v.dport),
             )
-            socks[(int(k.tgid), int(k.sk))] = (
-                ident,
-                sum(int(v.count) for v in values),
-                sum(int(v.bytes) for v in values),
-                _sparse(values),
-            )
+            socks[(int(k.tgid), int(k.sk))] = (ident, _counters(values), _sparse(values))
         stats_map = bpf[b"lat_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
         return Totals(procs, maxima, socks, stats)
 
     def delta(self, previous: Totals, current: Totals) -> LatencySample:
         processes = []
-        for pid, (comm, count, nbytes, hist) in sorted(current.procs.items()):
-            _, count0, bytes0, hist0 = previous.procs.get(pid, ("", 0, 0, {}))
-            if count < count0:  # evicted (LRU) and re-created: count from zero
-                count0, bytes0, hist0 = 0, 0, {}
-            if count > count0:
+        for pid, (comm, counters, hist) in sorted(current.procs.items()):
+            before = previous.procs.get(pid)
+            d = _delta((counters, hist), (before[1], before[2]) if before else None)
+            if d is not None:
+                (reads, nbytes, count), buckets = d
                 processes.append(
-                    ProcLatency(
-                        pid,
-                        comm,
-                        count - count0,
-                        nbytes - bytes0,
-                        _hist_delta(hist, hist0),
-                        current.maxima.get(pid, 0),
-                    )
+                    ProcLatency(pid, comm, reads, nbytes, count, buckets, current.maxima.get(pid, 0))
                 )
         sockets = []
-        for (pid, sk), (ident, count, nbytes, hist) in current.socks.items():
-            _, count0, bytes0, hist0 = previous.socks.get((pid, sk), (ident, 0, 0, {}))
-            if count < count0:
-                count0, bytes0, hist0 = 0, 0, {}
-            if count > count0:
-                proto, saddr, sport, daddr, dport = ident
-                sockets.append(
-                    SockLatency(
-                        pid,
-                        proto,
-                        saddr,
-                        sport,
-                        daddr,
-                        dport,
-                        count - count0,
-                        nbytes - bytes0,
-                        _hist_delta(hist, hist0),
-                    )
-                )
+        for (pid, sk), (ident, counters, hist) in current.socks.items():
+            was = previous.socks.get((pid, sk))
+            d = _delta((counters, hist), (was[1], was[2]) if was else None)
+            if d is not None:
+                (reads, nbytes, count), buckets = d
+                sockets.append(SockLatency(pid, *ident, reads, nbytes, count, buckets))
         return LatencySample(
             processes=tuple(processes),
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),

@@ -13,14 +13,19 @@ from textual.widgets import Static
 from netscope.model.rings import PRESSURE_NOTE
 from netscope.ui.cpu_pane import CPU_COLUMNS
 from netscope.ui.drops_pane import REASON_COLUMNS
+from netscope.ui.latency_pane import EXPLAIN as LATENCY_EXPLAIN
 from netscope.ui.rings_pane import DEVICE_COLUMNS
 
 KEYS = (
     ("?", "this help"),
     ("q / Ctrl-C", "quit (every BPF program is detached)"),
     ("p", "pause / resume the view (collection goes on)"),
-    ("r / 1, c / 2, d / 3", "the Rings, CPUs and Drops panes"),
-    ("Enter", "on a device: its CPUs and IRQ lines; on a drop reason or a logged drop: that reason"),
+    ("r / 1, c / 2, d / 3, l / 4", "the Rings, CPUs, Drops and Latency panes"),
+    (
+        "Enter",
+        "on a device: its CPUs and IRQ lines; on a drop reason or a logged drop: that reason; "
+        "on a process: its sockets",
+    ),
     ("+ / -", "refresh interval longer / shorter"),
     ("Tab / Shift-Tab", "next / previous table"),
     ("↑ ↓ PgUp PgDn", "move in a table"),
@@ -57,10 +62,15 @@ def help_renderable() -> Table:
         "rate-limited in the kernel: counts stay exact; what was not logged or lost is counted",
     )
     table.add_row("", "")
+    table.add_row(Text("Latency pane", style="bold underline"), LATENCY_EXPLAIN)
+    table.add_row("p50/p90/p99/max", "per reading process; p99 yellow above 10 ms, red above 100 ms")
+    table.add_row("unmatched", "reads whose data arrived before netscope watched: counted, no latency given")
+    table.add_row("", "")
     table.add_row(
         Text("Sources", style="bold underline"),
         "irq:irq_handler_entry/exit, irq:softirq_raise/entry/exit, napi:napi_poll, skb:kfree_skb, "
-        "net:netif_receive_skb, net:net_dev_start_xmit (raw tracepoints); rtnetlink, ethtool and netdev "
+        "net:netif_receive_skb, net:net_dev_start_xmit, sock:sk_data_ready, sock:sock_recv_length "
+        "(raw tracepoints); rtnetlink, ethtool and netdev "
         "netlink; "
         "/proc/net/softnet_stat, /proc/interrupts names mapped to devices through sysfs. "
         "– means no data: the probe is not live (see the probes line).",

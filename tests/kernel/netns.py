@@ -184,3 +184,91 @@ def disk_interrupts(rounds: int) -> None:
                 os.fsync(f.fileno())
     finally:
         os.unlink(path)
+
+
+# Readers and senders whose timing the latency tests (and the UI fixture) control.
+UDP_READER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+period = float(sys.argv[2])
+print("ready", flush=True)
+got = 0
+end = time.time() + float(sys.argv[3])
+s.settimeout(0.2)
+while time.time() < end:
+    if period:  # drain every `period` seconds
+        time.sleep(period)
+        s.setblocking(False)
+        try:
+            while True:
+                got += len(s.recv(2048))
+        except BlockingIOError:
+            pass
+    else:  # blocked in recv: reads as soon as data arrives
+        try:
+            got += len(s.recv(2048))
+        except socket.timeout:
+            pass
+print(got, flush=True)
+"""
+
+UDP_SENDER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    for port in sys.argv[3:]:
+        s.sendto(b"x" * 64, (sys.argv[1], int(port)))
+    time.sleep(0.001)
+"""
+
+TCP_READER = r"""
+import socket, sys, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", int(sys.argv[1])))
+srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+period = float(sys.argv[2])
+got = 0
+while True:
+    if period:
+        time.sleep(period)
+        conn.setblocking(False)
+        try:
+            while True:
+                data = conn.recv(1 << 20)
+                if not data:
+                    raise EOFError
+                got += len(data)
+        except BlockingIOError:
+            continue
+        except EOFError:
+            break
+    else:
+        data = conn.recv(1 << 20)
+        if not data:
+            break
+        got += len(data)
+print(got, flush=True)
+"""
+
+TCP_SENDER = r"""
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+end = time.time() + float(sys.argv[3])
+while time.time() < end:
+    c.sendall(b"y" * 1000)
+    time.sleep(0.002)
+c.close()
+"""
+
+
+def in_ns(ns: str, code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True
+    )

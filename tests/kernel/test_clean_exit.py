@@ -25,6 +25,8 @@ OUR_PROGRAMS = {
     "kfree_skb",
     "raw_tracepoint__netif_receive_skb",
     "raw_tracepoint__net_dev_start_xmit",
+    "sk_data_ready",
+    "raw_tracepoint__sock_recv_length",
 }
 REPO = Path(__file__).resolve().parents[2]
 

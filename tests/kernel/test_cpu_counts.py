@@ -105,6 +105,7 @@ def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> No
             "napi": "live",
             "drops": "live",
             "rings": "live",
+            "latency": "live",
         }
         assert 0.4 < obj["interval_s"] < 0.8
     ours_rx = sum(cpu["softirqs"]["NET_RX"] for obj in objects for cpu in obj["cpus"])

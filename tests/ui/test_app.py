@@ -11,13 +11,14 @@ from textual.widgets import DataTable, Static
 from netscope.app import NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
 from netscope.model.drops import build_drops_view
-from netscope.model.format import fmt_count
+from netscope.model.format import fmt_count, fmt_ns
 from netscope.model.sample import Sample
 from netscope.sources.recording import Recording
 from netscope.sources.replay import ReplaySource
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.help import HelpScreen
+from netscope.ui.latency_pane import ProcessScreen
 
 
 async def wait_for_sample(pilot: Pilot[int], app: NetscopeApp) -> None:
@@ -204,3 +205,38 @@ def test_snapshot_rings_pane(snap_compare, recording: Recording) -> None:  # typ
         await pilot.press("p", "r")
 
     assert snap_compare(app, terminal_size=(140, 36), run_before=rings_paused)
+
+
+async def test_latency_pane_processes_and_process_screen(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "l")
+        await pilot.pause()
+        assert app.shown is not None and app.shown.latency is not None
+        view = app.shown.latency
+        table: DataTable[str | Text] = app.query_one("#latency-table", DataTable)
+        assert app.focused is table
+        assert [cell(table, r, 0) for r in range(table.row_count)] == [str(p.pid) for p in view.processes]
+        slowest = view.processes[0]
+        # The recording has a reader that drains every 100 ms: it is the slowest, tens of ms.
+        assert slowest.stats.p50_ns is not None and 30e6 <= slowest.stats.p50_ns <= 75e6
+        assert cell(table, 0, 6) == fmt_ns(slowest.stats.p99_ns)
+        summary = str(app.query_one("#latency-summary", Static).render())
+        assert "p99" in summary and "unmatched" in summary
+        await pilot.press("enter")
+        assert isinstance(app.screen, ProcessScreen) and app.screen.pid == slowest.pid
+        sockets: DataTable[str | Text] = app.screen.query_one("#process-sockets", DataTable)
+        assert cell(sockets, 0, 0).startswith("udp ") and ":6001" in cell(sockets, 0, 0)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ProcessScreen)
+
+
+def test_snapshot_latency_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(ReplaySource(recording))
+
+    async def latency_paused(pilot: Pilot[int]) -> None:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "l")
+
+    assert snap_compare(app, terminal_size=(120, 30), run_before=latency_paused)

@@ -21,6 +21,7 @@ def test_schema_and_per_interval_counts() -> None:
         "drop_log",
         "queues",
         "devices",
+        "copy_latency",
     }
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0

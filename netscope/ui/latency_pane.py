@@ -1,0 +1,183 @@
+"""The Latency pane: how long received data waited on its socket before each process copied it.
+
+Enter on a process shows its sockets; Esc goes back. A slow reader's p99 is coloured.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_bar
+from netscope.model.latency import SLOW_NS, VERY_SLOW_NS, LatencyView, Percentiles, ProcessRow
+from netscope.model.sample import ProbeStatus
+from netscope.model.timeline import Shown
+from netscope.ui.widgets import fixed_table, probe_line
+
+PROCESS_COLUMNS = (
+    ("pid", 8),
+    ("comm", 16),
+    ("reads/s", 8),
+    ("B/s", 8),
+    ("p50", 8),
+    ("p90", 8),
+    ("p99", 8),
+    ("max", 8),
+)
+SOCKET_COLUMNS = (
+    ("socket (local ← peer)", 48),
+    ("reads", 8),
+    ("bytes", 8),
+    ("p50", 8),
+    ("p90", 8),
+    ("p99", 8),
+)
+EXPLAIN = (
+    "wait = from the data being queued on the socket (sock:sk_data_ready) to the read that copied it "
+    "(sock:sock_recv_length); TCP is matched by sequence number, UDP datagram by datagram. A read whose "
+    "arrival netscope did not see is counted as unmatched and given no latency."
+)
+
+
+def slow_style(ns: float | None) -> str:
+    if ns is None:
+        return ""
+    return "bold red" if ns >= VERY_SLOW_NS else "yellow" if ns >= SLOW_NS else ""
+
+
+def percentile_cells(p: Percentiles) -> tuple[Text, ...]:
+    return (
+        Text(fmt_ns(p.p50_ns), justify="right"),
+        Text(fmt_ns(p.p90_ns), justify="right"),
+        Text(fmt_ns(p.p99_ns), justify="right", style=slow_style(p.p99_ns)),
+    )
+
+
+def summary(view: LatencyView) -> Text:
+    a = view.all
+    text = Text()
+    text.append("all readers  ", style="bold")
+    text.append(f"{fmt_count(a.count / view.interval_s)} reads/s with a known arrival  ")
+    text.append(f"p50 {fmt_ns(a.p50_ns)}  p90 {fmt_ns(a.p90_ns)}  ")
+    text.append(f"p99 {fmt_ns(a.p99_ns)}", style=slow_style(a.p99_ns))
+    text.append(f"  max {fmt_ns(a.max_ns)}")
+    text.append(f"  unmatched {view.unmatched:,}", style="yellow" if view.unmatched else "")
+    if view.coarsened:
+        text.append(f"  coarsened {view.coarsened:,}", style="dim")
+    text.append("\n1µs ")
+    text.append(histogram_bar(view.octaves[:11]), style="cyan")
+    text.append(" 1ms ")
+    text.append(histogram_bar(view.octaves[10:21]), style="cyan")
+    text.append(" 1s ")
+    text.append(histogram_bar(view.octaves[20:]), style="cyan")
+    return text
+
+
+class ProcessSelected(Message):
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+
+
+class LatencyPane(Vertical):
+    PROBES = ("latency",)
+
+    def __init__(self) -> None:
+        super().__init__(id="latency-pane")
+        self.border_title = "Latency"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="latency-probes")
+        yield Static("waiting for the latency probe", id="latency-summary")
+        yield fixed_table("latency-table", PROCESS_COLUMNS)
+        yield Static(Text(EXPLAIN, style="dim"), id="latency-note")
+
+    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        self.query_one("#latency-probes", Static).update(probe_line(statuses, self.PROBES))
+
+    def show(self, view: LatencyView) -> None:
+        self.query_one("#latency-summary", Static).update(summary(view))
+        table: DataTable[str | Text] = self.query_one("#latency-table", DataTable)
+        selected = self.selected_pid()
+        table.clear()
+        for p in view.processes:
+            table.add_row(*process_cells(p), key=str(p.pid))
+        if selected is not None and str(selected) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
+
+    def selected_pid(self) -> int | None:
+        table: DataTable[str | Text] = self.query_one("#latency-table", DataTable)
+        if not table.row_count:
+            return None
+        value = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return int(value) if value else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        pid = self.selected_pid()
+        if pid is not None:
+            self.post_message(ProcessSelected(pid))
+
+
+def process_cells(p: ProcessRow) -> tuple[str | Text, ...]:
+    return (
+        str(p.pid),
+        p.comm,
+        Text(fmt_count(p.reads_per_s), justify="right"),
+        Text(fmt_bytes(p.bytes_per_s), justify="right"),
+        *percentile_cells(p.stats),
+        Text(
+            fmt_ns(p.stats.max_ns) if p.stats.max_ns else NO_DATA,
+            justify="right",
+            style=slow_style(p.stats.max_ns),
+        ),
+    )
+
+
+class ProcessScreen(Screen[None]):
+    """One process's sockets and their percentiles, live. Esc: back."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, pid: int, shown: Shown) -> None:
+        super().__init__()
+        self.pid = pid
+        self._initial = shown
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="process-box"):
+            yield Static(id="process-title")
+            yield fixed_table("process-sockets", SOCKET_COLUMNS)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.update_view(self._initial)
+
+    def update_view(self, shown: Shown) -> None:
+        view = shown.latency
+        row = next((p for p in view.processes if p.pid == self.pid), None) if view else None
+        title = Text()
+        table: DataTable[str | Text] = self.query_one("#process-sockets", DataTable)
+        table.clear()
+        if row is None:
+            title.append(f"pid {self.pid}: no reads in the last interval", style="dim")
+        else:
+            title.append(f"pid {row.pid} {row.comm}", style="bold")
+            title.append(
+                f"  {fmt_count(row.reads_per_s)} reads/s  {fmt_bytes(row.bytes_per_s)}/s  "
+                f"p50 {fmt_ns(row.stats.p50_ns)}  p99 {fmt_ns(row.stats.p99_ns)}  "
+                f"max {fmt_ns(row.stats.max_ns)}"
+            )
+            for s in row.sockets:
+                table.add_row(
+                    s.label,
+                    Text(f"{s.stats.count:,}", justify="right"),
+                    Text(fmt_bytes(s.stats.bytes), justify="right"),
+                    *percentile_cells(s.stats),
+                )
+        self.query_one("#process-title", Static).update(title)
