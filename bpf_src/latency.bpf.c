@@ -5,7 +5,11 @@
  * int flags), since 6.2: once per recvmsg with the bytes read (MSG_PEEK reads are ignored).
  * Arrivals and reads are matched in order per socket by sequence: for TCP tcp_sock rcv_nxt at
  * arrival and copied_seq after the read, for UDP counts of datagrams queued and read (one per read).
- * The oldest byte read arrived with the first arrival that ends after it. A read whose arrival is unknown is counted as
+ * The oldest byte read arrived with the first arrival that ends after it.
+ *
+ * Stack time, device to socket: net:netif_receive_skb(struct sk_buff *skb) stamps each skb entering
+ * the stack; at sk_data_ready the skb just queued is the tail of sk_receive_queue, whose stamp gives
+ * the time it spent in the stack (for TCP, data coalesced into an earlier skb reads that skb's). A read whose arrival is unknown is counted as
  * unmatched and reports no latency. skb->tstamp is not used: only set while RX timestamping is on.
  */
 #include "netscope.h"
@@ -20,6 +24,9 @@ BPF_TABLE("lru_percpu_hash", u32, struct lat_proc, lat_by_proc, 4096);
 BPF_PERCPU_HASH(lat_proc_max, u32, u64, 4096);
 BPF_TABLE("lru_percpu_hash", struct lat_sock_key, struct lat_sock, lat_by_sock, NS_LAT_SOCKETS);
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
+BPF_ARRAY(lat_stamps, struct lat_stamp, NS_LAT_STAMPS);
+/* Device-to-socket time of every arrival, all sockets together. */
+BPF_PERCPU_ARRAY(lat_stack, struct lat_hist, 1);
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
  * their identity fields are ever written, so their counters stay zero. */
 BPF_PERCPU_ARRAY(lat_new_ring, struct lat_ring, 1);
@@ -64,6 +71,39 @@ static __always_inline u32 udp_queue_len(const void *sk)
     return read_u32(sk, NS_OFF_SOCK_RCVQ_LEN) + read_u32(sk, NS_OFF_UDP_READERQ_LEN);
 }
 
+static __always_inline u32 stamp_slot(u64 skb)
+{
+    return (u32)((skb >> 8) ^ (skb >> 22)) & (NS_LAT_STAMPS - 1);
+}
+
+RAW_TRACEPOINT_PROBE(netif_receive_skb)
+{
+    u64 skb = ctx->args[0];
+    u32 slot = stamp_slot(skb);
+    struct lat_stamp *st = lat_stamps.lookup(&slot);
+    if (st) {
+        st->skb = skb;
+        st->ts = bpf_ktime_get_ns();
+    }
+    return 0;
+}
+
+static __always_inline void stack_time(const void *sk, u64 now)
+{
+    u64 skb = read_u64(sk, NS_OFF_SOCK_RCVQ_TAIL);
+    u32 slot = stamp_slot(skb);
+    struct lat_stamp *st = lat_stamps.lookup(&slot);
+    if (!skb || !st || st->skb != skb || st->ts > now) {
+        bump(NS_LAT_STAT_STACK_UNKNOWN);
+        return;
+    }
+    u32 zero = 0;
+    struct lat_hist *h = lat_stack.lookup(&zero);
+    u32 b = bucket(now - st->ts, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
+    if (h && b < NS_LAT_PROC_BUCKETS)
+        h->buckets[b]++;
+}
+
 RAW_TRACEPOINT_PROBE(sk_data_ready)
 {
     const void *sk = (const void *)ctx->args[0];
@@ -72,6 +112,7 @@ RAW_TRACEPOINT_PROBE(sk_data_ready)
         return 0;
     u64 key = (u64)sk;
     u64 now = bpf_ktime_get_ns();
+    stack_time(sk, now);
     struct lat_ring *r = lat_rings.lookup(&key);
     if (!r) {
         u32 zero = 0;

@@ -173,7 +173,21 @@ struct lat_sock {
     u16 protocol;
 };
 
+/* latency.bpf.c: when an skb entered the stack (net:netif_receive_skb), in a direct-mapped table:
+ * an entry holds the skb it belongs to, so a reused slot reads as unknown, never as a wrong time. */
+#define NS_LAT_STAMPS 16384
+struct lat_stamp {
+    u64 skb;
+    u64 ts;
+};
+
+/* latency.bpf.c: a histogram on its own (device-to-socket stack time of all arrivals). */
+struct lat_hist {
+    u64 buckets[NS_LAT_PROC_BUCKETS];
+};
+
 #define NS_LAT_STAT_MATCHED 0
 #define NS_LAT_STAT_UNMATCHED 1  /* a read whose arrival stamp is unknown: no latency reported */
 #define NS_LAT_STAT_COARSENED 2  /* a socket's ring was full: its arrivals merged pairwise */
-#define NS_LAT_STATS 3
+#define NS_LAT_STAT_STACK_UNKNOWN 3 /* arrivals whose skb was not seen entering the stack */
+#define NS_LAT_STATS 4

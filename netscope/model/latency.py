@@ -113,6 +113,8 @@ class LatencyView:
     processes: tuple[ProcessRow, ...]  # slowest p99 first
     unmatched: int
     coarsened: int
+    stack: Percentiles  # device -> socket time of the arrivals (not per process: no reader yet)
+    stack_unknown: int
 
 
 def _endpoint(addr: str, port: int) -> str:
@@ -158,4 +160,6 @@ def build_latency_view(latency: LatencySample, interval_s: float) -> LatencyView
         processes=tuple(rows),
         unmatched=latency.unmatched,
         coarsened=latency.coarsened,
+        stack=Percentiles.of(latency.stack, PROC_BITS, 0, None),
+        stack_unknown=latency.stack_unknown,
     )

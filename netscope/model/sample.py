@@ -223,6 +223,8 @@ class LatencySample:
     sockets: tuple[SockLatency, ...]
     unmatched: int  # reads whose arrival is unknown: no latency reported for them
     coarsened: int  # times a socket's ring filled and merged its arrivals pairwise
+    stack: tuple[tuple[int, int], ...] = ()  # device -> socket time of arrivals (PROC_BITS buckets)
+    stack_unknown: int = 0  # arrivals whose skb was not seen entering the stack
 
 
 @dataclass(frozen=True)

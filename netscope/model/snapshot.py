@@ -129,6 +129,14 @@ def latency_json(sample: Sample) -> dict[str, Any] | None:
         ],
         "unmatched": view.unmatched,
         "coarsened": view.coarsened,
+        # device (net:netif_receive_skb) -> socket queue (sk_data_ready), all arrivals
+        "stack": {
+            "count": view.stack.count,
+            "p50_us": _us(view.stack.p50_ns),
+            "p90_us": _us(view.stack.p90_ns),
+            "p99_us": _us(view.stack.p99_ns),
+            "unknown": view.stack_unknown,
+        },
     }
 
 

@@ -14,7 +14,7 @@ from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
 SOCKETS_MAX = 8192
-STATS = ("matched", "unmatched", "coarsened")  # NS_LAT_STAT_* order
+STATS = ("matched", "unmatched", "coarsened", "stack_unknown")  # NS_LAT_STAT_* order
 
 Hist = tuple[tuple[int, int], ...]
 
@@ -29,6 +29,7 @@ class Totals:
     maxima: dict[int, int]  # tgid -> max ns since the last read (read and reset)
     socks: dict[tuple[int, int], tuple[Ident, Counters, dict[int, int]]]  # (tgid, sk) -> ...
     stats: dict[str, int]
+    stack: dict[int, int]
 
 
 def _address(family: int, raw: Any) -> str:
@@ -72,7 +73,7 @@ def _delta(
 class LatencyProbe(Probe[LatencySample]):
     name = "latency"
     source_file = "latency.bpf.c"
-    tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"))
+    tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"), ("net", "netif_receive_skb"))
 
     def defines(self) -> dict[str, int]:
         return {**kernel_offsets(kernel_btf()), "NS_LAT_SOCKETS": SOCKETS_MAX}
@@ -99,7 +100,8 @@ class LatencyProbe(Probe[LatencySample]):
             socks[(int(k.tgid), int(k.sk))] = (ident, _counters(values), _sparse(values))
         stats_map = bpf[b"lat_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
-        return Totals(procs, maxima, socks, stats)
+        stack = _sparse(bpf[b"lat_stack"][ctypes.c_int(0)])
+        return Totals(procs, maxima, socks, stats, stack)
 
     def delta(self, previous: Totals, current: Totals) -> LatencySample:
         processes = []
@@ -123,4 +125,10 @@ class LatencyProbe(Probe[LatencySample]):
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),
             unmatched=current.stats["unmatched"] - previous.stats["unmatched"],
             coarsened=current.stats["coarsened"] - previous.stats["coarsened"],
+            stack=tuple(
+                (i, n - previous.stack.get(i, 0))
+                for i, n in sorted(current.stack.items())
+                if n > previous.stack.get(i, 0)
+            ),
+            stack_unknown=current.stats["stack_unknown"] - previous.stats["stack_unknown"],
         )

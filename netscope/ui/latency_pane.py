@@ -69,6 +69,14 @@ def summary(view: LatencyView) -> Text:
     text.append(f"  unmatched {view.unmatched:,}", style="yellow" if view.unmatched else "")
     if view.coarsened:
         text.append(f"  coarsened {view.coarsened:,}", style="dim")
+    st = view.stack
+    text.append("\nin the stack  ", style="bold")
+    text.append(
+        f"device → socket: {fmt_count(st.count / view.interval_s)} arrivals/s  p50 {fmt_ns(st.p50_ns)}  "
+        f"p90 {fmt_ns(st.p90_ns)}  p99 {fmt_ns(st.p99_ns)}"
+    )
+    if view.stack_unknown:
+        text.append(f"  not followed {view.stack_unknown:,}", style="dim")
     text.append("\n1µs ")
     text.append(histogram_bar(view.octaves[:11]), style="cyan")
     text.append(" 1ms ")

@@ -45,6 +45,11 @@ def test_udp_slow_and_prompt_readers(live: LiveSource, pair: VethPair) -> None:
     assert procs[slow.pid].bytes == slow_got and procs[prompt.pid].bytes == prompt_got
     assert procs[slow.pid].count == procs[slow.pid].reads  # every read matched its arrival
     assert [sock.sport for sock in latency.sockets if sock.pid == slow.pid] == [6001]
+    # Every datagram was followed from the veth into its socket, in microseconds.
+    stack = build_latency_view(latency, 1.0).stack
+    datagrams = (slow_got + prompt_got) // 64
+    assert stack.count >= datagrams and latency.stack_unknown <= 0.01 * datagrams
+    assert stack.p50_ns is not None and stack.p50_ns < 1e6, stack
 
 
 def test_tcp_slow_and_prompt_readers(live: LiveSource, pair: VethPair) -> None:
