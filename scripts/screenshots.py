@@ -16,6 +16,15 @@ from netscope.sources.replay import ReplaySource
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "veth-traffic.nsrec"
 OUT = ROOT / "screenshots"
+# Keys pressed, then the screen saved: paused on the first sample, each pane and detail in turn.
+SCREENS = (
+    (("p",), "cpu.svg"),
+    (("d",), "drops.svg"),
+    (("enter",), "drop-reason.svg"),
+    (("escape", "r"), "rings.svg"),
+    (("l",), "latency.svg"),
+    (("question_mark",), "help.svg"),
+)
 
 
 async def first_sample(app: NetscopeApp) -> None:
@@ -32,26 +41,11 @@ async def main() -> None:
     app = make_app(ReplaySource(read_recording(FIXTURE)))
     async with app.run_test(size=(140, 36)) as pilot:
         await first_sample(app)
-        await pilot.press("p")
-        await pilot.pause()
-        app.save_screenshot("cpu.svg", str(OUT))
-        await pilot.press("d")
-        await pilot.pause()
-        app.save_screenshot("drops.svg", str(OUT))
-        await pilot.press("enter")
-        await pilot.pause()
-        app.save_screenshot("drop-reason.svg", str(OUT))
-        await pilot.press("escape", "r")
-        await pilot.pause()
-        app.save_screenshot("rings.svg", str(OUT))
-        await pilot.press("l")
-        await pilot.pause()
-        app.save_screenshot("latency.svg", str(OUT))
-        await pilot.press("question_mark")
-        await pilot.pause()
-        app.save_screenshot("help.svg", str(OUT))
-    for name in ("cpu.svg", "drops.svg", "drop-reason.svg", "rings.svg", "latency.svg", "help.svg"):
-        print(OUT / name)
+        for keys, name in SCREENS:
+            await pilot.press(*keys)
+            await pilot.pause()
+            app.save_screenshot(name, str(OUT))
+            print(OUT / name)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
@@ -95,16 +96,6 @@ async def test_narrow_terminal_keeps_the_essential_columns(recording: Recording)
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80
 
 
-def test_snapshot_cpu_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(ReplaySource(recording))
-
-    async def first_sample_paused(pilot: Pilot[int]) -> None:
-        await wait_for_sample(pilot, app)
-        await pilot.press("p")
-
-    assert snap_compare(app, terminal_size=(120, 30), run_before=first_sample_paused)
-
-
 class FlakySource(ReplaySource):
     """A replay source whose first read fails, as a /proc read racing a hot-unplug might."""
 
@@ -159,16 +150,6 @@ async def test_drops_pane_reason_detail_and_back(recording: Recording) -> None:
         assert app.focused is app.query_one("#cpu-table", DataTable)
 
 
-def test_snapshot_drops_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(ReplaySource(recording))
-
-    async def drops_paused(pilot: Pilot[int]) -> None:
-        await wait_for_sample(pilot, app)
-        await pilot.press("p", "d")
-
-    assert snap_compare(app, terminal_size=(140, 36), run_before=drops_paused)
-
-
 async def test_rings_pane_devices_queues_and_device_screen(recording: Recording) -> None:
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(160, 45)) as pilot:
@@ -197,16 +178,6 @@ async def test_rings_pane_devices_queues_and_device_screen(recording: Recording)
         assert not isinstance(app.screen, DeviceScreen)
 
 
-def test_snapshot_rings_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(ReplaySource(recording))
-
-    async def rings_paused(pilot: Pilot[int]) -> None:
-        await wait_for_sample(pilot, app)
-        await pilot.press("p", "r")
-
-    assert snap_compare(app, terminal_size=(140, 36), run_before=rings_paused)
-
-
 async def test_latency_pane_processes_and_process_screen(recording: Recording) -> None:
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(140, 40)) as pilot:
@@ -232,11 +203,19 @@ async def test_latency_pane_processes_and_process_screen(recording: Recording) -
         assert not isinstance(app.screen, ProcessScreen)
 
 
-def test_snapshot_latency_pane(snap_compare, recording: Recording) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("keys", "size"),
+    [(("p",), (120, 30)), (("p", "d"), (140, 36)), (("p", "r"), (140, 36)), (("p", "l"), (120, 30))],
+    ids=["cpus", "drops", "rings", "latency"],
+)
+def test_snapshot_pane(
+    snap_compare, recording: Recording, keys: tuple[str, ...], size: tuple[int, int]
+) -> None:  # type: ignore[no-untyped-def]
+    """Each pane frozen (p) on the recording's first sample."""
     app = make_app(ReplaySource(recording))
 
-    async def latency_paused(pilot: Pilot[int]) -> None:
+    async def first_sample_paused(pilot: Pilot[int]) -> None:
         await wait_for_sample(pilot, app)
-        await pilot.press("p", "l")
+        await pilot.press(*keys)
 
-    assert snap_compare(app, terminal_size=(120, 30), run_before=latency_paused)
+    assert snap_compare(app, terminal_size=size, run_before=first_sample_paused)
