@@ -191,3 +191,40 @@ struct lat_hist {
 #define NS_LAT_STAT_COARSENED 2  /* a socket's ring was full: its arrivals merged pairwise */
 #define NS_LAT_STAT_STACK_UNKNOWN 3 /* arrivals whose skb was not seen entering the stack */
 #define NS_LAT_STATS 4
+
+/* flows.bpf.c: a 5-tuple as parsed from packet headers. Addresses are four u32 words as in memory
+ * (IPv4 in the first); ports in host order. netscope/model/filter.py compiles filters over it. */
+struct flow_tuple {
+    u32 saddr[4];
+    u32 daddr[4];
+    u16 sport;
+    u16 dport;
+    u8 family; /* 4 or 6 */
+    u8 proto;  /* IPPROTO_* */
+    u16 pad;
+};
+
+struct flow_key {
+    struct flow_tuple t;
+    u32 netns;
+    u32 pad;
+};
+
+/* flows.bpf.c: one flow, received packets, cumulative per CPU. */
+struct flow_stat {
+    u64 rx_packets;
+    u64 rx_bytes;
+    u64 queues;   /* bit q: seen on RX queue q (q < 63); bit 63: no queue recorded */
+    u64 first_ns;
+    u64 last_ns;
+};
+
+struct flow_drop_key {
+    struct flow_key flow;
+    u32 reason;
+    u32 pad;
+};
+
+#define NS_FLOW_STAT_CREATED 0   /* flows inserted: minus the live ones, the LRU evictions */
+#define NS_FLOW_STAT_FILTERED 1  /* packets the filter left out */
+#define NS_FLOW_STATS 2

@@ -228,6 +228,34 @@ class LatencySample:
 
 
 @dataclass(frozen=True)
+class FlowCount:
+    """One flow (5-tuple in one network namespace) over the interval, as parsed in BPF."""
+
+    netns: int
+    family: int
+    proto: int
+    saddr: str
+    sport: int
+    daddr: str
+    dport: int
+    rx_packets: int
+    rx_bytes: int
+    cpus: tuple[int, ...]  # CPUs that received it
+    queues: tuple[int, ...]  # RX queues it came in on (-1: none recorded)
+    drops: tuple[tuple[str, int], ...]  # (drop reason, count)
+    first_seen: float  # UNIX epoch seconds
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class FlowsSample:
+    flows: tuple[FlowCount, ...]
+    evictions: int  # flows the bounded kernel map forgot to make room (LRU), in the interval
+    filtered: int  # packets the filter left out
+    filter: str  # the filter expression in force ("" for none)
+
+
+@dataclass(frozen=True)
 class Sample:
     ts: float  # UNIX epoch seconds at the interval's end
     interval_s: float  # measured, monotonic clock
@@ -241,6 +269,7 @@ class Sample:
     drops: DropsSample | None = None
     queues: tuple[QueueCount, ...] | None = None
     latency: LatencySample | None = None
+    flows: FlowsSample | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample
 

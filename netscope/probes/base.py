@@ -96,8 +96,8 @@ class Probe(ABC, Generic[T]):
         self._closed = threading.Event()
         self.status = ProbeStatus(self.name, ProbeState.PENDING)
 
-    def defines(self) -> dict[str, int]:
-        """-D values for the C side (BTF offsets); none by default."""
+    def defines(self) -> dict[str, int | str]:
+        """-D values for the C side (BTF offsets, a compiled filter); none by default."""
         return {}
 
     def start(self, headers: KernelHeaders, rank: int = 0) -> None:

@@ -87,7 +87,7 @@ class DropsProbe(Probe[DropsSample]):
         self._event_table: Any = None
         self._wall_offset = 0.0
 
-    def defines(self) -> dict[str, int]:
+    def defines(self) -> dict[str, int | str]:
         btf = kernel_btf()
         if btf.tracepoint_args("kfree_skb") is not None and (btf.tracepoint_args("kfree_skb") or 0) < 3:
             raise ProbeError("skb:kfree_skb on this kernel has no drop reason argument (Linux 5.17+ needed)")

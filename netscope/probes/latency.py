@@ -75,7 +75,7 @@ class LatencyProbe(Probe[LatencySample]):
     source_file = "latency.bpf.c"
     tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"), ("net", "netif_receive_skb"))
 
-    def defines(self) -> dict[str, int]:
+    def defines(self) -> dict[str, int | str]:
         return {**kernel_offsets(kernel_btf()), "NS_LAT_SOCKETS": SOCKETS_MAX}
 
     def read_totals(self, bpf: Any) -> Totals:

@@ -24,7 +24,7 @@ class NapiProbe(Probe[tuple[NapiInstance, ...]]):
     source_file = "napi.bpf.c"
     tracepoints = (("napi", "napi_poll"),)
 
-    def defines(self) -> dict[str, int]:
+    def defines(self) -> dict[str, int | str]:
         return kernel_offsets(kernel_btf())
 
     def read_totals(self, bpf: Any) -> Totals:

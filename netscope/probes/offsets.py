@@ -43,9 +43,11 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def kernel_offsets(btf: BTF) -> dict[str, int]:
+def kernel_offsets(btf: BTF) -> dict[str, int | str]:
     """Every NS_OFF_* define, plus NS_SKB_END_IS_OFFSET: skb->end is an offset from head on 64-bit
     kernels (NET_SKBUFF_DATA_USES_OFFSET), a pointer elsewhere."""
-    defines = {name: btf.member_offset(struct, member) for name, (struct, member) in FIELDS.items()}
+    defines: dict[str, int | str] = {
+        name: btf.member_offset(struct, member) for name, (struct, member) in FIELDS.items()
+    }
     defines["NS_SKB_END_IS_OFFSET"] = int(btf.member_size("sk_buff", "end") == 4)
     return defines

@@ -23,7 +23,7 @@ class RingsProbe(Probe[tuple[QueueCount, ...]]):
     source_file = "rings.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("net", "net_dev_start_xmit"))
 
-    def defines(self) -> dict[str, int]:
+    def defines(self) -> dict[str, int | str]:
         return {**kernel_offsets(kernel_btf()), "NS_QUEUES_MAX": QUEUES_MAX}
 
     def read_totals(self, bpf: Any) -> Totals:

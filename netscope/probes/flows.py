@@ -1,0 +1,156 @@
+"""Flows probe (bpf_src/flows.bpf.c): received packets and drops per 5-tuple and namespace, parsed
+from the packet headers in BPF, with the user's filter compiled into the program."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from netscope.model.drops import ReasonNames
+from netscope.model.filter import Filter
+from netscope.model.sample import FlowCount, FlowsSample
+from netscope.probes.base import Probe, per_cpu_values
+from netscope.probes.btf import kernel_btf
+from netscope.probes.drops import reason_names
+from netscope.probes.offsets import kernel_offsets
+
+FLOWS_MAX = 16384
+NO_QUEUE_BIT = 63
+
+Key = tuple[int, int, int, str, int, str, int]  # netns, family, proto, saddr, sport, daddr, dport
+
+
+@dataclass(frozen=True)
+class FlowTotals:
+    packets: tuple[int, ...]  # per CPU
+    nbytes: int
+    queues: int  # bitmask
+    first_ns: int
+    last_ns: int
+
+
+@dataclass(frozen=True)
+class Totals:
+    flows: dict[Key, FlowTotals]
+    drops: dict[tuple[Key, int], int]
+    created: int
+    filtered: int
+
+
+def _address(family: int, words: Any) -> str:
+    raw = b"".join(int(w).to_bytes(4, "little") for w in words)
+    return str(ipaddress.IPv4Address(raw[:4])) if family == 4 else ipaddress.IPv6Address(raw).compressed
+
+
+def _key(k: Any) -> Key:
+    t = k.t
+    family = int(t.family)
+    return (
+        int(k.netns),
+        family,
+        int(t.proto),
+        _address(family, t.saddr),
+        int(t.sport),
+        _address(family, t.daddr),
+        int(t.dport),
+    )
+
+
+class FlowsProbe(Probe[FlowsSample]):
+    name = "flows"
+    source_file = "flows.bpf.c"
+    tracepoints = (("net", "netif_receive_skb"), ("skb", "kfree_skb"))
+
+    def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
+        super().__init__(cpus)
+        self.filter = flt
+        self.names: ReasonNames | None = None
+        self._clock = (time.time(), time.monotonic_ns())
+
+    def defines(self) -> dict[str, int | str]:
+        btf = kernel_btf()
+        self.names = reason_names(btf)
+        reasons = btf.enum("skb_drop_reason")
+        defines: dict[str, int | str] = {
+            **kernel_offsets(btf),
+            "NS_FLOWS_MAX": FLOWS_MAX,
+            "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
+            "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
+        }
+        if self.filter is not None:
+            defines["NS_FILTER(t)"] = self.filter.c_expression("t")
+        return defines
+
+    def _wall(self, ns: int) -> float:
+        wall, mono = self._clock
+        return wall + (ns - mono) / 1e9
+
+    def read_totals(self, bpf: Any) -> Totals:
+        flows = {}
+        table = bpf[b"flow_stats"]
+        for k, values in table.items():
+            queues = 0
+            for v in values:
+                queues |= int(v.queues)
+            flows[_key(k)] = FlowTotals(
+                packets=tuple(int(v.rx_packets) for v in per_cpu_values(values, self.cpus)),
+                nbytes=sum(int(v.rx_bytes) for v in values),
+                queues=queues,
+                first_ns=min((int(v.first_ns) for v in values if v.first_ns), default=0),
+                last_ns=max(int(v.last_ns) for v in values),
+            )
+        drops = {(_key(k.flow), int(k.reason)): int(v.value) for k, v in bpf[b"flow_drops"].items()}
+        counters = bpf[b"flow_counters"]
+        created, filtered = (sum(int(v) for v in counters[ctypes.c_int(i)]) for i in range(2))
+        return Totals(flows, drops, created, filtered)
+
+    def delta(self, previous: Totals, current: Totals) -> FlowsSample:
+        assert self.names is not None
+        zero = tuple(0 for _ in self.cpus)
+        drops: dict[Key, list[tuple[str, int]]] = {}
+        for (key, reason), count in current.drops.items():
+            d = count - previous.drops.get((key, reason), 0)
+            if d > 0:
+                subsystem, name = self.names.decode(reason)
+                drops.setdefault(key, []).append((f"{subsystem}/{name}" if subsystem else name, d))
+        flows = []
+        for key in sorted(set(current.flows) | set(drops)):
+            now = current.flows.get(key)
+            was = previous.flows.get(key)
+            packets = now.packets if now else zero
+            before = was.packets if was and now and sum(was.packets) <= sum(now.packets) else zero
+            d_packets = tuple(a - b for a, b in zip(packets, before, strict=True))
+            d_bytes = (now.nbytes - (was.nbytes if was and before is not zero else 0)) if now else 0
+            if not any(d_packets) and key not in drops:
+                continue
+            netns, family, proto, saddr, sport, daddr, dport = key
+            queues = now.queues if now else 0
+            flows.append(
+                FlowCount(
+                    netns=netns,
+                    family=family,
+                    proto=proto,
+                    saddr=saddr,
+                    sport=sport,
+                    daddr=daddr,
+                    dport=dport,
+                    rx_packets=sum(d_packets),
+                    rx_bytes=d_bytes,
+                    cpus=tuple(cpu for cpu, n in zip(self.cpus, d_packets, strict=True) if n),
+                    queues=tuple(q for q in range(NO_QUEUE_BIT) if queues >> q & 1)
+                    + ((-1,) if queues >> NO_QUEUE_BIT & 1 else ()),
+                    drops=tuple(sorted(drops.get(key, []), key=lambda r: -r[1])),
+                    first_seen=self._wall(now.first_ns) if now and now.first_ns else 0.0,
+                    last_seen=self._wall(now.last_ns) if now and now.last_ns else 0.0,
+                )
+            )
+        live = len(current.flows)
+        return FlowsSample(
+            flows=tuple(flows),
+            evictions=max(0, (current.created - previous.created) - (live - len(previous.flows))),
+            filtered=current.filtered - previous.filtered,
+            filter=self.filter.text if self.filter else "",
+        )
