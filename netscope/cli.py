@@ -24,6 +24,7 @@ from netscope import __version__
 from netscope.model.sample import HostInfo, ProbeState, Sample
 
 if TYPE_CHECKING:  # the heavy modules load only in the command that needs them
+    from netscope.model.filter import Filter
     from netscope.sources import Source
     from netscope.sources.live import LiveSource
     from netscope.sources.recording import Recording
@@ -97,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def interval_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--interval", "-i", type=_positive, default=1.0, help="seconds per sample (default 1)")
+        p.add_argument(
+            "--filter",
+            metavar="EXPR",
+            help="pcap-like filter for the flows (host, net, port, src, dst, tcp, udp, icmp, ip6, "
+            "and/or/not), compiled into the kernel program",
+        )
         p.add_argument(
             "--drop-log-rate",
             type=_log_rate,
@@ -175,10 +182,26 @@ def _check_live_interfaces(args: argparse.Namespace) -> None:
     _check_interfaces(args, interfaces_everywhere(read_host_info().netns))
 
 
-def _start_live(args: argparse.Namespace) -> LiveSource:
+def _flow_filter(args: argparse.Namespace) -> Filter | None:
+    """The --filter expression, or exit 2 pointing at its bad token."""
+    from netscope.model.filter import FilterError, parse_filter
+
+    if not getattr(args, "filter", None):
+        return None
+    try:
+        return parse_filter(args.filter)
+    except FilterError as e:
+        raise CliError(f"bad --filter:\n{e.pointer()}", EXIT_USAGE) from None
+
+
+def _live_source(args: argparse.Namespace) -> LiveSource:
     from netscope.sources.live import LiveSource
 
-    source = LiveSource(drop_log_rate=args.drop_log_rate)
+    return LiveSource(drop_log_rate=args.drop_log_rate, flow_filter=_flow_filter(args))
+
+
+def _start_live(args: argparse.Namespace) -> LiveSource:
+    source = _live_source(args)
     for start in source.starters():
         start()
     statuses = source.statuses()
@@ -212,6 +235,7 @@ def _run_intervals(
 def cmd_snapshot(args: argparse.Namespace) -> int:
     _require_live()
     _check_live_interfaces(args)
+    _flow_filter(args)  # a bad expression exits 2 before anything is compiled
     with _signals_raise():
         source = _start_live(args)
         try:
@@ -273,6 +297,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from netscope.sources.recording import RecordingWriter
 
     _require_live()
+    _flow_filter(args)
     try:
         out = args.output.open("wb")
     except OSError as e:
@@ -328,13 +353,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from netscope.sources.live import LiveSource
-
     _require_live()
     if not sys.stdout.isatty() and not sys.stderr.isatty():
         raise CliError("the TUI needs a terminal; use `netscope snapshot --json` for scripts", EXIT_USAGE)
     _check_live_interfaces(args)
-    return _run_tui(LiveSource(drop_log_rate=args.drop_log_rate), args.interval, args)
+    _flow_filter(args)
+    return _run_tui(_live_source(args), args.interval, args)
 
 
 def _log_path() -> Path:

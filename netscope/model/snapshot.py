@@ -11,6 +11,7 @@ from typing import Any
 
 from netscope.model.cpu import napi_per_cpu
 from netscope.model.drops import build_drops_view, protocol_name
+from netscope.model.flows import PROTO_NAMES, build_flows_view
 from netscope.model.latency import build_latency_view
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, build_rings_view
 from netscope.model.sample import HostInfo, Sample
@@ -80,7 +81,40 @@ def snapshot_json(
     out.update(drops_json(info, sample))
     out.update(rings_json(info, sample, interfaces, netns))
     out["copy_latency"] = latency_json(sample)
+    out.update(flows_json(info, sample))
     return out
+
+
+def flows_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
+    view = build_flows_view(sample, info)
+    if view is None:
+        return {"flows": None, "flow_evictions": None}
+    return {
+        "flows": [
+            {
+                "proto": PROTO_NAMES.get(r.flow.proto, str(r.flow.proto)),
+                "src": r.flow.saddr,
+                "sport": r.flow.sport,
+                "dst": r.flow.daddr,
+                "dport": r.flow.dport,
+                "netns": r.flow.netns,
+                "netns_name": r.netns,
+                "rx_packets": r.flow.rx_packets,
+                "rx_bytes": r.flow.rx_bytes,
+                "copied_bytes": r.copied_bytes,
+                "drops": dict(r.flow.drops),
+                "copy_p50_us": _us(r.copy_p50_ns),
+                "copy_p99_us": _us(r.copy_p99_ns),
+                "pid": r.pid,
+                "comm": r.comm or None,
+                "cpus": list(r.flow.cpus),
+                "queues": list(r.flow.queues),
+            }
+            for r in view.rows
+        ],
+        "flow_evictions": view.evictions,
+        "flow_filter": view.filter,
+    }
 
 
 def _us(ns: float | None) -> float | None:

@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from netscope.model.filter import Filter
 from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
     DeviceStats,
     DropsSample,
+    FlowsSample,
     IrqLine,
     ProbeState,
     ProbeStatus,
@@ -24,6 +26,7 @@ from netscope.model.sample import (
 from netscope.probes.base import Probe
 from netscope.probes.btf import BTFError
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe
+from netscope.probes.flows import FlowsProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
 from netscope.probes.irq import IrqProbe
 from netscope.probes.latency import LatencyProbe
@@ -41,14 +44,22 @@ NETNS_RECHECK_S = 5.0
 class LiveSource:
     live = True
 
-    def __init__(self, drop_log_rate: int = DEFAULT_LOG_RATE) -> None:
+    def __init__(self, drop_log_rate: int = DEFAULT_LOG_RATE, flow_filter: Filter | None = None) -> None:
         self.info = procfs.read_host_info()
         self.irq = IrqProbe(self.info.cpus)
         self.napi = NapiProbe(self.info.cpus)
         self.drops = DropsProbe(self.info.cpus, drop_log_rate)
         self.rings = RingsProbe(self.info.cpus)
         self.latency = LatencyProbe(self.info.cpus)
-        self.probes: tuple[Probe[Any], ...] = (self.irq, self.napi, self.drops, self.rings, self.latency)
+        self.flows = FlowsProbe(self.info.cpus, flow_filter)
+        self.probes: tuple[Probe[Any], ...] = (
+            self.irq,
+            self.napi,
+            self.drops,
+            self.rings,
+            self.latency,
+            self.flows,
+        )
         self.headers: KernelHeaders | None = None
         self.setup_error = ""
         self.notes: list[str] = []  # non-fatal set-up problems, for the user
@@ -116,6 +127,7 @@ class LiveSource:
         drops = self._poll(self.drops, start)
         queues = self._poll(self.rings, start)
         latency = self._poll(self.latency, start)
+        flows = self._poll(self.flows, start)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         try:
             softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
@@ -136,7 +148,7 @@ class LiveSource:
         # On failure keep the last names: an IRQ or device vanished while being read.
         with contextlib.suppress(OSError, ValueError):
             self._irq_lines = read_irq_lines()
-        seen = {n for n in self._namespaces_in(drops, queues)}
+        seen = self._namespaces_in(drops, queues, flows)
         self._device_netns |= {q.netns for q in queues or ()}
         devices = self._devices()
         return Sample(
@@ -154,12 +166,20 @@ class LiveSource:
             queues=queues,
             devices=devices,
             latency=latency,
+            flows=flows,
         )
 
     @staticmethod
-    def _namespaces_in(drops: DropsSample | None, queues: tuple[QueueCount, ...] | None) -> set[int]:
-        found = {b.netns for b in drops.buckets} | {e.netns for e in drops.events} if drops else set()
-        return found | {q.netns for q in queues or ()}
+    def _namespaces_in(
+        drops: DropsSample | None, queues: tuple[QueueCount, ...] | None, flows: FlowsSample | None
+    ) -> set[int]:
+        """Namespaces the sample's drops, queues and flows happened in."""
+        found = {q.netns for q in queues or ()}
+        if drops:
+            found |= {b.netns for b in drops.buckets} | {e.netns for e in drops.events}
+        if flows:
+            found |= {f.netns for f in flows.flows}
+        return found
 
     def _netns_refs(self, wanted: set[int]) -> dict[int, NetnsRef]:
         """Names and paths of namespaces; looked up again at most every few seconds while some are

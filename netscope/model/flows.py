@@ -1,0 +1,99 @@
+"""The Flows view: every flow's rates, drops, the bytes its reader copied and their copy latency,
+and the reading process. Pure: joins the flows probe with the latency probe's sockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netscope.model.filter import Tuple5
+from netscope.model.latency import SOCK_BITS, percentile
+from netscope.model.sample import FlowCount, HostInfo, Sample, SockLatency
+
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    flow: FlowCount
+    label: str  # "udp 10.200.0.1:40001 → 10.200.0.2:9"
+    netns: str  # "" for netscope's own namespace, else its name (or inode)
+    rx_pps: float
+    rx_bps: float
+    copied_bytes: int | None  # None: no reader of this flow seen copying
+    copy_p50_ns: float | None
+    copy_p99_ns: float | None
+    pid: int | None
+    comm: str
+    drops: int
+
+    @property
+    def tuple5(self) -> Tuple5:
+        f = self.flow
+        return Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)
+
+
+@dataclass(frozen=True)
+class FlowsView:
+    interval_s: float
+    rows: tuple[FlowRow, ...]  # busiest first
+    evictions: int
+    filtered: int
+    filter: str
+
+
+def flow_label(f: FlowCount) -> str:
+    proto = PROTO_NAMES.get(f.proto, f"proto {f.proto}")
+    if f.proto in (6, 17):
+        src = f"[{f.saddr}]:{f.sport}" if f.family == 6 else f"{f.saddr}:{f.sport}"
+        dst = f"[{f.daddr}]:{f.dport}" if f.family == 6 else f"{f.daddr}:{f.dport}"
+        return f"{proto} {src} → {dst}"
+    return f"{proto} {f.saddr} → {f.daddr}"
+
+
+def reader_of(
+    f: FlowCount, sockets: tuple[SockLatency, ...], flows: tuple[FlowCount, ...]
+) -> SockLatency | None:
+    """The socket reading a received flow: a connected socket whose local end is the flow's
+    destination and whose peer is its source; else an unconnected one on the destination, when no
+    other flow goes there (its reads cannot be split between flows)."""
+    local = [
+        s
+        for s in sockets
+        if s.protocol == f.proto and s.sport == f.dport and s.saddr in (f.daddr, "0.0.0.0", "::")
+    ]
+    exact = [s for s in local if s.dport == f.sport and s.daddr == f.saddr]
+    if exact:
+        return exact[0]
+    sharing = [g for g in flows if g.proto == f.proto and g.dport == f.dport and g.daddr == f.daddr]
+    unconnected = [s for s in local if s.dport == 0]
+    return unconnected[0] if unconnected and len(sharing) == 1 else None
+
+
+def build_flows_view(sample: Sample, info: HostInfo) -> FlowsView | None:
+    flows = sample.flows
+    if flows is None:
+        return None
+    dt = sample.interval_s
+    sockets = sample.latency.sockets if sample.latency else ()
+    comms = {p.pid: p.comm for p in sample.latency.processes} if sample.latency else {}
+    names = dict(sample.netns_names)
+    rows = []
+    for f in flows.flows:
+        sock = reader_of(f, sockets, flows.flows)
+        rows.append(
+            FlowRow(
+                flow=f,
+                label=flow_label(f),
+                netns="" if f.netns in (0, info.netns) else names.get(f.netns, str(f.netns)),
+                rx_pps=f.rx_packets / dt,
+                rx_bps=f.rx_bytes / dt,
+                copied_bytes=sock.bytes if sock else None,
+                copy_p50_ns=percentile(sock.buckets, 50.0, SOCK_BITS) if sock else None,
+                copy_p99_ns=percentile(sock.buckets, 99.0, SOCK_BITS) if sock else None,
+                pid=sock.pid if sock else None,
+                comm=comms.get(sock.pid, "") if sock else "",
+                drops=sum(n for _, n in f.drops),
+            )
+        )
+    rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))
+    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, flows.filter)
