@@ -27,6 +27,7 @@ from netscope.ui.cpu_pane import CpuPane
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
+from netscope.ui.flows_pane import FlowScreen, FlowSelected, FlowsPane
 from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
@@ -38,6 +39,7 @@ MAIN_TABLE = {
     "cpus": "#cpu-table",
     "drops": "#drops-table",
     "latency": "#latency-table",
+    "flows": "#flows-table",
 }
 
 
@@ -72,6 +74,7 @@ class NetscopeApp(App[int]):
         Binding("c,2", "show_pane('cpus')", "CPUs"),
         Binding("d,3", "show_pane('drops')", "Drops"),
         Binding("l,4", "show_pane('latency')", "Latency"),
+        Binding("f,5", "show_pane('flows')", "Flows"),
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
         Binding("tab", "focus_next", "Next table", show=False),
@@ -109,6 +112,8 @@ class NetscopeApp(App[int]):
                 yield DropsPane()
             with TabPane("Latency", id="latency"):
                 yield LatencyPane()
+            with TabPane("Flows", id="flows"):
+                yield FlowsPane()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -175,10 +180,13 @@ class NetscopeApp(App[int]):
             return
         self._show_probes(shown.latest.probes)
         active = self.query_one(TabbedContent).active
-        if isinstance(self.screen, DropReasonScreen | DeviceScreen | ProcessScreen):
+        if isinstance(self.screen, DropReasonScreen | DeviceScreen | ProcessScreen | FlowScreen):
             self.screen.update_view(shown)
         elif active == "drops":
             self.query_one(DropsPane).show(shown)
+        elif active == "flows":
+            if shown.flows is not None:
+                self.query_one(FlowsPane).show(shown.flows)
         elif active == "latency":
             if shown.latency is not None:
                 self.query_one(LatencyPane).show(shown.latency)
@@ -194,6 +202,12 @@ class NetscopeApp(App[int]):
         self.query_one(DropsPane).show_probes(statuses)
         self.query_one(RingsPane).show_probes(statuses)
         self.query_one(LatencyPane).show_probes(statuses)
+        self.query_one(FlowsPane).show_probes(statuses)
+
+    def on_flow_selected(self, message: FlowSelected) -> None:
+        rows = self.query_one(FlowsPane).rows
+        if self.shown is not None and message.index < len(rows):
+            self.push_screen(FlowScreen(rows[message.index], self.shown))
 
     def on_process_selected(self, message: ProcessSelected) -> None:
         if self.shown is not None:

@@ -23,6 +23,9 @@ SCREENS = (
     (("enter",), "drop-reason.svg"),
     (("escape", "r"), "rings.svg"),
     (("l",), "latency.svg"),
+    (("f",), "flows.svg"),
+    (("enter",), "flow.svg"),
+    (("escape",), None),
     (("question_mark",), "help.svg"),
 )
 
@@ -44,8 +47,9 @@ async def main() -> None:
         for keys, name in SCREENS:
             await pilot.press(*keys)
             await pilot.pause()
-            app.save_screenshot(name, str(OUT))
-            print(OUT / name)
+            if name is not None:
+                app.save_screenshot(name, str(OUT))
+                print(OUT / name)
 
 
 if __name__ == "__main__":

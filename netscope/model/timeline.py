@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, build_drops_view, device_label
+from netscope.model.flows import FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, build_latency_view
 from netscope.model.rings import RingsView, build_rings_view
 from netscope.model.sample import DropEvent, HostInfo, Sample
@@ -31,6 +32,7 @@ class Shown:
     netns_names: dict[int, str]  # every namespace named so far (events outlive their sample)
     rings: RingsView | None
     latency_history: tuple[LatencyView, ...]  # oldest first
+    flows: FlowsView | None
 
     @property
     def latency(self) -> LatencyView | None:
@@ -83,4 +85,5 @@ class Timeline:
             dict(self._netns_names),
             build_rings_view(self._latest, self.info, self.interfaces, self.netns),
             tuple(self._latency),
+            build_flows_view(self._latest, self.info),
         )

@@ -111,8 +111,12 @@ class FlowsProbe(Probe[FlowsSample]):
         assert self.names is not None
         zero = tuple(0 for _ in self.cpus)
         drops: dict[Key, list[tuple[str, int]]] = {}
-        for (key, reason), count in current.drops.items():
-            d = count - previous.drops.get((key, reason), 0)
+        # A dropped skb with neither device nor socket has no namespace (0): it belongs to the flow
+        # with the same 5-tuple, when there is one.
+        by_tuple = {key[1:]: key for key in current.flows}
+        for (dropped, reason), count in current.drops.items():
+            d = count - previous.drops.get((dropped, reason), 0)
+            key = by_tuple.get(dropped[1:], dropped) if dropped[0] == 0 else dropped
             if d > 0:
                 subsystem, name = self.names.decode(reason)
                 drops.setdefault(key, []).append((f"{subsystem}/{name}" if subsystem else name, d))

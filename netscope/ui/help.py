@@ -20,7 +20,8 @@ KEYS = (
     ("?", "this help"),
     ("q / Ctrl-C", "quit (every BPF program is detached)"),
     ("p", "pause / resume the view (collection goes on)"),
-    ("r / 1, c / 2, d / 3, l / 4", "the Rings, CPUs, Drops and Latency panes"),
+    ("r / 1, c / 2, d / 3, l / 4, f / 5", "the Rings, CPUs, Drops, Latency and Flows panes"),
+    ("s", "in Flows: the next sort column"),
     (
         "Enter",
         "on a device: its CPUs and IRQ lines; on a drop reason or a logged drop: that reason; "

@@ -18,6 +18,7 @@ from netscope.sources.recording import Recording
 from netscope.sources.replay import ReplaySource
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
+from netscope.ui.flows_pane import FlowScreen, FlowsPane
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import ProcessScreen
 
@@ -205,8 +206,15 @@ async def test_latency_pane_processes_and_process_screen(recording: Recording) -
 
 @pytest.mark.parametrize(
     ("keys", "size"),
-    [(("p",), (120, 30)), (("p", "d"), (140, 36)), (("p", "r"), (140, 36)), (("p", "l"), (120, 30))],
-    ids=["cpus", "drops", "rings", "latency"],
+    [
+        (("p",), (120, 30)),
+        (("p", "d"), (140, 36)),
+        (("p", "r"), (140, 36)),
+        (("p", "l"), (120, 30)),
+        (("p", "f"), (150, 30)),
+        (("p", "f", "enter"), (120, 20)),
+    ],
+    ids=["cpus", "drops", "rings", "latency", "flows", "flow-screen"],
 )
 def test_snapshot_pane(
     snap_compare, recording: Recording, keys: tuple[str, ...], size: tuple[int, int]
@@ -219,3 +227,29 @@ def test_snapshot_pane(
         await pilot.press(*keys)
 
     assert snap_compare(app, terminal_size=size, run_before=first_sample_paused)
+
+
+async def test_flows_pane_sort_and_flow_screen(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "f")
+        await pilot.pause()
+        assert app.shown is not None and app.shown.flows is not None
+        pane = app.query_one(FlowsPane)
+        table: DataTable[str | Text] = app.query_one("#flows-table", DataTable)
+        assert app.focused is table
+        assert [cell(table, r, 0) for r in range(table.row_count)] == [r.label for r in pane.rows]
+        assert [r.rx_pps for r in pane.rows] == sorted((r.rx_pps for r in pane.rows), reverse=True)
+        await pilot.press("s")  # by drops
+        assert [r.drops for r in pane.rows] == sorted((r.drops for r in pane.rows), reverse=True)
+        # The slow reader's flow: a reader, its copy latency, the path down to the process.
+        index = next(i for i, r in enumerate(pane.rows) if r.flow.dport == 6001)
+        assert pane.rows[index].pid is not None and pane.rows[index].copy_p50_ns is not None
+        table.move_cursor(row=index, animate=False)
+        await pilot.press("enter")
+        assert isinstance(app.screen, FlowScreen)
+        path = str(app.screen.query_one("#flow-path", Static).render())
+        assert f"{pane.rows[index].pid} python" in path and "waited p50" in path
+        await pilot.press("escape")
+        assert not isinstance(app.screen, FlowScreen)

@@ -22,6 +22,8 @@ def test_schema_and_per_interval_counts() -> None:
         "queues",
         "devices",
         "copy_latency",
+        "flows",
+        "flow_evictions",
     }
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0

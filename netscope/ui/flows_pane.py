@@ -1,0 +1,177 @@
+"""The Flows pane: every received 5-tuple with its rate, drops, the bytes its reader copied and
+their wait, and the reading process. `s` changes the sort column; Enter opens the flow's path."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from netscope.model.flows import FlowRow, FlowsView
+from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
+from netscope.model.sample import ProbeStatus
+from netscope.model.timeline import Shown
+from netscope.ui.latency_pane import slow_style
+from netscope.ui.widgets import fixed_table, probe_line
+
+FLOW_COLUMNS = (
+    ("flow", 46),
+    ("netns", 12),
+    ("pkt/s", 7),
+    ("B/s", 8),
+    ("drop/s", 7),
+    ("copied B/s", 10),
+    ("copy p50", 8),
+    ("copy p99", 8),
+    ("reader", 16),
+    ("CPUs", 6),
+    ("queues", 6),
+)
+# Sort keys, cycled with `s`: label, and how rows order under it.
+SORTS = (
+    ("packets", lambda r: -r.rx_pps),
+    ("drops", lambda r: -r.drops),
+    ("copy p99", lambda r: -(r.copy_p99_ns or 0)),
+    ("bytes", lambda r: -r.rx_bps),
+    ("flow", lambda r: r.label),
+)
+
+
+def flow_cells(r: FlowRow, interval_s: float) -> tuple[str | Text, ...]:
+    f = r.flow
+    return (
+        r.label,
+        r.netns or "host",
+        Text(fmt_count(r.rx_pps), justify="right"),
+        Text(fmt_bytes(r.rx_bps), justify="right"),
+        Text(fmt_count(r.drops / interval_s), justify="right", style="red" if r.drops else ""),
+        Text(
+            fmt_bytes(r.copied_bytes / interval_s) if r.copied_bytes is not None else NO_DATA, justify="right"
+        ),
+        Text(fmt_ns(r.copy_p50_ns), justify="right"),
+        Text(fmt_ns(r.copy_p99_ns), justify="right", style=slow_style(r.copy_p99_ns)),
+        f"{r.pid} {r.comm}" if r.pid is not None else NO_DATA,
+        ",".join(str(c) for c in f.cpus) or NO_DATA,
+        ",".join("?" if q < 0 else str(q) for q in f.queues) or NO_DATA,
+    )
+
+
+class FlowSelected(Message):
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+
+class FlowsPane(Vertical):
+    PROBES = ("flows", "latency")
+    BINDINGS = [Binding("s", "sort", "Sort")]
+
+    def __init__(self) -> None:
+        super().__init__(id="flows-pane")
+        self.border_title = "Flows"
+        self._sort = 0
+        self._view: FlowsView | None = None
+        self.rows: tuple[FlowRow, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="flows-probes")
+        yield Static("waiting for the flows probe", id="flows-summary")
+        yield fixed_table("flows-table", FLOW_COLUMNS)
+
+    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        self.query_one("#flows-probes", Static).update(probe_line(statuses, self.PROBES))
+
+    def action_sort(self) -> None:
+        self._sort = (self._sort + 1) % len(SORTS)
+        if self._view is not None:
+            self.show(self._view)
+
+    def show(self, view: FlowsView) -> None:
+        self._view = view
+        label, key = SORTS[self._sort]
+        self.rows = tuple(sorted(view.rows, key=key))
+        summary = Text()
+        summary.append(f"{len(view.rows)} flows", style="bold")
+        summary.append(f"  sorted by {label} (s)  filter: {view.filter or 'none'}")
+        summary.append(f"  evicted {view.evictions}", style="yellow" if view.evictions else "")
+        if view.filtered:
+            summary.append(
+                f"  left out by the filter {fmt_count(view.filtered / view.interval_s)} pkt/s", style="dim"
+            )
+        self.query_one("#flows-summary", Static).update(summary)
+        table: DataTable[str | Text] = self.query_one("#flows-table", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for r in self.rows:
+            table.add_row(*flow_cells(r, view.interval_s))
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if 0 <= event.cursor_row < len(self.rows):
+            self.post_message(FlowSelected(event.cursor_row))
+
+
+def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:
+    """The same flow in a newer view."""
+    f = row.flow
+    ident = (f.netns, f.proto, f.saddr, f.sport, f.daddr, f.dport)
+    for r in view.rows if view else ():
+        g = r.flow
+        if (g.netns, g.proto, g.saddr, g.sport, g.daddr, g.dport) == ident:
+            return r
+    return None
+
+
+class FlowScreen(Screen[None]):
+    """One flow's path through the receive stages, live. Esc: back."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, row: FlowRow, shown: Shown) -> None:
+        super().__init__()
+        self.row = row
+        self._initial = shown
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="flow-box"):
+            yield Static(id="flow-crumbs")
+            yield Static(id="flow-path")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.update_view(self._initial)
+
+    def update_view(self, shown: Shown) -> None:
+        row = matching(self.row, shown.flows) or self.row
+        live = matching(self.row, shown.flows) is not None
+        f = row.flow
+        dt = shown.latest.interval_s
+        self.query_one("#flow-crumbs", Static).update(
+            Text(f"machine › flows › {row.label}" + (f" @{row.netns}" if row.netns else ""), style="bold")
+        )
+        path = Text()
+        if not live:
+            path.append("no packets of this flow in the last interval: last figures shown\n\n", style="dim")
+        stages = (
+            ("queue", ", ".join("rx-?" if q < 0 else f"rx-{q}" for q in f.queues) or NO_DATA),
+            ("CPU (IRQ, NAPI, softirq)", ", ".join(f"CPU{c}" for c in f.cpus) or NO_DATA),
+            ("received", f"{fmt_count(row.rx_pps)} pkt/s, {fmt_bytes(row.rx_bps)}/s"),
+            ("dropped", ", ".join(f"{reason} {fmt_count(n / dt)}/s" for reason, n in f.drops) or "none"),
+            (
+                "socket → reader",
+                f"{row.pid} {row.comm}: copied {fmt_bytes((row.copied_bytes or 0) / dt)}/s, "
+                f"waited p50 {fmt_ns(row.copy_p50_ns)}, p99 {fmt_ns(row.copy_p99_ns)}"
+                if row.pid is not None
+                else "no reader seen copying this flow",
+            ),
+        )
+        for i, (stage, value) in enumerate(stages):
+            path.append(f"{'↓ ' if i else '  '}{stage:<26}", style="bold")
+            path.append(f"{value}\n")
+        self.query_one("#flow-path", Static).update(path)

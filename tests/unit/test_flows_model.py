@@ -1,0 +1,54 @@
+"""Flows joined with the sockets that read them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from netscope.model.flows import build_flows_view, flow_label, reader_of
+from netscope.model.latency import SOCK_BITS, bucket_of
+from netscope.model.sample import FlowCount, FlowsSample, HostInfo, LatencySample, ProcLatency, SockLatency
+from tests.unit.samples import two_cpu_sample
+
+OWN = 4026531840
+INFO = HostInfo("box", "6.18", (0, 1), 0.0, netns=OWN)
+
+
+def flow(sport: int, dport: int, proto: int = 17, saddr: str = "10.200.0.1") -> FlowCount:
+    return FlowCount(OWN, 4, proto, saddr, sport, "10.200.0.2", dport, 100, 6400, (1,), (-1,), (), 0.0, 0.0)
+
+
+def sock(pid: int, sport: int, daddr: str, dport: int, proto: int = 17) -> SockLatency:
+    return SockLatency(
+        pid, proto, "0.0.0.0", sport, daddr, dport, 10, 640, 10, ((bucket_of(50_000, SOCK_BITS), 10),)
+    )
+
+
+def test_connected_socket_matches_exactly() -> None:
+    f = flow(40000, 6101, proto=6)
+    s = sock(7, 6101, "10.200.0.1", 40000, proto=6)
+    other = sock(8, 6101, "10.200.0.9", 40000, proto=6)
+    assert reader_of(f, (other, s), (f,)) is s
+
+
+def test_unconnected_socket_only_when_it_reads_a_single_flow() -> None:
+    a, b = flow(40001, 9), flow(40002, 9)
+    s = sock(7, 9, "0.0.0.0", 0)
+    assert reader_of(a, (s,), (a,)) is s
+    assert reader_of(a, (s,), (a, b)) is None  # its reads cannot be split between two flows
+
+
+def test_view_rates_reader_and_labels() -> None:
+    f = dataclasses.replace(flow(40001, 9), drops=(("NO_SOCKET", 5),))
+    sample = dataclasses.replace(
+        two_cpu_sample(interval_s=2.0),
+        flows=FlowsSample((f,), evictions=3, filtered=0, filter="udp"),
+        latency=LatencySample(
+            (ProcLatency(7, "reader", 10, 640, 10, (), 60_000),), (sock(7, 9, "0.0.0.0", 0),), 0, 0
+        ),
+    )
+    view = build_flows_view(sample, INFO)
+    assert view is not None and view.evictions == 3 and view.filter == "udp"
+    (row,) = view.rows
+    assert row.label == "udp 10.200.0.1:40001 → 10.200.0.2:9" == flow_label(f)
+    assert (row.rx_pps, row.copied_bytes, row.pid, row.comm, row.drops) == (50, 640, 7, "reader", 5)
+    assert row.copy_p50_ns is not None and abs(row.copy_p50_ns - 50_000) < 0.07 * 50_000
