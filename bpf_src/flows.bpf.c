@@ -74,6 +74,8 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
     }
     const void *dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
     key.netns = netns_of(dev, 0);
+    if (dev)
+        key.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
     u64 now = bpf_ktime_get_ns();
     struct flow_stat *s = flow_stats.lookup(&key);
     if (!s) {
@@ -118,7 +120,10 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
     struct flow_tuple *t = &key.flow.t;
     if (!(NS_FILTER(t)))
         return 0;
-    key.flow.netns = netns_of((const void *)read_u64(skb, NS_OFF_SKB_DEV), (const void *)read_u64(skb, NS_OFF_SKB_SK));
+    const void *dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
+    key.flow.netns = netns_of(dev, (const void *)read_u64(skb, NS_OFF_SKB_SK));
+    if (dev)
+        key.flow.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
     key.reason = reason;
     u64 zero = 0;
     u64 *n = flow_drops.lookup_or_try_init(&key, &zero);

@@ -207,7 +207,7 @@ struct flow_tuple {
 struct flow_key {
     struct flow_tuple t;
     u32 netns;
-    u32 pad;
+    u32 ifindex; /* the device it came in on (0 when unknown) */
 };
 
 /* flows.bpf.c: one flow, received packets, cumulative per CPU. */

@@ -23,11 +23,12 @@ from netscope.model.drops import reason_label
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Shown, Timeline
 from netscope.sources import Source
-from netscope.ui.cpu_pane import CpuPane
+from netscope.ui.cpu_pane import CpuPane, CpuSelected
+from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
-from netscope.ui.flows_pane import FlowScreen, FlowSelected, FlowsPane
+from netscope.ui.flows_pane import FlowChosen, FlowScreen, FlowsPane
 from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
@@ -180,7 +181,7 @@ class NetscopeApp(App[int]):
             return
         self._show_probes(shown.latest.probes)
         active = self.query_one(TabbedContent).active
-        if isinstance(self.screen, DropReasonScreen | DeviceScreen | ProcessScreen | FlowScreen):
+        if isinstance(self.screen, DropReasonScreen | DeviceScreen | ProcessScreen | FlowScreen | CpuScreen):
             self.screen.update_view(shown)
         elif active == "drops":
             self.query_one(DropsPane).show(shown)
@@ -204,10 +205,13 @@ class NetscopeApp(App[int]):
         self.query_one(LatencyPane).show_probes(statuses)
         self.query_one(FlowsPane).show_probes(statuses)
 
-    def on_flow_selected(self, message: FlowSelected) -> None:
-        rows = self.query_one(FlowsPane).rows
-        if self.shown is not None and message.index < len(rows):
-            self.push_screen(FlowScreen(rows[message.index], self.shown))
+    def on_cpu_selected(self, message: CpuSelected) -> None:
+        if self.shown is not None:
+            self.push_screen(CpuScreen(message.cpu, self.shown))
+
+    def on_flow_chosen(self, message: FlowChosen) -> None:
+        if self.shown is not None:
+            self.push_screen(FlowScreen(message.row, message.trail, self.shown))
 
     def on_process_selected(self, message: ProcessSelected) -> None:
         if self.shown is not None:

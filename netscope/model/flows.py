@@ -97,3 +97,27 @@ def build_flows_view(sample: Sample, info: HostInfo) -> FlowsView | None:
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))
     return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, flows.filter)
+
+
+def flows_where(
+    view: FlowsView | None,
+    *,
+    reason: str | None = None,
+    pid: int | None = None,
+    cpu: int | None = None,
+    device: tuple[int, int] | None = None,
+) -> tuple[FlowRow, ...]:
+    """The drill-down from a stage to its flows: dropped with a reason, read by a process, received
+    on a CPU, or on a device (netns, ifindex)."""
+    if view is None:
+        return ()
+    rows = view.rows
+    if reason is not None:
+        rows = tuple(r for r in rows if any(name == reason for name, _ in r.flow.drops))
+    if pid is not None:
+        rows = tuple(r for r in rows if r.pid == pid)
+    if cpu is not None:
+        rows = tuple(r for r in rows if cpu in r.flow.cpus)
+    if device is not None:
+        rows = tuple(r for r in rows if (r.flow.netns, r.flow.ifindex) == device)
+    return rows

@@ -245,6 +245,7 @@ class FlowCount:
     drops: tuple[tuple[str, int], ...]  # (drop reason, count)
     first_seen: float  # UNIX epoch seconds
     last_seen: float
+    ifindex: int = 0  # the device it came in on, in its namespace (0: unknown)
 
 
 @dataclass(frozen=True)

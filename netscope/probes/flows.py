@@ -20,7 +20,9 @@ from netscope.probes.offsets import kernel_offsets
 FLOWS_MAX = 16384
 NO_QUEUE_BIT = 63
 
-Key = tuple[int, int, int, str, int, str, int]  # netns, family, proto, saddr, sport, daddr, dport
+Key = tuple[
+    int, int, int, str, int, str, int, int
+]  # netns, family, proto, saddr, sport, daddr, dport, ifindex
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ def _key(k: Any) -> Key:
         int(t.sport),
         _address(family, t.daddr),
         int(t.dport),
+        int(k.ifindex),
     )
 
 
@@ -111,12 +114,12 @@ class FlowsProbe(Probe[FlowsSample]):
         assert self.names is not None
         zero = tuple(0 for _ in self.cpus)
         drops: dict[Key, list[tuple[str, int]]] = {}
-        # A dropped skb with neither device nor socket has no namespace (0): it belongs to the flow
+        # A dropped skb without a device (or, lacking a socket too, a namespace) belongs to the flow
         # with the same 5-tuple, when there is one.
-        by_tuple = {key[1:]: key for key in current.flows}
+        by_tuple = {key[1:7]: key for key in current.flows}
         for (dropped, reason), count in current.drops.items():
             d = count - previous.drops.get((dropped, reason), 0)
-            key = by_tuple.get(dropped[1:], dropped) if dropped[0] == 0 else dropped
+            key = by_tuple.get(dropped[1:7], dropped) if dropped[0] == 0 or dropped[7] == 0 else dropped
             if d > 0:
                 subsystem, name = self.names.decode(reason)
                 drops.setdefault(key, []).append((f"{subsystem}/{name}" if subsystem else name, d))
@@ -130,7 +133,7 @@ class FlowsProbe(Probe[FlowsSample]):
             d_bytes = (now.nbytes - (was.nbytes if was and before is not zero else 0)) if now else 0
             if not any(d_packets) and key not in drops:
                 continue
-            netns, family, proto, saddr, sport, daddr, dport = key
+            netns, family, proto, saddr, sport, daddr, dport, ifindex = key
             queues = now.queues if now else 0
             flows.append(
                 FlowCount(
@@ -149,6 +152,7 @@ class FlowsProbe(Probe[FlowsSample]):
                     drops=tuple(sorted(drops.get(key, []), key=lambda r: -r[1])),
                     first_seen=self._wall(now.first_ns) if now and now.first_ns else 0.0,
                     last_seen=self._wall(now.last_ns) if now and now.last_ns else 0.0,
+                    ifindex=ifindex,
                 )
             )
         live = len(current.flows)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
@@ -56,6 +57,12 @@ def _rows(view: CpuView) -> tuple[CpuRow, ...]:
     return (*view.rows, view.total)
 
 
+class CpuSelected(Message):
+    def __init__(self, cpu: int) -> None:
+        super().__init__()
+        self.cpu = cpu
+
+
 class CpuPane(Vertical):
     """Per-CPU table above the busiest-IRQ table. Renders a CpuView; never reads the kernel."""
 
@@ -80,6 +87,15 @@ class CpuPane(Vertical):
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
         self.query_one("#cpu-probes", Static).update(probe_line(statuses, self.PROBES))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a CPU: the flows it received."""
+        event.stop()
+        if event.data_table.id == "cpu-table" and self._history:
+            rows = self._history[-1].rows
+            cpu = rows[event.cursor_row].cpu if 0 <= event.cursor_row < len(rows) else None
+            if cpu is not None:  # not the 'all' row
+                self.post_message(CpuSelected(cpu))
 
     def on_resize(self) -> None:
         if self._history:

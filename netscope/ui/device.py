@@ -9,8 +9,10 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from netscope.model.flows import flows_where
 from netscope.model.format import fmt_count, fmt_pct, fmt_ratio
 from netscope.model.timeline import Shown
+from netscope.ui.flows_pane import FlowList
 
 
 class DeviceScreen(Screen[None]):
@@ -28,6 +30,8 @@ class DeviceScreen(Screen[None]):
             yield DataTable(id="device-cpus", cursor_type="row")
             yield Static(Text("IRQ lines of this device (per second)", style="bold"))
             yield DataTable(id="device-irqs", cursor_type="row")
+            yield Static(Text("Flows received on it (Enter: the flow)", style="bold"))
+            yield FlowList("device-flows", "machine › rings › device")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -72,3 +76,8 @@ class DeviceScreen(Screen[None]):
             else:
                 title.append("\nits IRQ lines, if any, belong to a device in another namespace", style="dim")
         self.query_one("#device-title", Static).update(title)
+        if shown.flows is not None:
+            flows = self.query_one(FlowList)
+            if device is not None:
+                flows.trail = f"machine › rings › {device.label}"
+            flows.show(flows_where(shown.flows, device=self.key), shown.flows.interval_s)

@@ -11,9 +11,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from netscope.model.drops import Ranked
+from netscope.model.flows import flows_where
 from netscope.model.format import fmt_count, fmt_pct
 from netscope.model.timeline import Shown
 from netscope.ui.drops_pane import drop_log_table, event_cells, reason_row
+from netscope.ui.flows_pane import FlowList
 
 BREAKDOWNS = (
     ("locations", "location (kallsyms)"),
@@ -45,6 +47,8 @@ class DropReasonScreen(Screen[None]):
                     table.add_column(Text("drops/s", justify="right"), width=8)
                     table.add_column(Text("share%", justify="right"), width=6)
                     yield table
+            yield Static(Text("Flows dropped with this reason (Enter: the flow)", style="bold"))
+            yield FlowList("reason-flows", f"machine › drops › {self.label}")
             yield Static(Text("Recent drops with this reason", style="bold"))
             yield drop_log_table("reason-log")
         yield Footer()
@@ -72,6 +76,8 @@ class DropReasonScreen(Screen[None]):
                     Text(fmt_count(r.count / view.interval_s if view else 0), justify="right"),
                     Text(fmt_pct(100.0 * r.count / total), justify="right"),
                 )
+        if shown.flows is not None:
+            self.query_one(FlowList).show(flows_where(shown.flows, reason=self.label), shown.flows.interval_s)
         log: DataTable[str | Text] = self.query_one("#reason-log", DataTable)
         log.clear()
         for e in [e for e in shown.drop_events if e.reason == self.reason][:100]:

@@ -15,8 +15,7 @@ from netscope.model.flows import FlowRow, FlowsView
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
-from netscope.ui.latency_pane import slow_style
-from netscope.ui.widgets import fixed_table, probe_line
+from netscope.ui.widgets import probe_line, slow_style
 
 FLOW_COLUMNS = (
     ("flow", 46),
@@ -60,10 +59,38 @@ def flow_cells(r: FlowRow, interval_s: float) -> tuple[str | Text, ...]:
     )
 
 
-class FlowSelected(Message):
-    def __init__(self, index: int) -> None:
+class FlowChosen(Message):
+    """Enter on a flow, anywhere: open its screen; `trail` is where the user came from."""
+
+    def __init__(self, row: FlowRow, trail: str) -> None:
         super().__init__()
-        self.index = index
+        self.row = row
+        self.trail = trail
+
+
+class FlowList(DataTable[str | Text]):
+    """A table of flows that opens the chosen one: in the Flows pane and in every drill-down."""
+
+    def __init__(self, table_id: str, trail: str) -> None:
+        super().__init__(id=table_id, cursor_type="row", zebra_stripes=True)
+        self.trail = trail
+        self.rows_shown: tuple[FlowRow, ...] = ()
+        for label, width in FLOW_COLUMNS:
+            self.add_column(label, width=width)
+
+    def show(self, rows: tuple[FlowRow, ...], interval_s: float) -> None:
+        self.rows_shown = rows
+        cursor = self.cursor_row
+        self.clear()
+        for r in rows:
+            self.add_row(*flow_cells(r, interval_s))
+        if self.row_count:
+            self.move_cursor(row=min(cursor, self.row_count - 1), animate=False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if 0 <= event.cursor_row < len(self.rows_shown):
+            self.post_message(FlowChosen(self.rows_shown[event.cursor_row], self.trail))
 
 
 class FlowsPane(Vertical):
@@ -75,12 +102,15 @@ class FlowsPane(Vertical):
         self.border_title = "Flows"
         self._sort = 0
         self._view: FlowsView | None = None
-        self.rows: tuple[FlowRow, ...] = ()
+
+    @property
+    def rows(self) -> tuple[FlowRow, ...]:
+        return self.query_one(FlowList).rows_shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="flows-probes")
         yield Static("waiting for the flows probe", id="flows-summary")
-        yield fixed_table("flows-table", FLOW_COLUMNS)
+        yield FlowList("flows-table", "machine › flows")
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
         self.query_one("#flows-probes", Static).update(probe_line(statuses, self.PROBES))
@@ -93,7 +123,6 @@ class FlowsPane(Vertical):
     def show(self, view: FlowsView) -> None:
         self._view = view
         label, key = SORTS[self._sort]
-        self.rows = tuple(sorted(view.rows, key=key))
         summary = Text()
         summary.append(f"{len(view.rows)} flows", style="bold")
         summary.append(f"  sorted by {label} (s)  filter: {view.filter or 'none'}")
@@ -103,18 +132,7 @@ class FlowsPane(Vertical):
                 f"  left out by the filter {fmt_count(view.filtered / view.interval_s)} pkt/s", style="dim"
             )
         self.query_one("#flows-summary", Static).update(summary)
-        table: DataTable[str | Text] = self.query_one("#flows-table", DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for r in self.rows:
-            table.add_row(*flow_cells(r, view.interval_s))
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        if 0 <= event.cursor_row < len(self.rows):
-            self.post_message(FlowSelected(event.cursor_row))
+        self.query_one(FlowList).show(tuple(sorted(view.rows, key=key)), view.interval_s)
 
 
 def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:
@@ -133,9 +151,10 @@ class FlowScreen(Screen[None]):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, row: FlowRow, shown: Shown) -> None:
+    def __init__(self, row: FlowRow, trail: str, shown: Shown) -> None:
         super().__init__()
         self.row = row
+        self.trail = trail
         self._initial = shown
 
     def compose(self) -> ComposeResult:
@@ -153,7 +172,7 @@ class FlowScreen(Screen[None]):
         f = row.flow
         dt = shown.latest.interval_s
         self.query_one("#flow-crumbs", Static).update(
-            Text(f"machine › flows › {row.label}" + (f" @{row.netns}" if row.netns else ""), style="bold")
+            Text(f"{self.trail} › {row.label}" + (f" @{row.netns}" if row.netns else ""), style="bold")
         )
         path = Text()
         if not live:

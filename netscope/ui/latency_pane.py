@@ -13,11 +13,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from netscope.model.flows import flows_where
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_bar
-from netscope.model.latency import SLOW_NS, VERY_SLOW_NS, LatencyView, Percentiles, ProcessRow
+from netscope.model.latency import LatencyView, Percentiles, ProcessRow
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
-from netscope.ui.widgets import fixed_table, probe_line
+from netscope.ui.flows_pane import FlowList
+from netscope.ui.widgets import fixed_table, probe_line, slow_style
 
 PROCESS_COLUMNS = (
     ("pid", 8),
@@ -42,12 +44,6 @@ EXPLAIN = (
     "(sock:sock_recv_length); TCP is matched by sequence number, UDP datagram by datagram. A read whose "
     "arrival netscope did not see is counted as unmatched and given no latency."
 )
-
-
-def slow_style(ns: float | None) -> str:
-    if ns is None:
-        return ""
-    return "bold red" if ns >= VERY_SLOW_NS else "yellow" if ns >= SLOW_NS else ""
 
 
 def percentile_cells(p: Percentiles) -> tuple[Text, ...]:
@@ -161,6 +157,8 @@ class ProcessScreen(Screen[None]):
         with Vertical(id="process-box"):
             yield Static(id="process-title")
             yield fixed_table("process-sockets", SOCKET_COLUMNS)
+            yield Static(Text("Its flows (Enter: the flow)", style="bold"))
+            yield FlowList("process-flows", f"machine › latency › pid {self.pid}")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -189,3 +187,5 @@ class ProcessScreen(Screen[None]):
                     *percentile_cells(s.stats),
                 )
         self.query_one("#process-title", Static).update(title)
+        if shown.flows is not None:
+            self.query_one(FlowList).show(flows_where(shown.flows, pid=self.pid), shown.flows.interval_s)

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from rich.text import Text
 from textual.widgets import DataTable
 
+from netscope.model.latency import SLOW_NS, VERY_SLOW_NS
 from netscope.model.sample import ProbeState, ProbeStatus
 
 R = TypeVar("R")
@@ -88,3 +89,10 @@ def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
         if status.state == ProbeState.FAILED:
             text.append(f"\n{status.name} failed: {status.error}", style="red")
     return text
+
+
+def slow_style(ns: float | None) -> str:
+    """The colour of a wait: a slow reader stands out."""
+    if ns is None:
+        return ""
+    return "bold red" if ns >= VERY_SLOW_NS else "yellow" if ns >= SLOW_NS else ""

@@ -16,9 +16,10 @@ from netscope.model.format import fmt_count, fmt_ns
 from netscope.model.sample import Sample
 from netscope.sources.recording import Recording
 from netscope.sources.replay import ReplaySource
+from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
-from netscope.ui.flows_pane import FlowScreen, FlowsPane
+from netscope.ui.flows_pane import FlowList, FlowScreen, FlowsPane
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import ProcessScreen
 
@@ -253,3 +254,28 @@ async def test_flows_pane_sort_and_flow_screen(recording: Recording) -> None:
         assert f"{pane.rows[index].pid} python" in path and "waited p50" in path
         await pilot.press("escape")
         assert not isinstance(app.screen, FlowScreen)
+
+
+async def test_drill_down_machine_reason_flow_and_back(recording: Recording) -> None:
+    """machine → drop reason → a flow dropped with it → Esc → Esc, breadcrumbs on the way."""
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "d", "enter")  # the busiest reason: NO_SOCKET
+        assert isinstance(app.screen, DropReasonScreen) and app.screen.label == "NO_SOCKET"
+        flows = app.screen.query_one("#reason-flows", FlowList)
+        assert flows.rows_shown and all(dict(r.flow.drops).get("NO_SOCKET") for r in flows.rows_shown)
+        flows.focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, FlowScreen)
+        crumbs = str(app.screen.query_one("#flow-crumbs", Static).render())
+        assert crumbs.startswith("machine › drops › NO_SOCKET › udp ")
+        assert "NO_SOCKET" in str(app.screen.query_one("#flow-path", Static).render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, DropReasonScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DropReasonScreen | FlowScreen)
+        await pilot.press("c", "enter")  # CPU 0 → the flows it received
+        assert isinstance(app.screen, CpuScreen) and app.screen.cpu == 0
+        cpu_flows = app.screen.query_one("#cpu-flows", FlowList)
+        assert all(0 in r.flow.cpus for r in cpu_flows.rows_shown)
