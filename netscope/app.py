@@ -7,6 +7,7 @@ worker calls `source.sample()` each interval and posts the immutable sample; the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import threading
 import time
@@ -20,6 +21,8 @@ from textual.message import Message
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from netscope.model.drops import reason_label
+from netscope.model.filter import Filter
+from netscope.model.flows import build_flows_view
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Shown, Timeline
 from netscope.sources import Source
@@ -28,6 +31,7 @@ from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
+from netscope.ui.filter_input import FilterScreen
 from netscope.ui.flows_pane import FlowChosen, FlowScreen, FlowsPane
 from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
@@ -76,6 +80,7 @@ class NetscopeApp(App[int]):
         Binding("d,3", "show_pane('drops')", "Drops"),
         Binding("l,4", "show_pane('latency')", "Latency"),
         Binding("f,5", "show_pane('flows')", "Flows"),
+        Binding("slash", "filter", "Filter"),
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
         Binding("tab", "focus_next", "Next table", show=False),
@@ -89,13 +94,14 @@ class NetscopeApp(App[int]):
         starters: tuple[Callable[[], None], ...] = (),
         interfaces: tuple[str, ...] = (),
         netns: str | None = None,
+        flow_filter: Filter | None = None,
     ):
         super().__init__()
         self.source = source
         self.interval = interval
         self.paused = False
         self.latest: Sample | None = None  # the newest sample, shown or not
-        self.timeline = Timeline(source.info, interfaces, netns)  # fed even while paused
+        self.timeline = Timeline(source.info, interfaces, netns, flow_filter)  # fed even while paused
         self.shown: Shown | None = None  # what the screen shows (frozen while paused)
         self._starters = starters
         self._stop = threading.Event()
@@ -205,6 +211,27 @@ class NetscopeApp(App[int]):
         self.query_one(LatencyPane).show_probes(statuses)
         self.query_one(FlowsPane).show_probes(statuses)
 
+    def action_filter(self) -> None:
+        """Edit the flow filter; on a flow's screen it starts from that flow's expression."""
+        current = self.timeline.flow_filter.text if self.timeline.flow_filter else ""
+        if isinstance(self.screen, FlowScreen):
+            current = self.screen.row.expression
+        self.push_screen(FilterScreen(current), self._apply_filter)
+
+    def _apply_filter(self, result: Filter | bool | None) -> None:
+        if result is False:
+            return
+        flt = result if isinstance(result, Filter) else None
+        self.timeline.flow_filter = flt
+        self.notify(f"flow filter: {flt.text if flt else 'none'}", timeout=3)
+        self.run_worker(lambda: self.source.set_flow_filter(flt), thread=True, group="filter", exclusive=True)
+        if self.paused and self.shown is not None:  # the frozen view, filtered anew
+            flows = build_flows_view(self.shown.latest, self.source.info, flt)
+            self.shown = dataclasses.replace(self.shown, flows=flows)
+        else:
+            self.shown = self.timeline.shown()
+        self._render()
+
     def on_cpu_selected(self, message: CpuSelected) -> None:
         if self.shown is not None:
             self.push_screen(CpuScreen(message.cpu, self.shown))
@@ -293,8 +320,12 @@ class NetscopeApp(App[int]):
 
 
 def make_app(
-    source: Source, interval: float = 1.0, interfaces: tuple[str, ...] = (), netns: str | None = None
+    source: Source,
+    interval: float = 1.0,
+    interfaces: tuple[str, ...] = (),
+    netns: str | None = None,
+    flow_filter: Filter | None = None,
 ) -> NetscopeApp:
     """The app over any source; a live source's probes come up in workers after the first frame.
-    `interfaces` and `netns` narrow the Rings pane."""
-    return NetscopeApp(source, interval, source.starters(), interfaces, netns)
+    `interfaces` and `netns` narrow the Rings pane, `flow_filter` the flows."""
+    return NetscopeApp(source, interval, source.starters(), interfaces, netns, flow_filter)

@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
     device_args(rep)
+    rep.add_argument("--filter", metavar="EXPR", help="show only the recorded flows that match (pcap-like)")
     rep.add_argument("--json", action="store_true", help="print the snapshot JSON lines instead of the TUI")
     return parser
 
@@ -252,9 +253,11 @@ def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample]
 
     interfaces = tuple(getattr(args, "interface", ()))
     netns = getattr(args, "netns", None)
+    flt = _flow_filter(args)
 
     def emit(sample: Sample) -> None:
-        print(json.dumps(snapshot_json(info, sample, interfaces, netns), separators=(",", ":")), flush=True)
+        obj = snapshot_json(info, sample, interfaces, netns, flt)
+        print(json.dumps(obj, separators=(",", ":")), flush=True)
 
     return emit
 
@@ -393,7 +396,7 @@ def _stderr_to_log() -> Iterator[None]:
 def _run_tui(source: Source, interval: float, args: argparse.Namespace) -> int:
     from netscope.app import make_app
 
-    app = make_app(source, interval, tuple(args.interface), args.netns)
+    app = make_app(source, interval, tuple(args.interface), args.netns, _flow_filter(args))
     try:
         with _stderr_to_log():
             code = app.run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netscope.model.filter import Tuple5
+from netscope.model.filter import Filter, Tuple5
 from netscope.model.latency import SOCK_BITS, percentile
 from netscope.model.sample import FlowCount, HostInfo, Sample, SockLatency
 
@@ -30,6 +30,17 @@ class FlowRow:
     def tuple5(self) -> Tuple5:
         f = self.flow
         return Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)
+
+    @property
+    def expression(self) -> str:
+        """A filter expression that selects this flow alone (what `/` edits on the flow screen)."""
+        f = self.flow
+        proto = PROTO_NAMES.get(f.proto, "")
+        parts = [proto] if proto in ("tcp", "udp") else ["icmp"] if proto.startswith("icmp") else []
+        parts += [f"src host {f.saddr}", f"dst host {f.daddr}"]
+        if f.proto in (6, 17):
+            parts += [f"sport {f.sport}", f"dport {f.dport}"]
+        return " and ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,9 @@ def reader_of(
     return unconnected[0] if unconnected and len(sharing) == 1 else None
 
 
-def build_flows_view(sample: Sample, info: HostInfo) -> FlowsView | None:
+def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) -> FlowsView | None:
+    """The flows of a sample; `flt` keeps the matching ones (the kernel already filtered live flows
+    with the filter it was compiled with; a recording, or a filter changed since, is filtered here)."""
     flows = sample.flows
     if flows is None:
         return None
@@ -79,6 +92,8 @@ def build_flows_view(sample: Sample, info: HostInfo) -> FlowsView | None:
     names = dict(sample.netns_names)
     rows = []
     for f in flows.flows:
+        if flt is not None and not flt.matches(Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)):
+            continue
         sock = reader_of(f, sockets, flows.flows)
         rows.append(
             FlowRow(
@@ -96,7 +111,7 @@ def build_flows_view(sample: Sample, info: HostInfo) -> FlowsView | None:
             )
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))
-    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, flows.filter)
+    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, flt.text if flt else flows.filter)
 
 
 def flows_where(

@@ -11,6 +11,7 @@ from typing import Any
 
 from netscope.model.cpu import napi_per_cpu
 from netscope.model.drops import build_drops_view, protocol_name
+from netscope.model.filter import Filter
 from netscope.model.flows import PROTO_NAMES, build_flows_view
 from netscope.model.latency import build_latency_view
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, build_rings_view
@@ -18,9 +19,14 @@ from netscope.model.sample import HostInfo, Sample
 
 
 def snapshot_json(
-    info: HostInfo, sample: Sample, interfaces: Collection[str] = (), netns: str | None = None
+    info: HostInfo,
+    sample: Sample,
+    interfaces: Collection[str] = (),
+    netns: str | None = None,
+    flow_filter: Filter | None = None,
 ) -> dict[str, Any]:
-    """One interval; `interfaces`/`netns` narrow the queues and devices sections."""
+    """One interval; `interfaces`/`netns` narrow the queues and devices sections, `flow_filter` the
+    flows."""
     names = sample.softirq_names
     soft = {s.cpu: s for s in sample.softirq or ()}
     napi = napi_per_cpu(sample, info.cpus) or {}
@@ -81,12 +87,12 @@ def snapshot_json(
     out.update(drops_json(info, sample))
     out.update(rings_json(info, sample, interfaces, netns))
     out["copy_latency"] = latency_json(sample)
-    out.update(flows_json(info, sample))
+    out.update(flows_json(info, sample, flow_filter))
     return out
 
 
-def flows_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
-    view = build_flows_view(sample, info)
+def flows_json(info: HostInfo, sample: Sample, flow_filter: Filter | None) -> dict[str, Any]:
+    view = build_flows_view(sample, info, flow_filter)
     if view is None:
         return {"flows": None, "flow_evictions": None}
     return {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, build_drops_view, device_label
+from netscope.model.filter import Filter
 from netscope.model.flows import FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, build_latency_view
 from netscope.model.rings import RingsView, build_rings_view
@@ -47,8 +48,16 @@ class Shown:
 
 
 class Timeline:
-    def __init__(self, info: HostInfo, interfaces: Collection[str] = (), netns: str | None = None) -> None:
-        """`interfaces` and `netns` narrow the Rings view (--interface, --netns)."""
+    def __init__(
+        self,
+        info: HostInfo,
+        interfaces: Collection[str] = (),
+        netns: str | None = None,
+        flow_filter: Filter | None = None,
+    ) -> None:
+        """`interfaces` and `netns` narrow the Rings view (--interface, --netns); `flow_filter` the
+        flows (--filter, or `/` in the TUI)."""
+        self.flow_filter = flow_filter
         self.info = info
         self.interfaces = tuple(interfaces)
         self.netns = netns
@@ -85,5 +94,5 @@ class Timeline:
             dict(self._netns_names),
             build_rings_view(self._latest, self.info, self.interfaces, self.netns),
             tuple(self._latency),
-            build_flows_view(self._latest, self.info),
+            build_flows_view(self._latest, self.info, self.flow_filter),
         )

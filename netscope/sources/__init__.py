@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from netscope.model.filter import Filter
 from netscope.model.sample import HostInfo, ProbeStatus, Sample
 
 
@@ -20,6 +21,9 @@ class Source(Protocol):
 
     def sample(self) -> Sample | None:
         """The next sample (live: the interval since the previous call); None when exhausted."""
+
+    def set_flow_filter(self, flt: Filter | None) -> None:
+        """Apply a new flow filter (live: recompile the flows program; may block)."""
 
     def close(self) -> None:
         """Release everything (live: detach every BPF program)."""

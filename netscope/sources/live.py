@@ -108,6 +108,21 @@ class LiveSource:
     def starters(self) -> tuple[Callable[[], None], ...]:
         return tuple(functools.partial(self.start_probe, p) for p in self.probes)
 
+    def set_flow_filter(self, flt: Filter | None) -> None:
+        """Swap the flows program for one compiled with `flt`. Blocks while compiling: call it from
+        a worker. The old program keeps counting until the new one is live."""
+        old = self.flows
+        new = FlowsProbe(self.info.cpus, flt)
+        self.prepare()
+        if self.headers is None:
+            new.status = ProbeStatus(new.name, ProbeState.FAILED, error=self.setup_error)
+        else:
+            new.start(self.headers, rank=0)
+        self._live_since[new.name] = time.monotonic()
+        self.flows = new
+        self.probes = tuple(new if p is old else p for p in self.probes)
+        old.close()
+
     def statuses(self) -> tuple[ProbeStatus, ...]:
         return tuple(p.status for p in self.probes)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from netscope.model.filter import Filter
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.sources.recording import Recording
 
@@ -32,6 +33,9 @@ class ReplaySource:
         sample = self.recording.samples[self._next]
         self._next += 1
         return sample
+
+    def set_flow_filter(self, flt: Filter | None) -> None:
+        """Nothing to recompile: the model filters recorded flows."""
 
     def close(self) -> None:
         pass

@@ -22,6 +22,7 @@ KEYS = (
     ("p", "pause / resume the view (collection goes on)"),
     ("r / 1, c / 2, d / 3, l / 4, f / 5", "the Rings, CPUs, Drops, Latency and Flows panes"),
     ("s", "in Flows: the next sort column"),
+    ("/", "the flow filter (pcap-like); on a flow's screen, starting from that flow"),
     (
         "Enter",
         "on a device: its CPUs and IRQ lines; on a drop reason or a logged drop: that reason; "

@@ -131,3 +131,20 @@ def test_filter_counts_only_matching_flows(pair: VethPair) -> None:
     assert [(f.sport, f.dport, f.rx_packets) for f in sample.flows] == [(40002, 9, 300)]
     assert sample.filtered >= 200  # the other flow's packets were left out in the kernel
     assert sample.filter.startswith("udp and dst port 9")
+
+
+def test_a_new_filter_recompiles_the_live_flows_program(live: LiveSource, pair: VethPair) -> None:
+    """What `/` does in the TUI: the flows program is swapped for one compiled with the filter."""
+    live.set_flow_filter(parse_filter(f"udp and dst port 9 and src host {pair.sender_ip}"))
+    try:
+        assert live.flows.status.state.value == "live"
+        live.sample()
+        live.sample()  # the new program's first interval is its baseline
+        send_from(pair, 40004, 9, 150)
+        send_from(pair, 40005, 10, 150)
+        time.sleep(0.2)
+        sample = live.sample()
+    finally:
+        live.set_flow_filter(None)
+    assert sample.flows is not None
+    assert [(f.sport, f.dport, f.rx_packets) for f in sample.flows.flows] == [(40004, 9, 150)]

@@ -7,7 +7,7 @@ import time
 import pytest
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from netscope.app import NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
@@ -19,6 +19,7 @@ from netscope.sources.replay import ReplaySource
 from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
+from netscope.ui.filter_input import FilterScreen
 from netscope.ui.flows_pane import FlowList, FlowScreen, FlowsPane
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import ProcessScreen
@@ -279,3 +280,30 @@ async def test_drill_down_machine_reason_flow_and_back(recording: Recording) -> 
         assert isinstance(app.screen, CpuScreen) and app.screen.cpu == 0
         cpu_flows = app.screen.query_one("#cpu-flows", FlowList)
         assert all(0 in r.flow.cpus for r in cpu_flows.rows_shown)
+
+
+async def test_slash_edits_the_flow_filter_inline(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "f", "slash")
+        assert isinstance(app.screen, FilterScreen)
+        await pilot.press(*"udp and port 99999", "enter")
+        error = str(app.screen.query_one("#filter-error", Static).render())
+        assert "not a port number" in error and "^" in error
+        assert isinstance(app.screen, FilterScreen) and app.timeline.flow_filter is None  # old one kept
+        field = app.screen.query_one(Input)
+        field.value = "udp and dst port 6001"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, FilterScreen)
+        pane = app.query_one(FlowsPane)
+        assert pane.rows and all(r.flow.dport == 6001 for r in pane.rows)
+        await pilot.press("enter")  # the flow's screen: `/` starts from its own expression
+        assert isinstance(app.screen, FlowScreen)
+        await pilot.press("slash")
+        assert isinstance(app.screen, FilterScreen)
+        assert app.screen.query_one(Input).value == app.screen.current
+        assert app.screen.current.startswith("udp and src host ") and "dport 6001" in app.screen.current
+        await pilot.press("escape")
+        assert isinstance(app.screen, FlowScreen)
