@@ -114,12 +114,17 @@ class FlowsProbe(Probe[FlowsSample]):
         assert self.names is not None
         zero = tuple(0 for _ in self.cpus)
         drops: dict[Key, list[tuple[str, int]]] = {}
-        # A dropped skb without a device (or, lacking a socket too, a namespace) belongs to the flow
-        # with the same 5-tuple, when there is one.
+        # A dropped skb without a device belongs to the flow with the same 5-tuple in its namespace;
+        # one without a namespace either (no socket), to the flow with the same 5-tuple anywhere.
+        by_netns = {(key[0], *key[1:7]): key for key in current.flows}
         by_tuple = {key[1:7]: key for key in current.flows}
         for (dropped, reason), count in current.drops.items():
             d = count - previous.drops.get((dropped, reason), 0)
-            key = by_tuple.get(dropped[1:7], dropped) if dropped[0] == 0 or dropped[7] == 0 else dropped
+            key = dropped
+            if dropped[0] == 0:
+                key = by_tuple.get(dropped[1:7], dropped)
+            elif dropped[7] == 0:
+                key = by_netns.get((dropped[0], *dropped[1:7]), dropped)
             if d > 0:
                 subsystem, name = self.names.decode(reason)
                 drops.setdefault(key, []).append((f"{subsystem}/{name}" if subsystem else name, d))
