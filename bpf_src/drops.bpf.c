@@ -8,6 +8,7 @@
  */
 #include "netscope.h"
 #include "kernel_read.h"
+#include "flow_parse.h"
 
 BPF_PERCPU_HASH(drop_reasons, u32, u64, 4096);
 BPF_PERCPU_HASH(drop_details, struct drop_key, u64, NS_DROP_DETAILS_MAX);
@@ -49,46 +50,20 @@ static __always_inline int may_log(u32 reason, u64 now)
     return all && take(all, id, NS_DROP_LOG_PER_WINDOW);
 }
 
-static __always_inline void parse_tuple(const void *skb, struct drop_event *e)
+/* The logged drop's 5-tuple, when the packet is IP (flow_parse.h). */
+static __always_inline void event_tuple(const void *skb, struct drop_event *e)
 {
-    const u8 *head = (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD);
     u16 nh = read_u16(skb, NS_OFF_SKB_NETWORK_HEADER);
-    u16 th = read_u16(skb, NS_OFF_SKB_TRANSPORT_HEADER);
-    if (!head || nh == 0xffff)
+    const u8 *head = (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD);
+    struct flow_tuple t = {};
+    if (!head || nh == 0xffff || !parse_ip(head + nh, e->protocol, &t))
         return;
-    u8 ip[40] = {};
-    if (e->protocol == 0x0800) {
-        if (bpf_probe_read_kernel(ip, 20, head + nh))
-            return;
-        if ((ip[0] >> 4) != 4)
-            return;
-        e->family = 4;
-        e->l4proto = ip[9];
-        __builtin_memcpy(e->saddr, &ip[12], 4);
-        __builtin_memcpy(e->daddr, &ip[16], 4);
-        if (((ip[6] & 0x1f) | ip[7]) != 0) /* a later fragment: no ports */
-            return;
-        if (th == 0xffff || th <= nh)
-            th = nh + (ip[0] & 0x0f) * 4;
-    } else if (e->protocol == 0x86dd) {
-        if (bpf_probe_read_kernel(ip, 40, head + nh))
-            return;
-        e->family = 6;
-        e->l4proto = ip[6];
-        __builtin_memcpy(e->saddr, &ip[8], 16);
-        __builtin_memcpy(e->daddr, &ip[24], 16);
-        if (th == 0xffff || th <= nh)
-            th = nh + 40;
-    } else {
-        return;
-    }
-    if (e->l4proto == 6 || e->l4proto == 17) {
-        u16 ports[2] = {};
-        if (bpf_probe_read_kernel(ports, sizeof(ports), head + th) == 0) {
-            e->sport = bpf_ntohs(ports[0]);
-            e->dport = bpf_ntohs(ports[1]);
-        }
-    }
+    e->family = t.family;
+    e->l4proto = t.proto;
+    e->sport = t.sport;
+    e->dport = t.dport;
+    __builtin_memcpy(e->saddr, t.saddr, 16);
+    __builtin_memcpy(e->daddr, t.daddr, 16);
 }
 
 RAW_TRACEPOINT_PROBE(kfree_skb)
@@ -97,6 +72,18 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
     u32 reason = (u32)ctx->args[2];
     if (reason == NS_SKB_NOT_DROPPED_YET || reason == NS_SKB_CONSUMED)
         return 0;
+#ifdef NS_FILTER
+    {
+        /* The user's filter: only drops of matching packets count (non-IP ones never match). */
+        struct flow_tuple ft = {};
+        struct flow_tuple *t = &ft;
+        u16 nh = read_u16(skb, NS_OFF_SKB_NETWORK_HEADER);
+        const u8 *head = (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD);
+        u16 proto = bpf_ntohs(read_u16(skb, NS_OFF_SKB_PROTOCOL));
+        if (!head || nh == 0xffff || !parse_ip(head + nh, proto, t) || !(NS_FILTER(t)))
+            return 0;
+    }
+#endif
 
     u64 init = 0;
     u64 *count = drop_reasons.lookup_or_try_init(&reason, &init);
@@ -144,7 +131,7 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
     e->cpu = bpf_get_smp_processor_id();
     e->protocol = key.protocol;
     __builtin_memcpy(e->ifname, key.ifname, sizeof(e->ifname));
-    parse_tuple(skb, e);
+    event_tuple(skb, e);
     /* No wakeup per event: user space drains the ring buffer on its own schedule. */
     drop_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     bump(NS_DROP_STAT_LOGGED);

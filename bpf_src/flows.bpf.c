@@ -7,6 +7,7 @@
  */
 #include "netscope.h"
 #include "kernel_read.h"
+#include "flow_parse.h"
 
 #ifndef NS_FILTER
 #define NS_FILTER(t) 1
@@ -23,49 +24,13 @@ static __always_inline void bump(u32 index)
         (*v)++;
 }
 
-/* The 5-tuple of the IP packet at `ip` (protocol: skb->protocol, host order); 0 if not IP. */
-static __always_inline int parse(const u8 *ip, u16 protocol, struct flow_tuple *t)
-{
-    u8 h[40] = {};
-    u32 l4 = 0;
-    if (protocol == 0x0800) {
-        if (bpf_probe_read_kernel(h, 20, ip) || (h[0] >> 4) != 4)
-            return 0;
-        t->family = 4;
-        t->proto = h[9];
-        __builtin_memcpy(&t->saddr[0], &h[12], 4);
-        __builtin_memcpy(&t->daddr[0], &h[16], 4);
-        if (((h[6] & 0x1f) | h[7]) != 0)
-            return 1; /* a later fragment: no ports */
-        l4 = (h[0] & 0x0f) * 4;
-    } else if (protocol == 0x86dd) {
-        if (bpf_probe_read_kernel(h, 40, ip))
-            return 0;
-        t->family = 6;
-        t->proto = h[6];
-        __builtin_memcpy(t->saddr, &h[8], 16);
-        __builtin_memcpy(t->daddr, &h[24], 16);
-        l4 = 40;
-    } else {
-        return 0;
-    }
-    if (t->proto == 6 || t->proto == 17) {
-        u16 ports[2] = {};
-        if (bpf_probe_read_kernel(ports, sizeof(ports), ip + l4) == 0) {
-            t->sport = bpf_ntohs(ports[0]);
-            t->dport = bpf_ntohs(ports[1]);
-        }
-    }
-    return 1;
-}
-
 RAW_TRACEPOINT_PROBE(netif_receive_skb)
 {
     const void *skb = (const void *)ctx->args[0];
     struct flow_key key = {};
     u16 protocol = bpf_ntohs(read_u16(skb, NS_OFF_SKB_PROTOCOL));
     const u8 *data = (const u8 *)read_u64(skb, NS_OFF_SKB_DATA);
-    if (!parse(data, protocol, &key.t))
+    if (!parse_ip(data, protocol, &key.t))
         return 0;
     struct flow_tuple *t = &key.t;
     if (!(NS_FILTER(t))) {
@@ -115,7 +80,7 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
         return 0;
     struct flow_drop_key key = {};
     u16 protocol = bpf_ntohs(read_u16(skb, NS_OFF_SKB_PROTOCOL));
-    if (!parse(head + nh, protocol, &key.flow.t))
+    if (!parse_ip(head + nh, protocol, &key.flow.t))
         return 0;
     struct flow_tuple *t = &key.flow.t;
     if (!(NS_FILTER(t)))

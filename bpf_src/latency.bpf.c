@@ -14,6 +14,7 @@
  */
 #include "netscope.h"
 #include "kernel_read.h"
+#include "flow_parse.h"
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
@@ -66,6 +67,21 @@ static __always_inline u16 protocol_of(const void *sk)
     return read_u16(sk, NS_OFF_SOCK_PROTOCOL);
 }
 
+/* TCP or UDP, and matching the user's filter (as data flowing from the peer to this socket). */
+static __always_inline int watched(const void *sk, u16 proto)
+{
+    if (proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_)
+        return 0;
+#ifdef NS_FILTER
+    struct flow_tuple ft = {};
+    struct flow_tuple *t = &ft;
+    sock_tuple(sk, (u8)proto, t);
+    return NS_FILTER(t);
+#else
+    return 1;
+#endif
+}
+
 static __always_inline u32 udp_queue_len(const void *sk)
 {
     return read_u32(sk, NS_OFF_SOCK_RCVQ_LEN) + read_u32(sk, NS_OFF_UDP_READERQ_LEN);
@@ -108,7 +124,7 @@ RAW_TRACEPOINT_PROBE(sk_data_ready)
 {
     const void *sk = (const void *)ctx->args[0];
     u16 proto = protocol_of(sk);
-    if (proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_)
+    if (!watched(sk, proto))
         return 0;
     u64 key = (u64)sk;
     u64 now = bpf_ktime_get_ns();
@@ -236,7 +252,7 @@ RAW_TRACEPOINT_PROBE(sock_recv_length)
     if (!sk || ret <= 0 || (flags & MSG_PEEK_))
         return 0;
     u16 proto = protocol_of(sk);
-    if (proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_)
+    if (!watched(sk, proto))
         return 0;
     u64 key = (u64)sk;
     struct lat_ring *r = lat_rings.lookup(&key);

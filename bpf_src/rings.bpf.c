@@ -7,6 +7,7 @@
  */
 #include "netscope.h"
 #include "kernel_read.h"
+#include "flow_parse.h"
 
 BPF_PERCPU_HASH(queue_stats, struct queue_key, struct queue_stat, NS_QUEUES_MAX);
 
@@ -25,6 +26,19 @@ static __always_inline void count(const void *skb, const void *dev, u8 tx)
 {
     if (!dev)
         return;
+#ifdef NS_FILTER
+    {
+        /* The user's filter: only matching packets count. On receive skb->data is at the network
+         * header; on transmit the network header is at head + network_header. */
+        struct flow_tuple ft = {};
+        struct flow_tuple *t = &ft;
+        u16 proto = bpf_ntohs(read_u16(skb, NS_OFF_SKB_PROTOCOL));
+        const u8 *ip = tx ? (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD) + read_u16(skb, NS_OFF_SKB_NETWORK_HEADER)
+                          : (const u8 *)read_u64(skb, NS_OFF_SKB_DATA);
+        if (!parse_ip(ip, proto, t) || !(NS_FILTER(t)))
+            return;
+    }
+#endif
     struct queue_key key = {};
     key.netns = netns_of(dev, 0);
     key.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);

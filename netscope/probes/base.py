@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+from netscope.model.filter import Filter
 from netscope.model.sample import ProbeState, ProbeStatus
 from netscope.probes.headers import KernelHeaders
 from netscope.probes.tracefs import tracepoint_exists
@@ -88,8 +89,9 @@ class Probe(ABC, Generic[T]):
     source_file: ClassVar[str]
     tracepoints: ClassVar[tuple[tuple[str, str], ...]]  # (category, name)
 
-    def __init__(self, cpus: tuple[int, ...]) -> None:
+    def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
+        self.filter = flt  # compiled into the program as NS_FILTER(t), for probes that honour it
         self._bpf: Any = None
         self._previous: Any = None
         self._lock = threading.Lock()
@@ -111,7 +113,10 @@ class Probe(ABC, Generic[T]):
             bpf_cls = import_bcc()
             src = bpf_source(self.source_file)
             cflags = [f"-I{src.parent}", "-Wno-unused-value"]
-            cflags += [f"-D{k}={v}" for k, v in self.defines().items()]
+            defines = self.defines()
+            if self.filter is not None:
+                defines["NS_FILTER(t)"] = self.filter.c_expression("t")
+            cflags += [f"-D{k}={v}" for k, v in defines.items()]
             with COMPILE_LOCK.priority(rank):
                 if self._closed.is_set():  # closed while waiting for the compiler
                     self.status = ProbeStatus(self.name, ProbeState.STOPPED)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netscope.model.drops import ReasonNames, names_from_enums, parse_format_reasons
+from netscope.model.filter import Filter
 from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
 from netscope.probes.base import Probe, ProbeError, per_cpu_values
 from netscope.probes.btf import BTF, BTFError, kernel_btf
@@ -78,8 +79,10 @@ class DropsProbe(Probe[DropsSample]):
     source_file = "drops.bpf.c"
     tracepoints = (("skb", "kfree_skb"),)
 
-    def __init__(self, cpus: tuple[int, ...], log_rate: int = DEFAULT_LOG_RATE) -> None:
-        super().__init__(cpus)
+    def __init__(
+        self, cpus: tuple[int, ...], log_rate: int = DEFAULT_LOG_RATE, flt: Filter | None = None
+    ) -> None:
+        super().__init__(cpus, flt)
         self.log_rate = log_rate
         self.names: ReasonNames | None = None
         self.kallsyms: Kallsyms | None = None

@@ -68,8 +68,7 @@ class FlowsProbe(Probe[FlowsSample]):
     tracepoints = (("net", "netif_receive_skb"), ("skb", "kfree_skb"))
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
-        super().__init__(cpus)
-        self.filter = flt
+        super().__init__(cpus, flt)
         self.names: ReasonNames | None = None
         self._clock = (time.time(), time.monotonic_ns())
 
@@ -83,8 +82,6 @@ class FlowsProbe(Probe[FlowsSample]):
             "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
             "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
         }
-        if self.filter is not None:
-            defines["NS_FILTER(t)"] = self.filter.c_expression("t")
         return defines
 
     def _wall(self, ns: int) -> float:

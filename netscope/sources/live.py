@@ -48,9 +48,10 @@ class LiveSource:
         self.info = procfs.read_host_info()
         self.irq = IrqProbe(self.info.cpus)
         self.napi = NapiProbe(self.info.cpus)
-        self.drops = DropsProbe(self.info.cpus, drop_log_rate)
-        self.rings = RingsProbe(self.info.cpus)
-        self.latency = LatencyProbe(self.info.cpus)
+        self.drop_log_rate = drop_log_rate
+        self.drops = DropsProbe(self.info.cpus, drop_log_rate, flow_filter)
+        self.rings = RingsProbe(self.info.cpus, flow_filter)
+        self.latency = LatencyProbe(self.info.cpus, flow_filter)
         self.flows = FlowsProbe(self.info.cpus, flow_filter)
         self.probes: tuple[Probe[Any], ...] = (
             self.irq,
@@ -109,19 +110,26 @@ class LiveSource:
         return tuple(functools.partial(self.start_probe, p) for p in self.probes)
 
     def set_flow_filter(self, flt: Filter | None) -> None:
-        """Swap the flows program for one compiled with `flt`. Blocks while compiling: call it from
-        a worker. The old program keeps counting until the new one is live."""
-        old = self.flows
-        new = FlowsProbe(self.info.cpus, flt)
+        """Swap the programs the filter applies to (drops, rings, latency, flows) for ones compiled
+        with `flt`. Blocks while compiling: call it from a worker. Each old program keeps counting
+        until its replacement is live."""
+        replacements: dict[str, Probe[Any]] = {
+            "drops": DropsProbe(self.info.cpus, self.drop_log_rate, flt),
+            "rings": RingsProbe(self.info.cpus, flt),
+            "latency": LatencyProbe(self.info.cpus, flt),
+            "flows": FlowsProbe(self.info.cpus, flt),
+        }
         self.prepare()
-        if self.headers is None:
-            new.status = ProbeStatus(new.name, ProbeState.FAILED, error=self.setup_error)
-        else:
-            new.start(self.headers, rank=0)
-        self._live_since[new.name] = time.monotonic()
-        self.flows = new
-        self.probes = tuple(new if p is old else p for p in self.probes)
-        old.close()
+        for name, new in replacements.items():
+            old: Probe[Any] = getattr(self, name)
+            if self.headers is None:
+                new.status = ProbeStatus(new.name, ProbeState.FAILED, error=self.setup_error)
+            else:
+                new.start(self.headers, rank=0)
+            self._live_since[new.name] = time.monotonic()
+            setattr(self, name, new)
+            self.probes = tuple(new if p is old else p for p in self.probes)
+            old.close()
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
         return tuple(p.status for p in self.probes)

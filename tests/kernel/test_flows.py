@@ -133,11 +133,14 @@ def test_filter_counts_only_matching_flows(pair: VethPair) -> None:
     assert sample.filter.startswith("udp and dst port 9")
 
 
-def test_a_new_filter_recompiles_the_live_flows_program(live: LiveSource, pair: VethPair) -> None:
-    """What `/` does in the TUI: the flows program is swapped for one compiled with the filter."""
+def test_a_new_filter_recompiles_every_filtered_program(live: LiveSource, pair: VethPair) -> None:
+    """What `/` does in the TUI: flows, drops, rings and latency are recompiled with the filter, so
+    the other flow's packets are counted nowhere."""
     live.set_flow_filter(parse_filter(f"udp and dst port 9 and src host {pair.sender_ip}"))
     try:
-        assert live.flows.status.state.value == "live"
+        assert {p.name: p.state.value for p in live.statuses()} == dict.fromkeys(
+            ("irq", "napi", "drops", "rings", "latency", "flows"), "live"
+        )
         live.sample()
         live.sample()  # the new program's first interval is its baseline
         send_from(pair, 40004, 9, 150)
@@ -148,3 +151,9 @@ def test_a_new_filter_recompiles_the_live_flows_program(live: LiveSource, pair: 
         live.set_flow_filter(None)
     assert sample.flows is not None
     assert [(f.sport, f.dport, f.rx_packets) for f in sample.flows.flows] == [(40004, 9, 150)]
+    assert sample.drops is not None and sample.queues is not None
+    receiver = netns_inode(pair.receiver_ns)
+    no_socket = [sum(b.per_cpu) for b in sample.drops.buckets if b.netns == receiver and b.reason == 3]
+    assert sum(no_socket) == 150  # port 10's 150 NO_SOCKET drops were left out in the kernel
+    rx = sum(q.packets for q in sample.queues if q.netns == receiver and not q.tx)
+    assert rx == 150
