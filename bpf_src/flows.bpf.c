@@ -16,12 +16,46 @@
 BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stat, flow_stats, NS_FLOWS_MAX);
 BPF_TABLE("lru_hash", struct flow_drop_key, u64, flow_drops, NS_FLOWS_MAX);
 BPF_PERCPU_ARRAY(flow_counters, u64, NS_FLOW_STATS);
+BPF_ARRAY(flow_watch, struct flow_watch, 1);
+BPF_RINGBUF_OUTPUT(flow_events, 64);
 
 static __always_inline void bump(u32 index)
 {
     u64 *v = flow_counters.lookup(&index);
     if (v)
         (*v)++;
+}
+
+static __always_inline int same_tuple(const struct flow_tuple *a, const struct flow_tuple *b)
+{
+    return a->saddr[0] == b->saddr[0] && a->saddr[1] == b->saddr[1] && a->saddr[2] == b->saddr[2] &&
+           a->saddr[3] == b->saddr[3] && a->daddr[0] == b->daddr[0] && a->daddr[1] == b->daddr[1] &&
+           a->daddr[2] == b->daddr[2] && a->daddr[3] == b->daddr[3] && a->sport == b->sport &&
+           a->dport == b->dport && a->proto == b->proto && a->family == b->family;
+}
+
+/* One event for a packet of the watched flow; no wakeup: user space drains each interval. */
+static __always_inline void watch_event(const struct flow_key *key, const void *skb, u32 reason, u64 location)
+{
+    u32 zero = 0;
+    struct flow_watch *w = flow_watch.lookup(&zero);
+    if (!w || !w->active || !same_tuple(&w->flow.t, &key->t) ||
+        (w->flow.netns && key->netns && w->flow.netns != key->netns))
+        return;
+    struct flow_event *e = flow_events.ringbuf_reserve(sizeof(struct flow_event));
+    if (!e) {
+        bump(NS_FLOW_STAT_EVENTS_LOST);
+        return;
+    }
+    e->ts_ns = bpf_ktime_get_ns();
+    e->len = read_u32(skb, NS_OFF_SKB_LEN);
+    e->reason = reason;
+    e->queue = read_u16(skb, NS_OFF_SKB_QUEUE_MAPPING);
+    e->dropped = reason != 0;
+    e->cpu = (u8)bpf_get_smp_processor_id();
+    e->pad = 0;
+    e->location = location;
+    flow_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 RAW_TRACEPOINT_PROBE(netif_receive_skb)
@@ -65,6 +99,7 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
     if (!s->first_ns)
         s->first_ns = now;
     s->last_ns = now;
+    watch_event(&key, skb, 0, 0);
     return 0;
 }
 
@@ -94,5 +129,6 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
     u64 *n = flow_drops.lookup_or_try_init(&key, &zero);
     if (n)
         __sync_fetch_and_add(n, 1);
+    watch_event(&key.flow, skb, reason, ctx->args[1]);
     return 0;
 }

@@ -225,6 +225,26 @@ struct flow_drop_key {
     u32 pad;
 };
 
+/* flows.bpf.c: the one flow whose packets are sent to user space one by one (the flow screen). */
+struct flow_watch {
+    struct flow_key flow;
+    u32 active;
+    u32 pad;
+};
+
+/* flows.bpf.c: one packet of the watched flow, through the ring buffer. */
+struct flow_event {
+    u64 ts_ns;    /* bpf_ktime_get_ns() */
+    u32 len;
+    u32 reason;   /* drop reason; 0 for a received packet */
+    u16 queue;    /* skb->queue_mapping as recorded (RX: queue + 1; 0 none) */
+    u8 dropped;
+    u8 cpu;
+    u32 pad;
+    u64 location; /* where it was dropped */
+};
+
 #define NS_FLOW_STAT_CREATED 0   /* flows inserted: minus the live ones, the LRU evictions */
 #define NS_FLOW_STAT_FILTERED 1  /* packets the filter left out */
-#define NS_FLOW_STATS 2
+#define NS_FLOW_STAT_EVENTS_LOST 2 /* watched-flow events the ring buffer could not take */
+#define NS_FLOW_STATS 3

@@ -249,11 +249,26 @@ class FlowCount:
 
 
 @dataclass(frozen=True)
+class FlowEvent:
+    """One packet of the watched flow (the flow screen), received or dropped."""
+
+    ts: float  # UNIX epoch seconds
+    cpu: int
+    queue: int  # -1: none recorded
+    length: int
+    reason: str  # the drop reason; "" for a received packet
+    symbol: str  # where it was dropped
+
+
+@dataclass(frozen=True)
 class FlowsSample:
     flows: tuple[FlowCount, ...]
     evictions: int  # flows the bounded kernel map forgot to make room (LRU), in the interval
     filtered: int  # packets the filter left out
     filter: str  # the filter expression in force ("" for none)
+    events: tuple[FlowEvent, ...] = ()  # packets of the watched flow, oldest first
+    events_lost: int = 0
+    watched: tuple[int, int, str, int, str, int] | None = None  # netns, proto, src, sport, dst, dport
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from netscope.model.filter import Filter
 from netscope.model.flows import FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, build_latency_view
 from netscope.model.rings import RingsView, build_rings_view
-from netscope.model.sample import DropEvent, HostInfo, Sample
+from netscope.model.sample import DropEvent, FlowEvent, HostInfo, Sample
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 DROP_LOG_KEPT = 1000  # logged drops kept for the log and the reason screens
+FLOW_EVENTS_KEPT = 200  # packets of the watched flow kept for its screen
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Shown:
     rings: RingsView | None
     latency_history: tuple[LatencyView, ...]  # oldest first
     flows: FlowsView | None
+    flow_events: tuple[FlowEvent, ...]  # packets of the watched flow, newest first
+    watched: tuple[int, int, str, int, str, int] | None
 
     @property
     def latency(self) -> LatencyView | None:
@@ -68,12 +71,19 @@ class Timeline:
         self._latest: Sample | None = None
         self._netns_names: dict[int, str] = {}
         self._latency: deque[LatencyView] = deque(maxlen=HISTORY)
+        self._flow_events: deque[FlowEvent] = deque(maxlen=FLOW_EVENTS_KEPT)
+        self._watched: tuple[int, int, str, int, str, int] | None = None
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
         self._netns_names.update(sample.netns_names)
         if sample.latency is not None:
             self._latency.append(build_latency_view(sample.latency, sample.interval_s))
+        if sample.flows is not None:
+            if sample.flows.watched != self._watched:  # another flow now: its own events only
+                self._flow_events.clear()
+                self._watched = sample.flows.watched
+            self._flow_events.extendleft(sample.flows.events)
         self._cpu.append(build_cpu_view(sample, self.info.cpus))
         drops = build_drops_view(sample, self.info)
         if drops is not None and sample.drops is not None:
@@ -95,4 +105,6 @@ class Timeline:
             build_rings_view(self._latest, self.info, self.interfaces, self.netns),
             tuple(self._latency),
             build_flows_view(self._latest, self.info, self.flow_filter),
+            tuple(self._flow_events),
+            self._watched,
         )

@@ -11,14 +11,17 @@ from typing import Any
 
 from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter
-from netscope.model.sample import FlowCount, FlowsSample
+from netscope.model.sample import FlowCount, FlowEvent, FlowsSample
 from netscope.probes.base import Probe, per_cpu_values
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
+from netscope.probes.kallsyms import Kallsyms
 from netscope.probes.offsets import kernel_offsets
 
 FLOWS_MAX = 16384
 NO_QUEUE_BIT = 63
+
+Watched = tuple[int, int, str, int, str, int]  # netns, proto, saddr, sport, daddr, dport
 
 Key = tuple[
     int, int, int, str, int, str, int, int
@@ -40,6 +43,14 @@ class Totals:
     drops: dict[tuple[Key, int], int]
     created: int
     filtered: int
+    events_lost: int
+    events: tuple[FlowEvent, ...]  # drained since the previous read
+
+
+def _words(packed: bytes) -> list[int]:
+    """An address as the four u32 words of struct flow_tuple (IPv4 in the first)."""
+    packed = packed.ljust(16, b"\0")
+    return [int.from_bytes(packed[i : i + 4], "little") for i in range(0, 16, 4)]
 
 
 def _address(family: int, words: Any) -> str:
@@ -70,11 +81,62 @@ class FlowsProbe(Probe[FlowsSample]):
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         super().__init__(cpus, flt)
         self.names: ReasonNames | None = None
+        self.kallsyms: Kallsyms | None = None
         self._clock = (time.time(), time.monotonic_ns())
+        self._events: list[FlowEvent] = []
+        self._event_table: Any = None
+        self._watch_table: Any = None
+        self.watched: Watched | None = None
+
+    def attached(self, bpf: Any) -> None:
+        self._event_table = bpf[b"flow_events"]
+        self._event_table.open_ring_buffer(self._on_event)
+        self._watch_table = bpf[b"flow_watch"]
+        if self.watched is not None:
+            self.watch(self.watched)
+
+    def watch(self, flow: Watched | None) -> None:
+        """Send this flow's packets one by one (the flow screen), or stop (None)."""
+        self.watched = flow
+        table = self._watch_table
+        if table is None:
+            return
+        entry = table.Leaf()
+        if flow is not None:
+            netns, proto, saddr, sport, daddr, dport = flow
+            src, dst = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
+            t = entry.flow.t
+            t.family, t.proto, t.sport, t.dport = src.version, proto, sport, dport
+            for i, word in enumerate(_words(src.packed)):
+                t.saddr[i] = word
+            for i, word in enumerate(_words(dst.packed)):
+                t.daddr[i] = word
+            entry.flow.netns = netns
+            entry.active = 1
+        table[ctypes.c_int(0)] = entry
+
+    def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
+        assert self.names is not None and self.kallsyms is not None
+        e = self._event_table.event(data)
+        reason = ""
+        if e.dropped:
+            subsystem, name = self.names.decode(int(e.reason))
+            reason = f"{subsystem}/{name}" if subsystem else name
+        self._events.append(
+            FlowEvent(
+                ts=self._wall(int(e.ts_ns)),
+                cpu=int(e.cpu),
+                queue=int(e.queue) - 1 if e.queue and not e.dropped else -1,
+                length=int(e.len),
+                reason=reason,
+                symbol=self.kallsyms.symbolize(int(e.location)) if e.dropped else "",
+            )
+        )
 
     def defines(self) -> dict[str, int | str]:
         btf = kernel_btf()
         self.names = reason_names(btf)
+        self.kallsyms = Kallsyms.load()
         reasons = btf.enum("skb_drop_reason")
         defines: dict[str, int | str] = {
             **kernel_offsets(btf),
@@ -104,8 +166,10 @@ class FlowsProbe(Probe[FlowsSample]):
             )
         drops = {(_key(k.flow), int(k.reason)): int(v.value) for k, v in bpf[b"flow_drops"].items()}
         counters = bpf[b"flow_counters"]
-        created, filtered = (sum(int(v) for v in counters[ctypes.c_int(i)]) for i in range(2))
-        return Totals(flows, drops, created, filtered)
+        created, filtered, events_lost = (sum(int(v) for v in counters[ctypes.c_int(i)]) for i in range(3))
+        bpf.ring_buffer_consume()
+        events, self._events = self._events, []
+        return Totals(flows, drops, created, filtered, events_lost, tuple(events))
 
     def delta(self, previous: Totals, current: Totals) -> FlowsSample:
         assert self.names is not None
@@ -163,4 +227,7 @@ class FlowsProbe(Probe[FlowsSample]):
             evictions=max(0, (current.created - previous.created) - (live - len(previous.flows))),
             filtered=current.filtered - previous.filtered,
             filter=self.filter.text if self.filter else "",
+            events=current.events,
+            events_lost=current.events_lost - previous.events_lost,
+            watched=self.watched,
         )

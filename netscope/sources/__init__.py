@@ -25,5 +25,8 @@ class Source(Protocol):
     def set_flow_filter(self, flt: Filter | None) -> None:
         """Apply a new flow filter (live: recompile the flows program; may block)."""
 
+    def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
+        """Stream this flow's packets one by one (netns, proto, src, sport, dst, dport), or stop."""
+
     def close(self) -> None:
         """Release everything (live: detach every BPF program)."""

@@ -113,11 +113,13 @@ class LiveSource:
         """Swap the programs the filter applies to (drops, rings, latency, flows) for ones compiled
         with `flt`. Blocks while compiling: call it from a worker. Each old program keeps counting
         until its replacement is live."""
+        flows = FlowsProbe(self.info.cpus, flt)
+        flows.watch(self.flows.watched)  # the flow screen keeps its stream
         replacements: dict[str, Probe[Any]] = {
             "drops": DropsProbe(self.info.cpus, self.drop_log_rate, flt),
             "rings": RingsProbe(self.info.cpus, flt),
             "latency": LatencyProbe(self.info.cpus, flt),
-            "flows": FlowsProbe(self.info.cpus, flt),
+            "flows": flows,
         }
         self.prepare()
         for name, new in replacements.items():
@@ -130,6 +132,9 @@ class LiveSource:
             setattr(self, name, new)
             self.probes = tuple(new if p is old else p for p in self.probes)
             old.close()
+
+    def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
+        self.flows.watch(flow)
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
         return tuple(p.status for p in self.probes)

@@ -37,5 +37,8 @@ class ReplaySource:
     def set_flow_filter(self, flt: Filter | None) -> None:
         """Nothing to recompile: the model filters recorded flows."""
 
+    def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
+        """A recording holds the events of the flows watched while it was made, nothing more."""
+
     def close(self) -> None:
         pass

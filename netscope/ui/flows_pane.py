@@ -3,6 +3,8 @@ their wait, and the reading process. `s` changes the sort column; Enter opens th
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,7 +17,8 @@ from netscope.model.flows import FlowRow, FlowsView
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
-from netscope.ui.widgets import probe_line, slow_style
+from netscope.sources import Source
+from netscope.ui.widgets import fixed_table, probe_line, slow_style
 
 FLOW_COLUMNS = (
     ("flow", 46),
@@ -57,6 +60,10 @@ def flow_cells(r: FlowRow, interval_s: float) -> tuple[str | Text, ...]:
         ",".join(str(c) for c in f.cpus) or NO_DATA,
         ",".join("?" if q < 0 else str(q) for q in f.queues) or NO_DATA,
     )
+
+
+EVENT_COLUMNS = (("time", 15), ("what", 28), ("CPU", 5), ("queue", 6), ("bytes", 6), ("where", 32))
+EVENTS_SHOWN = 100
 
 
 class FlowChosen(Message):
@@ -161,10 +168,26 @@ class FlowScreen(Screen[None]):
         with Vertical(id="flow-box"):
             yield Static(id="flow-crumbs")
             yield Static(id="flow-path")
+            yield Static(Text("Its packets, one by one (newest first)", style="bold"), id="flow-events-title")
+            yield fixed_table("flow-events", EVENT_COLUMNS)
         yield Footer()
 
+    @property
+    def key(self) -> tuple[int, int, str, int, str, int]:
+        f = self.row.flow
+        return (f.netns, f.proto, f.saddr, f.sport, f.daddr, f.dport)
+
     def on_mount(self) -> None:
+        # Only this flow's packets go to user space one by one, and only while this screen is open.
+        self.app_source().watch_flow(self.key)
         self.update_view(self._initial)
+
+    def on_unmount(self) -> None:
+        self.app_source().watch_flow(None)
+
+    def app_source(self) -> Source:
+        source: Source = getattr(self.app, "source")  # noqa: B009 (NetscopeApp, imported lazily)
+        return source
 
     def update_view(self, shown: Shown) -> None:
         row = matching(self.row, shown.flows) or self.row
@@ -194,3 +217,26 @@ class FlowScreen(Screen[None]):
             path.append(f"{'↓ ' if i else '  '}{stage:<26}", style="bold")
             path.append(f"{value}\n")
         self.query_one("#flow-path", Static).update(path)
+        table: DataTable[str | Text] = self.query_one("#flow-events", DataTable)
+        table.clear()
+        streaming = shown.watched == self.key
+        title = Text("Its packets, one by one (newest first)", style="bold")
+        if not streaming:
+            title.append(
+                "  starting…"
+                if self.app_source().live
+                else "  a recording holds only the flows watched while it was made",
+                style="dim",
+            )
+        self.query_one("#flow-events-title", Static).update(title)
+        if streaming:
+            for e in shown.flow_events[:EVENTS_SHOWN]:
+                when = datetime.fromtimestamp(e.ts)
+                table.add_row(
+                    when.strftime("%H:%M:%S.") + f"{when.microsecond:06d}",
+                    Text("dropped: " + e.reason, style="red") if e.reason else "received",
+                    f"CPU{e.cpu}",
+                    "rx-?" if e.queue < 0 else f"rx-{e.queue}",
+                    Text(str(e.length), justify="right"),
+                    e.symbol or NO_DATA,
+                )

@@ -157,3 +157,25 @@ def test_a_new_filter_recompiles_every_filtered_program(live: LiveSource, pair: 
     assert sum(no_socket) == 150  # port 10's 150 NO_SOCKET drops were left out in the kernel
     rx = sum(q.packets for q in sample.queues if q.netns == receiver and not q.tx)
     assert rx == 150
+
+
+def test_watched_flow_streams_its_packets_one_by_one(pair: VethPair) -> None:
+    """The flow screen's stream: every packet of the watched flow (here all dropped: NO_SOCKET),
+    none of the others."""
+    probe = FlowsProbe(procfs.read_online_cpus())
+    try:
+        probe.start(find_headers())
+        probe.watch((netns_inode(pair.receiver_ns), 17, pair.sender_ip, 40006, pair.receiver_ip, 9))
+        probe.poll()
+        send_from(pair, 40006, 9, 120)
+        send_from(pair, 40007, 9, 80)
+        time.sleep(0.2)
+        sample = probe.poll()
+    finally:
+        probe.close()
+    assert sample is not None and sample.events_lost == 0
+    received = [e for e in sample.events if not e.reason]
+    dropped = [e for e in sample.events if e.reason]
+    assert len(received) == 120 and len(dropped) == 120
+    assert {e.reason for e in dropped} == {"NO_SOCKET"} and all("udp" in e.symbol for e in dropped)
+    assert [e.ts for e in sample.events] == sorted(e.ts for e in sample.events)
