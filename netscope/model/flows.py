@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from netscope.model.filter import Filter, Tuple5
 from netscope.model.latency import SOCK_BITS, percentile
-from netscope.model.sample import FlowCount, HostInfo, Sample, SockLatency
+from netscope.model.sample import FlowCount, HostInfo, Sample, SocketOwner, SockLatency
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 
@@ -25,6 +25,8 @@ class FlowRow:
     pid: int | None
     comm: str
     drops: int
+    copy_hist: tuple[tuple[int, int], ...] = ()  # the reader socket's histogram (SOCK_BITS)
+    owner_only: bool = False  # pid/comm from psutil's socket table: the owner has not read yet
 
     @property
     def tuple5(self) -> Tuple5:
@@ -80,6 +82,15 @@ def reader_of(
     return unconnected[0] if unconnected and len(sharing) == 1 else None
 
 
+def owner_of(f: FlowCount, owners: tuple[SocketOwner, ...]) -> SocketOwner | None:
+    """The process owning the socket a flow goes to, from psutil (netscope's namespace only)."""
+    for o in owners:
+        local = o.proto == f.proto and o.lport == f.dport and o.laddr in (f.daddr, "0.0.0.0", "::")
+        if local and (not o.raddr or (o.raddr == f.saddr and o.rport == f.sport)):
+            return o
+    return None
+
+
 def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) -> FlowsView | None:
     """The flows of a sample; `flt` keeps the matching ones (the kernel already filtered live flows
     with the filter it was compiled with; a recording, or a filter changed since, is filtered here)."""
@@ -91,10 +102,12 @@ def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) 
     comms = {p.pid: p.comm for p in sample.latency.processes} if sample.latency else {}
     names = dict(sample.netns_names)
     rows = []
+    own_netns = (0, info.netns)
     for f in flows.flows:
         if flt is not None and not flt.matches(Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)):
             continue
         sock = reader_of(f, sockets, flows.flows)
+        owner = None if sock or f.netns not in own_netns else owner_of(f, sample.socket_owners)
         rows.append(
             FlowRow(
                 flow=f,
@@ -105,9 +118,11 @@ def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) 
                 copied_bytes=sock.bytes if sock else None,
                 copy_p50_ns=percentile(sock.buckets, 50.0, SOCK_BITS) if sock else None,
                 copy_p99_ns=percentile(sock.buckets, 99.0, SOCK_BITS) if sock else None,
-                pid=sock.pid if sock else None,
-                comm=comms.get(sock.pid, "") if sock else "",
+                pid=sock.pid if sock else owner.pid if owner else None,
+                comm=comms.get(sock.pid, "") if sock else owner.comm if owner else "",
                 drops=sum(n for _, n in f.drops),
+                copy_hist=sock.buckets if sock else (),
+                owner_only=owner is not None,
             )
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))

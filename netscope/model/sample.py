@@ -272,6 +272,19 @@ class FlowsSample:
 
 
 @dataclass(frozen=True)
+class SocketOwner:
+    """A socket of netscope's own namespace and its process (psutil), for flows not read yet."""
+
+    proto: int  # 6 or 17
+    laddr: str
+    lport: int
+    raddr: str  # "" when not connected
+    rport: int
+    pid: int
+    comm: str
+
+
+@dataclass(frozen=True)
 class Sample:
     ts: float  # UNIX epoch seconds at the interval's end
     interval_s: float  # measured, monotonic clock
@@ -286,6 +299,7 @@ class Sample:
     queues: tuple[QueueCount, ...] | None = None
     latency: LatencySample | None = None
     flows: FlowsSample | None = None
+    socket_owners: tuple[SocketOwner, ...] = ()
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample
 

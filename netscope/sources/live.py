@@ -21,6 +21,7 @@ from netscope.model.sample import (
     ProbeStatus,
     QueueCount,
     Sample,
+    SocketOwner,
     SoftnetCpu,
 )
 from netscope.probes.base import Probe
@@ -195,6 +196,7 @@ class LiveSource:
             devices=devices,
             latency=latency,
             flows=flows,
+            socket_owners=self._socket_owners() if flows else (),
         )
 
     @staticmethod
@@ -208,6 +210,13 @@ class LiveSource:
         if flows:
             found |= {f.netns for f in flows.flows}
         return found
+
+    @staticmethod
+    def _socket_owners() -> tuple[SocketOwner, ...]:
+        try:
+            return procfs.read_socket_owners()
+        except Exception:  # psutil trouble must not cost the probes' counts
+            return ()
 
     def _netns_refs(self, wanted: set[int]) -> dict[int, NetnsRef]:
         """Names and paths of namespaces; looked up again at most every few seconds while some are

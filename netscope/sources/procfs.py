@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from netscope.model.sample import HostInfo
+from netscope.model.sample import HostInfo, SocketOwner
 
 PROC = Path("/proc")
 SYS = Path("/sys")
@@ -198,3 +198,25 @@ def read_netns(wanted: set[int] | None) -> dict[int, NetnsRef]:
             if missing is not None and not missing:
                 break
     return found if wanted is None else {k: v for k, v in found.items() if k in wanted}
+
+
+def read_socket_owners() -> tuple[SocketOwner, ...]:
+    """TCP/UDP sockets of netscope's own namespace with their process (psutil sees only this one)."""
+    import socket as _socket
+
+    import psutil
+
+    owners = []
+    names: dict[int, str] = {}
+    for c in psutil.net_connections(kind="inet"):
+        if c.pid is None or not c.laddr:
+            continue
+        if c.pid not in names:
+            try:
+                names[c.pid] = psutil.Process(c.pid).name()
+            except psutil.Error:
+                names[c.pid] = ""
+        proto = 6 if c.type == _socket.SOCK_STREAM else 17
+        raddr, rport = (c.raddr.ip, c.raddr.port) if c.raddr else ("", 0)
+        owners.append(SocketOwner(proto, c.laddr.ip, c.laddr.port, raddr, rport, c.pid, names[c.pid]))
+    return tuple(owners)

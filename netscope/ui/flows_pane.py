@@ -14,7 +14,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from netscope.model.flows import FlowRow, FlowsView
-from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
+from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, fmt_pct, histogram_bar
+from netscope.model.latency import SOCK_BITS, octave_bar
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.sources import Source
@@ -200,22 +201,45 @@ class FlowScreen(Screen[None]):
         path = Text()
         if not live:
             path.append("no packets of this flow in the last interval: last figures shown\n\n", style="dim")
+        device = (
+            next((d for d in shown.rings.devices if (d.netns, d.ifindex) == (f.netns, f.ifindex)), None)
+            if shown.rings
+            else None
+        )
+        napi = (
+            ", ".join(
+                f"napi {n.napi_id}: {fmt_pct(n.pressure.full_pct)}% full-budget polls" for n in device.napi
+            )
+            or "the CPU's backlog (no NAPI instance of its own)"
+            if device is not None
+            else NO_DATA
+        )
+        if row.pid is None:
+            reader = "no reader seen copying this flow"
+        elif row.owner_only:
+            reader = f"{row.pid} {row.comm} owns the socket (psutil) but has not read in this interval"
+        else:
+            reader = (
+                f"{row.pid} {row.comm}: copied {fmt_bytes((row.copied_bytes or 0) / dt)}/s, "
+                f"waited p50 {fmt_ns(row.copy_p50_ns)}, p99 {fmt_ns(row.copy_p99_ns)}  "
+                f"1µs {histogram_bar(octave_bar(row.copy_hist, SOCK_BITS))} 17s"
+            )
         stages = (
+            ("device", device.label if device else NO_DATA),
             ("queue", ", ".join("rx-?" if q < 0 else f"rx-{q}" for q in f.queues) or NO_DATA),
             ("CPU (IRQ, NAPI, softirq)", ", ".join(f"CPU{c}" for c in f.cpus) or NO_DATA),
+            ("NAPI", napi),
             ("received", f"{fmt_count(row.rx_pps)} pkt/s, {fmt_bytes(row.rx_bps)}/s"),
             ("dropped", ", ".join(f"{reason} {fmt_count(n / dt)}/s" for reason, n in f.drops) or "none"),
-            (
-                "socket → reader",
-                f"{row.pid} {row.comm}: copied {fmt_bytes((row.copied_bytes or 0) / dt)}/s, "
-                f"waited p50 {fmt_ns(row.copy_p50_ns)}, p99 {fmt_ns(row.copy_p99_ns)}"
-                if row.pid is not None
-                else "no reader seen copying this flow",
-            ),
+            ("socket → reader", reader),
         )
         for i, (stage, value) in enumerate(stages):
             path.append(f"{'↓ ' if i else '  '}{stage:<26}", style="bold")
             path.append(f"{value}\n")
+        if f.first_seen:
+            first = datetime.fromtimestamp(f.first_seen).strftime("%H:%M:%S")
+            last = datetime.fromtimestamp(f.last_seen).strftime("%H:%M:%S")
+            path.append(f"\nfirst seen {first}, last seen {last}", style="dim")
         self.query_one("#flow-path", Static).update(path)
         table: DataTable[str | Text] = self.query_one("#flow-events", DataTable)
         table.clear()

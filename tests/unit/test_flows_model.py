@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from netscope.model.flows import build_flows_view, flow_label, reader_of
+from netscope.model.flows import build_flows_view, flow_label, owner_of, reader_of
 from netscope.model.latency import SOCK_BITS, bucket_of
-from netscope.model.sample import FlowCount, FlowsSample, HostInfo, LatencySample, ProcLatency, SockLatency
+from netscope.model.sample import (
+    FlowCount,
+    FlowsSample,
+    HostInfo,
+    LatencySample,
+    ProcLatency,
+    SocketOwner,
+    SockLatency,
+)
 from tests.unit.samples import two_cpu_sample
 
 OWN = 4026531840
@@ -52,3 +60,17 @@ def test_view_rates_reader_and_labels() -> None:
     assert row.label == "udp 10.200.0.1:40001 → 10.200.0.2:9" == flow_label(f)
     assert (row.rx_pps, row.copied_bytes, row.pid, row.comm, row.drops) == (50, 640, 7, "reader", 5)
     assert row.copy_p50_ns is not None and abs(row.copy_p50_ns - 50_000) < 0.07 * 50_000
+
+
+def test_socket_owner_from_psutil_when_nobody_read_yet() -> None:
+    f = flow(40001, 9)
+    owners = (
+        SocketOwner(17, "0.0.0.0", 53, "", 0, 11, "dns"),
+        SocketOwner(17, "0.0.0.0", 9, "", 0, 12, "discard"),
+    )
+    assert owner_of(f, owners) == owners[1]
+    connected_elsewhere = (SocketOwner(17, "10.200.0.2", 9, "10.200.0.9", 5000, 13, "other"),)
+    assert owner_of(f, connected_elsewhere) is None
+    sample = dataclasses.replace(two_cpu_sample(), flows=FlowsSample((f,), 0, 0, ""), socket_owners=owners)
+    (row,) = build_flows_view(sample, INFO).rows  # type: ignore[union-attr]
+    assert (row.pid, row.comm, row.owner_only, row.copied_bytes) == (12, "discard", True, None)
