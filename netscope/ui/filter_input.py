@@ -30,7 +30,7 @@ class FilterScreen(ModalScreen[Filter | None | bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="filter-box"):
             yield Static(Text("Flow filter", style="bold"))
-            yield Input(value=self.current, placeholder="e.g. udp and dst port 53", id="filter-input")
+            yield Input(value=self.current, id="filter-input")
             yield Static(id="filter-error")
             yield Static(Text(HELP, style="dim"))
 

@@ -11,7 +11,7 @@ from netscope.probes.flows import FlowsProbe
 from netscope.probes.headers import find_headers
 from netscope.sources import procfs
 from netscope.sources.live import LiveSource
-from tests.kernel.netns import VethPair, in_ns, netns_inode, run
+from tests.kernel.netns import TCP_READER, VethPair, in_ns, netns_inode
 
 SUBNET = 74
 
@@ -23,20 +23,6 @@ for _ in range(int(sys.argv[4])):
     s.sendto(b"x" * 32, (sys.argv[1], int(sys.argv[3])))
 """
 
-TCP_SINK = r"""
-import socket, sys
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", int(sys.argv[1])))
-srv.listen(1)
-print("ready", flush=True)
-conn, _ = srv.accept()
-got = 0
-while data := conn.recv(65536):
-    got += len(data)
-print(got, flush=True)
-"""
-
 TCP_SOURCE = r"""
 import socket, sys
 c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
@@ -46,19 +32,8 @@ c.close()
 
 
 def send_from(pair: VethPair, sport: int, dport: int, count: int) -> None:
-    run(
-        "ip",
-        "netns",
-        "exec",
-        pair.sender_ns,
-        sys.executable,
-        "-c",
-        FIXED_PORT_SENDER,
-        pair.receiver_ip,
-        str(sport),
-        str(dport),
-        str(count),
-    )
+    args = (pair.receiver_ip, str(sport), str(dport), str(count))
+    pair.in_ns(pair.sender_ns, sys.executable, "-c", FIXED_PORT_SENDER, *args)
 
 
 def test_udp_flow_counts_and_drops_exactly(live: LiveSource, pair: VethPair) -> None:
@@ -83,21 +58,10 @@ def test_udp_flow_counts_and_drops_exactly(live: LiveSource, pair: VethPair) -> 
 
 def test_tcp_flow_copied_bytes_and_reader(live: LiveSource, pair: VethPair) -> None:
     size = 3_000_000
-    sink = in_ns(pair.receiver_ns, TCP_SINK, "6201")
+    sink = in_ns(pair.receiver_ns, TCP_READER, "6201", "0")  # reads as soon as data arrives
     assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
     live.sample()
-    run(
-        "ip",
-        "netns",
-        "exec",
-        pair.sender_ns,
-        sys.executable,
-        "-c",
-        TCP_SOURCE,
-        pair.receiver_ip,
-        "6201",
-        str(size),
-    )
+    pair.in_ns(pair.sender_ns, sys.executable, "-c", TCP_SOURCE, pair.receiver_ip, "6201", str(size))
     got = int(sink.communicate(timeout=30)[0])
     time.sleep(0.2)
     view = build_flows_view(live.sample(), live.info)
