@@ -35,11 +35,13 @@ from netscope.ui.filter_input import FilterScreen
 from netscope.ui.flows_pane import FlowChosen, FlowScreen, FlowsPane
 from netscope.ui.header import NetscopeHeader, header_text
 from netscope.ui.help import HelpScreen
+from netscope.ui.home_pane import HomePane, ShowPane
 from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
 from netscope.ui.rings_pane import DeviceSelected, RingsPane
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 MAIN_TABLE = {
+    "home": "",
     "rings": "#rings-table",
     "cpus": "#cpu-table",
     "drops": "#drops-table",
@@ -75,6 +77,7 @@ class NetscopeApp(App[int]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("p", "pause", "Pause"),
+        Binding("h,0", "show_pane('home')", "Home"),
         Binding("r,1", "show_pane('rings')", "Rings"),
         Binding("c,2", "show_pane('cpus')", "CPUs"),
         Binding("d,3", "show_pane('drops')", "Drops"),
@@ -109,8 +112,10 @@ class NetscopeApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
-        # In receive-path order; the CPUs pane is shown first.
-        with TabbedContent(id="panes", initial="cpus"):
+        # The home screen first, then the panes in receive-path order.
+        with TabbedContent(id="panes", initial="home"):
+            with TabPane("Home", id="home"):
+                yield HomePane()
             with TabPane("Rings", id="rings"):
                 yield RingsPane()
             with TabPane("CPUs", id="cpus"):
@@ -191,6 +196,8 @@ class NetscopeApp(App[int]):
             self.screen.update_view(shown)
         elif active == "drops":
             self.query_one(DropsPane).show(shown)
+        elif active == "home":
+            self.query_one(HomePane).show(shown)
         elif active == "flows":
             if shown.flows is not None:
                 self.query_one(FlowsPane).show(shown.flows)
@@ -231,6 +238,9 @@ class NetscopeApp(App[int]):
         else:
             self.shown = self.timeline.shown()
         self._render()
+
+    def on_show_pane(self, message: ShowPane) -> None:
+        self.action_show_pane(message.pane)
 
     def on_cpu_selected(self, message: CpuSelected) -> None:
         if self.shown is not None:

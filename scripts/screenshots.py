@@ -18,7 +18,8 @@ FIXTURE = ROOT / "tests" / "fixtures" / "veth-traffic.nsrec"
 OUT = ROOT / "screenshots"
 # Keys pressed, then the screen saved: paused on the first sample, each pane and detail in turn.
 SCREENS = (
-    (("p",), "cpu.svg"),
+    (("p",), "home.svg"),
+    (("c",), "cpu.svg"),
     (("d",), "drops.svg"),
     (("enter",), "drop-reason.svg"),
     (("escape", "r"), "rings.svg"),

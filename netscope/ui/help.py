@@ -20,6 +20,7 @@ KEYS = (
     ("?", "this help"),
     ("q / Ctrl-C", "quit (every BPF program is detached)"),
     ("p", "pause / resume the view (collection goes on)"),
+    ("h / 0", "the home screen: the receive path, stage by stage, and one line per pane"),
     ("r / 1, c / 2, d / 3, l / 4, f / 5", "the Rings, CPUs, Drops, Latency and Flows panes"),
     ("s", "in Flows: the next sort column"),
     ("/", "the flow filter (pcap-like); on a flow's screen, starting from that flow"),

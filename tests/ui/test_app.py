@@ -7,12 +7,13 @@ import time
 import pytest
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from netscope.app import NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
 from netscope.model.drops import build_drops_view
 from netscope.model.format import fmt_count, fmt_ns
+from netscope.model.pipeline import build_pipeline
 from netscope.model.sample import Sample
 from netscope.sources.recording import Recording
 from netscope.sources.replay import ReplaySource
@@ -42,7 +43,7 @@ async def test_cpu_pane_shows_the_recorded_numbers(recording: Recording) -> None
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_for_sample(pilot, app)
-        await pilot.press("p")  # freeze on the first sample
+        await pilot.press("p", "c")  # freeze on the first sample; the CPUs pane
         first = recording.samples[0]
         view = build_cpu_view(first, recording.info.cpus)
         table: DataTable[str | Text] = app.query_one("#cpu-table", DataTable)
@@ -82,7 +83,7 @@ async def test_keys_pause_interval_help_quit(recording: Recording) -> None:
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
-        await pilot.press("tab")
+        await pilot.press("c", "tab")
         assert app.focused is not None and app.focused.id in ("cpu-table", "irq-table")
         await pilot.press("q")
     assert app.return_value == 0
@@ -92,6 +93,7 @@ async def test_narrow_terminal_keeps_the_essential_columns(recording: Recording)
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for_sample(pilot, app)
+        await pilot.press("c")
         table: DataTable[str | Text] = app.query_one("#cpu-table", DataTable)
         labels = [str(c.label) for c in table.columns.values()]
         for essential in ("CPU", "hirq/s", "RX run/s", "sirq%", "polls/s", "sqz/s", "drop/s"):
@@ -210,13 +212,14 @@ async def test_latency_pane_processes_and_process_screen(recording: Recording) -
     ("keys", "size"),
     [
         (("p",), (120, 30)),
+        (("p", "c"), (120, 30)),
         (("p", "d"), (140, 36)),
         (("p", "r"), (140, 36)),
         (("p", "l"), (120, 30)),
         (("p", "f"), (150, 30)),
         (("p", "f", "enter"), (120, 20)),
     ],
-    ids=["cpus", "drops", "rings", "latency", "flows", "flow-screen"],
+    ids=["home", "cpus", "drops", "rings", "latency", "flows", "flow-screen"],
 )
 def test_snapshot_pane(
     snap_compare, recording: Recording, keys: tuple[str, ...], size: tuple[int, int]
@@ -307,3 +310,26 @@ async def test_slash_edits_the_flow_filter_inline(recording: Recording) -> None:
         assert app.screen.current.startswith("udp and src host ") and "dport 6001" in app.screen.current
         await pilot.press("escape")
         assert isinstance(app.screen, FlowScreen)
+
+
+async def test_home_screen_pipeline_and_one_key_to_each_pane(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p")
+        assert app.query_one(TabbedContent).active == "home"
+        screen_text = " ".join(str(w.render()) for w in app.query(Static))
+        for word in ("Rings", "CPUs", "Drops", "Latency"):
+            assert word in screen_text
+        stages = build_pipeline(app.shown)  # type: ignore[arg-type]
+        assert [s.name.split(" ")[0] for s in stages[:3]] == ["NIC", "hardirq", "NAPI"]
+        # The recording's NO_SOCKET storm makes the stack the bottleneck, and it is drawn so.
+        (bottleneck,) = [s for s in stages if s.bottleneck]
+        assert bottleneck.key == "drops" and bottleneck.losses[0][0] == "NO_SOCKET"
+        box = app.query_one("#stage-3")
+        assert box.has_class("bottleneck") and "bottleneck" in str(box.render())
+        await pilot.click("#stage-3")
+        assert app.query_one(TabbedContent).active == "drops"
+        for key, pane in (("r", "rings"), ("c", "cpus"), ("l", "latency"), ("f", "flows"), ("h", "home")):
+            await pilot.press(key)
+            assert app.query_one(TabbedContent).active == pane

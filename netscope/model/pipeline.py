@@ -1,0 +1,111 @@
+"""The receive path as one line of stages, for the home screen: each stage's rate, its losses and
+whether it is where packets are lost now (the bottleneck). Pure: built from a Shown snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netscope.model.timeline import Shown
+
+# A stage losing at least this share of what it handles, or the most of all, is the bottleneck.
+BOTTLENECK_SHARE = 0.001
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str  # the pane its full view is in
+    name: str
+    rate: float | None  # per second; None: its probe is not live
+    unit: str
+    losses: tuple[tuple[str, float], ...]  # (what, per second), only the non-zero ones
+    bottleneck: bool = False
+
+    @property
+    def lost_per_s(self) -> float:
+        return sum(v for _, v in self.losses)
+
+
+def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
+    """RX left to right: NIC rings → hardirq → NAPI/softirq → stack → socket → user copy; then TX."""
+    cpu = shown.cpu_history[-1].total if shown.cpu_history else None
+    rings = shown.rings
+    drops = shown.drops
+    latency = shown.latency
+    dt = shown.latest.interval_s
+
+    ring_losses = sum(d.lost_per_interval for d in rings.devices) / dt if rings else 0.0
+    by_reason = {r.name: r.per_s for r in drops.rows} if drops else {}
+    socket_reasons = ("SOCKET_RCVBUFF", "SOCKET_BACKLOG", "PROTO_MEM")
+    stack_drops = tuple((name, v) for name, v in by_reason.items() if name not in socket_reasons)
+    socket_drops = tuple((name, by_reason[name]) for name in socket_reasons if by_reason.get(name))
+
+    def nonzero(*pairs: tuple[str, float | None]) -> tuple[tuple[str, float], ...]:
+        return tuple((what, v) for what, v in pairs if v)
+
+    stages = [
+        Stage(
+            "rings",
+            "NIC rings",
+            sum(d.rx_pps for d in rings.devices) if rings and rings.live else None,
+            "pkt/s",
+            nonzero(("ring overruns, missed, dropped", ring_losses)),
+        ),
+        Stage("cpus", "hardirq", cpu.hardirqs_per_s if cpu else None, "irq/s", ()),
+        Stage(
+            "cpus",
+            "NAPI / softirq",
+            cpu.napi_packets_per_poll * cpu.napi_polls_per_s
+            if cpu and cpu.napi_packets_per_poll is not None and cpu.napi_polls_per_s is not None
+            else (0.0 if cpu and cpu.napi_polls_per_s == 0 else None),
+            "pkt/s",
+            nonzero(
+                ("backlog drops", cpu.backlog_drops_per_s if cpu else None),
+                ("time_squeeze", cpu.time_squeeze_per_s if cpu else None),
+            ),
+        ),
+        Stage(
+            "drops",
+            "stack (IP, netfilter, TCP/UDP)",
+            sum(d.rx_pps for d in rings.devices) if rings and rings.live else None,
+            "pkt/s in",
+            tuple(sorted(stack_drops, key=lambda kv: -kv[1]))[:3],
+        ),
+        Stage(
+            "latency",
+            "socket",
+            latency.stack.count / dt if latency else None,
+            "arrivals/s",
+            socket_drops,
+        ),
+        Stage(
+            "latency",
+            "user copy",
+            latency.all.count / dt if latency else None,
+            "reads/s",
+            (),
+        ),
+    ]
+    # The stage that loses the most, if it loses anything worth the name, is the bottleneck.
+    worst = max(stages, key=lambda s: s.lost_per_s)
+    handled = max((s.rate or 0.0) for s in stages) or 1.0
+    if worst.lost_per_s and worst.lost_per_s >= BOTTLENECK_SHARE * handled:
+        stages = [Stage(s.key, s.name, s.rate, s.unit, s.losses, s is worst) for s in stages]
+    tx = Stage(
+        "rings",
+        "TX (qdisc → driver)",
+        sum(d.tx_pps for d in rings.devices) if rings and rings.live else None,
+        "pkt/s",
+        nonzero(
+            (
+                "qdisc drops",
+                sum((d.stats.qdisc_drops or 0) if d.stats else 0 for d in rings.devices) / dt
+                if rings
+                else None,
+            ),
+            (
+                "tx_dropped",
+                sum(d.stats.tx_dropped if d.stats else 0 for d in rings.devices) / dt if rings else None,
+            ),
+        ),
+    )
+    return (*stages, tx)

@@ -1,0 +1,123 @@
+"""The home screen: the receive path drawn live, left to right, each stage with its rate and losses,
+the bottleneck in red; below it one line per pane. A click on a stage or a line opens its pane."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.events import Click
+from textual.message import Message
+from textual.widgets import Static
+
+from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
+from netscope.model.pipeline import Stage, build_pipeline
+from netscope.model.timeline import Shown
+
+
+class ShowPane(Message):
+    def __init__(self, pane: str) -> None:
+        super().__init__()
+        self.pane = pane
+
+
+def stage_text(stage: Stage) -> Text:
+    text = Text()
+    text.append(stage.name + "\n", style="bold red" if stage.bottleneck else "bold")
+    text.append(f"{fmt_count(stage.rate)} {stage.unit}" if stage.rate is not None else NO_DATA)
+    for what, per_s in stage.losses:
+        text.append(f"\n✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
+    if stage.bottleneck:
+        text.append("\n◀ bottleneck", style="bold red")
+    return text
+
+
+class StageBox(Static):
+    def __init__(self, index: int) -> None:
+        super().__init__(id=f"stage-{index}", classes="stage")
+        self.pane = "cpus"
+
+    def show(self, stage: Stage) -> None:
+        self.pane = stage.key
+        self.set_class(stage.bottleneck, "bottleneck")
+        self.update(stage_text(stage))
+
+    def on_click(self, event: Click) -> None:
+        self.post_message(ShowPane(self.pane))
+
+
+class PaneLine(Static):
+    def __init__(self, pane: str) -> None:
+        super().__init__(id=f"home-{pane}", classes="pane-line")
+        self.pane = pane
+
+    def on_click(self, event: Click) -> None:
+        self.post_message(ShowPane(self.pane))
+
+
+def pane_lines(shown: Shown) -> dict[str, Text]:
+    """One line per pane, its headline figures."""
+    lines: dict[str, Text] = {}
+    rings = shown.rings
+    busiest = rings.devices[0] if rings and rings.devices else None
+    t = Text("Rings    ", style="bold")
+    if busiest is not None:
+        t.append(
+            f"{busiest.label}: RX {fmt_count(busiest.rx_pps)} pkt/s, TX {fmt_count(busiest.tx_pps)} pkt/s, "
+        )
+        full = busiest.pressure.full_pct
+        t.append(f"ring pressure {fmt_pct(full)}%" if full is not None else "no NAPI polls")
+    lines["rings"] = t
+    t = Text("CPUs     ", style="bold")
+    view = shown.cpu_history[-1] if shown.cpu_history else None
+    for row in view.rows if view else ():
+        t.append(f"CPU{row.cpu} NET_RX {fmt_count(row.net_rx_runs_per_s)}/s ")
+        t.append(f"sirq {fmt_pct(row.softirq_time_pct)}%  ")
+    lines["cpus"] = t
+    t = Text("Drops    ", style="bold")
+    drops = shown.drops
+    if drops is not None:
+        t.append(f"{fmt_count(drops.total_per_s)}/s  ")
+        t.append("  ".join(f"{r.label} {fmt_count(r.per_s)}/s" for r in drops.rows[:3]) or "none")
+    lines["drops"] = t
+    t = Text("Latency  ", style="bold")
+    latency = shown.latency
+    if latency is not None:
+        t.append(f"all readers p50 {fmt_ns(latency.all.p50_ns)} p99 {fmt_ns(latency.all.p99_ns)}")
+        if latency.processes:
+            slow = latency.processes[0]
+            t.append(f"  slowest: {slow.pid} {slow.comm} p99 {fmt_ns(slow.stats.p99_ns)}")
+    lines["latency"] = t
+    t = Text("Flows    ", style="bold")
+    flows = shown.flows
+    if flows is not None:
+        t.append(f"{len(flows.rows)} flows")
+        if flows.rows:
+            t.append(f", busiest {flows.rows[0].label} {fmt_count(flows.rows[0].rx_pps)} pkt/s")
+    lines["flows"] = t
+    return lines
+
+
+class HomePane(Vertical):
+    STAGES = 7
+
+    def __init__(self) -> None:
+        super().__init__(id="home-pane")
+        self.border_title = "Receive path"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="pipeline"):
+            for i in range(self.STAGES - 1):  # RX, left to right
+                if i:
+                    yield Static("→", classes="arrow")
+                yield StageBox(i)
+        yield StageBox(self.STAGES - 1)
+        for pane in ("rings", "cpus", "drops", "latency", "flows"):
+            yield PaneLine(pane)
+        yield Static(Text("click a stage or a line, or press its key, for the full view", style="dim"))
+
+    def show(self, shown: Shown) -> None:
+        for i, stage in enumerate(build_pipeline(shown)):
+            self.query_one(f"#stage-{i}", StageBox).show(stage)
+        for pane, text in pane_lines(shown).items():
+            self.query_one(f"#home-{pane}", PaneLine).update(text)

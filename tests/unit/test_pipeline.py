@@ -1,0 +1,42 @@
+"""The home screen's pipeline: stage rates, losses, and the bottleneck."""
+
+from __future__ import annotations
+
+from netscope.model.pipeline import build_pipeline
+from netscope.model.timeline import Timeline
+from tests.unit.samples import two_cpu_sample
+from tests.unit.test_drops_model import INFO, drops_sample
+
+
+def test_stages_in_receive_path_order_and_the_bottleneck() -> None:
+    timeline = Timeline(INFO)
+    timeline.add(drops_sample())
+    shown = timeline.shown()
+    assert shown is not None
+    stages = build_pipeline(shown)
+    assert [s.name.split(" ")[0] for s in stages] == [
+        "NIC",
+        "hardirq",
+        "NAPI",
+        "stack",
+        "socket",
+        "user",
+        "TX",
+    ]
+    napi = stages[2]
+    assert napi.rate == 500.0  # 1000 packets over 2 s
+    assert dict(napi.losses) == {"backlog drops": 2.0, "time_squeeze": 1.0}
+    stack = stages[3]
+    assert dict(stack.losses) == {"NO_SOCKET": 1500.0, "NETFILTER_DROP": 500.0}
+    assert stack.bottleneck and [s.name for s in stages if s.bottleneck] == [stack.name]
+
+
+def test_no_rate_without_probes_but_proc_losses_still_count() -> None:
+    timeline = Timeline(INFO)
+    timeline.add(two_cpu_sample(live=False))
+    shown = timeline.shown()
+    assert shown is not None
+    stages = build_pipeline(shown)
+    assert stages[1].rate is None and stages[2].rate is None  # probes not live: no number, not 0
+    assert dict(stages[2].losses) == {"backlog drops": 2.0, "time_squeeze": 1.0}  # /proc/net/softnet_stat
+    assert [s.name for s in stages if s.bottleneck] == [stages[2].name]
