@@ -285,6 +285,26 @@ class SocketOwner:
 
 
 @dataclass(frozen=True)
+class ProgramCost:
+    """One BPF program of netscope's over the interval (bpf_stats, through /proc/self/fdinfo)."""
+
+    probe: str
+    program: str
+    runs: int
+    run_time_ns: int
+
+
+@dataclass(frozen=True)
+class OwnCost:
+    """What netscope costs the box over the interval."""
+
+    cpu_pct: float  # of one CPU
+    rss_bytes: int
+    programs: tuple[ProgramCost, ...]
+    bpf_stats: bool  # kernel.bpf_stats_enabled was on (else runs and times are 0)
+
+
+@dataclass(frozen=True)
 class Sample:
     ts: float  # UNIX epoch seconds at the interval's end
     interval_s: float  # measured, monotonic clock
@@ -300,6 +320,7 @@ class Sample:
     latency: LatencySample | None = None
     flows: FlowsSample | None = None
     socket_owners: tuple[SocketOwner, ...] = ()
+    cost: OwnCost | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample
 

@@ -88,7 +88,25 @@ def snapshot_json(
     out.update(rings_json(info, sample, interfaces, netns))
     out["copy_latency"] = latency_json(sample)
     out.update(flows_json(info, sample, flow_filter))
+    out["cost"] = cost_json(sample)
     return out
+
+
+def cost_json(sample: Sample) -> dict[str, Any] | None:
+    """netscope's own cost over the interval: CPU % of one core, RSS, and per BPF program its runs
+    and run time (bpf_stats)."""
+    cost = sample.cost
+    if cost is None:
+        return None
+    return {
+        "cpu_pct": round(cost.cpu_pct, 2),
+        "rss_bytes": cost.rss_bytes,
+        "bpf_stats": cost.bpf_stats,
+        "programs": [
+            {"probe": p.probe, "program": p.program, "runs": p.runs, "run_time_ns": p.run_time_ns}
+            for p in cost.programs
+        ],
+    }
 
 
 def flows_json(info: HostInfo, sample: Sample, flow_filter: Filter | None) -> dict[str, Any]:

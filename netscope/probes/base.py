@@ -159,6 +159,30 @@ class Probe(ABC, Generic[T]):
             previous, self._previous = self._previous, totals
             return self.delta(previous, totals)
 
+    def program_totals(self) -> dict[str, tuple[int, int]]:
+        """Cumulative (runs, run time ns) per program of this probe, from /proc/self/fdinfo (the
+        kernel keeps them while kernel.bpf_stats_enabled is on)."""
+        with self._lock:
+            bpf = self._bpf
+            if bpf is None:
+                return {}
+            out = {}
+            for name, fn in bpf.funcs.items():
+                try:
+                    info = dict(
+                        line.split(":\t", 1)
+                        for line in Path(f"/proc/self/fdinfo/{fn.fd}").read_text().splitlines()
+                        if ":\t" in line
+                    )
+                except OSError:
+                    continue
+                label = name.decode() if isinstance(name, bytes) else str(name)
+                out[label.removeprefix("raw_tracepoint__")] = (
+                    int(info.get("run_cnt", "0")),
+                    int(info.get("run_time_ns", "0")),
+                )
+            return out
+
     def close(self) -> None:
         """Detach and free the program. Safe to call more than once, from any thread."""
         self._closed.set()

@@ -17,8 +17,10 @@ from netscope.model.sample import (
     DropsSample,
     FlowsSample,
     IrqLine,
+    OwnCost,
     ProbeState,
     ProbeStatus,
+    ProgramCost,
     QueueCount,
     Sample,
     SocketOwner,
@@ -77,6 +79,9 @@ class LiveSource:
         self._netns_checked = 0.0
         self._irq_lines: tuple[IrqLine, ...] = ()
         self._links = LinkReader(self.info.netns)
+        self._bpf_stats_before: int | None = None  # kernel.bpf_stats_enabled before netscope set it
+        self._own_cpu = procfs.read_own_usage()[0]
+        self._program_totals: dict[tuple[str, str], tuple[int, int]] = {}
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
         self._device_netns: set[int] = set()  # namespaces whose devices carried traffic
 
@@ -86,6 +91,11 @@ class LiveSource:
             if self._prepared:
                 return
             self._prepared = True
+            # Run counts and times per program (the cost netscope shows for itself): on while
+            # netscope runs, restored on close.
+            self._bpf_stats_before = procfs.read_bpf_stats_enabled()
+            if self._bpf_stats_before == 0 and not procfs.write_bpf_stats_enabled(1):
+                self._bpf_stats_before = None
             # Raw tracepoints attach without tracefs, so a failed mount is only a note.
             note = ensure_tracefs()
             if note:
@@ -197,6 +207,7 @@ class LiveSource:
             latency=latency,
             flows=flows,
             socket_owners=self._socket_owners() if flows else (),
+            cost=self._cost(now - start),
         )
 
     @staticmethod
@@ -247,8 +258,27 @@ class LiveSource:
         self._device_netns &= {t.netns for t in current} | set(refs)
         return devices
 
+    def _cost(self, interval_s: float) -> OwnCost:
+        cpu_s, rss = procfs.read_own_usage()
+        cpu_pct = 100.0 * (cpu_s - self._own_cpu) / interval_s if interval_s > 0 else 0.0
+        self._own_cpu = cpu_s
+        programs = []
+        totals: dict[tuple[str, str], tuple[int, int]] = {}
+        for probe in self.probes:
+            for program, (runs, ns) in probe.program_totals().items():
+                key = (probe.name, program)
+                totals[key] = (runs, ns)
+                runs0, ns0 = self._program_totals.get(key, (runs, ns))
+                if runs >= runs0:
+                    programs.append(ProgramCost(probe.name, program, runs - runs0, ns - ns0))
+        self._program_totals = totals
+        return OwnCost(cpu_pct, rss, tuple(programs), procfs.read_bpf_stats_enabled() == 1)
+
     def close(self) -> None:
         self._closed.set()
+        if self._bpf_stats_before == 0:  # netscope turned it on: put it back
+            procfs.write_bpf_stats_enabled(0)
+            self._bpf_stats_before = None
         for probe in self.probes:
             probe.close()
 

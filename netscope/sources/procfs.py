@@ -220,3 +220,30 @@ def read_socket_owners() -> tuple[SocketOwner, ...]:
         raddr, rport = (c.raddr.ip, c.raddr.port) if c.raddr else ("", 0)
         owners.append(SocketOwner(proto, c.laddr.ip, c.laddr.port, raddr, rport, c.pid, names[c.pid]))
     return tuple(owners)
+
+
+BPF_STATS = PROC / "sys" / "kernel" / "bpf_stats_enabled"
+
+
+def read_bpf_stats_enabled() -> int | None:
+    try:
+        return int(BPF_STATS.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_bpf_stats_enabled(value: int) -> bool:
+    try:
+        BPF_STATS.write_text(str(value))
+    except OSError:
+        return False
+    return True
+
+
+def read_own_usage() -> tuple[float, int]:
+    """(CPU seconds used so far by this process, its RSS in bytes), from /proc/self."""
+    fields = (PROC / "self" / "stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu_s = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    return cpu_s, rss

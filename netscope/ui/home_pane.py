@@ -95,7 +95,29 @@ def pane_lines(shown: Shown) -> dict[str, Text]:
         if flows.rows:
             t.append(f", busiest {flows.rows[0].label} {fmt_count(flows.rows[0].rx_pps)} pkt/s")
     lines["flows"] = t
+    lines["cost"] = cost_line(shown)
     return lines
+
+
+def cost_line(shown: Shown) -> Text:
+    """What netscope itself costs: its CPU and memory, and its BPF programs' runs and time."""
+    t = Text("netscope ", style="bold")
+    cost = shown.latest.cost
+    if cost is None:
+        t.append("(replay: the recording's own cost is not shown)", style="dim")
+        return t
+    dt = shown.latest.interval_s
+    runs = sum(p.runs for p in cost.programs)
+    ns = sum(p.run_time_ns for p in cost.programs)
+    t.append(f"CPU {fmt_pct(cost.cpu_pct)}%  RSS {cost.rss_bytes / 1e6:.0f} MB  ")
+    t.append(f"{len(cost.programs)} BPF programs: {fmt_count(runs / dt)} runs/s")
+    if cost.bpf_stats and runs:
+        t.append(f", {ns / runs:.0f} ns/run, {fmt_pct(100.0 * ns / (dt * 1e9))}% of a CPU")
+    elif not cost.bpf_stats:
+        t.append(" (kernel.bpf_stats_enabled is off: no run counts)", style="dim")
+    lost = sum(p.lost_events for p in shown.latest.probes)
+    t.append(f"  events lost {lost:,}", style="red" if lost else "")
+    return t
 
 
 class HomePane(Vertical):
@@ -114,10 +136,11 @@ class HomePane(Vertical):
         yield StageBox(self.STAGES - 1)
         for pane in ("rings", "cpus", "drops", "latency", "flows"):
             yield PaneLine(pane)
+        yield Static(id="home-cost", classes="pane-line")
         yield Static(Text("click a stage or a line, or press its key, for the full view", style="dim"))
 
     def show(self, shown: Shown) -> None:
         for i, stage in enumerate(build_pipeline(shown)):
             self.query_one(f"#stage-{i}", StageBox).show(stage)
         for pane, text in pane_lines(shown).items():
-            self.query_one(f"#home-{pane}", PaneLine).update(text)
+            self.query_one(f"#home-{pane}", Static).update(text)

@@ -24,6 +24,7 @@ def test_schema_and_per_interval_counts() -> None:
         "copy_latency",
         "flows",
         "flow_evictions",
+        "cost",
     }
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0
