@@ -13,6 +13,7 @@ BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
 def test_bpf_stats_on_while_running_restored_after_and_runs_counted(pair: VethPair) -> None:
+    original = BPF_STATS.read_text().strip()
     BPF_STATS.write_text("0")
     source = LiveSource()
     try:
@@ -25,7 +26,9 @@ def test_bpf_stats_on_while_running_restored_after_and_runs_counted(pair: VethPa
         sample = source.sample()
     finally:
         source.close()
-    assert BPF_STATS.read_text().strip() == "0"
+        restored = BPF_STATS.read_text().strip()
+        BPF_STATS.write_text(original)  # leave the machine as the test found it
+    assert restored == "0"
     cost = sample.cost
     assert cost is not None and cost.bpf_stats and cost.rss_bytes > 0 and cost.cpu_pct >= 0
     runs = {(p.probe, p.program): p for p in cost.programs}
