@@ -28,6 +28,10 @@ class ReasonNames:
         subsystem = self.subsystems.get(subsys, f"subsystem {subsys}")
         return subsystem, self.subsystem_reasons.get(reason, f"reason {reason & 0xFFFF}")
 
+    def label(self, reason: int) -> str:
+        """The reason as shown: NO_SOCKET, or SUBSYSTEM/REASON."""
+        return reason_label(*self.decode(reason))
+
 
 _SYMBOLIC = re.compile(r"__print_symbolic\(REC->reason,(.*)\)", re.S)
 _PAIR = re.compile(r"\{\s*(-?\d+|0x[0-9a-fA-F]+)\s*,\s*\"([^\"]*)\"\s*\}")

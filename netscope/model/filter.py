@@ -238,15 +238,16 @@ def _in(addr: str, net: Network) -> bool:
         return False
 
 
-def _words(packed: bytes) -> list[int]:
-    """Address bytes as the u32 words BPF reads from memory (little-endian hosts)."""
+def address_words(packed: bytes) -> list[int]:
+    """Address bytes as the four u32 words of struct flow_tuple as BPF reads them (IPv4 in the first;
+    little-endian hosts)."""
     packed = packed.ljust(16, b"\0")
     return [int.from_bytes(packed[i : i + 4], "little") for i in range(0, 16, 4)]
 
 
 def _c_addr(var: str, side: str, net: Network) -> str:
     family = 4 if net.version == 4 else 6
-    words, masks = _words(net.network_address.packed), _words(net.netmask.packed)
+    words, masks = address_words(net.network_address.packed), address_words(net.netmask.packed)
     count = 1 if family == 4 else 4
     parts = [f"{var}->family == {family}"]
     for i in range(count):

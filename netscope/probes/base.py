@@ -7,6 +7,7 @@ lazily (in the worker that starts the first probe), never at app import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -223,3 +224,13 @@ def per_cpu_values(values: Sequence[T], cpus: tuple[int, ...]) -> list[T]:
     """Per-CPU map values (BCC indexes them by possible-CPU order) for the CPU ids `cpus`."""
     position = _possible_cpu_position()
     return [values[position[c]] for c in cpus]
+
+
+def address_text(raw: Any, version: int) -> str:
+    """An IPv4 (first 4 bytes) or IPv6 address read from a map or event field; "" for neither."""
+    data = bytes(raw)
+    if version == 4:
+        return str(ipaddress.IPv4Address(data[:4]))
+    if version == 6:
+        return ipaddress.IPv6Address(data[:16]).compressed
+    return ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import ipaddress
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 from netscope.model.drops import ReasonNames, names_from_enums, parse_format_reasons
 from netscope.model.filter import Filter
 from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
-from netscope.probes.base import Probe, ProbeError, per_cpu_values
+from netscope.probes.base import Probe, ProbeError, address_text, per_cpu_values
 from netscope.probes.btf import BTF, BTFError, kernel_btf
 from netscope.probes.kallsyms import Kallsyms
 from netscope.probes.offsets import kernel_offsets
@@ -63,15 +62,6 @@ def _ring_pages(rate: int) -> int:
     while pages * 4096 < rate * LOG_SECONDS * EVENT_SIZE:
         pages *= 2
     return max(pages, 8)
-
-
-def _address(family: int, raw: Any) -> str:
-    data = bytes(raw)
-    if family == 4:
-        return str(ipaddress.IPv4Address(data[:4]))
-    if family == 6:
-        return ipaddress.IPv6Address(data).compressed
-    return ""
 
 
 class DropsProbe(Probe[DropsSample]):
@@ -134,8 +124,8 @@ class DropsProbe(Probe[DropsSample]):
                 ifname=e.ifname.decode(errors="replace"),
                 netns=e.netns,
                 l4proto=e.l4proto,
-                saddr=_address(e.family, e.saddr),
-                daddr=_address(e.family, e.daddr),
+                saddr=address_text(e.saddr, e.family),
+                daddr=address_text(e.daddr, e.family),
                 sport=e.sport,
                 dport=e.dport,
             )

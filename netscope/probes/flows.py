@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from netscope.model.drops import ReasonNames
-from netscope.model.filter import Filter
+from netscope.model.filter import Filter, address_words
 from netscope.model.sample import FlowCount, FlowEvent, FlowsSample
-from netscope.probes.base import Probe, per_cpu_values
+from netscope.probes.base import Probe, address_text, per_cpu_values
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
 from netscope.probes.kallsyms import Kallsyms
@@ -47,15 +47,9 @@ class Totals:
     events: tuple[FlowEvent, ...]  # drained since the previous read
 
 
-def _words(packed: bytes) -> list[int]:
-    """An address as the four u32 words of struct flow_tuple (IPv4 in the first)."""
-    packed = packed.ljust(16, b"\0")
-    return [int.from_bytes(packed[i : i + 4], "little") for i in range(0, 16, 4)]
-
-
-def _address(family: int, words: Any) -> str:
-    raw = b"".join(int(w).to_bytes(4, "little") for w in words)
-    return str(ipaddress.IPv4Address(raw[:4])) if family == 4 else ipaddress.IPv6Address(raw).compressed
+def _packed(words: Any) -> bytes:
+    """struct flow_tuple's four u32 address words back to address bytes."""
+    return b"".join(int(w).to_bytes(4, "little") for w in words)
 
 
 def _key(k: Any) -> Key:
@@ -65,9 +59,9 @@ def _key(k: Any) -> Key:
         int(k.netns),
         family,
         int(t.proto),
-        _address(family, t.saddr),
+        address_text(_packed(t.saddr), family),
         int(t.sport),
-        _address(family, t.daddr),
+        address_text(_packed(t.daddr), family),
         int(t.dport),
         int(k.ifindex),
     )
@@ -107,9 +101,9 @@ class FlowsProbe(Probe[FlowsSample]):
             src, dst = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
             t = entry.flow.t
             t.family, t.proto, t.sport, t.dport = src.version, proto, sport, dport
-            for i, word in enumerate(_words(src.packed)):
+            for i, word in enumerate(address_words(src.packed)):
                 t.saddr[i] = word
-            for i, word in enumerate(_words(dst.packed)):
+            for i, word in enumerate(address_words(dst.packed)):
                 t.daddr[i] = word
             entry.flow.netns = netns
             entry.active = 1
@@ -120,8 +114,7 @@ class FlowsProbe(Probe[FlowsSample]):
         e = self._event_table.event(data)
         reason = ""
         if e.dropped:
-            subsystem, name = self.names.decode(int(e.reason))
-            reason = f"{subsystem}/{name}" if subsystem else name
+            reason = self.names.label(int(e.reason))
         self._events.append(
             FlowEvent(
                 ts=self._wall(int(e.ts_ns)),
@@ -187,8 +180,7 @@ class FlowsProbe(Probe[FlowsSample]):
             elif dropped[7] == 0:
                 key = by_netns.get((dropped[0], *dropped[1:7]), dropped)
             if d > 0:
-                subsystem, name = self.names.decode(reason)
-                drops.setdefault(key, []).append((f"{subsystem}/{name}" if subsystem else name, d))
+                drops.setdefault(key, []).append((self.names.label(reason), d))
         flows = []
         for key in sorted(set(current.flows) | set(drops)):
             now = current.flows.get(key)

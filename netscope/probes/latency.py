@@ -4,12 +4,11 @@ reader copied it, per reading process and socket, as log-linear histograms built
 from __future__ import annotations
 
 import ctypes
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from netscope.model.sample import LatencySample, ProcLatency, SockLatency
-from netscope.probes.base import Probe
+from netscope.probes.base import Probe, address_text
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
@@ -30,11 +29,6 @@ class Totals:
     socks: dict[tuple[int, int], tuple[Ident, Counters, dict[int, int]]]  # (tgid, sk) -> ...
     stats: dict[str, int]
     stack: dict[int, int]
-
-
-def _address(family: int, raw: Any) -> str:
-    data = bytes(raw)
-    return ipaddress.IPv6Address(data).compressed if family == 10 else str(ipaddress.IPv4Address(data[:4]))
 
 
 def _counters(values: Any) -> Counters:
@@ -92,9 +86,9 @@ class LatencyProbe(Probe[LatencySample]):
             family = int(v.family)
             ident = (
                 int(v.protocol),
-                _address(family, v.saddr),
+                address_text(v.saddr, 6 if family == 10 else 4),
                 int(v.sport),
-                _address(family, v.daddr),
+                address_text(v.daddr, 6 if family == 10 else 4),
                 int(v.dport),
             )
             socks[(int(k.tgid), int(k.sk))] = (ident, _counters(values), _sparse(values))
