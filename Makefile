@@ -3,13 +3,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.netscope-installed
 
-.PHONY: setup system run test lint screenshots clean
+.PHONY: setup system test-system run test lint screenshots clean
 
 setup: $(STAMP)
 
 # System packages: checked every time (a cheap dpkg query), installed only when missing.
 system:
 	@scripts/setup-system.sh
+
+# The tests also build bench/loadgen.c, the storm tests' sendmmsg flooder.
+test-system:
+	@scripts/setup-system.sh gcc libc6-dev
 
 # /usr/bin/python3 with system site-packages: BCC's `bcc` module comes from python3-bpfcc.
 $(VENV)/bin/python: | system
@@ -22,7 +26,7 @@ $(STAMP): $(VENV)/bin/python pyproject.toml | system
 run: setup
 	$(VENV)/bin/netscope
 
-test: setup
+test: setup test-system
 	$(PY) -m pytest -q tests
 
 lint: setup

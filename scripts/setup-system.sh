@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the system packages netscope needs (Debian/Ubuntu, as root). Does nothing when all are
-# present, so `make setup` can run it every time.
+# present, so `make setup` can run it every time. Arguments name extra packages (the tests' gcc).
 set -euo pipefail
 
-pkgs=(python3-bpfcc python3-venv bpftool ethtool iproute2 nftables tmux)
+pkgs=(python3-bpfcc python3-venv bpftool ethtool iproute2 nftables tmux "$@")
 # Headers for BCC: the running kernel's own package if the archive has one, else the nearest
 # distro headers (netscope merges them into a tree of its own; struct offsets come from BTF).
 arch=$(dpkg --print-architecture)

@@ -5,6 +5,7 @@ Traffic stays inside namespaces the test creates, on 10.200.x.x.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def run(*cmd: str, input_text: str | None = None) -> str:
@@ -56,48 +58,60 @@ def veth_pair(subnet: int = 77) -> Iterator[VethPair]:
 
 
 SENDER = """
-import socket, sys, time
-dst, port, count, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+import socket, sys
+dst, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 payload = b"x" * 32
-if count:
-    for _ in range(count):
-        s.sendto(payload, (dst, port))
-else:
-    end = time.monotonic() + seconds
-    sent = 0
-    while time.monotonic() < end:
-        for _ in range(1000):
-            s.sendto(payload, (dst, port))
-        sent += 1000
-    print(sent)
+for _ in range(count):
+    s.sendto(payload, (dst, port))
 """
 
 
 def send_udp(pair: VethPair, count: int, port: int = 9) -> None:
     """`count` 32-byte UDP datagrams from the sender namespace to the receiver."""
-    pair.in_ns(pair.sender_ns, sys.executable, "-c", SENDER, pair.receiver_ip, str(port), str(count), "0")
+    pair.in_ns(pair.sender_ns, sys.executable, "-c", SENDER, pair.receiver_ip, str(port), str(count))
+
+
+LOADGEN_C = Path(__file__).resolve().parents[2] / "bench" / "loadgen.c"
+
+
+def loadgen() -> Path:
+    """bench/loadgen.c built once per version of its source (gcc is installed by `make test`)."""
+    source = LOADGEN_C.read_bytes()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "netscope"
+    binary = cache / f"loadgen-{hashlib.sha256(source).hexdigest()[:12]}"
+    if not binary.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(f".{os.getpid()}")
+        run("gcc", "-O2", "-Wall", "-o", str(partial), str(LOADGEN_C))
+        partial.rename(binary)
+    return binary
 
 
 def flood_udp(pair: VethPair, seconds: float, port: int = 9) -> subprocess.Popen[str]:
-    """Send as fast as one process can for `seconds`; the process prints how many it sent."""
+    """Send as fast as one core can (sendmmsg) for `seconds`; read the result with `flood_result`."""
     return subprocess.Popen(
         [
             "ip",
             "netns",
             "exec",
             pair.sender_ns,
-            sys.executable,
-            "-c",
-            SENDER,
+            str(loadgen()),
+            "send",
             pair.receiver_ip,
             str(port),
-            "0",
-            str(seconds),
+            f"{seconds}",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def flood_result(flood: subprocess.Popen[str]) -> tuple[int, float]:
+    """How many datagrams a `flood_udp` process sent, and over how many seconds of its own clock."""
+    out = flood.communicate()[0].split()
+    assert flood.returncode == 0 and len(out) == 2, f"loadgen failed ({flood.returncode}): {out}"
+    return int(out[0]), float(out[1])
 
 
 def snmp(ns: str, proto: str = "Udp") -> dict[str, int]:
