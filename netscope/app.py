@@ -18,6 +18,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from netscope.model.drops import reason_label
@@ -40,6 +41,14 @@ from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
 from netscope.ui.rings_pane import DeviceSelected, RingsPane
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+PANES: dict[str, type[HomePane | RingsPane | CpuPane | DropsPane | LatencyPane | FlowsPane]] = {
+    "home": HomePane,
+    "rings": RingsPane,
+    "cpus": CpuPane,
+    "drops": DropsPane,
+    "latency": LatencyPane,
+    "flows": FlowsPane,
+}
 MAIN_TABLE = {
     "home": "",
     "rings": "#rings-table",
@@ -94,7 +103,6 @@ class NetscopeApp(App[int]):
         self,
         source: Source,
         interval: float = 1.0,
-        starters: tuple[Callable[[], None], ...] = (),
         interfaces: tuple[str, ...] = (),
         netns: str | None = None,
         flow_filter: Filter | None = None,
@@ -106,7 +114,7 @@ class NetscopeApp(App[int]):
         self.latest: Sample | None = None  # the newest sample, shown or not
         self.timeline = Timeline(source.info, interfaces, netns, flow_filter)  # fed even while paused
         self.shown: Shown | None = None  # what the screen shows (frozen while paused)
-        self._starters = starters
+        self._needed: frozenset[str] | None = None  # the probes the view on screen reads
         self._stop = threading.Event()
         self.crash: BaseException | None = None
 
@@ -134,11 +142,23 @@ class NetscopeApp(App[int]):
             loop.add_signal_handler(sig, self._exit_on_signal, sig)
         self._refresh_header()
         self._show_probes(self.source.statuses())
-        for index, starter in enumerate(self._starters):
-            self.run_worker(
-                lambda s=starter: self._start_probe(s), thread=True, group="probes", name=f"probe-{index}"
-            )
+        self._attach_needed()
         self._sampler()
+
+    def _attach_needed(self) -> None:
+        """Attach the probes the view on screen reads (the active pane and every drill-down screen
+        open); the source detaches the rest once they have not been needed for a while."""
+        active = self.query_one(TabbedContent).active
+        pane = PANES.get(active)
+        names = set(pane.PROBES if pane else ())
+        for screen in self.screen_stack:
+            names.update(getattr(screen, "PROBES", ()))
+        needed = frozenset(names)
+        if needed == self._needed:
+            return
+        self._needed = needed
+        for starter in self.source.need(needed):
+            self.run_worker(lambda s=starter: self._start_probe(s), thread=True, group="probes")
 
     def _exit_on_signal(self, signum: int) -> None:
         self._stop.set()
@@ -187,6 +207,7 @@ class NetscopeApp(App[int]):
     def _render(self) -> None:
         """Render what is on screen; a hidden pane is rendered when it is shown (painting tables
         is the UI's main cost, and it must stay cheap on a loaded box)."""
+        self._attach_needed()
         shown = self.shown
         if shown is None:
             return
@@ -244,19 +265,24 @@ class NetscopeApp(App[int]):
 
     def on_cpu_selected(self, message: CpuSelected) -> None:
         if self.shown is not None:
-            self.push_screen(CpuScreen(message.cpu, self.shown))
+            self._drill(CpuScreen(message.cpu, self.shown))
 
     def on_flow_chosen(self, message: FlowChosen) -> None:
         if self.shown is not None:
-            self.push_screen(FlowScreen(message.row, message.trail, self.shown))
+            self._drill(FlowScreen(message.row, message.trail, self.shown))
 
     def on_process_selected(self, message: ProcessSelected) -> None:
         if self.shown is not None:
-            self.push_screen(ProcessScreen(message.pid, self.shown))
+            self._drill(ProcessScreen(message.pid, self.shown))
 
     def on_device_selected(self, message: DeviceSelected) -> None:
         if self.shown is not None:
-            self.push_screen(DeviceScreen(message.key, self.shown))
+            self._drill(DeviceScreen(message.key, self.shown))
+
+    def _drill(self, screen: Screen[None]) -> None:
+        """Open a drill-down screen; the probes it reads attach now (its flows, say)."""
+        self.push_screen(screen)
+        self._attach_needed()
 
     def action_show_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
@@ -278,7 +304,7 @@ class NetscopeApp(App[int]):
         label = (
             row.label if row else reason_label(event.subsystem, event.name) if event else str(message.reason)
         )
-        self.push_screen(DropReasonScreen(message.reason, label, shown))
+        self._drill(DropReasonScreen(message.reason, label, shown))
 
     def _refresh_header(self) -> None:
         ts = self.shown.latest.ts if self.shown else None
@@ -336,6 +362,7 @@ def make_app(
     netns: str | None = None,
     flow_filter: Filter | None = None,
 ) -> NetscopeApp:
-    """The app over any source; a live source's probes come up in workers after the first frame.
+    """The app over any source; a live source's probes come up in workers after the first frame,
+    those of the view on screen first.
     `interfaces` and `netns` narrow the Rings pane, `flow_filter` the flows."""
-    return NetscopeApp(source, interval, source.starters(), interfaces, netns, flow_filter)
+    return NetscopeApp(source, interval, interfaces, netns, flow_filter)

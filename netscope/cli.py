@@ -75,6 +75,26 @@ def _log_rate(text: str) -> int:
     return value
 
 
+# What each headless section reads: only these probes are attached.
+SECTIONS = {
+    "cpus": ("irq", "napi"),
+    "rings": ("rings", "napi"),
+    "drops": ("drops",),
+    "latency": ("latency",),
+    "flows": ("flows", "latency"),
+}
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown section {', '.join(unknown) or '(none given)'}; choose from {', '.join(SECTIONS)}"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netscope",
@@ -112,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="drop log events per second, all CPUs together (default 1000; counts stay exact)",
         )
 
+    def sections_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--sections",
+            type=_sections,
+            default=tuple(SECTIONS),
+            metavar="LIST",
+            help=f"what to collect, comma-separated (default all: {','.join(SECTIONS)}); only the "
+            "probes these read are attached",
+        )
+
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
     device_args(tui)
@@ -120,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     device_args(snap)
     snap.add_argument("--count", "-n", type=_count, default=1, help="intervals to print; 0 = until stopped")
     snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
+    sections_arg(snap)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
     rec.add_argument("--output", "-o", type=Path, required=True, help="the recording file to write")
     rec.add_argument("--count", "-n", type=_count, default=0, help="intervals to record; 0 = until stopped")
+    sections_arg(rec)
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
     device_args(rep)
@@ -203,9 +235,9 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
 
 def _start_live(args: argparse.Namespace) -> LiveSource:
     source = _live_source(args)
-    for start in source.starters():
+    for start in source.need({probe for section in args.sections for probe in SECTIONS[section]}):
         start()
-    statuses = source.statuses()
+    statuses = [s for s in source.statuses() if s.state != ProbeState.IDLE]
     failed = [s for s in statuses if s.state == ProbeState.FAILED]
     if failed and len(failed) == len(statuses):
         source.close()

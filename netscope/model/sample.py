@@ -9,8 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# A probe no view needs stays attached this long before it is detached: flipping between panes
+# recompiles nothing.
+PROBE_LINGER_S = 30.0
+
 
 class ProbeState(StrEnum):
+    IDLE = "idle"  # not attached: nothing on screen (or in the headless output) needs it
     PENDING = "pending"
     STARTING = "starting"
     LIVE = "live"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 from netscope.model.filter import Filter
@@ -13,8 +13,9 @@ class Source(Protocol):
     info: HostInfo
     live: bool
 
-    def starters(self) -> tuple[Callable[[], None], ...]:
-        """One blocking call per probe that brings it up (live: headers, compile, attach)."""
+    def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
+        """The probes (by name) the view on screen needs now. Returns one blocking call per probe
+        to bring up (live: headers, compile, attach); the others may be detached."""
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
         """Each probe's state, for panes that show progress while starting."""

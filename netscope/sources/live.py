@@ -7,12 +7,13 @@ import functools
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from netscope.model.filter import Filter
 from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
+    PROBE_LINGER_S,
     DeviceStats,
     DropsSample,
     FlowsSample,
@@ -42,28 +43,30 @@ from netscope.sources.procfs import NetnsRef
 
 T = TypeVar("T")
 NETNS_RECHECK_S = 5.0
+# Every probe, in the order compiles are granted when several wait.
+PROBES = ("irq", "napi", "drops", "rings", "latency", "flows")
+FILTERED = ("drops", "rings", "latency", "flows")  # the probes a flow filter is compiled into
 
 
 class LiveSource:
     live = True
 
-    def __init__(self, drop_log_rate: int = DEFAULT_LOG_RATE, flow_filter: Filter | None = None) -> None:
+    def __init__(
+        self,
+        drop_log_rate: int = DEFAULT_LOG_RATE,
+        flow_filter: Filter | None = None,
+        linger_s: float = PROBE_LINGER_S,
+    ) -> None:
         self.info = procfs.read_host_info()
-        self.irq = IrqProbe(self.info.cpus)
-        self.napi = NapiProbe(self.info.cpus)
         self.drop_log_rate = drop_log_rate
-        self.drops = DropsProbe(self.info.cpus, drop_log_rate, flow_filter)
-        self.rings = RingsProbe(self.info.cpus, flow_filter)
-        self.latency = LatencyProbe(self.info.cpus, flow_filter)
-        self.flows = FlowsProbe(self.info.cpus, flow_filter)
-        self.probes: tuple[Probe[Any], ...] = (
-            self.irq,
-            self.napi,
-            self.drops,
-            self.rings,
-            self.latency,
-            self.flows,
-        )
+        self.flow_filter = flow_filter
+        # Every probe exists from the start (its status is shown) but is attached only while needed.
+        self._probes: dict[str, Probe[Any]] = {name: self._make(name) for name in PROBES}
+        self._needed: frozenset[str] = frozenset()
+        self._unneeded_since: dict[str, float] = {}
+        self._handed_out: set[int] = set()  # id() of probes whose starter was handed out
+        self._need_lock = threading.Lock()
+        self.linger_s = linger_s
         self.headers: KernelHeaders | None = None
         self.setup_error = ""
         self.notes: list[str] = []  # non-fatal set-up problems, for the user
@@ -114,41 +117,97 @@ class LiveSource:
         if self.headers is None:
             probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
-        probe.start(self.headers, rank=self.probes.index(probe))
+        probe.start(self.headers, rank=PROBES.index(probe.name))
         self._live_since[probe.name] = time.monotonic()
 
-    def starters(self) -> tuple[Callable[[], None], ...]:
-        return tuple(functools.partial(self.start_probe, p) for p in self.probes)
+    @property
+    def probes(self) -> tuple[Probe[Any], ...]:
+        return tuple(self._probes.values())
+
+    def _make(self, name: str) -> Probe[Any]:
+        """A new, unattached probe, compiled with the current flow filter where it applies."""
+        cpus, flt = self.info.cpus, self.flow_filter
+        if name == "irq":
+            return IrqProbe(cpus)
+        if name == "napi":
+            return NapiProbe(cpus)
+        if name == "drops":
+            return DropsProbe(cpus, self.drop_log_rate, flt)
+        if name == "rings":
+            return RingsProbe(cpus, flt)
+        if name == "latency":
+            return LatencyProbe(cpus, flt)
+        return FlowsProbe(cpus, flt)
+
+    def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
+        """The probes the view on screen (or the headless output) needs. Returns one blocking
+        starter per needed probe not yet attached, to run in workers; a probe no longer needed is
+        detached once it has been unneeded for `linger_s` (flipping between panes recompiles
+        nothing)."""
+        now = time.monotonic()
+        with self._need_lock:
+            self._needed = frozenset(names) & set(PROBES)
+            for name in PROBES:
+                if name in self._needed:
+                    self._unneeded_since.pop(name, None)
+                else:
+                    self._unneeded_since.setdefault(name, now)
+            fresh = [
+                p for n, p in self._probes.items() if n in self._needed and id(p) not in self._handed_out
+            ]
+            self._handed_out |= {id(p) for p in fresh}
+        return tuple(functools.partial(self.start_probe, p) for p in fresh)
+
+    def _detach_unneeded(self) -> None:
+        """Detach probes nobody has needed for `linger_s`; a fresh idle probe takes each one's place."""
+        now = time.monotonic()
+        with self._need_lock:
+            for name, since in list(self._unneeded_since.items()):
+                old = self._probes[name]
+                if now - since < self.linger_s or id(old) not in self._handed_out:
+                    continue
+                self._handed_out.discard(id(old))
+                self._probes[name] = self._make(name)
+                self._live_since.pop(name, None)
+                old.close()
 
     def set_flow_filter(self, flt: Filter | None) -> None:
         """Swap the programs the filter applies to (drops, rings, latency, flows) for ones compiled
         with `flt`. Blocks while compiling: call it from a worker. Each old program keeps counting
-        until its replacement is live."""
-        flows = FlowsProbe(self.info.cpus, flt)
-        flows.watch(self.flows.watched)  # the flow screen keeps its stream
-        replacements: dict[str, Probe[Any]] = {
-            "drops": DropsProbe(self.info.cpus, self.drop_log_rate, flt),
-            "rings": RingsProbe(self.info.cpus, flt),
-            "latency": LatencyProbe(self.info.cpus, flt),
-            "flows": flows,
-        }
+        until its replacement is live; one not attached now gets the filter when it attaches."""
+        self.flow_filter = flt
         self.prepare()
-        for name, new in replacements.items():
-            old: Probe[Any] = getattr(self, name)
-            if self.headers is None:
-                new.status = ProbeStatus(new.name, ProbeState.FAILED, error=self.setup_error)
-            else:
-                new.start(self.headers, rank=0)
-            self._live_since[new.name] = time.monotonic()
-            setattr(self, name, new)
-            self.probes = tuple(new if p is old else p for p in self.probes)
+        for name in FILTERED:
+            with self._need_lock:
+                old = self._probes[name]
+                attached = id(old) in self._handed_out
+                new = self._make(name)
+                if attached:
+                    self._handed_out.add(id(new))
+            if isinstance(old, FlowsProbe) and isinstance(new, FlowsProbe):
+                new.watch(old.watched)  # the flow screen keeps its stream
+            if attached:
+                if self.headers is None:
+                    new.status = ProbeStatus(new.name, ProbeState.FAILED, error=self.setup_error)
+                else:
+                    new.start(self.headers, rank=0)
+                self._live_since[name] = time.monotonic()
+            with self._need_lock:
+                self._handed_out.discard(id(old))
+                self._probes[name] = new
             old.close()
 
     def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
-        self.flows.watch(flow)
+        flows = self._probes["flows"]
+        assert isinstance(flows, FlowsProbe)
+        flows.watch(flow)
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
-        return tuple(p.status for p in self.probes)
+        with self._need_lock:
+            return tuple(
+                p.status if id(p) in self._handed_out else ProbeStatus(p.name, ProbeState.IDLE)
+                for p in self._probes.values()
+            )
 
     def _poll(self, probe: Probe[T], interval_start: float) -> T | None:
         data = probe.poll()
@@ -159,14 +218,16 @@ class LiveSource:
         return data
 
     def sample(self) -> Sample:
+        self._detach_unneeded()
         now = time.monotonic()
         start, self._last = self._last, now
-        irq = self._poll(self.irq, start)
-        napi = self._poll(self.napi, start)
-        drops = self._poll(self.drops, start)
-        queues = self._poll(self.rings, start)
-        latency = self._poll(self.latency, start)
-        flows = self._poll(self.flows, start)
+        probes = self._probes
+        irq = self._poll(probes["irq"], start)
+        napi = self._poll(probes["napi"], start)
+        drops = self._poll(probes["drops"], start)
+        queues = self._poll(probes["rings"], start)
+        latency = self._poll(probes["latency"], start)
+        flows = self._poll(probes["flows"], start)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         try:
             softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}

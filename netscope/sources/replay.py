@@ -5,7 +5,7 @@ Needs no root and no BPF: everything is recomputed from the recorded raw samples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from netscope.model.filter import Filter
 from netscope.model.sample import ProbeStatus, Sample
@@ -20,7 +20,8 @@ class ReplaySource:
         self.info = recording.info
         self._next = 0
 
-    def starters(self) -> tuple[Callable[[], None], ...]:
+    def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
+        """A recording has what it has: nothing to attach."""
         return ()
 
     def statuses(self) -> tuple[ProbeStatus, ...]:

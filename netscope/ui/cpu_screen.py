@@ -16,6 +16,7 @@ from netscope.ui.flows_pane import FlowList
 
 
 class CpuScreen(Screen[None]):
+    PROBES = ("irq", "napi", "flows")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, cpu: int, shown: Shown) -> None:

@@ -16,6 +16,7 @@ from netscope.ui.flows_pane import FlowList
 
 
 class DeviceScreen(Screen[None]):
+    PROBES = ("rings", "napi", "irq", "flows")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, key: tuple[int, int], shown: Shown) -> None:

@@ -26,6 +26,7 @@ BREAKDOWNS = (
 
 
 class DropReasonScreen(Screen[None]):
+    PROBES = ("drops", "flows")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, reason: int, label: str, shown: Shown) -> None:

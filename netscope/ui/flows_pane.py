@@ -157,6 +157,7 @@ def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:
 class FlowScreen(Screen[None]):
     """One flow's path through the receive stages, live. Esc: back."""
 
+    PROBES = ("flows", "latency", "rings", "napi")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, row: FlowRow, trail: str, shown: Shown) -> None:

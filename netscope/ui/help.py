@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from netscope.model.rings import PRESSURE_NOTE
+from netscope.model.sample import PROBE_LINGER_S
 from netscope.ui.cpu_pane import CPU_COLUMNS
 from netscope.ui.drops_pane import REASON_COLUMNS
 from netscope.ui.latency_pane import EXPLAIN as LATENCY_EXPLAIN
@@ -77,6 +78,12 @@ def help_renderable() -> Table:
         "netlink; "
         "/proc/net/softnet_stat, /proc/interrupts names mapped to devices through sysfs. "
         "– means no data: the probe is not live (see the probes line).",
+    )
+    table.add_row(
+        Text("Probes", style="bold underline"),
+        "each pane attaches only the BPF programs it reads, when it is shown (the home screen all but "
+        f"flows); a program no screen needs is detached after {PROBE_LINGER_S:.0f} s. "
+        "● live  ◌ compiling  · not attached  ✗ failed (the reason is shown)",
     )
     return table
 

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
 from netscope.model.pipeline import Stage, build_pipeline
+from netscope.model.sample import ProbeState
 from netscope.model.timeline import Shown
 
 
@@ -94,6 +95,8 @@ def pane_lines(shown: Shown) -> dict[str, Text]:
         t.append(f"{len(flows.rows)} flows")
         if flows.rows:
             t.append(f", busiest {flows.rows[0].label} {fmt_count(flows.rows[0].rx_pps)} pkt/s")
+    elif any(p.name == "flows" and p.state == ProbeState.IDLE for p in shown.latest.probes):
+        t.append("per-flow tracking is attached while Flows or a drill-down is open (f)", style="dim")
     lines["flows"] = t
     lines["cost"] = cost_line(shown)
     return lines
@@ -121,6 +124,7 @@ def cost_line(shown: Shown) -> Text:
 
 
 class HomePane(Vertical):
+    PROBES = ("irq", "napi", "drops", "rings", "latency")  # every stage of the receive path
     STAGES = 7
 
     def __init__(self) -> None:

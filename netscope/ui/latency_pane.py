@@ -146,6 +146,7 @@ def process_cells(p: ProcessRow) -> tuple[str | Text, ...]:
 class ProcessScreen(Screen[None]):
     """One process's sockets and their percentiles, live. Esc: back."""
 
+    PROBES = ("latency", "flows")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, pid: int, shown: Shown) -> None:

@@ -32,6 +32,7 @@ class Column(Generic[R]):
 
 
 PROBE_MARK = {
+    ProbeState.IDLE: ("·", "dim"),
     ProbeState.PENDING: ("○", "dim"),
     ProbeState.STARTING: ("◌", "yellow"),
     ProbeState.LIVE: ("●", "green"),

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from netscope.model.sample import ProbeState
-from netscope.sources.live import LiveSource
+from netscope.sources.live import PROBES, LiveSource
 from tests.kernel.netns import VethPair, veth_pair
 
 
@@ -34,7 +34,7 @@ def live() -> Iterator[LiveSource]:
     """The live source with every probe attached (and detached after the module)."""
     source = LiveSource()
     try:
-        for start in source.starters():
+        for start in source.need(PROBES):
             start()
         states = {s.name: (s.state, s.error) for s in source.statuses()}
         assert all(state == ProbeState.LIVE for state, _ in states.values()), states

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from netscope.sources.live import LiveSource
+from netscope.sources.live import PROBES, LiveSource
 from tests.kernel.netns import VethPair, send_udp
 
 SUBNET = 73
@@ -17,7 +17,7 @@ def test_bpf_stats_on_while_running_restored_after_and_runs_counted(pair: VethPa
     BPF_STATS.write_text("0")
     source = LiveSource()
     try:
-        for start in source.starters():
+        for start in source.need(PROBES):
             start()
         assert BPF_STATS.read_text().strip() == "1"
         source.sample()

@@ -1,0 +1,72 @@
+"""The real `netscope` as a person runs it: tmux at 120x40 as root, with traffic in namespaces the
+test made. Every pane shows live numbers, `?` shows help, each pane attaches only the programs it
+reads, `q` exits within 3 s leaving no program behind, and bpf_stats is restored."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from netscope.ui.flows_pane import FlowsPane
+from netscope.ui.home_pane import HomePane
+from tests.kernel.netns import UDP_READER, UDP_SENDER, VethPair, in_ns
+from tests.kernel.tmux import PROGRAMS, netscope_in_tmux, new_programs, program_ids, programs_of, wait_for
+
+SUBNET = 71
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+CLOSED_PORT = "9"  # nobody listens: NO_SOCKET drops
+READ_PORT = "6201"
+
+
+def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
+    original = BPF_STATS.read_text().strip()
+    BPF_STATS.write_text("0")
+    reader = in_ns(pair.receiver_ns, UDP_READER, READ_PORT, "0.05", "60")
+    sender = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "60", READ_PORT, CLOSED_PORT)
+    before = program_ids()
+    try:
+        with netscope_in_tmux(tmp_path, "panes", (120, 40)) as tui:
+            launched = time.monotonic()
+            home = tui.wait_screen(lambda s: "Receive path" in s, 5, "the first frame")
+            first_frame = time.monotonic() - launched
+            for word in ("Rings", "CPUs", "Drops", "Latency"):
+                assert word in home
+            # The home screen reads every stage but the flows: exactly those programs attach.
+            wait_for(lambda: new_programs(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
+            tui.wait_screen(lambda s: "NO_SOCKET" in s and "arrivals/s" in s, 10, "live numbers on home")
+            assert BPF_STATS.read_text().strip() == "1"
+            # Each pane with its own live figure, as the kernel sees this traffic (~1000 pkt/s to each port).
+            tui.keys("r")
+            tui.wait_screen(
+                lambda s: re.search(rf"{pair.receiver_dev}@\S+\s+\d[\d.]*k", s), 10, "Rings: RX rate"
+            )
+            tui.keys("c")
+            tui.wait_screen(lambda s: re.search(r"│ all\s+\S+\s+\d[\d.]*k", s), 10, "CPUs: NET_RX runs/s")
+            tui.keys("d")
+            tui.wait_screen(lambda s: re.search(r"NO_SOCKET\s+\d{3,}", s), 10, "Drops: NO_SOCKET/s")
+            tui.keys("l")
+            tui.wait_screen(lambda s: re.search(rf"{reader.pid}\s+python", s), 10, "Latency: the reader")
+            tui.keys("?")
+            tui.wait_screen(lambda s: "this help" in s and "Rings pane" in s, 5, "help")
+            tui.keys("Escape")
+            tui.wait_screen(lambda s: "this help" not in s, 5, "help closed")
+            # The Flows pane brings the flows program in.
+            wait_for(lambda: new_programs(before) < programs_of(*PROGRAMS), 1, "flows still detached")
+            tui.keys("f")
+            wait_for(lambda: new_programs(before) == programs_of(*PROGRAMS), 20, "the flows probe")
+            tui.wait_screen(lambda s: f"{pair.receiver_ip}:{READ_PORT}" in s, 10, "Flows: the flow")
+            assert set(FlowsPane.PROBES) <= set(PROGRAMS)
+            tui.keys("q")
+            quit_at = time.monotonic()
+            assert tui.exit_code(5) == 0
+            assert time.monotonic() - quit_at < 3.0
+        wait_for(lambda: new_programs(before) == 0, 2, "every program to be freed")
+        assert BPF_STATS.read_text().strip() == "0"
+        print(f"first frame {first_frame:.2f} s")
+        assert first_frame < 3.0
+    finally:
+        BPF_STATS.write_text(original)
+        for proc in (sender, reader):
+            proc.kill()
+            proc.wait()

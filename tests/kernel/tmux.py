@@ -1,0 +1,132 @@
+"""The real `netscope` in a real tmux session, for end-to-end tests: keys in, screen text out,
+and the BPF programs loaded on the machine (bpftool) counted by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The BPF programs each probe loads, by the name bpftool shows (names are cut at 15 characters).
+PROGRAMS = {
+    "irq": (
+        "raw_tracepoint__irq_handler_entry",
+        "raw_tracepoint__irq_handler_exit",
+        "softirq_entry",
+        "softirq_exit",
+        "softirq_raise",
+    ),
+    "napi": ("napi_poll",),
+    "drops": ("kfree_skb",),
+    "rings": ("raw_tracepoint__netif_receive_skb", "raw_tracepoint__net_dev_start_xmit"),
+    "latency": ("raw_tracepoint__netif_receive_skb", "sk_data_ready", "raw_tracepoint__sock_recv_length"),
+    "flows": ("kfree_skb", "raw_tracepoint__netif_receive_skb"),
+}
+OUR_NAMES = {name for names in PROGRAMS.values() for name in names}
+
+
+def program_ids() -> set[int]:
+    """Ids of the loaded programs that have one of netscope's names (by anyone)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
+    return {p["id"] for p in json.loads(out or "[]") if p.get("name") in OUR_NAMES}
+
+
+def new_programs(before: set[int]) -> int:
+    """How many of netscope's programs are loaded now that were not in `before`. (Programs of an
+    earlier test may still be vanishing: the kernel frees them after an RCU grace period.)"""
+    return len(program_ids() - before)
+
+
+def programs_of(*probes: str) -> int:
+    return sum(len(PROGRAMS[p]) for p in probes)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, step: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(step)
+
+
+@dataclass
+class Tui:
+    session: str
+    exit_file: Path
+
+    def screen(self) -> str:
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True, check=True
+        ).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+
+    def wait_screen(self, predicate: Callable[[str], object], timeout: float, what: str) -> str:
+        """The screen, once `predicate` holds for it; on timeout the failure shows the last screen."""
+        deadline = time.monotonic() + timeout
+        while not predicate(screen := self.screen()):
+            assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}:\n{screen}"
+            time.sleep(0.1)
+        return screen
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to the netscope process (the shell's child in the tmux pane)."""
+        pane_pid = subprocess.run(
+            ["tmux", "display", "-p", "-t", self.session, "#{pane_pid}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        child = subprocess.run(["pgrep", "-P", pane_pid], capture_output=True, text=True).stdout.split()
+        assert child, "netscope process not found"
+        os.kill(int(child[0]), signum)
+
+    def exit_code(self, timeout: float) -> int:
+        """Wait for netscope to exit; its exit code."""
+        wait_for(lambda: self.exit_file.exists() and self.exit_file.read_text().strip(), timeout, "exit")
+        return int(self.exit_file.read_text())
+
+
+@contextmanager
+def netscope_in_tmux(tmp: Path, name: str, size: tuple[int, int], *args: str) -> Iterator[Tui]:
+    """`python -m netscope ARGS` in a detached tmux session of `size`; killed afterwards."""
+    session = f"netscope-{name}-{os.getpid()}"
+    tui = Tui(session, tmp / f"{name}.exit")
+    # Without COLUMNS/LINES from the test process (Textual would take them over the pane's size).
+    command = (
+        f"cd {REPO} && env -u COLUMNS -u LINES {sys.executable} -m netscope {' '.join(args)}; "
+        f"echo $? > {tui.exit_file}"
+    )
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            f"{size[0]}",
+            "-y",
+            f"{size[1]}",
+            "sh",
+            "-c",
+            command,
+        ],
+        check=True,
+    )
+    try:
+        yield tui
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+
+
+SIGNALS = {"TERM": signal.SIGTERM, "HUP": signal.SIGHUP}
