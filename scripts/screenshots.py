@@ -30,6 +30,9 @@ SCREENS = (
     (("question_mark",), "help.svg"),
 )
 
+# The smallest terminal netscope supports: the compact home screen.
+SMALL_SCREENS = ((("p",), "home-80x24.svg"),)
+
 
 async def first_sample(app: NetscopeApp) -> None:
     for _ in range(250):
@@ -42,15 +45,16 @@ async def first_sample(app: NetscopeApp) -> None:
 async def main() -> None:
     os.environ["TZ"] = "UTC"
     OUT.mkdir(exist_ok=True)
-    app = make_app(ReplaySource(read_recording(FIXTURE)))
-    async with app.run_test(size=(140, 36)) as pilot:
-        await first_sample(app)
-        for keys, name in SCREENS:
-            await pilot.press(*keys)
-            await pilot.pause()
-            if name is not None:
-                app.save_screenshot(name, str(OUT))
-                print(OUT / name)
+    for size, screens in (((140, 36), SCREENS), ((80, 24), SMALL_SCREENS)):
+        app = make_app(ReplaySource(read_recording(FIXTURE)))
+        async with app.run_test(size=size) as pilot:
+            await first_sample(app)
+            for keys, name in screens:
+                await pilot.press(*keys)
+                await pilot.pause()
+                if name is not None:
+                    app.save_screenshot(name, str(OUT))
+                    print(OUT / name)
 
 
 if __name__ == "__main__":

@@ -38,16 +38,24 @@ class DropReasonScreen(Screen[None]):
     def on_mount(self) -> None:
         self.update_view(self._initial)
 
+    def on_resize(self) -> None:
+        self.update_view(self._initial)
+
+    def _columns(self, key: str) -> tuple[int, bool]:
+        """(label width, with share%): locations and devices get what their half of the screen
+        leaves after the numbers; when that is too little for a symbol, share% gives way."""
+        if key not in ("locations", "devices"):
+            return 12, True
+        half = (self.size.width - 4) // 2  # the box's border, the grid's gutter
+        with_share = half - 8 - 6 - 6 >= 24  # drops/s, share%, cell padding
+        return max(12, min(32, half - 8 - (6 + 6 if with_share else 4))), with_share
+
     def compose(self) -> ComposeResult:
         with Vertical(id="reason-box"):
             yield Static(id="reason-title")
             with Grid(id="reason-breakdowns"):
-                for key, label in BREAKDOWNS:
-                    table: DataTable[str | Text] = DataTable(id=f"reason-{key}", cursor_type="row")
-                    table.add_column(label, width=32 if key in ("locations", "devices") else 12)
-                    table.add_column(Text("drops/s", justify="right"), width=8)
-                    table.add_column(Text("share%", justify="right"), width=6)
-                    yield table
+                for key, _ in BREAKDOWNS:
+                    yield DataTable(id=f"reason-{key}", cursor_type="row")
             yield Static(Text("Flows dropped with this reason (Enter: the flow)", style="bold"))
             yield FlowList("reason-flows", f"machine › drops › {self.label}")
             yield Static(Text("Recent drops with this reason", style="bold"))
@@ -55,6 +63,7 @@ class DropReasonScreen(Screen[None]):
         yield Footer()
 
     def update_view(self, shown: Shown) -> None:
+        self._initial = shown
         view = shown.drops
         row = reason_row(view, self.reason) if view is not None else None
         title = Text()
@@ -68,15 +77,23 @@ class DropReasonScreen(Screen[None]):
         self.query_one("#reason-title", Static).update(title)
         for key, _ in BREAKDOWNS:
             table: DataTable[str | Text] = self.query_one(f"#reason-{key}", DataTable)
+            width, with_share = self._columns(key)
+            if [c.width for c in table.columns.values()] != [width, 8, 6][: 3 if with_share else 2]:
+                table.clear(columns=True)
+                table.add_column(dict(BREAKDOWNS)[key], width=width)
+                table.add_column(Text("drops/s", justify="right"), width=8)
+                if with_share:
+                    table.add_column(Text("share%", justify="right"), width=6)
             table.clear()
             ranked: tuple[Ranked, ...] = getattr(row, key) if row is not None else ()
             total = sum(r.count for r in ranked) or 1
             for r in ranked[:50]:
-                table.add_row(
+                cells = (
                     r.key,
                     Text(fmt_count(r.count / view.interval_s if view else 0), justify="right"),
                     Text(fmt_pct(100.0 * r.count / total), justify="right"),
                 )
+                table.add_row(*cells[: len(table.columns)])
         if shown.flows is not None:
             self.query_one(FlowList).show(flows_where(shown.flows, reason=self.label), shown.flows.interval_s)
         log: DataTable[str | Text] = self.query_one("#reason-log", DataTable)

@@ -19,20 +19,63 @@ from netscope.model.latency import SOCK_BITS, octave_bar
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.sources import Source
-from netscope.ui.widgets import fixed_table, probe_line, slow_style
+from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns, slow_style
 
-FLOW_COLUMNS = (
-    ("flow", 46),
-    ("netns", 12),
-    ("pkt/s", 7),
-    ("B/s", 8),
-    ("drop/s", 7),
-    ("copied B/s", 10),
-    ("copy p50", 8),
-    ("copy p99", 8),
-    ("reader", 16),
-    ("CPUs", 6),
-    ("queues", 6),
+FlowCell = tuple[FlowRow, float]  # a flow and the interval (s) its counts cover
+FLOW_LABEL = ("flow", 46)
+# `keep`: the lower, the longer a column stays as the terminal narrows.
+FLOW_COLUMNS: tuple[Column[FlowCell], ...] = (
+    Column("netns", 12, 3, lambda c: c[0].netns or "host", "the flow's network namespace", numeric=False),
+    Column("pkt/s", 7, 1, lambda c: fmt_count(c[0].rx_pps), "packets received per second"),
+    Column("B/s", 8, 2, lambda c: fmt_bytes(c[0].rx_bps), "bytes received per second"),
+    Column(
+        "drop/s",
+        7,
+        1,
+        lambda c: fmt_count(c[0].drops / c[1]),
+        "the flow's packets dropped per second (any reason)",
+        style=lambda c: "red" if c[0].drops else "",
+    ),
+    Column(
+        "copied B/s",
+        10,
+        3,
+        lambda c: fmt_bytes(c[0].copied_bytes / c[1]) if c[0].copied_bytes is not None else NO_DATA,
+        "bytes its reader copied out of the socket per second",
+    ),
+    Column("copy p50", 8, 2, lambda c: fmt_ns(c[0].copy_p50_ns), "median wait of its data on the socket"),
+    Column(
+        "copy p99",
+        8,
+        1,
+        lambda c: fmt_ns(c[0].copy_p99_ns),
+        "99th percentile wait on the socket",
+        style=lambda c: slow_style(c[0].copy_p99_ns),
+    ),
+    Column(
+        "reader",
+        16,
+        2,
+        lambda c: f"{c[0].pid} {c[0].comm}" if c[0].pid is not None else NO_DATA,
+        "the process reading its socket",
+        numeric=False,
+    ),
+    Column(
+        "CPUs",
+        6,
+        3,
+        lambda c: ",".join(str(n) for n in c[0].flow.cpus) or NO_DATA,
+        "CPUs it was received on",
+        numeric=False,
+    ),
+    Column(
+        "queues",
+        6,
+        3,
+        lambda c: ",".join("?" if q < 0 else str(q) for q in c[0].flow.queues) or NO_DATA,
+        "RX queues it arrived on (? = the device records none)",
+        numeric=False,
+    ),
 )
 # Sort keys, cycled with `s`: label, and how rows order under it.
 SORTS = (
@@ -42,25 +85,7 @@ SORTS = (
     ("bytes", lambda r: -r.rx_bps),
     ("flow", lambda r: r.label),
 )
-
-
-def flow_cells(r: FlowRow, interval_s: float) -> tuple[str | Text, ...]:
-    f = r.flow
-    return (
-        r.label,
-        r.netns or "host",
-        Text(fmt_count(r.rx_pps), justify="right"),
-        Text(fmt_bytes(r.rx_bps), justify="right"),
-        Text(fmt_count(r.drops / interval_s), justify="right", style="red" if r.drops else ""),
-        Text(
-            fmt_bytes(r.copied_bytes / interval_s) if r.copied_bytes is not None else NO_DATA, justify="right"
-        ),
-        Text(fmt_ns(r.copy_p50_ns), justify="right"),
-        Text(fmt_ns(r.copy_p99_ns), justify="right", style=slow_style(r.copy_p99_ns)),
-        f"{r.pid} {r.comm}" if r.pid is not None else NO_DATA,
-        ",".join(str(c) for c in f.cpus) or NO_DATA,
-        ",".join("?" if q < 0 else str(q) for q in f.queues) or NO_DATA,
-    )
+HEADER_SORTS = {"pkt/s": "packets", "drop/s": "drops", "copy p99": "copy p99", "B/s": "bytes", "flow": "flow"}
 
 
 EVENT_COLUMNS = (("time", 15), ("what", 28), ("CPU", 5), ("queue", 6), ("bytes", 6), ("where", 32))
@@ -83,15 +108,22 @@ class FlowList(DataTable[str | Text]):
         super().__init__(id=table_id, cursor_type="row", zebra_stripes=True)
         self.trail = trail
         self.rows_shown: tuple[FlowRow, ...] = ()
-        for label, width in FLOW_COLUMNS:
-            self.add_column(label, width=width)
+        self._interval_s = 1.0
+        self._columns: tuple[Column[FlowCell], ...] = ()
+
+    def on_resize(self) -> None:
+        self.show(self.rows_shown, self._interval_s)
 
     def show(self, rows: tuple[FlowRow, ...], interval_s: float) -> None:
-        self.rows_shown = rows
+        self.rows_shown, self._interval_s = rows, interval_s
+        columns = fit_columns(FLOW_COLUMNS, self.size.width or 160, reserved=FLOW_LABEL[1] + 4)
+        if columns != self._columns:
+            set_columns(self, FLOW_LABEL, columns)
+            self._columns = columns
         cursor = self.cursor_row
         self.clear()
         for r in rows:
-            self.add_row(*flow_cells(r, interval_s))
+            self.add_row(r.label, *(c.cell((r, interval_s)) for c in columns))
         if self.row_count:
             self.move_cursor(row=min(cursor, self.row_count - 1), animate=False)
 
@@ -127,6 +159,14 @@ class FlowsPane(Vertical):
         self._sort = (self._sort + 1) % len(SORTS)
         if self._view is not None:
             self.show(self._view)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it, where it is a sort key."""
+        label = HEADER_SORTS.get(str(event.label.plain if isinstance(event.label, Text) else event.label))
+        if label is not None:
+            self._sort = [name for name, _ in SORTS].index(label)
+            if self._view is not None:
+                self.show(self._view)
 
     def show(self, view: FlowsView) -> None:
         self._view = view

@@ -34,6 +34,11 @@ KEYS = (
     ("Tab / Shift-Tab", "next / previous table"),
     ("↑ ↓ PgUp PgDn", "move in a table"),
     ("Esc", "close this help, or go back"),
+    (
+        "mouse",
+        "click a tab, a home-screen stage or line, a footer key; click a row to highlight it and "
+        "again to open it; click a Flows column header to sort by it",
+    ),
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.events import Click
+from textual.events import Click, Resize
 from textual.message import Message
 from textual.widgets import Static
 
@@ -14,6 +14,8 @@ from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
 from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.sample import ProbeState
 from netscope.model.timeline import Shown
+
+COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
 
 
 class ShowPane(Message):
@@ -33,15 +35,34 @@ def stage_text(stage: Stage) -> Text:
     return text
 
 
+def stage_line(stage: Stage) -> Text:
+    """One stage on one line, for terminals too narrow for the boxes: rate, bottleneck, losses."""
+    name = stage.name.split(" (")[0]
+    text = Text(f"{name:<15}", style="bold red" if stage.bottleneck else "bold")
+    rate = f"{fmt_count(stage.rate)} {stage.unit}" if stage.rate is not None else NO_DATA
+    text.append(f"{rate:<18}")
+    if stage.bottleneck:
+        text.append(" ◀ bottleneck", style="bold red")
+    for what, per_s in stage.losses:
+        text.append(f"  ✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
+    return text
+
+
 class StageBox(Static):
-    def __init__(self, index: int) -> None:
-        super().__init__(id=f"stage-{index}", classes="stage")
+    """A stage of the path: a box in the wide layout, a line in the compact one. A click opens it."""
+
+    def __init__(self, index: int, compact: bool = False) -> None:
+        super().__init__(
+            id=f"stage-line-{index}" if compact else f"stage-{index}",
+            classes="stage-line" if compact else "stage",
+        )
+        self.compact = compact
         self.pane = "cpus"
 
     def show(self, stage: Stage) -> None:
         self.pane = stage.key
         self.set_class(stage.bottleneck, "bottleneck")
-        self.update(stage_text(stage))
+        self.update(stage_line(stage) if self.compact else stage_text(stage))
 
     def on_click(self, event: Click) -> None:
         self.post_message(ShowPane(self.pane))
@@ -138,13 +159,21 @@ class HomePane(Vertical):
                     yield Static("→", classes="arrow")
                 yield StageBox(i)
         yield StageBox(self.STAGES - 1)
+        with Vertical(id="pipeline-lines"):  # the compact layout: one line per stage
+            for i in range(self.STAGES):
+                yield StageBox(i, compact=True)
         for pane in ("rings", "cpus", "drops", "latency", "flows"):
             yield PaneLine(pane)
         yield Static(id="home-cost", classes="pane-line")
         yield Static(Text("click a stage or a line, or press its key, for the full view", style="dim"))
 
+    def on_resize(self, event: Resize) -> None:
+        """Below COMPACT_BELOW columns the boxes would break words: one line per stage instead."""
+        self.set_class(event.size.width < COMPACT_BELOW, "compact")
+
     def show(self, shown: Shown) -> None:
         for i, stage in enumerate(build_pipeline(shown)):
             self.query_one(f"#stage-{i}", StageBox).show(stage)
+            self.query_one(f"#stage-line-{i}", StageBox).show(stage)
         for pane, text in pane_lines(shown).items():
             self.query_one(f"#home-{pane}", Static).update(text)

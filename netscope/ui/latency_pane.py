@@ -15,11 +15,11 @@ from textual.widgets import DataTable, Footer, Static
 
 from netscope.model.flows import flows_where
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_bar
-from netscope.model.latency import LatencyView, Percentiles, ProcessRow
+from netscope.model.latency import LatencyView, Percentiles, ProcessRow, SocketRow
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.ui.flows_pane import FlowList
-from netscope.ui.widgets import fixed_table, probe_line, slow_style
+from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns, slow_style
 
 PROCESS_COLUMNS = (
     ("pid", 8),
@@ -31,13 +31,21 @@ PROCESS_COLUMNS = (
     ("p99", 8),
     ("max", 8),
 )
-SOCKET_COLUMNS = (
-    ("socket (local ← peer)", 48),
-    ("reads", 8),
-    ("bytes", 8),
-    ("p50", 8),
-    ("p90", 8),
-    ("p99", 8),
+SOCKET_LABEL = ("socket (local ← peer)", 42)
+# `keep`: the lower, the longer a column stays as the terminal narrows.
+SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
+    Column("reads", 8, 2, lambda s: f"{s.stats.count:,}", "reads with a known arrival"),
+    Column("bytes", 8, 3, lambda s: fmt_bytes(s.stats.bytes), "bytes those reads copied"),
+    Column("p50", 8, 2, lambda s: fmt_ns(s.stats.p50_ns), "median wait on the socket"),
+    Column("p90", 8, 3, lambda s: fmt_ns(s.stats.p90_ns), "90th percentile wait"),
+    Column(
+        "p99",
+        8,
+        1,
+        lambda s: fmt_ns(s.stats.p99_ns),
+        "99th percentile wait",
+        style=lambda s: slow_style(s.stats.p99_ns),
+    ),
 )
 EXPLAIN = (
     "wait = from the data being queued on the socket (sock:sk_data_ready) to the read that copied it "
@@ -153,11 +161,12 @@ class ProcessScreen(Screen[None]):
         super().__init__()
         self.pid = pid
         self._initial = shown
+        self._columns: tuple[Column[SocketRow], ...] = ()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="process-box"):
             yield Static(id="process-title")
-            yield fixed_table("process-sockets", SOCKET_COLUMNS)
+            yield DataTable(id="process-sockets", cursor_type="row", zebra_stripes=True)
             yield Static(Text("Its flows (Enter: the flow)", style="bold"))
             yield FlowList("process-flows", f"machine › latency › pid {self.pid}")
         yield Footer()
@@ -165,11 +174,19 @@ class ProcessScreen(Screen[None]):
     def on_mount(self) -> None:
         self.update_view(self._initial)
 
+    def on_resize(self) -> None:
+        self.update_view(self._initial)
+
     def update_view(self, shown: Shown) -> None:
+        self._initial = shown
         view = shown.latency
         row = next((p for p in view.processes if p.pid == self.pid), None) if view else None
         title = Text()
         table: DataTable[str | Text] = self.query_one("#process-sockets", DataTable)
+        columns = fit_columns(SOCKET_COLUMNS, self.size.width or 160, reserved=SOCKET_LABEL[1] + 4)
+        if columns != self._columns:
+            set_columns(table, SOCKET_LABEL, columns)
+            self._columns = columns
         table.clear()
         if row is None:
             title.append(f"pid {self.pid}: no reads in the last interval", style="dim")
@@ -181,12 +198,7 @@ class ProcessScreen(Screen[None]):
                 f"max {fmt_ns(row.stats.max_ns)}"
             )
             for s in row.sockets:
-                table.add_row(
-                    s.label,
-                    Text(f"{s.stats.count:,}", justify="right"),
-                    Text(fmt_bytes(s.stats.bytes), justify="right"),
-                    *percentile_cells(s.stats),
-                )
+                table.add_row(s.label, *(c.cell(s) for c in columns))
         self.query_one("#process-title", Static).update(title)
         if shown.flows is not None:
             self.query_one(FlowList).show(flows_where(shown.flows, pid=self.pid), shown.flows.interval_s)

@@ -23,11 +23,14 @@ class Column(Generic[R]):
     value: Callable[[R], str]
     meaning: str
     numeric: bool = True  # right-justified
+    style: Callable[[R], str] | None = None  # e.g. red when the value is a loss
 
     def header(self) -> Text:
         return Text(self.label, justify="right" if self.numeric else "left")
 
     def cell(self, row: R, style: str = "") -> Text:
+        if self.style is not None:
+            style = self.style(row) or style
         return Text(self.value(row), justify="right" if self.numeric else "left", style=style)
 
 

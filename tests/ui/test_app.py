@@ -208,28 +208,37 @@ async def test_latency_pane_processes_and_process_screen(recording: Recording) -
         assert not isinstance(app.screen, ProcessScreen)
 
 
-@pytest.mark.parametrize(
-    ("keys", "size"),
-    [
-        (("p",), (120, 30)),
-        (("p", "c"), (120, 30)),
-        (("p", "d"), (140, 36)),
-        (("p", "r"), (140, 36)),
-        (("p", "l"), (120, 30)),
-        (("p", "f"), (150, 30)),
-        (("p", "f", "enter"), (120, 20)),
-    ],
-    ids=["home", "cpus", "drops", "rings", "latency", "flows", "flow-screen"],
-)
-def test_snapshot_pane(
+# Every screen, frozen (p) on the recording's first sample: the keys that reach it.
+SCREENS = {
+    "home": (),
+    "rings": ("r",),
+    "device": ("r", "enter"),
+    "cpus": ("c",),
+    "cpu-screen": ("c", "enter"),
+    "drops": ("d",),
+    "drop-reason": ("d", "enter"),
+    "latency": ("l",),
+    "process": ("l", "enter"),
+    "flows": ("f",),
+    "flow-screen": ("f", "enter"),
+    "help": ("question_mark",),
+    "filter": ("slash",),
+}
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+@pytest.mark.parametrize("keys", SCREENS.values(), ids=SCREENS.keys())
+def test_snapshot_screen(
     snap_compare, recording: Recording, keys: tuple[str, ...], size: tuple[int, int]
 ) -> None:  # type: ignore[no-untyped-def]
-    """Each pane frozen (p) on the recording's first sample."""
+    """Every screen at the smallest supported terminal and a roomy one."""
     app = make_app(ReplaySource(recording))
 
     async def first_sample_paused(pilot: Pilot[int]) -> None:
         await wait_for_sample(pilot, app)
-        await pilot.press(*keys)
+        await pilot.press("p", *keys)
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=first_sample_paused)
 
@@ -333,3 +342,56 @@ async def test_home_screen_pipeline_and_one_key_to_each_pane(recording: Recordin
         for key, pane in (("r", "rings"), ("c", "cpus"), ("l", "latency"), ("f", "flows"), ("h", "home")):
             await pilot.press(key)
             assert app.query_one(TabbedContent).active == pane
+
+
+async def test_mouse_reaches_every_pane_and_drill_down(recording: Recording) -> None:
+    """Tabs, stage lines, pane lines, table rows (click to highlight, click again to open) and the
+    footer's keys all answer the mouse, at 80x24 where the home screen is compact."""
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p")
+        tabs = app.query_one(TabbedContent)
+        assert app.query_one("#home-pane").has_class("compact")
+        await pilot.click("#stage-line-3")  # the stack: its losses are in Drops
+        assert tabs.active == "drops"
+        await pilot.click("#--content-tab-home")
+        await pilot.click("#home-latency")
+        assert tabs.active == "latency"
+        for pane in ("rings", "cpus", "drops", "latency", "flows"):
+            await pilot.click(f"#--content-tab-{pane}")
+            assert tabs.active == pane
+        await pilot.click("#flows-table", offset=(60, 0))  # the drop/s header (after flow, pkt/s)
+        assert "sorted by drops" in str(app.query_one("#flows-summary", Static).render())
+        second_row = (2, 2)  # below the header and the first row
+        await pilot.click("#flows-table", offset=second_row)  # highlights it
+        assert not isinstance(app.screen, FlowScreen)
+        assert app.query_one("#flows-table", DataTable).cursor_row == 1
+        await pilot.click("#flows-table", offset=second_row)  # opens it
+        assert isinstance(app.screen, FlowScreen)
+        assert app.screen.row == app.query_one(FlowsPane).rows[1]
+        await pilot.press("escape")
+        await pilot.click("#--content-tab-drops")
+        await pilot.click("#drops-table", offset=second_row)
+        await pilot.click("#drops-table", offset=second_row)
+        assert isinstance(app.screen, DropReasonScreen)
+        await pilot.click("FooterKey")  # the footer's first key: esc Back
+        assert not isinstance(app.screen, DropReasonScreen)
+
+
+async def test_no_color_is_monochrome_and_nothing_depends_on_colour(
+    recording: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NO_COLOR: Textual draws in greys only; the bottleneck, losses and probe states still read,
+    because each carries a mark or a word besides its colour."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p")
+        assert app.no_color
+        box = str(app.query_one("#stage-3").render())
+        assert "◀ bottleneck" in box and "✗" in box
+        await pilot.press("d")
+        probes = str(app.query_one("#drops-probes", Static).render())
+        assert "● drops" in probes
