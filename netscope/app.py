@@ -17,6 +17,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -39,6 +40,7 @@ from netscope.ui.help import HelpScreen
 from netscope.ui.home_pane import HomePane, ShowPane
 from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
 from netscope.ui.rings_pane import DeviceSelected, RingsPane
+from netscope.ui.too_small import TooSmallScreen, too_small
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 PANES: dict[str, type[HomePane | RingsPane | CpuPane | DropsPane | LatencyPane | FlowsPane]] = {
@@ -159,6 +161,18 @@ class NetscopeApp(App[int]):
         self._needed = needed
         for starter in self.source.need(needed):
             self.run_worker(lambda s=starter: self._start_probe(s), thread=True, group="probes")
+
+    def on_resize(self, event: Resize) -> None:
+        """Below 80x24 a sentence says so instead of clipped tables; it goes when the terminal grows."""
+        small = too_small(event.size.width, event.size.height)
+        shown = [s for s in self.screen_stack if isinstance(s, TooSmallScreen)]
+        if small and not shown:
+            self.push_screen(TooSmallScreen())
+        elif small:
+            shown[0].show_size(event.size.width, event.size.height)
+        elif shown:  # with whatever was opened over it meanwhile
+            while isinstance(self.screen, TooSmallScreen) or shown[0] in self.screen_stack[1:]:
+                self.pop_screen()
 
     def _exit_on_signal(self, signum: int) -> None:
         self._stop.set()

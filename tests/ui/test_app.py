@@ -24,6 +24,7 @@ from netscope.ui.filter_input import FilterScreen
 from netscope.ui.flows_pane import FlowList, FlowScreen, FlowsPane
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import ProcessScreen
+from netscope.ui.too_small import TooSmallScreen
 
 
 async def wait_for_sample(pilot: Pilot[int], app: NetscopeApp) -> None:
@@ -395,3 +396,22 @@ async def test_no_color_is_monochrome_and_nothing_depends_on_colour(
         await pilot.press("d")
         probes = str(app.query_one("#drops-probes", Static).render())
         assert "● drops" in probes
+
+
+async def test_a_terminal_below_80x24_gets_a_sentence_not_a_clipped_screen(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_for_sample(pilot, app)
+        assert isinstance(app.screen, TooSmallScreen)
+        text = str(app.screen.query_one("#too-small", Static).render())
+        assert "at least 80x24" in text and "60x20" in text
+        for key in ("r", "c", "d", "l", "f", "h", "question_mark", "escape", "p"):  # nothing breaks
+            await pilot.press(key)
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert not isinstance(app.screen, TooSmallScreen | HelpScreen)
+        await pilot.resize_terminal(30, 10)
+        await pilot.pause()
+        assert "30x10" in str(app.screen.query_one("#too-small", Static).render())
+        await pilot.press("q")
+    assert app.return_value == 0
