@@ -343,6 +343,9 @@ async def test_home_screen_pipeline_and_one_key_to_each_pane(recording: Recordin
         for key, pane in (("r", "rings"), ("c", "cpus"), ("l", "latency"), ("f", "flows"), ("h", "home")):
             await pilot.press(key)
             assert app.query_one(TabbedContent).active == pane
+        for digit, pane in enumerate(("home", "rings", "cpus", "drops", "latency", "flows")):
+            await pilot.press(str(digit))
+            assert app.query_one(TabbedContent).active == pane
 
 
 async def test_mouse_reaches_every_pane_and_drill_down(recording: Recording) -> None:
