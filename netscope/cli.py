@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import signal
 import sys
@@ -65,6 +66,30 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 (no end) or more")
+    return value
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90, 90s, 15m, 2h)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    number, unit = (text[:-1], text[-1].lower()) if text and text[-1].lower() in units else (text, "")
+    try:
+        value = int(float(number) * units.get(unit, 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500k, 100M, 2G)") from None
+    if value < 4096:
+        raise argparse.ArgumentTypeError("must be at least 4k")
     return value
 
 
@@ -154,7 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
     rec.add_argument("--output", "-o", type=Path, required=True, help="the recording file to write")
-    rec.add_argument("--count", "-n", type=_count, default=0, help="intervals to record; 0 = until stopped")
+    length = rec.add_mutually_exclusive_group()
+    length.add_argument(
+        "--count", "-n", type=_count, default=0, help="intervals to record; 0 = until stopped"
+    )
+    length.add_argument("--duration", "-d", type=_duration, help="how long to record: 90, 90s, 15m, 2h")
+    rec.add_argument(
+        "--max-size",
+        type=_size,
+        metavar="SIZE",
+        help="stop before the file passes SIZE (bytes, or 500k, 100M, 2G); the file stays whole",
+    )
+    rec.add_argument(
+        "--json", action="store_true", help="also print each interval's snapshot JSON line while recording"
+    )
     sections_arg(rec)
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
@@ -329,10 +367,11 @@ def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from netscope.sources.recording import RecordingWriter
+    from netscope.sources.recording import RecordingFull, RecordingWriter
 
     _require_live()
     _flow_filter(args)
+    count = math.ceil(args.duration / args.interval) if args.duration else args.count
     try:
         out = args.output.open("wb")
     except OSError as e:
@@ -340,12 +379,34 @@ def cmd_record(args: argparse.Namespace) -> int:
     with out, _signals_raise():
         source = _start_live(args)
         try:
-            writer = RecordingWriter(out, source.info)
+            echo = _json_emitter(source.info, args) if args.json else None
+            try:
+                writer = RecordingWriter(out, source.info, source.describe(), args.max_size)
+            except RecordingFull:
+                raise CliError(
+                    f"--max-size {args.max_size:,} is too small for the header", EXIT_USAGE
+                ) from None
+
+            def record(sample: Sample) -> None:
+                writer.write(sample)
+                if echo is not None:
+                    echo(sample)
+
             source.sample()
             try:
-                _run_intervals(args.interval, args.count, source.sample, writer.write)
+                _run_intervals(args.interval, count, source.sample, record)
+            except RecordingFull:
+                print(
+                    f"netscope: {args.output} reached --max-size ({writer.written:,} bytes, "
+                    f"{writer.samples} intervals); recording stopped",
+                    file=sys.stderr,
+                )
             except OSError as e:
-                raise CliError(f"writing {args.output} failed: {e.strerror}", EXIT_USAGE) from None
+                raise CliError(
+                    f"writing {args.output} failed after {writer.samples} intervals: {e.strerror}; "
+                    "the intervals written replay",
+                    EXIT_USAGE,
+                ) from None
         finally:
             source.close()
     return EXIT_OK

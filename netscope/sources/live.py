@@ -28,8 +28,8 @@ from netscope.model.sample import (
     SoftnetCpu,
 )
 from netscope.probes.base import Probe
-from netscope.probes.btf import BTFError
-from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe
+from netscope.probes.btf import BTFError, kernel_btf
+from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe, reason_names
 from netscope.probes.flows import FlowsProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
 from netscope.probes.irq import IrqProbe
@@ -334,6 +334,28 @@ class LiveSource:
                     programs.append(ProgramCost(probe.name, program, runs - runs0, ns - ns0))
         self._program_totals = totals
         return OwnCost(cpu_pct, rss, tuple(programs), procfs.read_bpf_stats_enabled() == 1)
+
+    def describe(self) -> dict[str, Any]:
+        """The box beyond HostInfo, for a recording's header: the kernel's drop-reason names and
+        every device of netscope's namespace with its driver and ring sizes (what is unreadable is
+        left out)."""
+        described: dict[str, Any] = {"cpu_count": len(self.info.cpus)}
+        with contextlib.suppress(BTFError, OSError):
+            names = reason_names(kernel_btf())
+            described["drop_reasons"] = {
+                str(code): names.label(code) for code in (*names.core, *names.subsystem_reasons)
+            }
+        with contextlib.suppress(Exception):  # netlink trouble leaves the devices out
+            described["interfaces"] = [
+                {
+                    "ifindex": link.ifindex,
+                    "name": link.ifname,
+                    "driver": link.driver,
+                    "rings": dict(zip(("rx", "rx_max", "tx", "tx_max"), link.rings, strict=True)),
+                }
+                for link in self._links.read({self.info.netns: None})
+            ]
+        return described
 
     def close(self) -> None:
         self._closed.set()

@@ -11,7 +11,7 @@ import json
 import struct
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,12 +28,17 @@ class RecordingError(Exception):
     """The file is not a readable netscope recording; the message says why."""
 
 
+class RecordingFull(Exception):
+    """The next frame would take the file past its size limit; nothing of it was written."""
+
+
 @dataclass(frozen=True)
 class Recording:
     info: HostInfo
     created: float
     samples: tuple[Sample, ...]
     incomplete_bytes: int  # trailing bytes that did not form a whole frame
+    machine: dict[str, Any] = field(default_factory=dict)  # the header's description of the box
 
 
 def encode_frame(value: Any) -> bytes:
@@ -42,17 +47,36 @@ def encode_frame(value: Any) -> bytes:
 
 
 class RecordingWriter:
-    def __init__(self, out: IO[bytes], info: HostInfo) -> None:
+    """Frames to `out`; with `max_bytes`, a frame that would pass the limit raises RecordingFull
+    instead of being written, so the file always ends on a whole frame."""
+
+    def __init__(
+        self, out: IO[bytes], info: HostInfo, machine: dict[str, Any], max_bytes: int | None = None
+    ) -> None:
         self._out = out
-        header = {"format": FORMAT, "version": VERSION, "created": time.time(), "host": to_plain(info)}
+        self.max_bytes = max_bytes
+        self.written = 0
+        self.samples = 0
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": time.time(),
+            "host": to_plain(info),
+            "machine": machine,
+        }
         self._write(header)
 
     def _write(self, value: Any) -> None:
-        self._out.write(encode_frame(value))
+        frame = encode_frame(value)
+        if self.max_bytes is not None and self.written + len(frame) > self.max_bytes:
+            raise RecordingFull(f"the next frame would pass {self.max_bytes:,} bytes")
+        self._out.write(frame)
         self._out.flush()
+        self.written += len(frame)
 
     def write(self, sample: Sample) -> None:
         self._write(to_plain(sample))
+        self.samples += 1
 
 
 def _frames(data: bytes) -> tuple[list[Any], int]:
@@ -100,4 +124,11 @@ def read_recording(path: Path) -> Recording:
             check_shape(sample, info.cpus)
     except (KeyError, ValueError, TypeError) as e:
         raise RecordingError(f"{path}: a frame does not match this netscope's sample layout ({e})") from None
-    return Recording(info, float(header.get("created", 0.0)), samples, incomplete)
+    machine = header.get("machine")
+    return Recording(
+        info,
+        float(header.get("created", 0.0)),
+        samples,
+        incomplete,
+        machine if isinstance(machine, dict) else {},
+    )

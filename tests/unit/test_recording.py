@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import random
 from pathlib import Path
 
 import pytest
 
 from netscope.model.codec import from_plain, to_plain
 from netscope.model.sample import HostInfo, Sample
-from netscope.sources.recording import RecordingError, RecordingWriter, encode_frame, read_recording
+from netscope.sources.recording import (
+    RecordingError,
+    RecordingFull,
+    RecordingWriter,
+    encode_frame,
+    read_recording,
+)
 from tests.unit.samples import two_cpu_sample
 
 INFO = HostInfo("box", "6.18.44", (0, 1), 1_699_000_000.0)
@@ -18,7 +25,7 @@ INFO = HostInfo("box", "6.18.44", (0, 1), 1_699_000_000.0)
 
 def write(samples: list[Sample]) -> bytes:
     out = io.BytesIO()
-    writer = RecordingWriter(out, INFO)
+    writer = RecordingWriter(out, INFO, {"cpu_count": 2})
     for s in samples:
         writer.write(s)
     return out.getvalue()
@@ -51,6 +58,8 @@ def test_cut_off_recording_replays_the_complete_frames(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"hello world", "not a netscope recording"),
+        (random.Random(1).randbytes(4096), "not a netscope recording"),
+        (b"NSF1" + random.Random(2).randbytes(4096), "header frame is truncated or corrupt"),
         (b"NSF1\x05", "header frame is truncated"),
         (encode_frame({"format": "netscope-recording", "version": 99, "host": {}}), "version 99"),
         (encode_frame({"something": "else"}), "not a netscope recording header"),
@@ -78,3 +87,15 @@ def test_samples_that_do_not_fit_the_host_are_rejected(tmp_path: Path) -> None:
     path.write_bytes(write([bad]))
     with pytest.raises(RecordingError, match="per-CPU counts for 2 CPUs"):
         read_recording(path)
+
+
+def test_max_size_stops_before_a_frame_would_pass_it(tmp_path: Path) -> None:
+    path = tmp_path / "small.nsrec"
+    with path.open("wb") as out:
+        writer = RecordingWriter(out, INFO, {}, max_bytes=4096)
+        with pytest.raises(RecordingFull):
+            for _ in range(1000):
+                writer.write(two_cpu_sample())
+    assert 0 < writer.written <= 4096 and path.stat().st_size == writer.written
+    rec = read_recording(path)
+    assert len(rec.samples) == writer.samples > 0 and rec.incomplete_bytes == 0

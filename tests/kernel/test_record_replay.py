@@ -1,0 +1,91 @@
+"""Record as root, replay as nobody: `replay --json` prints exactly the lines `record --json` printed
+live, and a copy cut off mid-frame replays its complete frames and says what was left over."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kernel.netns import UDP_SENDER, VethPair, in_ns
+from tests.kernel.tmux import REPO
+
+SUBNET = 70
+NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=/nonexistent")
+
+
+def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m netscope ARGS` as the unprivileged user nobody: no root, no BPF."""
+    return subprocess.run(
+        [*NOBODY, sys.executable, "-m", "netscope", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory nobody can read (pytest's tmp_path is root's own)."""
+    path = Path(tempfile.mkdtemp(prefix="netscope-replay-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def test_record_as_root_replay_as_nobody(pair: VethPair, shared_dir: Path) -> None:
+    recording = shared_dir / "five.nsrec"
+    sender = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "60", "9")  # NO_SOCKET drops
+    try:
+        live = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "netscope",
+                "record",
+                "-o",
+                str(recording),
+                "-n",
+                "5",
+                "-i",
+                "0.5",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+    finally:
+        sender.kill()
+        sender.wait()
+    assert live.returncode == 0, live.stderr
+    lines = live.stdout.splitlines()
+    assert len(lines) == 5
+    drops = [{d["reason"]: d["count"] for d in json.loads(line)["drops"]} for line in lines]
+    assert all(d.get("NO_SOCKET", 0) > 100 for d in drops), drops  # real traffic was recorded
+    recording.chmod(0o644)
+
+    probe = as_nobody("--version")
+    assert probe.returncode == 0, f"nobody cannot run netscope from {REPO}: {probe.stderr}"
+    replay = as_nobody("replay", str(recording), "--json")
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout.splitlines() == lines
+    assert "Traceback" not in replay.stderr
+
+    cut = shared_dir / "cut.nsrec"
+    cut.write_bytes(recording.read_bytes()[:-50])  # the last frame loses its end
+    cut.chmod(0o644)
+    replay = as_nobody("replay", str(cut), "--json")
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout.splitlines() == lines[:4]
+    assert "incomplete frame" in replay.stderr
