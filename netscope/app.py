@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from netscope.model.drops import reason_label
 from netscope.model.filter import Filter
@@ -28,6 +28,7 @@ from netscope.model.flows import build_flows_view
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Shown, Timeline
 from netscope.sources import Source
+from netscope.sources.replay import ReplaySource
 from netscope.ui.cpu_pane import CpuPane, CpuSelected
 from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
@@ -35,10 +36,11 @@ from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
 from netscope.ui.filter_input import FilterScreen
 from netscope.ui.flows_pane import FlowChosen, FlowScreen, FlowsPane
-from netscope.ui.header import NetscopeHeader, header_text
+from netscope.ui.header import NetscopeHeader, ReplayState, header_text
 from netscope.ui.help import HelpScreen
 from netscope.ui.home_pane import HomePane, ShowPane
 from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
+from netscope.ui.replay_jump import JumpScreen
 from netscope.ui.rings_pane import DeviceSelected, RingsPane
 from netscope.ui.too_small import TooSmallScreen, too_small
 
@@ -62,9 +64,14 @@ MAIN_TABLE = {
 
 
 class SampleReady(Message):
-    def __init__(self, sample: Sample) -> None:
+    def __init__(self, sample: Sample, index: int | None = None) -> None:
         super().__init__()
         self.sample = sample
+        self.index = index  # replay: the sample's place in the recording
+
+
+class ReplayEnded(Message):
+    pass
 
 
 class SampleFailed(Message):
@@ -97,6 +104,12 @@ class NetscopeApp(App[int]):
         Binding("slash", "filter", "Filter"),
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
+        Binding("space", "replay_play", "Play/pause"),
+        Binding("left", "replay_step(-1)", "Step back", priority=True, show=False),
+        Binding("right", "replay_step(1)", "Step", priority=True, show=False),
+        Binding("left_square_bracket", "replay_speed(-1)", "Slower", show=False),
+        Binding("right_square_bracket", "replay_speed(1)", "Faster", show=False),
+        Binding("g", "replay_jump", "Go to"),
         Binding("tab", "focus_next", "Next table", show=False),
         Binding("shift+tab", "focus_previous", "Prev table", show=False),
     ]
@@ -117,6 +130,8 @@ class NetscopeApp(App[int]):
         self.timeline = Timeline(source.info, interfaces, netns, flow_filter)  # fed even while paused
         self.shown: Shown | None = None  # what the screen shows (frozen while paused)
         self._needed: frozenset[str] | None = None  # the probes the view on screen reads
+        self._replay_next = 0  # replay: the index of the next sample the timeline takes
+        self._shown_position = 0  # replay: how many samples the view on screen was built from
         self._stop = threading.Event()
         self.crash: BaseException | None = None
 
@@ -185,32 +200,127 @@ class NetscopeApp(App[int]):
 
     @work(thread=True, exclusive=True, group="sampler")
     def _sampler(self) -> None:
-        """Sample on a fixed cadence (live) or at the recording's pace (replay); next poll only
-        after the previous one finished."""
+        if isinstance(self.source, ReplaySource) and not self.source.live:
+            self._play(self.source)
+        else:
+            self._sample_live()
+
+    def _sample_live(self) -> None:
+        """Sample on a fixed cadence; the next poll only after the previous one finished."""
         deadline = time.monotonic()
         while not self._stop.is_set():
-            if self.source.live:
-                deadline += self.interval
-                if self._stop.wait(max(deadline - time.monotonic(), 0)):
-                    return
-                deadline = max(deadline, time.monotonic() - self.interval)
+            deadline += self.interval
+            if self._stop.wait(max(deadline - time.monotonic(), 0)):
+                return
+            deadline = max(deadline, time.monotonic() - self.interval)
             try:
                 sample = self.source.sample()
             except Exception as e:  # one bad interval (e.g. /proc read racing a hot-unplug)
                 self.post_message(SampleFailed(f"{type(e).__name__}: {e}"))
                 continue
-            if sample is None:
-                return
-            self.post_message(SampleReady(sample))
-            if not self.source.live and self._stop.wait(sample.interval_s):
+            if sample is not None:
+                self.post_message(SampleReady(sample))
+
+    def _play(self, replay: ReplaySource) -> None:
+        """Hand over the recording's samples at its own pace times the speed; while paused, or at
+        the end, wait for the time-travel keys."""
+        while not self._stop.is_set():
+            item = replay.next() if replay.playing else None
+            if item is None:
+                if replay.playing:  # the end: stay on the last sample
+                    replay.playing = False
+                    self.post_message(ReplayEnded())
+                if self._stop.wait(0.05):
+                    return
+                continue
+            index, sample = item
+            self.post_message(SampleReady(sample, index))
+            if self._stop.wait(sample.interval_s / replay.speed):
                 return
 
     def on_sample_ready(self, message: SampleReady) -> None:
+        if message.index is not None:
+            if message.index != self._replay_next:  # sent before a jump
+                return
+            self._replay_next += 1
         self.latest = message.sample
         self.timeline.add(message.sample)
         if not self.paused:
-            self.shown = self.timeline.shown()
+            self._take_view()
             self._render()
+        self._refresh_header()
+
+    def _take_view(self) -> None:
+        """What the screen shows from now on: the timeline as it stands (replay: at the sample
+        fed last, whose place the header shows)."""
+        self.shown = self.timeline.shown()
+        self._shown_position = self._replay_next
+
+    def on_replay_ended(self, message: ReplayEnded) -> None:
+        self.notify("end of the recording: ← and g travel back", timeout=4)
+        self._refresh_header()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Time travel only in a replay; ←/→ stay with a text field while one is focused."""
+        if action.startswith("replay_"):
+            if not isinstance(self.source, ReplaySource):
+                return False
+            if action == "replay_step" and isinstance(self.focused, Input):
+                return False
+        return True
+
+    def action_replay_play(self) -> None:
+        replay = self._replay()
+        replay.playing = not replay.playing
+        self._refresh_header()
+
+    def action_replay_step(self, step: int) -> None:
+        replay = self._replay()
+        replay.playing = False
+        self._replay_seek(self._replay_next - 1 + step)
+
+    def action_replay_speed(self, step: int) -> None:
+        self._replay().step_speed(step)
+        self._refresh_header()
+
+    def action_replay_jump(self) -> None:
+        replay = self._replay()
+        if not replay.samples:
+            return
+        shown_ts = self.latest.ts if self.latest else replay.samples[0].ts
+
+        def jump(result: float | bool | None) -> None:
+            if isinstance(result, float):
+                replay.playing = False
+                self._replay_seek(replay.index_at(result))
+
+        self.push_screen(JumpScreen(shown_ts, replay.samples[0].ts), jump)
+
+    def _replay(self) -> ReplaySource:
+        assert isinstance(self.source, ReplaySource)  # check_action allows replay_* only then
+        return self.source
+
+    def _replay_seek(self, index: int) -> None:
+        """Show the recording as it stood at samples[index]: the views are rebuilt from the start
+        (the model is fed exactly what it was fed when playing), or one sample is added when
+        stepping forward."""
+        replay = self._replay()
+        if not replay.samples:
+            return
+        samples = replay.seek(index)
+        if len(samples) == self._replay_next + 1:
+            self.timeline.add(samples[-1])
+        elif len(samples) != self._replay_next:
+            old = self.timeline
+            self.timeline = Timeline(replay.info, old.interfaces, old.netns, old.flow_filter)
+            for sample in samples:
+                self.timeline.add(sample)
+        self._replay_next = len(samples)
+        self.latest = samples[-1]
+        self.paused = False
+        self._take_view()
+        self._render()
+        self._refresh_header()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         self.notify(f"sampling failed: {message.error}", severity="error", timeout=5)
@@ -271,7 +381,7 @@ class NetscopeApp(App[int]):
             flows = build_flows_view(self.shown.latest, self.source.info, flt)
             self.shown = dataclasses.replace(self.shown, flows=flows)
         else:
-            self.shown = self.timeline.shown()
+            self._take_view()
         self._render()
 
     def on_show_pane(self, message: ShowPane) -> None:
@@ -322,8 +432,12 @@ class NetscopeApp(App[int]):
 
     def _refresh_header(self) -> None:
         ts = self.shown.latest.ts if self.shown else None
+        replay = None
+        if isinstance(self.source, ReplaySource):
+            source = self.source
+            replay = ReplayState(self._shown_position, len(source.samples), source.speed, source.playing)
         self.query_one(NetscopeHeader).update(
-            header_text(self.source.info, ts, self.interval, self.source.live, self.paused)
+            header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
         )
 
     def action_help(self) -> None:
@@ -332,7 +446,7 @@ class NetscopeApp(App[int]):
     def action_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused:
-            self.shown = self.timeline.shown()
+            self._take_view()
         self._render()
         self._refresh_header()
 

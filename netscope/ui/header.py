@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from rich.text import Text
@@ -11,7 +12,22 @@ from netscope.model.format import fmt_duration
 from netscope.model.sample import HostInfo
 
 
-def header_text(info: HostInfo, ts: float | None, interval_s: float, live: bool, paused: bool) -> Text:
+@dataclass(frozen=True)
+class ReplayState:
+    position: int  # 1-based: the sample shown
+    total: int
+    speed: float
+    playing: bool
+
+
+def header_text(
+    info: HostInfo,
+    ts: float | None,
+    interval_s: float,
+    live: bool,
+    paused: bool,
+    replay: ReplayState | None = None,
+) -> Text:
     """State first, then what identifies the box: a narrow terminal cuts the least useful end."""
     state, style = ("LIVE", "bold green") if live else ("REPLAY", "bold magenta")
     if paused:
@@ -19,9 +35,14 @@ def header_text(info: HostInfo, ts: float | None, interval_s: float, live: bool,
     text = Text()
     text.append(" netscope ", style="bold reverse")
     text.append(f" {state} ", style=style)
+    if replay is not None:
+        mark = "▶" if replay.playing else "⏸"
+        text.append(f" {mark} {replay.position}/{replay.total} ×{replay.speed:g}", style="magenta")
     if ts is not None:
         text.append(f" {datetime.fromtimestamp(ts).strftime('%H:%M:%S')}")
-    text.append(f"  every {interval_s:g}s  ")
+    if replay is None:
+        text.append(f"  every {interval_s:g}s")
+    text.append("  ")
     text.append(info.host, style="bold")
     text.append(f"  {info.kernel}  {len(info.cpus)} CPUs")
     if ts is not None and info.boot_time:

@@ -34,6 +34,10 @@ KEYS = (
     ("Tab / Shift-Tab", "next / previous table"),
     ("↑ ↓ PgUp PgDn", "move in a table"),
     ("Esc", "close this help, or go back"),
+    ("Space", "replay: play / pause the recording"),
+    ("← / →", "replay: one interval back / forward"),
+    ("[ / ]", "replay: slower / faster (0.25x … 16x)"),
+    ("g", "replay: go to a time (HH:MM[:SS], or +N / -N seconds)"),
     (
         "mouse",
         "click a tab, a home-screen stage or line, a footer key; click a row to highlight it and "

@@ -103,7 +103,10 @@ async def test_narrow_terminal_keeps_the_essential_columns(recording: Recording)
 
 
 class FlakySource(ReplaySource):
-    """A replay source whose first read fails, as a /proc read racing a hot-unplug might."""
+    """A live-like source (sampled on the app's cadence) over a recording, whose first read fails
+    as a /proc read racing a hot-unplug might."""
+
+    live = True
 
     def __init__(self, recording: Recording) -> None:
         super().__init__(recording)
@@ -418,3 +421,49 @@ async def test_a_terminal_below_80x24_gets_a_sentence_not_a_clipped_screen(recor
         assert "30x10" in str(app.screen.query_one("#too-small", Static).render())
         await pilot.press("q")
     assert app.return_value == 0
+
+
+async def test_replay_time_travel(recording: Recording) -> None:
+    """Space pauses the recording, ←/→ step, [ ] change the speed, g jumps to a time; stepping back
+    shows exactly what playing forward to that sample showed."""
+    app = make_app(ReplaySource(recording))
+    source = app.source
+    assert isinstance(source, ReplaySource)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("space")
+        assert not source.playing
+        await pilot.pause(0.3)
+        at = app.latest
+        assert at is not None
+        await pilot.pause(1.2)  # paused: the recording stays where it was
+        assert app.latest is at
+        first = recording.samples.index(at)
+        shown_forward = {}
+        for _ in range(3):
+            await pilot.press("right")
+            assert app.shown is not None
+            shown_forward[recording.samples.index(app.latest)] = app.shown.drops  # type: ignore[arg-type]
+        assert list(shown_forward) == [first + 1, first + 2, first + 3]
+        await pilot.press("left", "left")
+        assert app.latest is recording.samples[first + 1]
+        assert app.shown is not None and app.shown.drops == shown_forward[first + 1]
+        text = str(app.query_one("#header", Static).render())
+        assert f"⏸ {first + 2}/{len(recording.samples)} ×1" in text
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert source.speed == 4.0
+        await pilot.press("left_square_bracket")
+        assert source.speed == 2.0
+        # g: to the third sample by its clock time; a bad time is shown and the prompt stays.
+        await pilot.press("g")
+        field = app.screen.query_one(Input)
+        field.value = "25:99"
+        await pilot.press("enter")
+        assert "not a time" in str(app.screen.query_one("#jump-error", Static).render())
+        field.value = time.strftime("%H:%M:%S", time.localtime(recording.samples[2].ts))
+        await pilot.press("enter")
+        assert app.latest is recording.samples[2]
+        await pilot.press("space")
+        assert source.playing
+        await pilot.pause(2.5)  # plays on at 2x from there
+        assert recording.samples.index(app.latest) >= 4  # type: ignore[arg-type]
