@@ -157,14 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="drop log events per second, all CPUs together (default 1000; counts stay exact)",
         )
 
-    def sections_arg(p: argparse.ArgumentParser) -> None:
+    def sections_arg(p: argparse.ArgumentParser, default: tuple[str, ...] = tuple(SECTIONS)) -> None:
         p.add_argument(
             "--sections",
             type=_sections,
-            default=tuple(SECTIONS),
+            default=default,
             metavar="LIST",
-            help=f"what to collect, comma-separated (default all: {','.join(SECTIONS)}); only the "
-            "probes these read are attached",
+            help=f"what to collect, comma-separated, of {','.join(SECTIONS)} (default {','.join(default)}); "
+            "only the probes these read are attached",
         )
 
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
@@ -194,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="also print each interval's snapshot JSON line while recording"
     )
     sections_arg(rec)
+    exp = sub.add_parser("export", help="serve Prometheus metrics (counters since netscope started)")
+    interval_arg(exp)
+    exp.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 9469),
+        metavar="HOST:PORT",
+        help="where to serve /metrics (default 127.0.0.1:9469)",
+    )
+    sections_arg(exp, default=("cpus", "rings", "drops", "latency"))  # flows: no per-flow labels
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
     device_args(rep)
@@ -271,8 +281,9 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
     return LiveSource(drop_log_rate=args.drop_log_rate, flow_filter=_flow_filter(args))
 
 
-def _start_live(args: argparse.Namespace) -> LiveSource:
-    source = _live_source(args)
+def _start_live(args: argparse.Namespace, source: LiveSource | None = None) -> LiveSource:
+    """The live source (a new one, or `source`) with the probes of `--sections` attached."""
+    source = source or _live_source(args)
     for start in source.need({probe for section in args.sections for probe in SECTIONS[section]}):
         start()
     statuses = [s for s in source.statuses() if s.state != ProbeState.IDLE]
@@ -448,6 +459,46 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return _run_tui(ReplaySource(recording), 1.0, args)
 
 
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not host or not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r} (e.g. 127.0.0.1:9469, [::]:9469)")
+    return host.strip("[]"), number
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+    from prometheus_client.registry import CollectorRegistry
+
+    from netscope.prometheus import NetscopeCollector
+
+    _require_live()
+    host, port = args.listen
+    source = _live_source(args)
+    collector = NetscopeCollector(source.info)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(collector)
+    try:  # before compiling anything: a port in use is the user's to fix first
+        server, _ = start_http_server(port, addr=host, registry=registry)
+    except OSError as e:
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror}", EXIT_USAGE) from None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        with _signals_raise():
+            _start_live(args, source)
+            print(f"netscope: serving Prometheus metrics on http://{where}/metrics", file=sys.stderr)
+            source.sample()  # baseline
+            _run_intervals(args.interval, 0, source.sample, collector.add)
+    finally:
+        server.shutdown()
+        source.close()
+    return EXIT_OK
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     _require_live()
     if not sys.stdout.isatty() and not sys.stderr.isatty():
@@ -510,6 +561,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "snapshot": cmd_snapshot,
     "record": cmd_record,
     "replay": cmd_replay,
+    "export": cmd_export,
 }
 
 

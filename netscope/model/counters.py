@@ -1,0 +1,95 @@
+"""Running totals since netscope started, from the stream of per-interval samples: what a
+Prometheus scrape reads. Pure; label sets stay bounded (CPUs, vectors, IRQ lines, drop reasons,
+device queues; never flows).
+
+Copy latency becomes a cumulative histogram on fixed bounds: each log-linear bucket of the kernel's
+histogram is counted under the first bound at or above its upper end, so a count is never put
+below its true value (a bucket straddling a bound is counted above it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from netscope.model.drops import reason_label
+from netscope.model.latency import PROC_BITS, bucket_range
+from netscope.model.sample import HostInfo, Sample
+
+LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
+
+
+@dataclass
+class RunningTotals:
+    info: HostInfo
+    samples: int = 0
+    softirq_runs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (cpu, vector)
+    softirq_ns: Counter[tuple[str, str]] = field(default_factory=Counter)
+    hardirqs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (irq, name)
+    napi: Counter[tuple[str, str]] = field(default_factory=Counter)  # (cpu, what)
+    softnet: Counter[tuple[str, str]] = field(default_factory=Counter)  # (cpu, what)
+    drops: Counter[str] = field(default_factory=Counter)  # reason label
+    queues: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
+    copy_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
+    stack_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
+    programs: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (probe, program, what)
+    lost_events: dict[str, int] = field(default_factory=dict)  # per probe, the probe's own total
+    probes_live: dict[str, bool] = field(default_factory=dict)
+
+    def add(self, sample: Sample) -> None:
+        self.samples += 1
+        cpus = [str(c) for c in self.info.cpus]
+        names = dict(sample.netns_names)
+        for soft in sample.softirq or ():
+            for vector, runs, ns in zip(sample.softirq_names, soft.runs, soft.time_ns, strict=False):
+                self.softirq_runs[(str(soft.cpu), vector)] += runs
+                self.softirq_ns[(str(soft.cpu), vector)] += ns
+        lines = {line.irq: line.name for line in sample.irq_lines}
+        for irq in sample.hardirq or ():
+            self.hardirqs[(str(irq.irq), lines.get(irq.irq, ""))] += sum(irq.per_cpu)
+        for napi in sample.napi or ():
+            for cpu, polls, packets, full in zip(
+                cpus, napi.polls, napi.packets, napi.budget_exhausted, strict=False
+            ):
+                self.napi[(cpu, "polls")] += polls
+                self.napi[(cpu, "packets")] += packets
+                self.napi[(cpu, "budget_exhausted")] += full
+        for net in sample.softnet:
+            self.softnet[(str(net.cpu), "dropped")] += net.dropped
+            self.softnet[(str(net.cpu), "time_squeeze")] += net.time_squeeze
+        if sample.drops is not None:
+            for reason in sample.drops.reasons:
+                self.drops[reason_label(reason.subsystem, reason.name)] += sum(reason.per_cpu)
+        for q in sample.queues or ():
+            netns = "" if q.netns in (0, self.info.netns) else names.get(q.netns, str(q.netns))
+            key = (q.ifname, netns, "tx" if q.tx else "rx", str(q.queue) if q.queue >= 0 else "unknown")
+            self.queues[(*key[:3], key[3], "packets")] += q.packets
+            self.queues[(*key[:3], key[3], "bytes")] += q.bytes
+        if sample.latency is not None:
+            add_to_bounds(self.copy_latency, (b for p in sample.latency.processes for b in p.buckets))
+            add_to_bounds(self.stack_latency, sample.latency.stack)
+        for cost in sample.cost.programs if sample.cost else ():
+            self.programs[(cost.probe, cost.program, "runs")] += cost.runs
+            self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
+        for status in sample.probes:
+            self.lost_events[status.name] = max(self.lost_events.get(status.name, 0), status.lost_events)
+            self.probes_live[status.name] = status.state.value == "live"
+
+
+def add_to_bounds(counts: list[int], buckets: Iterable[tuple[int, int]]) -> None:
+    """Add (log-linear bucket index, count) pairs, in nanoseconds, to per-bound counts (the last
+    slot is above every bound)."""
+    for index, count in buckets:
+        high_s = bucket_range(index, PROC_BITS)[1] / 1e9
+        slot = next((i for i, bound in enumerate(LATENCY_BOUNDS_S) if high_s <= bound), len(LATENCY_BOUNDS_S))
+        counts[slot] += count
+
+
+def cumulative(counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Prometheus buckets: ("le", cumulative count) up to "+Inf"."""
+    out, running = [], 0
+    for bound, count in zip((*(f"{b:g}" for b in LATENCY_BOUNDS_S), "+Inf"), counts, strict=True):
+        running += count
+        out.append((bound, float(running)))
+    return out

@@ -1,0 +1,127 @@
+"""`netscope export`: the live source's running totals as Prometheus metrics, through a custom
+prometheus_client collector. Counters count since netscope started; labels stay bounded (no
+per-flow labels)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from netscope.model.counters import RunningTotals, cumulative
+from netscope.model.sample import HostInfo, Sample
+
+
+class NetscopeCollector(Collector):
+    """Fed each interval's sample by the sampling loop; read by scrapes from the server thread."""
+
+    def __init__(self, info: HostInfo) -> None:
+        self._lock = threading.Lock()
+        self._totals = RunningTotals(info)
+
+    def add(self, sample: Sample) -> None:
+        with self._lock:
+            self._totals.add(sample)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            t = self._totals
+            yield from _counters(t)
+            copy = HistogramMetricFamily(
+                "netscope_copy_latency_seconds",
+                "Wait of received data on its socket before a process copied it (sock:sk_data_ready to "
+                "sock:sock_recv_length); no _sum: the kernel keeps buckets, not sums",
+                buckets=cumulative(t.copy_latency),
+            )
+            stack = HistogramMetricFamily(
+                "netscope_stack_latency_seconds",
+                "Time from net:netif_receive_skb to the socket queue, per arrival",
+                buckets=cumulative(t.stack_latency),
+            )
+            up = GaugeMetricFamily(
+                "netscope_probe_up", "1 when the probe's BPF program is attached", labels=["probe"]
+            )
+            for name, live in sorted(t.probes_live.items()):
+                up.add_metric([name], 1.0 if live else 0.0)
+            samples = GaugeMetricFamily("netscope_samples", "Intervals counted since netscope started")
+            samples.add_metric([], t.samples)
+        yield from (copy, stack, up, samples)
+
+
+def _counters(t: RunningTotals) -> Iterator[Metric]:
+    softirq = CounterMetricFamily(
+        "netscope_softirq", "Softirq handler runs (irq:softirq_entry)", labels=["cpu", "vec"]
+    )
+    softirq_s = CounterMetricFamily(
+        "netscope_softirq_seconds", "Time in softirq handlers", labels=["cpu", "vec"]
+    )
+    for key, count in sorted(t.softirq_runs.items()):
+        softirq.add_metric(list(key), count)
+        softirq_s.add_metric(list(key), t.softirq_ns[key] / 1e9)
+    hardirq = CounterMetricFamily(
+        "netscope_hardirq", "Hardirq handler runs (irq:irq_handler_entry)", labels=["irq", "name"]
+    )
+    for (irq, name), n in sorted(t.hardirqs.items()):
+        hardirq.add_metric([irq, name], n)
+    napi = {
+        what: CounterMetricFamily(f"netscope_napi_{what}", doc, labels=["cpu"])
+        for what, doc in (
+            ("polls", "NAPI polls (napi:napi_poll)"),
+            ("packets", "Packets handled by NAPI polls"),
+            ("budget_exhausted", "NAPI polls that used their whole budget"),
+        )
+    }
+    for (cpu, what), n in sorted(t.napi.items()):
+        napi[what].add_metric([cpu], n)
+    softnet = {
+        what: CounterMetricFamily(f"netscope_softnet_{what}", doc, labels=["cpu"])
+        for what, doc in (
+            ("dropped", "Backlog drops (/proc/net/softnet_stat)"),
+            ("time_squeeze", "NET_RX runs that ran out of budget or time (/proc/net/softnet_stat)"),
+        )
+    }
+    for (cpu, what), n in sorted(t.softnet.items()):
+        softnet[what].add_metric([cpu], n)
+    drops = CounterMetricFamily(
+        "netscope_skb_drops",
+        "Dropped sk_buffs by the kernel's drop reason (skb:kfree_skb)",
+        labels=["reason"],
+    )
+    for reason, n in sorted(t.drops.items()):
+        drops.add_metric([reason], n)
+    queue_labels = ["device", "netns", "queue"]
+    queues = {
+        (direction, what): CounterMetricFamily(
+            f"netscope_queue_{direction}_{what}",
+            f"{what.capitalize()} {'received' if direction == 'rx' else 'sent'} per device queue "
+            f"(net:{'netif_receive_skb' if direction == 'rx' else 'net_dev_start_xmit'}); netns is "
+            "empty for netscope's own namespace",
+            labels=queue_labels,
+        )
+        for direction in ("rx", "tx")
+        for what in ("packets", "bytes")
+    }
+    for (device, netns, direction, queue, what), n in sorted(t.queues.items()):
+        queues[(direction, what)].add_metric([device, netns, queue], n)
+    runs = CounterMetricFamily(
+        "netscope_bpf_program_runs",
+        "Runs of netscope's own BPF programs (bpf_stats)",
+        labels=["probe", "program"],
+    )
+    run_s = CounterMetricFamily(
+        "netscope_bpf_program_run_seconds", "Time in netscope's own BPF programs", labels=["probe", "program"]
+    )
+    for (probe, program, what), n in sorted(t.programs.items()):
+        if what == "runs":
+            runs.add_metric([probe, program], n)
+        else:
+            run_s.add_metric([probe, program], n / 1e9)
+    lost = CounterMetricFamily(
+        "netscope_ringbuf_events_lost", "Ring-buffer events lost (the buffer was full)", labels=["probe"]
+    )
+    for probe, n in sorted(t.lost_events.items()):
+        lost.add_metric([probe], n)
+    yield from (softirq, softirq_s, hardirq, *napi.values(), *softnet.values(), drops, *queues.values())
+    yield from (runs, run_s, lost)
