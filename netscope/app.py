@@ -28,6 +28,7 @@ from netscope.model.flows import build_flows_view
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Shown, Timeline
 from netscope.sources import Source
+from netscope.sources.recording import TuiRecorder
 from netscope.sources.replay import ReplaySource
 from netscope.ui.cpu_pane import CpuPane, CpuSelected
 from netscope.ui.cpu_screen import CpuScreen
@@ -102,6 +103,7 @@ class NetscopeApp(App[int]):
         Binding("l,4", "show_pane('latency')", "Latency"),
         Binding("f,5", "show_pane('flows')", "Flows"),
         Binding("slash", "filter", "Filter"),
+        Binding("R", "record", "Record"),
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
         Binding("space", "replay_play", "Play/pause"),
@@ -131,6 +133,7 @@ class NetscopeApp(App[int]):
         self.shown: Shown | None = None  # what the screen shows (frozen while paused)
         self._needed: frozenset[str] | None = None  # the probes the view on screen reads
         self._replay_next = 0  # replay: the index of the next sample the timeline takes
+        self.recorder: TuiRecorder | None = None  # R: every sample also goes to a recording
         self._shown_position = 0  # replay: how many samples the view on screen was built from
         self._stop = threading.Event()
         self.crash: BaseException | None = None
@@ -243,6 +246,12 @@ class NetscopeApp(App[int]):
             if message.index != self._replay_next:  # sent before a jump
                 return
             self._replay_next += 1
+        if self.recorder is not None:
+            try:
+                self.recorder.write(message.sample)
+            except OSError as e:
+                self.notify(f"recording stopped: {self.recorder.path}: {e.strerror}", severity="error")
+                self._stop_recording()
         self.latest = message.sample
         self.timeline.add(message.sample)
         if not self.paused:
@@ -260,8 +269,31 @@ class NetscopeApp(App[int]):
         self.notify("end of the recording: ← and g travel back", timeout=4)
         self._refresh_header()
 
+    def action_record(self) -> None:
+        """Start recording every sample into a new file in the current directory, or stop."""
+        if self.recorder is not None:
+            self._stop_recording()
+            return
+        try:
+            self.recorder = TuiRecorder.start(Path.cwd(), self.source.info, self.source.describe())
+        except OSError as e:
+            self.notify(f"cannot record: {e.filename}: {e.strerror}", severity="error", timeout=6)
+            return
+        self.notify(f"recording to {self.recorder.path} (R stops)", timeout=4)
+        self._refresh_header()
+
+    def _stop_recording(self) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()
+            self.notify(f"recorded {recorder.samples} intervals to {recorder.path}", timeout=6)
+        self._refresh_header()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Time travel only in a replay; ←/→ stay with a text field while one is focused."""
+        """Time travel only in a replay, recording only live; ←/→ stay with a text field while one
+        is focused."""
+        if action == "record":
+            return self.source.live
         if action.startswith("replay_"):
             if not isinstance(self.source, ReplaySource):
                 return False
@@ -436,9 +468,10 @@ class NetscopeApp(App[int]):
         if isinstance(self.source, ReplaySource):
             source = self.source
             replay = ReplayState(self._shown_position, len(source.samples), source.speed, source.playing)
-        self.query_one(NetscopeHeader).update(
-            header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
-        )
+        text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
+        if self.recorder is not None:
+            text.append(f"  ● REC {self.recorder.path.name} ({self.recorder.samples})", style="bold red")
+        self.query_one(NetscopeHeader).update(text)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -480,6 +513,8 @@ class NetscopeApp(App[int]):
         # Detach now, and stop probes still queued for the compiler, rather than after the
         # workers finish: quitting must not wait for compiles that would be thrown away.
         self._stop.set()
+        if self.recorder is not None:
+            self.recorder.close()
         self.source.close()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Protocol
+from typing import Any, Protocol
 
 from netscope.model.filter import Filter
 from netscope.model.sample import HostInfo, ProbeStatus, Sample
@@ -28,6 +28,9 @@ class Source(Protocol):
 
     def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
         """Stream this flow's packets one by one (netns, proto, src, sport, dst, dport), or stop."""
+
+    def describe(self) -> dict[str, Any]:
+        """The machine, for a recording's header (drop-reason names, devices and rings)."""
 
     def close(self) -> None:
         """Release everything (live: detach every BPF program)."""

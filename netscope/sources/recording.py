@@ -79,6 +79,33 @@ class RecordingWriter:
         self.samples += 1
 
 
+class TuiRecorder:
+    """`R` in the TUI: a recording file named after the host and the start time."""
+
+    def __init__(self, path: Path, out: IO[bytes], writer: RecordingWriter) -> None:
+        self.path = path
+        self._out = out
+        self._writer = writer
+
+    @classmethod
+    def start(cls, directory: Path, info: HostInfo, machine: dict[str, Any]) -> TuiRecorder:
+        """A new file in `directory`; OSError when it cannot be created."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = directory / f"netscope-{info.host}-{stamp}.nsrec"
+        out = path.open("xb")
+        return cls(path, out, RecordingWriter(out, info, machine))
+
+    @property
+    def samples(self) -> int:
+        return self._writer.samples
+
+    def write(self, sample: Sample) -> None:
+        self._writer.write(sample)
+
+    def close(self) -> None:
+        self._out.close()
+
+
 def _frames(data: bytes) -> tuple[list[Any], int]:
     """Decoded frames and the count of trailing bytes that are not a whole, valid frame."""
     frames = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection
+from typing import Any
 
 from netscope.model.filter import Filter
 from netscope.model.sample import ProbeStatus, Sample
@@ -70,6 +71,9 @@ class ReplaySource:
 
     def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
         """A recording holds the events of the flows watched while it was made, nothing more."""
+
+    def describe(self) -> dict[str, Any]:
+        return self.recording.machine
 
     def close(self) -> None:
         pass

@@ -34,6 +34,7 @@ KEYS = (
     ("Tab / Shift-Tab", "next / previous table"),
     ("↑ ↓ PgUp PgDn", "move in a table"),
     ("Esc", "close this help, or go back"),
+    ("R", "live: start / stop recording into netscope-HOST-DATE-TIME.nsrec in the current directory"),
     ("Space", "replay: play / pause the recording"),
     ("← / →", "replay: one interval back / forward"),
     ("[ / ]", "replay: slower / faster (0.25x … 16x)"),

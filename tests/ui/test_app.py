@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from rich.text import Text
@@ -15,7 +16,7 @@ from netscope.model.drops import build_drops_view
 from netscope.model.format import fmt_count, fmt_ns
 from netscope.model.pipeline import build_pipeline
 from netscope.model.sample import Sample
-from netscope.sources.recording import Recording
+from netscope.sources.recording import Recording, read_recording
 from netscope.sources.replay import ReplaySource
 from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
@@ -467,3 +468,29 @@ async def test_replay_time_travel(recording: Recording) -> None:
         assert source.playing
         await pilot.pause(2.5)  # plays on at 2x from there
         assert recording.samples.index(app.latest) >= 4  # type: ignore[arg-type]
+
+
+async def test_shift_r_records_what_the_tui_receives(
+    recording: Recording, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = FlakySource(recording)  # live-like: recording is for live sources
+    source.failed = True
+    app = make_app(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("R")
+        assert app.recorder is not None
+        started_with = app.latest
+        deadline = time.monotonic() + 10
+        while app.recorder.samples < 2:
+            assert time.monotonic() < deadline, "no samples recorded"
+            await pilot.pause(0.1)
+        assert "● REC netscope-vm-" in str(app.query_one("#header", Static).render())
+        await pilot.press("R")
+        assert app.recorder is None
+    (path,) = tmp_path.glob("netscope-vm-*.nsrec")
+    saved = read_recording(path)
+    assert saved.info == recording.info and len(saved.samples) >= 2
+    start = recording.samples.index(started_with) + 1  # type: ignore[arg-type]
+    assert list(saved.samples) == list(recording.samples[start : start + len(saved.samples)])
