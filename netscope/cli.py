@@ -387,39 +387,47 @@ def cmd_record(args: argparse.Namespace) -> int:
         out = args.output.open("wb")
     except OSError as e:
         raise CliError(f"cannot write {args.output}: {e.strerror}", EXIT_USAGE) from None
-    with out, _signals_raise():
-        source = _start_live(args)
-        try:
-            echo = _json_emitter(source.info, args) if args.json else None
+    try:
+        with _signals_raise():
+            source = _start_live(args)
             try:
-                writer = RecordingWriter(out, source.info, source.describe(), args.max_size)
-            except RecordingFull:
-                raise CliError(
-                    f"--max-size {args.max_size:,} is too small for the header", EXIT_USAGE
-                ) from None
+                echo = _json_emitter(source.info, args) if args.json else None
+                try:
+                    writer = RecordingWriter(out, source.info, source.describe(), args.max_size)
+                except RecordingFull:
+                    raise CliError(
+                        f"--max-size {args.max_size:,} is too small for the header", EXIT_USAGE
+                    ) from None
+                except OSError as e:
+                    raise CliError(f"writing {args.output} failed: {e.strerror}", EXIT_USAGE) from None
 
-            def record(sample: Sample) -> None:
-                writer.write(sample)
-                if echo is not None:
-                    echo(sample)
+                def record(sample: Sample) -> None:
+                    writer.write(sample)
+                    if echo is not None:
+                        echo(sample)
 
-            source.sample()
-            try:
-                _run_intervals(args.interval, count, source.sample, record)
-            except RecordingFull:
-                print(
-                    f"netscope: {args.output} reached --max-size ({writer.written:,} bytes, "
-                    f"{writer.samples} intervals); recording stopped",
-                    file=sys.stderr,
-                )
-            except OSError as e:
-                raise CliError(
-                    f"writing {args.output} failed after {writer.samples} intervals: {e.strerror}; "
-                    "the intervals written replay",
-                    EXIT_USAGE,
-                ) from None
-        finally:
-            source.close()
+                source.sample()
+                try:
+                    _run_intervals(args.interval, count, source.sample, record)
+                except RecordingFull:
+                    print(
+                        f"netscope: {args.output} reached --max-size ({writer.written:,} bytes, "
+                        f"{writer.samples} intervals); recording stopped",
+                        file=sys.stderr,
+                    )
+                except OSError as e:
+                    raise CliError(
+                        f"writing {args.output} failed after {writer.samples} intervals: {e.strerror}; "
+                        "the intervals written replay",
+                        EXIT_USAGE,
+                    ) from None
+            finally:
+                source.close()
+    finally:
+        # After a full disk, close() fails to flush the rest again: the error already raised is
+        # the one to report.
+        with contextlib.suppress(OSError):
+            out.close()
     return EXIT_OK
 
 

@@ -89,3 +89,45 @@ def test_record_as_root_replay_as_nobody(pair: VethPair, shared_dir: Path) -> No
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout.splitlines() == lines[:4]
     assert "incomplete frame" in replay.stderr
+
+
+def test_a_full_disk_ends_the_recording_with_a_clear_error(shared_dir: Path) -> None:
+    """A 64 KiB tmpfs fills after a few intervals: exit 2 naming the file and the error, no
+    traceback, and what was written replays."""
+    mount = shared_dir / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        recording = mount / "full.nsrec"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "netscope",
+                "record",
+                "-o",
+                f"{recording}",
+                "-i",
+                "0.2",
+                "--duration",
+                "60",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=90,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "No space left on device" in result.stderr and str(recording) in result.stderr
+        assert "Traceback" not in result.stderr
+        replay = subprocess.run(
+            [sys.executable, "-m", "netscope", "replay", f"{recording}", "--json"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+        assert replay.returncode == 0 and len(replay.stdout.splitlines()) >= 3, replay.stderr
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

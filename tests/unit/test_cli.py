@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,17 @@ def test_replay_json_prints_one_object_per_recorded_interval(capsys: pytest.Capt
     assert first["interval_s"] == round(recording.samples[0].interval_s, 6)
 
 
-def test_corrupt_recording_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "content", [b"garbage", random.Random(7).randbytes(65536), b"NSF1" + random.Random(8).randbytes(9000)]
+)
+def test_corrupt_recording_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes) -> None:
     bad = tmp_path / "bad.nsrec"
-    bad.write_bytes(b"garbage")
-    assert cli.main(["replay", str(bad)]) == cli.EXIT_USAGE
-    assert "not a netscope recording" in capsys.readouterr().err
+    bad.write_bytes(content)
+    for args in (["replay", str(bad)], ["replay", str(bad), "--json"]):
+        assert cli.main(args) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert "netscope recording" in err or "truncated or corrupt" in err
+        assert "Traceback" not in err
 
 
 def test_truncated_recording_replays_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
