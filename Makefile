@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.netscope-installed
 
-.PHONY: setup system test-system run test lint screenshots clean
+.PHONY: setup system test-system run test lint screenshots bench clean
 
 setup: $(STAMP)
 
@@ -30,12 +30,17 @@ test: setup test-system
 	$(PY) -m pytest -q tests
 
 lint: setup
-	$(VENV)/bin/ruff check netscope tests scripts
-	$(VENV)/bin/ruff format --check netscope tests scripts
+	$(VENV)/bin/ruff check netscope tests scripts bench
+	$(VENV)/bin/ruff format --check netscope tests scripts bench
 	$(VENV)/bin/mypy
 
 screenshots: setup
 	$(PY) scripts/screenshots.py
+
+# What netscope costs the box (not part of `make test`): bcc's tools are the peer rows.
+bench: setup
+	@scripts/setup-system.sh gcc libc6-dev bpfcc-tools
+	$(PY) bench/bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

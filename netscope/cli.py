@@ -105,9 +105,15 @@ SECTIONS = {
     "cpus": ("irq", "napi"),
     "rings": ("rings", "napi"),
     "drops": ("drops",),
+    "drop-log": ("drops",),  # the drops probe with its per-event log (ring buffer)
     "latency": ("latency",),
     "flows": ("flows", "latency"),
 }
+
+
+# What snapshot and export collect unless told: the aggregated counters, cheap to keep on. Flows,
+# copy latency and the drop log cost per-packet work (see README, overhead).
+DEFAULT_SECTIONS = ("cpus", "rings", "drops")
 
 
 def _sections(text: str) -> tuple[str, ...]:
@@ -175,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_args(snap)
     snap.add_argument("--count", "-n", type=_count, default=1, help="intervals to print; 0 = until stopped")
     snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
-    sections_arg(snap)
+    sections_arg(snap, default=DEFAULT_SECTIONS)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
     rec.add_argument("--output", "-o", type=Path, required=True, help="the recording file to write")
@@ -203,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="where to serve /metrics (default 127.0.0.1:9469)",
     )
-    sections_arg(exp, default=("cpus", "rings", "drops", "latency"))  # flows: no per-flow labels
+    sections_arg(exp, default=DEFAULT_SECTIONS)
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
     device_args(rep)
@@ -278,7 +284,9 @@ def _flow_filter(args: argparse.Namespace) -> Filter | None:
 def _live_source(args: argparse.Namespace) -> LiveSource:
     from netscope.sources.live import LiveSource
 
-    return LiveSource(drop_log_rate=args.drop_log_rate, flow_filter=_flow_filter(args))
+    # The TUI always logs drops; headless commands only when the drop-log section is asked for.
+    logging = "drop-log" in getattr(args, "sections", ("drop-log",))
+    return LiveSource(drop_log_rate=args.drop_log_rate if logging else 0, flow_filter=_flow_filter(args))
 
 
 def _start_live(args: argparse.Namespace, source: LiveSource | None = None) -> LiveSource:

@@ -89,6 +89,7 @@ class DropsProbe(Probe[DropsSample]):
         reasons = btf.enum("skb_drop_reason")
         per_window = self.log_rate // 10 if self.log_rate >= 10 else self.log_rate
         defines = {
+            "NS_DROP_LOG": int(self.log_rate > 0),
             **kernel_offsets(btf),
             "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
             "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
