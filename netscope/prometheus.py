@@ -107,11 +107,13 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
         queues[(direction, what)].add_metric([device, netns, queue], n)
     runs = CounterMetricFamily(
         "netscope_bpf_program_runs",
-        "Runs of netscope's own BPF programs (bpf_stats)",
+        "Runs of netscope's own BPF programs in the intervals bpf_stats measured (one in ten)",
         labels=["probe", "program"],
     )
     run_s = CounterMetricFamily(
-        "netscope_bpf_program_run_seconds", "Time in netscope's own BPF programs", labels=["probe", "program"]
+        "netscope_bpf_program_run_seconds",
+        "Time in netscope's own BPF programs in the measured intervals (ratio to runs: ns per run)",
+        labels=["probe", "program"],
     )
     for (probe, program, what), n in sorted(t.programs.items()):
         if what == "runs":

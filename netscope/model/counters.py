@@ -33,7 +33,8 @@ class RunningTotals:
     queues: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
     copy_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
     stack_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
-    programs: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (probe, program, what)
+    # (probe, program, what) over the intervals bpf_stats measured: a sample, not every run
+    programs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     lost_events: dict[str, int] = field(default_factory=dict)  # per probe, the probe's own total
     probes_live: dict[str, bool] = field(default_factory=dict)
 
@@ -69,9 +70,10 @@ class RunningTotals:
         if sample.latency is not None:
             add_to_bounds(self.copy_latency, (b for p in sample.latency.processes for b in p.buckets))
             add_to_bounds(self.stack_latency, sample.latency.stack)
-        for cost in sample.cost.programs if sample.cost else ():
-            self.programs[(cost.probe, cost.program, "runs")] += cost.runs
-            self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
+        if sample.cost is not None and sample.cost.measured_age_s == 0.0:  # a fresh measurement
+            for cost in sample.cost.programs:
+                self.programs[(cost.probe, cost.program, "runs")] += cost.runs
+                self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
         for status in sample.probes:
             self.lost_events[status.name] = max(self.lost_events.get(status.name, 0), status.lost_events)
             self.probes_live[status.name] = status.state.value == "live"

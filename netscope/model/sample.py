@@ -305,8 +305,10 @@ class OwnCost:
 
     cpu_pct: float  # of one CPU
     rss_bytes: int
-    programs: tuple[ProgramCost, ...]
-    bpf_stats: bool  # kernel.bpf_stats_enabled was on (else runs and times are 0)
+    programs: tuple[ProgramCost, ...]  # over the last interval bpf_stats measured
+    bpf_stats: bool  # there is a measurement (kernel.bpf_stats_enabled was on for an interval)
+    measured_interval_s: float = 0.0  # the interval `programs` cover
+    measured_age_s: float = 0.0  # how long before this sample that interval ended
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,9 @@ def snapshot_json(
 
 
 def cost_json(sample: Sample) -> dict[str, Any] | None:
-    """netscope's own cost over the interval: CPU % of one core, RSS, and per BPF program its runs
-    and run time (bpf_stats)."""
+    """netscope's own cost: CPU % of one core and RSS over the interval; per BPF program its runs
+    and run time over the last interval bpf_stats measured (one in ten when netscope turns it on
+    itself: it slows every program run)."""
     cost = sample.cost
     if cost is None:
         return None
@@ -102,6 +103,8 @@ def cost_json(sample: Sample) -> dict[str, Any] | None:
         "cpu_pct": round(cost.cpu_pct, 2),
         "rss_bytes": cost.rss_bytes,
         "bpf_stats": cost.bpf_stats,
+        "measured_interval_s": round(cost.measured_interval_s, 6),
+        "measured_age_s": round(cost.measured_age_s, 3),
         "programs": [
             {"probe": p.probe, "program": p.program, "runs": p.runs, "run_time_ns": p.run_time_ns}
             for p in cost.programs

@@ -130,15 +130,17 @@ def cost_line(shown: Shown) -> Text:
     if cost is None:
         t.append("(replay: the recording's own cost is not shown)", style="dim")
         return t
-    dt = shown.latest.interval_s
+    dt = cost.measured_interval_s or shown.latest.interval_s
     runs = sum(p.runs for p in cost.programs)
     ns = sum(p.run_time_ns for p in cost.programs)
     t.append(f"CPU {fmt_pct(cost.cpu_pct)}%  RSS {cost.rss_bytes / 1e6:.0f} MB  ")
     t.append(f"{len(cost.programs)} BPF programs: {fmt_count(runs / dt)} runs/s")
     if cost.bpf_stats and runs:
         t.append(f", {ns / runs:.0f} ns/run, {fmt_pct(100.0 * ns / (dt * 1e9))}% of a CPU")
+        if cost.measured_age_s >= 1.0:
+            t.append(f" (measured {cost.measured_age_s:.0f}s ago)", style="dim")
     elif not cost.bpf_stats:
-        t.append(" (kernel.bpf_stats_enabled is off: no run counts)", style="dim")
+        t.append(" (not measured yet: kernel.bpf_stats_enabled is off)", style="dim")
     lost = sum(p.lost_events for p in shown.latest.probes)
     t.append(f"  events lost {lost:,}", style="red" if lost else "")
     return t

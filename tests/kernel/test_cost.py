@@ -1,18 +1,19 @@
-"""netscope's own cost: bpf_stats is on while it runs and restored after; run counts are real."""
+"""netscope's own cost: bpf_stats is on one interval in STATS_EVERY (it slows every program run)
+and restored after; run counts in a measured interval are real."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from netscope.sources.live import PROBES, LiveSource
+from netscope.sources.live import PROBES, STATS_EVERY, LiveSource
 from tests.kernel.netns import VethPair, send_udp
 
 SUBNET = 73
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
-def test_bpf_stats_on_while_running_restored_after_and_runs_counted(pair: VethPair) -> None:
+def test_bpf_stats_sampled_while_running_restored_after_and_runs_counted(pair: VethPair) -> None:
     original = BPF_STATS.read_text().strip()
     BPF_STATS.write_text("0")
     source = LiveSource()
@@ -20,10 +21,16 @@ def test_bpf_stats_on_while_running_restored_after_and_runs_counted(pair: VethPa
         for start in source.need(PROBES):
             start()
         assert BPF_STATS.read_text().strip() == "1"
-        source.sample()
+        source.sample()  # the first interval is measured; then bpf_stats goes off
+        assert BPF_STATS.read_text().strip() == "0"
+        for _ in range(STATS_EVERY - 1):  # the last of these turns it on for the next interval
+            source.sample()
+        assert BPF_STATS.read_text().strip() == "1"
         send_udp(pair, 3000)  # to a closed port: 3000 drops, 3000+ packets received
         time.sleep(0.2)
         sample = source.sample()
+        later = source.sample()  # off again: the same measurement, reported as older
+        assert BPF_STATS.read_text().strip() == "0"
     finally:
         source.close()
         restored = BPF_STATS.read_text().strip()
@@ -31,6 +38,8 @@ def test_bpf_stats_on_while_running_restored_after_and_runs_counted(pair: VethPa
     assert restored == "0"
     cost = sample.cost
     assert cost is not None and cost.bpf_stats and cost.rss_bytes > 0 and cost.cpu_pct >= 0
+    assert cost.measured_age_s == 0 and cost.measured_interval_s >= 0.2
+    assert later.cost is not None and later.cost.programs == cost.programs and later.cost.measured_age_s > 0
     runs = {(p.probe, p.program): p for p in cost.programs}
     assert runs[("drops", "kfree_skb")].runs >= 3000
     assert runs[("rings", "netif_receive_skb")].runs >= 3000

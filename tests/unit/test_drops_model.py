@@ -64,7 +64,7 @@ def test_kallsyms_symbolizes_to_function_plus_offset() -> None:
         "ffffffff81001000 t udp_queue_rcv_one_skb\n"
         "ffffffff81002000 D some_data\n"
         "ffffffff81003000 T nft_do_chain\t[nf_tables]\n"
-        "0000000000000000 T hidden\n"
+        "0000000000000000 T hidden\n".splitlines()
     )
     assert len(syms) == 3
     assert syms.symbolize(0xFFFFFFFF81001437) == "udp_queue_rcv_one_skb+0x437"
