@@ -8,6 +8,7 @@
 #include "netscope.h"
 #include "kernel_read.h"
 #include "flow_parse.h"
+#include "dev_cache.h"
 
 #ifndef NS_FILTER
 #define NS_FILTER(t) 1
@@ -17,6 +18,7 @@ BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stat, flow_stats, NS_F
 BPF_TABLE("lru_hash", struct flow_drop_key, u64, flow_drops, NS_FLOWS_MAX);
 BPF_PERCPU_ARRAY(flow_counters, u64, NS_FLOW_STATS);
 BPF_ARRAY(flow_watch, struct flow_watch, 1);
+BPF_PERCPU_ARRAY(last_dev, struct dev_seen, 1); /* dev_cache.h */
 BPF_RINGBUF_OUTPUT(flow_events, 64);
 
 static __always_inline void bump(u32 index)
@@ -62,8 +64,10 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
 {
     const void *skb = (const void *)ctx->args[0];
     struct flow_key key = {};
-    u16 protocol = bpf_ntohs(read_u16(skb, NS_OFF_SKB_PROTOCOL));
-    const u8 *data = (const u8 *)read_u64(skb, NS_OFF_SKB_DATA);
+    struct skb_win w;
+    skb_win_read(&w, skb);
+    u16 protocol = bpf_ntohs(SKB_WIN(&w, u16, NS_OFF_SKB_PROTOCOL));
+    const u8 *data = (const u8 *)SKB_WIN(&w, u64, NS_OFF_SKB_DATA);
     if (!parse_ip(data, protocol, &key.t))
         return 0;
     struct flow_tuple *t = &key.t;
@@ -72,9 +76,11 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
         return 0;
     }
     const void *dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
-    key.netns = netns_of(dev, 0);
-    if (dev)
+    if (dev) {
+        u32 last_dev_slot = 0;
         key.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
+        key.netns = dev_netns(last_dev.lookup(&last_dev_slot), dev, key.ifindex);
+    }
     u64 now = bpf_ktime_get_ns();
     struct flow_stat *s = flow_stats.lookup(&key);
     if (!s) {
@@ -85,16 +91,9 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
         if (!s)
             return 0;
     }
-    u16 mapping = read_u16(skb, NS_OFF_SKB_QUEUE_MAPPING);
-    u16 segs = 1;
-#if NS_SKB_END_IS_OFFSET
-    const u8 *shinfo = (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD) + read_u32(skb, NS_OFF_SKB_END);
-#else
-    const u8 *shinfo = (const u8 *)read_u64(skb, NS_OFF_SKB_END);
-#endif
-    segs = read_u16(shinfo, NS_OFF_SHINFO_GSO_SEGS);
-    s->rx_packets += segs ? segs : 1;
-    s->rx_bytes += read_u32(skb, NS_OFF_SKB_LEN);
+    u16 mapping = SKB_WIN(&w, u16, NS_OFF_SKB_QUEUE_MAPPING);
+    s->rx_packets += segments(&w);
+    s->rx_bytes += SKB_WIN(&w, u32, NS_OFF_SKB_LEN);
     s->queues |= mapping && mapping <= 63 ? 1ULL << (mapping - 1) : 1ULL << 63;
     if (!s->first_ns)
         s->first_ns = now;

@@ -37,4 +37,31 @@ static __always_inline u32 netns_of(const void *dev, const void *sk)
     return read_u32(net, NS_OFF_NET_NS_INUM);
 }
 
+/* The sk_buff fields from len to data lie within NS_SKB_WIN_LEN bytes from NS_SKB_WIN_START
+ * (netscope/probes/offsets.py checks): one bpf_probe_read_kernel fetches them all, where reading
+ * field by field cost a helper call each, six per packet. */
+struct skb_win {
+    u8 b[NS_SKB_WIN_LEN];
+} __attribute__((aligned(8)));
+
+static __always_inline void skb_win_read(struct skb_win *w, const void *skb)
+{
+    bpf_probe_read_kernel(w, sizeof(*w), (const char *)skb + NS_SKB_WIN_START);
+}
+
+/* A field of the window, by its NS_OFF_SKB_* offset. */
+#define SKB_WIN(w, type, off) (*(const type *)((w)->b + ((off) - NS_SKB_WIN_START)))
+
+/* Packets an skb stands for: a GRO- or GSO-built skb counts as its gso_segs. */
+static __always_inline u32 segments(const struct skb_win *w)
+{
+#if NS_SKB_END_IS_OFFSET
+    const u8 *shinfo = (const u8 *)SKB_WIN(w, u64, NS_OFF_SKB_HEAD) + SKB_WIN(w, u32, NS_OFF_SKB_END);
+#else
+    const u8 *shinfo = (const u8 *)SKB_WIN(w, u64, NS_OFF_SKB_END);
+#endif
+    u16 segs = read_u16(shinfo, NS_OFF_SHINFO_GSO_SEGS);
+    return segs ? segs : 1;
+}
+
 #endif /* NETSCOPE_KERNEL_READ_H */

@@ -8,51 +8,44 @@
 #include "netscope.h"
 #include "kernel_read.h"
 #include "flow_parse.h"
+#include "dev_cache.h"
 
 BPF_PERCPU_HASH(queue_stats, struct queue_key, struct queue_stat, NS_QUEUES_MAX);
-
-static __always_inline u32 segments(const void *skb, const u8 *head)
-{
-#if NS_SKB_END_IS_OFFSET
-    const u8 *shinfo = head + read_u32(skb, NS_OFF_SKB_END);
-#else
-    const u8 *shinfo = (const u8 *)read_u64(skb, NS_OFF_SKB_END);
-#endif
-    u16 segs = read_u16(shinfo, NS_OFF_SHINFO_GSO_SEGS);
-    return segs ? segs : 1;
-}
+BPF_PERCPU_ARRAY(last_dev, struct dev_seen, 1); /* dev_cache.h */
 
 static __always_inline void count(const void *skb, const void *dev, u8 tx)
 {
     if (!dev)
         return;
+    struct skb_win w;
+    skb_win_read(&w, skb);
+    const u8 *head = (const u8 *)SKB_WIN(&w, u64, NS_OFF_SKB_HEAD);
+    const u8 *data = (const u8 *)SKB_WIN(&w, u64, NS_OFF_SKB_DATA);
 #ifdef NS_FILTER
     {
         /* The user's filter: only matching packets count. On receive skb->data is at the network
          * header; on transmit the network header is at head + network_header. */
         struct flow_tuple ft = {};
         struct flow_tuple *t = &ft;
-        u16 proto = bpf_ntohs(read_u16(skb, NS_OFF_SKB_PROTOCOL));
-        const u8 *ip = tx ? (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD) + read_u16(skb, NS_OFF_SKB_NETWORK_HEADER)
-                          : (const u8 *)read_u64(skb, NS_OFF_SKB_DATA);
+        u16 proto = bpf_ntohs(SKB_WIN(&w, u16, NS_OFF_SKB_PROTOCOL));
+        const u8 *ip = tx ? head + SKB_WIN(&w, u16, NS_OFF_SKB_NETWORK_HEADER) : data;
         if (!parse_ip(ip, proto, t) || !(NS_FILTER(t)))
             return;
     }
 #endif
     struct queue_key key = {};
-    key.netns = netns_of(dev, 0);
+    u32 last_dev_slot = 0;
     key.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
+    key.netns = dev_netns(last_dev.lookup(&last_dev_slot), dev, key.ifindex);
     key.tx = tx;
-    u16 mapping = read_u16(skb, NS_OFF_SKB_QUEUE_MAPPING);
+    u16 mapping = SKB_WIN(&w, u16, NS_OFF_SKB_QUEUE_MAPPING);
     /* On receive, drivers record queue + 1 (skb_record_rx_queue); 0 means none was recorded. */
     key.queue = tx ? mapping : (mapping ? mapping - 1 : NS_QUEUE_UNKNOWN);
 
-    const u8 *head = (const u8 *)read_u64(skb, NS_OFF_SKB_HEAD);
-    u64 bytes = read_u32(skb, NS_OFF_SKB_LEN);
+    u64 bytes = SKB_WIN(&w, u32, NS_OFF_SKB_LEN);
     if (!tx) {
         /* The link-layer header was pulled before the stack saw the skb: count it back. */
-        u16 mac = read_u16(skb, NS_OFF_SKB_MAC_HEADER);
-        const u8 *data = (const u8 *)read_u64(skb, NS_OFF_SKB_DATA);
+        u16 mac = SKB_WIN(&w, u16, NS_OFF_SKB_MAC_HEADER);
         if (mac != 0xffff && data >= head + mac)
             bytes += data - (head + mac);
     }
@@ -65,7 +58,7 @@ static __always_inline void count(const void *skb, const void *dev, u8 tx)
         if (!s)
             return;
     }
-    s->packets += segments(skb, head);
+    s->packets += segments(&w);
     s->bytes += bytes;
 }
 

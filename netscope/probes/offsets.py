@@ -4,7 +4,7 @@ One table shared by every probe that reads kernel structs (bpf_src/kernel_read.h
 
 from __future__ import annotations
 
-from netscope.probes.btf import BTF
+from netscope.probes.btf import BTF, BTFError
 
 # define -> (struct, member)
 FIELDS: dict[str, tuple[str, str]] = {
@@ -43,11 +43,24 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
+# The sk_buff members read per packet, fetched in one read (kernel_read.h, struct skb_win).
+SKB_WINDOW = ("len", "queue_mapping", "protocol", "transport_header", "network_header", "mac_header")
+SKB_WINDOW += ("end", "head", "data")
+SKB_WINDOW_MAX = 256  # bytes on the BPF stack
+
+
 def kernel_offsets(btf: BTF) -> dict[str, int | str]:
     """Every NS_OFF_* define, plus NS_SKB_END_IS_OFFSET: skb->end is an offset from head on 64-bit
-    kernels (NET_SKBUFF_DATA_USES_OFFSET), a pointer elsewhere."""
+    kernels (NET_SKBUFF_DATA_USES_OFFSET), a pointer elsewhere; and the skb window's bounds."""
     defines: dict[str, int | str] = {
         name: btf.member_offset(struct, member) for name, (struct, member) in FIELDS.items()
     }
     defines["NS_SKB_END_IS_OFFSET"] = int(btf.member_size("sk_buff", "end") == 4)
+    start = min(btf.member_offset("sk_buff", m) for m in SKB_WINDOW) & ~7
+    end = max(btf.member_offset("sk_buff", m) + btf.member_size("sk_buff", m) for m in SKB_WINDOW)
+    length = (end - start + 7) & ~7
+    if length > SKB_WINDOW_MAX:
+        raise BTFError(f"sk_buff on this kernel spreads {', '.join(SKB_WINDOW)} over {length} bytes")
+    defines["NS_SKB_WIN_START"] = start
+    defines["NS_SKB_WIN_LEN"] = length
     return defines
