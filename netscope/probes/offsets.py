@@ -44,8 +44,8 @@ FIELDS: dict[str, tuple[str, str]] = {
 
 
 # The sk_buff members read per packet, fetched in one read (kernel_read.h, struct skb_win).
-SKB_WINDOW = ("len", "queue_mapping", "protocol", "transport_header", "network_header", "mac_header")
-SKB_WINDOW += ("end", "head", "data")
+SKB_WINDOW: tuple[str, ...] = ("len", "queue_mapping", "protocol", "transport_header", "network_header")
+SKB_WINDOW += ("mac_header", "end", "head", "data")
 SKB_WINDOW_MAX = 256  # bytes on the BPF stack
 
 
