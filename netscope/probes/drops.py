@@ -20,7 +20,7 @@ from netscope.model.filter import Filter
 from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
 from netscope.probes.base import Probe, ProbeError, address_text, per_cpu_values
 from netscope.probes.btf import BTF, BTFError, kernel_btf
-from netscope.probes.kallsyms import Kallsyms
+from netscope.probes.kallsyms import kernel_symbols
 from netscope.probes.offsets import kernel_offsets
 from netscope.probes.tracefs import events_dir
 
@@ -75,7 +75,6 @@ class DropsProbe(Probe[DropsSample]):
         super().__init__(cpus, flt)
         self.log_rate = log_rate
         self.names: ReasonNames | None = None
-        self.kallsyms: Kallsyms | None = None
         self._events: list[DropEvent] = []
         self._event_table: Any = None
         self._wall_offset = 0.0
@@ -85,7 +84,6 @@ class DropsProbe(Probe[DropsSample]):
         if btf.tracepoint_args("kfree_skb") is not None and (btf.tracepoint_args("kfree_skb") or 0) < 3:
             raise ProbeError("skb:kfree_skb on this kernel has no drop reason argument (Linux 5.17+ needed)")
         self.names = reason_names(btf)
-        self.kallsyms = Kallsyms.load()
         reasons = btf.enum("skb_drop_reason")
         per_window = self.log_rate // 10 if self.log_rate >= 10 else self.log_rate
         defines = {
@@ -110,7 +108,7 @@ class DropsProbe(Probe[DropsSample]):
         self._event_table.open_ring_buffer(self._on_event)
 
     def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
-        assert self.names is not None and self.kallsyms is not None
+        assert self.names is not None
         e = self._event_table.event(data)
         subsystem, name = self.names.decode(e.reason)
         self._events.append(
@@ -120,7 +118,7 @@ class DropsProbe(Probe[DropsSample]):
                 reason=e.reason,
                 name=name,
                 subsystem=subsystem,
-                symbol=self.kallsyms.symbolize(e.location),
+                symbol=kernel_symbols().symbolize(e.location),
                 protocol=e.protocol,
                 ifname=e.ifname.decode(errors="replace"),
                 netns=e.netns,
@@ -154,7 +152,7 @@ class DropsProbe(Probe[DropsSample]):
         return {"reasons": reasons, "details": details, "stats": stats, "events": events, "cleared": cleared}
 
     def delta(self, previous: Totals, current: Totals) -> DropsSample:
-        assert self.names is not None and self.kallsyms is not None
+        assert self.names is not None
         zero = tuple(0 for _ in self.cpus)
 
         def diff(now: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
@@ -177,7 +175,7 @@ class DropsProbe(Probe[DropsSample]):
                     DropBucket(
                         reason,
                         location,
-                        self.kallsyms.symbolize(location),
+                        kernel_symbols().symbolize(location),
                         protocol,
                         ifindex,
                         ifname,

@@ -15,7 +15,7 @@ from netscope.model.sample import FlowCount, FlowEvent, FlowsSample
 from netscope.probes.base import Probe, address_text, per_cpu_values
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
-from netscope.probes.kallsyms import Kallsyms
+from netscope.probes.kallsyms import kernel_symbols
 from netscope.probes.offsets import kernel_offsets
 
 FLOWS_MAX = 16384
@@ -75,7 +75,6 @@ class FlowsProbe(Probe[FlowsSample]):
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         super().__init__(cpus, flt)
         self.names: ReasonNames | None = None
-        self.kallsyms: Kallsyms | None = None
         self._clock = (time.time(), time.monotonic_ns())
         self._events: list[FlowEvent] = []
         self._event_table: Any = None
@@ -110,7 +109,7 @@ class FlowsProbe(Probe[FlowsSample]):
         table[ctypes.c_int(0)] = entry
 
     def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
-        assert self.names is not None and self.kallsyms is not None
+        assert self.names is not None
         e = self._event_table.event(data)
         reason = ""
         if e.dropped:
@@ -122,14 +121,13 @@ class FlowsProbe(Probe[FlowsSample]):
                 queue=int(e.queue) - 1 if e.queue and not e.dropped else -1,
                 length=int(e.len),
                 reason=reason,
-                symbol=self.kallsyms.symbolize(int(e.location)) if e.dropped else "",
+                symbol=kernel_symbols().symbolize(int(e.location)) if e.dropped else "",
             )
         )
 
     def defines(self) -> dict[str, int | str]:
         btf = kernel_btf()
         self.names = reason_names(btf)
-        self.kallsyms = Kallsyms.load()
         reasons = btf.enum("skb_drop_reason")
         defines: dict[str, int | str] = {
             **kernel_offsets(btf),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 
 KALLSYMS = Path("/proc/kallsyms")
@@ -54,3 +55,10 @@ class Kallsyms:
     def load(cls) -> Kallsyms:
         with KALLSYMS.open() as lines:
             return cls(lines)
+
+
+@cache
+def kernel_symbols() -> Kallsyms:
+    """The process's one copy of /proc/kallsyms, read on first use (every probe that symbolizes
+    shares it)."""
+    return Kallsyms.load()
