@@ -38,6 +38,7 @@ CPU_TARGET_PCT = 5.0
 RSS_STEADY_MB, RSS_PEAK_MB = 150, 200
 FIRST_FRAME_S, ALL_LIVE_S = 1.0, 2.0
 ALL_SECTIONS = "cpus,rings,drops,drop-log,latency,flows"
+COUNTER_SECTIONS = "cpus,rings,drops"  # the aggregated counters: export's default
 NOOP = """
 from bcc import BPF
 import sys, time
@@ -109,9 +110,9 @@ def observer(name: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[
     """The row's observer, running and ready; yields it and the JSON lines it prints (netscope)."""
     lines: list[dict[str, Any]] = []
     if name.startswith("netscope"):
-        sections = ALL_SECTIONS if name == "netscope-all" else None
+        sections = ALL_SECTIONS if name == "netscope-all" else COUNTER_SECTIONS
         cmd = [sys.executable, "-m", "netscope", "snapshot", "--json", "-n", "0", "-i", "1"]
-        cmd += ["--sections", sections] if sections else []
+        cmd += ["--sections", sections]
     elif name == "noop":
         cmd = [sys.executable, "-c", NOOP]
     else:

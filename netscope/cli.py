@@ -111,8 +111,8 @@ SECTIONS = {
 }
 
 
-# What snapshot and export collect unless told: the aggregated counters, cheap to keep on. Flows,
-# copy latency and the drop log cost per-packet work (see README, overhead).
+# What export collects unless told: the aggregated counters, cheap to keep on. Flows, copy latency
+# and the drop log cost per-packet work (README, "Overhead"); snapshot and record take everything.
 DEFAULT_SECTIONS = ("cpus", "rings", "drops")
 
 
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_args(snap)
     snap.add_argument("--count", "-n", type=_count, default=1, help="intervals to print; 0 = until stopped")
     snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
-    sections_arg(snap, default=DEFAULT_SECTIONS)
+    sections_arg(snap)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
     rec.add_argument("--output", "-o", type=Path, required=True, help="the recording file to write")

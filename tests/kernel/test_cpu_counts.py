@@ -105,8 +105,8 @@ def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> No
             "napi": "live",
             "drops": "live",
             "rings": "live",
-            "latency": "idle",  # not in the default sections: never attached
-            "flows": "idle",
+            "latency": "live",
+            "flows": "live",
         }
         assert 0.4 < obj["interval_s"] < 0.8
     ours_rx = sum(cpu["softirqs"]["NET_RX"] for obj in objects for cpu in obj["cpus"])
