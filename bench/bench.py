@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -55,7 +56,8 @@ class Row:
     cpu_pct: list[float] = field(default_factory=list)
     rss_steady_mb: float | None = None
     rss_peak_mb: float | None = None
-    ns_per_run: dict[str, float] = field(default_factory=dict)
+    runs: Counter[str] = field(default_factory=Counter)  # per probe/program, in measured intervals
+    run_ns: Counter[str] = field(default_factory=Counter)
 
     @property
     def median(self) -> float:
@@ -153,12 +155,13 @@ def measure(pair: VethPair, rows: list[Row], env: dict[str, str]) -> None:
                     trials.append(flood(pair))
                     row.cpu_pct.append(100 * (proc_cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0))
                     time.sleep(1.1)  # the interval covering the flood's end is printed
-                    costs = [p for line in lines[seen:] for p in (line.get("cost") or {}).get("programs", [])]
-                    for p in costs:
-                        key = f"{p['probe']}/{p['program']}"
-                        runs = row.ns_per_run.get(key + ":runs", 0) + p["runs"]
-                        ns = row.ns_per_run.get(key + ":ns", 0) + p["run_time_ns"]
-                        row.ns_per_run[key + ":runs"], row.ns_per_run[key + ":ns"] = runs, ns
+                    for line in lines[seen:]:
+                        cost = line.get("cost") or {}
+                        if cost.get("measured_age_s"):  # an older measurement, repeated: counted once
+                            continue
+                        for p in cost.get("programs", []):
+                            row.runs[f"{p['probe']}/{p['program']}"] += p["runs"]
+                            row.run_ns[f"{p['probe']}/{p['program']}"] += p["run_time_ns"]
                 rss, hwm = proc_rss_mb(proc.pid)
                 row.rss_steady_mb = max(row.rss_steady_mb or 0, rss)
                 row.rss_peak_mb = max(row.rss_peak_mb or 0, hwm)
@@ -188,12 +191,7 @@ def startup(tmp: Path) -> dict[str, float]:
 
 
 def per_run(row: Row) -> dict[str, float]:
-    keys = {k.rsplit(":", 1)[0] for k in row.ns_per_run}
-    return {
-        k: row.ns_per_run[k + ":ns"] / row.ns_per_run[k + ":runs"]
-        for k in sorted(keys)
-        if row.ns_per_run.get(k + ":runs")
-    }
+    return {k: row.run_ns[k] / runs for k, runs in sorted(row.runs.items()) if runs}
 
 
 def main() -> int:

@@ -203,7 +203,7 @@ class NetscopeApp(App[int]):
 
     @work(thread=True, exclusive=True, group="sampler")
     def _sampler(self) -> None:
-        if isinstance(self.source, ReplaySource) and not self.source.live:
+        if isinstance(self.source, ReplaySource):
             self._play(self.source)
         else:
             self._sample_live()

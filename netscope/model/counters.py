@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
-from netscope.model.sample import HostInfo, Sample
+from netscope.model.sample import HostInfo, ProbeState, Sample
 
 LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
@@ -65,8 +65,8 @@ class RunningTotals:
         for q in sample.queues or ():
             netns = "" if q.netns in (0, self.info.netns) else names.get(q.netns, str(q.netns))
             key = (q.ifname, netns, "tx" if q.tx else "rx", str(q.queue) if q.queue >= 0 else "unknown")
-            self.queues[(*key[:3], key[3], "packets")] += q.packets
-            self.queues[(*key[:3], key[3], "bytes")] += q.bytes
+            self.queues[(*key, "packets")] += q.packets
+            self.queues[(*key, "bytes")] += q.bytes
         if sample.latency is not None:
             add_to_bounds(self.copy_latency, (b for p in sample.latency.processes for b in p.buckets))
             add_to_bounds(self.stack_latency, sample.latency.stack)
@@ -76,7 +76,7 @@ class RunningTotals:
                 self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
         for status in sample.probes:
             self.lost_events[status.name] = max(self.lost_events.get(status.name, 0), status.lost_events)
-            self.probes_live[status.name] = status.state.value == "live"
+            self.probes_live[status.name] = status.state == ProbeState.LIVE
 
 
 def add_to_bounds(counts: list[int], buckets: Iterable[tuple[int, int]]) -> None:

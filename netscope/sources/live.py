@@ -65,7 +65,7 @@ class LiveSource:
         self._probes: dict[str, Probe[Any]] = {name: self._make(name) for name in PROBES}
         self._needed: frozenset[str] = frozenset()
         self._unneeded_since: dict[str, float] = {}
-        self._handed_out: set[int] = set()  # id() of probes whose starter was handed out
+        self._attached: set[str] = set()  # probes whose starter was handed out (one probe per name)
         self._need_lock = threading.Lock()
         self.linger_s = linger_s
         self.headers: KernelHeaders | None = None
@@ -155,10 +155,8 @@ class LiveSource:
                     self._unneeded_since.pop(name, None)
                 else:
                     self._unneeded_since.setdefault(name, now)
-            fresh = [
-                p for n, p in self._probes.items() if n in self._needed and id(p) not in self._handed_out
-            ]
-            self._handed_out |= {id(p) for p in fresh}
+            fresh = [p for n, p in self._probes.items() if n in self._needed and n not in self._attached]
+            self._attached |= {p.name for p in fresh}
         return tuple(functools.partial(self.start_probe, p) for p in fresh)
 
     def _detach_unneeded(self) -> None:
@@ -166,11 +164,10 @@ class LiveSource:
         now = time.monotonic()
         with self._need_lock:
             for name, since in list(self._unneeded_since.items()):
-                old = self._probes[name]
-                if now - since < self.linger_s or id(old) not in self._handed_out:
+                if now - since < self.linger_s or name not in self._attached:
                     continue
-                self._handed_out.discard(id(old))
-                self._probes[name] = self._make(name)
+                self._attached.discard(name)
+                old, self._probes[name] = self._probes[name], self._make(name)
                 self._live_since.pop(name, None)
                 old.close()
 
@@ -182,11 +179,8 @@ class LiveSource:
         self.prepare()
         for name in FILTERED:
             with self._need_lock:
-                old = self._probes[name]
-                attached = id(old) in self._handed_out
-                new = self._make(name)
-                if attached:
-                    self._handed_out.add(id(new))
+                old, attached = self._probes[name], name in self._attached
+            new = self._make(name)
             if isinstance(old, FlowsProbe) and isinstance(new, FlowsProbe):
                 new.watch(old.watched)  # the flow screen keeps its stream
             if attached:
@@ -196,8 +190,9 @@ class LiveSource:
                     new.start(self.headers, rank=0)
                 self._live_since[name] = time.monotonic()
             with self._need_lock:
-                self._handed_out.discard(id(old))
                 self._probes[name] = new
+                if attached:  # (again, if the linger detached it meanwhile)
+                    self._attached.add(name)
             old.close()
 
     def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
@@ -208,7 +203,7 @@ class LiveSource:
     def statuses(self) -> tuple[ProbeStatus, ...]:
         with self._need_lock:
             return tuple(
-                p.status if id(p) in self._handed_out else ProbeStatus(p.name, ProbeState.IDLE)
+                p.status if p.name in self._attached else ProbeStatus(p.name, ProbeState.IDLE)
                 for p in self._probes.values()
             )
 

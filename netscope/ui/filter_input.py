@@ -12,14 +12,15 @@ HELP = (
 )
 
 
+def _parse(text: str) -> Filter:
+    try:
+        return parse_filter(text)
+    except FilterError as e:
+        raise PromptError(e.pointer()) from None
+
+
 class FilterScreen(PromptScreen[Filter]):
     """Dismisses with the new Filter, None to remove it, or False when cancelled."""
 
     def __init__(self, current: str) -> None:
-        super().__init__("filter", "Flow filter", current, HELP)
-
-    def parse(self, text: str) -> Filter:
-        try:
-            return parse_filter(text)
-        except FilterError as e:
-            raise PromptError(e.pointer()) from None
+        super().__init__("filter", "Flow filter", current, HELP, _parse)

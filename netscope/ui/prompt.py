@@ -3,6 +3,7 @@ shown inline (the prompt stays), Esc cancels. The flow filter and the replay's j
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from rich.text import Text
@@ -29,16 +30,16 @@ class PromptScreen(ModalScreen["T | None | bool"], Generic[T]):
     }
     """  # the box's own look is in app.tcss (.prompt-box)
 
-    def __init__(self, prefix: str, title: str, current: str, help_text: str) -> None:
+    def __init__(
+        self, prefix: str, title: str, current: str, help_text: str, parse: Callable[[str], T]
+    ) -> None:
+        """`parse` turns the submitted text into the value, or raises PromptError."""
         super().__init__()
         self.prefix = prefix
         self.title_text = title
         self.current = current
         self.help_text = help_text
-
-    def parse(self, text: str) -> T:
-        """The value of the submitted text; raises PromptError."""
-        raise NotImplementedError
+        self.parse = parse
 
     def compose(self) -> ComposeResult:
         with Vertical(id=f"{self.prefix}-box", classes="prompt-box"):

@@ -38,9 +38,4 @@ class JumpScreen(PromptScreen[float]):
 
     def __init__(self, shown_ts: float, first_ts: float) -> None:
         current = datetime.fromtimestamp(shown_ts).strftime("%H:%M:%S")
-        super().__init__("jump", "Jump to", current, HELP)
-        self.shown_ts = shown_ts
-        self.first_ts = first_ts
-
-    def parse(self, text: str) -> float:
-        return jump_target(text, self.shown_ts, self.first_ts)
+        super().__init__("jump", "Jump to", current, HELP, lambda text: jump_target(text, shown_ts, first_ts))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
@@ -13,9 +15,10 @@ from textual.widgets import DataTable, Input, Static, TabbedContent
 from netscope.app import NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
 from netscope.model.drops import build_drops_view
+from netscope.model.filter import Filter
 from netscope.model.format import fmt_count, fmt_ns
 from netscope.model.pipeline import build_pipeline
-from netscope.model.sample import Sample
+from netscope.model.sample import ProbeStatus, Sample
 from netscope.sources.recording import Recording, read_recording
 from netscope.sources.replay import ReplaySource
 from netscope.ui.cpu_screen import CpuScreen
@@ -103,21 +106,40 @@ async def test_narrow_terminal_keeps_the_essential_columns(recording: Recording)
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80
 
 
-class FlakySource(ReplaySource):
+class FlakySource:
     """A live-like source (sampled on the app's cadence) over a recording, whose first read fails
     as a /proc read racing a hot-unplug might."""
 
     live = True
 
     def __init__(self, recording: Recording) -> None:
-        super().__init__(recording)
+        self.replay = ReplaySource(recording)
+        self.info = recording.info
         self.failed = False
+
+    def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
+        return ()
+
+    def statuses(self) -> tuple[ProbeStatus, ...]:
+        return self.replay.statuses()
 
     def sample(self) -> Sample | None:
         if not self.failed:
             self.failed = True
             raise OSError("simulated read failure")
-        return super().sample()
+        return self.replay.sample()
+
+    def set_flow_filter(self, flt: Filter | None) -> None:
+        pass
+
+    def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return self.replay.describe()
+
+    def close(self) -> None:
+        pass
 
 
 async def test_a_failed_interval_is_reported_and_sampling_goes_on(recording: Recording) -> None:
