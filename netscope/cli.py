@@ -310,7 +310,11 @@ def _start_live(args: argparse.Namespace, source: LiveSource | None = None) -> L
 def _run_intervals(
     interval: float, count: int, sample: Callable[[], Sample | None], emit: Callable[[Sample], None]
 ) -> None:
+    """Take a baseline, then `count` intervals (0: until stopped). The schedule starts when the
+    baseline is taken, not when it returns: a slow first read (netlink, a /proc scan) must not
+    stretch the first interval."""
     deadline = time.monotonic()
+    sample()
     done = 0
     while count == 0 or done < count:
         deadline += interval
@@ -330,7 +334,6 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         source = _start_live(args)
         try:
             emit = _json_emitter(source.info, args) if args.json else _text_emitter(source.info)
-            source.sample()  # baseline: the first interval starts now
             _run_intervals(args.interval, args.count, source.sample, emit)
         finally:
             source.close()
@@ -414,7 +417,6 @@ def cmd_record(args: argparse.Namespace) -> int:
                     if echo is not None:
                         echo(sample)
 
-                source.sample()
                 try:
                     _run_intervals(args.interval, count, source.sample, record)
                 except RecordingFull:
@@ -507,7 +509,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         with _signals_raise():
             _start_live(args, source)
             print(f"netscope: serving Prometheus metrics on http://{where}/metrics", file=sys.stderr)
-            source.sample()  # baseline
             _run_intervals(args.interval, 0, source.sample, collector.add)
     finally:
         server.shutdown()
