@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ from netscope.ui.home_pane import HomePane  # noqa: E402
 from tests.kernel.netns import VethPair, flood_result, loadgen, veth_pair  # noqa: E402
 from tests.kernel.tmux import netscope_in_tmux, new_programs, program_ids, programs_of, wait_for  # noqa: E402
 
-FLOOD_S = 3.0
+FLOOD_S = float(os.environ.get("BENCH_FLOOD_S", "3"))
 BLOCKS = 3
 PORT = 7000
 SUBNET = 68
@@ -56,8 +55,8 @@ class Row:
     cpu_pct: list[float] = field(default_factory=list)
     rss_steady_mb: float | None = None
     rss_peak_mb: float | None = None
-    runs: Counter[str] = field(default_factory=Counter)  # per probe/program, in measured intervals
-    run_ns: Counter[str] = field(default_factory=Counter)
+    runs: dict[str, int] = field(default_factory=dict)  # per probe/program, in measured intervals
+    run_ns: dict[str, int] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -160,8 +159,9 @@ def measure(pair: VethPair, rows: list[Row], env: dict[str, str]) -> None:
                         if cost.get("measured_age_s"):  # an older measurement, repeated: counted once
                             continue
                         for p in cost.get("programs", []):
-                            row.runs[f"{p['probe']}/{p['program']}"] += p["runs"]
-                            row.run_ns[f"{p['probe']}/{p['program']}"] += p["run_time_ns"]
+                            key = f"{p['probe']}/{p['program']}"
+                            row.runs[key] = row.runs.get(key, 0) + p["runs"]
+                            row.run_ns[key] = row.run_ns.get(key, 0) + p["run_time_ns"]
                 rss, hwm = proc_rss_mb(proc.pid)
                 row.rss_steady_mb = max(row.rss_steady_mb or 0, rss)
                 row.rss_peak_mb = max(row.rss_peak_mb or 0, hwm)
@@ -198,7 +198,8 @@ def main() -> int:
     env = {**os.environ, **find_headers().env}
     bpf_stats = Path("/proc/sys/kernel/bpf_stats_enabled")
     stats_before = bpf_stats.read_text()
-    rows = [Row(n) for n in ("noop", "netscope-default", "netscope-all", "bcc-softirqs", "bcc-hardirqs")]
+    names = os.environ.get("BENCH_ROWS", "noop,netscope-default,netscope-all,bcc-softirqs,bcc-hardirqs")
+    rows = [Row(n) for n in names.split(",")]
     with veth_pair(subnet=SUBNET) as pair:
         base = statistics.median(flood(pair) for _ in range(3))
         print(f"without anything attached: {base:,.0f} received pps", flush=True)

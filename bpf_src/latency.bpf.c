@@ -26,6 +26,8 @@ BPF_PERCPU_HASH(lat_proc_max, u32, u64, 4096);
 BPF_TABLE("lru_percpu_hash", struct lat_sock_key, struct lat_sock, lat_by_sock, NS_LAT_SOCKETS);
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
 BPF_ARRAY(lat_stamps, struct lat_stamp, NS_LAT_STAMPS);
+/* Set by user space when the hooks resume after a pause: stamps older than this are stale. */
+BPF_ARRAY(lat_since, u64, 1);
 /* Device-to-socket time of every arrival, all sockets together. */
 BPF_PERCPU_ARRAY(lat_stack, struct lat_hist, 1);
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
@@ -109,11 +111,12 @@ static __always_inline void stack_time(const void *sk, u64 now)
     u64 skb = read_u64(sk, NS_OFF_SOCK_RCVQ_TAIL);
     u32 slot = stamp_slot(skb);
     struct lat_stamp *st = lat_stamps.lookup(&slot);
-    if (!skb || !st || st->skb != skb || st->ts > now) {
+    u32 zero = 0;
+    u64 *since = lat_since.lookup(&zero);
+    if (!skb || !st || !since || st->skb != skb || st->ts > now || st->ts < *since) {
         bump(NS_LAT_STAT_STACK_UNKNOWN);
         return;
     }
-    u32 zero = 0;
     struct lat_hist *h = lat_stack.lookup(&zero);
     u32 b = bucket(now - st->ts, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
     if (h && b < NS_LAT_PROC_BUCKETS)

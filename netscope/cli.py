@@ -59,6 +59,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _every(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 (every interval) or more")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -114,6 +121,10 @@ SECTIONS = {
 # What export collects unless told: the aggregated counters, cheap to keep on. Flows, copy latency
 # and the drop log cost per-packet work (README, "Overhead"); snapshot and record take everything.
 DEFAULT_SECTIONS = ("cpus", "rings", "drops")
+# `snapshot` runs the per-packet hooks one interval in this many (the first after the baseline, so a
+# one-shot snapshot has them all): a monitor left streaming costs the box little (README,
+# "Overhead"). `record` keeps every interval whole for drilling later.
+DETAIL_EVERY = 10
 
 
 def _sections(text: str) -> tuple[str, ...]:
@@ -173,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
             "only the probes these read are attached",
         )
 
+    def detail_arg(p: argparse.ArgumentParser, default: int) -> None:
+        p.add_argument(
+            "--detail-every",
+            type=_every,
+            default=default,
+            metavar="N",
+            help="run the per-packet hooks (softirq timing, NAPI, queues, flows) one interval in N; "
+            f"their figures are null in the others (default {default}; 1 = every interval)",
+        )
+
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
     device_args(tui)
@@ -182,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--count", "-n", type=_count, default=1, help="intervals to print; 0 = until stopped")
     snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
     sections_arg(snap)
+    detail_arg(snap, DETAIL_EVERY)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
     rec.add_argument("--output", "-o", type=Path, required=True, help="the recording file to write")
@@ -200,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="also print each interval's snapshot JSON line while recording"
     )
     sections_arg(rec)
+    detail_arg(rec, 1)
     exp = sub.add_parser("export", help="serve Prometheus metrics (counters since netscope started)")
     interval_arg(exp)
     exp.add_argument(
@@ -286,7 +309,11 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
 
     # The TUI always logs drops; headless commands only when the drop-log section is asked for.
     logging = "drop-log" in getattr(args, "sections", ("drop-log",))
-    return LiveSource(drop_log_rate=args.drop_log_rate if logging else 0, flow_filter=_flow_filter(args))
+    return LiveSource(
+        drop_log_rate=args.drop_log_rate if logging else 0,
+        flow_filter=_flow_filter(args),
+        detail_every=getattr(args, "detail_every", 1),
+    )
 
 
 def _start_live(args: argparse.Namespace, source: LiveSource | None = None) -> LiveSource:
@@ -361,7 +388,11 @@ def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
 
     def emit(sample: Sample) -> None:
         view = build_cpu_view(sample, info.cpus)
-        print(f"{time.strftime('%H:%M:%S', time.localtime(sample.ts))}  interval {sample.interval_s:.3f}s")
+        when = time.strftime("%H:%M:%S", time.localtime(sample.ts))
+        detail = (
+            "" if sample.detail_measured else f"  (per-packet detail: 1 interval in {sample.detail_every})"
+        )
+        print(f"{when}  interval {sample.interval_s:.3f}s{detail}")
         print("CPU  " + " ".join(f"{c.label:>{c.width}}" for c in CPU_COLUMNS))
         for row in (*view.rows, view.total):
             label = "all" if row.cpu is None else str(row.cpu)

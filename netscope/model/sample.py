@@ -330,6 +330,10 @@ class Sample:
     cost: OwnCost | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample
+    # Per-packet hooks (softirq timing, NAPI, queues, flows) run one interval in `detail_every`;
+    # in the others their parts are None.
+    detail_every: int = 1
+    detail_measured: bool = True
 
 
 def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:

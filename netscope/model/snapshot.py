@@ -75,6 +75,7 @@ def snapshot_json(
     out = {
         "ts": round(sample.ts, 6),
         "interval_s": round(sample.interval_s, 6),
+        "detail": {"every": sample.detail_every, "measured": sample.detail_measured},
         "host": info.host,
         "kernel": info.kernel,
         "cpus": cpus,

@@ -90,6 +90,9 @@ class Probe(ABC, Generic[T]):
     name: ClassVar[str]
     source_file: ClassVar[str]
     tracepoints: ClassVar[tuple[tuple[str, str], ...]]  # (category, name)
+    # Raw tracepoints that fire once per packet (or more): the hooks a sampled source pauses between
+    # measured intervals, in attach order (each probe lists a pairing's closing hook first).
+    per_packet: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
@@ -185,6 +188,36 @@ class Probe(ABC, Generic[T]):
                     int(info.get("run_time_ns", "0")),
                 )
             return out
+
+    def pause_per_packet(self) -> None:
+        """Detach the per-packet hooks (the maps and every other hook stay). Idempotent."""
+        with self._lock:
+            bpf = self._bpf
+            if bpf is None:
+                return
+            for tp in reversed(self.per_packet):
+                if tp.encode() in bpf.raw_tracepoint_fds:
+                    bpf.detach_raw_tracepoint(tp=tp.encode())
+
+    def resume_per_packet(self) -> None:
+        """Attach the per-packet hooks again, after forgetting what a paused hook left half done."""
+        with self._lock:
+            bpf = self._bpf
+            if bpf is None:
+                return
+            if any(tp.encode() not in bpf.raw_tracepoint_fds for tp in self.per_packet):
+                self.forget_scratch(bpf)
+            for tp in self.per_packet:
+                if tp.encode() not in bpf.raw_tracepoint_fds:
+                    bpf.attach_raw_tracepoint(tp=tp.encode(), fn_name=f"raw_tracepoint__{tp}".encode())
+
+    def forget_scratch(self, bpf: Any) -> None:
+        """Clear state one hook leaves for another (a start time), stale after a pause."""
+
+    def without_per_packet(self, data: T) -> T | None:
+        """What of an interval's data stands when the per-packet hooks were paused: nothing, unless
+        the probe also has hooks that always run."""
+        return None
 
     def close(self) -> None:
         """Detach and free the program. Safe to call more than once, from any thread."""

@@ -71,6 +71,7 @@ class FlowsProbe(Probe[FlowsSample]):
     name = "flows"
     source_file = "flows.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("skb", "kfree_skb"))
+    per_packet = ("netif_receive_skb", "kfree_skb")
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         super().__init__(cpus, flt)

@@ -20,7 +20,7 @@ PerCpu = tuple[int, ...]
 @dataclass(frozen=True)
 class IrqSample:
     hardirq: tuple[IrqCount, ...]
-    softirq: tuple[SoftirqCpu, ...]
+    softirq: tuple[SoftirqCpu, ...] | None  # None: the softirq hooks were paused
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,15 @@ class IrqProbe(Probe[IrqSample]):
         ("irq", "softirq_entry"),
         ("irq", "softirq_exit"),
     )
+    per_packet = ("softirq_exit", "softirq_entry", "softirq_raise")
+
+    def forget_scratch(self, bpf: Any) -> None:
+        for name in (b"softirq_raised_at", b"softirq_entered_at"):
+            bpf[name].clear()
+
+    def without_per_packet(self, data: IrqSample) -> IrqSample:
+        """Hardirq handlers are not per packet (NAPI masks them under load): they always count."""
+        return IrqSample(data.hardirq, None)
 
     def read_totals(self, bpf: Any) -> Totals:
         hardirq = {}

@@ -4,6 +4,7 @@ reader copied it, per reading process and socket, as log-linear histograms built
 from __future__ import annotations
 
 import ctypes
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,13 @@ class LatencyProbe(Probe[LatencySample]):
     name = "latency"
     source_file = "latency.bpf.c"
     tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"), ("net", "netif_receive_skb"))
+    per_packet = ("sock_recv_length", "sk_data_ready", "netif_receive_skb")
+
+    def forget_scratch(self, bpf: Any) -> None:
+        """Each socket's arrivals start afresh (reads of older data count as unmatched), and skb
+        stamps from before the pause are ignored (lat_since: bpf_ktime_get_ns is CLOCK_MONOTONIC)."""
+        bpf[b"lat_rings"].clear()
+        bpf[b"lat_since"][ctypes.c_int(0)] = ctypes.c_uint64(time.monotonic_ns())
 
     def defines(self) -> dict[str, int | str]:
         return {**kernel_offsets(kernel_btf()), "NS_LAT_SOCKETS": SOCKETS_MAX}

@@ -23,6 +23,7 @@ class NapiProbe(Probe[tuple[NapiInstance, ...]]):
     name = "napi"
     source_file = "napi.bpf.c"
     tracepoints = (("napi", "napi_poll"),)
+    per_packet = ("napi_poll",)
 
     def defines(self) -> dict[str, int | str]:
         return kernel_offsets(kernel_btf())

@@ -22,6 +22,7 @@ class RingsProbe(Probe[tuple[QueueCount, ...]]):
     name = "rings"
     source_file = "rings.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("net", "net_dev_start_xmit"))
+    per_packet = ("netif_receive_skb", "net_dev_start_xmit")
 
     def defines(self) -> dict[str, int | str]:
         return {**kernel_offsets(kernel_btf()), "NS_QUEUES_MAX": QUEUES_MAX}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import subprocess
 import threading
 import time
@@ -57,8 +58,15 @@ class LiveSource:
         drop_log_rate: int = DEFAULT_LOG_RATE,
         flow_filter: Filter | None = None,
         linger_s: float = PROBE_LINGER_S,
+        detail_every: int = 1,
     ) -> None:
         self.info = procfs.read_host_info()
+        # Per-packet hooks run for one interval in `detail_every` and are paused between: what a
+        # long-running headless netscope costs on a busy box. 1: always on.
+        self.detail_every = detail_every
+        self._detail_since: float | None = 0.0  # when the per-packet hooks went on; None: paused
+        self._detail_lock = threading.Lock()
+        self._samples_taken = 0
         self.drop_log_rate = drop_log_rate
         self.flow_filter = flow_filter
         # Every probe exists from the start (its status is shown) but is attached only while needed.
@@ -86,7 +94,7 @@ class LiveSource:
         self._bpf_stats_before: int | None = None  # kernel.bpf_stats_enabled before netscope set it
         self._own_cpu = procfs.read_own_usage()[0]
         self._program_totals: dict[tuple[str, str], tuple[int, int]] = {}
-        self._stats_countdown = 0  # intervals until bpf_stats is on again; 0: on now
+        self._stats_on = False  # bpf_stats turned on by netscope for the interval under way
         self._measured: tuple[tuple[ProgramCost, ...], float, float] = ((), 0.0, 0.0)
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
         self._device_netns: set[int] = set()  # namespaces whose devices carried traffic
@@ -100,8 +108,10 @@ class LiveSource:
             # Run counts and times per program (the cost netscope shows for itself): on while
             # netscope runs, restored on close.
             self._bpf_stats_before = procfs.read_bpf_stats_enabled()
-            if self._bpf_stats_before == 0 and not procfs.write_bpf_stats_enabled(1):
-                self._bpf_stats_before = None
+            if self._bpf_stats_before == 0:
+                self._stats_on = procfs.write_bpf_stats_enabled(1)
+                if not self._stats_on:
+                    self._bpf_stats_before = None
             # Raw tracepoints attach without tracefs, so a failed mount is only a note.
             note = ensure_tracefs()
             if note:
@@ -121,6 +131,12 @@ class LiveSource:
             probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
         probe.start(self.headers, rank=PROBES.index(probe.name))
+        self._started(probe)
+
+    def _started(self, probe: Probe[Any]) -> None:
+        with self._detail_lock:
+            if self._detail_since is None:  # started between measured intervals
+                probe.pause_per_packet()
         self._live_since[probe.name] = time.monotonic()
 
     @property
@@ -188,7 +204,7 @@ class LiveSource:
                     new.status = ProbeStatus(new.name, ProbeState.FAILED, error=self.setup_error)
                 else:
                     new.start(self.headers, rank=0)
-                self._live_since[name] = time.monotonic()
+                self._started(new)
             with self._need_lock:
                 self._probes[name] = new
                 if attached:  # (again, if the linger detached it meanwhile)
@@ -207,25 +223,35 @@ class LiveSource:
                 for p in self._probes.values()
             )
 
-    def _poll(self, probe: Probe[T], interval_start: float) -> T | None:
+    def _poll(self, probe: Probe[T], interval_start: float, measured: bool) -> T | None:
         data = probe.poll()
         # A probe that went live during this interval covered only part of it: its counts so far
         # become the baseline and it reports from the next interval on.
         if self._live_since.get(probe.name, 0.0) > interval_start:
             return None
+        if data is not None and not measured and probe.per_packet:
+            return probe.without_per_packet(data)
         return data
 
     def sample(self) -> Sample:
         self._detach_unneeded()
+        index = self._samples_taken  # of the interval this sample starts; 0 after the baseline
+        measure_next = index % self.detail_every == 0
+        if measure_next:  # before the interval starts, so the hooks cover all of it
+            self._set_per_packet(on=True)
         now = time.monotonic()
         start, self._last = self._last, now
+        measured = self._detail_since is not None and self._detail_since <= start
         probes = self._probes
-        irq = self._poll(probes["irq"], start)
-        napi = self._poll(probes["napi"], start)
-        drops = self._poll(probes["drops"], start)
-        queues = self._poll(probes["rings"], start)
-        latency = self._poll(probes["latency"], start)
-        flows = self._poll(probes["flows"], start)
+        irq = self._poll(probes["irq"], start, measured)
+        napi = self._poll(probes["napi"], start, measured)
+        drops = self._poll(probes["drops"], start, measured)
+        queues = self._poll(probes["rings"], start, measured)
+        latency = self._poll(probes["latency"], start, measured)
+        flows = self._poll(probes["flows"], start, measured)
+        if not measure_next:
+            self._set_per_packet(on=False)
+        self._samples_taken += 1
         # The probes' counts are taken: from here on nothing may raise and lose them.
         try:
             softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
@@ -266,8 +292,22 @@ class LiveSource:
             latency=latency,
             flows=flows,
             socket_owners=self._socket_owners() if flows else (),
-            cost=self._cost(now - start),
+            cost=self._cost(now - start, index),
+            detail_every=self.detail_every,
+            detail_measured=measured,
         )
+
+    def _set_per_packet(self, on: bool) -> None:
+        """Resume or pause every probe's per-packet hooks (a no-op when already so)."""
+        with self._detail_lock:
+            if on == (self._detail_since is not None):
+                return
+            for probe in self.probes:
+                if on:
+                    probe.resume_per_packet()
+                else:
+                    probe.pause_per_packet()
+            self._detail_since = time.monotonic() if on else None
 
     @staticmethod
     def _namespaces_in(
@@ -317,11 +357,12 @@ class LiveSource:
         self._device_netns &= {t.netns for t in current} | set(refs)
         return devices
 
-    def _cost(self, interval_s: float) -> OwnCost:
+    def _cost(self, interval_s: float, index: int) -> OwnCost:
         """netscope's CPU and RSS each interval; its programs' runs and run time from bpf_stats,
         which costs every program run two clock reads (7% of a veth flood here): when netscope
-        turned it on itself, it is on for one interval in every STATS_EVERY, and the last measured
-        interval is reported until the next."""
+        turned it on itself, it is on for one interval in every STATS_EVERY or so (a multiple of
+        `detail_every`, so that the per-packet hooks run while it measures), and the last measured
+        interval is reported until the next. `index`: of the interval starting now."""
         cpu_s, rss = procfs.read_own_usage()
         cpu_pct = 100.0 * (cpu_s - self._own_cpu) / interval_s if interval_s > 0 else 0.0
         self._own_cpu = cpu_s
@@ -338,14 +379,12 @@ class LiveSource:
         now = time.monotonic()
         if self._bpf_stats_before != 0:  # someone else's setting: every interval is measured as is
             return OwnCost(cpu_pct, rss, tuple(programs), procfs.read_bpf_stats_enabled() == 1, interval_s)
-        if self._stats_countdown == 0:  # bpf_stats was on for this whole interval
+        if self._stats_on:  # bpf_stats was on for this whole interval
             self._measured = (tuple(programs), interval_s, now)
-            procfs.write_bpf_stats_enabled(0)
-            self._stats_countdown = STATS_EVERY - 1
-        else:
-            self._stats_countdown -= 1
-            if self._stats_countdown == 0:
-                procfs.write_bpf_stats_enabled(1)
+            self._stats_on = not procfs.write_bpf_stats_enabled(0)
+        every = self.detail_every * math.ceil(STATS_EVERY / self.detail_every)
+        if index and index % every == 0:
+            self._stats_on = procfs.write_bpf_stats_enabled(1)
         measured, measured_s, at = self._measured
         return OwnCost(cpu_pct, rss, measured, bool(measured_s), measured_s, now - at if measured_s else 0.0)
 

@@ -21,10 +21,12 @@ def test_bpf_stats_sampled_while_running_restored_after_and_runs_counted(pair: V
         for start in source.need(PROBES):
             start()
         assert BPF_STATS.read_text().strip() == "1"
-        source.sample()  # the first interval is measured; then bpf_stats goes off
+        source.sample()  # the baseline: bpf_stats was on while the probes started; now off
         assert BPF_STATS.read_text().strip() == "0"
-        for _ in range(STATS_EVERY - 1):  # the last of these turns it on for the next interval
+        for _ in range(STATS_EVERY - 1):
             source.sample()
+            assert BPF_STATS.read_text().strip() == "0"
+        source.sample()  # the STATS_EVERY-th interval starts: measured
         assert BPF_STATS.read_text().strip() == "1"
         send_udp(pair, 3000)  # to a closed port: 3000 drops, 3000+ packets received
         time.sleep(0.2)

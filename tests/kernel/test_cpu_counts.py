@@ -74,10 +74,12 @@ def test_net_rx_hardirq_napi_match_kernel_counters(live: LiveSource, pair: VethP
 
 
 def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> None:
-    """The headless command end to end: its intervals lie inside the /proc window around it."""
+    """The headless command end to end, per-packet hooks on in every interval: its intervals lie
+    inside the /proc window around it."""
     before = proc_counters()
+    command = ["snapshot", "--json", "--interval", "0.5", "--count", "4", "--detail-every", "1"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "netscope", "snapshot", "--json", "--interval", "0.5", "--count", "4"],
+        [sys.executable, "-m", "netscope", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

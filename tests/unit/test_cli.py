@@ -33,7 +33,12 @@ def test_missing_bcc_names_the_package(
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["snapshot", "--interval", "0"], ["snapshot", "--count", "-1"], ["nope"]):
+    for argv in (
+        ["snapshot", "--interval", "0"],
+        ["snapshot", "--count", "-1"],
+        ["snapshot", "--detail-every", "0"],
+        ["nope"],
+    ):
         with pytest.raises(SystemExit) as exc:
             cli.main(argv)
         assert exc.value.code == cli.EXIT_USAGE

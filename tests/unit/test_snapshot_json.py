@@ -12,6 +12,7 @@ def test_schema_and_per_interval_counts() -> None:
     assert set(obj) == {
         "ts",
         "interval_s",
+        "detail",
         "host",
         "kernel",
         "cpus",
@@ -26,6 +27,7 @@ def test_schema_and_per_interval_counts() -> None:
         "flow_evictions",
         "cost",
     }
+    assert obj["detail"] == {"every": 1, "measured": True}
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0
     assert cpu0["hardirqs"] == 100
