@@ -182,7 +182,7 @@ def startup(tmp: Path) -> dict[str, float]:
         tui.wait_screen(lambda s: "Receive path" in s, 10, "the first frame")
         first = time.monotonic() - t0
         wait_for(
-            lambda: new_programs(before) == programs_of(*HomePane.PROBES), 30, "home's probes", step=0.02
+            lambda: new_programs(before) == programs_of(*HomePane.PROBES), 30, "home's probes", step=0.1
         )
         live = time.monotonic() - t0
         tui.keys("q")
@@ -198,7 +198,7 @@ def main() -> int:
     env = {**os.environ, **find_headers().env}
     bpf_stats = Path("/proc/sys/kernel/bpf_stats_enabled")
     stats_before = bpf_stats.read_text()
-    names = os.environ.get("BENCH_ROWS", "noop,netscope-default,netscope-all,bcc-softirqs,bcc-hardirqs")
+    names = os.environ.get("BENCH_ROWS") or "noop,netscope-default,netscope-all,bcc-softirqs,bcc-hardirqs"
     rows = [Row(n) for n in names.split(",")]
     with veth_pair(subnet=SUBNET) as pair:
         base = statistics.median(flood(pair) for _ in range(3))

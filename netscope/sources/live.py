@@ -383,7 +383,7 @@ class LiveSource:
             self._measured = (tuple(programs), interval_s, now)
             self._stats_on = not procfs.write_bpf_stats_enabled(0)
         every = self.detail_every * math.ceil(STATS_EVERY / self.detail_every)
-        if index and index % every == 0:
+        if index % every == 0:
             self._stats_on = procfs.write_bpf_stats_enabled(1)
         measured, measured_s, at = self._measured
         return OwnCost(cpu_pct, rss, measured, bool(measured_s), measured_s, now - at if measured_s else 0.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from netscope.probes.base import COMPILE_LOCK, COMPILER_LIBRARIES
 from netscope.sources.live import PROBES, STATS_EVERY, LiveSource
 from tests.kernel.netns import VethPair, send_udp
 
@@ -21,12 +22,12 @@ def test_bpf_stats_sampled_while_running_restored_after_and_runs_counted(pair: V
         for start in source.need(PROBES):
             start()
         assert BPF_STATS.read_text().strip() == "1"
-        source.sample()  # the baseline: bpf_stats was on while the probes started; now off
-        assert BPF_STATS.read_text().strip() == "0"
+        source.sample()  # the baseline: the first interval is measured
+        assert BPF_STATS.read_text().strip() == "1"
         for _ in range(STATS_EVERY - 1):
             source.sample()
             assert BPF_STATS.read_text().strip() == "0"
-        source.sample()  # the STATS_EVERY-th interval starts: measured
+        source.sample()  # interval STATS_EVERY starts: measured
         assert BPF_STATS.read_text().strip() == "1"
         send_udp(pair, 3000)  # to a closed port: 3000 drops, 3000+ packets received
         time.sleep(0.2)
@@ -46,3 +47,29 @@ def test_bpf_stats_sampled_while_running_restored_after_and_runs_counted(pair: V
     assert runs[("drops", "kfree_skb")].runs >= 3000
     assert runs[("rings", "netif_receive_skb")].runs >= 3000
     assert runs[("drops", "kfree_skb")].run_time_ns > 0
+
+
+def compiler_rss_kb() -> int:
+    """Resident kB of LLVM's and clang's libraries in this process (/proc/self/smaps)."""
+    total, compiler = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line
+            compiler = len(fields) >= 6 and any(lib in fields[5] for lib in COMPILER_LIBRARIES)
+        elif fields[0] == "Rss:" and compiler:
+            total += int(fields[1])
+    return total
+
+
+def test_compiler_pages_handed_back_once_compiles_stop() -> None:
+    source = LiveSource()
+    try:
+        for start in source.need(("irq",)):
+            start()
+        during = compiler_rss_kb()  # the timer has not fired yet
+        time.sleep(2 * COMPILE_LOCK.idle_s + 0.5)
+        after = compiler_rss_kb()
+        assert source.sample().probes[0].state.value == "live"  # the program is untouched
+    finally:
+        source.close()
+    assert during > 20_000 and after < during / 4, (during, after)
