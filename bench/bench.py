@@ -182,7 +182,7 @@ def startup(tmp: Path) -> dict[str, float]:
         tui.wait_screen(lambda s: "Receive path" in s, 10, "the first frame")
         first = time.monotonic() - t0
         wait_for(
-            lambda: new_programs(before) == programs_of(*HomePane.PROBES), 30, "home's probes", step=0.1
+            lambda: new_programs(before) == programs_of(*HomePane.PROBES), 30, "home's probes", step=0.02
         )
         live = time.monotonic() - t0
         tui.keys("q")

@@ -1,4 +1,4 @@
-/* The namespace of the device a packet is on, cached per CPU. C side only; one per program. */
+/* The namespace of the device a packet is on, cached per CPU. C side only; one per probe. */
 #ifndef NETSCOPE_DEV_CACHE_H
 #define NETSCOPE_DEV_CACHE_H
 
@@ -6,10 +6,10 @@
 
 /* The last device seen on this CPU and its namespace: a flood keeps hitting the same device, and
  * its namespace takes two dependent reads. Keyed by pointer and ifindex, so a device freed and
- * another allocated at the same address is not taken for it. Each program declares the per-CPU
- * slot itself (BCC rewrites map calls in the main file only):
- *     BPF_PERCPU_ARRAY(last_dev, struct dev_seen, 1);
- * and passes last_dev.lookup(&zero) in. */
+ * another allocated at the same address is not taken for it. Each probe declares its per-CPU
+ * slot itself (BCC rewrites map calls in the main file only), under its own name:
+ *     BPF_PERCPU_ARRAY(rings_last_dev, struct dev_seen, 1);
+ * and passes rings_last_dev.lookup(&zero) in. */
 struct dev_seen {
     u64 dev;
     u32 ifindex;

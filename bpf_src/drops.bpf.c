@@ -17,7 +17,7 @@ BPF_ARRAY(drop_log_window, struct drop_window, 1);
 BPF_HASH(drop_log_reason_window, u32, struct drop_window, 4096);
 BPF_RINGBUF_OUTPUT(drop_events, NS_DROP_RINGBUF_PAGES);
 
-static __always_inline void bump(u32 index)
+static __always_inline void drop_bump(u32 index)
 {
     u64 *v = drop_stats.lookup(&index);
     if (v)
@@ -70,7 +70,7 @@ static __always_inline void event_tuple(const void *skb, struct drop_event *e)
     __builtin_memcpy(e->daddr, t.daddr, 16);
 }
 
-RAW_TRACEPOINT_PROBE(kfree_skb)
+NS_HOOK(kfree_skb)
 {
     const void *skb = (const void *)ctx->args[0];
     u32 reason = (u32)ctx->args[2];
@@ -114,17 +114,17 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
     if (detail)
         (*detail)++;
     else
-        bump(NS_DROP_STAT_DETAILS_FULL);
+        drop_bump(NS_DROP_STAT_DETAILS_FULL);
 
 #if NS_DROP_LOG
     u64 now = bpf_ktime_get_ns();
     if (!may_log(reason, now)) {
-        bump(NS_DROP_STAT_SUPPRESSED);
+        drop_bump(NS_DROP_STAT_SUPPRESSED);
         return 0;
     }
     struct drop_event *e = drop_events.ringbuf_reserve(sizeof(struct drop_event));
     if (!e) {
-        bump(NS_DROP_STAT_LOST);
+        drop_bump(NS_DROP_STAT_LOST);
         return 0;
     }
     __builtin_memset(e, 0, sizeof(*e));
@@ -139,7 +139,7 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
     event_tuple(skb, e);
     /* No wakeup per event: user space drains the ring buffer on its own schedule. */
     drop_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-    bump(NS_DROP_STAT_LOGGED);
+    drop_bump(NS_DROP_STAT_LOGGED);
 #endif /* NS_DROP_LOG: 0 when no one reads the log (snapshot without the drop-log section) */
     return 0;
 }

@@ -10,18 +10,20 @@
 #include "flow_parse.h"
 #include "dev_cache.h"
 
-#ifndef NS_FILTER
-#define NS_FILTER(t) 1
+#ifdef NS_FILTER
+#define FLOW_MATCH(t) NS_FILTER(t)
+#else
+#define FLOW_MATCH(t) 1
 #endif
 
 BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stat, flow_stats, NS_FLOWS_MAX);
 BPF_TABLE("lru_hash", struct flow_drop_key, u64, flow_drops, NS_FLOWS_MAX);
 BPF_PERCPU_ARRAY(flow_counters, u64, NS_FLOW_STATS);
 BPF_ARRAY(flow_watch, struct flow_watch, 1);
-BPF_PERCPU_ARRAY(last_dev, struct dev_seen, 1); /* dev_cache.h */
+BPF_PERCPU_ARRAY(flows_last_dev, struct dev_seen, 1); /* dev_cache.h */
 BPF_RINGBUF_OUTPUT(flow_events, 64);
 
-static __always_inline void bump(u32 index)
+static __always_inline void flow_bump(u32 index)
 {
     u64 *v = flow_counters.lookup(&index);
     if (v)
@@ -46,7 +48,7 @@ static __always_inline void watch_event(const struct flow_key *key, const void *
         return;
     struct flow_event *e = flow_events.ringbuf_reserve(sizeof(struct flow_event));
     if (!e) {
-        bump(NS_FLOW_STAT_EVENTS_LOST);
+        flow_bump(NS_FLOW_STAT_EVENTS_LOST);
         return;
     }
     e->ts_ns = bpf_ktime_get_ns();
@@ -60,7 +62,7 @@ static __always_inline void watch_event(const struct flow_key *key, const void *
     flow_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-RAW_TRACEPOINT_PROBE(netif_receive_skb)
+NS_HOOK(netif_receive_skb)
 {
     const void *skb = (const void *)ctx->args[0];
     struct flow_key key = {};
@@ -71,22 +73,22 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
     if (!parse_ip(data, protocol, &key.t))
         return 0;
     struct flow_tuple *t = &key.t;
-    if (!(NS_FILTER(t))) {
-        bump(NS_FLOW_STAT_FILTERED);
+    if (!(FLOW_MATCH(t))) {
+        flow_bump(NS_FLOW_STAT_FILTERED);
         return 0;
     }
     const void *dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
     if (dev) {
         u32 last_dev_slot = 0;
         key.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
-        key.netns = dev_netns(last_dev.lookup(&last_dev_slot), dev, key.ifindex);
+        key.netns = dev_netns(flows_last_dev.lookup(&last_dev_slot), dev, key.ifindex);
     }
     u64 now = bpf_ktime_get_ns();
     struct flow_stat *s = flow_stats.lookup(&key);
     if (!s) {
         struct flow_stat fresh = {.first_ns = now};
         flow_stats.update(&key, &fresh);
-        bump(NS_FLOW_STAT_CREATED);
+        flow_bump(NS_FLOW_STAT_CREATED);
         s = flow_stats.lookup(&key);
         if (!s)
             return 0;
@@ -102,7 +104,7 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(kfree_skb)
+NS_HOOK(kfree_skb)
 {
     const void *skb = (const void *)ctx->args[0];
     u32 reason = (u32)ctx->args[2];
@@ -117,7 +119,7 @@ RAW_TRACEPOINT_PROBE(kfree_skb)
     if (!parse_ip(head + nh, protocol, &key.flow.t))
         return 0;
     struct flow_tuple *t = &key.flow.t;
-    if (!(NS_FILTER(t)))
+    if (!(FLOW_MATCH(t)))
         return 0;
     const void *dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
     key.flow.netns = netns_of(dev, (const void *)read_u64(skb, NS_OFF_SKB_SK));

@@ -12,7 +12,7 @@
 BPF_PERCPU_HASH(hardirq_stats, u32, struct hardirq_stat, NS_MAX_IRQS);
 BPF_PERCPU_ARRAY(hardirq_running, struct hardirq_start, 1);
 
-RAW_TRACEPOINT_PROBE(irq_handler_entry)
+NS_HOOK(irq_handler_entry)
 {
     u32 irq = (u32)ctx->args[0];
     u32 zero = 0;
@@ -28,7 +28,7 @@ RAW_TRACEPOINT_PROBE(irq_handler_entry)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(irq_handler_exit)
+NS_HOOK(irq_handler_exit)
 {
     u32 irq = (u32)ctx->args[0];
     u32 zero = 0;
@@ -50,7 +50,7 @@ BPF_PERCPU_ARRAY(softirq_wait_max, u64, NS_NR_SOFTIRQS);
 BPF_PERCPU_ARRAY(softirq_raised_at, u64, NS_NR_SOFTIRQS);
 BPF_PERCPU_ARRAY(softirq_entered_at, u64, NS_NR_SOFTIRQS);
 
-RAW_TRACEPOINT_PROBE(softirq_raise)
+NS_HOOK(softirq_raise)
 {
     u32 vec = (u32)ctx->args[0];
     struct softirq_stat *s = softirq_stats.lookup(&vec);
@@ -63,7 +63,7 @@ RAW_TRACEPOINT_PROBE(softirq_raise)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(softirq_entry)
+NS_HOOK(softirq_entry)
 {
     u32 vec = (u32)ctx->args[0];
     struct softirq_stat *s = softirq_stats.lookup(&vec);
@@ -87,7 +87,7 @@ RAW_TRACEPOINT_PROBE(softirq_entry)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(softirq_exit)
+NS_HOOK(softirq_exit)
 {
     u32 vec = (u32)ctx->args[0];
     u64 *entered = softirq_entered_at.lookup(&vec);

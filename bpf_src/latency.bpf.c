@@ -36,7 +36,7 @@ BPF_PERCPU_ARRAY(lat_new_ring, struct lat_ring, 1);
 BPF_PERCPU_ARRAY(lat_new_proc, struct lat_proc, 1);
 BPF_PERCPU_ARRAY(lat_new_sock, struct lat_sock, 1);
 
-static __always_inline void bump(u32 index)
+static __always_inline void lat_bump(u32 index)
 {
     u64 *v = lat_stats.lookup(&index);
     if (v)
@@ -94,7 +94,7 @@ static __always_inline u32 stamp_slot(u64 skb)
     return (u32)((skb >> 8) ^ (skb >> 22)) & (NS_LAT_STAMPS - 1);
 }
 
-RAW_TRACEPOINT_PROBE(netif_receive_skb)
+NS_HOOK(netif_receive_skb)
 {
     u64 skb = ctx->args[0];
     u32 slot = stamp_slot(skb);
@@ -114,7 +114,7 @@ static __always_inline void stack_time(const void *sk, u64 now)
     u32 zero = 0;
     u64 *since = lat_since.lookup(&zero);
     if (!skb || !st || !since || st->skb != skb || st->ts > now || st->ts < *since) {
-        bump(NS_LAT_STAT_STACK_UNKNOWN);
+        lat_bump(NS_LAT_STAT_STACK_UNKNOWN);
         return;
     }
     struct lat_hist *h = lat_stack.lookup(&zero);
@@ -123,7 +123,7 @@ static __always_inline void stack_time(const void *sk, u64 now)
         h->buckets[b]++;
 }
 
-RAW_TRACEPOINT_PROBE(sk_data_ready)
+NS_HOOK(sk_data_ready)
 {
     const void *sk = (const void *)ctx->args[0];
     u16 proto = protocol_of(sk);
@@ -172,7 +172,7 @@ RAW_TRACEPOINT_PROBE(sk_data_ready)
             r->ts[to] = ts;
         }
         r->tail = r->head + NS_LAT_RING / 2;
-        bump(NS_LAT_STAT_COARSENED);
+        lat_bump(NS_LAT_STAT_COARSENED);
     }
     u32 slot = r->tail & (NS_LAT_RING - 1);
     r->ts[slot] = now;
@@ -244,10 +244,10 @@ static __always_inline void record(const void *sk, u64 wait, int matched, u32 by
                 s->buckets[b]++;
         }
     }
-    bump(matched ? NS_LAT_STAT_MATCHED : NS_LAT_STAT_UNMATCHED);
+    lat_bump(matched ? NS_LAT_STAT_MATCHED : NS_LAT_STAT_UNMATCHED);
 }
 
-RAW_TRACEPOINT_PROBE(sock_recv_length)
+NS_HOOK(sock_recv_length)
 {
     const void *sk = (const void *)ctx->args[0];
     int ret = (int)ctx->args[1];

@@ -32,7 +32,7 @@ static __always_inline u32 streak_bucket(u64 n)
     return 3;
 }
 
-RAW_TRACEPOINT_PROBE(napi_poll)
+NS_HOOK(napi_poll)
 {
     const void *napi = (const void *)ctx->args[0];
     int work = (int)ctx->args[1];

@@ -8,6 +8,13 @@
 #ifndef NETSCOPE_H
 #define NETSCOPE_H
 
+/* A probe's hook on raw tracepoint `tp`, named <probe>__<tp> after NS_PROBE, which netscope defines
+ * before each probe's source: probes compiled as one object (one compiler run) keep their hooks
+ * apart (drops__kfree_skb, flows__kfree_skb). User space attaches each by name. */
+#define NS_CAT_(a, b) a##__##b
+#define NS_CAT(a, b) NS_CAT_(a, b)
+#define NS_HOOK(tp) int NS_CAT(NS_PROBE, tp)(struct bpf_raw_tracepoint_args *ctx)
+
 /* NR_SOFTIRQS in include/linux/interrupt.h (HI .. RCU), stable since 4.x. */
 #define NS_NR_SOFTIRQS 10
 /* Upper bound on distinct IRQ numbers tracked per CPU. */
@@ -74,7 +81,6 @@ struct queue_stat {
     char ifname[16];
 };
 
-#endif /* NETSCOPE_H */
 
 /* drops.bpf.c: one aggregation bucket of dropped skbs, counted per CPU. */
 struct drop_key {
@@ -248,3 +254,5 @@ struct flow_event {
 #define NS_FLOW_STAT_FILTERED 1  /* packets the filter left out */
 #define NS_FLOW_STAT_EVENTS_LOST 2 /* watched-flow events the ring buffer could not take */
 #define NS_FLOW_STATS 3
+
+#endif /* NETSCOPE_H */

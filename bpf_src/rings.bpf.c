@@ -11,7 +11,7 @@
 #include "dev_cache.h"
 
 BPF_PERCPU_HASH(queue_stats, struct queue_key, struct queue_stat, NS_QUEUES_MAX);
-BPF_PERCPU_ARRAY(last_dev, struct dev_seen, 1); /* dev_cache.h */
+BPF_PERCPU_ARRAY(rings_last_dev, struct dev_seen, 1); /* dev_cache.h */
 
 static __always_inline void count(const void *skb, const void *dev, u8 tx)
 {
@@ -36,7 +36,7 @@ static __always_inline void count(const void *skb, const void *dev, u8 tx)
     struct queue_key key = {};
     u32 last_dev_slot = 0;
     key.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
-    key.netns = dev_netns(last_dev.lookup(&last_dev_slot), dev, key.ifindex);
+    key.netns = dev_netns(rings_last_dev.lookup(&last_dev_slot), dev, key.ifindex);
     key.tx = tx;
     u16 mapping = SKB_WIN(&w, u16, NS_OFF_SKB_QUEUE_MAPPING);
     /* On receive, drivers record queue + 1 (skb_record_rx_queue); 0 means none was recorded. */
@@ -62,14 +62,14 @@ static __always_inline void count(const void *skb, const void *dev, u8 tx)
     s->bytes += bytes;
 }
 
-RAW_TRACEPOINT_PROBE(netif_receive_skb)
+NS_HOOK(netif_receive_skb)
 {
     const void *skb = (const void *)ctx->args[0];
     count(skb, (const void *)read_u64(skb, NS_OFF_SKB_DEV), 0);
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(net_dev_start_xmit)
+NS_HOOK(net_dev_start_xmit)
 {
     count((const void *)ctx->args[0], (const void *)ctx->args[1], 1);
     return 0;

