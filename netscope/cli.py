@@ -194,8 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
             f"their figures are null in the others (default {default}; 1 = every interval)",
         )
 
+    def no_bpf_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--no-bpf",
+            action="store_true",
+            help="no BPF and no root: interrupts, softirq runs, softnet and devices from /proc and "
+            "netlink; the panes say what needs BPF",
+        )
+
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
+    no_bpf_arg(tui)
     device_args(tui)
     snap = sub.add_parser("snapshot", help="print per-interval counts (text, or JSON lines with --json)")
     interval_arg(snap)
@@ -204,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
     sections_arg(snap)
     detail_arg(snap, DETAIL_EVERY)
+    no_bpf_arg(snap)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
     rec.add_argument("--output", "-o", type=Path, required=True, help="the recording file to write")
@@ -223,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sections_arg(rec)
     detail_arg(rec, 1)
+    no_bpf_arg(rec)
     exp = sub.add_parser("export", help="serve Prometheus metrics (counters since netscope started)")
     interval_arg(exp)
     exp.add_argument(
@@ -241,10 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _require_live() -> None:
+def _require_live(args: argparse.Namespace) -> None:
+    if getattr(args, "no_bpf", False):  # /proc, sysfs and netlink only: no root, no BCC
+        return
     if os.geteuid() != 0:
         raise CliError(
             "live data needs root (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo, "
+            "run `netscope --no-bpf` for what /proc, sysfs and netlink show without it, "
             "or open a recording with `netscope replay FILE`",
             EXIT_USAGE,
         )
@@ -313,6 +327,7 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
         drop_log_rate=args.drop_log_rate if logging else 0,
         flow_filter=_flow_filter(args),
         detail_every=getattr(args, "detail_every", 1),
+        bpf=not getattr(args, "no_bpf", False),
     )
 
 
@@ -327,6 +342,12 @@ def _start_live(args: argparse.Namespace, source: LiveSource | None = None) -> L
         source.close()
         reasons = sorted({s.error for s in failed})
         raise CliError("no probe could start: " + "; ".join(reasons), EXIT_KERNEL)
+    if not source.bpf:
+        print(
+            "netscope: note: --no-bpf: interrupts, softirq runs, softnet and devices come from /proc and "
+            "netlink; times, NAPI polls, queues, drop reasons, latency and flows need BPF (root)",
+            file=sys.stderr,
+        )
     for note in source.notes:
         print(f"netscope: note: {note}", file=sys.stderr)
     for s in failed:
@@ -354,7 +375,7 @@ def _run_intervals(
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    _require_live()
+    _require_live(args)
     _check_live_interfaces(args)
     _flow_filter(args)  # a bad expression exits 2 before anything is compiled
     with _signals_raise():
@@ -422,7 +443,7 @@ def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
 def cmd_record(args: argparse.Namespace) -> int:
     from netscope.sources.recording import RecordingFull, RecordingWriter
 
-    _require_live()
+    _require_live(args)
     _flow_filter(args)
     count = math.ceil(args.duration / args.interval) if args.duration else args.count
     try:
@@ -525,7 +546,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from netscope.prometheus import NetscopeCollector
 
-    _require_live()
+    _require_live(args)
     host, port = args.listen
     source = _live_source(args)
     collector = NetscopeCollector(source.info)
@@ -548,7 +569,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    _require_live()
+    _require_live(args)
     if not sys.stdout.isatty() and not sys.stderr.isatty():
         raise CliError("the TUI needs a terminal; use `netscope snapshot --json` for scripts", EXIT_USAGE)
     _check_live_interfaces(args)
@@ -613,11 +634,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line; without a command it is the TUI's (`netscope --no-bpf`, `netscope -i 2`)."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["tui", *argv]
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["tui", *(argv if argv is not None else sys.argv[1:])])
+    args = parse_args(list(argv if argv is not None else sys.argv[1:]))
     try:
         return COMMANDS[args.command](args)
     except CliError as e:

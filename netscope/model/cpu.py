@@ -1,7 +1,8 @@
 """The CPU view: per-CPU hardirq, softirq and NAPI rates from one raw sample. Pure.
 
 A figure whose probe was not live for the whole interval is None (shown as "–"), never 0:
-0 would claim the kernel did nothing.
+0 would claim the kernel did nothing. Counts the kernel keeps itself (interrupts per line,
+softirq runs) come from /proc when the irq probe's hooks did not run; their times stay None.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class IrqRow:
     queue: str
     per_s: float
     per_cpu_per_s: tuple[float, ...]
-    time_pct: float  # % of one CPU spent in this line's handler
+    time_pct: float | None  # % of one CPU spent in this line's handler; None: counted by /proc only
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class CpuView:
 
 def _vec(names: tuple[str, ...], wanted: str) -> int | None:
     return names.index(wanted) if wanted in names else None
+
+
+def _time_pct(times_ns: list[int | None], cpu_seconds: float) -> float | None:
+    """Time as % of `cpu_seconds`; None when a time is unknown (a count /proc kept)."""
+    if any(t is None for t in times_ns):
+        return None
+    return 100.0 * sum(t or 0 for t in times_ns) / (cpu_seconds * 1e9)
 
 
 def _div(a: float, b: float) -> float | None:
@@ -90,7 +98,8 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
     dt = sample.interval_s
     rx = _vec(sample.softirq_names, NET_RX)
     tx = _vec(sample.softirq_names, NET_TX)
-    hard_by_cpu: dict[int, tuple[int, int]] | None = None
+    kernel = bool(sample.proc_softirqs)  # /proc's counts were read for this interval
+    hard_by_cpu: dict[int, tuple[int, int | None]] | None = None
     if sample.hardirq is not None:
         hard_by_cpu = {}
         for i, cpu in enumerate(cpus):
@@ -98,7 +107,12 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
                 sum(line.per_cpu[i] for line in sample.hardirq),
                 sum(line.time_ns[i] for line in sample.hardirq),
             )
+    elif kernel:
+        hard_by_cpu = {
+            cpu: (sum(c.per_cpu[i] for c in sample.proc_interrupts), None) for i, cpu in enumerate(cpus)
+        }
     soft = {s.cpu: s for s in sample.softirq or ()}
+    proc_runs = {s.cpu: s.runs for s in sample.proc_softirqs}
     napi = napi_per_cpu(sample, cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
 
@@ -110,8 +124,12 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         sn = [softnet[c] for c in members if c in softnet]
 
         def vec_rate(field: str, vec: int | None) -> float | None:
-            if sq is None or vec is None:
+            if vec is None:
                 return None
+            if sq is None:  # runs the kernel counted itself; raises only the hooks see
+                if field != "runs" or not kernel:
+                    return None
+                return float(sum(proc_runs[c][vec] for c in members if c in proc_runs)) / dt
             return float(sum(getattr(s, field)[vec] for s in sq)) / dt
 
         def vec_pct(vec: int | None) -> float | None:
@@ -123,9 +141,7 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         return CpuRow(
             cpu=cpu,
             hardirqs_per_s=sum(h[0] for h in hard) / dt if hard is not None else None,
-            hardirq_time_pct=100.0 * sum(h[1] for h in hard) / (dt * 1e9 * n_cpu)
-            if hard is not None
-            else None,
+            hardirq_time_pct=_time_pct([h[1] for h in hard], dt * n_cpu) if hard is not None else None,
             net_rx_raises_per_s=vec_rate("raises", rx),
             net_rx_runs_per_s=vec_rate("runs", rx),
             net_tx_raises_per_s=vec_rate("raises", tx),
@@ -154,22 +170,26 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         )
 
     irq_rows = []
+    counts: list[tuple[int, tuple[int, ...], float | None]] = []
     if sample.hardirq is not None:
-        lines = {line.irq: line for line in sample.irq_lines}
-        for count in sample.hardirq:
-            line = lines.get(count.irq)
-            irq_rows.append(
-                IrqRow(
-                    irq=count.irq,
-                    name=line.name if line else "",
-                    device=line.device if line else "",
-                    queue=line.queue if line else "",
-                    per_s=sum(count.per_cpu) / dt,
-                    per_cpu_per_s=tuple(c / dt for c in count.per_cpu),
-                    time_pct=100.0 * sum(count.time_ns) / (dt * 1e9),
-                )
+        counts = [(c.irq, c.per_cpu, _time_pct([sum(c.time_ns)], dt)) for c in sample.hardirq]
+    elif kernel:
+        counts = [(c.irq, c.per_cpu, None) for c in sample.proc_interrupts]
+    lines = {line.irq: line for line in sample.irq_lines}
+    for irq, per_cpu, time_pct in counts:
+        line = lines.get(irq)
+        irq_rows.append(
+            IrqRow(
+                irq=irq,
+                name=line.name if line else "",
+                device=line.device if line else "",
+                queue=line.queue if line else "",
+                per_s=sum(per_cpu) / dt,
+                per_cpu_per_s=tuple(c / dt for c in per_cpu),
+                time_pct=time_pct,
             )
-        irq_rows.sort(key=lambda r: (-r.per_s, r.irq))
+        )
+    irq_rows.sort(key=lambda r: (-r.per_s, r.irq))
     return CpuView(
         interval_s=dt,
         cpus=cpus,

@@ -21,6 +21,7 @@ class ProbeState(StrEnum):
     LIVE = "live"
     FAILED = "failed"
     STOPPED = "stopped"
+    OFF = "off"  # --no-bpf: this run loads no BPF program at all
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,22 @@ class IrqCount:
     irq: int
     per_cpu: tuple[int, ...]  # indexed like HostInfo.cpus
     time_ns: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProcIrqCount:
+    """One IRQ line over the interval, from /proc/interrupts: the kernel's count, with or without BPF."""
+
+    irq: int
+    per_cpu: tuple[int, ...]  # indexed like HostInfo.cpus
+
+
+@dataclass(frozen=True)
+class ProcSoftirqCpu:
+    """One CPU's softirq runs per vector over the interval, from /proc/softirqs."""
+
+    cpu: int
+    runs: tuple[int, ...]  # indexed like Sample.softirq_names
 
 
 @dataclass(frozen=True)
@@ -334,6 +351,10 @@ class Sample:
     # in the others their parts are None.
     detail_every: int = 1
     detail_measured: bool = True
+    # The kernel's own counts every interval, whether or not the BPF hooks ran: what the views fall
+    # back on when the irq probe's data is None.
+    proc_interrupts: tuple[ProcIrqCount, ...] = ()
+    proc_softirqs: tuple[ProcSoftirqCpu, ...] = ()
 
 
 def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:

@@ -29,6 +29,9 @@ def snapshot_json(
     flows."""
     names = sample.softirq_names
     soft = {s.cpu: s for s in sample.softirq or ()}
+    # Counts /proc keeps stand in for the hooks' when these did not run; their times stay null.
+    proc_runs = {s.cpu: s.runs for s in sample.proc_softirqs}
+    by_proc = sample.hardirq is None and bool(sample.proc_softirqs)
     napi = napi_per_cpu(sample, info.cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
     cpus = []
@@ -40,11 +43,23 @@ def snapshot_json(
         cpus.append(
             {
                 "cpu": cpu,
-                "hardirqs": sum(c.per_cpu[i] for c in sample.hardirq) if sample.hardirq is not None else None,
+                "hardirqs": (
+                    sum(c.per_cpu[i] for c in sample.hardirq)
+                    if sample.hardirq is not None
+                    else sum(c.per_cpu[i] for c in sample.proc_interrupts)
+                    if by_proc
+                    else None
+                ),
                 "hardirq_time_ns": (
                     sum(c.time_ns[i] for c in sample.hardirq) if sample.hardirq is not None else None
                 ),
-                "softirqs": dict(zip(names, s.runs, strict=False)) if s else None,
+                "softirqs": (
+                    dict(zip(names, s.runs, strict=False))
+                    if s
+                    else dict(zip(names, proc_runs[cpu], strict=False))
+                    if sample.softirq is None and cpu in proc_runs
+                    else None
+                ),
                 "softirq_raises": dict(zip(names, s.raises, strict=False)) if s else None,
                 "softirq_time_ns": dict(zip(names, s.time_ns, strict=False)) if s else None,
                 "net_rx_wait_ns_max": s.wait_ns_max[rx] if s and rx is not None else None,
@@ -59,17 +74,22 @@ def snapshot_json(
         )
     lines = {line.irq: line for line in sample.irq_lines}
     irqs = []
-    for count in sample.hardirq or ():
-        line = lines.get(count.irq)
+    counts: list[tuple[int, tuple[int, ...], int | None]] = [
+        (c.irq, c.per_cpu, sum(c.time_ns)) for c in sample.hardirq or ()
+    ]
+    if by_proc:
+        counts = [(c.irq, c.per_cpu, None) for c in sample.proc_interrupts]
+    for irq, per_cpu, time_ns in counts:
+        line = lines.get(irq)
         irqs.append(
             {
-                "irq": count.irq,
+                "irq": irq,
                 "name": line.name if line else "",
                 "device": line.device if line else "",
                 "queue": line.queue if line else "",
-                "count": sum(count.per_cpu),
-                "per_cpu": list(count.per_cpu),
-                "time_ns": sum(count.time_ns),
+                "count": sum(per_cpu),
+                "per_cpu": list(per_cpu),
+                "time_ns": time_ns,
             }
         )
     out = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, build_drops_view, device_label
@@ -87,7 +87,9 @@ class Timeline:
         self._cpu.append(build_cpu_view(sample, self.info.cpus))
         drops = build_drops_view(sample, self.info)
         if drops is not None and sample.drops is not None:
-            self._drops.append(drops)
+            # The history keeps rates, not each interval's logged drops (1000/s by default, 240k
+            # objects over the window): those live once, in the bounded log below.
+            self._drops.append(replace(drops, events=()))
             self._events.extendleft(sample.drops.events)
             self._totals = self._totals.add(sample.drops)
 

@@ -22,6 +22,8 @@ from netscope.model.sample import (
     OwnCost,
     ProbeState,
     ProbeStatus,
+    ProcIrqCount,
+    ProcSoftirqCpu,
     ProgramCost,
     QueueCount,
     Sample,
@@ -59,8 +61,11 @@ class LiveSource:
         flow_filter: Filter | None = None,
         linger_s: float = PROBE_LINGER_S,
         detail_every: int = 1,
+        bpf: bool = True,
     ) -> None:
         self.info = procfs.read_host_info()
+        # False (--no-bpf): no probe ever starts; the kernel's own counters (/proc, netlink) only.
+        self.bpf = bpf
         # Per-packet hooks run for one interval in `detail_every` and are paused between: what a
         # long-running headless netscope costs on a busy box. 1: always on.
         self.detail_every = detail_every
@@ -85,6 +90,10 @@ class LiveSource:
         _, names = procfs.read_softirqs()
         self._softirq_names = tuple(names)
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
+        self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
+        self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
+        with contextlib.suppress(OSError, ValueError):
+            self._kernel_counts()
         self._last = time.monotonic()
         self._live_since: dict[str, float] = {}
         self._netns_cache: dict[int, NetnsRef] = {}
@@ -163,6 +172,8 @@ class LiveSource:
         (to run in a worker) that compiles the needed probes not yet attached as one program, or
         nothing when none is missing; a probe no longer needed is detached once it has been
         unneeded for `linger_s` (flipping between panes recompiles nothing)."""
+        if not self.bpf:
+            return ()
         now = time.monotonic()
         with self._need_lock:
             self._needed = frozenset(names) & set(PROBES)
@@ -216,6 +227,8 @@ class LiveSource:
         flows.watch(flow)
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
+        if not self.bpf:
+            return tuple(ProbeStatus(name, ProbeState.OFF) for name in PROBES)
         with self._need_lock:
             return tuple(
                 p.status if p.name in self._attached else ProbeStatus(p.name, ProbeState.IDLE)
@@ -240,7 +253,7 @@ class LiveSource:
             self._set_per_packet(on=True)
         now = time.monotonic()
         start, self._last = self._last, now
-        measured = self._detail_since is not None and self._detail_since <= start
+        measured = self.bpf and self._detail_since is not None and self._detail_since <= start
         probes = self._probes
         irq = self._poll(probes["irq"], start, measured)
         napi = self._poll(probes["napi"], start, measured)
@@ -268,9 +281,10 @@ class LiveSource:
         )
         if softnet_now:
             self._softnet_prev = softnet_now
-        # On failure keep the last names: an IRQ or device vanished while being read.
-        with contextlib.suppress(OSError, ValueError):
-            self._irq_lines = read_irq_lines()
+        try:
+            proc_interrupts, proc_softirqs = self._kernel_counts()
+        except (OSError, ValueError):  # keep the last names: an IRQ or device vanished while read
+            proc_interrupts, proc_softirqs = (), ()
         seen = self._namespaces_in(drops, queues, flows)
         self._device_netns |= {q.netns for q in queues or ()}
         devices = self._devices()
@@ -294,7 +308,33 @@ class LiveSource:
             cost=self._cost(now - start, index),
             detail_every=self.detail_every,
             detail_measured=measured,
+            proc_interrupts=proc_interrupts,
+            proc_softirqs=proc_softirqs,
         )
+
+    def _kernel_counts(self) -> tuple[tuple[ProcIrqCount, ...], tuple[ProcSoftirqCpu, ...]]:
+        """Interrupts per line and softirq runs per vector since the last call, per CPU, from
+        /proc/interrupts and /proc/softirqs (the IRQ lines' names are refreshed too)."""
+        cpus = self.info.cpus
+        columns, lines = procfs.read_interrupts()
+        softirq_columns, rows = procfs.read_softirqs()
+        self._irq_lines = irq_lines(lines)
+        interrupts = {line.irq: _per_cpu(columns, line.per_cpu, cpus) for line in lines}
+        per_vector = [_per_cpu(softirq_columns, rows.get(name, ()), cpus) for name in self._softirq_names]
+        softirqs = {cpu: tuple(v[i] for v in per_vector) for i, cpu in enumerate(cpus)}
+        proc_interrupts = tuple(
+            ProcIrqCount(irq, delta)
+            for irq, now in sorted(interrupts.items())
+            if (prev := self._interrupts_prev.get(irq)) is not None
+            and any(delta := tuple(a - b for a, b in zip(now, prev, strict=True)))
+        )
+        proc_softirqs = tuple(
+            ProcSoftirqCpu(cpu, tuple(a - b for a, b in zip(now, prev, strict=True)))
+            for cpu, now in softirqs.items()
+            if (prev := self._softirqs_prev.get(cpu)) is not None
+        )
+        self._interrupts_prev, self._softirqs_prev = interrupts, softirqs
+        return proc_interrupts, proc_softirqs
 
     def _set_per_packet(self, on: bool) -> None:
         """Resume or pause every probe's per-packet hooks (a no-op when already so)."""
@@ -418,8 +458,14 @@ class LiveSource:
             probe.close()
 
 
-def read_irq_lines() -> tuple[IrqLine, ...]:
-    _, lines = procfs.read_interrupts()
+def _per_cpu(columns: tuple[int, ...], values: tuple[int, ...], cpus: tuple[int, ...]) -> tuple[int, ...]:
+    """A /proc row's counts (in its column order) for the CPUs `cpus`; 0 for a column missing."""
+    by_cpu = dict(zip(columns, values, strict=False))
+    return tuple(by_cpu.get(cpu, 0) for cpu in cpus)
+
+
+def irq_lines(lines: list[procfs.InterruptLine]) -> tuple[IrqLine, ...]:
+    """/proc/interrupts lines, each mapped to its device and queue."""
     by_bus, by_irq = procfs.read_device_owners()
     interfaces = procfs.read_interfaces()
     out = []

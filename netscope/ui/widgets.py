@@ -41,6 +41,7 @@ PROBE_MARK = {
     ProbeState.LIVE: ("●", "green"),
     ProbeState.FAILED: ("✗", "bold red"),
     ProbeState.STOPPED: ("■", "dim"),
+    ProbeState.OFF: ("–", "dim"),
 }
 
 
@@ -92,6 +93,8 @@ def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
     for status in statuses:
         if status.state == ProbeState.FAILED:
             text.append(f"\n{status.name} failed: {status.error}", style="red")
+    if any(s.state == ProbeState.OFF for s in statuses):
+        text.append("\n--no-bpf: the figures of these probes need BPF (run netscope as root)", style="yellow")
     return text
 
 

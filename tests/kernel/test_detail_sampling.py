@@ -53,7 +53,7 @@ def test_per_packet_hooks_run_one_interval_in_n(pair: VethPair) -> None:
         for start in source.need(PROBES):
             start()
         outer_before = net_rx_runs()
-        source.sample()  # baseline: the next interval is measured
+        rx = source.sample().softirq_names.index("NET_RX")  # the baseline: the next interval is measured
         inner_before = net_rx_runs()
         for index in range(6):
             measured = index % 3 == 0
@@ -66,12 +66,13 @@ def test_per_packet_hooks_run_one_interval_in_n(pair: VethPair) -> None:
             assert sample.detail_measured is measured and sample.detail_every == 3
             assert set(links) >= ALWAYS, links  # hardirq timing never pauses
             assert sample.hardirq is not None and sample.drops is not None
+            # /proc/softirqs read just inside and just outside the interval: its runs lie between.
+            proc = sum(s.runs[rx] for s in sample.proc_softirqs)
+            assert inner_after - inner_before <= proc <= outer_after - outer_before, proc
             if measured:
                 assert set(links) >= PER_PACKET, links
                 assert sample.softirq is not None and sample.napi is not None
                 assert sample.queues is not None and sample.flows is not None and sample.latency is not None
-                # /proc/softirqs read just inside and just outside the interval: ours lies between.
-                rx = sample.softirq_names.index("NET_RX")
                 ours = sum(s.runs[rx] for s in sample.softirq)
                 assert inner_after - inner_before <= ours <= outer_after - outer_before, ours
                 copy = {
@@ -118,4 +119,5 @@ def test_snapshot_marks_the_measured_intervals() -> None:
     assert [o["detail"] for o in objects] == [{"every": 2, "measured": m} for m in (True, False, True, False)]
     for obj in objects:
         assert all(cpu["hardirqs"] is not None for cpu in obj["cpus"])
-        assert all((cpu["softirqs"] is None) is not obj["detail"]["measured"] for cpu in obj["cpus"])
+        assert all((cpu["softirq_time_ns"] is None) is not obj["detail"]["measured"] for cpu in obj["cpus"])
+        assert all(cpu["softirqs"] is not None for cpu in obj["cpus"])  # /proc's runs, every interval

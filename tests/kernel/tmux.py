@@ -73,8 +73,8 @@ class Tui:
             time.sleep(0.1)
         return screen
 
-    def signal(self, signum: int) -> None:
-        """Send `signum` to the netscope process (the shell's child in the tmux pane)."""
+    def pid(self) -> int:
+        """The netscope process: the shell's child in the tmux pane."""
         pane_pid = subprocess.run(
             ["tmux", "display", "-p", "-t", self.session, "#{pane_pid}"],
             capture_output=True,
@@ -83,7 +83,10 @@ class Tui:
         ).stdout.strip()
         child = subprocess.run(["pgrep", "-P", pane_pid], capture_output=True, text=True).stdout.split()
         assert child, "netscope process not found"
-        os.kill(int(child[0]), signum)
+        return int(child[0])
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid(), signum)
 
     def exit_code(self, timeout: float) -> int:
         """Wait for netscope to exit; its exit code."""
@@ -92,13 +95,17 @@ class Tui:
 
 
 @contextmanager
-def netscope_in_tmux(tmp: Path, name: str, size: tuple[int, int], *args: str) -> Iterator[Tui]:
-    """`python -m netscope ARGS` in a detached tmux session of `size`; killed afterwards."""
+def netscope_in_tmux(
+    tmp: Path, name: str, size: tuple[int, int], *args: str, runner: tuple[str, ...] = ()
+) -> Iterator[Tui]:
+    """`python -m netscope ARGS` in a detached tmux session of `size` (after `runner`, e.g. setpriv);
+    killed afterwards."""
     session = f"netscope-{name}-{os.getpid()}"
     tui = Tui(session, tmp / f"{name}.exit")
     # Without COLUMNS/LINES from the test process (Textual would take them over the pane's size).
     command = (
-        f"cd {REPO} && env -u COLUMNS -u LINES {sys.executable} -m netscope {' '.join(args)}; "
+        f"cd {REPO} && {' '.join(runner)} env -u COLUMNS -u LINES {sys.executable} -m netscope "
+        f"{' '.join(args)}; "
         f"echo $? > {tui.exit_file}"
     )
     subprocess.run(

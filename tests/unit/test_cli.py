@@ -75,3 +75,11 @@ def test_truncated_recording_replays_and_says_so(tmp_path: Path, capsys: pytest.
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == len(read_recording(FIXTURE).samples) - 1
     assert "incomplete frame" in captured.err
+
+
+def test_the_tui_is_the_default_command_with_its_options() -> None:
+    args = cli.parse_args(["--no-bpf", "-i", "2"])
+    assert (args.command, args.no_bpf, args.interval) == ("tui", True, 2.0)
+    assert cli.parse_args([]).command == "tui"
+    snap = cli.parse_args(["snapshot", "--no-bpf"])
+    assert (snap.command, snap.no_bpf, snap.detail_every) == ("snapshot", True, cli.DETAIL_EVERY)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from netscope.model.cpu import build_cpu_view
+from netscope.model.sample import HostInfo, ProcIrqCount, ProcSoftirqCpu
+from netscope.model.snapshot import snapshot_json
 from tests.unit.samples import two_cpu_sample
 
 
@@ -57,3 +61,22 @@ def test_irq_rows_busiest_first_with_names() -> None:
     ]
     assert irqs[0].per_cpu_per_s == (0, 150)
     assert irqs[1].time_pct == pytest.approx(0.1)
+
+
+def test_kernel_counts_stand_in_when_the_hooks_did_not_run() -> None:
+    """Interrupts and softirq runs from /proc; times, raises and waits only the hooks know."""
+    sample = replace(
+        two_cpu_sample(interval_s=2.0, live=False),
+        proc_interrupts=(ProcIrqCount(38, (40, 0)), ProcIrqCount(36, (0, 160))),
+        proc_softirqs=(ProcSoftirqCpu(0, (0, 8, 0, 200) + (0,) * 6), ProcSoftirqCpu(1, (0,) * 10)),
+    )
+    view = build_cpu_view(sample, (0, 1))
+    cpu0, cpu1 = view.rows
+    assert (cpu0.hardirqs_per_s, cpu1.hardirqs_per_s, view.total.hardirqs_per_s) == (20, 80, 100)
+    assert cpu0.net_rx_runs_per_s == 100 and cpu1.net_rx_runs_per_s == 0
+    assert cpu0.hardirq_time_pct is None and cpu0.net_rx_time_pct is None
+    assert cpu0.net_rx_raises_per_s is None and cpu0.net_rx_wait_avg_ns is None
+    assert [(r.irq, r.per_s, r.time_pct) for r in view.irqs] == [(36, 80, None), (38, 20, None)]
+    obj = snapshot_json(HostInfo("box", "6.18", (0, 1), 0.0), sample)
+    assert obj["cpus"][0]["softirqs"]["NET_RX"] == 200 and obj["cpus"][0]["softirq_time_ns"] is None
+    assert obj["cpus"][1]["hardirqs"] == 160 and obj["irqs"][0]["time_ns"] is None

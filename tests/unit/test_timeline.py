@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
+from netscope.model.sample import DropEvent
 from netscope.model.timeline import DROP_LOG_KEPT, HISTORY, Timeline
 from tests.unit.samples import two_cpu_sample
 from tests.unit.test_drops_model import INFO, drops_sample
@@ -30,3 +33,20 @@ def test_a_snapshot_does_not_change_when_more_samples_arrive() -> None:
     assert frozen is not None and frozen.drops is None and len(frozen.cpu_history) == 1
     later = timeline.shown()
     assert later is not None and later.drops is not None
+
+
+def test_history_keeps_rates_not_each_intervals_logged_drops() -> None:
+    """The drop log lives once, bounded; the views kept for trends carry no events."""
+    timeline = Timeline(INFO)
+    drops = drops_sample().drops
+    assert drops is not None
+    event = DropEvent(
+        0.0, 1, 3, "NO_SOCKET", "", "f+0x1", 0x0800, "v", 1, 17, "10.200.0.1", "10.200.0.2", 4, 9
+    )
+    logging = replace(drops_sample(), drops=replace(drops, events=(event,) * 500))
+    for _ in range(HISTORY + 10):
+        timeline.add(logging)
+    shown = timeline.shown()
+    assert shown is not None and len(shown.drops_history) == HISTORY
+    assert all(view.events == () for view in shown.drops_history)
+    assert 0 < len(shown.drop_events) <= DROP_LOG_KEPT

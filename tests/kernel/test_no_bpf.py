@@ -1,0 +1,62 @@
+"""`--no-bpf` as the unprivileged user nobody: no BPF program loads, bpf_stats is left alone, and
+the kernel's own counters still come: softirq runs inside the /proc/softirqs window around the
+command, interrupts, softnet and devices; the TUI's probes line says what needs BPF."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from tests.kernel.netns import VethPair, send_udp
+from tests.kernel.test_cpu_counts import proc_counters
+from tests.kernel.test_record_replay import NOBODY, as_nobody
+from tests.kernel.tmux import netscope_in_tmux, new_programs, program_ids
+
+SUBNET = 86
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def test_snapshot_no_bpf_as_nobody(pair: VethPair) -> None:
+    before_programs, stats = program_ids(), BPF_STATS.read_text()
+    before = proc_counters()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            send_udp(pair, 1000)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        done = as_nobody("snapshot", "--no-bpf", "--json", "-i", "0.5", "-n", "3")
+    finally:
+        stop.set()
+        sender.join()
+    after = proc_counters()
+    assert done.returncode == 0, done.stderr
+    assert "need BPF (root)" in done.stderr
+    objects = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(objects) == 3
+    for obj in objects:
+        assert {p["state"] for p in obj["probes"]} == {"off"}
+        assert obj["detail"]["measured"] is False
+        assert all(c["softirq_time_ns"] is None and c["napi_polls"] is None for c in obj["cpus"])
+        assert all(c["hardirqs"] is not None and c["backlog_drops"] is not None for c in obj["cpus"])
+        assert obj["devices"], "devices come over netlink"
+    ours = sum(c["softirqs"]["NET_RX"] for obj in objects for c in obj["cpus"])
+    theirs = sum(after[0].values()) - sum(before[0].values())
+    assert 0 < ours <= theirs, (ours, theirs)
+    assert new_programs(before_programs) == 0 and BPF_STATS.read_text() == stats
+
+
+def test_tui_no_bpf_as_nobody(tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)  # the exit file is written as nobody
+    before = program_ids()
+    with netscope_in_tmux(tmp_path, "nobpf", (120, 40), "--no-bpf", runner=NOBODY) as tui:
+        tui.wait_screen(lambda s: "Receive path" in s, 10, "the first frame")
+        tui.keys("c")
+        tui.wait_screen(lambda s: "--no-bpf" in s and "need BPF" in s, 10, "what needs BPF, on the CPUs pane")
+        assert new_programs(before) == 0
+        tui.keys("q")
+        assert tui.exit_code(5) == 0
