@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +71,24 @@ for _ in range(count):
 def send_udp(pair: VethPair, count: int, port: int = 9) -> None:
     """`count` 32-byte UDP datagrams from the sender namespace to the receiver."""
     pair.in_ns(pair.sender_ns, sys.executable, "-c", SENDER, pair.receiver_ip, str(port), str(count))
+
+
+@contextmanager
+def udp_traffic(pair: VethPair, batch: int = 2000) -> Iterator[None]:
+    """`send_udp` batches, one after another, until the block ends."""
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            send_udp(pair, batch)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join()
 
 
 LOADGEN_C = Path(__file__).resolve().parents[2] / "bench" / "loadgen.c"

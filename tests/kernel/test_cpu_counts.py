@@ -14,7 +14,7 @@ import threading
 from netscope.model.sample import Sample
 from netscope.sources import procfs
 from netscope.sources.live import LiveSource
-from tests.kernel.netns import VethPair, disk_interrupts, send_udp
+from tests.kernel.netns import VethPair, disk_interrupts, send_udp, udp_traffic
 
 SUBNET = 77
 PACKETS = 20000
@@ -84,19 +84,8 @@ def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> No
         stderr=subprocess.PIPE,
         text=True,
     )
-    stop = threading.Event()
-
-    def traffic() -> None:
-        while not stop.is_set():
-            send_udp(pair, 2000)
-
-    sender = threading.Thread(target=traffic)
-    sender.start()
-    try:
+    with udp_traffic(pair):
         out, err = proc.communicate(timeout=60)
-    finally:
-        stop.set()
-        sender.join()
     after = proc_counters()
     assert proc.returncode == 0, err
     objects = [json.loads(line) for line in out.splitlines()]

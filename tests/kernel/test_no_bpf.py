@@ -5,10 +5,9 @@ command, interrupts, softnet and devices; the TUI's probes line says what needs 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
-from tests.kernel.netns import VethPair, send_udp
+from tests.kernel.netns import VethPair, udp_traffic
 from tests.kernel.test_cpu_counts import proc_counters
 from tests.kernel.test_record_replay import NOBODY, as_nobody
 from tests.kernel.tmux import netscope_in_tmux, new_programs, program_ids
@@ -20,19 +19,8 @@ BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 def test_snapshot_no_bpf_as_nobody(pair: VethPair) -> None:
     before_programs, stats = program_ids(), BPF_STATS.read_text()
     before = proc_counters()
-    stop = threading.Event()
-
-    def traffic() -> None:
-        while not stop.is_set():
-            send_udp(pair, 1000)
-
-    sender = threading.Thread(target=traffic)
-    sender.start()
-    try:
+    with udp_traffic(pair, 1000):
         done = as_nobody("snapshot", "--no-bpf", "--json", "-i", "0.5", "-n", "3")
-    finally:
-        stop.set()
-        sender.join()
     after = proc_counters()
     assert done.returncode == 0, done.stderr
     assert "need BPF (root)" in done.stderr
