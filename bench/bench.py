@@ -29,9 +29,9 @@ from netscope.ui.home_pane import HomePane  # noqa: E402
 from tests.kernel.netns import VethPair, flood_result, loadgen, veth_pair  # noqa: E402
 from tests.kernel.tmux import netscope_in_tmux, new_programs, program_ids, programs_of, wait_for  # noqa: E402
 
-# Ten seconds: every flood spans a whole cycle of `snapshot --detail-every 10` at 1 s (one interval
-# with the per-packet hooks on), so the ratio carries their cost in proportion, whatever the phase.
-FLOOD_S = float(os.environ.get("BENCH_FLOOD_S", "10"))
+# Every flood spans a whole cycle of `snapshot --detail-every` (default 20) at 1 s: one interval
+# with the per-packet hooks on, so the ratio carries their cost in proportion, whatever the phase.
+FLOOD_S = float(os.environ.get("BENCH_FLOOD_S", "20"))
 BLOCKS = int(os.environ.get("BENCH_BLOCKS", "3"))
 PORT = 7000
 SUBNET = 68

@@ -124,7 +124,7 @@ DEFAULT_SECTIONS = ("cpus", "rings", "drops")
 # `snapshot` runs the per-packet hooks one interval in this many (the first after the baseline, so a
 # one-shot snapshot has them all): a monitor left streaming costs the box little (README,
 # "Overhead"). `record` keeps every interval whole for drilling later.
-DETAIL_EVERY = 10
+DETAIL_EVERY = 20
 
 
 def _sections(text: str) -> tuple[str, ...]:
