@@ -256,15 +256,22 @@ class Probe(ABC, Generic[T]):
                     self._detach(tp)
 
     def resume_per_packet(self) -> None:
-        """Attach the per-packet hooks again, after forgetting what a paused hook left half done."""
+        """Attach the per-packet hooks again, after forgetting what a paused hook left half done.
+        Never raises: a hook that will not attach fails the probe."""
+        error = ""
         with self._lock:
             if self._bpf is None:
                 return
-            if any(tp not in self._links for tp in self.per_packet):
-                self.forget_scratch(self._bpf)
-            for tp in self.per_packet:
-                if tp not in self._links:
-                    self._attach(tp)
+            try:
+                if any(tp not in self._links for tp in self.per_packet):
+                    self.forget_scratch(self._bpf)
+                for tp in self.per_packet:
+                    if tp not in self._links:
+                        self._attach(tp)
+            except Exception as e:
+                error = f"{self.source_file}: resuming its per-packet hooks: {_bcc_message(e)}"
+        if error:
+            self._fail(error)
 
     def forget_scratch(self, bpf: Any) -> None:
         """Clear state one hook leaves for another (a start time), stale after a pause."""

@@ -1,0 +1,49 @@
+"""An exception inside a pane or inside the sampling worker: netscope stops, every BPF program it
+loaded is freed and kernel.bpf_stats is back as it was (bpftool and /proc/sys say so)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netscope import app as app_module
+from netscope.app import make_app
+from netscope.sources.live import LiveSource
+from netscope.ui.cpu_pane import CpuPane
+from netscope.ui.home_pane import HomePane
+from tests.kernel.tmux import new_programs, program_ids, programs_of, wait_for
+
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def boom(*_args: Any) -> None:
+    raise RuntimeError("boom (a test's injected failure)")
+
+
+@pytest.mark.parametrize("where", ["pane", "worker"])
+async def test_an_exception_detaches_every_program(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, stats = program_ids(), BPF_STATS.read_text()
+    BPF_STATS.write_text("0")
+    app = make_app(LiveSource(), interval=0.5)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            async with app.run_test(size=(120, 40)) as pilot:
+                deadline = time.monotonic() + 30
+                while new_programs(before) < programs_of(*HomePane.PROBES):
+                    assert time.monotonic() < deadline, "the home screen's probes did not attach"
+                    await pilot.pause(0.1)
+                assert BPF_STATS.read_text().strip() == "1"  # netscope measures its own cost
+                if where == "pane":
+                    monkeypatch.setattr(CpuPane, "show", boom)  # the next render of the CPUs pane
+                    await pilot.press("c")
+                else:
+                    monkeypatch.setattr(app_module.Timeline, "add", boom)  # the sampler's next sample
+                await pilot.pause(2.0)
+        assert isinstance(app.crash, RuntimeError)
+        wait_for(lambda: new_programs(before) == 0, 3, "every program to be freed")
+        assert BPF_STATS.read_text().strip() == "0"
+    finally:
+        BPF_STATS.write_text(stats)

@@ -1,0 +1,35 @@
+"""netscope started with `ip netns exec NS` (a fresh /sys, no tracefs mounted in it): its probes go
+live and its device list is that namespace's own, with the traffic the test sends into it."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tests.kernel.netns import VethPair, run, udp_traffic
+from tests.kernel.tmux import REPO
+
+SUBNET = 88
+
+
+def test_snapshot_inside_another_namespace(pair: VethPair) -> None:
+    command = ["snapshot", "--json", "-i", "0.5", "-n", "2", "--sections", "cpus,rings,drops"]
+    with udp_traffic(pair, 500):
+        out = run(
+            "ip",
+            "netns",
+            "exec",
+            pair.receiver_ns,
+            "sh",
+            "-c",
+            f"cd {REPO} && {sys.executable} -m netscope {' '.join(command)}",
+        )
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert len(objects) == 2
+    last = objects[-1]
+    states = {p["name"]: p["state"] for p in last["probes"]}
+    assert all(states[name] == "live" for name in ("irq", "napi", "drops", "rings")), states
+    devices = {d["device"]: d for d in last["devices"]}
+    assert pair.receiver_dev in devices and devices[pair.receiver_dev]["netns_name"] == "", devices.keys()
+    assert "eth0" not in devices  # the host's devices are not this namespace's
+    assert devices[pair.receiver_dev]["rx_packets"] > 0
