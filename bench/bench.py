@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -197,18 +198,22 @@ def per_run(row: Row) -> dict[str, float]:
 
 
 def main() -> int:
+    # SIGTERM unwinds like Ctrl-C: observers stopped, namespaces deleted, bpf_stats put back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     env = {**os.environ, **find_headers().env}
     bpf_stats = Path("/proc/sys/kernel/bpf_stats_enabled")
     stats_before = bpf_stats.read_text()
     names = os.environ.get("BENCH_ROWS") or "noop,netscope-default,netscope-all,bcc-softirqs,bcc-hardirqs"
     rows = [Row(n) for n in names.split(",")]
-    with veth_pair(subnet=SUBNET) as pair:
-        base = statistics.median(flood(pair) for _ in range(3))
-        print(f"without anything attached: {base:,.0f} received pps", flush=True)
-        measure(pair, rows, env)
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    start = startup(tmp)
-    bpf_stats.write_text(stats_before)
+    try:
+        with veth_pair(subnet=SUBNET) as pair:
+            base = statistics.median(flood(pair) for _ in range(3))
+            print(f"without anything attached: {base:,.0f} received pps", flush=True)
+            measure(pair, rows, env)
+        tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+        start = startup(tmp)
+    finally:
+        bpf_stats.write_text(stats_before)
     failures = []
     print(f"\n{'row':<18} {'ratio':>6} {'min':>6} {'max':>6} {'CPU%':>6} {'RSS MB':>7} {'peak':>6}")
     for r in rows:
