@@ -59,6 +59,35 @@ def _vec(names: tuple[str, ...], wanted: str) -> int | None:
     return names.index(wanted) if wanted in names else None
 
 
+@dataclass(frozen=True)
+class InterruptCount:
+    """One IRQ line over the interval: from the irq probe's hooks, or /proc's count without times."""
+
+    irq: int
+    per_cpu: tuple[int, ...]  # indexed like HostInfo.cpus
+    time_ns: tuple[int, ...] | None  # None: /proc counts, it does not time
+
+
+def interrupt_counts(sample: Sample) -> tuple[InterruptCount, ...] | None:
+    """Interrupts per line: the hooks' when they ran, else the kernel's own (/proc); None when
+    neither was read for this interval."""
+    if sample.hardirq is not None:
+        return tuple(InterruptCount(c.irq, c.per_cpu, c.time_ns) for c in sample.hardirq)
+    if sample.proc_softirqs:  # /proc was read for this interval (one row per CPU, always)
+        return tuple(InterruptCount(c.irq, c.per_cpu, None) for c in sample.proc_interrupts)
+    return None
+
+
+def softirq_runs(sample: Sample) -> dict[int, tuple[int, ...]] | None:
+    """Softirq runs per vector, per CPU: the hooks' when they ran, else /proc's; None when neither
+    was read for this interval."""
+    if sample.softirq is not None:
+        return {s.cpu: s.runs for s in sample.softirq}
+    if sample.proc_softirqs:
+        return {s.cpu: s.runs for s in sample.proc_softirqs}
+    return None
+
+
 def _time_pct(times_ns: list[int | None], cpu_seconds: float) -> float | None:
     """Time as % of `cpu_seconds`; None when a time is unknown (a count /proc kept)."""
     if any(t is None for t in times_ns):
@@ -98,21 +127,19 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
     dt = sample.interval_s
     rx = _vec(sample.softirq_names, NET_RX)
     tx = _vec(sample.softirq_names, NET_TX)
-    kernel = bool(sample.proc_softirqs)  # /proc's counts were read for this interval
+    interrupts = interrupt_counts(sample)
     hard_by_cpu: dict[int, tuple[int, int | None]] | None = None
-    if sample.hardirq is not None:
-        hard_by_cpu = {}
-        for i, cpu in enumerate(cpus):
-            hard_by_cpu[cpu] = (
-                sum(line.per_cpu[i] for line in sample.hardirq),
-                sum(line.time_ns[i] for line in sample.hardirq),
-            )
-    elif kernel:
+    if interrupts is not None:
+        timed = sample.hardirq is not None  # the hooks time the handlers; /proc only counts
         hard_by_cpu = {
-            cpu: (sum(c.per_cpu[i] for c in sample.proc_interrupts), None) for i, cpu in enumerate(cpus)
+            cpu: (
+                sum(c.per_cpu[i] for c in interrupts),
+                sum(c.time_ns[i] for c in interrupts if c.time_ns is not None) if timed else None,
+            )
+            for i, cpu in enumerate(cpus)
         }
     soft = {s.cpu: s for s in sample.softirq or ()}
-    proc_runs = {s.cpu: s.runs for s in sample.proc_softirqs}
+    runs = softirq_runs(sample)
     napi = napi_per_cpu(sample, cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
 
@@ -126,10 +153,12 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         def vec_rate(field: str, vec: int | None) -> float | None:
             if vec is None:
                 return None
-            if sq is None:  # runs the kernel counted itself; raises only the hooks see
-                if field != "runs" or not kernel:
-                    return None
-                return float(sum(proc_runs[c][vec] for c in members if c in proc_runs)) / dt
+            if field == "runs":  # the kernel counts runs itself; raises only the hooks see
+                return (
+                    float(sum(runs[c][vec] for c in members if c in runs)) / dt if runs is not None else None
+                )
+            if sq is None:
+                return None
             return float(sum(getattr(s, field)[vec] for s in sq)) / dt
 
         def vec_pct(vec: int | None) -> float | None:
@@ -170,23 +199,18 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         )
 
     irq_rows = []
-    counts: list[tuple[int, tuple[int, ...], float | None]] = []
-    if sample.hardirq is not None:
-        counts = [(c.irq, c.per_cpu, _time_pct([sum(c.time_ns)], dt)) for c in sample.hardirq]
-    elif kernel:
-        counts = [(c.irq, c.per_cpu, None) for c in sample.proc_interrupts]
     lines = {line.irq: line for line in sample.irq_lines}
-    for irq, per_cpu, time_pct in counts:
-        line = lines.get(irq)
+    for count in interrupts or ():
+        line = lines.get(count.irq)
         irq_rows.append(
             IrqRow(
-                irq=irq,
+                irq=count.irq,
                 name=line.name if line else "",
                 device=line.device if line else "",
                 queue=line.queue if line else "",
-                per_s=sum(per_cpu) / dt,
-                per_cpu_per_s=tuple(c / dt for c in per_cpu),
-                time_pct=time_pct,
+                per_s=sum(count.per_cpu) / dt,
+                per_cpu_per_s=tuple(c / dt for c in count.per_cpu),
+                time_pct=_time_pct([sum(count.time_ns) if count.time_ns is not None else None], dt),
             )
         )
     irq_rows.sort(key=lambda r: (-r.per_s, r.irq))

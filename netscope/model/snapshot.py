@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from netscope.model.cpu import napi_per_cpu
+from netscope.model.cpu import interrupt_counts, napi_per_cpu, softirq_runs
 from netscope.model.drops import build_drops_view, protocol_name
 from netscope.model.filter import Filter
 from netscope.model.flows import PROTO_NAMES, build_flows_view
@@ -30,8 +30,8 @@ def snapshot_json(
     names = sample.softirq_names
     soft = {s.cpu: s for s in sample.softirq or ()}
     # Counts /proc keeps stand in for the hooks' when these did not run; their times stay null.
-    proc_runs = {s.cpu: s.runs for s in sample.proc_softirqs}
-    by_proc = sample.hardirq is None and bool(sample.proc_softirqs)
+    interrupts = interrupt_counts(sample)
+    runs = softirq_runs(sample) or {}
     napi = napi_per_cpu(sample, info.cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
     cpus = []
@@ -43,23 +43,11 @@ def snapshot_json(
         cpus.append(
             {
                 "cpu": cpu,
-                "hardirqs": (
-                    sum(c.per_cpu[i] for c in sample.hardirq)
-                    if sample.hardirq is not None
-                    else sum(c.per_cpu[i] for c in sample.proc_interrupts)
-                    if by_proc
-                    else None
-                ),
+                "hardirqs": sum(c.per_cpu[i] for c in interrupts) if interrupts is not None else None,
                 "hardirq_time_ns": (
                     sum(c.time_ns[i] for c in sample.hardirq) if sample.hardirq is not None else None
                 ),
-                "softirqs": (
-                    dict(zip(names, s.runs, strict=False))
-                    if s
-                    else dict(zip(names, proc_runs[cpu], strict=False))
-                    if sample.softirq is None and cpu in proc_runs
-                    else None
-                ),
+                "softirqs": dict(zip(names, runs[cpu], strict=False)) if cpu in runs else None,
                 "softirq_raises": dict(zip(names, s.raises, strict=False)) if s else None,
                 "softirq_time_ns": dict(zip(names, s.time_ns, strict=False)) if s else None,
                 "net_rx_wait_ns_max": s.wait_ns_max[rx] if s and rx is not None else None,
@@ -74,22 +62,17 @@ def snapshot_json(
         )
     lines = {line.irq: line for line in sample.irq_lines}
     irqs = []
-    counts: list[tuple[int, tuple[int, ...], int | None]] = [
-        (c.irq, c.per_cpu, sum(c.time_ns)) for c in sample.hardirq or ()
-    ]
-    if by_proc:
-        counts = [(c.irq, c.per_cpu, None) for c in sample.proc_interrupts]
-    for irq, per_cpu, time_ns in counts:
-        line = lines.get(irq)
+    for count in interrupts or ():
+        line = lines.get(count.irq)
         irqs.append(
             {
-                "irq": irq,
+                "irq": count.irq,
                 "name": line.name if line else "",
                 "device": line.device if line else "",
                 "queue": line.queue if line else "",
-                "count": sum(per_cpu),
-                "per_cpu": list(per_cpu),
-                "time_ns": time_ns,
+                "count": sum(count.per_cpu),
+                "per_cpu": list(count.per_cpu),
+                "time_ns": sum(count.time_ns) if count.time_ns is not None else None,
             }
         )
     out = {
