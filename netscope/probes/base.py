@@ -12,7 +12,7 @@ import ipaddress
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
@@ -124,7 +124,6 @@ class Probe(ABC, Generic[T]):
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
         self.filter = flt  # compiled into the program as NS_FILTER(t), for probes that honour it
-        self._bpf: Any = None
         self._module: Module | None = None
         self._links: dict[str, int] = {}  # raw tracepoint -> the attachment's fd
         self._previous: Any = None
@@ -135,6 +134,11 @@ class Probe(ABC, Generic[T]):
     def defines(self) -> dict[str, int | str]:
         """-D values for the C side (BTF offsets, a compiled filter); none by default."""
         return {}
+
+    @property
+    def _bpf(self) -> Any:
+        """The BPF object this probe's programs live in; None when not started (or let go)."""
+        return self._module.bpf if self._module is not None else None
 
     def hook_name(self, tp: str) -> str:
         """The C function of this probe's hook on `tp` (NS_HOOK in netscope.h)."""
@@ -162,7 +166,7 @@ class Probe(ABC, Generic[T]):
                 module.release()
                 self.status = ProbeStatus(self.name, ProbeState.STOPPED)
                 return
-            self._module, self._bpf = module, module.bpf
+            self._module = module
             try:
                 for _, tp in self.tracepoints:
                     self._attach(tp)
@@ -203,7 +207,7 @@ class Probe(ABC, Generic[T]):
                 fn = self._bpf.funcs.pop(self.hook_name(tp).encode(), None)
                 if fn is not None:
                     os.close(fn.fd)
-        module, self._module, self._bpf = self._module, None, None
+        module, self._module = self._module, None
         if module is not None:
             module.release()
 
@@ -316,19 +320,15 @@ def start_probes(probes: Sequence[Probe[Any]], headers: KernelHeaders, rank: int
             probe._fail(str(e))
         except Exception as e:
             probe._fail(f"{probe.source_file}: {_bcc_message(e)}")
-    defines: dict[str, int | str] = {}
-    for _, own in ready:
-        if any(defines.get(k, v) != v for k, v in own.items()):  # cannot share one compile
-            for probe, _ in ready:
-                start_probes((probe,), headers, rank)
-            return
-        defines.update(own)
     if not ready:
         return
+    defines = _shared_defines(own for _, own in ready)
     try:
+        if defines is None:
+            raise ProbeError("the probes' -D values differ")
         module = _compile([p for p, _ in ready], defines, headers, rank)
     except Exception as e:
-        if len(ready) > 1:
+        if len(ready) > 1:  # apart, each error lands on the probe it belongs to
             for probe, _ in ready:
                 start_probes((probe,), headers, rank)
         else:
@@ -341,6 +341,16 @@ def start_probes(probes: Sequence[Probe[Any]], headers: KernelHeaders, rank: int
         return
     for probe, _ in ready:
         probe._adopt(module)
+
+
+def _shared_defines(defines: Iterable[dict[str, int | str]]) -> dict[str, int | str] | None:
+    """One -D set for probes compiled together; None when two of them need different values."""
+    merged: dict[str, int | str] = {}
+    for own in defines:
+        if any(merged.get(k, v) != v for k, v in own.items()):
+            return None
+        merged.update(own)
+    return merged
 
 
 def _compile(
