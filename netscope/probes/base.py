@@ -144,10 +144,6 @@ class Probe(ABC, Generic[T]):
         """The C function of this probe's hook on `tp` (NS_HOOK in netscope.h)."""
         return f"{self.name}__{tp}"
 
-    def start(self, headers: KernelHeaders, rank: int = 0) -> None:
-        """Compile and attach this probe alone; see `start_probes`."""
-        start_probes((self,), headers, rank)
-
     def _prepared_defines(self) -> dict[str, int | str]:
         """The -D values, after checking the kernel has every tracepoint (ProbeError if not)."""
         missing = [f"{c}:{n}" for c, n in self.tracepoints if not tracepoint_exists(c, n)]

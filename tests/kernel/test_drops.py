@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from netscope.model.sample import DropsSample, ProbeState
+from netscope.probes.base import start_probes
 from netscope.probes.drops import DropsProbe
 from netscope.probes.headers import find_headers
 from netscope.sources import procfs
@@ -26,7 +27,7 @@ PACKETS = 3000
 def probe() -> Iterator[DropsProbe]:
     p = DropsProbe(procfs.read_online_cpus())
     try:
-        p.start(find_headers())
+        start_probes((p,), find_headers())
         assert p.status.state == ProbeState.LIVE, p.status.error
         yield p
     finally:

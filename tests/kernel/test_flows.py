@@ -7,6 +7,7 @@ import time
 
 from netscope.model.filter import parse_filter
 from netscope.model.flows import build_flows_view
+from netscope.probes.base import start_probes
 from netscope.probes.flows import FlowsProbe
 from netscope.probes.headers import find_headers
 from netscope.sources import procfs
@@ -83,7 +84,7 @@ def test_filter_counts_only_matching_flows(pair: VethPair) -> None:
         procfs.read_online_cpus(), parse_filter(f"udp and dst port 9 and src host {pair.sender_ip}")
     )
     try:
-        probe.start(find_headers())
+        start_probes((probe,), find_headers())
         probe.poll()  # the interval starts now
         send_from(pair, 40002, 9, 300)
         send_from(pair, 40003, 10, 200)
@@ -128,7 +129,7 @@ def test_watched_flow_streams_its_packets_one_by_one(pair: VethPair) -> None:
     none of the others."""
     probe = FlowsProbe(procfs.read_online_cpus())
     try:
-        probe.start(find_headers())
+        start_probes((probe,), find_headers())
         probe.watch((netns_inode(pair.receiver_ns), 17, pair.sender_ip, 40006, pair.receiver_ip, 9))
         probe.poll()
         send_from(pair, 40006, 9, 120)

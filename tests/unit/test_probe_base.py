@@ -10,7 +10,7 @@ import pytest
 
 from netscope.model.sample import ProbeState
 from netscope.probes import headers as H
-from netscope.probes.base import Probe
+from netscope.probes.base import Probe, start_probes
 from netscope.probes.headers import HeadersError, KernelHeaders
 
 
@@ -28,7 +28,7 @@ class MissingTracepointProbe(Probe[int]):
 
 def test_missing_tracepoint_fails_that_probe_with_its_name() -> None:
     probe = MissingTracepointProbe((0,))
-    probe.start(KernelHeaders("build", Path("/nonexistent"), ""))
+    start_probes((probe,), KernelHeaders("build", Path("/nonexistent"), ""))
     assert probe.status.state == ProbeState.FAILED
     assert "irq:netscope_no_such_tracepoint does not exist" in probe.status.error
     assert probe.poll() is None
