@@ -7,12 +7,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from netscope.model.flows import flows_where
 from netscope.model.format import fmt_count, fmt_ns, fmt_pct
 from netscope.model.timeline import Shown
 from netscope.ui.flows_pane import FlowList
+from netscope.ui.key_bar import KeyBar
 
 
 class CpuScreen(Screen[None]):
@@ -29,7 +30,7 @@ class CpuScreen(Screen[None]):
             yield Static(id="cpu-title")
             yield Static(Text("Flows it received (Enter: the flow)", style="bold"))
             yield FlowList("cpu-flows", f"machine › CPUs › CPU{self.cpu}")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.update_view(self._initial)

@@ -7,12 +7,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from netscope.model.flows import flows_where
 from netscope.model.format import fmt_count, fmt_pct, fmt_ratio
 from netscope.model.timeline import Shown
 from netscope.ui.flows_pane import FlowList
+from netscope.ui.key_bar import KeyBar
 
 
 class DeviceScreen(Screen[None]):
@@ -33,7 +34,7 @@ class DeviceScreen(Screen[None]):
             yield DataTable(id="device-irqs", cursor_type="row")
             yield Static(Text("Flows received on it (Enter: the flow)", style="bold"))
             yield FlowList("device-flows", "machine › rings › device")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.update_view(self._initial)

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from netscope.model.drops import Ranked
 from netscope.model.flows import flows_where
@@ -16,6 +16,7 @@ from netscope.model.format import fmt_count, fmt_pct
 from netscope.model.timeline import Shown
 from netscope.ui.drops_pane import drop_log_table, event_cells, reason_row
 from netscope.ui.flows_pane import FlowList
+from netscope.ui.key_bar import KeyBar
 
 BREAKDOWNS = (
     ("locations", "location (kallsyms)"),
@@ -60,7 +61,7 @@ class DropReasonScreen(Screen[None]):
             yield FlowList("reason-flows", f"machine › drops › {self.label}")
             yield Static(Text("Recent drops with this reason", style="bold"))
             yield drop_log_table("reason-log")
-        yield Footer()
+        yield KeyBar()
 
     def update_view(self, shown: Shown) -> None:
         self._initial = shown

@@ -20,7 +20,7 @@ from netscope.model.sample import DropEvent, ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns
 
-LOG_ROWS = 100  # drop log rows shown, newest first
+LOG_ROWS = 50  # drop log rows shown, newest first
 TREND = 20
 MIN_EXPLANATION = 60
 

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from netscope.model.flows import FlowRow, FlowsView
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, fmt_pct, histogram_bar
@@ -19,6 +19,7 @@ from netscope.model.latency import SOCK_BITS, octave_bar
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.sources import Source
+from netscope.ui.key_bar import KeyBar
 from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns, slow_style
 
 FlowCell = tuple[FlowRow, float]  # a flow and the interval (s) its counts cover
@@ -212,7 +213,7 @@ class FlowScreen(Screen[None]):
             yield Static(id="flow-path")
             yield Static(Text("Its packets, one by one (newest first)", style="bold"), id="flow-events-title")
             yield fixed_table("flow-events", EVENT_COLUMNS)
-        yield Footer()
+        yield KeyBar()
 
     @property
     def key(self) -> tuple[int, int, str, int, str, int]:

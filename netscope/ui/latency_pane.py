@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from netscope.model.flows import flows_where
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_bar
@@ -19,6 +19,7 @@ from netscope.model.latency import LatencyView, Percentiles, ProcessRow, SocketR
 from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.ui.flows_pane import FlowList
+from netscope.ui.key_bar import KeyBar
 from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns, slow_style
 
 PROCESS_COLUMNS = (
@@ -169,7 +170,7 @@ class ProcessScreen(Screen[None]):
             yield DataTable(id="process-sockets", cursor_type="row", zebra_stripes=True)
             yield Static(Text("Its flows (Enter: the flow)", style="bold"))
             yield FlowList("process-flows", f"machine › latency › pid {self.pid}")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.update_view(self._initial)

@@ -107,14 +107,18 @@ def loadgen() -> Path:
     return binary
 
 
-def flood_udp(pair: VethPair, seconds: float, port: int = 9) -> subprocess.Popen[str]:
-    """Send as fast as one core can (sendmmsg) for `seconds`; read the result with `flood_result`."""
+def flood_udp(pair: VethPair, seconds: float, port: int = 9, nice: int = 0) -> subprocess.Popen[str]:
+    """Send as fast as one core can (sendmmsg) for `seconds`, at scheduling priority `nice`; read
+    the result with `flood_result`."""
     return subprocess.Popen(
         [
             "ip",
             "netns",
             "exec",
             pair.sender_ns,
+            "nice",
+            "-n",
+            str(nice),
             str(loadgen()),
             "send",
             pair.receiver_ip,
@@ -124,6 +128,35 @@ def flood_udp(pair: VethPair, seconds: float, port: int = 9) -> subprocess.Popen
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+@contextmanager
+def udp_sink(pair: VethPair, port: int, seconds: float, nice: int = 0) -> Iterator[subprocess.Popen[str]]:
+    """A reader on `port` in the receiver namespace that drains as fast as it can for `seconds`, at
+    scheduling priority `nice`; read what it got with `flood_result` (within the block)."""
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            pair.receiver_ns,
+            "nice",
+            "-n",
+            str(nice),
+            str(loadgen()),
+            "recv",
+            str(port),
+            f"{seconds}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def flood_result(flood: subprocess.Popen[str]) -> tuple[int, float]:
