@@ -274,3 +274,23 @@ class DropTotals:
             self.suppressed + sample.suppressed,
             self.lost + sample.lost,
         )
+
+
+@dataclass(frozen=True)
+class SnmpRow:
+    """A loss counter of the kernel's /proc/net/snmp (this network namespace) that counted."""
+
+    counter: str  # "Udp NoPorts"
+    per_s: float  # over the newest interval
+    total: int  # since netscope started watching
+
+
+def snmp_rows(totals: Mapping[tuple[str, str], int], latest: Sample) -> tuple[SnmpRow, ...]:
+    """The counters with a count since start, the fastest now first, then the largest."""
+    now = {(c.group, c.name): c.count for c in latest.snmp}
+    rows = [
+        SnmpRow(f"{group} {name}", now.get((group, name), 0) / latest.interval_s, total)
+        for (group, name), total in totals.items()
+        if total
+    ]
+    return tuple(sorted(rows, key=lambda r: (-r.per_s, -r.total, r.counter)))

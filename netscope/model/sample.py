@@ -145,6 +145,15 @@ class SoftnetCpu:
 
 
 @dataclass(frozen=True)
+class SnmpCount:
+    """A loss counter of /proc/net/snmp, netstat or snmp6 (this network namespace), per interval."""
+
+    group: str  # "Udp", "TcpExt", "Ip6"...
+    name: str  # "NoPorts", "ListenDrops"...
+    count: int
+
+
+@dataclass(frozen=True)
 class IrqLine:
     """An IRQ line's identity: /proc/interrupts name mapped to a device and queue."""
 
@@ -355,6 +364,7 @@ class Sample:
     # back on when the irq probe's data is None.
     proc_interrupts: tuple[ProcIrqCount, ...] = ()
     proc_softirqs: tuple[ProcSoftirqCpu, ...] = ()
+    snmp: tuple[SnmpCount, ...] = ()  # every loss counter this kernel has, zero or not
 
 
 def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:

@@ -89,6 +89,8 @@ def snapshot_json(
         ],
     }
     out.update(drops_json(info, sample))
+    # The namespace's own loss counters over the interval, "Udp.NoPorts": 12 (read without BPF too).
+    out["snmp"] = {f"{c.group}.{c.name}": c.count for c in sample.snmp}
     out.update(rings_json(info, sample, interfaces, netns))
     out["copy_latency"] = latency_json(sample)
     out.update(flows_json(info, sample, flow_filter))

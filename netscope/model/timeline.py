@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from netscope.model.cpu import CpuView, build_cpu_view
-from netscope.model.drops import DropsView, DropTotals, build_drops_view, device_label
+from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_view, device_label, snmp_rows
 from netscope.model.filter import Filter
 from netscope.model.flows import FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, build_latency_view
@@ -31,6 +31,7 @@ class Shown:
     drops_history: tuple[DropsView, ...]  # oldest first
     drop_events: tuple[DropEvent, ...]  # newest first
     drop_totals: DropTotals
+    snmp: tuple[SnmpRow, ...]  # loss counters of /proc/net/snmp that counted since start
     netns_names: dict[int, str]  # every namespace named so far (events outlive their sample)
     rings: RingsView | None
     latency_history: tuple[LatencyView, ...]  # oldest first
@@ -68,6 +69,7 @@ class Timeline:
         self._drops: deque[DropsView] = deque(maxlen=HISTORY)
         self._events: deque[DropEvent] = deque(maxlen=DROP_LOG_KEPT)
         self._totals = DropTotals()
+        self._snmp_totals: dict[tuple[str, str], int] = {}
         self._latest: Sample | None = None
         self._netns_names: dict[int, str] = {}
         self._latency: deque[LatencyView] = deque(maxlen=HISTORY)
@@ -85,6 +87,9 @@ class Timeline:
                 self._watched = sample.flows.watched
             self._flow_events.extendleft(sample.flows.events)
         self._cpu.append(build_cpu_view(sample, self.info.cpus))
+        for c in sample.snmp:
+            key = (c.group, c.name)
+            self._snmp_totals[key] = self._snmp_totals.get(key, 0) + c.count
         drops = build_drops_view(sample, self.info)
         if drops is not None and sample.drops is not None:
             # The history keeps rates, not each interval's logged drops (1000/s by default, 240k
@@ -103,6 +108,7 @@ class Timeline:
             tuple(self._drops),
             tuple(self._events),
             self._totals,
+            snmp_rows(self._snmp_totals, self._latest),
             dict(self._netns_names),
             build_rings_view(self._latest, self.info, self.interfaces, self.netns),
             tuple(self._latency),

@@ -27,6 +27,7 @@ from netscope.model.sample import (
     ProgramCost,
     QueueCount,
     Sample,
+    SnmpCount,
     SocketOwner,
     SoftnetCpu,
 )
@@ -90,6 +91,7 @@ class LiveSource:
         _, names = procfs.read_softirqs()
         self._softirq_names = tuple(names)
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
+        self._snmp_prev = procfs.read_snmp_losses()
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
         self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
         with contextlib.suppress(OSError, ValueError):
@@ -281,6 +283,7 @@ class LiveSource:
         )
         if softnet_now:
             self._softnet_prev = softnet_now
+        snmp = self._snmp()
         try:
             proc_interrupts, proc_softirqs = self._kernel_counts()
         except (OSError, ValueError):  # keep the last names: an IRQ or device vanished while read
@@ -310,7 +313,17 @@ class LiveSource:
             detail_measured=measured,
             proc_interrupts=proc_interrupts,
             proc_softirqs=proc_softirqs,
+            snmp=snmp,
         )
+
+    def _snmp(self) -> tuple[SnmpCount, ...]:
+        """This namespace's loss counters over the interval (none when /proc/net is unreadable)."""
+        try:
+            now = procfs.read_snmp_losses()
+        except (OSError, ValueError):
+            return ()
+        prev, self._snmp_prev = self._snmp_prev, now
+        return tuple(SnmpCount(g, n, v - prev[(g, n)]) for (g, n), v in now.items() if (g, n) in prev)
 
     def _kernel_counts(self) -> tuple[tuple[ProcIrqCount, ...], tuple[ProcSoftirqCpu, ...]]:
         """Interrupts per line and softirq runs per vector since the last call, per CPU, from

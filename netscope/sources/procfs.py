@@ -91,6 +91,68 @@ def parse_softnet_stat(text: str) -> list[SoftnetTotals]:
     return out
 
 
+# The counters of /proc/net/snmp, netstat and snmp6 that count a packet lost, and why; the others
+# there count traffic. They are the network namespace's own, kept whether or not BPF is allowed.
+SNMP_LOSS_COUNTERS: dict[str, tuple[str, ...]] = {
+    "Ip": ("InHdrErrors", "InAddrErrors", "InUnknownProtos", "InDiscards", "OutDiscards", "OutNoRoutes"),
+    "Tcp": ("InErrs", "InCsumErrors"),
+    "Udp": ("InErrors", "NoPorts", "RcvbufErrors", "SndbufErrors", "InCsumErrors", "MemErrors"),
+    "TcpExt": (
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPBacklogDrop",
+        "TCPRcvQDrop",
+        "TCPZeroWindowDrop",
+        "TCPOFODrop",
+        "PFMemallocDrop",
+        "TCPMinTTLDrop",
+    ),
+    "Ip6": ("InHdrErrors", "InAddrErrors", "InUnknownProtos", "InDiscards", "OutDiscards", "InNoRoutes"),
+    "Udp6": ("InErrors", "NoPorts", "RcvbufErrors", "SndbufErrors", "InCsumErrors", "MemErrors"),
+}
+SNMP6_GROUPS = ("Ip6", "Icmp6", "UdpLite6", "Udp6")  # snmp6 glues the group to the name
+
+
+def parse_snmp(text: str) -> dict[tuple[str, str], int]:
+    """/proc/net/snmp and /proc/net/netstat: per group, a line of names then a line of values."""
+    out: dict[tuple[str, str], int] = {}
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names[0] != values[0] or not names[0].endswith(":"):
+            raise ValueError(f"unexpected snmp lines: {names[0]} / {values[0]}")
+        group = names[0][:-1]
+        out.update(((group, n), int(v)) for n, v in zip(names[1:], values[1:], strict=True))
+    return out
+
+
+def parse_snmp6(text: str) -> dict[tuple[str, str], int]:
+    """/proc/net/snmp6: one 'Udp6NoPorts 12' per line."""
+    out: dict[tuple[str, str], int] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 2:
+            continue
+        group = next((g for g in SNMP6_GROUPS if fields[0].startswith(g)), None)
+        if group is not None:
+            out[(group, fields[0][len(group) :])] = int(fields[1])
+    return out
+
+
+def read_snmp_losses() -> dict[tuple[str, str], int]:
+    """The loss counters this kernel has (`SNMP_LOSS_COUNTERS`), as totals since boot or since the
+    namespace was created; a file missing (no IPv6) leaves its counters out."""
+    found: dict[tuple[str, str], int] = {}
+    for name, parse in (("snmp", parse_snmp), ("netstat", parse_snmp), ("snmp6", parse_snmp6)):
+        try:
+            found.update(parse((PROC / "net" / name).read_text()))
+        except FileNotFoundError:
+            continue
+    return {key: found[key] for key in _SNMP_KEYS if key in found}
+
+
+_SNMP_KEYS = tuple((group, name) for group, names in SNMP_LOSS_COUNTERS.items() for name in names)
+
+
 def read_interrupts() -> tuple[tuple[int, ...], list[InterruptLine]]:
     """/proc/interrupts, with each line's name from /sys/kernel/irq/N/actions where it exists
     (the /proc columns before the name vary by interrupt controller)."""

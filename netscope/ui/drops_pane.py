@@ -14,7 +14,15 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from netscope.model.drops import DropsView, DropTotals, ReasonRow, five_tuple, protocol_name, reason_label
+from netscope.model.drops import (
+    DropsView,
+    DropTotals,
+    ReasonRow,
+    SnmpRow,
+    five_tuple,
+    protocol_name,
+    reason_label,
+)
 from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.model.sample import DropEvent, ProbeStatus
 from netscope.model.timeline import Shown
@@ -89,6 +97,22 @@ def event_cells(e: DropEvent, shown: Shown) -> tuple[str | Text, ...]:
     )
 
 
+def snmp_line(rows: Sequence[SnmpRow], read: bool) -> Text:
+    """The kernel's own loss counters, beside (or, without BPF, instead of) the drop reasons:
+    'Kernel counters (/proc/net/snmp, this namespace): Udp NoPorts 240k/s (14,394,845 since start)'."""
+    text = Text("Kernel counters", style="bold")
+    text.append(" (/proc/net/snmp, netstat, snmp6; this network namespace): ")
+    if not read:
+        text.append("not read (a recording made before netscope read them)", style="dim")
+    elif not rows:
+        text.append("no loss counted since start")
+    for i, row in enumerate(rows):
+        text.append(" · " if i else "")
+        text.append(row.counter, style="bold" if row.per_s else "")
+        text.append(f" {fmt_count(row.per_s)}/s ({row.total:,} since start)")
+    return text
+
+
 class ReasonSelected(Message):
     def __init__(self, reason: int) -> None:
         super().__init__()
@@ -110,6 +134,7 @@ class DropsPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="drops-probes")
         yield Static("waiting for the drops probe", id="drops-summary")
+        yield Static(id="drops-snmp")
         yield DataTable(id="drops-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="drops-selected")
         yield Static(
@@ -121,7 +146,13 @@ class DropsPane(Vertical):
         """Render the newest view, its trend and the log (newest first)."""
         self._shown = shown
         view = shown.drops
-        self.query_one("#drops-summary", Static).update(drops_summary(shown.drop_totals, view))
+        summary = (
+            drops_summary(shown.drop_totals, view)
+            if shown.drops_history
+            else Text("No drop reasons counted: the drops probe has not been live for an interval.")
+        )
+        self.query_one("#drops-summary", Static).update(summary)
+        self.query_one("#drops-snmp", Static).update(snmp_line(shown.snmp, bool(shown.latest.snmp)))
         if view is not None:
             self._show_reasons(view, shown.drops_history)
         self._show_log(shown)

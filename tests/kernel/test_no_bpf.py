@@ -5,14 +5,17 @@ command, interrupts, softnet and devices; the TUI's probes line says what needs 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.kernel.netns import VethPair, udp_traffic
+from tests.kernel.netns import VethPair, send_udp, udp_traffic
 from tests.kernel.test_cpu_counts import proc_counters
 from tests.kernel.test_record_replay import NOBODY, as_nobody
-from tests.kernel.tmux import netscope_in_tmux, new_programs, program_ids
+from tests.kernel.tmux import REPO, netscope_in_tmux, new_programs, program_ids
 
 SUBNET = 86
+SENT = 500
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
@@ -36,6 +39,28 @@ def test_snapshot_no_bpf_as_nobody(pair: VethPair) -> None:
     theirs = sum(after[0].values()) - sum(before[0].values())
     assert 0 < ours <= theirs, (ours, theirs)
     assert new_programs(before_programs) == 0 and BPF_STATS.read_text() == stats
+
+
+def test_no_bpf_snmp_counts_exact_inside_a_namespace(pair: VethPair) -> None:
+    """`ip netns exec NS netscope snapshot --no-bpf` as nobody: the namespace's Udp NoPorts over
+    the intervals after the first one equals the datagrams sent to a closed port meanwhile."""
+    in_ns = ("ip", "netns", "exec", pair.receiver_ns, *NOBODY, sys.executable, "-m", "netscope")
+    proc = subprocess.Popen(
+        [*in_ns, "snapshot", "--no-bpf", "--json", "-i", "1", "-n", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())  # the first interval is over: send now
+    send_udp(pair, SENT, port=9)
+    rest = [json.loads(line) for line in proc.stdout]
+    assert proc.wait(10) == 0, proc.stderr.read() if proc.stderr else ""
+    assert len(rest) == 2
+    assert first["snmp"]["Udp.NoPorts"] == 0
+    assert sum(obj["snmp"]["Udp.NoPorts"] for obj in rest) == SENT
+    assert all(obj["snmp"]["Udp.RcvbufErrors"] == 0 for obj in rest)
 
 
 def test_tui_no_bpf_as_nobody(tmp_path: Path) -> None:

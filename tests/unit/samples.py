@@ -9,6 +9,7 @@ from netscope.model.sample import (
     ProbeState,
     ProbeStatus,
     Sample,
+    SnmpCount,
     SoftirqCpu,
     SoftnetCpu,
 )
@@ -30,6 +31,7 @@ def two_cpu_sample(interval_s: float = 2.0, live: bool = True) -> Sample:
             IrqLine(36, "virtio1-req.0", "vda", "req-0"),
         ),
         softnet=(SoftnetCpu(0, 1000, 4, 2), SoftnetCpu(1, 0, 0, 0)),
+        snmp=(SnmpCount("Udp", "NoPorts", 7), SnmpCount("TcpExt", "ListenDrops", 0)),
         probes=tuple(
             ProbeStatus(n, ProbeState.LIVE if live else ProbeState.STARTING) for n in ("irq", "napi")
         ),

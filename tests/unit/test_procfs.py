@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from netscope.sources.procfs import parse_cpu_list, parse_interrupts, parse_softirqs, parse_softnet_stat
+import pytest
+
+from netscope.model.drops import snmp_rows
+from netscope.model.sample import Sample, SnmpCount
+from netscope.sources.procfs import (
+    parse_cpu_list,
+    parse_interrupts,
+    parse_snmp,
+    parse_snmp6,
+    parse_softirqs,
+    parse_softnet_stat,
+)
 
 INTERRUPTS = """\
            CPU0       CPU1       
@@ -58,3 +69,54 @@ def test_softnet_uses_the_cpu_column() -> None:
 def test_cpu_list() -> None:
     assert parse_cpu_list("0-3,6\n") == (0, 1, 2, 3, 6)
     assert parse_cpu_list("0") == (0,)
+
+
+SNMP = """Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams InUnknownProtos InDiscards
+Ip: 1 64 5210 0 3 0 0 7
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+Udp: 120 4242 17 80 17 0 0 0 0
+"""
+SNMP6 = """Ip6InReceives                   	12
+Ip6InDiscards                   	2
+Icmp6InMsgs                     	4
+Udp6NoPorts                     	9
+UdpLite6NoPorts                 	5
+"""
+
+
+def test_snmp_pairs_names_with_values_by_group() -> None:
+    counters = parse_snmp(SNMP)
+    assert counters[("Udp", "NoPorts")] == 4242
+    assert counters[("Udp", "RcvbufErrors")] == 17
+    assert counters[("Ip", "InDiscards")] == 7
+    assert counters[("Ip", "InAddrErrors")] == 3
+
+
+def test_snmp_rejects_a_values_line_of_another_group() -> None:
+    with pytest.raises(ValueError):
+        parse_snmp("Ip: Forwarding\nUdp: 1\n")
+
+
+def test_snmp6_splits_the_group_from_the_name() -> None:
+    counters = parse_snmp6(SNMP6)
+    assert counters[("Udp6", "NoPorts")] == 9
+    assert counters[("UdpLite6", "NoPorts")] == 5  # not taken for Udp6
+    assert counters[("Ip6", "InDiscards")] == 2
+
+
+def test_snmp_rows_counted_since_start_fastest_first() -> None:
+    latest = Sample(
+        ts=0.0,
+        interval_s=2.0,
+        softirq_names=(),
+        irq_lines=(),
+        softnet=(),
+        probes=(),
+        snmp=(SnmpCount("Udp", "NoPorts", 10), SnmpCount("Udp", "RcvbufErrors", 0)),
+    )
+    totals = {("Udp", "NoPorts"): 30, ("Udp", "RcvbufErrors"): 500, ("Ip", "InDiscards"): 0}
+    rows = snmp_rows(totals, latest)
+    assert [(r.counter, r.per_s, r.total) for r in rows] == [
+        ("Udp NoPorts", 5.0, 30),
+        ("Udp RcvbufErrors", 0.0, 500),
+    ]

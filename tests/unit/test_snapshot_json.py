@@ -20,6 +20,7 @@ def test_schema_and_per_interval_counts() -> None:
         "probes",
         "drops",
         "drop_log",
+        "snmp",
         "queues",
         "devices",
         "copy_latency",
@@ -28,6 +29,7 @@ def test_schema_and_per_interval_counts() -> None:
         "cost",
     }
     assert obj["detail"] == {"every": 1, "measured": True}
+    assert obj["snmp"] == {"Udp.NoPorts": 7, "TcpExt.ListenDrops": 0}
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0
     assert cpu0["hardirqs"] == 100
