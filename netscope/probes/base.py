@@ -148,7 +148,11 @@ class Probe(ABC, Generic[T]):
         """The -D values, after checking the kernel has every tracepoint (ProbeError if not)."""
         missing = [f"{c}:{n}" for c, n in self.tracepoints if not tracepoint_exists(c, n)]
         if missing:
-            raise ProbeError(f"tracepoint {', '.join(missing)} does not exist on this kernel")
+            raise ProbeError(
+                f"tracepoint {', '.join(missing)} does not exist on this kernel: this probe needs a "
+                f"kernel that has it (bpf_src/{self.source_file} names the version that added each); "
+                "the other probes still run"
+            )
         defines = self.defines()
         if self.filter is not None:
             defines["NS_FILTER(t)"] = self.filter.c_expression("t")

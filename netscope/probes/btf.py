@@ -280,7 +280,9 @@ def kernel_btf(path: Path = VMLINUX_BTF) -> BTF:
     except FileNotFoundError:
         raise BTFError(
             f"{path} does not exist: this kernel was built without CONFIG_DEBUG_INFO_BTF, "
-            "so netscope cannot learn its struct layouts"
+            "so netscope cannot learn its struct layouts. Boot a kernel built with "
+            "CONFIG_DEBUG_INFO_BTF=y (the distribution kernels of Debian 11+, Ubuntu 20.10+, "
+            "Fedora 31+ and RHEL 8.2+ are); the interrupt probe and the /proc counters work without it"
         ) from None
     except OSError as e:
         raise BTFError(f"cannot read {path}: {e.strerror}") from None

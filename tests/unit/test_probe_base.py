@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ import pytest
 
 from netscope.model.sample import ProbeState
 from netscope.probes import headers as H
+from netscope.probes import tracefs as T
 from netscope.probes.base import Probe, start_probes
+from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.headers import HeadersError, KernelHeaders
 
 
@@ -31,8 +34,31 @@ def test_missing_tracepoint_fails_that_probe_with_its_name() -> None:
     start_probes((probe,), KernelHeaders("build", Path("/nonexistent"), ""))
     assert probe.status.state == ProbeState.FAILED
     assert "irq:netscope_no_such_tracepoint does not exist" in probe.status.error
+    assert "needs a kernel that has it (bpf_src/napi.bpf.c" in probe.status.error
+    assert "the other probes still run" in probe.status.error
     assert probe.poll() is None
     probe.close()
+
+
+def test_no_btf_says_which_kernel_option_and_what_still_works(tmp_path: Path) -> None:
+    with pytest.raises(BTFError) as e:
+        kernel_btf(tmp_path / "vmlinux")
+    assert "CONFIG_DEBUG_INFO_BTF=y" in str(e.value)
+    assert "the interrupt probe and the /proc counters work without it" in str(e.value)
+
+
+def test_tracefs_not_mountable_says_the_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No tracefs mounted (`ip netns exec` without /sys/kernel/tracing) and mount refused."""
+    monkeypatch.setattr(T, "TRACEFS", tmp_path)
+    monkeypatch.setattr(T, "DEBUGFS_TRACING", tmp_path / "debug")
+    refused = subprocess.CompletedProcess(["mount"], 32, "", "mount: permission denied")
+    monkeypatch.setattr(T.subprocess, "run", lambda *a, **k: refused)
+    note = T.ensure_tracefs()
+    assert note is not None
+    assert "mount: permission denied" in note
+    assert f"mount -t tracefs nodev {tmp_path}" in note
 
 
 def test_no_headers_anywhere_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
