@@ -27,14 +27,8 @@ def test_no_btf_fails_the_probes_that_need_it_and_keeps_the_rest() -> None:
         "--detail-every",
         "1",
     )
-    done = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", hide_btf, "sh", *netscope],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-    )
+    command = ["unshare", "--mount", "sh", "-c", hide_btf, "sh", *netscope]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     objects = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(objects) == 2
