@@ -37,6 +37,7 @@ from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
 from netscope.ui.filter_input import FilterScreen
+from netscope.ui.findings import FindingChosen, FindingsScreen, ShowFindings
 from netscope.ui.flows_pane import FlowChosen, FlowScreen, FlowsPane
 from netscope.ui.header import NetscopeHeader, ReplayState, header_text
 from netscope.ui.help import HelpScreen
@@ -103,7 +104,8 @@ class NetscopeApp(App[int]):
         Binding("c,2", "show_pane('cpus')", "CPUs"),
         Binding("d,3", "show_pane('drops')", "Drops"),
         Binding("l,4", "show_pane('latency')", "Latency"),
-        Binding("f,5", "show_pane('flows')", "Flows"),
+        Binding("t,5", "show_pane('flows')", "Flows"),
+        Binding("f", "findings", "Findings"),
         Binding("slash", "filter", "Filter"),
         Binding("R", "record", "Record"),
         Binding("plus,equals_sign", "slower", "+interval"),
@@ -384,7 +386,10 @@ class NetscopeApp(App[int]):
             return
         self._show_probes(shown.latest.probes)
         active = self.query_one(TabbedContent).active
-        if isinstance(self.screen, DropReasonScreen | DeviceScreen | ProcessScreen | FlowScreen | CpuScreen):
+        if isinstance(
+            self.screen,
+            DropReasonScreen | DeviceScreen | ProcessScreen | FlowScreen | CpuScreen | FindingsScreen,
+        ):
             self.screen.update_view(shown)
         elif active == "drops":
             self.query_one(DropsPane).show(shown)
@@ -446,6 +451,29 @@ class NetscopeApp(App[int]):
         if self.shown is not None:
             self._drill(ProcessScreen(message.pid, self.shown))
 
+    def action_findings(self) -> None:
+        if self.shown is not None and not isinstance(self.screen, FindingsScreen):
+            self._drill(FindingsScreen(self.shown))
+
+    def on_show_findings(self, message: ShowFindings) -> None:
+        self.action_findings()
+
+    def on_finding_chosen(self, message: FindingChosen) -> None:
+        """Enter on a finding: its pane, and the row there that holds its evidence."""
+        self.pop_screen()
+        f = message.finding.finding
+        self.action_show_pane(f.pane)
+        kind, _, what = f.target.partition(":")
+        if kind == "cpu":
+            self.post_message(CpuSelected(int(what)))
+        elif kind == "reason" and what.isdigit():
+            self.post_message(ReasonSelected(int(what)))
+        elif kind == "pid":
+            self.post_message(ProcessSelected(int(what)))
+        elif kind == "device":
+            netns, _, ifindex = what.partition(":")
+            self.post_message(DeviceSelected((int(netns), int(ifindex))))
+
     def on_device_selected(self, message: DeviceSelected) -> None:
         if self.shown is not None:
             self._drill(DeviceScreen(message.key, self.shown))
@@ -456,6 +484,9 @@ class NetscopeApp(App[int]):
         self._attach_needed()
 
     def action_show_pane(self, pane: str) -> None:
+        # Leaving a pane: the focus goes first, or Textual hands it to the next table of the pane
+        # being hidden, which brings that pane back (the home screen has no table to take it).
+        self.set_focus(None)
         self.query_one(TabbedContent).active = pane
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:

@@ -389,14 +389,17 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample], None]:
+    from netscope.model.findings import FindingsTracker, find
     from netscope.model.snapshot import snapshot_json
 
     interfaces = tuple(getattr(args, "interface", ()))
     netns = getattr(args, "netns", None)
     flt = _flow_filter(args)
+    findings = FindingsTracker()
 
     def emit(sample: Sample) -> None:
-        obj = snapshot_json(info, sample, interfaces, netns, flt)
+        standing = findings.update(sample.ts, find(info, sample))
+        obj = snapshot_json(info, sample, interfaces, netns, flt, standing)
         print(json.dumps(obj, separators=(",", ":")), flush=True)
 
     return emit
@@ -405,7 +408,10 @@ def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample]
 def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
     from netscope.model.cpu import build_cpu_view
     from netscope.model.drops import build_drops_view
+    from netscope.model.findings import FindingsTracker, find
     from netscope.ui.cpu_pane import CPU_COLUMNS
+
+    findings = FindingsTracker()
 
     def emit(sample: Sample) -> None:
         view = build_cpu_view(sample, info.cpus)
@@ -435,6 +441,10 @@ def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
         for p in sample.probes:
             if p.state == ProbeState.FAILED:
                 print(f"  probe {p.name} failed: {p.error}")
+        for a in findings.update(sample.ts, find(info, sample, view)):
+            f = a.finding
+            knob = f"{f.knob} = {f.current}" if f.current else f.knob
+            print(f"finding [{f.severity.value}] {f.summary}\n  knob: {knob}\n  try: {f.suggestion}")
         print(flush=True)
 
     return emit

@@ -24,10 +24,11 @@ SCREENS = (
     (("enter",), "drop-reason.svg"),
     (("escape", "r"), "rings.svg"),
     (("l",), "latency.svg"),
-    (("f",), "flows.svg"),
+    (("t",), "flows.svg"),
     (("enter",), "flow.svg"),
     (("escape",), None),
     (("question_mark",), "help.svg"),
+    (("escape", "f"), "findings.svg"),
 )
 
 # The smallest terminal netscope supports: the compact home screen.

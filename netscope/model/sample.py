@@ -365,6 +365,7 @@ class Sample:
     proc_interrupts: tuple[ProcIrqCount, ...] = ()
     proc_softirqs: tuple[ProcSoftirqCpu, ...] = ()
     snmp: tuple[SnmpCount, ...] = ()  # every loss counter this kernel has, zero or not
+    tunables: tuple[tuple[str, str], ...] = ()  # knobs the findings name, their values now
 
 
 def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:

@@ -6,12 +6,13 @@ is documented in README.md; later panes add sections to this same object.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from netscope.model.cpu import interrupt_counts, napi_per_cpu, softirq_runs
 from netscope.model.drops import build_drops_view, protocol_name
 from netscope.model.filter import Filter
+from netscope.model.findings import ActiveFinding, finding_json
 from netscope.model.flows import PROTO_NAMES, build_flows_view
 from netscope.model.latency import build_latency_view
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, build_rings_view
@@ -24,9 +25,10 @@ def snapshot_json(
     interfaces: Collection[str] = (),
     netns: str | None = None,
     flow_filter: Filter | None = None,
+    findings: Sequence[ActiveFinding] = (),
 ) -> dict[str, Any]:
     """One interval; `interfaces`/`netns` narrow the queues and devices sections, `flow_filter` the
-    flows."""
+    flows; `findings` are those standing after it (a `FindingsTracker` fed every interval)."""
     names = sample.softirq_names
     soft = {s.cpu: s for s in sample.softirq or ()}
     # Counts /proc keeps stand in for the hooks' when these did not run; their times stay null.
@@ -95,6 +97,7 @@ def snapshot_json(
     out["copy_latency"] = latency_json(sample)
     out.update(flows_json(info, sample, flow_filter))
     out["cost"] = cost_json(sample)
+    out["findings"] = [finding_json(a) for a in findings]
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_view, device_label, snmp_rows
 from netscope.model.filter import Filter
+from netscope.model.findings import ActiveFinding, FindingsTracker, find
 from netscope.model.flows import FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, build_latency_view
 from netscope.model.rings import RingsView, build_rings_view
@@ -38,6 +39,7 @@ class Shown:
     flows: FlowsView | None
     flow_events: tuple[FlowEvent, ...]  # packets of the watched flow, newest first
     watched: tuple[int, int, str, int, str, int] | None
+    findings: tuple[ActiveFinding, ...]  # worst first
 
     @property
     def latency(self) -> LatencyView | None:
@@ -75,6 +77,7 @@ class Timeline:
         self._latency: deque[LatencyView] = deque(maxlen=HISTORY)
         self._flow_events: deque[FlowEvent] = deque(maxlen=FLOW_EVENTS_KEPT)
         self._watched: tuple[int, int, str, int, str, int] | None = None
+        self._tracker = FindingsTracker()
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
@@ -86,7 +89,9 @@ class Timeline:
                 self._flow_events.clear()
                 self._watched = sample.flows.watched
             self._flow_events.extendleft(sample.flows.events)
-        self._cpu.append(build_cpu_view(sample, self.info.cpus))
+        cpu = build_cpu_view(sample, self.info.cpus)
+        self._cpu.append(cpu)
+        self._tracker.update(sample.ts, find(self.info, sample, cpu))
         for c in sample.snmp:
             key = (c.group, c.name)
             self._snmp_totals[key] = self._snmp_totals.get(key, 0) + c.count
@@ -115,4 +120,5 @@ class Timeline:
             build_flows_view(self._latest, self.info, self.flow_filter),
             tuple(self._flow_events),
             self._watched,
+            self._tracker.active,
         )

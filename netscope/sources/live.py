@@ -314,6 +314,7 @@ class LiveSource:
             proc_interrupts=proc_interrupts,
             proc_softirqs=proc_softirqs,
             snmp=snmp,
+            tunables=procfs.read_tunables(line.irq for line in self._irq_lines if line.device),
         )
 
     def _snmp(self) -> tuple[SnmpCount, ...]:

@@ -5,8 +5,10 @@ Each `parse_*` is pure (text in, values out) so it is unit-tested; each `read_*`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +153,40 @@ def read_snmp_losses() -> dict[tuple[str, str], int]:
 
 
 _SNMP_KEYS = tuple((group, name) for group, names in SNMP_LOSS_COUNTERS.items() for name in names)
+
+
+# The sysctls findings name as knobs (their current values go with every sample).
+SYSCTLS = (
+    "net.core.netdev_max_backlog",
+    "net.core.netdev_budget",
+    "net.core.netdev_budget_usecs",
+    "net.core.dev_weight",
+    "net.core.rmem_default",
+    "net.core.rmem_max",
+)
+
+
+def read_tunables(irqs: Iterable[int]) -> tuple[tuple[str, str], ...]:
+    """The knobs' current values: `SYSCTLS`, the affinity of `irqs` ("irq/N/smp_affinity_list"),
+    and each RX queue of this namespace that steers with RPS ("rps_cpus:DEV/rx-N", mask not 0)."""
+    out: list[tuple[str, str]] = []
+    for name in SYSCTLS:
+        with contextlib.suppress(OSError):
+            out.append((name, (PROC / "sys" / name.replace(".", "/")).read_text().strip()))
+    for irq in irqs:
+        with contextlib.suppress(OSError):
+            out.append(
+                (
+                    f"irq/{irq}/smp_affinity_list",
+                    (PROC / "irq" / str(irq) / "smp_affinity_list").read_text().strip(),
+                )
+            )
+    for rps in sorted((SYS / "class" / "net").glob("*/queues/rx-*/rps_cpus")):
+        with contextlib.suppress(OSError):
+            mask = rps.read_text().strip()
+            if mask.strip("0,"):
+                out.append((f"rps_cpus:{rps.parts[-4]}/{rps.parts[-2]}", mask))
+    return tuple(out)
 
 
 def read_interrupts() -> tuple[tuple[int, ...], list[InterruptLine]]:

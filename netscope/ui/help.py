@@ -22,7 +22,8 @@ KEYS = (
     ("q / Ctrl-C", "quit (every BPF program is detached)"),
     ("p", "pause / resume the view (collection goes on)"),
     ("h / 0", "the home screen: the receive path, stage by stage, and one line per pane"),
-    ("r / 1, c / 2, d / 3, l / 4, f / 5", "the Rings, CPUs, Drops, Latency and Flows panes"),
+    ("r / 1, c / 2, d / 3, l / 4, t / 5", "the Rings, CPUs, Drops, Latency and Flows (5-tuples) panes"),
+    ("f", "findings: the bottleneck stage, its evidence, the knob and its value now; Enter: the evidence"),
     ("s", "in Flows: the next sort column"),
     ("/", "the flow filter (pcap-like); on a flow's screen, starting from that flow"),
     (

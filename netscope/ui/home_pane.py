@@ -14,6 +14,7 @@ from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
 from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.sample import ProbeState
 from netscope.model.timeline import Shown
+from netscope.ui.findings import FindingsStrip
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
 
@@ -117,7 +118,7 @@ def pane_lines(shown: Shown) -> dict[str, Text]:
         if flows.rows:
             t.append(f", busiest {flows.rows[0].label} {fmt_count(flows.rows[0].rx_pps)} pkt/s")
     elif any(p.name == "flows" and p.state == ProbeState.IDLE for p in shown.latest.probes):
-        t.append("per-flow tracking is attached while Flows or a drill-down is open (f)", style="dim")
+        t.append("per-flow tracking is attached while Flows or a drill-down is open (t)", style="dim")
     lines["flows"] = t
     lines["cost"] = cost_line(shown)
     return lines
@@ -164,6 +165,7 @@ class HomePane(Vertical):
         with Vertical(id="pipeline-lines"):  # the compact layout: one line per stage
             for i in range(self.STAGES):
                 yield StageBox(i, compact=True)
+        yield FindingsStrip()
         for pane in ("rings", "cpus", "drops", "latency", "flows"):
             yield PaneLine(pane)
         yield Static(id="home-cost", classes="pane-line")
@@ -179,3 +181,4 @@ class HomePane(Vertical):
             self.query_one(f"#stage-line-{i}", StageBox).show(stage)
         for pane, text in pane_lines(shown).items():
             self.query_one(f"#home-{pane}", Static).update(text)
+        self.query_one(FindingsStrip).show(shown.findings)

@@ -32,7 +32,7 @@ def test_tui_exit_detaches_every_program(tmp_path: Path, how: str, exit_code: in
     with netscope_in_tmux(tmp_path, f"exit-{how}", (100, 30)) as tui:
         # The home screen's probes, then the Flows pane's too: every program netscope has.
         wait_for(lambda: new_programs(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
-        tui.keys("f")
+        tui.keys("t")
         wait_for(lambda: new_programs(before) == programs_of(*PROGRAMS), 20, "every probe to attach")
         assert "Flows" in tui.screen()
         if how in SIGNALS:

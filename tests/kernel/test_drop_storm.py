@@ -31,8 +31,8 @@ NO_SOCKET = 3  # SKB_DROP_REASON_NO_SOCKET
 FLOOD_NICE = 5
 # Keys an operator presses while looking around: pane switches (the dearest: a whole new screen)
 # and pause/resume.
-KEYS = ("r", "c", "d", "p", "p", "l", "f", "h")
-PANES = {"h": "home", "r": "rings", "c": "cpus", "d": "drops", "l": "latency", "f": "flows"}
+KEYS = ("r", "c", "d", "p", "p", "l", "t", "h")
+PANES = {"h": "home", "r": "rings", "c": "cpus", "d": "drops", "l": "latency", "t": "flows"}
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
             tui.wait_screen(lambda s: "this help" not in s, 5, "help closed")
             # The Flows pane brings the flows program in.
             wait_for(lambda: new_programs(before) < programs_of(*PROGRAMS), 1, "flows still detached")
-            tui.keys("f")
+            tui.keys("t")
             wait_for(lambda: new_programs(before) == programs_of(*PROGRAMS), 20, "the flows probe")
             tui.wait_screen(lambda s: f"{pair.receiver_ip}:{READ_PORT}" in s, 10, "Flows: the flow")
             assert set(FlowsPane.PROBES) <= set(PROGRAMS)

@@ -26,6 +26,7 @@ from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.filter_input import FilterScreen
+from netscope.ui.findings import FindingsScreen
 from netscope.ui.flows_pane import FlowList, FlowScreen, FlowsPane
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import ProcessScreen
@@ -248,10 +249,11 @@ SCREENS = {
     "drop-reason": ("d", "enter"),
     "latency": ("l",),
     "process": ("l", "enter"),
-    "flows": ("f",),
-    "flow-screen": ("f", "enter"),
+    "flows": ("t",),
+    "flow-screen": ("t", "enter"),
     "help": ("question_mark",),
     "filter": ("slash",),
+    "findings": ("f",),
 }
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
@@ -272,11 +274,41 @@ def test_snapshot_screen(
     assert snap_compare(app, terminal_size=size, run_before=first_sample_paused)
 
 
+async def test_findings_strip_screen_and_drill_to_the_evidence(recording: Recording) -> None:
+    """The recording's drops make findings: the home strip lists them worst first, `f` opens them
+    all, Enter on one shows the pane (and row) with its evidence."""
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p")
+        assert app.shown is not None and app.shown.findings
+        strip = str(app.query_one("#home-findings", Static).render())
+        worst = app.shown.findings[0].finding
+        assert worst.summary in strip
+        await pilot.press("f")
+        assert isinstance(app.screen, FindingsScreen)
+        table: DataTable[str | Text] = app.screen.query_one("#findings-table", DataTable)
+        assert table.row_count == len(app.shown.findings)
+        detail = str(app.screen.query_one("#finding-detail", Static).render())
+        assert worst.summary in detail and worst.suggestion in detail
+        no_socket = next(i for i, a in enumerate(app.shown.findings) if a.finding.id.startswith("no_socket:"))
+        table.move_cursor(row=no_socket, animate=False)
+        await pilot.press("enter")
+        await pilot.pause()
+        # NO_SOCKET's evidence: the Drops pane, and that reason's own screen over it.
+        assert app.query_one(TabbedContent).active == "drops"
+        assert isinstance(app.screen, DropReasonScreen)
+        await pilot.press("escape", "h")
+        await pilot.pause()
+        await pilot.click("#home-findings")
+        assert isinstance(app.screen, FindingsScreen)
+
+
 async def test_flows_pane_sort_and_flow_screen(recording: Recording) -> None:
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_for_sample(pilot, app)
-        await pilot.press("p", "f")
+        await pilot.press("p", "t")
         await pilot.pause()
         assert app.shown is not None and app.shown.flows is not None
         pane = app.query_one(FlowsPane)
@@ -327,7 +359,7 @@ async def test_slash_edits_the_flow_filter_inline(recording: Recording) -> None:
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_for_sample(pilot, app)
-        await pilot.press("p", "f", "slash")
+        await pilot.press("p", "t", "slash")
         assert isinstance(app.screen, FilterScreen)
         await pilot.press(*"udp and port 99999", "enter")
         error = str(app.screen.query_one("#filter-error", Static).render())
@@ -368,12 +400,15 @@ async def test_home_screen_pipeline_and_one_key_to_each_pane(recording: Recordin
         assert box.has_class("bottleneck") and "bottleneck" in str(box.render())
         await pilot.click("#stage-3")
         assert app.query_one(TabbedContent).active == "drops"
-        for key, pane in (("r", "rings"), ("c", "cpus"), ("l", "latency"), ("f", "flows"), ("h", "home")):
+        for key, pane in (("r", "rings"), ("c", "cpus"), ("l", "latency"), ("t", "flows"), ("h", "home")):
             await pilot.press(key)
             assert app.query_one(TabbedContent).active == pane
         for digit, pane in enumerate(("home", "rings", "cpus", "drops", "latency", "flows")):
             await pilot.press(str(digit))
             assert app.query_one(TabbedContent).active == pane
+        for key in ("r", "c", "d", "l", "t"):  # home from every pane (a pane's second table kept it)
+            await pilot.press(key, "h")
+            assert app.query_one(TabbedContent).active == "home", key
 
 
 async def test_mouse_reaches_every_pane_and_drill_down(recording: Recording) -> None:
@@ -436,7 +471,19 @@ async def test_a_terminal_below_80x24_gets_a_sentence_not_a_clipped_screen(recor
         assert isinstance(app.screen, TooSmallScreen)
         text = str(app.screen.query_one("#too-small", Static).render())
         assert "at least 80x24" in text and "60x20" in text
-        for key in ("r", "c", "d", "l", "f", "h", "question_mark", "escape", "p"):  # nothing breaks
+        for key in (
+            "r",
+            "c",
+            "d",
+            "l",
+            "t",
+            "f",
+            "escape",
+            "h",
+            "question_mark",
+            "escape",
+            "p",
+        ):  # nothing breaks
             await pilot.press(key)
         await pilot.resize_terminal(100, 30)
         await pilot.pause()

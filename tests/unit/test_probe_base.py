@@ -47,9 +47,7 @@ def test_no_btf_says_which_kernel_option_and_what_still_works(tmp_path: Path) ->
     assert "the interrupt probe and the /proc counters work without it" in str(e.value)
 
 
-def test_tracefs_not_mountable_says_the_command(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_tracefs_not_mountable_says_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No tracefs mounted (`ip netns exec` without /sys/kernel/tracing) and mount refused."""
     monkeypatch.setattr(T, "TRACEFS", tmp_path)
     monkeypatch.setattr(T, "DEBUGFS_TRACING", tmp_path / "debug")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from netscope.model.findings import FindingsTracker, find
 from netscope.model.sample import HostInfo
 from netscope.model.snapshot import snapshot_json
 from tests.unit.samples import two_cpu_sample
@@ -27,7 +28,9 @@ def test_schema_and_per_interval_counts() -> None:
         "flows",
         "flow_evictions",
         "cost",
+        "findings",
     }
+    assert obj["findings"] == []  # none passed in: the tracker is the caller's
     assert obj["detail"] == {"every": 1, "measured": True}
     assert obj["snmp"] == {"Udp.NoPorts": 7, "TcpExt.ListenDrops": 0}
     cpu0 = obj["cpus"][0]
@@ -79,3 +82,12 @@ def test_drops_section() -> None:
         "events": [],
     }
     assert snapshot_json(INFO, two_cpu_sample())["drops"] is None
+
+
+def test_findings_are_the_trackers_standing_ones() -> None:
+    sample = two_cpu_sample(interval_s=2.0)  # CPU 0's backlog dropped 4: 2/s
+    standing = FindingsTracker().update(sample.ts, find(INFO, sample))
+    obj = snapshot_json(INFO, sample, findings=standing)
+    (f,) = [f for f in obj["findings"] if f["id"] == "backlog_drops:cpu0"]
+    assert f["evidence"]["softnet_dropped"] == 4 and f["evidence"]["per_s"] == 2.0
+    assert f["knob"] == "net.core.netdev_max_backlog"

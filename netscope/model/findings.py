@@ -1,0 +1,506 @@
+"""Findings: which stage of the receive path loses packets or holds them up, the evidence, and the
+kernel knob that governs it with its current value.
+
+Pure. One small rule per symptom reads one interval (a `Sample`, its CPU view, and the tunables
+the live source read with it); `FindingsTracker` adds hysteresis: a finding appears the interval
+its evidence does and clears only once the evidence has been gone for `CLEAR_AFTER_S`. netscope
+never changes a setting itself: a finding suggests the command, the operator decides.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
+from netscope.model.sample import HostInfo, Sample
+
+# Thresholds, per second over one interval (README "Findings" lists them).
+BACKLOG_DROPS_PER_S = 1.0  # any backlog drop is a packet lost by the kernel
+BACKLOG_CRITICAL_PER_S = 1000.0
+TIME_SQUEEZE_PER_S = 10.0  # NET_RX ran out of budget or time and left work for later
+RING_OVERRUNS_PER_S = 1.0  # rx_missed + rx_over + rx_fifo of a device
+RCVBUF_DROPS_PER_S = 1.0
+NO_SOCKET_PER_S = 5.0  # a stray broadcast now and then stays quiet
+NETFILTER_DROPS_PER_S = 1.0
+IRQ_CONCENTRATION_PER_S = 1000.0  # NIC hardirqs of a busy machine...
+IRQ_CONCENTRATION_SHARE = 0.9  # ...nearly all on one CPU
+CLEAR_AFTER_S = 10.0  # a finding clears once its evidence has been gone this long
+
+# Reasons by the kernel's names (enum skb_drop_reason), so no number is typed in.
+SOCKET_RCVBUFF = "SOCKET_RCVBUFF"
+NO_SOCKET = "NO_SOCKET"
+NETFILTER_DROP = "NETFILTER_DROP"
+CPU_BACKLOG = "CPU_BACKLOG"
+IPPROTO_NAMES = {6: "tcp", 17: "udp"}
+
+
+class Severity(Enum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+Evidence = tuple[tuple[str, int | float | str], ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str  # stable per rule and subject, e.g. "backlog_drops:cpu1"
+    severity: Severity
+    stage: str  # receive-path stage: ring, hardirq, softirq, stack, socket, netscope
+    summary: str
+    evidence: Evidence  # the numbers that triggered it, over `window_s`
+    knob: str  # what governs it, e.g. "net.core.netdev_max_backlog"
+    current: str  # its value now, read live ("" when unknown)
+    suggestion: str  # a command or step the operator can copy
+    pane: str  # where the evidence is shown: home, rings, cpus, drops, latency, flows
+    target: str = ""  # the row there: "cpu:1", "reason:6", "device:NETNS:IFINDEX", "pid:42"
+
+
+@dataclass(frozen=True)
+class ActiveFinding:
+    finding: Finding  # as its latest evidence showed it
+    since: float  # UNIX time of the first interval with evidence
+    last_seen: float  # ... and of the latest
+    quiet_s: float  # how long its evidence has been gone (0 while it lasts)
+
+
+@dataclass(frozen=True)
+class FindingInput:
+    info: HostInfo
+    sample: Sample
+    cpu: CpuView
+    tunables: Mapping[str, str]
+
+
+def _per_s(count: float, sample: Sample) -> float:
+    return count / sample.interval_s if sample.interval_s > 0 else 0.0
+
+
+def _reason_count(sample: Sample, name: str) -> tuple[int, tuple[int, ...]]:
+    """A drop reason's count in the interval, total and per CPU (0 while the probe is not live)."""
+    for r in sample.drops.reasons if sample.drops else ():
+        if r.name == name and not r.subsystem:
+            return sum(r.per_cpu), r.per_cpu
+    return 0, ()
+
+
+def _reason_id(sample: Sample, name: str) -> int | None:
+    return next((r.reason for r in sample.drops.reasons if r.name == name), None) if sample.drops else None
+
+
+def backlog_drops(i: FindingInput) -> Iterable[Finding]:
+    """softnet `dropped`: the per-CPU backlog (netif_rx, RPS) was full."""
+    backlog, per_cpu = _reason_count(i.sample, CPU_BACKLOG)
+    limit = i.tunables.get("net.core.netdev_max_backlog", "")
+    for s in i.sample.softnet:
+        rate = _per_s(s.dropped, i.sample)
+        if rate < BACKLOG_DROPS_PER_S:
+            continue
+        index = i.info.cpus.index(s.cpu) if s.cpu in i.info.cpus else -1
+        evidence: list[tuple[str, int | float | str]] = [
+            ("cpu", s.cpu),
+            ("softnet_dropped", s.dropped),
+            ("per_s", round(rate, 1)),
+            ("window_s", round(i.sample.interval_s, 3)),
+        ]
+        if per_cpu and 0 <= index < len(per_cpu):
+            evidence.append(("drop_reason_CPU_BACKLOG", per_cpu[index]))
+        elif backlog:
+            evidence.append(("drop_reason_CPU_BACKLOG", backlog))
+        steering = [
+            k.removeprefix("rps_cpus:") + "=" + v for k, v in i.tunables.items() if k.startswith("rps_cpus:")
+        ]
+        if steering:
+            evidence.append(("rps_cpus", ", ".join(steering)))
+        bigger = max(1000, 4 * int(limit)) if limit.isdigit() else 4096
+        yield Finding(
+            id=f"backlog_drops:cpu{s.cpu}",
+            severity=Severity.CRITICAL if rate >= BACKLOG_CRITICAL_PER_S else Severity.WARNING,
+            stage="softirq",
+            summary=f"CPU {s.cpu}'s backlog is full: {rate:,.0f} packets/s dropped before the stack",
+            evidence=tuple(evidence),
+            knob="net.core.netdev_max_backlog",
+            current=limit,
+            suggestion=(
+                f"sysctl -w net.core.netdev_max_backlog={bigger}; spread RPS (rps_cpus of the queues "
+                f"steering to CPU {s.cpu}) over more CPUs"
+            ),
+            pane="cpus",
+            target=f"cpu:{s.cpu}",
+        )
+
+
+def time_squeeze(i: FindingInput) -> Iterable[Finding]:
+    """softnet `time_squeeze`: NET_RX stopped with work left (budget or time used up)."""
+    budget = i.tunables.get("net.core.netdev_budget", "")
+    usecs = i.tunables.get("net.core.netdev_budget_usecs", "")
+    exhausted = {r.cpu: r.napi_budget_exhausted_pct for r in i.cpu.rows}
+    for s in i.sample.softnet:
+        rate = _per_s(s.time_squeeze, i.sample)
+        if rate < TIME_SQUEEZE_PER_S:
+            continue
+        evidence: list[tuple[str, int | float | str]] = [
+            ("cpu", s.cpu),
+            ("time_squeeze", s.time_squeeze),
+            ("per_s", round(rate, 1)),
+            ("window_s", round(i.sample.interval_s, 3)),
+        ]
+        if (pct := exhausted.get(s.cpu)) is not None:
+            evidence.append(("napi_budget_exhausted_pct", round(pct, 1)))
+        yield Finding(
+            id=f"time_squeeze:cpu{s.cpu}",
+            severity=Severity.WARNING,
+            stage="softirq",
+            summary=f"NET_RX on CPU {s.cpu} runs out of budget: {rate:,.0f} squeezes/s, packets wait",
+            evidence=tuple(evidence),
+            knob="net.core.netdev_budget / netdev_budget_usecs",
+            current=f"{budget} / {usecs}" if budget and usecs else "",
+            suggestion=(
+                "sysctl -w net.core.netdev_budget=600 net.core.netdev_budget_usecs=4000; check the IRQ "
+                "affinity of the queues on this CPU and the ring sizes (ethtool -g DEV)"
+            ),
+            pane="cpus",
+            target=f"cpu:{s.cpu}",
+        )
+
+
+def ring_overruns(i: FindingInput) -> Iterable[Finding]:
+    """A device's rx_missed / rx_over / rx_fifo: the NIC had no free descriptor."""
+    for d in i.sample.devices:
+        lost = d.rx_missed + d.rx_over + d.rx_fifo
+        rate = _per_s(lost, i.sample)
+        if rate < RING_OVERRUNS_PER_S:
+            continue
+        ring = f"{d.rx_ring}" if d.rx_ring is not None else "n/a"
+        ring_max = f"{d.rx_ring_max}" if d.rx_ring_max is not None else "n/a"
+        queues = len({q for kind, q, _ in d.queue_napi if kind == "rx"})
+        grow = f"ethtool -G {d.ifname} rx {d.rx_ring_max}; " if d.rx_ring != d.rx_ring_max else ""
+        yield Finding(
+            id=f"ring_overruns:{d.netns}:{d.ifname}",
+            severity=Severity.WARNING,
+            stage="ring",
+            summary=f"{d.ifname}'s RX ring overflows: {rate:,.0f} frames/s lost in the NIC",
+            evidence=(
+                ("device", d.ifname),
+                ("rx_missed", d.rx_missed),
+                ("rx_over", d.rx_over),
+                ("rx_fifo", d.rx_fifo),
+                ("per_s", round(rate, 1)),
+                ("rx_queues", queues),
+                ("window_s", round(i.sample.interval_s, 3)),
+            ),
+            knob=f"RX ring size of {d.ifname} (ethtool -g)",
+            current=f"{ring} of max {ring_max}",
+            suggestion=f"{grow}spread its queues' IRQs over more CPUs (ethtool -L {d.ifname} combined N)",
+            pane="rings",
+            target=f"device:{d.netns}:{d.ifindex}",
+        )
+
+
+def _ports(sample: Sample, reason: str) -> Counter[tuple[int, int, int]]:
+    """(netns, l4 protocol, destination port) of the logged drops with `reason`: the log is a
+    rate-limited sample of the drops, so shares, not counts."""
+    return (
+        Counter((e.netns, e.l4proto, e.dport) for e in sample.drops.events if e.name == reason and e.dport)
+        if sample.drops
+        else Counter()
+    )
+
+
+@dataclass(frozen=True)
+class PortShare:
+    netns: int
+    proto: int
+    port: int
+    drops: int  # the reason's count times this port's share of its logged drops
+    logged: int  # logged drops of the reason to this port
+    of_logged: int  # ... of all its logged drops
+
+
+def _by_port(i: FindingInput, reason: str, threshold_per_s: float) -> tuple[int, list[PortShare]] | None:
+    """A reason's count in the interval when at or over `threshold_per_s`, and the three ports its
+    logged drops went to most, each with its share of the count."""
+    total, _ = _reason_count(i.sample, reason)
+    if _per_s(total, i.sample) < threshold_per_s:
+        return None
+    ports = _ports(i.sample, reason)
+    logged = sum(ports.values())
+    return total, [
+        PortShare(netns, proto, port, round(total * n / logged), n, logged)
+        for (netns, proto, port), n in ports.most_common(3)
+    ]
+
+
+def rcvbuf_drops(i: FindingInput) -> Iterable[Finding]:
+    """SOCKET_RCVBUFF: datagrams arrived at a socket whose receive buffer was full."""
+    counted = _by_port(i, SOCKET_RCVBUFF, RCVBUF_DROPS_PER_S)
+    if counted is None:
+        return
+    total, ports = counted
+    readers = _readers(i.sample)
+    rmem = (
+        i.tunables.get("net.core.rmem_default", "?"),
+        i.tunables.get("net.core.rmem_max", "?"),
+    )  # "?": an older recording
+    for share in ports or [PortShare(0, 17, 0, total, 0, 0)]:  # no log: one finding for them all
+        netns, proto, port, drops = share.netns, share.proto, share.port, share.drops
+        owner = readers.get(port)
+        who = f"{owner[1]} (pid {owner[0]})" if owner else "its reader"
+        evidence: list[tuple[str, int | float | str]] = [
+            ("port", port),
+            ("protocol", IPPROTO_NAMES.get(proto, str(proto))),
+            ("drops", drops),
+            ("per_s", round(_per_s(drops, i.sample), 1)),
+            ("window_s", round(i.sample.interval_s, 3)),
+        ]
+        if owner:
+            evidence += [("pid", owner[0]), ("comm", owner[1])]
+            if owner[2] is not None:
+                evidence.append(("copy_p99_us", owner[2]))
+        yield Finding(
+            id=f"rcvbuf_drops:{netns}:{port}",
+            severity=Severity.WARNING,
+            stage="socket",
+            summary=(
+                f"{who} reads port {port} too slowly: its receive buffer overflows, "
+                f"{_per_s(drops, i.sample):,.0f} datagrams/s dropped"
+                if port
+                else f"sockets' receive buffers overflow: {_per_s(total, i.sample):,.0f} datagrams/s dropped"
+            ),
+            evidence=tuple(evidence),
+            knob="net.core.rmem_default / rmem_max (the socket's SO_RCVBUF)",
+            current=f"{rmem[0]} / {rmem[1]}" if "?" not in rmem else "",
+            suggestion=(
+                f"read faster in {who}, or give its socket a bigger SO_RCVBUF (up to rmem_max); "
+                "sysctl -w net.core.rmem_max=8388608 to allow more"
+            ),
+            pane="latency" if owner else "drops",
+            target=f"pid:{owner[0]}" if owner else f"reason:{_reason_id(i.sample, SOCKET_RCVBUFF)}",
+        )
+
+
+def _readers(sample: Sample) -> dict[int, tuple[int, str, float | None]]:
+    """Local port -> (pid, comm, None) of the processes seen reading it (copy-latency probe), else
+    of the sockets psutil sees in netscope's namespace."""
+    out: dict[int, tuple[int, str, float | None]] = {
+        o.lport: (o.pid, o.comm, None) for o in sample.socket_owners if o.pid
+    }
+    if sample.latency is not None:
+        comms = {p.pid: p.comm for p in sample.latency.processes}
+        for s in sample.latency.sockets:
+            out[s.sport] = (s.pid, comms.get(s.pid, "?"), None)
+    return out
+
+
+def no_socket(i: FindingInput) -> Iterable[Finding]:
+    """NO_SOCKET: traffic to ports nobody listens on."""
+    counted = _by_port(i, NO_SOCKET, NO_SOCKET_PER_S)
+    for share in counted[1] if counted else ():
+        netns, proto, port, drops = share.netns, share.proto, share.port, share.drops
+        rate = _per_s(drops, i.sample)
+        if rate < NO_SOCKET_PER_S:
+            continue
+        name = IPPROTO_NAMES.get(proto, str(proto))
+        yield Finding(
+            id=f"no_socket:{netns}:{name}:{port}",
+            severity=Severity.WARNING,
+            stage="socket",
+            summary=f"{name.upper()} to port {port} finds no socket: {rate:,.0f} packets/s dropped",
+            evidence=(
+                ("port", port),
+                ("protocol", name),
+                ("drops", drops),
+                ("per_s", round(rate, 1)),
+                ("logged_share", f"{share.logged} of {share.of_logged} logged NO_SOCKET drops"),
+                ("window_s", round(i.sample.interval_s, 3)),
+            ),
+            knob=f"a listener on {name} port {port}",
+            current="none",
+            suggestion=f"ss -l{name[0]}np 'sport = :{port}'  # who should listen; or stop the sender",
+            pane="drops",
+            target=f"reason:{_reason_id(i.sample, NO_SOCKET)}",
+        )
+
+
+def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
+    """NETFILTER_DROP: a firewall rule dropped the packets."""
+    total, _ = _reason_count(i.sample, NETFILTER_DROP)
+    rate = _per_s(total, i.sample)
+    if rate < NETFILTER_DROPS_PER_S:
+        return
+    where = (
+        Counter(
+            b.symbol.split("+")[0]
+            for b in i.sample.drops.buckets
+            if b.reason == _reason_id(i.sample, NETFILTER_DROP)
+        )
+        if i.sample.drops
+        else Counter()
+    )
+    ports = _ports(i.sample, NETFILTER_DROP)
+    evidence: list[tuple[str, int | float | str]] = [
+        ("drops", total),
+        ("per_s", round(rate, 1)),
+        ("window_s", round(i.sample.interval_s, 3)),
+    ]
+    if where:
+        evidence.append(("location", where.most_common(1)[0][0]))
+    if ports:
+        (_, proto, port), _n = ports.most_common(1)[0]
+        evidence.append(("top_dport", f"{IPPROTO_NAMES.get(proto, proto)}/{port}"))
+    yield Finding(
+        id="netfilter_drops",
+        severity=Severity.WARNING,
+        stage="stack",
+        summary=f"a netfilter rule drops {rate:,.0f} packets/s",
+        evidence=tuple(evidence),
+        knob="the nftables / iptables ruleset",
+        current="",
+        suggestion="nft -a list ruleset  # rules with 'drop' and their counters; iptables -L -v -n",
+        pane="drops",
+        target=f"reason:{_reason_id(i.sample, NETFILTER_DROP)}",
+    )
+
+
+def irq_concentration(i: FindingInput) -> Iterable[Finding]:
+    """A NIC's hardirqs nearly all on one CPU while the machine has others."""
+    if len(i.info.cpus) < 2:
+        return
+    names = {line.irq: line for line in i.sample.irq_lines}
+    per_cpu = [0] * len(i.info.cpus)
+    lines = []
+    for count in interrupt_counts(i.sample) or ():
+        line = names.get(count.irq)
+        if line is None or not line.device:
+            continue
+        lines.append(line)
+        per_cpu = [a + b for a, b in zip(per_cpu, count.per_cpu, strict=False)]
+    total = sum(per_cpu)
+    if _per_s(total, i.sample) < IRQ_CONCENTRATION_PER_S:
+        return
+    busiest = max(range(len(per_cpu)), key=per_cpu.__getitem__)
+    share = per_cpu[busiest] / total
+    if share < IRQ_CONCENTRATION_SHARE:
+        return
+    cpu = i.info.cpus[busiest]
+    affinity = ", ".join(
+        f"{line.irq}={i.tunables[f'irq/{line.irq}/smp_affinity_list']}"
+        for line in lines
+        if f"irq/{line.irq}/smp_affinity_list" in i.tunables
+    )
+    devices = sorted({line.device for line in lines})
+    yield Finding(
+        id=f"irq_concentration:cpu{cpu}",
+        severity=Severity.WARNING,
+        stage="hardirq",
+        summary=f"{share:.0%} of NIC interrupts ({', '.join(devices)}) land on CPU {cpu}",
+        evidence=(
+            ("cpu", cpu),
+            ("share_pct", round(100 * share, 1)),
+            ("hardirqs_per_s", round(_per_s(total, i.sample), 1)),
+            ("window_s", round(i.sample.interval_s, 3)),
+        ),
+        knob="IRQ affinity (/proc/irq/N/smp_affinity_list)",
+        current=affinity,
+        suggestion="systemctl start irqbalance, or echo CPUS > /proc/irq/N/smp_affinity_list per queue",
+        pane="cpus",
+        target=f"cpu:{cpu}",
+    )
+
+
+def netscope_itself(i: FindingInput) -> Iterable[Finding]:
+    """netscope's own blind spots: events its ring buffers lost, per-packet figures sampled."""
+    for p in i.sample.probes:
+        if p.lost_events:
+            yield Finding(
+                id=f"netscope_lost:{p.name}",
+                severity=Severity.WARNING,
+                stage="netscope",
+                summary=f"netscope's {p.name} probe lost {p.lost_events:,} events: its figures undercount",
+                evidence=(("probe", p.name), ("lost_events", p.lost_events)),
+                knob="--drop-log-rate (events netscope logs per second)",
+                current="",
+                suggestion="netscope --drop-log-rate 200  # fewer events, none lost; counts stay exact",
+                pane="drops",
+            )
+    if i.sample.detail_every > 1:
+        yield Finding(
+            id="netscope_sampling",
+            severity=Severity.INFO,
+            stage="netscope",
+            summary=f"per-packet figures are measured one interval in {i.sample.detail_every}",
+            evidence=(("detail_every", i.sample.detail_every),),
+            knob="--detail-every",
+            current=str(i.sample.detail_every),
+            suggestion="netscope snapshot --detail-every 1  # every interval, at a higher cost",
+            pane="home",
+        )
+
+
+RULES: tuple[Callable[[FindingInput], Iterable[Finding]], ...] = (
+    ring_overruns,
+    irq_concentration,
+    backlog_drops,
+    time_squeeze,
+    netfilter_drops,
+    no_socket,
+    rcvbuf_drops,
+    netscope_itself,
+)
+
+
+def find(info: HostInfo, sample: Sample, cpu: CpuView | None = None) -> tuple[Finding, ...]:
+    """Every rule's findings for one interval (`cpu`: its CPU view, when already built)."""
+    i = FindingInput(info, sample, cpu or build_cpu_view(sample, info.cpus), dict(sample.tunables))
+    return tuple(f for rule in RULES for f in rule(i))
+
+
+class FindingsTracker:
+    """Hysteresis over `find`: a finding lasts until its evidence has been gone `clear_after_s`."""
+
+    def __init__(self, clear_after_s: float = CLEAR_AFTER_S) -> None:
+        self.clear_after_s = clear_after_s
+        self._active: dict[str, ActiveFinding] = {}
+
+    def update(self, ts: float, found: Iterable[Finding]) -> tuple[ActiveFinding, ...]:
+        for f in found:
+            was = self._active.get(f.id)
+            self._active[f.id] = ActiveFinding(f, was.since if was else ts, ts, 0.0)
+        for key, a in list(self._active.items()):
+            quiet = ts - a.last_seen
+            if quiet >= self.clear_after_s:
+                del self._active[key]
+            elif quiet > 0:
+                self._active[key] = replace(a, quiet_s=quiet)
+        return self.active
+
+    @property
+    def active(self) -> tuple[ActiveFinding, ...]:
+        """Worst first, then the longest-standing."""
+        return tuple(
+            sorted(self._active.values(), key=lambda a: (a.finding.severity.rank, a.since, a.finding.id))
+        )
+
+
+def finding_json(a: ActiveFinding) -> dict[str, object]:
+    f = a.finding
+    return {
+        "id": f.id,
+        "severity": f.severity.value,
+        "stage": f.stage,
+        "summary": f.summary,
+        "evidence": dict(f.evidence),
+        "knob": f.knob,
+        "current": f.current,
+        "suggestion": f.suggestion,
+        "since": round(a.since, 3),
+        "quiet_s": round(a.quiet_s, 3),
+    }

@@ -1,0 +1,117 @@
+"""Findings from real symptoms, through `netscope snapshot --json` (what a script would read): each
+test causes one bottleneck in its own namespaces and restores every setting it changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.kernel.netns import UDP_READER, VethPair, in_ns, loadgen, send_udp
+from tests.kernel.tmux import REPO
+
+SUBNET = 88
+BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")
+
+
+@contextmanager
+def snapshots(*args: str) -> Iterator[tuple[subprocess.Popen[str], list[dict[str, Any]]]]:
+    """`netscope snapshot --json ARGS`; the list fills as intervals end (read it with `take`)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netscope", "snapshot", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        yield proc, []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def take(proc: subprocess.Popen[str], out: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    assert proc.stdout is not None
+    for _ in range(n):
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else "netscope ended"
+        out.append(json.loads(line))
+    return out
+
+
+def findings(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every finding seen, by id, as its latest interval showed it."""
+    return {f["id"]: f for obj in objects for f in obj["findings"]}
+
+
+def test_backlog_drops_name_netdev_max_backlog_and_the_cpu(pair: VethPair) -> None:
+    """RPS steers the veth's packets to CPU 1, the sender runs on CPU 0, the backlog holds 16."""
+    in_ns_sh = ("ip", "netns", "exec", pair.receiver_ns, "sh", "-c")
+    subprocess.run(
+        [*in_ns_sh, f"echo 2 > /sys/class/net/{pair.receiver_dev}/queues/rx-0/rps_cpus"], check=True
+    )
+    saved = BACKLOG.read_text()
+    try:
+        BACKLOG.write_text("16")
+        with snapshots("-i", "1", "-n", "6", "--sections", "cpus,drops") as (proc, out):
+            take(proc, out, 1)
+            sender = ("ip", "netns", "exec", pair.sender_ns, "taskset", "-c", "0", str(loadgen()), "send")
+            flood = subprocess.run(
+                [*sender, pair.receiver_ip, "9", "3.5"], capture_output=True, text=True, check=True
+            )
+            take(proc, out, 5)
+    finally:
+        BACKLOG.write_text(saved)
+    assert flood.stdout.split()[0] != "0"
+    dropped = sum(c["backlog_drops"] for obj in out for c in obj["cpus"] if c["cpu"] == 1)
+    assert dropped > 1000, f"the kernel's softnet dropped only {dropped} on CPU 1"
+    found = findings(out)
+    assert "backlog_drops:cpu1" in found, list(found)
+    f = found["backlog_drops:cpu1"]
+    assert (f["knob"], f["current"]) == ("net.core.netdev_max_backlog", "16")
+    assert f["evidence"]["cpu"] == 1 and f["evidence"]["softnet_dropped"] > 0
+    assert f["severity"] in ("warning", "critical") and f["stage"] == "softirq"
+
+
+def test_slow_reader_and_closed_port_are_named(pair: VethPair) -> None:
+    """A reader with a tiny buffer that drains every 0.2 s, and a port nobody listens on."""
+    reader = in_ns(pair.receiver_ns, UDP_READER.replace("1 << 20", "1024"), "6002", "0.2", "8")
+    assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+    try:
+        with snapshots("-i", "1", "-n", "5", "--detail-every", "1") as (proc, out):
+            take(proc, out, 1)
+            for _ in range(3):
+                send_udp(pair, 2000, port=6002)
+                send_udp(pair, 2000, port=9)
+                time.sleep(0.5)
+            take(proc, out, 4)
+    finally:
+        reader.kill()
+        reader.wait()
+    found = findings(out)
+    slow = next(
+        (f for key, f in found.items() if key.startswith("rcvbuf_drops:") and key.endswith(":6002")), None
+    )
+    assert slow is not None, list(found)
+    assert f"(pid {reader.pid})" in slow["summary"] and "port 6002" in slow["summary"], slow
+    assert slow["evidence"]["pid"] == reader.pid and slow["evidence"]["port"] == 6002
+    assert slow["knob"].startswith("net.core.rmem_default / rmem_max")
+    closed = next(
+        (f for key, f in found.items() if key.startswith("no_socket:") and key.endswith(":udp:9")), None
+    )
+    assert closed is not None, list(found)
+    assert "port 9" in closed["summary"] and closed["evidence"]["port"] == 9
+
+
+def test_idle_box_has_no_warnings() -> None:
+    with snapshots("-i", "1", "-n", "10") as (proc, out):
+        take(proc, out, 10)
+    warnings = [f for obj in out for f in obj["findings"] if f["severity"] != "info"]
+    assert warnings == [], warnings
+    assert all("findings" in obj for obj in out)

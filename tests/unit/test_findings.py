@@ -1,0 +1,154 @@
+"""Each findings rule over hand-made intervals (one symptom each), its threshold, and the tracker's
+hysteresis. The kernel tests (tests/kernel/test_findings.py) cause the same symptoms for real."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from netscope.model.findings import FindingsTracker, Severity, find, finding_json
+from netscope.model.sample import (
+    DeviceStats,
+    DropEvent,
+    DropReasonCount,
+    DropsSample,
+    HostInfo,
+    LatencySample,
+    ProbeState,
+    ProbeStatus,
+    ProcLatency,
+    Sample,
+    SockLatency,
+    SoftnetCpu,
+)
+
+INFO = HostInfo("box", "6.18", (0, 1), 0.0, netns=1)
+TUNABLES = (
+    ("net.core.netdev_max_backlog", "16"),
+    ("net.core.netdev_budget", "300"),
+    ("net.core.netdev_budget_usecs", "8000"),
+    ("net.core.rmem_default", "212992"),
+    ("net.core.rmem_max", "4194304"),
+)
+
+
+def interval(**fields: object) -> Sample:
+    """One healthy second on two CPUs, with `fields` replaced."""
+    base = Sample(
+        ts=1000.0,
+        interval_s=1.0,
+        softirq_names=(),
+        irq_lines=(),
+        softnet=(SoftnetCpu(0, 5000, 0, 0), SoftnetCpu(1, 5000, 0, 0)),
+        probes=(ProbeStatus("drops", ProbeState.LIVE),),
+        tunables=TUNABLES,
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def drops(reason: str, reason_id: int, count: int, dports: tuple[int, ...] = ()) -> DropsSample:
+    events = tuple(
+        DropEvent(
+            0.0, 1, reason_id, reason, "", "sym+0x1", 0x0800, "vb", 7, 17, "10.0.0.1", "10.0.0.2", 4000, p
+        )
+        for p in dports
+    )
+    return DropsSample(
+        reasons=(DropReasonCount(reason_id, reason, "", (0, count)),),
+        buckets=(),
+        events=events,
+        logged=len(events),
+        suppressed=count - len(events),
+        lost=0,
+        unbucketed=0,
+        log_rate=1000,
+    )
+
+
+def test_a_healthy_interval_has_no_findings() -> None:
+    assert find(INFO, interval()) == ()
+
+
+def test_backlog_drops_name_the_cpu_and_netdev_max_backlog_with_its_value() -> None:
+    sample = interval(
+        softnet=(SoftnetCpu(0, 5000, 0, 0), SoftnetCpu(1, 9000, 3366, 0)),
+        drops=drops("CPU_BACKLOG", 80, 3366),
+    )
+    (f,) = find(INFO, sample)
+    assert f.id == "backlog_drops:cpu1" and f.severity == Severity.CRITICAL
+    assert (f.knob, f.current) == ("net.core.netdev_max_backlog", "16")
+    assert dict(f.evidence)["softnet_dropped"] == 3366
+    assert dict(f.evidence)["drop_reason_CPU_BACKLOG"] == 3366
+    assert "sysctl -w net.core.netdev_max_backlog=1000" in f.suggestion
+    assert (f.pane, f.target) == ("cpus", "cpu:1")
+
+
+def test_time_squeeze_needs_ten_per_second() -> None:
+    quiet = interval(softnet=(SoftnetCpu(0, 5000, 0, 9), SoftnetCpu(1, 5000, 0, 0)))
+    assert find(INFO, quiet) == ()
+    (f,) = find(INFO, interval(softnet=(SoftnetCpu(0, 5000, 0, 50), SoftnetCpu(1, 5000, 0, 0))))
+    assert f.id == "time_squeeze:cpu0" and f.current == "300 / 8000"
+
+
+def test_ring_overruns_show_ring_size_against_its_maximum() -> None:
+    device = DeviceStats(1, 2, "eth0", "virtio_net", 256, 1024, 256, 1024, 9000, 10, 40, 0, 0, 0, 0, None, ())
+    (f,) = find(INFO, interval(devices=(device,)))
+    assert f.stage == "ring" and f.current == "256 of max 1024"
+    assert f.suggestion.startswith("ethtool -G eth0 rx 1024")
+    assert f.target == "device:1:2"
+
+
+def test_rcvbuf_drops_name_the_reader_and_its_port() -> None:
+    latency = LatencySample(
+        processes=(ProcLatency(4242, "slowreader", 10, 320, 10, (), 90_000_000),),
+        sockets=(SockLatency(4242, 17, "0.0.0.0", 6001, "0.0.0.0", 0, 10, 320, 10, ()),),
+        unmatched=0,
+        coarsened=0,
+    )
+    sample = interval(drops=drops("SOCKET_RCVBUFF", 6, 500, (6001,) * 20), latency=latency)
+    (f,) = find(INFO, sample)
+    assert "slowreader (pid 4242) reads port 6001 too slowly" in f.summary
+    assert dict(f.evidence)["drops"] == 500
+    assert f.current == "212992 / 4194304"
+    assert (f.pane, f.target) == ("latency", "pid:4242")
+
+
+def test_no_socket_names_the_port_and_stays_quiet_below_five_per_second() -> None:
+    assert find(INFO, interval(drops=drops("NO_SOCKET", 3, 4, (9,) * 4))) == ()
+    sample = interval(drops=drops("NO_SOCKET", 3, 300, (9,) * 90 + (53,) * 10))
+    found = {f.id: f for f in find(INFO, sample)}
+    assert set(found) == {"no_socket:7:udp:9", "no_socket:7:udp:53"}
+    assert dict(found["no_socket:7:udp:9"].evidence)["drops"] == 270  # its share of the log
+    assert found["no_socket:7:udp:9"].target == "reason:3"
+
+
+def test_netscope_says_when_its_own_events_were_lost() -> None:
+    sample = interval(probes=(ProbeStatus("drops", ProbeState.LIVE, lost_events=12),))
+    (f,) = find(INFO, sample)
+    assert f.id == "netscope_lost:drops" and "--drop-log-rate" in f.suggestion
+
+
+def test_tracker_clears_a_finding_only_after_its_evidence_is_gone_a_while() -> None:
+    tracker = FindingsTracker(clear_after_s=10)
+    storm = find(INFO, interval(drops=drops("NO_SOCKET", 3, 300, (9,) * 10)))
+    (first,) = tracker.update(1000.0, storm)
+    assert first.since == 1000.0 and first.quiet_s == 0
+    for t in range(1001, 1010):  # gone for 9 s: still standing, marked quiet
+        (a,) = tracker.update(float(t), ())
+        assert a.quiet_s == t - 1000
+    assert tracker.update(1010.0, ()) == ()
+    (again,) = tracker.update(1011.0, storm)  # back: a new finding, since now
+    assert again.since == 1011.0
+    obj = finding_json(again)
+    assert set(obj) >= {"id", "severity", "stage", "summary", "evidence", "knob", "current", "suggestion"}
+    assert obj["evidence"]["port"] == 9
+
+
+def test_worst_first() -> None:
+    tracker = FindingsTracker()
+    sample = interval(
+        softnet=(SoftnetCpu(0, 5000, 0, 0), SoftnetCpu(1, 9000, 5000, 0)),
+        drops=drops("NO_SOCKET", 3, 300, (9,) * 10),
+        detail_every=20,
+    )
+    ranks = [a.finding.severity for a in tracker.update(1.0, find(INFO, sample))]
+    assert ranks == [Severity.CRITICAL, Severity.WARNING, Severity.INFO]
