@@ -484,10 +484,13 @@ class FindingsTracker:
 
     @property
     def active(self) -> tuple[ActiveFinding, ...]:
-        """Worst first, then the longest-standing."""
-        return tuple(
-            sorted(self._active.values(), key=lambda a: (a.finding.severity.rank, a.since, a.finding.id))
-        )
+        """Worst first: by severity, then the most packets per second, then the longest-standing."""
+        return tuple(sorted(self._active.values(), key=_worst_first))
+
+
+def _worst_first(a: ActiveFinding) -> tuple[int, float, float, str]:
+    rate = dict(a.finding.evidence).get("per_s", 0.0)
+    return (a.finding.severity.rank, -float(rate), a.since, a.finding.id)
 
 
 def finding_json(a: ActiveFinding) -> dict[str, object]:

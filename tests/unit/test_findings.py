@@ -152,3 +152,6 @@ def test_worst_first() -> None:
     )
     ranks = [a.finding.severity for a in tracker.update(1.0, find(INFO, sample))]
     assert ranks == [Severity.CRITICAL, Severity.WARNING, Severity.INFO]
+    busy = interval(drops=drops("NO_SOCKET", 3, 300, (9,) * 10 + (53,) * 90))
+    ports = [a.finding.id for a in FindingsTracker().update(1.0, find(INFO, busy))]
+    assert ports == ["no_socket:7:udp:53", "no_socket:7:udp:9"]  # same severity: the faster first
