@@ -249,6 +249,8 @@ class NetscopeApp(App[int]):
                 return
 
     def on_sample_ready(self, message: SampleReady) -> None:
+        if self._stop.is_set() or not self.query(NetscopeHeader):  # a sample that outlived the screen
+            return
         if message.index is not None:
             if message.index != self._replay_next:  # sent before a jump
                 return

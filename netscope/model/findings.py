@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
+from netscope.model.latency import build_latency_view
 from netscope.model.sample import HostInfo, Sample
 
 # Thresholds, per second over one interval (README "Findings" lists them).
@@ -288,15 +289,22 @@ def rcvbuf_drops(i: FindingInput) -> Iterable[Finding]:
 
 
 def _readers(sample: Sample) -> dict[int, tuple[int, str, float | None]]:
-    """Local port -> (pid, comm, None) of the processes seen reading it (copy-latency probe), else
-    of the sockets psutil sees in netscope's namespace."""
+    """Local port -> (pid, comm, copy p99 in µs) of the processes seen reading it (copy-latency
+    probe), else (pid, comm, None) of the sockets psutil sees in netscope's namespace."""
     out: dict[int, tuple[int, str, float | None]] = {
         o.lport: (o.pid, o.comm, None) for o in sample.socket_owners if o.pid
     }
     if sample.latency is not None:
-        comms = {p.pid: p.comm for p in sample.latency.processes}
+        view = build_latency_view(sample.latency, sample.interval_s)
+        rows = {p.pid: p for p in view.processes}
         for s in sample.latency.sockets:
-            out[s.sport] = (s.pid, comms.get(s.pid, "?"), None)
+            row = rows.get(s.pid)
+            p99 = row.stats.p99_ns if row else None
+            out[s.sport] = (
+                s.pid,
+                row.comm if row else "?",
+                round(p99 / 1000, 1) if p99 is not None else None,
+            )
     return out
 
 
@@ -356,14 +364,18 @@ def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
     if ports:
         (_, proto, port), _n = ports.most_common(1)[0]
         evidence.append(("top_dport", f"{IPPROTO_NAMES.get(proto, proto)}/{port}"))
+    rules = sorted(
+        ((k.removeprefix("nft_drop:"), v) for k, v in i.tunables.items() if k.startswith("nft_drop:")),
+        key=lambda kv: -int(kv[1].split()[-1]) if kv[1].split()[-1].isdigit() else 0,
+    )
     yield Finding(
         id="netfilter_drops",
         severity=Severity.WARNING,
         stage="stack",
         summary=f"a netfilter rule drops {rate:,.0f} packets/s",
         evidence=tuple(evidence),
-        knob="the nftables / iptables ruleset",
-        current="",
+        knob="the nftables / iptables ruleset (drop rules of netscope's namespace, with their counters)",
+        current="; ".join(f"{rule}: {counter}" for rule, counter in rules[:3]),
         suggestion="nft -a list ruleset  # rules with 'drop' and their counters; iptables -L -v -n",
         pane="drops",
         target=f"reason:{_reason_id(i.sample, NETFILTER_DROP)}",

@@ -41,7 +41,7 @@ from netscope.probes.latency import LatencyProbe
 from netscope.probes.napi import NapiProbe
 from netscope.probes.rings import RingsProbe
 from netscope.probes.tracefs import ensure_tracefs
-from netscope.sources import procfs
+from netscope.sources import nft, procfs
 from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
 from netscope.sources.procfs import NetnsRef
 
@@ -92,6 +92,8 @@ class LiveSource:
         self._softirq_names = tuple(names)
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
         self._snmp_prev = procfs.read_snmp_losses()
+        self._nft_rules: tuple[tuple[str, str], ...] = ()
+        self._nft_read_at = -nft.NFT_EVERY_S
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
         self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
         with contextlib.suppress(OSError, ValueError):
@@ -314,8 +316,17 @@ class LiveSource:
             proc_interrupts=proc_interrupts,
             proc_softirqs=proc_softirqs,
             snmp=snmp,
-            tunables=procfs.read_tunables(line.irq for line in self._irq_lines if line.device),
+            tunables=self._tunables(drops),
         )
+
+    def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
+        """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
+        found = procfs.read_tunables(line.irq for line in self._irq_lines if line.device)
+        if drops is not None and any(r.name == "NETFILTER_DROP" for r in drops.reasons):
+            if time.monotonic() - self._nft_read_at >= nft.NFT_EVERY_S:
+                self._nft_rules, self._nft_read_at = nft.read_drop_rules(), time.monotonic()
+            found += self._nft_rules
+        return found
 
     def _snmp(self) -> tuple[SnmpCount, ...]:
         """This namespace's loss counters over the interval (none when /proc/net is unreadable)."""

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.kernel.netns import UDP_READER, VethPair, in_ns, loadgen, send_udp
+from tests.kernel.netns import UDP_READER, VethPair, in_ns, loadgen, nft_drop, send_udp
 from tests.kernel.tmux import REPO
 
 SUBNET = 88
@@ -20,10 +20,12 @@ BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")
 
 
 @contextmanager
-def snapshots(*args: str) -> Iterator[tuple[subprocess.Popen[str], list[dict[str, Any]]]]:
-    """`netscope snapshot --json ARGS`; the list fills as intervals end (read it with `take`)."""
+def snapshots(*args: str, netns: str = "") -> Iterator[tuple[subprocess.Popen[str], list[dict[str, Any]]]]:
+    """`netscope snapshot --json ARGS` (inside `netns` when given); the list fills as intervals end
+    (read it with `take`)."""
+    inside = ("ip", "netns", "exec", netns) if netns else ()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "netscope", "snapshot", "--json", *args],
+        [*inside, sys.executable, "-m", "netscope", "snapshot", "--json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -107,6 +109,24 @@ def test_slow_reader_and_closed_port_are_named(pair: VethPair) -> None:
     )
     assert closed is not None, list(found)
     assert "port 9" in closed["summary"] and closed["evidence"]["port"] == 9
+
+
+def test_netfilter_drops_point_at_the_rule_and_its_counter(pair: VethPair) -> None:
+    """netscope run inside the namespace whose nft rule drops: the finding names that rule, with
+    the rule's own counter."""
+    with (
+        nft_drop(pair, 7777) as packets,
+        snapshots("-i", "1", "-n", "3", netns=pair.receiver_ns) as (proc, out),
+    ):
+        take(proc, out, 1)
+        send_udp(pair, 3000, port=7777)
+        take(proc, out, 2)
+        counted = packets()
+    f = findings(out).get("netfilter_drops")
+    assert f is not None, [obj["findings"] for obj in out]
+    assert counted == 3000
+    assert "inet netscope_test input #" in f["current"] and "packets " in f["current"], f
+    assert f["evidence"]["top_dport"] == "udp/7777"
 
 
 def test_idle_box_has_no_warnings() -> None:

@@ -12,6 +12,8 @@ from netscope.model.sample import (
     DropReasonCount,
     DropsSample,
     HostInfo,
+    IrqCount,
+    IrqLine,
     LatencySample,
     ProbeState,
     ProbeStatus,
@@ -20,6 +22,7 @@ from netscope.model.sample import (
     SockLatency,
     SoftnetCpu,
 )
+from netscope.sources.nft import parse_drop_rules
 
 INFO = HostInfo("box", "6.18", (0, 1), 0.0, netns=1)
 TUNABLES = (
@@ -99,7 +102,7 @@ def test_ring_overruns_show_ring_size_against_its_maximum() -> None:
 
 def test_rcvbuf_drops_name_the_reader_and_its_port() -> None:
     latency = LatencySample(
-        processes=(ProcLatency(4242, "slowreader", 10, 320, 10, (), 90_000_000),),
+        processes=(ProcLatency(4242, "slowreader", 10, 320, 10, ((200, 10),), 90_000_000),),
         sockets=(SockLatency(4242, 17, "0.0.0.0", 6001, "0.0.0.0", 0, 10, 320, 10, ()),),
         unmatched=0,
         coarsened=0,
@@ -108,6 +111,7 @@ def test_rcvbuf_drops_name_the_reader_and_its_port() -> None:
     (f,) = find(INFO, sample)
     assert "slowreader (pid 4242) reads port 6001 too slowly" in f.summary
     assert dict(f.evidence)["drops"] == 500
+    assert dict(f.evidence)["copy_p99_us"] == 50.2  # the slow reader's copy latency, from its histogram
     assert f.current == "212992 / 4194304"
     assert (f.pane, f.target) == ("latency", "pid:4242")
 
@@ -155,3 +159,37 @@ def test_worst_first() -> None:
     busy = interval(drops=drops("NO_SOCKET", 3, 300, (9,) * 10 + (53,) * 90))
     ports = [a.finding.id for a in FindingsTracker().update(1.0, find(INFO, busy))]
     assert ports == ["no_socket:7:udp:53", "no_socket:7:udp:9"]  # same severity: the faster first
+
+
+NFT_JSON = (
+    '{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},'
+    ' {"table": {"family": "inet", "name": "netscope_test", "handle": 1}},'
+    ' {"rule": {"family": "inet", "table": "netscope_test", "chain": "input", "handle": 2, "expr":'
+    ' [{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 7777}},'
+    ' {"counter": {"packets": 4930, "bytes": 157760}}, {"drop": null}]}},'
+    ' {"rule": {"family": "inet", "table": "netscope_test", "chain": "input", "handle": 3, "expr":'
+    ' [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},'
+    ' {"accept": null}]}}]}'
+)
+
+
+def test_netfilter_drops_point_at_the_drop_rule_and_its_counter() -> None:
+    rules = parse_drop_rules(NFT_JSON)  # the shape `nft -j list ruleset` prints (nft 1.0.6)
+    assert rules == (("nft_drop:inet netscope_test input #2", "packets 4930"),)
+    sample = interval(drops=drops("NETFILTER_DROP", 12, 4930, (7777,) * 10), tunables=TUNABLES + rules)
+    (f,) = find(INFO, sample)
+    assert f.current == "inet netscope_test input #2: packets 4930"
+    assert dict(f.evidence)["top_dport"] == "udp/7777"
+    assert (f.pane, f.target) == ("drops", "reason:12")
+
+
+def test_nic_interrupts_on_one_cpu_name_its_affinity() -> None:
+    lines = (IrqLine(25, "virtio2-input.0", "eth0", "rx-0"), IrqLine(26, "virtio2-output.0", "eth0", "tx-0"))
+    counts = (IrqCount(25, (4900, 20), (0, 0)), IrqCount(26, (300, 0), (0, 0)))  # the hooks' counts
+    tunables = (*TUNABLES, ("irq/25/smp_affinity_list", "0"), ("irq/26/smp_affinity_list", "0"))
+    (f,) = find(INFO, interval(irq_lines=lines, hardirq=counts, tunables=tunables))
+    assert f.id == "irq_concentration:cpu0" and f.stage == "hardirq"
+    assert dict(f.evidence)["share_pct"] == 99.6
+    assert f.current == "25=0, 26=0"
+    few = (IrqCount(25, (900, 0), (0, 0)),)  # under 1000/s: a quiet box, whatever the spread
+    assert find(INFO, interval(irq_lines=lines, hardirq=few, tunables=tunables)) == ()
