@@ -4,6 +4,7 @@ hysteresis. The kernel tests (tests/kernel/test_findings.py) cause the same symp
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from netscope.model.findings import FindingsTracker, Severity, find, finding_json
 from netscope.model.sample import (
@@ -23,6 +24,7 @@ from netscope.model.sample import (
     SoftnetCpu,
 )
 from netscope.sources.nft import parse_drop_rules
+from netscope.sources.recording import read_recording
 
 INFO = HostInfo("box", "6.18", (0, 1), 0.0, netns=1)
 TUNABLES = (
@@ -193,3 +195,17 @@ def test_nic_interrupts_on_one_cpu_name_its_affinity() -> None:
     assert f.current == "25=0, 26=0"
     few = (IrqCount(25, (900, 0), (0, 0)),)  # under 1000/s: a quiet box, whatever the spread
     assert find(INFO, interval(irq_lines=lines, hardirq=few, tunables=tunables)) == ()
+
+
+def test_the_recorded_fixture_gives_the_findings_of_its_drops() -> None:
+    """tests/fixtures/veth-traffic.nsrec was recorded from a real kernel with a closed port, a
+    slow reader and an nft drop rule: each shows as its finding, from the samples as recorded."""
+    recording = read_recording(Path(__file__).parents[1] / "fixtures" / "veth-traffic.nsrec")
+    tracker = FindingsTracker()
+    for sample in recording.samples:
+        tracker.update(sample.ts, find(recording.info, sample))
+    rules = {a.finding.id.split(":")[0]: a.finding for a in tracker.active}
+    assert {"no_socket", "rcvbuf_drops", "netfilter_drops"} <= set(rules), list(rules)
+    assert dict(rules["no_socket"].evidence)["port"] == 9
+    assert dict(rules["rcvbuf_drops"].evidence)["port"] == 5555
+    assert rules["netfilter_drops"].target.startswith("reason:")
