@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
-from netscope.model.latency import build_latency_view
-from netscope.model.sample import HostInfo, Sample
+from netscope.model.latency import PROC_BITS, percentile
+from netscope.model.sample import DropReasonCount, HostInfo, Sample
 
 # Thresholds, per second over one interval (README "Findings" lists them).
 BACKLOG_DROPS_PER_S = 1.0  # any backlog drop is a packet lost by the kernel
@@ -85,21 +85,30 @@ def _per_s(count: float, sample: Sample) -> float:
     return count / sample.interval_s if sample.interval_s > 0 else 0.0
 
 
-def _reason_count(sample: Sample, name: str) -> tuple[int, tuple[int, ...]]:
-    """A drop reason's count in the interval, total and per CPU (0 while the probe is not live)."""
-    for r in sample.drops.reasons if sample.drops else ():
-        if r.name == name and not r.subsystem:
-            return sum(r.per_cpu), r.per_cpu
-    return 0, ()
+def _reason(sample: Sample, name: str) -> DropReasonCount | None:
+    """A core drop reason's count in the interval (None while the probe is not live or it did not
+    occur)."""
+    return (
+        next((r for r in sample.drops.reasons if r.name == name and not r.subsystem), None)
+        if sample.drops
+        else None
+    )
 
 
-def _reason_id(sample: Sample, name: str) -> int | None:
-    return next((r.reason for r in sample.drops.reasons if r.name == name), None) if sample.drops else None
+def _reason_count(sample: Sample, name: str) -> int:
+    r = _reason(sample, name)
+    return sum(r.per_cpu) if r else 0
+
+
+def _reason_target(sample: Sample, name: str) -> str:
+    """Where Enter leads for a reason: its row on the Drops pane."""
+    r = _reason(sample, name)
+    return f"reason:{r.reason if r else None}"
 
 
 def backlog_drops(i: FindingInput) -> Iterable[Finding]:
     """softnet `dropped`: the per-CPU backlog (netif_rx, RPS) was full."""
-    backlog, per_cpu = _reason_count(i.sample, CPU_BACKLOG)
+    backlog = _reason(i.sample, CPU_BACKLOG)
     limit = i.tunables.get("net.core.netdev_max_backlog", "")
     for s in i.sample.softnet:
         rate = _per_s(s.dropped, i.sample)
@@ -112,10 +121,10 @@ def backlog_drops(i: FindingInput) -> Iterable[Finding]:
             ("per_s", round(rate, 1)),
             ("window_s", round(i.sample.interval_s, 3)),
         ]
-        if per_cpu and 0 <= index < len(per_cpu):
-            evidence.append(("drop_reason_CPU_BACKLOG", per_cpu[index]))
-        elif backlog:
-            evidence.append(("drop_reason_CPU_BACKLOG", backlog))
+        if backlog and 0 <= index < len(backlog.per_cpu):
+            evidence.append(("drop_reason_CPU_BACKLOG", backlog.per_cpu[index]))
+        elif backlog and sum(backlog.per_cpu):
+            evidence.append(("drop_reason_CPU_BACKLOG", sum(backlog.per_cpu)))
         steering = [
             k.removeprefix("rps_cpus:") + "=" + v for k, v in i.tunables.items() if k.startswith("rps_cpus:")
         ]
@@ -229,7 +238,7 @@ class PortShare:
 def _by_port(i: FindingInput, reason: str, threshold_per_s: float) -> tuple[int, list[PortShare]] | None:
     """A reason's count in the interval when at or over `threshold_per_s`, and the three ports its
     logged drops went to most, each with its share of the count."""
-    total, _ = _reason_count(i.sample, reason)
+    total = _reason_count(i.sample, reason)
     if _per_s(total, i.sample) < threshold_per_s:
         return None
     ports = _ports(i.sample, reason)
@@ -284,7 +293,7 @@ def rcvbuf_drops(i: FindingInput) -> Iterable[Finding]:
                 "sysctl -w net.core.rmem_max=8388608 to allow more"
             ),
             pane="latency" if owner else "drops",
-            target=f"pid:{owner[0]}" if owner else f"reason:{_reason_id(i.sample, SOCKET_RCVBUFF)}",
+            target=f"pid:{owner[0]}" if owner else _reason_target(i.sample, SOCKET_RCVBUFF),
         )
 
 
@@ -295,16 +304,11 @@ def _readers(sample: Sample) -> dict[int, tuple[int, str, float | None]]:
         o.lport: (o.pid, o.comm, None) for o in sample.socket_owners if o.pid
     }
     if sample.latency is not None:
-        view = build_latency_view(sample.latency, sample.interval_s)
-        rows = {p.pid: p for p in view.processes}
+        processes = {p.pid: p for p in sample.latency.processes}
         for s in sample.latency.sockets:
-            row = rows.get(s.pid)
-            p99 = row.stats.p99_ns if row else None
-            out[s.sport] = (
-                s.pid,
-                row.comm if row else "?",
-                round(p99 / 1000, 1) if p99 is not None else None,
-            )
+            p = processes.get(s.pid)
+            p99 = percentile(p.buckets, 99, PROC_BITS) if p else None
+            out[s.sport] = (s.pid, p.comm if p else "?", round(p99 / 1000, 1) if p99 is not None else None)
     return out
 
 
@@ -334,25 +338,19 @@ def no_socket(i: FindingInput) -> Iterable[Finding]:
             current="none",
             suggestion=f"ss -l{name[0]}np 'sport = :{port}'  # who should listen; or stop the sender",
             pane="drops",
-            target=f"reason:{_reason_id(i.sample, NO_SOCKET)}",
+            target=_reason_target(i.sample, NO_SOCKET),
         )
 
 
 def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
     """NETFILTER_DROP: a firewall rule dropped the packets."""
-    total, _ = _reason_count(i.sample, NETFILTER_DROP)
+    reason = _reason(i.sample, NETFILTER_DROP)
+    total = sum(reason.per_cpu) if reason else 0
     rate = _per_s(total, i.sample)
-    if rate < NETFILTER_DROPS_PER_S:
+    if reason is None or rate < NETFILTER_DROPS_PER_S:
         return
-    where = (
-        Counter(
-            b.symbol.split("+")[0]
-            for b in i.sample.drops.buckets
-            if b.reason == _reason_id(i.sample, NETFILTER_DROP)
-        )
-        if i.sample.drops
-        else Counter()
-    )
+    buckets = i.sample.drops.buckets if i.sample.drops else ()
+    where = Counter(b.symbol.split("+")[0] for b in buckets if b.reason == reason.reason)
     ports = _ports(i.sample, NETFILTER_DROP)
     evidence: list[tuple[str, int | float | str]] = [
         ("drops", total),
@@ -378,7 +376,7 @@ def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
         current="; ".join(f"{rule}: {counter}" for rule, counter in rules[:3]),
         suggestion="nft -a list ruleset  # rules with 'drop' and their counters; iptables -L -v -n",
         pane="drops",
-        target=f"reason:{_reason_id(i.sample, NETFILTER_DROP)}",
+        target=f"reason:{reason.reason}",
     )
 
 
