@@ -443,8 +443,7 @@ def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
                 print(f"  probe {p.name} failed: {p.error}")
         for a in findings.update(sample.ts, find(info, sample, view)):
             f = a.finding
-            knob = f"{f.knob} = {f.current}" if f.current else f.knob
-            print(f"finding [{f.severity.value}] {f.summary}\n  knob: {knob}\n  try: {f.suggestion}")
+            print(f"finding [{f.severity.value}] {f.summary}\n  knob: {f.knob_now}\n  try: {f.suggestion}")
         print(flush=True)
 
     return emit

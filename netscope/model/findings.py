@@ -64,6 +64,11 @@ class Finding:
     pane: str  # where the evidence is shown: home, rings, cpus, drops, latency, flows
     target: str = ""  # the row there: "cpu:1", "reason:6", "device:NETNS:IFINDEX", "pid:42"
 
+    @property
+    def knob_now(self) -> str:
+        """'net.core.netdev_max_backlog = 16', or the knob alone when its value is unknown."""
+        return f"{self.knob} = {self.current}" if self.current else self.knob
+
 
 @dataclass(frozen=True)
 class ActiveFinding:

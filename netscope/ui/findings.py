@@ -26,11 +26,6 @@ MARK = {
 STRIP_ROWS = 3
 
 
-def knob_text(a: ActiveFinding) -> str:
-    f = a.finding
-    return f"{f.knob} = {f.current}" if f.current else f.knob
-
-
 def strip_text(findings: Sequence[ActiveFinding]) -> Text:
     """'Findings (f)' and the worst few, one per line; a word when there are none."""
     text = Text("Findings ", style="bold")
@@ -42,7 +37,7 @@ def strip_text(findings: Sequence[ActiveFinding]) -> Text:
         mark, style = MARK[a.finding.severity]
         text.append(f"\n{mark}", style=style)
         text.append(f"  {a.finding.summary}")
-        text.append(f"  → {knob_text(a)}", style="dim")
+        text.append(f"  → {a.finding.knob_now}", style="dim")
     if len(findings) > STRIP_ROWS:
         text.append(f"\n  … {len(findings) - STRIP_ROWS} more: f", style="dim")
     return text
@@ -73,7 +68,7 @@ def detail_text(a: ActiveFinding) -> Text:
     if a.quiet_s:
         text.append(f"   evidence gone for {a.quiet_s:.0f}s (clears after a while)", style="dim")
     text.append("\nevidence: " + ", ".join(f"{k}={v}" for k, v in f.evidence))
-    text.append(f"\nknob: {knob_text(a)}")
+    text.append(f"\nknob: {a.finding.knob_now}")
     text.append("\nnext step: ")
     text.append(f.suggestion, style="bold")
     text.append("\nEnter: the pane that shows the evidence", style="dim")
@@ -118,7 +113,11 @@ class FindingsScreen(Screen[None]):
         for a in self._findings:
             mark, style = MARK[a.finding.severity]
             table.add_row(
-                Text(mark, style=style), a.finding.stage, a.finding.summary, knob_text(a), key=a.finding.id
+                Text(mark, style=style),
+                a.finding.stage,
+                a.finding.summary,
+                a.finding.knob_now,
+                key=a.finding.id,
             )
         if chosen is not None and chosen.finding.id in table.rows:
             table.move_cursor(row=table.get_row_index(chosen.finding.id), animate=False)
