@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
 from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
 from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, fit_columns, probe_line, set_columns
+from netscope.ui.widgets import Column, FitsWidth, fit_columns, probe_line, set_columns
 
 CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
@@ -63,7 +63,7 @@ class CpuSelected(Message):
         self.cpu = cpu
 
 
-class CpuPane(Vertical):
+class CpuPane(FitsWidth, Vertical):
     """Per-CPU table above the busiest-IRQ table. Renders a CpuView; never reads the kernel."""
 
     IRQ_ROWS = 8
@@ -97,7 +97,7 @@ class CpuPane(Vertical):
             if cpu is not None:  # not the 'all' row
                 self.post_message(CpuSelected(cpu))
 
-    def on_resize(self) -> None:
+    def refit(self) -> None:
         if self._history:
             self.show(self._history)
 
@@ -110,7 +110,7 @@ class CpuPane(Vertical):
     def _show_cpus(self, history: Sequence[CpuView]) -> None:
         view = history[-1]
         table: DataTable[str | Text] = self.query_one("#cpu-table", DataTable)
-        width = self.size.width or 200
+        width = self.fitted_width(self.size.width, 200)
         columns = fit_columns(CPU_COLUMNS, width, reserved=7)
         # Whatever width is left shows the NET_RX runs/s trend, one character per interval.
         trend = width - 7 - sum(c.width + 2 for c in columns) - 4

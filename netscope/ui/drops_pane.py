@@ -26,7 +26,7 @@ from netscope.model.drops import (
 from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.model.sample import DropEvent, ProbeStatus
 from netscope.model.timeline import Shown
-from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns
+from netscope.ui.widgets import Column, FitsWidth, fit_columns, fixed_table, probe_line, set_columns
 
 LOG_ROWS = 50  # drop log rows shown, newest first
 TREND = 20
@@ -119,7 +119,7 @@ class ReasonSelected(Message):
         self.reason = reason
 
 
-class DropsPane(Vertical):
+class DropsPane(FitsWidth, Vertical):
     """Enter on a reason, or on a logged drop, opens that reason's detail screen."""
 
     PROBES = ("drops",)
@@ -160,13 +160,13 @@ class DropsPane(Vertical):
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
         self.query_one("#drops-probes", Static).update(probe_line(statuses, self.PROBES))
 
-    def on_resize(self) -> None:
+    def refit(self) -> None:
         if self._shown is not None:
             self.show(self._shown)
 
     def _layout(self, table: DataTable[str | Text]) -> tuple[tuple[Column[ReasonRow], ...], int, int]:
         """Columns that fit, the trend's width (0: none) and the explanation's (0: none)."""
-        width = self.size.width or 160
+        width = self.fitted_width(self.size.width, 160)
         reserved = 24 + 2
         columns = fit_columns(REASON_COLUMNS, width, reserved)
         spare = width - reserved - sum(c.width + 2 for c in columns) - 4

@@ -20,7 +20,15 @@ from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.sources import Source
 from netscope.ui.key_bar import KeyBar
-from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns, slow_style
+from netscope.ui.widgets import (
+    Column,
+    FitsWidth,
+    fit_columns,
+    fixed_table,
+    probe_line,
+    set_columns,
+    slow_style,
+)
 
 FlowCell = tuple[FlowRow, float]  # a flow and the interval (s) its counts cover
 FLOW_LABEL = ("flow", 46)
@@ -102,7 +110,7 @@ class FlowChosen(Message):
         self.trail = trail
 
 
-class FlowList(DataTable[str | Text]):
+class FlowList(FitsWidth, DataTable[str | Text]):
     """A table of flows that opens the chosen one: in the Flows pane and in every drill-down."""
 
     def __init__(self, table_id: str, trail: str) -> None:
@@ -112,12 +120,13 @@ class FlowList(DataTable[str | Text]):
         self._interval_s = 1.0
         self._columns: tuple[Column[FlowCell], ...] = ()
 
-    def on_resize(self) -> None:
+    def refit(self) -> None:
         self.show(self.rows_shown, self._interval_s)
 
     def show(self, rows: tuple[FlowRow, ...], interval_s: float) -> None:
         self.rows_shown, self._interval_s = rows, interval_s
-        columns = fit_columns(FLOW_COLUMNS, self.size.width or 160, reserved=FLOW_LABEL[1] + 4)
+        width = self.fitted_width(self.size.width, 160)
+        columns = fit_columns(FLOW_COLUMNS, width, reserved=FLOW_LABEL[1] + 4)
         if columns != self._columns:
             set_columns(self, FLOW_LABEL, columns)
             self._columns = columns

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
 from netscope.model.rings import PRESSURE_NOTE, QSTATS_LOSSES, DeviceRow, Pressure, QueueRow, RingsView
 from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns
+from netscope.ui.widgets import Column, FitsWidth, fit_columns, fixed_table, probe_line, set_columns
 
 
 def ring(current: int | None, maximum: int | None) -> str:
@@ -126,7 +126,7 @@ class DeviceSelected(Message):
         self.key = key
 
 
-class RingsPane(Vertical):
+class RingsPane(FitsWidth, Vertical):
     PROBES = ("rings", "napi")
 
     def __init__(self) -> None:
@@ -146,14 +146,14 @@ class RingsPane(Vertical):
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
         self.query_one("#rings-probes", Static).update(probe_line(statuses, self.PROBES))
 
-    def on_resize(self) -> None:
+    def refit(self) -> None:
         if self._view is not None:
             self.show(self._view)
 
     def show(self, view: RingsView) -> None:
         self._view = view
         table: DataTable[str | Text] = self.query_one("#rings-table", DataTable)
-        columns = fit_columns(DEVICE_COLUMNS, self.size.width or 160, reserved=26)
+        columns = fit_columns(DEVICE_COLUMNS, self.fitted_width(self.size.width, 160), reserved=26)
         if columns != self._columns:
             set_columns(table, ("device", 24), columns)
             self._columns = columns

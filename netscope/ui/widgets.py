@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from rich.text import Text
+from textual.events import Resize
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 from netscope.model.latency import SLOW_NS, VERY_SLOW_NS
@@ -32,6 +34,29 @@ class Column(Generic[R]):
         if self.style is not None:
             style = self.style(row) or style
         return Text(self.value(row), justify="right" if self.numeric else "left", style=style)
+
+
+class FitsWidth:
+    """A widget whose columns fit its width. Textual sends a Resize each time a pane comes back
+    into view: showing the pane again then rebuilt its tables a second time per pane switch, the
+    dearest work of a key press on a loaded box. Only a new width shows it again."""
+
+    _fitted_width = 0
+
+    def fitted_width(self, width: int, fallback: int) -> int:
+        """The width to fit the columns to: the widget's own (`width`); while it is hidden (its
+        width is 0 then, as when a key shows it) the one it had last; `fallback` before its
+        first layout."""
+        self._fitted_width = width or self._fitted_width
+        return self._fitted_width or fallback
+
+    def on_resize(self, event: Resize) -> None:
+        assert isinstance(self, Widget)
+        if self.size.width and self.size.width != self._fitted_width:
+            self.refit()
+
+    def refit(self) -> None:
+        """Show the last data again, fitted to the new width."""
 
 
 PROBE_MARK = {
