@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +15,7 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
-from netscope.app import NetscopeApp, make_app
+from netscope.app import GC_EVERY_S, NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
 from netscope.model.drops import build_drops_view
 from netscope.model.filter import Filter
@@ -22,14 +24,17 @@ from netscope.model.pipeline import build_pipeline
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.sources.recording import Recording, read_recording
 from netscope.sources.replay import ReplaySource
+from netscope.ui.cpu_pane import CpuPane
 from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
+from netscope.ui.drops_pane import DropsPane
 from netscope.ui.filter_input import FilterScreen
 from netscope.ui.findings import FindingsScreen
 from netscope.ui.flows_pane import FlowList, FlowScreen, FlowsPane
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import ProcessScreen
+from netscope.ui.rings_pane import RingsPane
 from netscope.ui.too_small import TooSmallScreen
 
 
@@ -409,6 +414,68 @@ async def test_home_screen_pipeline_and_one_key_to_each_pane(recording: Recordin
         for key in ("r", "c", "d", "l", "t"):  # home from every pane (a pane's second table kept it)
             await pilot.press(key, "h")
             assert app.query_one(TabbedContent).active == "home", key
+
+
+async def test_a_pane_switch_draws_the_pane_once_and_pausing_draws_nothing(
+    recording: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dearest work of a key on a loaded box is drawing a pane: once per switch (the Resize a
+    pane gets when it comes back into view drew it a second time), none for pausing, and again
+    only when the width changes."""
+    shows: list[str] = []
+    for pane in (RingsPane, CpuPane, DropsPane, FlowList):
+        original = pane.show
+
+        def counted(self: Any, *args: Any, original: Callable[..., None] = original) -> None:
+            shows.append(type(self).__name__)
+            original(self, *args)
+
+        monkeypatch.setattr(pane, "show", counted)
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "r", "c", "d", "t", "h")  # each pane laid out once
+        await pilot.pause()
+        for key, pane in (("r", "RingsPane"), ("c", "CpuPane"), ("d", "DropsPane"), ("t", "FlowList")):
+            shows.clear()
+            await pilot.press(key)
+            await pilot.pause()
+            assert shows == [pane], key
+            await pilot.press("h")
+        await pilot.press("d", "p")  # resume: the newest view is drawn
+        await pilot.pause()
+        assert "DropsPane" in shows and not app.paused
+        shows.clear()
+        await pilot.press("p")
+        await pilot.pause(1.2)  # the recording moves on underneath
+        assert shows == [] and app.paused
+        await pilot.resize_terminal(90, 40)
+        await pilot.pause()
+        assert shows == ["DropsPane"]
+        columns = app.query_one("#drops-table", DataTable).columns.values()
+        assert "top device" not in [str(c.label) for c in columns]
+
+
+async def test_cyclic_garbage_is_collected_on_the_apps_clock(recording: Recording) -> None:
+    """The collector does not run when allocation triggers it (in the middle of a key's answer)
+    but every GC_EVERY_S, and it is back on for the rest of the process after the app."""
+
+    class Node:
+        other: Node | None = None
+
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_sample(pilot, app)
+        assert not gc.isenabled()
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect(0)  # a young collection (what allocation would trigger) does not run it
+        await pilot.pause(GC_EVERY_S * 1.5)
+        assert gone() is None
+        await pilot.press("q")
+    assert gc.isenabled()
 
 
 async def test_mouse_reaches_every_pane_and_drill_down(recording: Recording) -> None:
