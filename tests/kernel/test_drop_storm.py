@@ -69,33 +69,43 @@ class CountingLiveSource(LiveSource):
         return s
 
 
+@dataclass(frozen=True)
+class Frame:
+    at: float  # time.monotonic() when the app composed it
+    pane: str
+    paused: bool
+
+
 class Frames:
-    """When the app composed each frame: the moment a key's answer is on screen."""
+    """Every frame the app composed, with what it showed: a key is answered by the first frame
+    that shows its effect."""
 
     def __init__(self, app: NetscopeApp) -> None:
-        self.times: list[float] = []
+        self.shown: list[Frame] = []
         display = app._display
+        tabs = app.query_one(TabbedContent)
 
         def timed(screen, renderable):  # type: ignore[no-untyped-def]
-            self.times.append(time.monotonic())
+            self.shown.append(Frame(time.monotonic(), tabs.active, app.paused))
             return display(screen, renderable)
 
         app._display = timed  # type: ignore[method-assign]
 
 
-async def answer_time(app: NetscopeApp, frames: Frames, key: str, answered: Callable[[], bool]) -> float:
-    """Seconds from a key reaching the app to the first frame drawn after the app acted on it."""
+async def answer_time(app: NetscopeApp, frames: Frames, key: str, answered: Callable[[Frame], bool]) -> float:
+    """Seconds from a key reaching the app to the first frame that shows its effect."""
+    seen = len(frames.shown)
     event = events.Key(key, key)
     event.set_sender(app)
     sent = time.monotonic()
     assert app._driver is not None
     app._driver.send_message(event)
-    while not answered():
+    while True:
+        answer = next((f for f in frames.shown[seen:] if answered(f)), None)
+        if answer is not None:
+            return answer.at - sent
+        assert time.monotonic() - sent < 5, f"no frame answered {key!r} in 5 s"
         await asyncio.sleep(0.002)
-    acted = time.monotonic()
-    while not frames.times or frames.times[-1] < acted:
-        await asyncio.sleep(0.002)
-    return frames.times[-1] - sent
 
 
 async def wait_until(pilot: Pilot[int], predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -105,11 +115,11 @@ async def wait_until(pilot: Pilot[int], predicate, timeout: float, what: str) ->
         await pilot.pause(0.05)
 
 
-def key_answered(app: NetscopeApp, key: str) -> Callable[[], bool]:
+def key_answered(app: NetscopeApp, key: str) -> Callable[[Frame], bool]:
     if key in PANES:
-        return lambda: app.query_one(TabbedContent).active == PANES[key]
+        return lambda frame: frame.pane == PANES[key]
     was = app.paused
-    return lambda: app.paused != was
+    return lambda frame: frame.paused != was
 
 
 async def test_drop_storm_and_flood_exact_counts_bounded_log_responsive_ui() -> None:
@@ -181,10 +191,9 @@ async def test_drop_storm_and_flood_exact_counts_bounded_log_responsive_ui() -> 
     assert 0.7 * LOG_RATE <= log_rate <= 1.01 * LOG_RATE, log_rate
     assert all(c.logged > 0 and c.suppressed > 0 for c in inside)
     assert sum(c.logged + c.suppressed + c.lost for c in during) == sum(c.drops for c in during)
-    # Nine keys in ten are answered with a new frame within 200 ms. On a 2-CPU machine whose CPUs
-    # the three flood processes and the kernel's packet work keep busy, a switch to the pane with
-    # the full drop log, landing on a sample's redraw, can take longer.
-    assert statistics.median(times) <= 0.15, answers
-    assert p90 <= 0.2, answers
-    assert times[-1] <= 0.5, answers
+    # Every key is answered with a new frame within 200 ms (measured here: median 35-37 ms,
+    # max 103-131 ms in three runs), while the three flood processes and the kernel's packet work keep
+    # both CPUs busy.
+    assert statistics.median(times) <= 0.1, answers
+    assert times[-1] <= 0.2, answers
     assert rss_late - rss_early < 20 * 1024 * 1024, (rss_early, rss_late)
