@@ -237,6 +237,7 @@ static __always_inline void record(const void *sk, u64 wait, int matched, u32 by
     if (s) {
         s->reads++;
         s->bytes += bytes;
+        s->rcvbuf = read_u32(sk, NS_OFF_SOCK_RCVBUF);
         if (matched) {
             s->count++;
             u32 b = bucket(wait, NS_LAT_SOCK_BITS, NS_LAT_SOCK_BUCKETS);

@@ -177,6 +177,8 @@ struct lat_sock {
     u16 dport;     /* remote port, host order */
     u16 family;
     u16 protocol;
+    u32 rcvbuf;    /* sk_rcvbuf at its last read on this CPU: SO_RCVBUF as the kernel keeps it */
+    u32 pad;
 };
 
 /* latency.bpf.c: when an skb entered the stack (net:netif_receive_skb), in a direct-mapped table:

@@ -268,7 +268,8 @@ def rcvbuf_drops(i: FindingInput) -> Iterable[Finding]:
     for share in ports or [PortShare(0, 17, 0, total, 0, 0)]:  # no log: one finding for them all
         netns, proto, port, drops = share.netns, share.proto, share.port, share.drops
         owner = readers.get(port)
-        who = f"{owner[1]} (pid {owner[0]})" if owner else "its reader"
+        who = f"{owner.comm} (pid {owner.pid})" if owner else "its reader"
+        rcvbuf = owner.rcvbuf if owner else None
         evidence: list[tuple[str, int | float | str]] = [
             ("port", port),
             ("protocol", IPPROTO_NAMES.get(proto, str(proto))),
@@ -277,43 +278,59 @@ def rcvbuf_drops(i: FindingInput) -> Iterable[Finding]:
             ("window_s", round(i.sample.interval_s, 3)),
         ]
         if owner:
-            evidence += [("pid", owner[0]), ("comm", owner[1])]
-            if owner[2] is not None:
-                evidence.append(("copy_p99_us", owner[2]))
+            evidence += [("pid", owner.pid), ("comm", owner.comm)]
+            if owner.copy_p99_us is not None:
+                evidence.append(("copy_p99_us", owner.copy_p99_us))
+            if rcvbuf is not None:
+                evidence.append(("so_rcvbuf", rcvbuf))
+        buffer = f"{rcvbuf:,}-byte " if rcvbuf is not None else ""
+        current = f"{rmem[0]} / {rmem[1]}" if "?" not in rmem else ""
+        if rcvbuf is not None:
+            current += f"{'; ' if current else ''}its SO_RCVBUF {rcvbuf}"
         yield Finding(
             id=f"rcvbuf_drops:{netns}:{port}",
             severity=Severity.WARNING,
             stage="socket",
             summary=(
-                f"{who} reads port {port} too slowly: its receive buffer overflows, "
+                f"{who} reads port {port} too slowly: its {buffer}receive buffer overflows, "
                 f"{_per_s(drops, i.sample):,.0f} datagrams/s dropped"
                 if port
                 else f"sockets' receive buffers overflow: {_per_s(total, i.sample):,.0f} datagrams/s dropped"
             ),
             evidence=tuple(evidence),
             knob="net.core.rmem_default / rmem_max (the socket's SO_RCVBUF)",
-            current=f"{rmem[0]} / {rmem[1]}" if "?" not in rmem else "",
+            current=current,
             suggestion=(
                 f"read faster in {who}, or give its socket a bigger SO_RCVBUF (up to rmem_max); "
                 "sysctl -w net.core.rmem_max=8388608 to allow more"
             ),
             pane="latency" if owner else "drops",
-            target=f"pid:{owner[0]}" if owner else _reason_target(i.sample, SOCKET_RCVBUFF),
+            target=f"pid:{owner.pid}" if owner else _reason_target(i.sample, SOCKET_RCVBUFF),
         )
 
 
-def _readers(sample: Sample) -> dict[int, tuple[int, str, float | None]]:
-    """Local port -> (pid, comm, copy p99 in µs) of the processes seen reading it (copy-latency
-    probe), else (pid, comm, None) of the sockets psutil sees in netscope's namespace."""
-    out: dict[int, tuple[int, str, float | None]] = {
-        o.lport: (o.pid, o.comm, None) for o in sample.socket_owners if o.pid
-    }
+@dataclass(frozen=True)
+class Reader:
+    """Who reads a port, as far as netscope can tell."""
+
+    pid: int
+    comm: str
+    copy_p99_us: float | None = None  # from the copy-latency probe
+    rcvbuf: int | None = None  # sk_rcvbuf at its last read, bytes (copy-latency probe)
+
+
+def _readers(sample: Sample) -> dict[int, Reader]:
+    """Local port -> the process seen reading it (copy-latency probe: with its copy p99 and its
+    socket's receive buffer), else the owner of the socket psutil sees in netscope's namespace."""
+    out = {o.lport: Reader(o.pid, o.comm) for o in sample.socket_owners if o.pid}
     if sample.latency is not None:
         processes = {p.pid: p for p in sample.latency.processes}
         for s in sample.latency.sockets:
             p = processes.get(s.pid)
             p99 = percentile(p.buckets, 99, PROC_BITS) if p else None
-            out[s.sport] = (s.pid, p.comm if p else "?", round(p99 / 1000, 1) if p99 is not None else None)
+            out[s.sport] = Reader(
+                s.pid, p.comm if p else "?", round(p99 / 1000, 1) if p99 is not None else None, s.rcvbuf
+            )
     return out
 
 

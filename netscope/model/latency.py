@@ -92,6 +92,7 @@ class Percentiles:
 class SocketRow:
     label: str  # "udp 0.0.0.0:5555 ← 10.200.0.1:40000"
     stats: Percentiles
+    rcvbuf: int | None = None  # sk_rcvbuf at its last read, bytes; None: an older recording
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def build_latency_view(latency: LatencySample, interval_s: float) -> LatencyView
             SocketRow(
                 socket_label(s),
                 Percentiles.of(s.buckets, SOCK_BITS, s.bytes, None),
+                s.rcvbuf,
             )
             for s in latency.sockets
             if s.pid == p.pid

@@ -246,6 +246,7 @@ class SockLatency:
     bytes: int
     count: int
     buckets: tuple[tuple[int, int], ...]  # NS_LAT_SOCK_BITS sub-buckets
+    rcvbuf: int | None = None  # sk_rcvbuf, bytes (SO_RCVBUF as the kernel keeps it); None: older recording
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ Ident = tuple[int, str, int, str, int]  # protocol, local address, port, remote 
 class Totals:
     procs: dict[int, tuple[str, Counters, dict[int, int]]]  # tgid -> comm, counters, buckets
     maxima: dict[int, int]  # tgid -> max ns since the last read (read and reset)
-    socks: dict[tuple[int, int], tuple[Ident, Counters, dict[int, int]]]  # (tgid, sk) -> ...
+    # (tgid, sk) -> its addresses, counters, histogram, and sk_rcvbuf (the largest of the CPUs'
+    # copies: each holds the value at the socket's last read on that CPU)
+    socks: dict[tuple[int, int], tuple[Ident, Counters, dict[int, int], int]]
     stats: dict[str, int]
     stack: dict[int, int]
 
@@ -99,7 +101,8 @@ class LatencyProbe(Probe[LatencySample]):
                 address_text(v.daddr, 6 if family == 10 else 4),
                 int(v.dport),
             )
-            socks[(int(k.tgid), int(k.sk))] = (ident, _counters(values), _sparse(values))
+            rcvbuf = max(int(v.rcvbuf) for v in values)
+            socks[(int(k.tgid), int(k.sk))] = (ident, _counters(values), _sparse(values), rcvbuf)
         stats_map = bpf[b"lat_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
         stack = _sparse(bpf[b"lat_stack"][ctypes.c_int(0)])
@@ -116,12 +119,12 @@ class LatencyProbe(Probe[LatencySample]):
                     ProcLatency(pid, comm, reads, nbytes, count, buckets, current.maxima.get(pid, 0))
                 )
         sockets = []
-        for (pid, sk), (ident, counters, hist) in current.socks.items():
+        for (pid, sk), (ident, counters, hist, rcvbuf) in current.socks.items():
             was = previous.socks.get((pid, sk))
             d = _delta((counters, hist), (was[1], was[2]) if was else None)
             if d is not None:
                 (reads, nbytes, count), buckets = d
-                sockets.append(SockLatency(pid, *ident, reads, nbytes, count, buckets))
+                sockets.append(SockLatency(pid, *ident, reads, nbytes, count, buckets, rcvbuf or None))
         return LatencySample(
             processes=tuple(processes),
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),

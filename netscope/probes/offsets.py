@@ -36,6 +36,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "NS_OFF_SOCK_V6_RCV_SADDR": ("sock", "__sk_common.skc_v6_rcv_saddr"),
     "NS_OFF_SOCK_V6_DADDR": ("sock", "__sk_common.skc_v6_daddr"),
     "NS_OFF_SOCK_RCVQ_LEN": ("sock", "sk_receive_queue.qlen"),
+    "NS_OFF_SOCK_RCVBUF": ("sock", "sk_rcvbuf"),
     "NS_OFF_SOCK_RCVQ_TAIL": ("sock", "sk_receive_queue.prev"),
     "NS_OFF_UDP_READERQ_LEN": ("udp_sock", "reader_queue.qlen"),
     "NS_OFF_TCP_RCV_NXT": ("tcp_sock", "rcv_nxt"),

@@ -47,6 +47,13 @@ SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
         "99th percentile wait",
         style=lambda s: slow_style(s.stats.p99_ns),
     ),
+    Column(
+        "rcvbuf",
+        7,
+        3,
+        lambda s: fmt_bytes(s.rcvbuf) if s.rcvbuf is not None else NO_DATA,
+        "its receive buffer at the last read (sk_rcvbuf: SO_RCVBUF as the kernel keeps it, doubled)",
+    ),
 )
 EXPLAIN = (
     "wait = from the data being queued on the socket (sock:sk_data_ready) to the read that copied it "

@@ -83,8 +83,12 @@ def test_backlog_drops_name_netdev_max_backlog_and_the_cpu(pair: VethPair) -> No
 
 def test_slow_reader_and_closed_port_are_named(pair: VethPair) -> None:
     """A reader with a tiny buffer that drains every 0.2 s, and a port nobody listens on."""
-    reader = in_ns(pair.receiver_ns, UDP_READER.replace("1 << 20", "1024"), "6002", "0.2", "8")
-    assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+    says_rcvbuf = 'print("ready", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), flush=True)'
+    tiny = UDP_READER.replace("1 << 20", "1024").replace('print("ready", flush=True)', says_rcvbuf)
+    reader = in_ns(pair.receiver_ns, tiny, "6002", "0.2", "8")
+    assert reader.stdout is not None
+    ready, rcvbuf = reader.stdout.readline().split()  # the kernel doubles SO_RCVBUF, to a minimum
+    assert ready == "ready"
     try:
         with snapshots("-i", "1", "-n", "5", "--detail-every", "1") as (proc, out):
             take(proc, out, 1)
@@ -104,6 +108,8 @@ def test_slow_reader_and_closed_port_are_named(pair: VethPair) -> None:
     assert f"(pid {reader.pid})" in slow["summary"] and "port 6002" in slow["summary"], slow
     assert slow["evidence"]["pid"] == reader.pid and slow["evidence"]["port"] == 6002
     assert slow["knob"].startswith("net.core.rmem_default / rmem_max")
+    assert slow["evidence"]["so_rcvbuf"] == int(rcvbuf)  # sk_rcvbuf, read by the copy-latency probe
+    assert slow["current"].endswith(f"its SO_RCVBUF {rcvbuf}") and f"{int(rcvbuf):,}-byte" in slow["summary"]
     closed = next(
         (f for key, f in found.items() if key.startswith("no_socket:") and key.endswith(":udp:9")), None
     )

@@ -105,17 +105,23 @@ def test_ring_overruns_show_ring_size_against_its_maximum() -> None:
 def test_rcvbuf_drops_name_the_reader_and_its_port() -> None:
     latency = LatencySample(
         processes=(ProcLatency(4242, "slowreader", 10, 320, 10, ((200, 10),), 90_000_000),),
-        sockets=(SockLatency(4242, 17, "0.0.0.0", 6001, "0.0.0.0", 0, 10, 320, 10, ()),),
+        sockets=(SockLatency(4242, 17, "0.0.0.0", 6001, "0.0.0.0", 0, 10, 320, 10, (), 4608),),
         unmatched=0,
         coarsened=0,
     )
     sample = interval(drops=drops("SOCKET_RCVBUFF", 6, 500, (6001,) * 20), latency=latency)
     (f,) = find(INFO, sample)
-    assert "slowreader (pid 4242) reads port 6001 too slowly" in f.summary
+    assert "slowreader (pid 4242) reads port 6001 too slowly: its 4,608-byte receive buffer" in f.summary
     assert dict(f.evidence)["drops"] == 500
     assert dict(f.evidence)["copy_p99_us"] == 50.2  # the slow reader's copy latency, from its histogram
-    assert f.current == "212992 / 4194304"
+    assert dict(f.evidence)["so_rcvbuf"] == 4608
+    assert f.current == "212992 / 4194304; its SO_RCVBUF 4608"
     assert (f.pane, f.target) == ("latency", "pid:4242")
+    # A recording from before sk_rcvbuf was read: the sysctls alone.
+    older = replace(latency, sockets=(replace(latency.sockets[0], rcvbuf=None),))
+    (f,) = find(INFO, replace(sample, latency=older))
+    assert f.current == "212992 / 4194304" and "so_rcvbuf" not in dict(f.evidence)
+    assert "its receive buffer overflows" in f.summary
 
 
 def test_no_socket_names_the_port_and_stays_quiet_below_five_per_second() -> None:
