@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from netscope.model.latency import build_latency_view
 from netscope.model.sample import LatencySample
@@ -11,19 +13,23 @@ from netscope.sources.live import LiveSource
 from tests.kernel.netns import TCP_READER, TCP_SENDER, UDP_READER, UDP_SENDER, VethPair, in_ns
 
 SUBNET = 75
+T = TypeVar("T")
 
 
 def ready(proc: subprocess.Popen[str]) -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
 
 
-def window(live: LiveSource, run: float) -> LatencySample:
-    """One interval that covers the traffic and the readers' last reads."""
+def window(live: LiveSource, run: float, start: Callable[[], T]) -> tuple[LatencySample, T]:
+    """One interval that covers the traffic `start` starts and the readers' last reads. The
+    interval begins before the traffic: a read before it would be the reader's but not netscope's
+    (the first sample after attaching can take 150 ms, a slow reader's first drain comes at 100)."""
     live.sample()
+    started = start()
     time.sleep(run)
     sample = live.sample()
     assert sample.latency is not None
-    return sample.latency
+    return sample.latency, started
 
 
 def test_udp_slow_and_prompt_readers(live: LiveSource, pair: VethPair) -> None:
@@ -31,8 +37,9 @@ def test_udp_slow_and_prompt_readers(live: LiveSource, pair: VethPair) -> None:
     prompt = in_ns(pair.receiver_ns, UDP_READER, "6002", "0", "3.5")
     ready(slow)
     ready(prompt)
-    sender = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "3.0", "6001", "6002")
-    latency = window(live, 3.8)
+    latency, sender = window(
+        live, 3.8, lambda: in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "3.0", "6001", "6002")
+    )
     sender.wait()
     slow_got, prompt_got = int(slow.communicate()[0]), int(prompt.communicate()[0])
     procs = {p.pid: p for p in latency.processes}
@@ -57,8 +64,11 @@ def test_tcp_slow_and_prompt_readers(live: LiveSource, pair: VethPair) -> None:
     prompt = in_ns(pair.receiver_ns, TCP_READER, "6102", "0")
     ready(slow)
     ready(prompt)
-    senders = [in_ns(pair.sender_ns, TCP_SENDER, pair.receiver_ip, port, "3.0") for port in ("6101", "6102")]
-    latency = window(live, 3.6)
+
+    def send() -> list[subprocess.Popen[str]]:
+        return [in_ns(pair.sender_ns, TCP_SENDER, pair.receiver_ip, port, "3.0") for port in ("6101", "6102")]
+
+    latency, senders = window(live, 3.6, send)
     for s in senders:
         s.wait()
     slow_got, prompt_got = int(slow.communicate()[0]), int(prompt.communicate()[0])
