@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from netscope.model.filter import Filter
 from netscope.model.irq import map_irq_name
@@ -46,6 +46,25 @@ from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
 from netscope.sources.procfs import NetnsRef
 
 T = TypeVar("T")
+# RPS masks are a file per RX queue (hundreds on a host with many veths): read this often.
+RPS_EVERY_S = 5.0
+
+
+class Every(Generic[T]):
+    """A reading too dear for every interval: taken again once `seconds` have passed."""
+
+    def __init__(self, seconds: float, read: Callable[[], T]) -> None:
+        self.seconds = seconds
+        self._read = read
+        self._taken: tuple[float, T] | None = None
+
+    def get(self) -> T:
+        now = time.monotonic()
+        if self._taken is None or now - self._taken[0] >= self.seconds:
+            self._taken = (now, self._read())
+        return self._taken[1]
+
+
 NETNS_RECHECK_S = 5.0
 STATS_EVERY = 10  # bpf_stats (netscope's own cost) is measured one interval in this many
 # Every probe, in the order compiles are granted when several wait.
@@ -92,8 +111,8 @@ class LiveSource:
         self._softirq_names = tuple(names)
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
         self._snmp_prev = procfs.read_snmp_losses()
-        self._nft_rules: tuple[tuple[str, str], ...] = ()
-        self._nft_read_at = -nft.NFT_EVERY_S
+        self._nft_rules = Every(nft.NFT_EVERY_S, nft.read_drop_rules)
+        self._rps_masks = Every(RPS_EVERY_S, procfs.read_rps_masks)
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
         self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
         with contextlib.suppress(OSError, ValueError):
@@ -322,10 +341,9 @@ class LiveSource:
     def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
         found = procfs.read_tunables(line.irq for line in self._irq_lines if line.device)
+        found += self._rps_masks.get()
         if drops is not None and any(r.name == "NETFILTER_DROP" for r in drops.reasons):
-            if time.monotonic() - self._nft_read_at >= nft.NFT_EVERY_S:
-                self._nft_rules, self._nft_read_at = nft.read_drop_rules(), time.monotonic()
-            found += self._nft_rules
+            found += self._nft_rules.get()
         return found
 
     def _snmp(self) -> tuple[SnmpCount, ...]:

@@ -167,8 +167,7 @@ SYSCTLS = (
 
 
 def read_tunables(irqs: Iterable[int]) -> tuple[tuple[str, str], ...]:
-    """The knobs' current values: `SYSCTLS`, the affinity of `irqs` ("irq/N/smp_affinity_list"),
-    and each RX queue of this namespace that steers with RPS ("rps_cpus:DEV/rx-N", mask not 0)."""
+    """The knobs' current values: `SYSCTLS` and the affinity of `irqs` ("irq/N/smp_affinity_list")."""
     out: list[tuple[str, str]] = []
     for name in SYSCTLS:
         with contextlib.suppress(OSError):
@@ -181,6 +180,12 @@ def read_tunables(irqs: Iterable[int]) -> tuple[tuple[str, str], ...]:
                     (PROC / "irq" / str(irq) / "smp_affinity_list").read_text().strip(),
                 )
             )
+    return tuple(out)
+
+
+def read_rps_masks() -> tuple[tuple[str, str], ...]:
+    """Each RX queue of this namespace that steers with RPS ("rps_cpus:DEV/rx-N", mask not 0)."""
+    out: list[tuple[str, str]] = []
     for rps in sorted((SYS / "class" / "net").glob("*/queues/rx-*/rps_cpus")):
         with contextlib.suppress(OSError):
             mask = rps.read_text().strip()
