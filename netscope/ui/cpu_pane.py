@@ -110,7 +110,7 @@ class CpuPane(FitsWidth, Vertical):
     def _show_cpus(self, history: Sequence[CpuView]) -> None:
         view = history[-1]
         table: DataTable[str | Text] = self.query_one("#cpu-table", DataTable)
-        width = self.fitted_width(self.size.width, 200)
+        width = self.fitted_width(200)
         columns = fit_columns(CPU_COLUMNS, width, reserved=7)
         # Whatever width is left shows the NET_RX runs/s trend, one character per interval.
         trend = width - 7 - sum(c.width + 2 for c in columns) - 4

@@ -166,7 +166,7 @@ class DropsPane(FitsWidth, Vertical):
 
     def _layout(self, table: DataTable[str | Text]) -> tuple[tuple[Column[ReasonRow], ...], int, int]:
         """Columns that fit, the trend's width (0: none) and the explanation's (0: none)."""
-        width = self.fitted_width(self.size.width, 160)
+        width = self.fitted_width(160)
         reserved = 24 + 2
         columns = fit_columns(REASON_COLUMNS, width, reserved)
         spare = width - reserved - sum(c.width + 2 for c in columns) - 4

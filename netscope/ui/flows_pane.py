@@ -125,7 +125,7 @@ class FlowList(FitsWidth, DataTable[str | Text]):
 
     def show(self, rows: tuple[FlowRow, ...], interval_s: float) -> None:
         self.rows_shown, self._interval_s = rows, interval_s
-        width = self.fitted_width(self.size.width, 160)
+        width = self.fitted_width(160)
         columns = fit_columns(FLOW_COLUMNS, width, reserved=FLOW_LABEL[1] + 4)
         if columns != self._columns:
             set_columns(self, FLOW_LABEL, columns)

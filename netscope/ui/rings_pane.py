@@ -153,7 +153,7 @@ class RingsPane(FitsWidth, Vertical):
     def show(self, view: RingsView) -> None:
         self._view = view
         table: DataTable[str | Text] = self.query_one("#rings-table", DataTable)
-        columns = fit_columns(DEVICE_COLUMNS, self.fitted_width(self.size.width, 160), reserved=26)
+        columns = fit_columns(DEVICE_COLUMNS, self.fitted_width(160), reserved=26)
         if columns != self._columns:
             set_columns(table, ("device", 24), columns)
             self._columns = columns

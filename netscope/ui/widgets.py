@@ -43,17 +43,19 @@ class FitsWidth:
 
     _fitted_width = 0
 
-    def fitted_width(self, width: int, fallback: int) -> int:
-        """The width to fit the columns to: the widget's own (`width`); while it is hidden (its
-        width is 0 then, as when a key shows it) the one it had last; `fallback` before its
-        first layout."""
-        self._fitted_width = width or self._fitted_width
+    def fitted_width(self, fallback: int) -> int:
+        """The width to fit the columns to: the widget's own; while it is hidden (its width is 0
+        then, as when a key shows it) the one it had last; `fallback` before its first layout."""
+        self._fitted_width = self._width() or self._fitted_width
         return self._fitted_width or fallback
 
     def on_resize(self, event: Resize) -> None:
-        assert isinstance(self, Widget)
-        if self.size.width and self.size.width != self._fitted_width:
+        if self._width() and self._width() != self._fitted_width:
             self.refit()
+
+    def _width(self) -> int:
+        assert isinstance(self, Widget)
+        return self.size.width
 
     def refit(self) -> None:
         """Show the last data again, fitted to the new width."""
