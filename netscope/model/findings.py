@@ -111,6 +111,14 @@ def _reason_target(sample: Sample, name: str) -> str:
     return f"reason:{r.reason if r else None}"
 
 
+def cpumask_has(mask: str, cpu: int) -> bool:
+    """Whether a sysfs cpumask ("00000000,00000002": hex, 32-bit words, highest first) has `cpu`."""
+    try:
+        return bool(int(mask.replace(",", ""), 16) >> cpu & 1)
+    except ValueError:
+        return False
+
+
 def backlog_drops(i: FindingInput) -> Iterable[Finding]:
     """softnet `dropped`: the per-CPU backlog (netif_rx, RPS) was full."""
     backlog = _reason(i.sample, CPU_BACKLOG)
@@ -131,7 +139,9 @@ def backlog_drops(i: FindingInput) -> Iterable[Finding]:
         elif backlog and sum(backlog.per_cpu):
             evidence.append(("drop_reason_CPU_BACKLOG", sum(backlog.per_cpu)))
         steering = [
-            k.removeprefix("rps_cpus:") + "=" + v for k, v in i.tunables.items() if k.startswith("rps_cpus:")
+            k.removeprefix("rps_cpus:") + "=" + v
+            for k, v in i.tunables.items()
+            if k.startswith("rps_cpus:") and cpumask_has(v, s.cpu)
         ]
         if steering:
             evidence.append(("rps_cpus", ", ".join(steering)))

@@ -8,7 +8,7 @@ import math
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from netscope.model.filter import Filter
@@ -43,6 +43,7 @@ from netscope.probes.rings import RingsProbe
 from netscope.probes.tracefs import ensure_tracefs
 from netscope.sources import nft, procfs
 from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
+from netscope.sources.netns_sysfs import read_sysfs_in
 from netscope.sources.procfs import NetnsRef
 
 T = TypeVar("T")
@@ -51,18 +52,19 @@ RPS_EVERY_S = 5.0
 
 
 class Every(Generic[T]):
-    """A reading too dear for every interval: taken again once `seconds` have passed."""
+    """A reading too dear for every interval: taken again once `seconds` have passed, or at once
+    when what it depends on (`of`) changed."""
 
     def __init__(self, seconds: float, read: Callable[[], T]) -> None:
         self.seconds = seconds
         self._read = read
-        self._taken: tuple[float, T] | None = None
+        self._taken: tuple[float, Hashable, T] | None = None
 
-    def get(self) -> T:
+    def get(self, of: Hashable = None) -> T:
         now = time.monotonic()
-        if self._taken is None or now - self._taken[0] >= self.seconds:
-            self._taken = (now, self._read())
-        return self._taken[1]
+        if self._taken is None or now - self._taken[0] >= self.seconds or of != self._taken[1]:
+            self._taken = (now, of, self._read())
+        return self._taken[2]
 
 
 NETNS_RECHECK_S = 5.0
@@ -112,7 +114,7 @@ class LiveSource:
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
         self._snmp_prev = procfs.read_snmp_losses()
         self._nft_rules = Every(nft.NFT_EVERY_S, nft.read_drop_rules)
-        self._rps_masks = Every(RPS_EVERY_S, procfs.read_rps_masks)
+        self._rps_masks = Every(RPS_EVERY_S, self._read_rps_masks)
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
         self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
         with contextlib.suppress(OSError, ValueError):
@@ -129,7 +131,7 @@ class LiveSource:
         self._stats_on = False  # bpf_stats turned on by netscope for the interval under way
         self._measured: tuple[tuple[ProgramCost, ...], float, float] = ((), 0.0, 0.0)
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
-        self._device_netns: set[int] = set()  # namespaces whose devices carried traffic
+        self._device_netns: set[int] = set()  # namespaces whose devices carried or dropped traffic
 
     def prepare(self) -> None:
         """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
@@ -310,7 +312,7 @@ class LiveSource:
         except (OSError, ValueError):  # keep the last names: an IRQ or device vanished while read
             proc_interrupts, proc_softirqs = (), ()
         seen = self._namespaces_in(drops, queues, flows)
-        self._device_netns |= {q.netns for q in queues or ()}
+        self._device_netns |= seen
         devices = self._devices()
         return Sample(
             netns_names=self._netns_names(seen | {d.netns for d in devices}),
@@ -341,10 +343,17 @@ class LiveSource:
     def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
         found = procfs.read_tunables(line.irq for line in self._irq_lines if line.device)
-        found += self._rps_masks.get()
+        found += self._rps_masks.get(frozenset(self._netns_refs(self._device_netns)))
         if drops is not None and any(r.name == "NETFILTER_DROP" for r in drops.reasons):
             found += self._nft_rules.get()
         return found
+
+    def _read_rps_masks(self) -> tuple[tuple[str, str], ...]:
+        """RPS masks of netscope's namespace and of every namespace whose devices carried or
+        dropped traffic (a veth's queues steer in the namespace that holds it)."""
+        refs = self._netns_refs(self._device_netns).values()
+        others = read_sysfs_in({ref.name: ref.path for ref in refs}, procfs.read_rps_masks)
+        return procfs.read_rps_masks() + tuple(mask for name in sorted(others) for mask in others[name])
 
     def _snmp(self) -> tuple[SnmpCount, ...]:
         """This namespace's loss counters over the interval (none when /proc/net is unreadable)."""

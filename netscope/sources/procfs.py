@@ -183,14 +183,17 @@ def read_tunables(irqs: Iterable[int]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def read_rps_masks() -> tuple[tuple[str, str], ...]:
-    """Each RX queue of this namespace that steers with RPS ("rps_cpus:DEV/rx-N", mask not 0)."""
+def read_rps_masks(sys_root: Path | None = None, netns: str = "") -> tuple[tuple[str, str], ...]:
+    """Each RX queue that steers with RPS (mask not 0), in the namespace whose sysfs is at
+    `sys_root` (netscope's own by default): "rps_cpus:DEV/rx-N", or "rps_cpus:DEV@NETNS/rx-N"
+    when that namespace is another, named `netns`."""
     out: list[tuple[str, str]] = []
-    for rps in sorted((SYS / "class" / "net").glob("*/queues/rx-*/rps_cpus")):
+    where = f"@{netns}" if netns else ""
+    for rps in sorted(((sys_root or SYS) / "class" / "net").glob("*/queues/rx-*/rps_cpus")):
         with contextlib.suppress(OSError):
             mask = rps.read_text().strip()
             if mask.strip("0,"):
-                out.append((f"rps_cpus:{rps.parts[-4]}/{rps.parts[-2]}", mask))
+                out.append((f"rps_cpus:{rps.parts[-4]}{where}/{rps.parts[-2]}", mask))
     return tuple(out)
 
 

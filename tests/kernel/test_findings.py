@@ -78,6 +78,8 @@ def test_backlog_drops_name_netdev_max_backlog_and_the_cpu(pair: VethPair) -> No
     f = found["backlog_drops:cpu1"]
     assert (f["knob"], f["current"]) == ("net.core.netdev_max_backlog", "16")
     assert f["evidence"]["cpu"] == 1 and f["evidence"]["softnet_dropped"] > 0
+    # the steering, read in the receiver's namespace (its sysfs; netscope runs in the host's)
+    assert f["evidence"]["rps_cpus"] == f"{pair.receiver_dev}@{pair.receiver_ns}/rx-0=2", f
     assert f["severity"] in ("warning", "critical") and f["stage"] == "softirq"
 
 

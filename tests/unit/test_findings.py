@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from netscope.model.findings import FindingsTracker, Severity, find, finding_json
+from netscope.model.findings import FindingsTracker, Severity, cpumask_has, find, finding_json
 from netscope.model.sample import (
     DeviceStats,
     DropEvent,
@@ -85,6 +85,26 @@ def test_backlog_drops_name_the_cpu_and_netdev_max_backlog_with_its_value() -> N
     assert dict(f.evidence)["drop_reason_CPU_BACKLOG"] == 3366
     assert "sysctl -w net.core.netdev_max_backlog=1000" in f.suggestion
     assert (f.pane, f.target) == ("cpus", "cpu:1")
+
+
+def test_backlog_drops_show_the_rps_masks_that_steer_to_that_cpu() -> None:
+    masks = (
+        ("rps_cpus:eth0/rx-0", "00000000,00000001"),  # CPU 0 only: not this one's
+        ("rps_cpus:vb@ns1/rx-0", "2"),
+        ("rps_cpus:vc@ns2/rx-3", "00000001,00000003"),  # CPUs 0, 1 and 32
+    )
+    sample = interval(
+        softnet=(SoftnetCpu(0, 5000, 0, 0), SoftnetCpu(1, 9000, 40, 0)), tunables=TUNABLES + masks
+    )
+    (f,) = find(INFO, sample)
+    assert dict(f.evidence)["rps_cpus"] == "vb@ns1/rx-0=2, vc@ns2/rx-3=00000001,00000003"
+    (f,) = find(INFO, replace(sample, tunables=TUNABLES + masks[:1]))
+    assert "rps_cpus" not in dict(f.evidence)
+
+
+def test_cpumask_words_are_read_highest_first() -> None:
+    assert cpumask_has("00000001,00000000", 32) and not cpumask_has("00000001,00000000", 0)
+    assert cpumask_has("f", 3) and not cpumask_has("f", 4) and not cpumask_has("", 0)
 
 
 def test_time_squeeze_needs_ten_per_second() -> None:

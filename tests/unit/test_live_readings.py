@@ -24,6 +24,9 @@ def test_every_reads_once_per_period(monkeypatch: pytest.MonkeyPatch) -> None:
     assert every.get() == 100.0 and reads == [100.0]
     now[0] = 105.0
     assert every.get() == 105.0 and reads == [100.0, 105.0]
+    now[0] = 106.0  # what the reading depends on changed (a namespace came): read at once
+    assert every.get(frozenset({7})) == 106.0 and every.get(frozenset({7})) == 106.0
+    assert len(reads) == 3
 
 
 def test_rps_masks_name_the_queues_that_steer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,3 +40,10 @@ def test_rps_masks_name_the_queues_that_steer(tmp_path: Path, monkeypatch: pytes
         ("rps_cpus:eth0/rx-1", "00000000,00000002"),
         ("rps_cpus:veth1/rx-0", "3"),
     )
+
+
+def test_rps_masks_of_another_namespace_carry_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "class" / "net" / "vb" / "queues" / "rx-0"
+    path.mkdir(parents=True)
+    (path / "rps_cpus").write_text("2\n")
+    assert procfs.read_rps_masks(tmp_path, "ns1") == (("rps_cpus:vb@ns1/rx-0", "2"),)
