@@ -404,7 +404,7 @@ def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
         stage="stack",
         summary=f"a netfilter rule drops {rate:,.0f} packets/s",
         evidence=tuple(evidence),
-        knob="the nftables / iptables ruleset (drop rules of netscope's namespace, with their counters)",
+        knob="the nftables / iptables ruleset (drop rules and their counters, where the drops happen)",
         current="; ".join(f"{rule}: {counter}" for rule, counter in rules[:3]),
         suggestion="nft -a list ruleset  # rules with 'drop' and their counters; iptables -L -v -n",
         pane="drops",

@@ -113,7 +113,8 @@ class LiveSource:
         self._softirq_names = tuple(names)
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
         self._snmp_prev = procfs.read_snmp_losses()
-        self._nft_rules = Every(nft.NFT_EVERY_S, nft.read_drop_rules)
+        self._nft_rules = Every(nft.NFT_EVERY_S, self._read_drop_rules)
+        self._nft_netns: set[int] = set()  # namespaces where netfilter dropped, while it does
         self._rps_masks = Every(RPS_EVERY_S, self._read_rps_masks)
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
         self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
@@ -344,8 +345,19 @@ class LiveSource:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
         found = procfs.read_tunables(line.irq for line in self._irq_lines if line.device)
         found += self._rps_masks.get(frozenset(self._netns_refs(self._device_netns)))
-        if drops is not None and any(r.name == "NETFILTER_DROP" for r in drops.reasons):
-            found += self._nft_rules.get()
+        netfilter = (
+            next((r.reason for r in drops.reasons if r.name == "NETFILTER_DROP"), None) if drops else None
+        )
+        if drops is not None and netfilter is not None:
+            self._nft_netns = {b.netns for b in drops.buckets if b.reason == netfilter}
+            found += self._nft_rules.get(frozenset(self._netns_refs(self._nft_netns)))
+        return found
+
+    def _read_drop_rules(self) -> tuple[tuple[str, str], ...]:
+        """nft drop rules of netscope's namespace and of the namespaces where netfilter drops."""
+        found = nft.read_drop_rules()
+        for ref in sorted(self._netns_refs(self._nft_netns).values(), key=lambda r: r.name):
+            found += nft.read_drop_rules(ref.name, ref.path)
         return found
 
     def _read_rps_masks(self) -> tuple[tuple[str, str], ...]:

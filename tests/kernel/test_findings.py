@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.kernel.netns import UDP_READER, VethPair, in_ns, loadgen, nft_drop, send_udp
 from tests.kernel.tmux import REPO
 
@@ -119,12 +121,13 @@ def test_slow_reader_and_closed_port_are_named(pair: VethPair) -> None:
     assert "port 9" in closed["summary"] and closed["evidence"]["port"] == 9
 
 
-def test_netfilter_drops_point_at_the_rule_and_its_counter(pair: VethPair) -> None:
-    """netscope run inside the namespace whose nft rule drops: the finding names that rule, with
-    the rule's own counter."""
+@pytest.mark.parametrize("inside", [True, False], ids=["netscope-in-that-netns", "netscope-in-the-host"])
+def test_netfilter_drops_point_at_the_rule_and_its_counter(pair: VethPair, inside: bool) -> None:
+    """An nft rule drops in the receiver's namespace; netscope runs there, or in the host's: the
+    finding names that rule, with the rule's own counter (and the namespace, seen from the host)."""
     with (
         nft_drop(pair, 7777) as packets,
-        snapshots("-i", "1", "-n", "3", netns=pair.receiver_ns) as (proc, out),
+        snapshots("-i", "1", "-n", "3", netns=pair.receiver_ns if inside else "") as (proc, out),
     ):
         take(proc, out, 1)
         send_udp(pair, 3000, port=7777)
@@ -133,7 +136,8 @@ def test_netfilter_drops_point_at_the_rule_and_its_counter(pair: VethPair) -> No
     f = findings(out).get("netfilter_drops")
     assert f is not None, [obj["findings"] for obj in out]
     assert counted == 3000
-    assert "inet netscope_test input #" in f["current"] and "packets " in f["current"], f
+    netns = "" if inside else f" in netns {pair.receiver_ns}"
+    assert f"inet netscope_test input #2{netns}: packets {counted}" in f["current"], f
     assert f["evidence"]["top_dport"] == "udp/7777"
 
 

@@ -209,6 +209,8 @@ def test_netfilter_drops_point_at_the_drop_rule_and_its_counter() -> None:
     assert f.current == "inet netscope_test input #2: packets 4930"
     assert dict(f.evidence)["top_dport"] == "udp/7777"
     assert (f.pane, f.target) == ("drops", "reason:12")
+    elsewhere = parse_drop_rules(NFT_JSON, "ns1")  # another namespace's ruleset, through nsenter
+    assert elsewhere == (("nft_drop:inet netscope_test input #2 in netns ns1", "packets 4930"),)
 
 
 def test_nic_interrupts_on_one_cpu_name_its_affinity() -> None:
