@@ -127,16 +127,15 @@ def backlog_drops(i: FindingInput) -> Iterable[Finding]:
         rate = _per_s(s.dropped, i.sample)
         if rate < BACKLOG_DROPS_PER_S:
             continue
-        index = i.info.cpus.index(s.cpu) if s.cpu in i.info.cpus else -1
         evidence: list[tuple[str, int | float | str]] = [
             ("cpu", s.cpu),
             ("softnet_dropped", s.dropped),
             ("per_s", round(rate, 1)),
             ("window_s", round(i.sample.interval_s, 3)),
         ]
-        if backlog and 0 <= index < len(backlog.per_cpu):
-            evidence.append(("drop_reason_CPU_BACKLOG", backlog.per_cpu[index]))
-        elif backlog and sum(backlog.per_cpu):
+        if backlog and sum(backlog.per_cpu):
+            # The reason counts on the CPU that enqueued and freed the packet: with RPS, another
+            # CPU than the one whose backlog is full. So this is every CPU's count.
             evidence.append(("drop_reason_CPU_BACKLOG", sum(backlog.per_cpu)))
         steering = [
             k.removeprefix("rps_cpus:") + "=" + v

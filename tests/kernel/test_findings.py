@@ -80,6 +80,17 @@ def test_backlog_drops_name_netdev_max_backlog_and_the_cpu(pair: VethPair) -> No
     f = found["backlog_drops:cpu1"]
     assert (f["knob"], f["current"]) == ("net.core.netdev_max_backlog", "16")
     assert f["evidence"]["cpu"] == 1 and f["evidence"]["softnet_dropped"] > 0
+    # The drop reason counts on the sending CPU (0), softnet on the full backlog's (1): the
+    # evidence gives every CPU's, and it is the kernel's count of the same drops.
+    last, g = next(
+        (obj, g)
+        for obj in reversed(out)
+        for g in obj["findings"]
+        if g["id"] == "backlog_drops:cpu1" and g["quiet_s"] == 0  # its evidence is this interval's
+    )
+    softnet = next(c["backlog_drops"] for c in last["cpus"] if c["cpu"] == 1)
+    assert g["evidence"]["softnet_dropped"] == softnet
+    assert abs(g["evidence"]["drop_reason_CPU_BACKLOG"] - softnet) <= max(50, softnet // 20), g
     # the steering, read in the receiver's namespace (its sysfs; netscope runs in the host's)
     assert f["evidence"]["rps_cpus"] == f"{pair.receiver_dev}@{pair.receiver_ns}/rx-0=2", f
     assert f["severity"] in ("warning", "critical") and f["stage"] == "softirq"

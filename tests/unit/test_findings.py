@@ -85,6 +85,11 @@ def test_backlog_drops_name_the_cpu_and_netdev_max_backlog_with_its_value() -> N
     assert dict(f.evidence)["drop_reason_CPU_BACKLOG"] == 3366
     assert "sysctl -w net.core.netdev_max_backlog=1000" in f.suggestion
     assert (f.pane, f.target) == ("cpus", "cpu:1")
+    # With RPS the sending CPU frees the packet: the reason counts on CPU 0, softnet on CPU 1.
+    reasons = (DropReasonCount(80, "CPU_BACKLOG", "", (3366, 0)),)
+    rps = replace(sample, drops=replace(sample.drops, reasons=reasons))
+    (f,) = find(INFO, rps)
+    assert dict(f.evidence)["drop_reason_CPU_BACKLOG"] == 3366
 
 
 def test_backlog_drops_show_the_rps_masks_that_steer_to_that_cpu() -> None:
