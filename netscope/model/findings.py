@@ -373,6 +373,18 @@ def no_socket(i: FindingInput) -> Iterable[Finding]:
         )
 
 
+def _in_netns_of(rule: str) -> str:
+    """The command prefix that runs in the namespace a rule was read in ("... in netns NAME"; a
+    namespace without a name is "pid N comm"): none for netscope's own."""
+    _, sep, netns = rule.partition(" in netns ")
+    if not sep:
+        return ""
+    words = netns.split()
+    if len(words) >= 2 and words[0] == "pid" and words[1].isdigit():
+        return f"nsenter -t {words[1]} -n "
+    return f"ip netns exec {netns} "
+
+
 def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
     """NETFILTER_DROP: a firewall rule dropped the packets."""
     reason = _reason(i.sample, NETFILTER_DROP)
@@ -397,6 +409,7 @@ def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
         ((k.removeprefix("nft_drop:"), v) for k, v in i.tunables.items() if k.startswith("nft_drop:")),
         key=lambda kv: -int(kv[1].split()[-1]) if kv[1].split()[-1].isdigit() else 0,
     )
+    inside = _in_netns_of(rules[0][0] if rules else "")
     yield Finding(
         id="netfilter_drops",
         severity=Severity.WARNING,
@@ -405,7 +418,7 @@ def netfilter_drops(i: FindingInput) -> Iterable[Finding]:
         evidence=tuple(evidence),
         knob="the nftables / iptables ruleset (drop rules and their counters, where the drops happen)",
         current="; ".join(f"{rule}: {counter}" for rule, counter in rules[:3]),
-        suggestion="nft -a list ruleset  # rules with 'drop' and their counters; iptables -L -v -n",
+        suggestion=f"{inside}nft -a list ruleset  # drop rules, their counters; {inside}iptables -L -v -n",
         pane="drops",
         target=f"reason:{reason.reason}",
     )

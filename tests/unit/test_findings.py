@@ -214,8 +214,15 @@ def test_netfilter_drops_point_at_the_drop_rule_and_its_counter() -> None:
     assert f.current == "inet netscope_test input #2: packets 4930"
     assert dict(f.evidence)["top_dport"] == "udp/7777"
     assert (f.pane, f.target) == ("drops", "reason:12")
+    assert f.suggestion.startswith("nft -a list ruleset")
     elsewhere = parse_drop_rules(NFT_JSON, "ns1")  # another namespace's ruleset, through nsenter
     assert elsewhere == (("nft_drop:inet netscope_test input #2 in netns ns1", "packets 4930"),)
+    (f,) = find(INFO, replace(sample, tunables=TUNABLES + elsewhere))
+    assert f.current == "inet netscope_test input #2 in netns ns1: packets 4930"
+    assert f.suggestion.startswith("ip netns exec ns1 nft -a list ruleset")
+    unnamed = parse_drop_rules(NFT_JSON, "pid 4242 nginx")  # a container's: entered by a process of it
+    (f,) = find(INFO, replace(sample, tunables=TUNABLES + unnamed))
+    assert f.suggestion.startswith("nsenter -t 4242 -n nft -a list ruleset")
 
 
 def test_nic_interrupts_on_one_cpu_name_its_affinity() -> None:
