@@ -121,7 +121,9 @@ def cpumask_has(mask: str, cpu: int) -> bool:
 
 def backlog_drops(i: FindingInput) -> Iterable[Finding]:
     """softnet `dropped`: the per-CPU backlog (netif_rx, RPS) was full."""
-    backlog = _reason(i.sample, CPU_BACKLOG)
+    # The reason counts on the CPU that enqueued and freed the packet: with RPS, another CPU than
+    # the one whose backlog is full. So each finding shows every CPU's count.
+    backlog = _reason_count(i.sample, CPU_BACKLOG)
     limit = i.tunables.get("net.core.netdev_max_backlog", "")
     for s in i.sample.softnet:
         rate = _per_s(s.dropped, i.sample)
@@ -133,10 +135,8 @@ def backlog_drops(i: FindingInput) -> Iterable[Finding]:
             ("per_s", round(rate, 1)),
             ("window_s", round(i.sample.interval_s, 3)),
         ]
-        if backlog and sum(backlog.per_cpu):
-            # The reason counts on the CPU that enqueued and freed the packet: with RPS, another
-            # CPU than the one whose backlog is full. So this is every CPU's count.
-            evidence.append(("drop_reason_CPU_BACKLOG", sum(backlog.per_cpu)))
+        if backlog:
+            evidence.append(("drop_reason_CPU_BACKLOG", backlog))
         steering = [
             k.removeprefix("rps_cpus:") + "=" + v
             for k, v in i.tunables.items()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from netscope.model.filter import Filter
+from netscope.model.findings import NETFILTER_DROP
 from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
     PROBE_LINGER_S,
@@ -46,24 +47,25 @@ from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
 from netscope.sources.netns_sysfs import read_sysfs_in
 from netscope.sources.procfs import NetnsRef
 
+K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 # RPS masks are a file per RX queue (hundreds on a host with many veths): read this often.
 RPS_EVERY_S = 5.0
 
 
-class Every(Generic[T]):
-    """A reading too dear for every interval: taken again once `seconds` have passed, or at once
-    when what it depends on (`of`) changed."""
+class Every(Generic[K, T]):
+    """A reading too dear for every interval, `read(of)`: taken again once `seconds` have passed,
+    or at once when what it reads (`of`) changed."""
 
-    def __init__(self, seconds: float, read: Callable[[], T]) -> None:
+    def __init__(self, seconds: float, read: Callable[[K], T]) -> None:
         self.seconds = seconds
         self._read = read
-        self._taken: tuple[float, Hashable, T] | None = None
+        self._taken: tuple[float, K, T] | None = None
 
-    def get(self, of: Hashable = None) -> T:
+    def get(self, of: K) -> T:
         now = time.monotonic()
         if self._taken is None or now - self._taken[0] >= self.seconds or of != self._taken[1]:
-            self._taken = (now, of, self._read())
+            self._taken = (now, of, self._read(of))
         return self._taken[2]
 
 
@@ -114,7 +116,6 @@ class LiveSource:
         self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
         self._snmp_prev = procfs.read_snmp_losses()
         self._nft_rules = Every(nft.NFT_EVERY_S, self._read_drop_rules)
-        self._nft_netns: set[int] = set()  # namespaces where netfilter dropped, while it does
         self._rps_masks = Every(RPS_EVERY_S, self._read_rps_masks)
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
         self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
@@ -344,27 +345,27 @@ class LiveSource:
     def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
         found = procfs.read_tunables(line.irq for line in self._irq_lines if line.device)
-        found += self._rps_masks.get(frozenset(self._netns_refs(self._device_netns)))
-        netfilter = (
-            next((r.reason for r in drops.reasons if r.name == "NETFILTER_DROP"), None) if drops else None
-        )
-        if drops is not None and netfilter is not None:
-            self._nft_netns = {b.netns for b in drops.buckets if b.reason == netfilter}
-            found += self._nft_rules.get(frozenset(self._netns_refs(self._nft_netns)))
+        found += self._rps_masks.get(frozenset(self._netns_refs(self._device_netns).values()))
+        if drops is not None:
+            netfilter = {r.reason for r in drops.reasons if r.name == NETFILTER_DROP}
+            if netfilter:
+                where = {b.netns for b in drops.buckets if b.reason in netfilter}
+                found += self._nft_rules.get(frozenset(self._netns_refs(where).values()))
         return found
 
-    def _read_drop_rules(self) -> tuple[tuple[str, str], ...]:
-        """nft drop rules of netscope's namespace and of the namespaces where netfilter drops."""
+    @staticmethod
+    def _read_drop_rules(elsewhere: frozenset[NetnsRef]) -> tuple[tuple[str, str], ...]:
+        """nft drop rules of netscope's namespace and of the other namespaces where netfilter drops."""
         found = nft.read_drop_rules()
-        for ref in sorted(self._netns_refs(self._nft_netns).values(), key=lambda r: r.name):
+        for ref in sorted(elsewhere, key=lambda r: r.name):
             found += nft.read_drop_rules(ref.name, ref.path)
         return found
 
-    def _read_rps_masks(self) -> tuple[tuple[str, str], ...]:
-        """RPS masks of netscope's namespace and of every namespace whose devices carried or
+    @staticmethod
+    def _read_rps_masks(elsewhere: frozenset[NetnsRef]) -> tuple[tuple[str, str], ...]:
+        """RPS masks of netscope's namespace and of the other namespaces whose devices carried or
         dropped traffic (a veth's queues steer in the namespace that holds it)."""
-        refs = self._netns_refs(self._device_netns).values()
-        others = read_sysfs_in({ref.name: ref.path for ref in refs}, procfs.read_rps_masks)
+        others = read_sysfs_in({ref.name: ref.path for ref in elsewhere}, procfs.read_rps_masks)
         return procfs.read_rps_masks() + tuple(mask for name in sorted(others) for mask in others[name])
 
     def _snmp(self) -> tuple[SnmpCount, ...]:

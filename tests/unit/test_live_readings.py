@@ -14,16 +14,16 @@ def test_every_reads_once_per_period(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live.time, "monotonic", lambda: now[0])
     reads: list[float] = []
 
-    def read() -> float:
+    def read(_namespaces: frozenset[int]) -> float:
         reads.append(now[0])
         return now[0]
 
     every = live.Every(5.0, read)
-    assert every.get() == 100.0  # the first call reads
+    assert every.get(frozenset()) == 100.0  # the first call reads
     now[0] = 104.9
-    assert every.get() == 100.0 and reads == [100.0]
+    assert every.get(frozenset()) == 100.0 and reads == [100.0]
     now[0] = 105.0
-    assert every.get() == 105.0 and reads == [100.0, 105.0]
+    assert every.get(frozenset()) == 105.0 and reads == [100.0, 105.0]
     now[0] = 106.0  # what the reading depends on changed (a namespace came): read at once
     assert every.get(frozenset({7})) == 106.0 and every.get(frozenset({7})) == 106.0
     assert len(reads) == 3
