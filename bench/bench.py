@@ -1,21 +1,25 @@
-"""`make bench`: what netscope costs the box it watches, side by side with a no-op control and bcc's
-own tools, under a max-rate 64-byte UDP flood over veth (bench/loadgen.c, sendmmsg/recvmmsg).
+"""`make bench`: what netscope costs the box it watches, in every mode people run it (the TUI on each
+screen, `snapshot`, `export`), side by side with a no-op control and bcc's own tools, under a
+max-rate 64-byte UDP flood over veth (bench/loadgen.c, sendmmsg/recvmmsg).
 
 Balanced order per row: without, row, row, without, three times: each row trial is divided by the
-mean of its block's two "without" trials, so warm-up and drift cancel (6 ratios per row). Prints a
-table, writes bench/results.json, and exits 1 when a target (README, "Overhead") is missed.
+mean of its block's two "without" trials, so warm-up and drift cancel (6 ratios per row). The TUI
+rows run the real `netscope` in tmux at 120x40, driven with its keys to the screen measured.
+Prints a table, writes bench/results.json, and exits 1 when a target (README, "Overhead") is missed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -28,20 +32,49 @@ sys.path.insert(0, str(ROOT))
 from netscope.probes.headers import find_headers  # noqa: E402
 from netscope.ui.home_pane import HomePane  # noqa: E402
 from tests.kernel.netns import VethPair, flood_result, loadgen, veth_pair  # noqa: E402
-from tests.kernel.tmux import netscope_in_tmux, new_programs, program_ids, programs_of, wait_for  # noqa: E402
+from tests.kernel.tmux import Tui, netscope_in_tmux, new_programs, program_ids, programs_of, wait_for  # noqa: E402
 
 # Every flood spans a whole cycle of `snapshot --detail-every` (default 20) at 1 s: one interval
 # with the per-packet hooks on, so the ratio carries their cost in proportion, whatever the phase.
 FLOOD_S = float(os.environ.get("BENCH_FLOOD_S", "20"))
 BLOCKS = int(os.environ.get("BENCH_BLOCKS", "3"))
 PORT = 7000
+SOURCE_PORT = 7001  # fixed, so the flow screen watches the flood's own 5-tuple in every flood
 SUBNET = 68
-TARGETS = {"netscope-default": 0.95, "netscope-all": 0.93}
-CPU_TARGET_PCT = 5.0
+EXPORT_LISTEN = ("127.0.0.1", 19469)
+# The TUI: a key per screen, from the home screen. "flow" opens the Flows pane, lets the flood's
+# flow appear, and drills into it with Enter.
+TUI_KEYS = {
+    "tui-home": (),
+    "tui-rings": ("r",),
+    "tui-cpus": ("c",),
+    "tui-drops": ("d",),
+    "tui-latency": ("l",),
+    "tui-flows": ("t",),
+    "tui-findings": ("f",),
+    "tui-flow": ("t", "Enter"),
+}
+ROWS = (
+    "noop",
+    "snapshot",
+    "snapshot-detail",
+    "export",
+    *TUI_KEYS,
+    "bcc-softirqs",
+    "bcc-hardirqs",
+)
+# Median ratio targets (issue: the TUI at the floor); every netscope row must also beat bcc-softirqs.
+TARGETS = {
+    "snapshot": 0.98,
+    "export": 0.98,
+    "snapshot-detail": 0.93,
+    "tui-home": 0.97,
+    **{name: 0.93 for name in TUI_KEYS if name != "tui-home"},
+}
+HOME_BPF_PCT, HOME_CPU_PCT = 3.0, 5.0  # on the home screen during the flood: its cost line, its process
+CPU_TARGET_PCT = 5.0  # the headless rows' process
 RSS_STEADY_MB, RSS_PEAK_MB = 150, 200
 FIRST_FRAME_S, ALL_LIVE_S = 1.0, 2.0
-ALL_SECTIONS = "cpus,rings,drops,drop-log,latency,flows"
-COUNTER_SECTIONS = "cpus,rings,drops"  # the aggregated counters: export's default
 NOOP = """
 from bcc import BPF
 import sys, time
@@ -49,6 +82,7 @@ b = BPF(text="RAW_TRACEPOINT_PROBE(bpf_test_finish) { return 0; }")  # only BPF_
 print("ready", flush=True)
 time.sleep(3600)
 """
+COST_LINE = re.compile(r"([\d.]+)% of a CPU(?: \(measured (\d+)s ago\))?")
 
 
 @dataclass
@@ -56,6 +90,7 @@ class Row:
     name: str
     ratios: list[float] = field(default_factory=list)
     cpu_pct: list[float] = field(default_factory=list)
+    bpf_pct: list[float] = field(default_factory=list)  # netscope's own cost line (the TUI's home)
     rss_steady_mb: float | None = None
     rss_peak_mb: float | None = None
     runs: dict[str, int] = field(default_factory=dict)  # per probe/program, in measured intervals
@@ -66,7 +101,7 @@ class Row:
         return statistics.median(self.ratios) if self.ratios else float("nan")
 
 
-def flood(pair: VethPair) -> float:
+def flood(pair: VethPair, seconds: float = FLOOD_S) -> float:
     """Received packets per second of one max-rate flood: sender on CPU 0, receiver on CPU 1."""
     gen = str(loadgen())
     recv = subprocess.Popen(
@@ -81,7 +116,7 @@ def flood(pair: VethPair) -> float:
             gen,
             "recv",
             str(PORT),
-            str(FLOOD_S + 1),
+            str(seconds + 1),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -89,13 +124,11 @@ def flood(pair: VethPair) -> float:
     assert recv.stdout is not None and recv.stdout.readline().strip() == "ready"
     sender = ("ip", "netns", "exec", pair.sender_ns, "taskset", "-c", "0", gen, "send", pair.receiver_ip)
     send = subprocess.Popen(
-        [*sender, str(PORT), str(FLOOD_S), "64"],
-        stdout=subprocess.PIPE,
-        text=True,
+        [*sender, str(PORT), str(seconds), "64", str(SOURCE_PORT)], stdout=subprocess.PIPE, text=True
     )
     flood_result(send)
-    got, seconds = recv.communicate()[0].split()
-    return int(got) / float(seconds) if float(seconds) > 0 else 0.0
+    got, elapsed = recv.communicate()[0].split()
+    return int(got) / float(elapsed) if float(elapsed) > 0 else 0.0
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -109,14 +142,54 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
+@dataclass
+class Observer:
+    """A row's observer while it runs: its process, the JSON lines it printed (snapshot), and a way
+    to read its screen (the TUI)."""
+
+    pid: int
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    tui: Tui | None = None
+
+
+def _settled(before: set[int], seconds: float = 2.0, timeout: float = 60.0) -> None:
+    """Wait until the set of netscope's programs loaded has not changed for `seconds`."""
+    deadline = time.monotonic() + timeout
+    last, since = program_ids() - before, time.monotonic()
+    while time.monotonic() - since < seconds:
+        assert time.monotonic() < deadline, "netscope's probes did not settle"
+        time.sleep(0.2)
+        now = program_ids() - before
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 @contextmanager
-def observer(name: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], list[dict[str, Any]]]]:
-    """The row's observer, running and ready; yields it and the JSON lines it prints (netscope)."""
-    lines: list[dict[str, Any]] = []
-    if name.startswith("netscope"):
-        sections = ALL_SECTIONS if name == "netscope-all" else COUNTER_SECTIONS
+def tui_observer(name: str, pair: VethPair, tmp: Path) -> Iterator[Observer]:
+    before = program_ids()
+    with netscope_in_tmux(tmp, name, (120, 40), "-i", "1") as tui:
+        tui.wait_screen(lambda s: "Receive path" in s, 30, "the first frame")
+        for key in TUI_KEYS[name]:
+            if key == "Enter":  # the flood's flow, listed first (busiest), is the one opened
+                flood(pair, 3)
+                tui.wait_screen(lambda s: f":{SOURCE_PORT}" in s, 10, "the flood's flow")
+            tui.keys(key)
+        _settled(before)
+        tui.wait_screen(lambda s: "◌" not in s, 30, "probes compiled")
+        yield Observer(tui.pid(), tui=tui)
+        tui.keys("q")
+
+
+@contextmanager
+def process_observer(name: str, env: dict[str, str]) -> Iterator[Observer]:
+    """A headless row's observer (snapshot, export, the no-op, bcc's tools), running and ready."""
+    ready = threading.Event()
+    if name.startswith("snapshot"):
         cmd = [sys.executable, "-m", "netscope", "snapshot", "--json", "-n", "0", "-i", "1"]
-        cmd += ["--sections", sections]
+        cmd += ["--detail-every", "1"] if name == "snapshot-detail" else []
+    elif name == "export":
+        host, port = EXPORT_LISTEN
+        cmd = [sys.executable, "-m", "netscope", "export", "-i", "1", "--listen", f"{host}:{port}"]
     elif name == "noop":
         cmd = [sys.executable, "-c", NOOP]
     else:
@@ -124,55 +197,103 @@ def observer(name: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
-    assert proc.stdout is not None
-    ready = threading.Event()
+    observer = Observer(proc.pid)
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            if name.startswith("netscope"):
-                lines.append(json.loads(line))
+            if name.startswith("snapshot"):
+                observer.lines.append(json.loads(line))
             ready.set()
 
     threading.Thread(target=read, daemon=True).start()
+    if name == "export":  # ready once /metrics answers with the probes up
+        wait_for(lambda: _scrape_ok(), 60, "export's /metrics", step=0.5)
+        ready.set()
     if not ready.wait(60):
         proc.kill()
         raise SystemExit(f"bench: {name} did not start")
     time.sleep(1.0)
     try:
-        yield proc, lines
+        yield observer
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def measure(pair: VethPair, rows: list[Row], env: dict[str, str]) -> None:
+def _scrape_ok() -> bool:
+    host, port = EXPORT_LISTEN
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2) as r:
+            return b'netscope_probe_up{probe="drops"} 1.0' in r.read()
+    except (TimeoutError, OSError):
+        return False
+
+
+@contextmanager
+def observer(name: str, pair: VethPair, env: dict[str, str], tmp: Path) -> Iterator[Observer]:
+    if name in TUI_KEYS:
+        with tui_observer(name, pair, tmp) as o:
+            yield o
+    else:
+        with process_observer(name, env) as o:
+            yield o
+
+
+def watch_cost_line(tui: Tui, start: float, stop: threading.Event, seen: list[float]) -> None:
+    """netscope's own BPF cost as its home screen's cost line shows it, for measurements taken
+    wholly inside the flood (the line shows the last measured interval and its age)."""
+    while not stop.wait(0.5):
+        m = COST_LINE.search(tui.screen())
+        if m is None:
+            continue
+        measured_end = time.monotonic() - float(m.group(2) or 0)
+        if measured_end - 1.5 >= start and float(m.group(1)) not in seen[-1:]:
+            seen.append(float(m.group(1)))
+
+
+def count_programs(row: Row, lines: list[dict[str, Any]]) -> None:
+    """Runs and run time per program from the snapshot lines' cost (each measurement once)."""
+    for line in lines:
+        cost = line.get("cost") or {}
+        if cost.get("measured_age_s"):  # an older measurement, repeated: counted once
+            continue
+        for p in cost.get("programs", []):
+            key = f"{p['probe']}/{p['program']}"
+            row.runs[key] = row.runs.get(key, 0) + p["runs"]
+            row.run_ns[key] = row.run_ns.get(key, 0) + p["run_time_ns"]
+
+
+def measure(pair: VethPair, rows: list[Row], env: dict[str, str], tmp: Path) -> None:
     for block in range(BLOCKS):
         for row in rows:
             base = [flood(pair)]
-            with observer(row.name, env) as (proc, lines):
+            with observer(row.name, pair, env, tmp) as obs:
                 trials = []
                 for _ in range(2):
-                    cpu0, t0, seen = proc_cpu_s(proc.pid), time.monotonic(), len(lines)
+                    cpu0, t0, seen = proc_cpu_s(obs.pid), time.monotonic(), len(obs.lines)
+                    stop = threading.Event()
+                    watcher = None
+                    if obs.tui is not None:
+                        costs: list[float] = []
+                        watcher = threading.Thread(target=watch_cost_line, args=(obs.tui, t0, stop, costs))
+                        watcher.start()
                     trials.append(flood(pair))
-                    row.cpu_pct.append(100 * (proc_cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0))
+                    row.cpu_pct.append(100 * (proc_cpu_s(obs.pid) - cpu0) / (time.monotonic() - t0))
+                    stop.set()
+                    if watcher is not None:
+                        watcher.join()
+                        row.bpf_pct += costs
                     time.sleep(1.1)  # the interval covering the flood's end is printed
-                    for line in lines[seen:]:
-                        cost = line.get("cost") or {}
-                        if cost.get("measured_age_s"):  # an older measurement, repeated: counted once
-                            continue
-                        for p in cost.get("programs", []):
-                            key = f"{p['probe']}/{p['program']}"
-                            row.runs[key] = row.runs.get(key, 0) + p["runs"]
-                            row.run_ns[key] = row.run_ns.get(key, 0) + p["run_time_ns"]
-                rss, hwm = proc_rss_mb(proc.pid)
+                    count_programs(row, obs.lines[seen:])
+                rss, hwm = proc_rss_mb(obs.pid)
                 row.rss_steady_mb = max(row.rss_steady_mb or 0, rss)
                 row.rss_peak_mb = max(row.rss_peak_mb or 0, hwm)
             base.append(flood(pair))
             mean = statistics.mean(base)
             row.ratios += [t / mean for t in trials]
             print(
-                f"block {block + 1}/{BLOCKS} {row.name:<18} " + " ".join(f"{t / mean:.3f}" for t in trials),
+                f"block {block + 1}/{BLOCKS} {row.name:<16} " + " ".join(f"{t / mean:.3f}" for t in trials),
                 flush=True,
             )
 
@@ -197,53 +318,76 @@ def per_run(row: Row) -> dict[str, float]:
     return {k: row.run_ns[k] / runs for k, runs in sorted(row.runs.items()) if runs}
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def check(rows: list[Row], noise: float) -> list[str]:
+    """The targets each row missed."""
+    failures = []
+    for r in rows:
+        if r.name in TARGETS and r.median < TARGETS[r.name]:
+            failures.append(f"{r.name}: ratio {r.median:.3f} < {TARGETS[r.name]}")
+        cpu = _median(r.cpu_pct)
+        if r.name == "tui-home":
+            bpf = _median(r.bpf_pct)
+            if not r.bpf_pct or bpf > HOME_BPF_PCT:
+                failures.append(f"tui-home: netscope's BPF {bpf:.1f}% of a CPU > {HOME_BPF_PCT}%")
+            if cpu > HOME_CPU_PCT:
+                failures.append(f"tui-home: process {cpu:.1f}% of a core > {HOME_CPU_PCT}%")
+        elif r.name in ("snapshot", "export") and cpu > CPU_TARGET_PCT:
+            failures.append(f"{r.name}: CPU {cpu:.1f}% > {CPU_TARGET_PCT}%")
+        if r.name in TARGETS and (
+            (r.rss_steady_mb or 0) > RSS_STEADY_MB or (r.rss_peak_mb or 0) > RSS_PEAK_MB
+        ):
+            failures.append(f"{r.name}: RSS {r.rss_steady_mb:.0f} MB (peak {r.rss_peak_mb:.0f})")
+    # A peer whose hooks never fire on this flood (hardirqs-bpfcc: veth raises no hardirqs) is a
+    # second no-op: against it "better" cannot mean more than the harness can see. A netscope row
+    # is worse than a peer when its median is lower by more than the no-op control's own spread.
+    for peer in (r for r in rows if r.name.startswith("bcc-")):
+        for r in (r for r in rows if r.name in TARGETS):
+            if r.median < peer.median - noise:
+                failures.append(f"{r.name}: ratio {r.median:.3f} below {peer.name}'s {peer.median:.3f}")
+            elif r.median <= peer.median and peer.name == "bcc-softirqs":
+                failures.append(f"{r.name}: ratio {r.median:.3f} not above bcc-softirqs' {peer.median:.3f}")
+    return failures
+
+
 def main() -> int:
     # SIGTERM unwinds like Ctrl-C: observers stopped, namespaces deleted, bpf_stats put back.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     env = {**os.environ, **find_headers().env}
     bpf_stats = Path("/proc/sys/kernel/bpf_stats_enabled")
     stats_before = bpf_stats.read_text()
-    names = os.environ.get("BENCH_ROWS") or "noop,netscope-default,netscope-all,bcc-softirqs,bcc-hardirqs"
+    names = os.environ.get("BENCH_ROWS") or ",".join(ROWS)
     rows = [Row(n) for n in names.split(",")]
+    unknown = [r.name for r in rows if r.name not in ROWS]
+    if unknown:
+        raise SystemExit(f"bench: unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     try:
         with veth_pair(subnet=SUBNET) as pair:
             base = statistics.median(flood(pair) for _ in range(3))
             print(f"without anything attached: {base:,.0f} received pps", flush=True)
-            measure(pair, rows, env)
-        tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+            measure(pair, rows, env, tmp)
         start = startup(tmp)
     finally:
         bpf_stats.write_text(stats_before)
-    failures = []
-    print(f"\n{'row':<18} {'ratio':>6} {'min':>6} {'max':>6} {'CPU%':>6} {'RSS MB':>7} {'peak':>6}")
+    print(
+        f"\n{'row':<16} {'ratio':>6} {'min':>6} {'max':>6} {'CPU%':>6} {'BPF%':>6} {'RSS MB':>7} {'peak':>6}"
+    )
     for r in rows:
-        cpu = statistics.median(r.cpu_pct) if r.cpu_pct else float("nan")
+        spread = f"{min(r.ratios):6.3f} {max(r.ratios):6.3f}"
         print(
-            f"{r.name:<18} {r.median:6.3f} {min(r.ratios):6.3f} {max(r.ratios):6.3f} {cpu:6.1f} "
+            f"{r.name:<16} {r.median:6.3f} {spread} {_median(r.cpu_pct):6.1f} {_median(r.bpf_pct):6.1f} "
             f"{r.rss_steady_mb or 0:7.0f} {r.rss_peak_mb or 0:6.0f}"
         )
         for program, ns in per_run(r).items():
             print(f"    {program:<36} {ns:7.0f} ns/run")
-        if r.name in TARGETS and r.median < TARGETS[r.name]:
-            failures.append(f"{r.name}: ratio {r.median:.3f} < {TARGETS[r.name]}")
-        if r.name.startswith("netscope"):
-            if cpu > CPU_TARGET_PCT:
-                failures.append(f"{r.name}: CPU {cpu:.1f}% > {CPU_TARGET_PCT}%")
-            if (r.rss_steady_mb or 0) > RSS_STEADY_MB or (r.rss_peak_mb or 0) > RSS_PEAK_MB:
-                failures.append(f"{r.name}: RSS {r.rss_steady_mb:.0f} MB (peak {r.rss_peak_mb:.0f})")
-    # A peer whose hooks never fire on this flood (hardirqs-bpfcc: veth raises no hardirqs) is a
-    # second no-op: against it "better" cannot mean more than the harness can see. A netscope row
-    # is worse than a peer when its median is lower by more than the no-op control's own spread
-    # (median absolute deviation of its ratios).
     noop = next((r for r in rows if r.name == "noop"), None)
     noise = statistics.median(abs(x - noop.median) for x in noop.ratios) if noop and noop.ratios else 0.0
     print(f"harness noise (no-op control's median absolute deviation): {noise:.3f}")
-    for peer in (r for r in rows if r.name.startswith("bcc-")):
-        for r in rows:
-            if r.name.startswith("netscope") and r.median < peer.median - noise:
-                failures.append(f"{r.name}: ratio {r.median:.3f} below {peer.name}'s {peer.median:.3f}")
-            elif r.name.startswith("netscope") and r.median <= peer.median:
-                print(f"{r.name} {r.median:.3f} vs {peer.name} {peer.median:.3f}: a tie within the noise")
+    failures = check(rows, noise)
     print(f"TUI first frame {start['first_frame_s']:.2f} s, home probes live {start['all_live_s']:.2f} s")
     if start["first_frame_s"] > FIRST_FRAME_S or start["all_live_s"] > ALL_LIVE_S:
         failures.append(f"start-up {start}")

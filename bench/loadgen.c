@@ -1,7 +1,8 @@
 /* Load generator for netscope's storm tests and `make bench`: UDP at the highest rate one core can
  * reach, batched with sendmmsg/recvmmsg so the syscall cost does not hide the kernel's per-packet work.
  *
- *   loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES]   prints "<datagrams sent> <seconds>"
+ *   loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT]]
+ *                                                        prints "<datagrams sent> <seconds>"
  *   loadgen recv PORT SECONDS                            prints "<datagrams received> <seconds>"
  *
  * The seconds printed are the program's own clock from its first to its last batch, so a rate
@@ -31,12 +32,12 @@ static double now(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES]\n"
+	fprintf(stderr, "usage: loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT]]\n"
 			"       loadgen recv PORT SECONDS\n");
 	return 2;
 }
 
-static int flood(const char *dst, int port, double seconds, size_t size)
+static int flood(const char *dst, int port, double seconds, size_t size, int src_port)
 {
 	static char payload[MAX_PAYLOAD];
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
@@ -49,6 +50,12 @@ static int flood(const char *dst, int port, double seconds, size_t size)
 	if (inet_pton(AF_INET, dst, &to.sin_addr) != 1 || size > MAX_PAYLOAD)
 		return usage();
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	/* A fixed source port (0: any) keeps one 5-tuple across runs, for a screen that watches it. */
+	struct sockaddr_in from = { .sin_family = AF_INET, .sin_port = htons(src_port) };
+	if (fd >= 0 && src_port && bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0) {
+		perror("loadgen: bind");
+		return 1;
+	}
 	/* Connected: no route lookup per datagram. ICMP port-unreachable replies come back as
 	 * ECONNREFUSED on a later call; that call sent nothing and is simply repeated. */
 	if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
@@ -121,7 +128,8 @@ static int sink(int port, double seconds)
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && !strcmp(argv[1], "send"))
-		return flood(argv[2], atoi(argv[3]), atof(argv[4]), argc > 5 ? (size_t)atoi(argv[5]) : 32);
+		return flood(argv[2], atoi(argv[3]), atof(argv[4]), argc > 5 ? (size_t)atoi(argv[5]) : 32,
+			     argc > 6 ? atoi(argv[6]) : 0);
 	if (argc == 4 && !strcmp(argv[1], "recv"))
 		return sink(atoi(argv[2]), atof(argv[3]));
 	return usage();
