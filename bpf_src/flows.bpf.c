@@ -4,11 +4,17 @@
  * there: the link-layer header was pulled) and skb:kfree_skb(skb, location, reason[, rx_sk]) (the
  * drop's headers at skb->head + network_header). NS_FILTER(t), compiled from the user's filter by
  * netscope/model/filter.py, decides in the kernel which flows are counted at all.
+ *
+ * Received packets are sampled (sampler.h): parsing the headers and updating a flow's entry is the
+ * dearest per-packet work netscope does, so only a sampled skb does it, adding its packets and bytes
+ * times its weight; the device totals stay exact from the kernel's own counters. Drops are rare
+ * next to packets and each one counts: every drop is counted.
  */
 #include "netscope.h"
 #include "kernel_read.h"
 #include "flow_parse.h"
 #include "dev_cache.h"
+#include "sampler.h"
 
 #ifdef NS_FILTER
 #define FLOW_MATCH(t) NS_FILTER(t)
@@ -22,12 +28,14 @@ BPF_PERCPU_ARRAY(flow_counters, u64, NS_FLOW_STATS);
 BPF_ARRAY(flow_watch, struct flow_watch, 1);
 BPF_PERCPU_ARRAY(flows_last_dev, struct dev_seen, 1); /* dev_cache.h */
 BPF_RINGBUF_OUTPUT(flow_events, 64);
+BPF_PERCPU_ARRAY(flows_sampler, struct ns_sampler, 1);
+BPF_ARRAY(flows_rate, u32, 1);
 
-static __always_inline void flow_bump(u32 index)
+static __always_inline void flow_add(u32 index, u64 n)
 {
     u64 *v = flow_counters.lookup(&index);
     if (v)
-        (*v)++;
+        *v += n;
 }
 
 static __always_inline int same_tuple(const struct flow_tuple *a, const struct flow_tuple *b)
@@ -38,7 +46,8 @@ static __always_inline int same_tuple(const struct flow_tuple *a, const struct f
            a->dport == b->dport && a->proto == b->proto && a->family == b->family;
 }
 
-/* One event for a packet of the watched flow; no wakeup: user space drains each interval. */
+/* One event for a (sampled or dropped) packet of the watched flow; no wakeup: user space drains
+ * each interval. */
 static __always_inline void watch_event(const struct flow_key *key, const void *skb, u32 reason, u64 location)
 {
     u32 zero = 0;
@@ -48,7 +57,7 @@ static __always_inline void watch_event(const struct flow_key *key, const void *
         return;
     struct flow_event *e = flow_events.ringbuf_reserve(sizeof(struct flow_event));
     if (!e) {
-        flow_bump(NS_FLOW_STAT_EVENTS_LOST);
+        flow_add(NS_FLOW_STAT_EVENTS_LOST, 1);
         return;
     }
     e->ts_ns = bpf_ktime_get_ns();
@@ -64,6 +73,10 @@ static __always_inline void watch_event(const struct flow_key *key, const void *
 
 NS_HOOK(netif_receive_skb)
 {
+    u32 zero = 0;
+    u32 weight = ns_sample(flows_sampler.lookup(&zero), flows_rate.lookup(&zero));
+    if (!weight)
+        return 0;
     const void *skb = (const void *)ctx->args[0];
     struct flow_key key = {};
     struct skb_win w;
@@ -74,7 +87,7 @@ NS_HOOK(netif_receive_skb)
         return 0;
     struct flow_tuple *t = &key.t;
     if (!(FLOW_MATCH(t))) {
-        flow_bump(NS_FLOW_STAT_FILTERED);
+        flow_add(NS_FLOW_STAT_FILTERED, weight);
         return 0;
     }
     const void *dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
@@ -88,14 +101,14 @@ NS_HOOK(netif_receive_skb)
     if (!s) {
         struct flow_stat fresh = {.first_ns = now};
         flow_stats.update(&key, &fresh);
-        flow_bump(NS_FLOW_STAT_CREATED);
+        flow_add(NS_FLOW_STAT_CREATED, 1);
         s = flow_stats.lookup(&key);
         if (!s)
             return 0;
     }
     u16 mapping = SKB_WIN(&w, u16, NS_OFF_SKB_QUEUE_MAPPING);
-    s->rx_packets += segments(&w);
-    s->rx_bytes += SKB_WIN(&w, u32, NS_OFF_SKB_LEN);
+    s->rx_packets += (u64)segments(&w) * weight;
+    s->rx_bytes += (u64)SKB_WIN(&w, u32, NS_OFF_SKB_LEN) * weight;
     s->queues |= mapping && mapping <= 63 ? 1ULL << (mapping - 1) : 1ULL << 63;
     if (!s->first_ns)
         s->first_ns = now;

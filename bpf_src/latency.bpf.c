@@ -3,36 +3,39 @@
  * Raw tracepoints sock:sk_data_ready(const struct sock *sk), since Linux 6.10: fired when data is
  * queued on a socket (once per UDP datagram); sock:sock_recv_length(struct sock *sk, int ret,
  * int flags), since 6.2: once per recvmsg with the bytes read (MSG_PEEK reads are ignored).
- * Arrivals and reads are matched in order per socket by sequence: for TCP tcp_sock rcv_nxt at
- * arrival and copied_seq after the read, for UDP counts of datagrams queued and read (one per read).
- * The oldest byte read arrived with the first arrival that ends after it.
  *
- * Stack time, device to socket: net:netif_receive_skb(struct sk_buff *skb) stamps each skb entering
- * the stack; at sk_data_ready the skb just queued is the tail of sk_receive_queue, whose stamp gives
- * the time it spent in the stack (for TCP, data coalesced into an earlier skb reads that skb's). A read whose arrival is unknown is counted as
- * unmatched and reports no latency. skb->tstamp is not used: only set while RX timestamping is on.
+ * Both fire once per packet on a busy socket, so each does the least work: one lookup in a table of
+ * sockets indexed by a hash of the socket's address (lat_slot: two ways per set, no hash map update)
+ * and a few counts there, which stay exact (reads, bytes, arrivals, the reader's tgid). The clock is
+ * read only for a sampled arrival (sampler.h), whose time and sequence range go on the socket's ring
+ * of sampled arrivals, and for the read that copies its first byte: that read's wait goes into the
+ * histograms. A read is matched in order by sequence: for TCP tcp_sock rcv_nxt at arrival and
+ * copied_seq after the read, for UDP counts of datagrams queued and read (one per read); the wait of
+ * a read is the wait of its oldest byte, known when the arrival that brought it was sampled. Reads of
+ * data queued before netscope followed the socket have no latency (unseen).
+ *
+ * skb->tstamp is not used: it is only set while RX timestamping is on.
  */
 #include "netscope.h"
 #include "kernel_read.h"
 #include "flow_parse.h"
+#include "sampler.h"
+#include "hist.h"
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
 #define MSG_PEEK_ 2
 
-BPF_TABLE("lru_hash", u64, struct lat_ring, lat_rings, NS_LAT_SOCKETS);
+BPF_ARRAY(lat_slots, struct lat_slot, NS_LAT_SOCKETS);
+BPF_ARRAY(lat_rings, struct lat_arrivals, NS_LAT_SOCKETS);
 BPF_TABLE("lru_percpu_hash", u32, struct lat_proc, lat_by_proc, 4096);
 BPF_PERCPU_HASH(lat_proc_max, u32, u64, 4096);
 BPF_TABLE("lru_percpu_hash", struct lat_sock_key, struct lat_sock, lat_by_sock, NS_LAT_SOCKETS);
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
-BPF_ARRAY(lat_stamps, struct lat_stamp, NS_LAT_STAMPS);
-/* Set by user space when the hooks resume after a pause: stamps older than this are stale. */
-BPF_ARRAY(lat_since, u64, 1);
-/* Device-to-socket time of every arrival, all sockets together. */
-BPF_PERCPU_ARRAY(lat_stack, struct lat_hist, 1);
+BPF_PERCPU_ARRAY(latency_sampler, struct ns_sampler, 1);
+BPF_ARRAY(latency_rate, u32, 1);
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
  * their identity fields are ever written, so their counters stay zero. */
-BPF_PERCPU_ARRAY(lat_new_ring, struct lat_ring, 1);
 BPF_PERCPU_ARRAY(lat_new_proc, struct lat_proc, 1);
 BPF_PERCPU_ARRAY(lat_new_sock, struct lat_sock, 1);
 
@@ -43,45 +46,28 @@ static __always_inline void lat_bump(u32 index)
         (*v)++;
 }
 
-static __always_inline u32 msb64(u64 v)
+/* The first of the socket's two slots (its set). */
+static __always_inline u32 lat_set(u64 sk)
 {
-    u32 r = 0;
-    if (v >> 32) { v >>= 32; r += 32; }
-    if (v >> 16) { v >>= 16; r += 16; }
-    if (v >> 8) { v >>= 8; r += 8; }
-    if (v >> 4) { v >>= 4; r += 4; }
-    if (v >> 2) { v >>= 2; r += 2; }
-    if (v >> 1) { r += 1; }
-    return r;
+    return (u32)((sk * 0x9E3779B97F4A7C15ULL) >> 40) & (NS_LAT_SOCKETS - 2);
 }
 
-static __always_inline u32 bucket(u64 v, u32 bits, u32 buckets)
+/* The slot following `sk`, or 0; its index in *index. */
+static __always_inline struct lat_slot *lat_find(u64 sk, u32 *index)
 {
-    if (v < (1ULL << bits))
-        return (u32)v;
-    u32 m = msb64(v);
-    u32 idx = ((m - bits + 1) << bits) + (u32)((v >> (m - bits)) & ((1U << bits) - 1));
-    return idx < buckets ? idx : buckets - 1;
-}
-
-static __always_inline u16 protocol_of(const void *sk)
-{
-    return read_u16(sk, NS_OFF_SOCK_PROTOCOL);
-}
-
-/* TCP or UDP, and matching the user's filter (as data flowing from the peer to this socket). */
-static __always_inline int watched(const void *sk, u16 proto)
-{
-    if (proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_)
-        return 0;
-#ifdef NS_FILTER
-    struct flow_tuple ft = {};
-    struct flow_tuple *t = &ft;
-    sock_tuple(sk, (u8)proto, t);
-    return NS_FILTER(t);
-#else
-    return 1;
-#endif
+    u32 i = lat_set(sk);
+    struct lat_slot *a = lat_slots.lookup(&i);
+    if (a && a->sk == sk) {
+        *index = i;
+        return a;
+    }
+    u32 j = i + 1;
+    struct lat_slot *b = lat_slots.lookup(&j);
+    if (b && b->sk == sk) {
+        *index = j;
+        return b;
+    }
+    return 0;
 }
 
 static __always_inline u32 udp_queue_len(const void *sk)
@@ -89,102 +75,124 @@ static __always_inline u32 udp_queue_len(const void *sk)
     return read_u32(sk, NS_OFF_SOCK_RCVQ_LEN) + read_u32(sk, NS_OFF_UDP_READERQ_LEN);
 }
 
-static __always_inline u32 stamp_slot(u64 skb)
+/* A slot for a socket seen for the first time: a free way of its set, else the way given out
+ * longest ago by generation (counted as an eviction). What was queued before is unseen: TCP up to
+ * rcv_nxt; for UDP, at an arrival the datagrams queued but this one, at a read those queued and the
+ * one just read. A socket netscope does not follow (not TCP or UDP, or left out by the filter) gets a
+ * slot too, with protocol 0, so it is told apart with one lookup next time. */
+static __always_inline struct lat_slot *lat_claim(const void *sk, int at_read, u32 *index)
 {
-    return (u32)((skb >> 8) ^ (skb >> 22)) & (NS_LAT_STAMPS - 1);
-}
-
-NS_HOOK(netif_receive_skb)
-{
-    u64 skb = ctx->args[0];
-    u32 slot = stamp_slot(skb);
-    struct lat_stamp *st = lat_stamps.lookup(&slot);
-    if (st) {
-        st->skb = skb;
-        st->ts = bpf_ktime_get_ns();
+    u64 key = (u64)sk;
+    u32 i = lat_set(key), j = i + 1;
+    struct lat_slot *a = lat_slots.lookup(&i);
+    struct lat_slot *b = lat_slots.lookup(&j);
+    if (!a || !b)
+        return 0;
+    struct lat_slot *s = a;
+    *index = i;
+    if (a->sk && (!b->sk || b->gen < a->gen)) {
+        s = b;
+        *index = j;
     }
-    return 0;
-}
-
-static __always_inline void stack_time(const void *sk, u64 now)
-{
-    u64 skb = read_u64(sk, NS_OFF_SOCK_RCVQ_TAIL);
-    u32 slot = stamp_slot(skb);
-    struct lat_stamp *st = lat_stamps.lookup(&slot);
-    u32 zero = 0;
-    u64 *since = lat_since.lookup(&zero);
-    if (!skb || !st || !since || st->skb != skb || st->ts > now || st->ts < *since) {
-        lat_bump(NS_LAT_STAT_STACK_UNKNOWN);
-        return;
+    if (s->sk)
+        lat_bump(NS_LAT_STAT_EVICTED);
+    struct lat_arrivals *ring = lat_rings.lookup(index);
+    if (ring)
+        ring->head = ring->tail = ring->thin = ring->offered = 0;
+    s->sk = key;
+    s->gen++;
+    s->reads = s->bytes = 0;
+    s->arrivals = s->udp_read = 0;
+    s->tgid = 0;
+    /* TCP or UDP, and matching the user's filter (as data flowing from the peer to this socket). */
+    u16 proto = read_u16(sk, NS_OFF_SOCK_PROTOCOL);
+    s->protocol = 0;
+    if (proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_)
+        return s;
+    struct flow_tuple ft = {};
+    struct flow_tuple *t = &ft;
+    sock_tuple(sk, proto, t);
+#ifdef NS_FILTER
+    if (!(NS_FILTER(t)))
+        return s;
+#endif
+    s->protocol = proto;
+    s->family = t->family == 6 ? 10 : 2;
+    s->sport = t->dport; /* the socket's own end is the destination of the data it receives */
+    s->dport = t->sport;
+    __builtin_memcpy(s->saddr, t->daddr, 16);
+    __builtin_memcpy(s->daddr, t->saddr, 16);
+    if (proto == IPPROTO_TCP_) {
+        s->start = s->last_end = read_u32(sk, NS_OFF_TCP_RCV_NXT);
+    } else {
+        u32 queued = udp_queue_len(sk);
+        s->arrivals = at_read ? queued + 1 : (queued ? queued - 1 : 0);
+        s->start = s->arrivals; /* UDP: arrivals seen = arrivals - start */
     }
-    struct lat_hist *h = lat_stack.lookup(&zero);
-    u32 b = bucket(now - st->ts, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
-    if (h && b < NS_LAT_PROC_BUCKETS)
-        h->buckets[b]++;
+    return s;
 }
 
 NS_HOOK(sk_data_ready)
 {
     const void *sk = (const void *)ctx->args[0];
-    u16 proto = protocol_of(sk);
-    if (!watched(sk, proto))
+    u32 index = 0;
+    struct lat_slot *s = lat_find((u64)sk, &index);
+    if (!s)
+        s = lat_claim(sk, 0, &index);
+    if (!s || !s->protocol)
         return 0;
-    u64 key = (u64)sk;
-    u64 now = bpf_ktime_get_ns();
-    stack_time(sk, now);
-    struct lat_ring *r = lat_rings.lookup(&key);
-    if (!r) {
-        u32 zero = 0;
-        struct lat_ring *fresh = lat_new_ring.lookup(&zero);
-        if (!fresh)
-            return 0;
-        if (proto == IPPROTO_TCP_) {
-            /* Where this arrival began is unknown: everything up to here reads as unmatched. */
-            fresh->start = read_u32(sk, NS_OFF_TCP_RCV_NXT);
-            fresh->udp_queued = 0;
-        } else {
-            /* The datagrams already queued (this one included) arrived unseen, but this one. */
-            fresh->udp_queued = udp_queue_len(sk);
-            fresh->start = fresh->udp_queued ? fresh->udp_queued - 1 : 0;
-        }
-        fresh->udp_read = 0;
-        fresh->head = fresh->tail = 0;
-        lat_rings.update(&key, fresh);
-        if (proto == IPPROTO_TCP_)
-            return 0;
-        r = lat_rings.lookup(&key);
-        if (!r)
-            return 0;
-    } else if (proto == IPPROTO_UDP_) {
-        r->udp_queued++;
+    u32 begin, end;
+    if (s->protocol == IPPROTO_UDP_) {
+        /* (This BPF target cannot use an atomic add's result: the count is read back.) */
+        __sync_fetch_and_add(&s->arrivals, 1);
+        end = s->arrivals;
+        begin = end - 1;
+    } else {
+        end = read_u32(sk, NS_OFF_TCP_RCV_NXT);
+        begin = s->last_end;
+        if (end == begin)
+            return 0; /* woken without new data */
+        s->last_end = end;
+        __sync_fetch_and_add(&s->arrivals, 1);
     }
-    u32 seq = proto == IPPROTO_TCP_ ? read_u32(sk, NS_OFF_TCP_RCV_NXT) : r->udp_queued;
-    if (r->tail != r->head && r->seq[(r->tail - 1) & (NS_LAT_RING - 1)] == seq)
-        return 0; /* woken without new data */
+    u32 zero = 0;
+    if (!ns_sample(latency_sampler.lookup(&zero), latency_rate.lookup(&zero)))
+        return 0;
+    struct lat_arrivals *r = lat_rings.lookup(&index);
+    if (!r)
+        return 0;
+    if (r->head == r->tail)
+        r->thin = r->offered = 0; /* the reader caught up: every sampled arrival is kept again */
+    if (r->offered++ & ((1U << (r->thin & 31)) - 1))
+        return 0; /* thinned: the ring keeps 1 in 2^thin, evenly over the backlog */
     if (r->tail - r->head >= NS_LAT_RING) {
-        /* Full: merge neighbours pairwise; a merged arrival keeps the later end and the mean time. */
+        /* Full (a slow reader): keep every other arrival, and from now on every other one offered,
+         * so what is kept stays spread evenly over the data waiting. A coarser sample, never a
+         * wrong time. */
         for (u32 i = 0; i < NS_LAT_RING / 2; i++) {
-            u32 a = (r->head + 2 * i) & (NS_LAT_RING - 1);
-            u32 b = (r->head + 2 * i + 1) & (NS_LAT_RING - 1);
+            u32 from = (r->head + 2 * i) & (NS_LAT_RING - 1);
             u32 to = (r->head + i) & (NS_LAT_RING - 1);
-            u64 ts = r->ts[a] / 2 + r->ts[b] / 2;
-            r->seq[to] = r->seq[b];
-            r->ts[to] = ts;
+            r->ts[to] = r->ts[from];
+            r->begin[to] = r->begin[from];
+            r->end[to] = r->end[from];
         }
         r->tail = r->head + NS_LAT_RING / 2;
-        lat_bump(NS_LAT_STAT_COARSENED);
+        r->thin++;
+        lat_bump(NS_LAT_STAT_THINNED);
+        if ((r->offered - 1) & ((1U << (r->thin & 31)) - 1))
+            return 0; /* this one falls between the ones kept at the new spacing */
     }
     u32 slot = r->tail & (NS_LAT_RING - 1);
-    r->ts[slot] = now;
-    r->seq[slot] = seq;
+    r->ts[slot] = bpf_ktime_get_ns();
+    r->begin[slot] = begin;
+    r->end[slot] = end;
     r->tail++;
     return 0;
 }
 
-/* A read of `bytes` by the current task; `matched` says whether `wait` is known. */
-static __always_inline void record(const void *sk, u64 wait, int matched, u32 bytes, u16 proto)
+/* A sampled read by the current task: its wait into the process's and the socket's histograms. */
+static __always_inline void record(const void *sk, u32 tgid, u64 wait)
 {
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
     u32 zero32 = 0;
     struct lat_proc *p = lat_by_proc.lookup(&tgid);
     if (!p) {
@@ -196,56 +204,32 @@ static __always_inline void record(const void *sk, u64 wait, int matched, u32 by
         }
     }
     if (p) {
-        p->reads++;
-        p->bytes += bytes;
-        if (matched) {
-            p->count++;
-            u32 b = bucket(wait, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
-            if (b < NS_LAT_PROC_BUCKETS)
-                p->buckets[b]++;
-        }
+        p->count++;
+        u32 b = bucket(wait, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
+        if (b < NS_LAT_PROC_BUCKETS)
+            p->buckets[b]++;
     }
-    if (matched) {
-        u64 zero = 0;
-        u64 *max = lat_proc_max.lookup_or_try_init(&tgid, &zero);
-        if (max && wait > *max)
-            *max = wait;
-    }
-
+    u64 zero = 0;
+    u64 *max = lat_proc_max.lookup_or_try_init(&tgid, &zero);
+    if (max && wait > *max)
+        *max = wait;
     struct lat_sock_key key = {.sk = (u64)sk, .tgid = tgid};
     struct lat_sock *s = lat_by_sock.lookup(&key);
     if (!s) {
         struct lat_sock *fresh = lat_new_sock.lookup(&zero32);
         if (fresh) {
-            fresh->family = read_u16(sk, NS_OFF_SOCK_FAMILY);
-            fresh->protocol = proto;
-            fresh->sport = read_u16(sk, NS_OFF_SOCK_NUM);
-            fresh->dport = bpf_ntohs(read_u16(sk, NS_OFF_SOCK_DPORT));
-            if (fresh->family == 10) {
-                bpf_probe_read_kernel(fresh->saddr, 16, (const char *)sk + NS_OFF_SOCK_V6_RCV_SADDR);
-                bpf_probe_read_kernel(fresh->daddr, 16, (const char *)sk + NS_OFF_SOCK_V6_DADDR);
-            } else {
-                bpf_probe_read_kernel(fresh->saddr, 4, (const char *)sk + NS_OFF_SOCK_RCV_SADDR);
-                bpf_probe_read_kernel(fresh->daddr, 4, (const char *)sk + NS_OFF_SOCK_DADDR);
-                __builtin_memset(fresh->saddr + 4, 0, 12);
-                __builtin_memset(fresh->daddr + 4, 0, 12);
-            }
             lat_by_sock.update(&key, fresh);
             s = lat_by_sock.lookup(&key);
         }
     }
     if (s) {
-        s->reads++;
-        s->bytes += bytes;
+        s->count++;
         s->rcvbuf = read_u32(sk, NS_OFF_SOCK_RCVBUF);
-        if (matched) {
-            s->count++;
-            u32 b = bucket(wait, NS_LAT_SOCK_BITS, NS_LAT_SOCK_BUCKETS);
-            if (b < NS_LAT_SOCK_BUCKETS)
-                s->buckets[b]++;
-        }
+        u32 b = bucket(wait, NS_LAT_SOCK_BITS, NS_LAT_SOCK_BUCKETS);
+        if (b < NS_LAT_SOCK_BUCKETS)
+            s->buckets[b]++;
     }
-    lat_bump(matched ? NS_LAT_STAT_MATCHED : NS_LAT_STAT_UNMATCHED);
+    lat_bump(NS_LAT_STAT_SAMPLED);
 }
 
 NS_HOOK(sock_recv_length)
@@ -255,40 +239,53 @@ NS_HOOK(sock_recv_length)
     int flags = (int)ctx->args[2];
     if (!sk || ret <= 0 || (flags & MSG_PEEK_))
         return 0;
-    u16 proto = protocol_of(sk);
-    if (!watched(sk, proto))
+    u32 index = 0;
+    struct lat_slot *s = lat_find((u64)sk, &index);
+    if (!s)
+        s = lat_claim(sk, 1, &index);
+    if (!s || !s->protocol)
         return 0;
-    u64 key = (u64)sk;
-    struct lat_ring *r = lat_rings.lookup(&key);
-    if (!r) {
-        record(sk, 0, 0, (u32)ret, proto); /* queued before netscope watched, or ring evicted */
-        return 0;
-    }
-    u64 now = bpf_ktime_get_ns();
-    u64 arrived = 0;
-    u32 copied, first;
-    if (proto == IPPROTO_UDP_) {
-        copied = ++r->udp_read; /* one datagram per read */
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __sync_fetch_and_add(&s->reads, 1);
+    __sync_fetch_and_add(&s->bytes, (u64)ret);
+    s->tgid = tgid;
+    u32 copied = 0, first = 0;
+    if (s->protocol == IPPROTO_UDP_) {
+        __sync_fetch_and_add(&s->udp_read, 1); /* one datagram per read */
+        copied = s->udp_read;
         first = copied - 1;
-    } else {
+        if ((s32)(first - s->start) < 0) {
+            lat_bump(NS_LAT_STAT_UNSEEN);
+            return 0;
+        }
+    }
+    struct lat_arrivals *r = lat_rings.lookup(&index);
+    if (!r || r->head == r->tail)
+        return 0; /* no sampled arrival waiting: nothing more to do */
+    if (s->protocol == IPPROTO_TCP_) {
         copied = read_u32(sk, NS_OFF_TCP_COPIED_SEQ);
         first = copied - (u32)ret;
     }
-    /* Drop arrivals wholly before the data read; the next one brought its oldest byte. */
+    /* Drop sampled arrivals wholly before the data read. */
     for (int i = 0; i < NS_LAT_RING; i++) {
-        if (r->head == r->tail || (s32)(r->seq[r->head & (NS_LAT_RING - 1)] - first) > 0)
+        if (r->head == r->tail || (s32)(r->end[r->head & (NS_LAT_RING - 1)] - first) > 0)
             break;
         r->head++;
     }
-    if (r->head != r->tail && (s32)(first - r->start) >= 0)
-        arrived = r->ts[r->head & (NS_LAT_RING - 1)];
-    /* Forget arrivals the read consumed entirely. */
+    u64 arrived = 0;
+    u32 h = r->head & (NS_LAT_RING - 1);
+    if (r->head != r->tail && (s32)(first - r->begin[h]) >= 0 && (s32)(first - s->start) >= 0)
+        arrived = r->ts[h]; /* the read's oldest byte came with this sampled arrival */
+    /* Forget sampled arrivals the read consumed entirely. */
     for (int i = 0; i < NS_LAT_RING; i++) {
-        if (r->head == r->tail || (s32)(r->seq[r->head & (NS_LAT_RING - 1)] - copied) > 0)
+        if (r->head == r->tail || (s32)(r->end[r->head & (NS_LAT_RING - 1)] - copied) > 0)
             break;
         r->head++;
     }
-    int matched = arrived && arrived <= now;
-    record(sk, matched ? now - arrived : 0, matched, (u32)ret, proto);
+    if (!arrived)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    if (arrived <= now)
+        record(sk, tgid, now - arrived);
     return 0;
 }

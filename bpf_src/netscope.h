@@ -15,30 +15,41 @@
 #define NS_CAT(a, b) NS_CAT_(a, b)
 #define NS_HOOK(tp) int NS_CAT(NS_PROBE, tp)(struct bpf_raw_tracepoint_args *ctx)
 
+/* sampler.h: one per-packet hook's 1-in-N sampling on one CPU (a per-CPU array slot). */
+struct ns_sampler {
+    u64 fires;    /* every run of the hook: what the sampling rate adapts to */
+    u64 sampled;  /* runs that did the whole work */
+    u32 left;     /* runs to go until the next sample */
+    u32 gap;      /* length of the gap under way: the weight of the sample that ends it */
+};
+
 /* NR_SOFTIRQS in include/linux/interrupt.h (HI .. RCU), stable since 4.x. */
 #define NS_NR_SOFTIRQS 10
 /* Upper bound on distinct IRQ numbers tracked per CPU. */
 #define NS_MAX_IRQS 1024
 
-/* irq.bpf.c: one IRQ line on one CPU, cumulative. */
+/* hardirq.bpf.c: one IRQ line on one CPU, cumulative. */
 struct hardirq_stat {
     u64 count;
     u64 time_ns;
 };
 
-/* irq.bpf.c: the handler running on this CPU (hardirqs do not nest on Linux). */
+/* hardirq.bpf.c: the handler running on this CPU (hardirqs do not nest on Linux). */
 struct hardirq_start {
     u64 ts;
     u32 irq;
     u32 pad;
 };
 
-/* irq.bpf.c: one softirq vector on one CPU, cumulative. */
+/* softirq.bpf.c: one softirq vector on one CPU, cumulative. Raises and runs are exact; times are
+ * sampled: time_ns is the sampled runs' durations each times its weight (an estimate of the total),
+ * the waits are those of the sampled raises. */
 struct softirq_stat {
     u64 raises;      /* irq:softirq_raise */
     u64 runs;        /* irq:softirq_entry: what /proc/softirqs counts */
-    u64 time_ns;     /* entry -> exit */
-    u64 wait_ns_sum; /* first raise -> entry */
+    u64 time_ns;     /* entry -> exit, estimated from the sampled runs */
+    u64 timed;       /* runs time_ns stands for: the sampled runs' weights */
+    u64 wait_ns_sum; /* first raise -> entry, of the sampled raises */
     u64 wait_count;
 };
 
@@ -53,7 +64,8 @@ struct napi_key {
 #define NS_NAPI_HIST 8   /* work per poll: 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+ */
 #define NS_STREAK_HIST 4 /* full-budget polls in a row: 1, 2-3, 4-7, 8+ */
 
-/* napi.bpf.c: cumulative. */
+/* napi.bpf.c: cumulative. Polls, packets, full-budget polls and the work histogram are estimates
+ * from the sampled polls (each counted times its weight); the streaks are exact. */
 struct napi_stat {
     u64 polls;
     u64 packets;          /* sum of `work` */
@@ -61,6 +73,13 @@ struct napi_stat {
     u64 work_hist[NS_NAPI_HIST];
     u64 streak_hist[NS_STREAK_HIST]; /* runs of full-budget polls, counted when they end */
     char ifname[16];
+};
+
+/* napi.bpf.c: per CPU, the NAPI instance whose run of full-budget polls is under way. */
+struct napi_streak {
+    u64 napi;             /* its struct napi_struct; 0: no run under way */
+    u64 polls;            /* full-budget polls in a row so far */
+    struct napi_key key;
 };
 
 /* rings.bpf.c: one queue of one device, one direction. */
@@ -74,7 +93,7 @@ struct queue_key {
 
 #define NS_QUEUE_UNKNOWN 0xffff
 
-/* rings.bpf.c: cumulative. */
+/* rings.bpf.c: cumulative, estimated from the sampled packets (each counted times its weight). */
 struct queue_stat {
     u64 packets;  /* segments: a GRO/GSO skb counts as the packets it carries */
     u64 bytes;    /* L2 bytes, as drivers count them */
@@ -126,35 +145,53 @@ struct drop_window {
     u64 used;
 };
 
-/* latency.bpf.c: histograms of the wait between data reaching a socket and its copy to user space.
- * Bucket of a value v (ns): v itself below 2^B; else octave m = floor(log2 v) and the top B bits
- * after the leading one, index (m - B + 1) * 2^B + sub. netscope/model/latency.py mirrors this. */
+/* latency.bpf.c and stack.bpf.c: histograms of the wait between data reaching a socket and its copy
+ * to user space, and of stack time. Bucket of a value v (ns): v itself below 2^B; else octave
+ * m = floor(log2 v) and the top B bits after the leading one, index (m - B + 1) * 2^B + sub
+ * (hist.h). netscope/model/latency.py mirrors this. */
 #define NS_LAT_PROC_BITS 4   /* 16 sub-buckets an octave: percentiles within ~3% */
 #define NS_LAT_SOCK_BITS 3   /* 8 sub-buckets an octave for per-socket histograms */
 #define NS_LAT_OCTAVES 36    /* up to 2^36 ns, about 69 s */
 #define NS_LAT_PROC_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_PROC_BITS + 1) << NS_LAT_PROC_BITS)
 #define NS_LAT_SOCK_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_SOCK_BITS + 1) << NS_LAT_SOCK_BITS)
-#define NS_LAT_RING 32       /* arrivals remembered per socket, oldest first */
+#define NS_LAT_RING 32       /* sampled arrivals remembered per socket, oldest first */
 
-/* latency.bpf.c: per socket, arrivals not yet read, oldest first. Each holds when it arrived and
- * the sequence its data ends at: TCP's rcv_nxt, or for UDP a count of datagrams queued. A full ring
- * merges neighbours pairwise (coarser, never dropped), so a slow reader's oldest data keeps a stamp. */
-struct lat_ring {
-    u64 ts[NS_LAT_RING];
-    u32 seq[NS_LAT_RING];
-    u32 head;   /* next to read */
-    u32 tail;   /* next to write */
-    u32 start;  /* data before this sequence arrived before netscope watched: unmatched */
-    u32 udp_queued;
-    u32 udp_read;
-    u32 pad;
+/* latency.bpf.c: one socket followed, in a two-way set-associative table indexed by a hash of its
+ * address (no hash map update per packet). Every arrival and every read updates it, so its counts are
+ * exact; user space reads these slots. A slot given to another socket gets a new `gen`. */
+struct lat_slot {
+    u64 sk;        /* the socket; 0: free */
+    u64 reads;     /* recvmsg calls that returned data (MSG_PEEK ignored) */
+    u64 bytes;     /* bytes they returned */
+    u32 arrivals;  /* sk_data_ready with new data; for UDP the datagram sequence (seen: - start) */
+    u32 udp_read;  /* UDP: datagrams read, the read sequence */
+    u32 gen;       /* bumped each time the slot follows another socket */
+    u32 tgid;      /* the process that read last */
+    u32 last_end;  /* TCP: rcv_nxt after the last arrival, where the next one begins */
+    u32 start;     /* data before this sequence was queued before netscope followed the socket */
+    u16 protocol;  /* IPPROTO_TCP / IPPROTO_UDP; 0: a socket netscope does not follow */
+    u16 family;
+    u16 sport;     /* local port, host order */
+    u16 dport;     /* remote port, host order */
+    u8 saddr[16];  /* local */
+    u8 daddr[16];  /* remote */
 };
 
-/* latency.bpf.c: one reading process, cumulative. */
+/* latency.bpf.c: a slot's sampled arrivals not yet read, oldest first: when each arrived and the
+ * sequence range it brought (TCP bytes, UDP datagrams). C side only. */
+struct lat_arrivals {
+    u64 ts[NS_LAT_RING];
+    u32 begin[NS_LAT_RING];
+    u32 end[NS_LAT_RING];
+    u32 head;   /* next to read */
+    u32 tail;   /* next to write */
+    u32 thin;   /* a full ring kept every other arrival this many times: 1 in 2^thin is kept */
+    u32 offered; /* sampled arrivals offered since the ring was last empty */
+};
+
+/* latency.bpf.c: the sampled reads of one process, cumulative. */
 struct lat_proc {
-    u64 reads;    /* every read */
-    u64 bytes;    /* bytes of every read */
-    u64 count;    /* reads with a known arrival: the histogram's total */
+    u64 count;    /* reads with a latency: the histogram's total */
     u64 buckets[NS_LAT_PROC_BUCKETS];
     char comm[16];
 };
@@ -165,40 +202,34 @@ struct lat_sock_key {
     u32 pad;
 };
 
-/* latency.bpf.c: one socket as read by one process, cumulative, with its addresses. */
+/* latency.bpf.c: the sampled reads of one socket by one process, cumulative. */
 struct lat_sock {
-    u64 reads;
-    u64 bytes;
     u64 count;
     u64 buckets[NS_LAT_SOCK_BUCKETS];
-    u8 saddr[16];  /* local */
-    u8 daddr[16];  /* remote */
-    u16 sport;     /* local port, host order */
-    u16 dport;     /* remote port, host order */
-    u16 family;
-    u16 protocol;
-    u32 rcvbuf;    /* sk_rcvbuf at its last read on this CPU: SO_RCVBUF as the kernel keeps it */
+    u32 rcvbuf;    /* sk_rcvbuf at its last sampled read on this CPU: SO_RCVBUF as the kernel keeps it */
     u32 pad;
 };
 
-/* latency.bpf.c: when an skb entered the stack (net:netif_receive_skb), in a direct-mapped table:
- * an entry holds the skb it belongs to, so a reused slot reads as unknown, never as a wrong time. */
-#define NS_LAT_STAMPS 16384
-struct lat_stamp {
-    u64 skb;
-    u64 ts;
-};
-
-/* latency.bpf.c: a histogram on its own (device-to-socket stack time of all arrivals). */
+/* stack.bpf.c and latency.bpf.c: a histogram on its own. */
 struct lat_hist {
     u64 buckets[NS_LAT_PROC_BUCKETS];
 };
 
-#define NS_LAT_STAT_MATCHED 0
-#define NS_LAT_STAT_UNMATCHED 1  /* a read whose arrival stamp is unknown: no latency reported */
-#define NS_LAT_STAT_COARSENED 2  /* a socket's ring was full: its arrivals merged pairwise */
-#define NS_LAT_STAT_STACK_UNKNOWN 3 /* arrivals whose skb was not seen entering the stack */
+#define NS_LAT_STAT_SAMPLED 0   /* reads given a latency */
+#define NS_LAT_STAT_UNSEEN 1    /* reads of data queued before netscope followed the socket */
+#define NS_LAT_STAT_THINNED 2   /* a socket's ring of sampled arrivals filled: every other one went */
+#define NS_LAT_STAT_EVICTED 3   /* slots taken from a socket to follow another */
 #define NS_LAT_STATS 4
+
+/* stack.bpf.c: the sampled skb on this CPU, stamped when it entered the stack. */
+struct stack_stamp {
+    u64 skb;
+    u64 ts;
+};
+
+#define NS_STACK_STAT_FOLLOWED 0    /* sampled skbs seen queued on their socket */
+#define NS_STACK_STAT_UNFOLLOWED 1  /* sampled skbs that reached no socket's queue first */
+#define NS_STACK_STATS 2
 
 /* flows.bpf.c: a 5-tuple as parsed from packet headers. Addresses are four u32 words as in memory
  * (IPv4 in the first); ports in host order. netscope/model/filter.py compiles filters over it. */

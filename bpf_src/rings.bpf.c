@@ -4,17 +4,34 @@
  * the stack whatever path it took (NAPI+GRO, the netif_rx backlog), and
  * net:net_dev_start_xmit(struct sk_buff *skb, struct net_device *dev), once per skb handed to a
  * driver; both since Linux 3.x. A GRO- or GSO-built skb counts as its gso_segs packets.
+ *
+ * The devices count their own packets (stats64, and per queue the netdev family's qstats where the
+ * driver keeps them): these hooks only split a device's traffic by queue where nothing else does,
+ * so they are sampled (sampler.h): a sampled skb adds its packets and bytes times its weight.
  */
 #include "netscope.h"
 #include "kernel_read.h"
 #include "flow_parse.h"
 #include "dev_cache.h"
+#include "sampler.h"
+
+#define NS_RINGS_SAMPLER_RX 0
+#define NS_RINGS_SAMPLER_TX 1
 
 BPF_PERCPU_HASH(queue_stats, struct queue_key, struct queue_stat, NS_QUEUES_MAX);
 BPF_PERCPU_ARRAY(rings_last_dev, struct dev_seen, 1); /* dev_cache.h */
+BPF_PERCPU_ARRAY(rings_sampler, struct ns_sampler, 2);
+BPF_ARRAY(rings_rate, u32, 1);
 
+/* One skb through a queue of `dev` (on receive: 0, read from the skb once it is sampled). */
 static __always_inline void count(const void *skb, const void *dev, u8 tx)
 {
+    u32 zero = 0, which = tx ? NS_RINGS_SAMPLER_TX : NS_RINGS_SAMPLER_RX;
+    u32 weight = ns_sample(rings_sampler.lookup(&which), rings_rate.lookup(&zero));
+    if (!weight)
+        return;
+    if (!tx)
+        dev = (const void *)read_u64(skb, NS_OFF_SKB_DEV);
     if (!dev)
         return;
     struct skb_win w;
@@ -58,14 +75,13 @@ static __always_inline void count(const void *skb, const void *dev, u8 tx)
         if (!s)
             return;
     }
-    s->packets += segments(&w);
-    s->bytes += bytes;
+    s->packets += (u64)segments(&w) * weight;
+    s->bytes += bytes * weight;
 }
 
 NS_HOOK(netif_receive_skb)
 {
-    const void *skb = (const void *)ctx->args[0];
-    count(skb, (const void *)read_u64(skb, NS_OFF_SKB_DEV), 0);
+    count((const void *)ctx->args[0], 0, 0);
     return 0;
 }
 

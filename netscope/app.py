@@ -49,6 +49,9 @@ from netscope.ui.rings_pane import DeviceSelected, RingsPane
 from netscope.ui.too_small import TooSmallScreen, too_small
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+# Attached whatever is on screen: they run once per interrupt and once per drop, not per packet, and
+# the drop totals since start and the findings need every one.
+ALWAYS_ATTACHED = ("hardirq", "drops")
 # The cyclic garbage collector runs on this clock, not when allocation triggers it: see
 # NetscopeApp._collect_garbage.
 GC_EVERY_S = 1.0
@@ -179,10 +182,10 @@ class NetscopeApp(App[int]):
 
     def _attach_needed(self) -> None:
         """Attach the probes the view on screen reads (the active pane and every drill-down screen
-        open); the source detaches the rest once they have not been needed for a while."""
+        open), and those always attached; the source detaches the others at once."""
         active = self.query_one(TabbedContent).active
         pane = PANES.get(active)
-        names = set(pane.PROBES if pane else ())
+        names = {*ALWAYS_ATTACHED, *(pane.PROBES if pane else ())}
         for screen in self.screen_stack:
             names.update(getattr(screen, "PROBES", ()))
         needed = frozenset(names)

@@ -35,6 +35,7 @@ EXIT_INTERNAL = 1
 EXIT_USAGE = 2  # bad arguments, bad input file, not root
 EXIT_KERNEL = 3  # the kernel or system lacks what live data needs (BCC, headers, BTF, tracepoints)
 EXIT_SIGNAL_BASE = 128  # killed by a signal: 128 + its number (Ctrl-C: 130)
+MAX_RATE = 1 << 16  # netscope.model.sampling.MAX_RATE (not imported: the CLI loads light)
 
 
 class CliError(Exception):
@@ -100,6 +101,13 @@ def _size(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> int:
+    value = _count(text)
+    if not 1 <= value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"must be between 1 (every packet) and {MAX_RATE}")
+    return value
+
+
 def _log_rate(text: str) -> int:
     value = _count(text)
     if not 1 <= value <= 1_000_000:
@@ -109,18 +117,20 @@ def _log_rate(text: str) -> int:
 
 # What each headless section reads: only these probes are attached.
 SECTIONS = {
-    "cpus": ("irq", "napi"),
+    "cpus": ("hardirq", "softirq", "napi"),
     "rings": ("rings", "napi"),
     "drops": ("drops",),
     "drop-log": ("drops",),  # the drops probe with its per-event log (ring buffer)
-    "latency": ("latency",),
+    "latency": ("latency", "stack"),
     "flows": ("flows", "latency"),
 }
 
 
-# What export collects unless told: the aggregated counters, cheap to keep on. Flows, copy latency
-# and the drop log cost per-packet work (README, "Overhead"); snapshot and record take everything.
-DEFAULT_SECTIONS = ("cpus", "rings", "drops")
+# What export attaches unless told: the drop reasons, counted once per drop. Its other metrics come
+# from the kernel's own counters every interval, free per packet; the per-packet hooks of the other
+# sections (NAPI, softirq timing, queues without counters, latency, flows) are asked for by name
+# (README, "Overhead"). snapshot and record take everything.
+DEFAULT_SECTIONS = ("drops",)
 # `snapshot` runs the per-packet hooks one interval in this many (the first after the baseline, so a
 # one-shot snapshot has them all): a monitor left streaming costs the box little (README,
 # "Overhead"). `record` keeps every interval whole for drilling later.
@@ -194,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
             f"their figures are null in the others (default {default}; 1 = every interval)",
         )
 
+    def sample_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--sample",
+            type=_rate,
+            metavar="N",
+            help="sample 1 in N of the per-packet work (flows, queues, NAPI, softirq and copy timing) "
+            "instead of the rate netscope adapts to its budget; counts from the kernel's own "
+            "counters stay exact",
+        )
+
     def no_bpf_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--no-bpf",
@@ -204,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
+    sample_arg(tui)
     no_bpf_arg(tui)
     device_args(tui)
     snap = sub.add_parser("snapshot", help="print per-interval counts (text, or JSON lines with --json)")
@@ -213,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--json", action="store_true", help="one JSON object per interval (schema: README)")
     sections_arg(snap)
     detail_arg(snap, DETAIL_EVERY)
+    sample_arg(snap)
     no_bpf_arg(snap)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
@@ -233,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sections_arg(rec)
     detail_arg(rec, 1)
+    sample_arg(rec)
     no_bpf_arg(rec)
     exp = sub.add_parser("export", help="serve Prometheus metrics (counters since netscope started)")
     interval_arg(exp)
@@ -244,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to serve /metrics (default 127.0.0.1:9469)",
     )
     sections_arg(exp, default=DEFAULT_SECTIONS)
+    sample_arg(exp)
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
     device_args(rep)
@@ -328,6 +352,7 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
         flow_filter=_flow_filter(args),
         detail_every=getattr(args, "detail_every", 1),
         bpf=not getattr(args, "no_bpf", False),
+        sample_rate=getattr(args, "sample", None),
     )
 
 

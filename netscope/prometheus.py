@@ -51,17 +51,24 @@ class NetscopeCollector(Collector):
 
 
 def _counters(t: RunningTotals) -> Iterator[Metric]:
-    softirq = CounterMetricFamily(
-        "netscope_softirq", "Softirq handler runs (irq:softirq_entry)", labels=["cpu", "vec"]
-    )
-    softirq_s = CounterMetricFamily(
-        "netscope_softirq_seconds", "Time in softirq handlers", labels=["cpu", "vec"]
-    )
+    softirq = CounterMetricFamily("netscope_softirq", "Softirq runs (/proc/softirqs)", labels=["cpu", "vec"])
     for key, count in sorted(t.softirq_runs.items()):
         softirq.add_metric(list(key), count)
-        softirq_s.add_metric(list(key), t.softirq_ns[key] / 1e9)
+    softirq_s = CounterMetricFamily(
+        "netscope_softirq_seconds",
+        "Time in softirq handlers per vector (irq:softirq_entry/exit), estimated from sampled runs; "
+        "only while the cpus section is collected",
+        labels=["cpu", "vec"],
+    )
+    for key, ns in sorted(t.softirq_ns.items()):
+        softirq_s.add_metric(list(key), ns / 1e9)
+    cpu_softirq_s = CounterMetricFamily(
+        "netscope_cpu_softirq_seconds", "Time in softirqs, all vectors (/proc/stat)", labels=["cpu"]
+    )
+    for cpu, ns in sorted(t.cpu_softirq_ns.items()):
+        cpu_softirq_s.add_metric([cpu], ns / 1e9)
     hardirq = CounterMetricFamily(
-        "netscope_hardirq", "Hardirq handler runs (irq:irq_handler_entry)", labels=["irq", "name"]
+        "netscope_hardirq", "Hardirqs per IRQ line (/proc/interrupts)", labels=["irq", "name"]
     )
     for (irq, name), n in sorted(t.hardirqs.items()):
         hardirq.add_metric([irq, name], n)
@@ -78,6 +85,7 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     softnet = {
         what: CounterMetricFamily(f"netscope_softnet_{what}", doc, labels=["cpu"])
         for what, doc in (
+            ("processed", "Packets the stack took in (/proc/net/softnet_stat)"),
             ("dropped", "Backlog drops (/proc/net/softnet_stat)"),
             ("time_squeeze", "NET_RX runs that ran out of budget or time (/proc/net/softnet_stat)"),
         )
@@ -95,9 +103,9 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     queues = {
         (direction, what): CounterMetricFamily(
             f"netscope_queue_{direction}_{what}",
-            f"{what.capitalize()} {'received' if direction == 'rx' else 'sent'} per device queue "
-            f"(net:{'netif_receive_skb' if direction == 'rx' else 'net_dev_start_xmit'}); netns is "
-            "empty for netscope's own namespace",
+            f"{what.capitalize()} {'received' if direction == 'rx' else 'sent'} per device queue: the "
+            "driver's per-queue counters (netdev qstats), or the device's own for a single-queue device; "
+            "netns is empty for netscope's own namespace",
             labels=queue_labels,
         )
         for direction in ("rx", "tx")
@@ -105,6 +113,23 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     }
     for (device, netns, direction, queue, what), n in sorted(t.queues.items()):
         queues[(direction, what)].add_metric([device, netns, queue], n)
+    devices = {
+        what: CounterMetricFamily(
+            f"netscope_device_{what}",
+            f"The device's own {what.replace('_', ' ')} (stats64)",
+            labels=["device", "netns"],
+        )
+        for what in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes")
+    }
+    for (device, netns, what), n in sorted(t.devices.items()):
+        devices[what].add_metric([device, netns], n)
+    snmp = CounterMetricFamily(
+        "netscope_snmp",
+        "The namespace's loss and in counters (/proc/net/snmp, netstat, snmp6)",
+        labels=["counter"],
+    )
+    for counter, n in sorted(t.snmp.items()):
+        snmp.add_metric([counter], n)
     runs = CounterMetricFamily(
         "netscope_bpf_program_runs",
         "Runs of netscope's own BPF programs in the intervals bpf_stats measured (one in ten)",
@@ -125,5 +150,6 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     )
     for probe, n in sorted(t.lost_events.items()):
         lost.add_metric([probe], n)
-    yield from (softirq, softirq_s, hardirq, *napi.values(), *softnet.values(), drops, *queues.values())
+    yield from (softirq, softirq_s, cpu_softirq_s, hardirq, *napi.values(), *softnet.values(), drops)
+    yield from (*queues.values(), *devices.values(), snmp)
     yield from (runs, run_s, lost)

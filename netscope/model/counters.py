@@ -13,8 +13,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from netscope.model.cpu import interrupt_counts, softirq_runs
 from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
+from netscope.model.rings import build_rings_view
 from netscope.model.sample import HostInfo, ProbeState, Sample
 
 LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
@@ -25,12 +27,15 @@ class RunningTotals:
     info: HostInfo
     samples: int = 0
     softirq_runs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (cpu, vector)
-    softirq_ns: Counter[tuple[str, str]] = field(default_factory=Counter)
+    softirq_ns: Counter[tuple[str, str]] = field(default_factory=Counter)  # sampled runs, estimated
+    cpu_softirq_ns: Counter[str] = field(default_factory=Counter)  # per CPU, /proc/stat
     hardirqs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (irq, name)
     napi: Counter[tuple[str, str]] = field(default_factory=Counter)  # (cpu, what)
     softnet: Counter[tuple[str, str]] = field(default_factory=Counter)  # (cpu, what)
     drops: Counter[str] = field(default_factory=Counter)  # reason label
     queues: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
+    devices: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (device, netns, what)
+    snmp: Counter[str] = field(default_factory=Counter)  # "Udp.NoPorts"
     copy_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
     stack_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
     # (probe, program, what) over the intervals bpf_stats measured: a sample, not every run
@@ -42,12 +47,16 @@ class RunningTotals:
         self.samples += 1
         cpus = [str(c) for c in self.info.cpus]
         names = dict(sample.netns_names)
+        for cpu_id, runs in (softirq_runs(sample) or {}).items():
+            for vector, n in zip(sample.softirq_names, runs, strict=False):
+                self.softirq_runs[(str(cpu_id), vector)] += n
         for soft in sample.softirq or ():
-            for vector, runs, ns in zip(sample.softirq_names, soft.runs, soft.time_ns, strict=False):
-                self.softirq_runs[(str(soft.cpu), vector)] += runs
+            for vector, ns in zip(sample.softirq_names, soft.time_ns, strict=False):
                 self.softirq_ns[(str(soft.cpu), vector)] += ns
+        for t in sample.proc_cpu_times:
+            self.cpu_softirq_ns[str(t.cpu)] += t.softirq_ns
         lines = {line.irq: line.name for line in sample.irq_lines}
-        for irq in sample.hardirq or ():
+        for irq in interrupt_counts(sample) or ():
             self.hardirqs[(str(irq.irq), lines.get(irq.irq, ""))] += sum(irq.per_cpu)
         for napi in sample.napi or ():
             for cpu, polls, packets, full in zip(
@@ -57,19 +66,29 @@ class RunningTotals:
                 self.napi[(cpu, "packets")] += packets
                 self.napi[(cpu, "budget_exhausted")] += full
         for net in sample.softnet:
+            self.softnet[(str(net.cpu), "processed")] += net.processed
             self.softnet[(str(net.cpu), "dropped")] += net.dropped
             self.softnet[(str(net.cpu), "time_squeeze")] += net.time_squeeze
         if sample.drops is not None:
             for reason in sample.drops.reasons:
                 self.drops[reason_label(reason.subsystem, reason.name)] += sum(reason.per_cpu)
-        for q in sample.queues or ():
-            netns = "" if q.netns in (0, self.info.netns) else names.get(q.netns, str(q.netns))
-            key = (q.ifname, netns, "tx" if q.tx else "rx", str(q.queue) if q.queue >= 0 else "unknown")
-            self.queues[(*key, "packets")] += q.packets
-            self.queues[(*key, "bytes")] += q.bytes
+        for d in build_rings_view(sample, self.info).devices:
+            netns = "" if d.netns in (0, self.info.netns) else names.get(d.netns, str(d.netns))
+            if d.stats is not None and d.stats.rx_bytes is not None:
+                for what in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes"):
+                    self.devices[(d.ifname, netns, what)] += getattr(d.stats, what) or 0
+            for q in d.queues:
+                queue = str(q.queue) if q.queue >= 0 else "unknown"
+                for direction in ("rx", "tx"):
+                    key = (d.ifname, netns, direction, queue)
+                    self.queues[(*key, "packets")] += getattr(q, f"{direction}_packets")
+                    self.queues[(*key, "bytes")] += getattr(q, f"{direction}_bytes")
+        for c in sample.snmp:
+            self.snmp[f"{c.group}.{c.name}"] += c.count
         if sample.latency is not None:
             add_to_bounds(self.copy_latency, (b for p in sample.latency.processes for b in p.buckets))
-            add_to_bounds(self.stack_latency, sample.latency.stack)
+        if sample.stack is not None:
+            add_to_bounds(self.stack_latency, sample.stack.buckets)
         if sample.cost is not None and sample.cost.measured_age_s == 0.0:  # a fresh measurement
             for cost in sample.cost.programs:
                 self.programs[(cost.probe, cost.program, "runs")] += cost.runs

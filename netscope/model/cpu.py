@@ -1,15 +1,18 @@
 """The CPU view: per-CPU hardirq, softirq and NAPI rates from one raw sample. Pure.
 
-A figure whose probe was not live for the whole interval is None (shown as "–"), never 0:
-0 would claim the kernel did nothing. Counts the kernel keeps itself (interrupts per line,
-softirq runs) come from /proc when the irq probe's hooks did not run; their times stay None.
+Counters first: what the kernel counts itself comes from its own counters every interval, whatever
+is attached: interrupts per line (/proc/interrupts), softirq runs (/proc/softirqs), softirq time per
+CPU (/proc/stat), packets processed, backlog drops and time_squeeze (softnet_stat). The hooks add
+what no counter tells: handler times, softirq raises, the time per vector and the raise-to-run wait
+(from sampled runs), NAPI polls (sampled). A figure whose source was not read for the whole interval
+is None (shown as "–"), never 0: 0 would claim the kernel did nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netscope.model.sample import Sample
+from netscope.model.sample import Sample, rate_of
 
 NET_TX = "NET_TX"
 NET_RX = "NET_RX"
@@ -33,6 +36,9 @@ class CpuRow:
     napi_budget_exhausted_pct: float | None  # polls that used the whole budget
     time_squeeze_per_s: float | None
     backlog_drops_per_s: float | None
+    processed_per_s: float | None = None  # packets the stack took in (softnet processed)
+    softirq_rate: int = 1  # 1 in N softirq runs timed: > 1, its times and waits are estimates
+    napi_rate: int = 1  # 1 in N NAPI polls counted: > 1, the NAPI figures are estimates
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class CpuView:
     rows: tuple[CpuRow, ...]
     total: CpuRow
     irqs: tuple[IrqRow, ...]  # busiest first
+    softirq_rate: int = 1  # 1 in N softirq runs timed: > 1, the times and waits are estimates
+    napi_rate: int = 1  # 1 in N NAPI polls counted: > 1, the NAPI figures are estimates
 
 
 def _vec(names: tuple[str, ...], wanted: str) -> int | None:
@@ -69,22 +77,28 @@ class InterruptCount:
 
 
 def interrupt_counts(sample: Sample) -> tuple[InterruptCount, ...] | None:
-    """Interrupts per line: the hooks' when they ran, else the kernel's own (/proc); None when
-    neither was read for this interval."""
+    """Interrupts per line: the kernel's own count (/proc), with the handlers' times where the
+    hardirq probe ran; the hooks' counts for a recording without /proc's; None when neither was read
+    for this interval."""
+    timed = {c.irq: c.time_ns for c in sample.hardirq} if sample.hardirq is not None else None
+    if sample.proc_softirqs:  # /proc was read for this interval (one row per CPU, always)
+        zero = tuple(0 for _ in sample.proc_softirqs)
+        return tuple(
+            InterruptCount(c.irq, c.per_cpu, timed.get(c.irq, zero) if timed is not None else None)
+            for c in sample.proc_interrupts
+        )
     if sample.hardirq is not None:
         return tuple(InterruptCount(c.irq, c.per_cpu, c.time_ns) for c in sample.hardirq)
-    if sample.proc_softirqs:  # /proc was read for this interval (one row per CPU, always)
-        return tuple(InterruptCount(c.irq, c.per_cpu, None) for c in sample.proc_interrupts)
     return None
 
 
 def softirq_runs(sample: Sample) -> dict[int, tuple[int, ...]] | None:
-    """Softirq runs per vector, per CPU: the hooks' when they ran, else /proc's; None when neither
-    was read for this interval."""
-    if sample.softirq is not None:
-        return {s.cpu: s.runs for s in sample.softirq}
+    """Softirq runs per vector, per CPU: the kernel's own count (/proc/softirqs), else the hooks'
+    (a recording without it); None when neither was read for this interval."""
     if sample.proc_softirqs:
         return {s.cpu: s.runs for s in sample.proc_softirqs}
+    if sample.softirq is not None:
+        return {s.cpu: s.runs for s in sample.softirq}
     return None
 
 
@@ -142,6 +156,9 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
     runs = softirq_runs(sample)
     napi = napi_per_cpu(sample, cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
+    softirq_rate, napi_rate = rate_of(sample, "softirq"), rate_of(sample, "napi")
+    # Softirq time per CPU from /proc/stat (all vectors); the hooks' for a recording without it.
+    stat_ns = {t.cpu: t.softirq_ns for t in sample.proc_cpu_times} if sample.proc_cpu_times else None
 
     def row(cpu: int | None, members: tuple[int, ...]) -> CpuRow:
         n_cpu = len(members)
@@ -167,6 +184,11 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
             return 100.0 * sum(s.time_ns[vec] for s in sq) / (dt * 1e9 * n_cpu)
 
         polls = sum(n.polls for n in np_) if np_ is not None else 0
+        softirq_ns: float | None = None
+        if stat_ns is not None:
+            softirq_ns = sum(stat_ns.get(c, 0) for c in members)
+        elif sq is not None:
+            softirq_ns = sum(sum(s.time_ns) for s in sq)
         return CpuRow(
             cpu=cpu,
             hardirqs_per_s=sum(h[0] for h in hard) / dt if hard is not None else None,
@@ -175,9 +197,7 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
             net_rx_runs_per_s=vec_rate("runs", rx),
             net_tx_raises_per_s=vec_rate("raises", tx),
             net_tx_runs_per_s=vec_rate("runs", tx),
-            softirq_time_pct=(
-                100.0 * sum(sum(s.time_ns) for s in sq) / (dt * 1e9 * n_cpu) if sq is not None else None
-            ),
+            softirq_time_pct=100.0 * softirq_ns / (dt * 1e9 * n_cpu) if softirq_ns is not None else None,
             net_rx_time_pct=vec_pct(rx),
             net_rx_wait_avg_ns=(
                 _div(sum(s.wait_ns_sum[rx] for s in sq), sum(s.wait_count[rx] for s in sq))
@@ -196,6 +216,9 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
             ),
             time_squeeze_per_s=sum(s.time_squeeze for s in sn) / dt if sn else None,
             backlog_drops_per_s=sum(s.dropped for s in sn) / dt if sn else None,
+            processed_per_s=sum(s.processed for s in sn) / dt if sn else None,
+            softirq_rate=softirq_rate,
+            napi_rate=napi_rate,
         )
 
     irq_rows = []
@@ -220,4 +243,6 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
         rows=tuple(row(cpu, (cpu,)) for cpu in cpus),
         total=row(None, cpus),
         irqs=tuple(irq_rows),
+        softirq_rate=softirq_rate,
+        napi_rate=napi_rate,
     )

@@ -285,12 +285,43 @@ class SnmpRow:
     total: int  # since netscope started watching
 
 
+# The counters of /proc/net/snmp, netstat and snmp6 that count a packet lost, and why; the others
+# there count traffic. They are the network namespace's own, kept whether or not BPF is allowed.
+SNMP_LOSS_COUNTERS: dict[str, tuple[str, ...]] = {
+    "Ip": ("InHdrErrors", "InAddrErrors", "InUnknownProtos", "InDiscards", "OutDiscards", "OutNoRoutes"),
+    "Tcp": ("InErrs", "InCsumErrors"),
+    "Udp": ("InErrors", "NoPorts", "RcvbufErrors", "SndbufErrors", "InCsumErrors", "MemErrors"),
+    "TcpExt": (
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPBacklogDrop",
+        "TCPRcvQDrop",
+        "TCPZeroWindowDrop",
+        "TCPOFODrop",
+        "PFMemallocDrop",
+        "TCPMinTTLDrop",
+    ),
+    "Ip6": ("InHdrErrors", "InAddrErrors", "InUnknownProtos", "InDiscards", "OutDiscards", "InNoRoutes"),
+    "Udp6": ("InErrors", "NoPorts", "RcvbufErrors", "SndbufErrors", "InCsumErrors", "MemErrors"),
+}
+# And the counters of what each protocol took in: where a packet's path through the stack is counted
+# without a hook (the device's own count is stats64; these are the IP and transport stages).
+SNMP_IN_COUNTERS: dict[str, tuple[str, ...]] = {
+    "Ip": ("InReceives", "InDelivers"),
+    "Tcp": ("InSegs",),
+    "Udp": ("InDatagrams",),
+    "Ip6": ("InReceives", "InDelivers"),
+    "Udp6": ("InDatagrams",),
+}
+SNMP_LOSS_KEYS = frozenset((group, name) for group, names in SNMP_LOSS_COUNTERS.items() for name in names)
+
+
 def snmp_rows(totals: Mapping[tuple[str, str], int], latest: Sample) -> tuple[SnmpRow, ...]:
-    """The counters with a count since start, the fastest now first, then the largest."""
+    """The loss counters with a count since start, the fastest now first, then the largest."""
     now = {(c.group, c.name): c.count for c in latest.snmp}
     rows = [
         SnmpRow(f"{group} {name}", now.get((group, name), 0) / latest.interval_s, total)
         for (group, name), total in totals.items()
-        if total
+        if total and (group, name) in SNMP_LOSS_KEYS
     ]
     return tuple(sorted(rows, key=lambda r: (-r.per_s, -r.total, r.counter)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from netscope.model.filter import Filter, Tuple5
 from netscope.model.latency import SOCK_BITS, percentile
-from netscope.model.sample import FlowCount, HostInfo, Sample, SocketOwner, SockLatency
+from netscope.model.sample import FlowCount, HostInfo, Sample, SocketOwner, SockLatency, rate_of
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 
@@ -27,6 +27,8 @@ class FlowRow:
     drops: int
     copy_hist: tuple[tuple[int, int], ...] = ()  # the reader socket's histogram (SOCK_BITS)
     owner_only: bool = False  # pid/comm from psutil's socket table: the owner has not read yet
+    sample_rate: int = 1  # 1 in N packets counted: > 1, rx_pps and rx_bps are estimates
+    copy_rate: int = 1  # 1 in N arrivals timed: > 1, the copy percentiles are a sample's
 
     @property
     def tuple5(self) -> Tuple5:
@@ -52,6 +54,7 @@ class FlowsView:
     evictions: int
     filtered: int
     filter: str
+    sample_rate: int = 1  # 1 in N packets counted: > 1, the packet and byte rates are estimates
 
 
 def flow_label(f: FlowCount) -> str:
@@ -103,6 +106,7 @@ def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) 
     names = dict(sample.netns_names)
     rows = []
     own_netns = (0, info.netns)
+    rate, copy_rate = rate_of(sample, "flows"), rate_of(sample, "latency")
     for f in flows.flows:
         if flt is not None and not flt.matches(Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)):
             continue
@@ -123,10 +127,13 @@ def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) 
                 drops=sum(n for _, n in f.drops),
                 copy_hist=sock.buckets if sock else (),
                 owner_only=owner is not None,
+                sample_rate=rate,
+                copy_rate=copy_rate,
             )
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))
-    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, flt.text if flt else flows.filter)
+    text = flt.text if flt else flows.filter
+    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, text, rate)
 
 
 def flows_where(

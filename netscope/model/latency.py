@@ -1,7 +1,7 @@
 """Copy latency: percentiles from the kernel's log-linear histograms, per process and socket. Pure.
 
 A value v (ns) falls in bucket v below 2^B; else, with m = floor(log2 v), in
-(m - B + 1) * 2^B + (the B bits after v's leading one). Mirrors bucket() in bpf_src/latency.bpf.c.
+(m - B + 1) * 2^B + (the B bits after v's leading one). Mirrors bucket() in bpf_src/hist.h.
 A bucket spans 1/2^B of its octave, so its midpoint is within 2^-(B+1) of any value in it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from netscope.model.sample import LatencySample, SockLatency
+from netscope.model.sample import LatencySample, Sample, SockLatency, StackSample, rate_of
 
 PROC_BITS = 4  # NS_LAT_PROC_BITS
 SOCK_BITS = 3  # NS_LAT_SOCK_BITS
@@ -91,8 +91,10 @@ class Percentiles:
 @dataclass(frozen=True)
 class SocketRow:
     label: str  # "udp 0.0.0.0:5555 ← 10.200.0.1:40000"
-    stats: Percentiles
+    stats: Percentiles  # count: its reads given a latency; bytes: of every read
     rcvbuf: int | None = None  # sk_rcvbuf at its last read, bytes; None: an older recording
+    reads: int = 0  # every read in the interval
+    sample_rate: int = 1
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,22 @@ class ProcessRow:
 @dataclass(frozen=True)
 class LatencyView:
     interval_s: float
-    all: Percentiles
+    all: Percentiles  # of the reads given a latency (1 in `sample_rate` of the arrivals is timed)
     octaves: tuple[int, ...]  # reads per octave, about 1 µs .. 17 s
     processes: tuple[ProcessRow, ...]  # slowest p99 first
     unmatched: int
     coarsened: int
-    stack: Percentiles  # device -> socket time of the arrivals (not per process: no reader yet)
-    stack_unknown: int
+    stack: Percentiles | None  # device -> socket time of sampled packets; None: not measured
+    stack_unknown: int  # sampled packets that reached no socket's queue
+    reads: int = 0  # every read of the interval (exact)
+    arrivals: int | None = None  # data queued on sockets (exact); None: an older recording
+    sample_rate: int = 1  # 1 in N arrivals timed: > 1, the percentiles are from a sample
+    stack_rate: int = 1
+    evicted: int = 0  # sockets the bounded table stopped following
+
+    @property
+    def reads_per_s(self) -> float:
+        return self.reads / self.interval_s
 
 
 def _endpoint(addr: str, port: int) -> str:
@@ -129,7 +140,13 @@ def socket_label(s: SockLatency) -> str:
     return f"{proto} {_endpoint(s.saddr, s.sport)}{peer}"
 
 
-def build_latency_view(latency: LatencySample, interval_s: float) -> LatencyView:
+def build_latency_view(
+    latency: LatencySample,
+    interval_s: float,
+    stack: StackSample | None = None,
+    sample_rate: int = 1,
+    stack_rate: int = 1,
+) -> LatencyView:
     all_hist = merge(p.buckets for p in latency.processes)
     rows = []
     for p in latency.processes:
@@ -138,6 +155,8 @@ def build_latency_view(latency: LatencySample, interval_s: float) -> LatencyView
                 socket_label(s),
                 Percentiles.of(s.buckets, SOCK_BITS, s.bytes, None),
                 s.rcvbuf,
+                s.reads,
+                sample_rate,
             )
             for s in latency.sockets
             if s.pid == p.pid
@@ -162,6 +181,20 @@ def build_latency_view(latency: LatencySample, interval_s: float) -> LatencyView
         processes=tuple(rows),
         unmatched=latency.unmatched,
         coarsened=latency.coarsened,
-        stack=Percentiles.of(latency.stack, PROC_BITS, 0, None),
-        stack_unknown=latency.stack_unknown,
+        stack=Percentiles.of(stack.buckets, PROC_BITS, 0, None) if stack is not None else None,
+        stack_unknown=stack.unfollowed if stack is not None else 0,
+        reads=sum(p.reads for p in latency.processes),
+        arrivals=latency.arrivals,
+        sample_rate=sample_rate,
+        stack_rate=stack_rate,
+        evicted=latency.evicted,
+    )
+
+
+def latency_view(sample: Sample) -> LatencyView | None:
+    """The copy latency of one sample (with the stack time, when the stack probe ran)."""
+    if sample.latency is None:
+        return None
+    return build_latency_view(
+        sample.latency, sample.interval_s, sample.stack, rate_of(sample, "latency"), rate_of(sample, "stack")
     )

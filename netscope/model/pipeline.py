@@ -1,5 +1,10 @@
 """The receive path as one line of stages, for the home screen: each stage's rate, its losses and
-whether it is where packets are lost now (the bottleneck). Pure: built from a Shown snapshot."""
+whether it is where packets are lost now (the bottleneck). Pure: built from a Shown snapshot.
+
+Each stage's rate is the kernel's own count: the devices' (stats64) at the NIC and into the stack,
+interrupts (/proc/interrupts), packets the softirqs processed (softnet_stat), data queued on and read
+from sockets (the latency probe's exact per-socket counts). Nothing on this screen needs a hook that
+runs for every packet but the copy latency's."""
 
 from __future__ import annotations
 
@@ -42,11 +47,12 @@ def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
     def nonzero(*pairs: tuple[str, float | None]) -> tuple[tuple[str, float], ...]:
         return tuple((what, v) for what, v in pairs if v)
 
+    received = sum(d.rx_pps for d in rings.devices) if rings and rings.live else None
     stages = [
         Stage(
             "rings",
             "NIC rings",
-            sum(d.rx_pps for d in rings.devices) if rings and rings.live else None,
+            received,
             "pkt/s",
             nonzero(("ring overruns, missed, dropped", ring_losses)),
         ),
@@ -54,9 +60,7 @@ def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
         Stage(
             "cpus",
             "NAPI / softirq",
-            cpu.napi_packets_per_poll * cpu.napi_polls_per_s
-            if cpu and cpu.napi_packets_per_poll is not None and cpu.napi_polls_per_s is not None
-            else (0.0 if cpu and cpu.napi_polls_per_s == 0 else None),
+            cpu.processed_per_s if cpu else None,
             "pkt/s",
             nonzero(
                 ("backlog drops", cpu.backlog_drops_per_s if cpu else None),
@@ -66,24 +70,18 @@ def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
         Stage(
             "drops",
             "stack (IP, netfilter, TCP/UDP)",
-            sum(d.rx_pps for d in rings.devices) if rings and rings.live else None,
+            received,
             "pkt/s in",
             tuple(sorted(stack_drops, key=lambda kv: -kv[1]))[:3],
         ),
         Stage(
             "latency",
             "socket",
-            latency.stack.count / dt if latency else None,
+            latency.arrivals / dt if latency and latency.arrivals is not None else None,
             "arrivals/s",
             socket_drops,
         ),
-        Stage(
-            "latency",
-            "user copy",
-            latency.all.count / dt if latency else None,
-            "reads/s",
-            (),
-        ),
+        Stage("latency", "user copy", latency.reads_per_s if latency else None, "reads/s", ()),
     ]
     # The stage that loses the most, if it loses anything worth the name, is the bottleneck.
     worst = max(stages, key=lambda s: s.lost_per_s)

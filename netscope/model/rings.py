@@ -1,5 +1,10 @@
 """The Rings view: per device and queue, RX/TX rates, ring sizes, NAPI pressure, BQL, overruns. Pure.
 
+Counters first: a device's packets and bytes are its own (stats64), a queue's are the driver's
+per-queue counters (the netdev family's qstats) where it keeps them, or the device's for a device
+with one queue each way; only the other queues are split by the rings probe's hooks, from a sample
+(`estimated`).
+
 No counter tells how full an RX ring is. The honest estimate is NAPI's: a poll that used its whole
 budget left packets in the ring, so the share of full-budget polls, how deep polls ran (histogram)
 and how long full-budget runs lasted say how close the ring runs to full.
@@ -11,7 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from netscope.model.drops import device_label
-from netscope.model.sample import DeviceStats, HostInfo, NapiInstance, QueueCount, Sample
+from netscope.model.sample import DeviceStats, HostInfo, NapiInstance, QueueCount, Sample, rate_of
 
 # The per-queue counters (netdev qstats) of packets lost before the stack, as the kernel names them.
 QSTATS_LOSSES = ("rx-alloc-fail", "rx-hw-drops", "rx-hw-drop-overruns")
@@ -31,6 +36,7 @@ class Pressure:
     budget_exhausted: int
     work_hist: tuple[int, ...]
     streak_hist: tuple[int, ...]
+    rate: int = 1  # 1 in N polls counted: > 1, polls, packets, full-budget share and depths are estimates
 
     @property
     def full_pct(self) -> float | None:
@@ -48,9 +54,10 @@ class Pressure:
         )
 
 
-def pressure(instances: Collection[NapiInstance]) -> Pressure:
+def pressure(instances: Collection[NapiInstance], rate: int = 1) -> Pressure:
     """NAPI figures of several instances (or one) together."""
     return Pressure(
+        rate=rate,
         polls=sum(sum(n.polls) for n in instances),
         packets=sum(sum(n.packets) for n in instances),
         budget_exhausted=sum(sum(n.budget_exhausted) for n in instances),
@@ -78,6 +85,7 @@ class QueueRow:
     tx_bytes: int
     napi_id: int | None  # the NAPI instance serving this RX queue (netdev genl), when known
     qstats: tuple[tuple[str, int], ...]  # the driver's per-queue counters (rx side), per interval
+    estimated: bool = False  # its rates come from a sample of the rings probe's hooks
 
     @property
     def label(self) -> str:
@@ -131,16 +139,43 @@ class RingsView:
     interval_s: float
     devices: tuple[DeviceRow, ...]  # busiest first
     backlog: NapiRow | None  # the per-CPU backlog (veth without NAPI, loopback)
-    live: bool  # the rings probe counted this interval
+    live: bool  # the devices' counters (or the rings probe) were read for this interval
 
 
-def _queue_rows(counts: list[QueueCount], stats: DeviceStats | None, dt: float) -> tuple[QueueRow, ...]:
-    by_queue: dict[int, dict[str, int]] = {}
+Rates = dict[str, int]  # rx_p, rx_b, tx_p, tx_b over the interval
+
+
+def _counted_queues(stats: DeviceStats | None) -> dict[int, Rates]:
+    """Packets and bytes per queue the kernel counts itself: the driver's qstats, or the device's
+    own totals for a device with a single queue each way."""
+    out: dict[int, Rates] = {}
+    if stats is None:
+        return out
+    names = {"rx-packets": "rx_p", "rx-bytes": "rx_b", "tx-packets": "tx_p", "tx-bytes": "tx_b"}
+    for _, q, counter, value in stats.qstats:
+        if counter in names:
+            out.setdefault(q, {"rx_p": 0, "rx_b": 0, "tx_p": 0, "tx_b": 0})[names[counter]] += value
+    if not out and stats.rx_queues == 1 and stats.tx_queues == 1 and stats.rx_bytes is not None:
+        out[0] = {
+            "rx_p": stats.rx_packets,
+            "rx_b": stats.rx_bytes,
+            "tx_p": stats.tx_packets,
+            "tx_b": stats.tx_bytes or 0,
+        }
+    return out
+
+
+def _queue_rows(
+    counts: list[QueueCount], stats: DeviceStats | None, dt: float, rate: int
+) -> tuple[QueueRow, ...]:
+    counted = _counted_queues(stats)
+    hooked: dict[int, Rates] = {}
     for c in counts:
-        row = by_queue.setdefault(c.queue, {"rx_p": 0, "rx_b": 0, "tx_p": 0, "tx_b": 0})
+        row = hooked.setdefault(c.queue, {"rx_p": 0, "rx_b": 0, "tx_p": 0, "tx_b": 0})
         prefix = "tx" if c.tx else "rx"
         row[f"{prefix}_p"] += c.packets
         row[f"{prefix}_b"] += c.bytes
+    by_queue = dict(counted or hooked)
     bql = {q: (inflight, limit) for q, inflight, limit in stats.bql} if stats else {}
     napi_of = {q: n for kind, q, n in stats.queue_napi if kind == "rx"} if stats else {}
     qstats: dict[int, list[tuple[str, int]]] = {}
@@ -164,9 +199,15 @@ def _queue_rows(counts: list[QueueCount], stats: DeviceStats | None, dt: float) 
             tx_bytes=v["tx_b"],
             napi_id=napi_of.get(q),
             qstats=tuple(qstats.get(q, ())),
+            estimated=not counted and q in hooked and rate > 1,
         )
         for q, v in sorted(by_queue.items())
     )
+
+
+def _hooked(counts: list[QueueCount], tx: bool) -> tuple[int, int]:
+    """Packets and bytes of one direction, as the rings probe's hooks counted them."""
+    return sum(c.packets for c in counts if c.tx == tx), sum(c.bytes for c in counts if c.tx == tx)
 
 
 def _wanted(
@@ -192,9 +233,10 @@ def build_rings_view(
         counts.setdefault((c.netns, c.ifindex), []).append(c)
     napi: dict[tuple[int, int], list[NapiInstance]] = {}
     backlog = None
+    rate, napi_rate = rate_of(sample, "rings"), rate_of(sample, "napi")
     for n in sample.napi or ():
         if n.ifindex == 0:
-            backlog = NapiRow(0, pressure([n]), n.polls)
+            backlog = NapiRow(0, pressure([n], napi_rate), n.polls)
         else:
             napi.setdefault((n.netns, n.ifindex), []).append(n)
     rows = []
@@ -206,6 +248,11 @@ def build_rings_view(
         netns_inode = key[0]
         if not _wanted(ifname, netns_inode, names.get(netns_inode, ""), interfaces, netns):
             continue
+        # The device's own counters; the hooks' sample for one whose counters were not read.
+        if d is not None and d.rx_bytes is not None:
+            rx, tx = (d.rx_packets, d.rx_bytes), (d.tx_packets, d.tx_bytes or 0)
+        else:
+            rx, tx = _hooked(dev_counts, tx=False), _hooked(dev_counts, tx=True)
         rows.append(
             DeviceRow(
                 netns=netns_inode,
@@ -213,18 +260,18 @@ def build_rings_view(
                 label=device_label(ifname, netns_inode, info.netns, names),
                 ifname=ifname,
                 driver=d.driver if d else "",
-                rx_pps=sum(q.packets for q in dev_counts if not q.tx) / dt,
-                rx_bps=sum(q.bytes for q in dev_counts if not q.tx) / dt,
-                tx_pps=sum(q.packets for q in dev_counts if q.tx) / dt,
-                tx_bps=sum(q.bytes for q in dev_counts if q.tx) / dt,
+                rx_pps=rx[0] / dt,
+                rx_bps=rx[1] / dt,
+                tx_pps=tx[0] / dt,
+                tx_bps=tx[1] / dt,
                 stats=d,
-                queues=_queue_rows(dev_counts, d, dt),
-                napi=tuple(NapiRow(i.napi_id, pressure([i]), i.polls) for i in dev_napi),
-                pressure=pressure(dev_napi),
+                queues=_queue_rows(dev_counts, d, dt, rate),
+                napi=tuple(NapiRow(i.napi_id, pressure([i], napi_rate), i.polls) for i in dev_napi),
+                pressure=pressure(dev_napi, napi_rate),
             )
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.tx_pps), -r.lost_per_interval, r.label))
-    return RingsView(dt, tuple(rows), backlog, sample.queues is not None)
+    return RingsView(dt, tuple(rows), backlog, bool(sample.devices) or sample.queues is not None)
 
 
 def known_interfaces(sample: Sample, info: HostInfo) -> dict[str, set[str]]:

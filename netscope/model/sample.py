@@ -30,7 +30,8 @@ class ProbeStatus:
     state: ProbeState
     error: str = ""
     lost_events: int = 0
-    detail: str = ""  # progress while starting, e.g. "compiling irq.bpf.c"
+    detail: str = ""  # progress while starting, e.g. "compiling napi.bpf.c"
+    sample_rate: int = 1  # 1 in N of its per-packet runs did the whole work (bpf_src/sampler.h)
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,20 @@ class ProcSoftirqCpu:
 
 
 @dataclass(frozen=True)
+class ProcCpuTime:
+    """One CPU's time in interrupts over the interval, from /proc/stat (the kernel's own account,
+    in ticks): free to read, every interval."""
+
+    cpu: int
+    softirq_ns: int
+    hardirq_ns: int  # stays 0 on kernels without IRQ time accounting
+
+
+@dataclass(frozen=True)
 class SoftirqCpu:
-    """One CPU's softirq vectors (indexed by vector number) over the interval."""
+    """One CPU's softirq vectors (indexed by vector number) over the interval. Raises and runs are
+    exact; time_ns is estimated from sampled runs (`timed`: the runs it stands for) and the waits are
+    those of sampled raises."""
 
     cpu: int
     raises: tuple[int, ...]
@@ -78,6 +91,7 @@ class SoftirqCpu:
     wait_ns_sum: tuple[int, ...]
     wait_count: tuple[int, ...]
     wait_ns_max: tuple[int, ...]
+    timed: tuple[int, ...] | None = None  # None: a recording from before sampling (every run timed)
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,10 @@ class DeviceStats:
     bql: tuple[tuple[int, int, int], ...]  # (tx queue, inflight bytes, limit bytes), now
     queue_napi: tuple[tuple[str, int, int], ...] = ()  # ("rx"|"tx", queue, napi id), netdev genl
     qstats: tuple[tuple[str, int, str, int], ...] = ()  # ("rx"|"tx", queue, counter, per interval)
+    rx_bytes: int | None = None  # None: a recording from before netscope read them
+    tx_bytes: int | None = None
+    rx_queues: int = 0  # the device's RX and TX queues (0: unknown)
+    tx_queues: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,10 +271,19 @@ class SockLatency:
 class LatencySample:
     processes: tuple[ProcLatency, ...]
     sockets: tuple[SockLatency, ...]
-    unmatched: int  # reads whose arrival is unknown: no latency reported for them
-    coarsened: int  # times a socket's ring filled and merged its arrivals pairwise
-    stack: tuple[tuple[int, int], ...] = ()  # device -> socket time of arrivals (PROC_BITS buckets)
-    stack_unknown: int = 0  # arrivals whose skb was not seen entering the stack
+    unmatched: int  # reads of data queued before netscope followed the socket: no latency
+    coarsened: int  # times a socket's ring of sampled arrivals filled and kept every other one
+    arrivals: int | None = None  # data-ready wakeups with new data, all sockets (exact)
+    evicted: int = 0  # sockets the bounded table stopped following to follow others
+
+
+@dataclass(frozen=True)
+class StackSample:
+    """Device-to-socket time of sampled packets: net:netif_receive_skb to sock:sk_data_ready."""
+
+    buckets: tuple[tuple[int, int], ...]  # PROC_BITS buckets
+    followed: int  # sampled skbs seen queued on their socket (the histogram's total)
+    unfollowed: int  # sampled skbs that reached no socket's queue before the next one entered
 
 
 @dataclass(frozen=True)
@@ -336,6 +363,9 @@ class OwnCost:
     bpf_stats: bool  # there is a measurement (kernel.bpf_stats_enabled was on for an interval)
     measured_interval_s: float = 0.0  # the interval `programs` cover
     measured_age_s: float = 0.0  # how long before this sample that interval ended
+    # What bpf_stats' own two clock reads add to every run it measures (measured at start with a
+    # program that does nothing): not a cost of netscope's programs when bpf_stats is off.
+    clock_ns: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -352,6 +382,7 @@ class Sample:
     drops: DropsSample | None = None
     queues: tuple[QueueCount, ...] | None = None
     latency: LatencySample | None = None
+    stack: StackSample | None = None
     flows: FlowsSample | None = None
     socket_owners: tuple[SocketOwner, ...] = ()
     cost: OwnCost | None = None
@@ -365,8 +396,14 @@ class Sample:
     # back on when the irq probe's data is None.
     proc_interrupts: tuple[ProcIrqCount, ...] = ()
     proc_softirqs: tuple[ProcSoftirqCpu, ...] = ()
+    proc_cpu_times: tuple[ProcCpuTime, ...] = ()
     snmp: tuple[SnmpCount, ...] = ()  # every loss counter this kernel has, zero or not
     tunables: tuple[tuple[str, str], ...] = ()  # knobs the findings name, their values now
+
+
+def rate_of(sample: Sample, probe: str) -> int:
+    """1 in how many per-packet runs the probe sampled over the interval (1: every one, exact)."""
+    return next((p.sample_rate for p in sample.probes if p.name == probe), 1)
 
 
 def check_shape(sample: Sample, cpus: tuple[int, ...]) -> None:

@@ -14,9 +14,9 @@ from netscope.model.drops import build_drops_view, protocol_name
 from netscope.model.filter import Filter
 from netscope.model.findings import ActiveFinding, finding_json
 from netscope.model.flows import PROTO_NAMES, build_flows_view
-from netscope.model.latency import build_latency_view
+from netscope.model.latency import latency_view
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, build_rings_view
-from netscope.model.sample import HostInfo, Sample
+from netscope.model.sample import HostInfo, Sample, rate_of
 
 
 def snapshot_json(
@@ -36,6 +36,7 @@ def snapshot_json(
     runs = softirq_runs(sample) or {}
     napi = napi_per_cpu(sample, info.cpus) or {}
     softnet = {s.cpu: s for s in sample.softnet}
+    stat = {t.cpu: t for t in sample.proc_cpu_times}
     cpus = []
     for i, cpu in enumerate(info.cpus):
         s = soft.get(cpu)
@@ -51,6 +52,8 @@ def snapshot_json(
                 ),
                 "softirqs": dict(zip(names, runs[cpu], strict=False)) if cpu in runs else None,
                 "softirq_raises": dict(zip(names, s.raises, strict=False)) if s else None,
+                # all vectors, the kernel's own account (/proc/stat); per vector, from sampled runs
+                "softirq_time_total_ns": stat[cpu].softirq_ns if cpu in stat else None,
                 "softirq_time_ns": dict(zip(names, s.time_ns, strict=False)) if s else None,
                 "net_rx_wait_ns_max": s.wait_ns_max[rx] if s and rx is not None else None,
                 "net_rx_wait_ns_sum": s.wait_ns_sum[rx] if s and rx is not None else None,
@@ -58,6 +61,7 @@ def snapshot_json(
                 "napi_polls": n.polls if n else None,
                 "napi_packets": n.packets if n else None,
                 "napi_budget_exhausted": n.budget_exhausted if n else None,
+                "processed": sn.processed if sn else None,
                 "time_squeeze": sn.time_squeeze if sn else None,
                 "backlog_drops": sn.dropped if sn else None,
             }
@@ -86,7 +90,13 @@ def snapshot_json(
         "cpus": cpus,
         "irqs": irqs,
         "probes": [
-            {"name": p.name, "state": p.state.value, "error": p.error, "lost_events": p.lost_events}
+            {
+                "name": p.name,
+                "state": p.state.value,
+                "error": p.error,
+                "lost_events": p.lost_events,
+                "sample_rate": p.sample_rate,
+            }
             for p in sample.probes
         ],
     }
@@ -112,6 +122,7 @@ def cost_json(sample: Sample) -> dict[str, Any] | None:
         "cpu_pct": round(cost.cpu_pct, 2),
         "rss_bytes": cost.rss_bytes,
         "bpf_stats": cost.bpf_stats,
+        "clock_ns": round(cost.clock_ns, 1),  # bpf_stats' own cost per run: not netscope's
         "measured_interval_s": round(cost.measured_interval_s, 6),
         "measured_age_s": round(cost.measured_age_s, 3),
         "programs": [
@@ -124,7 +135,7 @@ def cost_json(sample: Sample) -> dict[str, Any] | None:
 def flows_json(info: HostInfo, sample: Sample, flow_filter: Filter | None) -> dict[str, Any]:
     view = build_flows_view(sample, info, flow_filter)
     if view is None:
-        return {"flows": None, "flow_evictions": None}
+        return {"flows": None, "flows_sample_rate": None, "flow_evictions": None}
     return {
         "flows": [
             {
@@ -148,6 +159,7 @@ def flows_json(info: HostInfo, sample: Sample, flow_filter: Filter | None) -> di
             }
             for r in view.rows
         ],
+        "flows_sample_rate": rate_of(sample, "flows"),  # > 1: rx_packets/rx_bytes are estimates
         "flow_evictions": view.evictions,
         "flow_filter": view.filter,
     }
@@ -158,11 +170,16 @@ def _us(ns: float | None) -> float | None:
 
 
 def latency_json(sample: Sample) -> dict[str, Any] | None:
-    if sample.latency is None:
+    view = latency_view(sample)
+    if view is None:
         return None
-    view = build_latency_view(sample.latency, sample.interval_s)
     a = view.all
+    st = view.stack
     return {
+        "sample_rate": view.sample_rate,  # 1 in N arrivals timed: > 1, the percentiles are a sample's
+        "reads": view.reads,  # every read, exact
+        "arrivals": view.arrivals,
+        "evicted": view.evicted,
         "all": {
             "count": a.count,
             "bytes": a.bytes,
@@ -199,14 +216,17 @@ def latency_json(sample: Sample) -> dict[str, Any] | None:
         ],
         "unmatched": view.unmatched,
         "coarsened": view.coarsened,
-        # device (net:netif_receive_skb) -> socket queue (sk_data_ready), all arrivals
+        # device (net:netif_receive_skb) -> socket queue (sk_data_ready), of sampled packets
         "stack": {
-            "count": view.stack.count,
-            "p50_us": _us(view.stack.p50_ns),
-            "p90_us": _us(view.stack.p90_ns),
-            "p99_us": _us(view.stack.p99_ns),
+            "sample_rate": view.stack_rate,
+            "count": st.count,
+            "p50_us": _us(st.p50_ns),
+            "p90_us": _us(st.p90_ns),
+            "p99_us": _us(st.p99_ns),
             "unknown": view.stack_unknown,
-        },
+        }
+        if st is not None
+        else None,
     }
 
 
@@ -229,6 +249,7 @@ def rings_json(
                     "rx_bytes": q.rx_bytes if view.live else None,
                     "tx_packets": q.tx_packets if view.live else None,
                     "tx_bytes": q.tx_bytes if view.live else None,
+                    "estimated": q.estimated,  # from the rings probe's sample, not a kernel counter
                     "rx_ring_size": d.stats.rx_ring if d.stats else None,
                     "tx_ring_size": d.stats.tx_ring if d.stats else None,
                     "napi_id": napi.napi_id if napi else None,
@@ -250,6 +271,8 @@ def rings_json(
                 "driver": d.driver,
                 "rx_packets": s.rx_packets if s else None,
                 "tx_packets": s.tx_packets if s else None,
+                "rx_bytes": s.rx_bytes if s else None,
+                "tx_bytes": s.tx_bytes if s else None,
                 "rx_missed": s.rx_missed if s else None,
                 "rx_over": s.rx_over if s else None,
                 "rx_fifo": s.rx_fifo if s else None,

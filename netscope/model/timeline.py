@@ -15,7 +15,7 @@ from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_vie
 from netscope.model.filter import Filter
 from netscope.model.findings import ActiveFinding, FindingsTracker, find
 from netscope.model.flows import FlowsView, build_flows_view
-from netscope.model.latency import LatencyView, build_latency_view
+from netscope.model.latency import LatencyView, latency_view
 from netscope.model.rings import RingsView, build_rings_view
 from netscope.model.sample import DropEvent, FlowEvent, HostInfo, Sample
 
@@ -82,8 +82,9 @@ class Timeline:
     def add(self, sample: Sample) -> None:
         self._latest = sample
         self._netns_names.update(sample.netns_names)
-        if sample.latency is not None:
-            self._latency.append(build_latency_view(sample.latency, sample.interval_s))
+        latency = latency_view(sample)
+        if latency is not None:
+            self._latency.append(latency)
         if sample.flows is not None:
             if sample.flows.watched != self._watched:  # another flow now: its own events only
                 self._flow_events.clear()

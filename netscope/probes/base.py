@@ -8,12 +8,15 @@ lazily (in the worker that starts the first probe), never at app import time.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import errno
 import ipaddress
 import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -64,6 +67,16 @@ class CompileLock:
 COMPILE_LOCK = CompileLock()
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Runs:
+    """A sampled probe's per-packet hooks over one interval: how often they ran (the signal the
+    sampling rate adapts to) and how many of those runs were sampled, at rate 1 in `rate`."""
+
+    fires: int = 0
+    sampled: int = 0
+    rate: int = 1
 
 
 class ProbeError(Exception):
@@ -120,6 +133,11 @@ class Probe(ABC, Generic[T]):
     # Raw tracepoints that fire once per packet (or more): the hooks a sampled source pauses between
     # measured intervals, in attach order (each probe lists a pairing's closing hook first).
     per_packet: ClassVar[tuple[str, ...]] = ()
+    # Its per-packet work is sampled in the kernel (bpf_src/sampler.h): the program has the per-CPU
+    # slots `<name>_sampler` (runs and samples) and the rate `<name>_rate`, the N user space sets.
+    sampled: ClassVar[bool] = False
+    # Hooks of a sampled probe that count every event (each drop): not per packet, never sampled.
+    every_event: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
@@ -130,6 +148,10 @@ class Probe(ABC, Generic[T]):
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.status = ProbeStatus(self.name, ProbeState.PENDING)
+        self.sample_rate = 1  # N: 1 in N of the per-packet runs does the whole work
+        self.runs = Runs()  # its sampled hooks' runs over the last interval polled
+        self._runs_total: tuple[int, int] | None = None
+        self._suspended = False  # compiled, hooks detached: no view needs it now
 
     def defines(self) -> dict[str, int | str]:
         """-D values for the C side (BTF offsets, a compiled filter); none by default."""
@@ -169,9 +191,12 @@ class Probe(ABC, Generic[T]):
             self._module = module
             try:
                 for _, tp in self.tracepoints:
-                    self._attach(tp)
+                    if not self._suspended:  # (no view needed it any more while it compiled)
+                        self._attach(tp)
+                self._write_rate()
                 self.attached(module.bpf)
                 self._previous = self.read_totals(module.bpf)
+                self._runs_total = self._read_runs()
             except ProbeError as e:
                 error = str(e)
             except Exception as e:  # BCC raises plain Exception for load/attach failures
@@ -179,7 +204,7 @@ class Probe(ABC, Generic[T]):
         if error:
             self._fail(error)
         else:
-            self.status = ProbeStatus(self.name, ProbeState.LIVE)
+            self.status = ProbeStatus(self.name, ProbeState.LIVE, sample_rate=self.sample_rate)
 
     def _attach(self, tp: str) -> None:
         from bcc import BPF
@@ -217,18 +242,48 @@ class Probe(ABC, Generic[T]):
         self.status = ProbeStatus(self.name, ProbeState.FAILED, error=reason)
 
     def poll(self) -> T | None:
-        """Counts since the previous poll, or None when the probe is not live."""
+        """Counts since the previous poll, or None when the probe is not live (or not attached)."""
         with self._lock:
-            if self._bpf is None or self._previous is None:
+            if self._bpf is None or self._previous is None or self._suspended:
                 return None
             try:
                 totals = self.read_totals(self._bpf)
+                runs_total = self._read_runs()
             except Exception as e:
                 self._release()
                 self.status = ProbeStatus(self.name, ProbeState.FAILED, error=f"reading maps: {e}")
                 return None
             previous, self._previous = self._previous, totals
+            if runs_total is not None and self._runs_total is not None:
+                fires, sampled = (a - b for a, b in zip(runs_total, self._runs_total, strict=True))
+                self.runs = Runs(fires, sampled, self.sample_rate)
+            self._runs_total = runs_total
             return self.delta(previous, totals)
+
+    def _read_runs(self) -> tuple[int, int] | None:
+        """Cumulative (runs, samples) of the sampled hooks, all CPUs; None for an exact probe."""
+        if not self.sampled:
+            return None
+        fires = sampled = 0
+        table = self._bpf[f"{self.name}_sampler".encode()]
+        for slot in range(len(table)):
+            for v in table[ctypes.c_int(slot)]:
+                fires += int(v.fires)
+                sampled += int(v.sampled)
+        return fires, sampled
+
+    def set_sample_rate(self, n: int) -> None:
+        """Sample 1 in `n` of the per-packet runs from now on (a sampled probe; others ignore it)."""
+        if not self.sampled or n == self.sample_rate:
+            return
+        with self._lock:
+            self.sample_rate = n
+            self._write_rate()
+        self.status = dataclasses.replace(self.status, sample_rate=n)
+
+    def _write_rate(self) -> None:
+        if self.sampled and self._bpf is not None:
+            self._bpf[f"{self.name}_rate".encode()][ctypes.c_int(0)] = ctypes.c_uint32(self.sample_rate)
 
     def program_totals(self) -> dict[str, tuple[int, int]]:
         """Cumulative (runs, run time ns) per hook of this probe, from /proc/self/fdinfo (the
@@ -254,26 +309,45 @@ class Probe(ABC, Generic[T]):
 
     def pause_per_packet(self) -> None:
         """Detach the per-packet hooks (the maps and every other hook stay). Idempotent."""
+        self._detach_hooks(self.per_packet)
+
+    def resume_per_packet(self) -> None:
+        """Attach the per-packet hooks again (unless the whole probe is suspended)."""
+        if not self._suspended:
+            self._attach_hooks(self.per_packet)
+
+    def suspend(self) -> None:
+        """Detach every hook and keep the program and its maps: what no view needs costs the box
+        nothing, and comes back without a compile (`resume`). Idempotent."""
+        self._suspended = True
+        self._detach_hooks(tp for _, tp in self.tracepoints)
+
+    def resume(self, per_packet: bool = True) -> None:
+        """Attach the hooks again after `suspend` (the per-packet ones only with `per_packet`)."""
+        self._suspended = False
+        self._attach_hooks(tp for _, tp in self.tracepoints if per_packet or tp not in self.per_packet)
+
+    def _detach_hooks(self, tps: Iterable[str]) -> None:
         with self._lock:
-            for tp in reversed(self.per_packet):
+            for tp in reversed(list(tps)):
                 if tp in self._links:
                     self._detach(tp)
 
-    def resume_per_packet(self) -> None:
-        """Attach the per-packet hooks again, after forgetting what a paused hook left half done.
+    def _attach_hooks(self, tps: Iterable[str]) -> None:
+        """Attach hooks of a compiled probe, after forgetting what a detached hook left half done.
         Never raises: a hook that will not attach fails the probe."""
         error = ""
         with self._lock:
             if self._bpf is None:
                 return
             try:
-                if any(tp not in self._links for tp in self.per_packet):
+                missing = [tp for tp in tps if tp not in self._links]
+                if missing:
                     self.forget_scratch(self._bpf)
-                for tp in self.per_packet:
-                    if tp not in self._links:
-                        self._attach(tp)
+                for tp in missing:
+                    self._attach(tp)
             except Exception as e:
-                error = f"{self.source_file}: resuming its per-packet hooks: {_bcc_message(e)}"
+                error = f"{self.source_file}: attaching its hooks again: {_bcc_message(e)}"
         if error:
             self._fail(error)
 
@@ -430,6 +504,76 @@ def per_cpu_values(values: Sequence[T], cpus: tuple[int, ...]) -> list[T]:
     """Per-CPU map values (BCC indexes them by possible-CPU order) for the CPU ids `cpus`."""
     position = _possible_cpu_position()
     return [values[position[c]] for c in cpus]
+
+
+SYS_BPF = 321  # x86-64; bpf(2)
+BPF_PROG_LOAD, BPF_PROG_TEST_RUN = 5, 10
+BPF_PROG_TYPE_RAW_TRACEPOINT = 17
+NOOP_PROGRAM = bytes.fromhex("b7000000000000009500000000000000")  # r0 = 0; exit
+CLOCK_RUNS = 2000
+
+
+def bpf_stats_overhead_ns() -> float:
+    """What kernel.bpf_stats_enabled adds to every run it measures (two clock reads: about 50 ns on
+    this VM, as much as a small program costs): the run time it reports for a program that does
+    nothing, run CLOCK_RUNS times with BPF_PROG_TEST_RUN. 0 when it cannot be measured (bpf_stats
+    off, another architecture, not allowed)."""
+    if os.uname().machine != "x86_64":
+        return 0.0
+    libc = ctypes.CDLL(None, use_errno=True)
+    insns = ctypes.create_string_buffer(NOOP_PROGRAM)
+    license_ = ctypes.create_string_buffer(b"GPL")
+    load = (ctypes.c_uint64 * 16)()  # union bpf_attr, zeroed: prog_type, insn_cnt, insns, license
+    load[0] = BPF_PROG_TYPE_RAW_TRACEPOINT | (len(NOOP_PROGRAM) // 8) << 32
+    load[1] = ctypes.addressof(insns)
+    load[2] = ctypes.addressof(license_)
+    fd = libc.syscall(SYS_BPF, BPF_PROG_LOAD, ctypes.byref(load), ctypes.sizeof(load))
+    if fd < 0:
+        return 0.0
+    try:
+        args = (ctypes.c_uint64 * 4)()
+        run = (ctypes.c_uint64 * 10)()  # bpf_attr.test: prog_fd in word 0, ctx_size_in 5, ctx_in 6
+        run[0] = fd
+        run[5] = ctypes.sizeof(args)
+        run[6] = ctypes.addressof(args)
+        for _ in range(CLOCK_RUNS):
+            if libc.syscall(SYS_BPF, BPF_PROG_TEST_RUN, ctypes.byref(run), ctypes.sizeof(run)) != 0:
+                return 0.0
+        info = dict(
+            line.split(":\t", 1)
+            for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+            if ":\t" in line
+        )
+        runs = int(info.get("run_cnt", "0"))
+        return int(info.get("run_time_ns", "0")) / runs if runs else 0.0
+    except (OSError, ValueError):
+        return 0.0
+    finally:
+        os.close(fd)
+
+
+def array_bytes(table: Any) -> bytes:
+    """Every value of a BPF array map, in key order, from one BPF_MAP_LOOKUP_BATCH call (BCC's
+    items() makes a system call per key: 8192 of them for a socket table)."""
+    from bcc.libbcc import lib
+
+    n = int(table.max_entries)
+    size = ctypes.sizeof(table.Leaf)
+    keys = (ctypes.c_uint32 * n)()
+    values = ctypes.create_string_buffer(size * n)
+    count, out_batch = ctypes.c_uint32(n), ctypes.c_uint32(0)
+    res = lib.bpf_lookup_batch(
+        table.map_fd,
+        None,
+        ctypes.byref(out_batch),
+        ctypes.byref(keys),
+        ctypes.byref(values),
+        ctypes.byref(count),
+    )
+    err = ctypes.get_errno()
+    if res != 0 and err != errno.ENOENT:  # ENOENT: the whole map fit in this batch
+        raise OSError(err, f"BPF_MAP_LOOKUP_BATCH: {os.strerror(err)}")
+    return values.raw[: size * count.value]
 
 
 def address_text(raw: Any, version: int) -> str:

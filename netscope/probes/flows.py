@@ -1,5 +1,6 @@
 """Flows probe (bpf_src/flows.bpf.c): received packets and drops per 5-tuple and namespace, parsed
-from the packet headers in BPF, with the user's filter compiled into the program."""
+from the packet headers in BPF, with the user's filter compiled into the program. Received packets
+are estimated from a sample (each sampled skb counted times its weight); drops are exact."""
 
 from __future__ import annotations
 
@@ -72,6 +73,8 @@ class FlowsProbe(Probe[FlowsSample]):
     source_file = "flows.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("skb", "kfree_skb"))
     per_packet = ("netif_receive_skb", "kfree_skb")
+    sampled = True
+    every_event = ("kfree_skb",)
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         super().__init__(cpus, flt)

@@ -1,48 +1,57 @@
 """Latency probe (bpf_src/latency.bpf.c): how long received data waited on its socket before the
-reader copied it, per reading process and socket, as log-linear histograms built in the kernel."""
+reader copied it, per reading process and socket, as log-linear histograms built in the kernel from
+sampled reads; reads, bytes and arrivals per socket are exact."""
 
 from __future__ import annotations
 
 import ctypes
-import time
+import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from netscope.model.sample import LatencySample, ProcLatency, SockLatency
-from netscope.probes.base import Probe, address_text
+from netscope.probes.base import Probe, address_text, array_bytes
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
-SOCKETS_MAX = 8192
-STATS = ("matched", "unmatched", "coarsened", "stack_unknown")  # NS_LAT_STAT_* order
+SOCKETS_MAX = 8192  # slots of lat_slots: a power of two (two ways per set)
+STATS = ("sampled", "unseen", "thinned", "evicted")  # NS_LAT_STAT_* order
+UDP = 17
+# struct lat_slot (bpf_src/netscope.h): sk, reads, bytes, arrivals, udp_read, gen, tgid, last_end,
+# start, protocol, family, sport, dport, saddr, daddr.
+SLOT = struct.Struct("<QQQIIIIIIHHHH16s16s")
 
 Hist = tuple[tuple[int, int], ...]
-
-
-Counters = tuple[int, int, int]  # reads, bytes, matched reads
 Ident = tuple[int, str, int, str, int]  # protocol, local address, port, remote address, port
+SlotKey = tuple[int, int, int]  # index, sk, gen
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One followed socket's exact counts, cumulative (arrivals: of data seen by netscope)."""
+
+    sk: int
+    tgid: int
+    reads: int
+    bytes: int
+    arrivals: int
+    ident: Ident
 
 
 @dataclass(frozen=True)
 class Totals:
-    procs: dict[int, tuple[str, Counters, dict[int, int]]]  # tgid -> comm, counters, buckets
+    slots: dict[SlotKey, Slot]
+    procs: dict[int, tuple[str, int, dict[int, int]]]  # tgid -> comm, sampled reads, buckets
     maxima: dict[int, int]  # tgid -> max ns since the last read (read and reset)
-    # (tgid, sk) -> its addresses, counters, histogram, and sk_rcvbuf (the largest of the CPUs'
-    # copies: each holds the value at the socket's last read on that CPU)
-    socks: dict[tuple[int, int], tuple[Ident, Counters, dict[int, int], int]]
+    # (tgid, sk) -> sampled reads, buckets, and sk_rcvbuf (the largest of the CPUs' copies: each
+    # holds the value at the socket's last sampled read on that CPU)
+    socks: dict[tuple[int, int], tuple[int, dict[int, int], int]]
     stats: dict[str, int]
-    stack: dict[int, int]
 
 
-def _counters(values: Any) -> Counters:
-    return (
-        sum(int(v.reads) for v in values),
-        sum(int(v.bytes) for v in values),
-        sum(int(v.count) for v in values),
-    )
-
-
-def _sparse(values: Any) -> dict[int, int]:
+def sparse(values: Iterable[Any]) -> dict[int, int]:
     """Per-CPU bucket arrays summed, keeping the non-zero buckets."""
     out: dict[int, int] = {}
     for per_cpu in values:
@@ -52,88 +61,123 @@ def _sparse(values: Any) -> dict[int, int]:
     return out
 
 
-def _delta(
-    now: tuple[Counters, dict[int, int]], before: tuple[Counters, dict[int, int]] | None
-) -> tuple[Counters, Hist] | None:
-    """The interval's counters and histogram; None when nothing was read. An entry the LRU map
-    evicted and re-created counts from zero."""
-    (reads, nbytes, count), hist = now
-    (reads0, bytes0, count0), hist0 = before or ((0, 0, 0), {})
-    if reads < reads0:
-        (reads0, bytes0, count0), hist0 = (0, 0, 0), {}
-    if reads == reads0:
-        return None
-    buckets = tuple((i, n - hist0.get(i, 0)) for i, n in sorted(hist.items()) if n > hist0.get(i, 0))
-    return (reads - reads0, nbytes - bytes0, count - count0), buckets
+def hist_delta(now: dict[int, int], before: dict[int, int]) -> Hist:
+    return tuple((i, n - before.get(i, 0)) for i, n in sorted(now.items()) if n > before.get(i, 0))
+
+
+def read_slots(raw: bytes) -> dict[SlotKey, Slot]:
+    """The followed sockets (TCP and UDP) of lat_slots' raw values."""
+    out = {}
+    for index, fields in enumerate(SLOT.iter_unpack(raw)):
+        sk, reads, nbytes, arrivals, _, gen, tgid, _, start, protocol, family, sport, dport, sa, da = fields
+        if not sk or not protocol:
+            continue
+        version = 6 if family == 10 else 4
+        ident = (protocol, address_text(sa, version), sport, address_text(da, version), dport)
+        seen = arrivals - start if protocol == UDP else arrivals
+        out[(index, sk, gen)] = Slot(sk, tgid, reads, nbytes, seen & 0xFFFFFFFF, ident)
+    return out
+
+
+def _comm(pid: int) -> str:
+    """A process's name from /proc, for a reader none of whose reads was sampled yet."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 class LatencyProbe(Probe[LatencySample]):
     name = "latency"
     source_file = "latency.bpf.c"
-    tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"), ("net", "netif_receive_skb"))
-    per_packet = ("sock_recv_length", "sk_data_ready", "netif_receive_skb")
+    tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"))
+    per_packet = ("sock_recv_length", "sk_data_ready")
+    sampled = True
 
     def forget_scratch(self, bpf: Any) -> None:
-        """Each socket's arrivals start afresh (reads of older data count as unmatched), and skb
-        stamps from before the pause are ignored (lat_since: bpf_ktime_get_ns is CLOCK_MONOTONIC)."""
-        bpf[b"lat_rings"].clear()
-        bpf[b"lat_since"][ctypes.c_int(0)] = ctypes.c_uint64(time.monotonic_ns())
+        """Sockets are followed afresh: reads of data queued while the hooks were off are unseen."""
+        bpf[b"lat_slots"].clear()
 
     def defines(self) -> dict[str, int | str]:
         return {**kernel_offsets(kernel_btf()), "NS_LAT_SOCKETS": SOCKETS_MAX}
 
     def read_totals(self, bpf: Any) -> Totals:
+        slots = read_slots(array_bytes(bpf[b"lat_slots"]))
         procs = {}
         for k, values in bpf[b"lat_by_proc"].items():
             comm = next((v.comm.decode(errors="replace") for v in values if v.comm), "")
-            procs[int(k.value)] = (comm, _counters(values), _sparse(values))
+            procs[int(k.value)] = (comm, sum(int(v.count) for v in values), sparse(values))
         maxima_map = bpf[b"lat_proc_max"]
         maxima = {int(k.value): max(int(v) for v in values) for k, values in maxima_map.items()}
         maxima_map.clear()  # a maximum is per interval: a wait landing between read and clear is lost
         socks = {}
         for k, values in bpf[b"lat_by_sock"].items():
-            v = next((v for v in values if v.protocol), values[0])
-            family = int(v.family)
-            ident = (
-                int(v.protocol),
-                address_text(v.saddr, 6 if family == 10 else 4),
-                int(v.sport),
-                address_text(v.daddr, 6 if family == 10 else 4),
-                int(v.dport),
-            )
             rcvbuf = max(int(v.rcvbuf) for v in values)
-            socks[(int(k.tgid), int(k.sk))] = (ident, _counters(values), _sparse(values), rcvbuf)
+            socks[(int(k.tgid), int(k.sk))] = (sum(int(v.count) for v in values), sparse(values), rcvbuf)
         stats_map = bpf[b"lat_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
-        stack = _sparse(bpf[b"lat_stack"][ctypes.c_int(0)])
-        return Totals(procs, maxima, socks, stats, stack)
+        return Totals(slots, procs, maxima, socks, stats)
 
     def delta(self, previous: Totals, current: Totals) -> LatencySample:
-        processes = []
-        for pid, (comm, counters, hist) in sorted(current.procs.items()):
-            before = previous.procs.get(pid)
-            d = _delta((counters, hist), (before[1], before[2]) if before else None)
-            if d is not None:
-                (reads, nbytes, count), buckets = d
-                processes.append(
-                    ProcLatency(pid, comm, reads, nbytes, count, buckets, current.maxima.get(pid, 0))
+        # Exact counts per socket, the interval's part of each (a slot new since the last read
+        # counts from when netscope began to follow its socket).
+        zero = Slot(0, 0, 0, 0, 0, (0, "", 0, "", 0))
+        moved: dict[SlotKey, Slot] = {}
+        arrivals = 0
+        for key, now in current.slots.items():
+            was = previous.slots.get(key, zero)
+            arrivals += (now.arrivals - was.arrivals) & 0xFFFFFFFF
+            if now.reads != was.reads:
+                moved[key] = Slot(
+                    now.sk, now.tgid, now.reads - was.reads, now.bytes - was.bytes, 0, now.ident
                 )
+        reads_by_pid: dict[int, tuple[int, int]] = {}
+        for s in moved.values():
+            reads, nbytes = reads_by_pid.get(s.tgid, (0, 0))
+            reads_by_pid[s.tgid] = (reads + s.reads, nbytes + s.bytes)
+        processes = []
+        for pid in sorted(set(reads_by_pid) | set(current.procs)):
+            comm, count, hist = current.procs.get(pid, ("", 0, {}))
+            _, count0, hist0 = previous.procs.get(pid, ("", 0, {}))
+            if count < count0:  # the LRU map evicted and re-created it: counts from zero
+                count0, hist0 = 0, {}
+            reads, nbytes = reads_by_pid.get(pid, (0, 0))
+            if not reads and count == count0:
+                continue
+            processes.append(
+                ProcLatency(
+                    pid,
+                    comm or _comm(pid),
+                    reads,
+                    nbytes,
+                    count - count0,
+                    hist_delta(hist, hist0),
+                    current.maxima.get(pid, 0),
+                )
+            )
         sockets = []
-        for (pid, sk), (ident, counters, hist, rcvbuf) in current.socks.items():
-            was = previous.socks.get((pid, sk))
-            d = _delta((counters, hist), (was[1], was[2]) if was else None)
-            if d is not None:
-                (reads, nbytes, count), buckets = d
-                sockets.append(SockLatency(pid, *ident, reads, nbytes, count, buckets, rcvbuf or None))
+        for s in moved.values():
+            count, hist, rcvbuf = current.socks.get((s.tgid, s.sk), (0, {}, 0))
+            count0, hist0, _ = previous.socks.get((s.tgid, s.sk), (0, {}, 0))
+            if count < count0:
+                count0, hist0 = 0, {}
+            sockets.append(
+                SockLatency(
+                    s.tgid,
+                    *s.ident,
+                    s.reads,
+                    s.bytes,
+                    count - count0,
+                    hist_delta(hist, hist0),
+                    rcvbuf or None,
+                )
+            )
+        stats = {k: current.stats[k] - previous.stats[k] for k in STATS}
         return LatencySample(
             processes=tuple(processes),
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),
-            unmatched=current.stats["unmatched"] - previous.stats["unmatched"],
-            coarsened=current.stats["coarsened"] - previous.stats["coarsened"],
-            stack=tuple(
-                (i, n - previous.stack.get(i, 0))
-                for i, n in sorted(current.stack.items())
-                if n > previous.stack.get(i, 0)
-            ),
-            stack_unknown=current.stats["stack_unknown"] - previous.stats["stack_unknown"],
+            unmatched=stats["unseen"],
+            coarsened=stats["thinned"],
+            arrivals=arrivals,
+            evicted=stats["evicted"],
         )

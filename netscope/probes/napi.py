@@ -24,6 +24,7 @@ class NapiProbe(Probe[tuple[NapiInstance, ...]]):
     source_file = "napi.bpf.c"
     tracepoints = (("napi", "napi_poll"),)
     per_packet = ("napi_poll",)
+    sampled = True
 
     def defines(self) -> dict[str, int | str]:
         return kernel_offsets(kernel_btf())

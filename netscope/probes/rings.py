@@ -23,6 +23,7 @@ class RingsProbe(Probe[tuple[QueueCount, ...]]):
     source_file = "rings.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("net", "net_dev_start_xmit"))
     per_packet = ("netif_receive_skb", "net_dev_start_xmit")
+    sampled = True
 
     def defines(self) -> dict[str, int | str]:
         return {**kernel_offsets(kernel_btf()), "NS_QUEUES_MAX": QUEUES_MAX}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Collection, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from netscope.model.filter import Filter
@@ -23,6 +25,7 @@ from netscope.model.sample import (
     OwnCost,
     ProbeState,
     ProbeStatus,
+    ProcCpuTime,
     ProcIrqCount,
     ProcSoftirqCpu,
     ProgramCost,
@@ -32,15 +35,18 @@ from netscope.model.sample import (
     SocketOwner,
     SoftnetCpu,
 )
-from netscope.probes.base import Probe, start_probes
+from netscope.model.sampling import RateController
+from netscope.probes.base import Probe, bpf_stats_overhead_ns, start_probes
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe, reason_names
 from netscope.probes.flows import FlowsProbe
+from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
-from netscope.probes.irq import IrqProbe
 from netscope.probes.latency import LatencyProbe
 from netscope.probes.napi import NapiProbe
 from netscope.probes.rings import RingsProbe
+from netscope.probes.softirq import SoftirqProbe
+from netscope.probes.stack import StackProbe
 from netscope.probes.tracefs import ensure_tracefs
 from netscope.sources import nft, procfs
 from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
@@ -51,6 +57,25 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 # RPS masks are a file per RX queue (hundreds on a host with many veths): read this often.
 RPS_EVERY_S = 5.0
+
+
+class Cumulative(Generic[T]):
+    """A reading of cumulative counters, taken every interval: `step` gives the previous reading
+    and this one. A reading that fails (a CPU or device going away mid-read) is empty, and the
+    previous one is kept for the next interval: nothing is counted twice or made up."""
+
+    def __init__(self, read: Callable[[], dict[Any, T]]) -> None:
+        self._read = read
+        self._last: dict[Any, T] = {}
+        self.step()
+
+    def step(self) -> tuple[dict[Any, T], dict[Any, T]]:
+        try:
+            now = self._read()
+        except (OSError, ValueError):
+            return self._last, {}
+        prev, self._last = self._last, now
+        return prev, now
 
 
 class Every(Generic[K, T]):
@@ -69,11 +94,35 @@ class Every(Generic[K, T]):
         return self._taken[2]
 
 
+@dataclass(frozen=True)
+class Counters:
+    """The kernel's own counters over one interval (see LiveSource._counters)."""
+
+    softnet: tuple[SoftnetCpu, ...]
+    interrupts: tuple[ProcIrqCount, ...]
+    softirqs: tuple[ProcSoftirqCpu, ...]
+    cpu_times: tuple[ProcCpuTime, ...]
+    snmp: tuple[SnmpCount, ...]
+
+
 NETNS_RECHECK_S = 5.0
+# The namespaces are listed this often (a /proc scan); their devices are read every interval, up to
+# this many namespaces (those whose devices carry traffic first, the others in turn).
+NETNS_SCAN_S = 2.0
+DEVICES_NETNS_MAX = 32
 STATS_EVERY = 10  # bpf_stats (netscope's own cost) is measured one interval in this many
 # Every probe, in the order compiles are granted when several wait.
-PROBES = ("irq", "napi", "drops", "rings", "latency", "flows")
+PROBES = ("hardirq", "softirq", "napi", "drops", "rings", "latency", "stack", "flows")
 FILTERED = ("drops", "rings", "latency", "flows")  # the probes a flow filter is compiled into
+PROBE_CLASSES: dict[str, type[Probe[Any]]] = {
+    "hardirq": HardirqProbe,
+    "softirq": SoftirqProbe,
+    "napi": NapiProbe,
+    "rings": RingsProbe,
+    "stack": StackProbe,
+    "latency": LatencyProbe,
+    "flows": FlowsProbe,
+}
 
 
 class LiveSource:
@@ -86,6 +135,7 @@ class LiveSource:
         linger_s: float = PROBE_LINGER_S,
         detail_every: int = 1,
         bpf: bool = True,
+        sample_rate: int | None = None,
     ) -> None:
         self.info = procfs.read_host_info()
         # False (--no-bpf): no probe ever starts; the kernel's own counters (/proc, netlink) only.
@@ -98,6 +148,9 @@ class LiveSource:
         self._samples_taken = 0
         self.drop_log_rate = drop_log_rate
         self.flow_filter = flow_filter
+        # 1 in N of the per-packet runs does the whole work; N follows the budget unless forced
+        # (--sample N).
+        self.rates = RateController(forced=sample_rate)
         # Every probe exists from the start (its status is shown) but is attached only while needed.
         self._probes: dict[str, Probe[Any]] = {name: self._make(name) for name in PROBES}
         self._needed: frozenset[str] = frozenset()
@@ -113,8 +166,9 @@ class LiveSource:
         self._prepared = False
         _, names = procfs.read_softirqs()
         self._softirq_names = tuple(names)
-        self._softnet_prev = {s.cpu: s for s in procfs.read_softnet_stat()}
-        self._snmp_prev = procfs.read_snmp_losses()
+        self._softnet = Cumulative(lambda: {s.cpu: s for s in procfs.read_softnet_stat()})
+        self._snmp_counts = Cumulative(procfs.read_snmp_counters)
+        self._ticks = Cumulative(procfs.read_stat_interrupt_ticks)
         self._nft_rules = Every(nft.NFT_EVERY_S, self._read_drop_rules)
         self._rps_masks = Every(RPS_EVERY_S, self._read_rps_masks)
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
@@ -128,12 +182,17 @@ class LiveSource:
         self._irq_lines: tuple[IrqLine, ...] = ()
         self._links = LinkReader(self.info.netns)
         self._bpf_stats_before: int | None = None  # kernel.bpf_stats_enabled before netscope set it
+        self._clock_ns = 0.0  # what bpf_stats' own clock reads add to each run it measures
         self._own_cpu = procfs.read_own_usage()[0]
         self._program_totals: dict[tuple[str, str], tuple[int, int]] = {}
         self._stats_on = False  # bpf_stats turned on by netscope for the interval under way
         self._measured: tuple[tuple[ProgramCost, ...], float, float] = ((), 0.0, 0.0)
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
         self._device_netns: set[int] = set()  # namespaces whose devices carried or dropped traffic
+        self._netns_list: Every[float, dict[int, NetnsRef]] = Every(
+            NETNS_SCAN_S, lambda _: procfs.read_netns(None)
+        )
+        self._netns_turn = 0
 
     def prepare(self) -> None:
         """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
@@ -158,6 +217,8 @@ class LiveSource:
                 self.setup_error = str(e)
             except (OSError, subprocess.SubprocessError) as e:
                 self.setup_error = f"preparing kernel headers for BCC failed: {e}"
+            if self.headers is not None and procfs.read_bpf_stats_enabled() == 1:
+                self._clock_ns = bpf_stats_overhead_ns()
 
     def start_probes(self, probes: Sequence[Probe[Any]], rank: int = 0) -> None:
         """Compile `probes` together and attach them (blocking: run it in a worker)."""
@@ -168,6 +229,8 @@ class LiveSource:
             for probe in probes:
                 probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
+        for probe in probes:
+            probe.set_sample_rate(self.rates.forced or self.rates.rates.get(probe.name, 1))
         start_probes(probes, self.headers, rank)
         for probe in probes:
             with self._detail_lock:
@@ -182,33 +245,32 @@ class LiveSource:
     def _make(self, name: str) -> Probe[Any]:
         """A new, unattached probe, compiled with the current flow filter where it applies."""
         cpus, flt = self.info.cpus, self.flow_filter
-        if name == "irq":
-            return IrqProbe(cpus)
-        if name == "napi":
-            return NapiProbe(cpus)
         if name == "drops":
             return DropsProbe(cpus, self.drop_log_rate, flt)
-        if name == "rings":
-            return RingsProbe(cpus, flt)
-        if name == "latency":
-            return LatencyProbe(cpus, flt)
-        return FlowsProbe(cpus, flt)
+        return PROBE_CLASSES[name](cpus, flt if name in FILTERED else None)
 
     def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
         """The probes the view on screen (or the headless output) needs. Returns a blocking starter
-        (to run in a worker) that compiles the needed probes not yet attached as one program, or
-        nothing when none is missing; a probe no longer needed is detached once it has been
-        unneeded for `linger_s` (flipping between panes recompiles nothing)."""
+        (to run in a worker) that compiles the needed probes not yet compiled as one program, or
+        nothing when none is missing. A probe no longer needed has its hooks detached at once (it
+        costs the box nothing) and is let go once unneeded for `linger_s`; needed again before
+        that, its hooks attach again without a compile."""
         if not self.bpf:
             return ()
         now = time.monotonic()
         with self._need_lock:
             self._needed = frozenset(names) & set(PROBES)
             for name in PROBES:
+                probe = self._probes[name]
                 if name in self._needed:
-                    self._unneeded_since.pop(name, None)
-                else:
-                    self._unneeded_since.setdefault(name, now)
+                    if self._unneeded_since.pop(name, None) is not None:
+                        with self._detail_lock:  # (a probe not compiled yet attaches once it is)
+                            probe.resume(per_packet=self._detail_since is not None)
+                        if name in self._attached:
+                            self._live_since[name] = time.monotonic()
+                elif name not in self._unneeded_since:
+                    self._unneeded_since[name] = now
+                    probe.suspend()
             fresh = [p for n, p in self._probes.items() if n in self._needed and n not in self._attached]
             self._attached |= {p.name for p in fresh}
         if not fresh:
@@ -216,7 +278,7 @@ class LiveSource:
         return (functools.partial(self.start_probes, fresh, min(PROBES.index(p.name) for p in fresh)),)
 
     def _detach_unneeded(self) -> None:
-        """Detach probes nobody has needed for `linger_s`; a fresh idle probe takes each one's place."""
+        """Let go of probes nobody has needed for `linger_s`; a fresh idle probe takes each one's place."""
         now = time.monotonic()
         with self._need_lock:
             for name, since in list(self._unneeded_since.items()):
@@ -234,8 +296,11 @@ class LiveSource:
         self.flow_filter = flt
         with self._need_lock:
             attached = [name for name in FILTERED if name in self._attached]
+            suspended = {name for name in FILTERED if name in self._unneeded_since}
         olds = {name: self._probes[name] for name in FILTERED}
         news = {name: self._make(name) for name in FILTERED}
+        for name in suspended:
+            news[name].suspend()
         old_flows, new_flows = olds["flows"], news["flows"]
         if isinstance(old_flows, FlowsProbe) and isinstance(new_flows, FlowsProbe):
             new_flows.watch(old_flows.watched)  # the flow screen keeps its stream
@@ -258,7 +323,9 @@ class LiveSource:
             return tuple(ProbeStatus(name, ProbeState.OFF) for name in PROBES)
         with self._need_lock:
             return tuple(
-                p.status if p.name in self._attached else ProbeStatus(p.name, ProbeState.IDLE)
+                p.status
+                if p.name in self._attached and p.name not in self._unneeded_since
+                else ProbeStatus(p.name, ProbeState.IDLE)
                 for p in self._probes.values()
             )
 
@@ -278,69 +345,93 @@ class LiveSource:
         measure_next = index % self.detail_every == 0
         if measure_next:  # before the interval starts, so the hooks cover all of it
             self._set_per_packet(on=True)
+        # The kernel's own counters first, at the interval's boundary: the interval is the time
+        # between two of their reads (the probes' maps are read right after).
         now = time.monotonic()
         start, self._last = self._last, now
+        wall = time.time()
+        counters = self._counters()
         measured = self.bpf and self._detail_since is not None and self._detail_since <= start
-        probes = self._probes
-        irq = self._poll(probes["irq"], start, measured)
-        napi = self._poll(probes["napi"], start, measured)
-        drops = self._poll(probes["drops"], start, measured)
-        queues = self._poll(probes["rings"], start, measured)
-        latency = self._poll(probes["latency"], start, measured)
-        flows = self._poll(probes["flows"], start, measured)
+        polled = {name: self._poll(probe, start, measured) for name, probe in self._probes.items()}
         if not measure_next:
             self._set_per_packet(on=False)
         self._samples_taken += 1
+        self._adapt_rates(now - start)
         # The probes' counts are taken: from here on nothing may raise and lose them.
-        try:
-            softnet_now = {s.cpu: s for s in procfs.read_softnet_stat()}
-        except (OSError, ValueError):
-            softnet_now = {}
-        softnet = tuple(
-            SoftnetCpu(
-                cpu,
-                cur.processed - prev.processed,
-                cur.dropped - prev.dropped,
-                cur.time_squeeze - prev.time_squeeze,
-            )
-            for cpu, cur in sorted(softnet_now.items())
-            if (prev := self._softnet_prev.get(cpu)) is not None
-        )
-        if softnet_now:
-            self._softnet_prev = softnet_now
-        snmp = self._snmp()
-        try:
-            proc_interrupts, proc_softirqs = self._kernel_counts()
-        except (OSError, ValueError):  # keep the last names: an IRQ or device vanished while read
-            proc_interrupts, proc_softirqs = (), ()
+        drops, queues, flows = polled["drops"], polled["rings"], polled["flows"]
         seen = self._namespaces_in(drops, queues, flows)
         self._device_netns |= seen
         devices = self._devices()
         return Sample(
             netns_names=self._netns_names(seen | {d.netns for d in devices}),
-            ts=time.time(),
+            ts=wall,
             interval_s=now - start,
             softirq_names=self._softirq_names,
             irq_lines=self._irq_lines,
-            softnet=softnet,
+            softnet=counters.softnet,
             probes=self.statuses(),
-            hardirq=irq.hardirq if irq else None,
-            softirq=irq.softirq if irq else None,
-            napi=napi,
+            hardirq=polled["hardirq"],
+            softirq=polled["softirq"],
+            napi=polled["napi"],
             drops=drops,
             queues=queues,
             devices=devices,
-            latency=latency,
+            latency=polled["latency"],
+            stack=polled["stack"],
             flows=flows,
             socket_owners=self._socket_owners() if flows else (),
             cost=self._cost(now - start, index),
             detail_every=self.detail_every,
             detail_measured=measured,
-            proc_interrupts=proc_interrupts,
-            proc_softirqs=proc_softirqs,
-            snmp=snmp,
+            proc_interrupts=counters.interrupts,
+            proc_softirqs=counters.softirqs,
+            proc_cpu_times=counters.cpu_times,
+            snmp=counters.snmp,
             tunables=self._tunables(drops),
         )
+
+    def _counters(self) -> Counters:
+        """The kernel's own counts over the interval: softnet, /proc/interrupts and softirqs,
+        /proc/stat's interrupt time, the namespace's snmp counters. What cannot be read (a CPU or
+        IRQ going away mid-read) is left out of this interval, never made up."""
+        prev, now = self._softnet.step()
+        softnet = tuple(
+            SoftnetCpu(
+                cpu,
+                cur.processed - before.processed,
+                cur.dropped - before.dropped,
+                cur.time_squeeze - before.time_squeeze,
+            )
+            for cpu, cur in sorted(now.items())
+            if (before := prev.get(cpu)) is not None
+        )
+        try:
+            interrupts, softirqs = self._kernel_counts()
+        except (OSError, ValueError):  # keep the last names: an IRQ or device vanished while read
+            interrupts, softirqs = (), ()
+        return Counters(softnet, interrupts, softirqs, self._cpu_times(), self._snmp())
+
+    def _cpu_times(self) -> tuple[ProcCpuTime, ...]:
+        """Per CPU, time in hardirqs and softirqs over the interval (/proc/stat, in ticks)."""
+        prev, now = self._ticks.step()
+        tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+        return tuple(
+            ProcCpuTime(cpu, round((soft - prev[cpu][1]) * tick_ns), round((hard - prev[cpu][0]) * tick_ns))
+            for cpu, (hard, soft) in sorted(now.items())
+            if cpu in prev and cpu in self.info.cpus
+        )
+
+    def _adapt_rates(self, interval_s: float) -> None:
+        """Each sampled probe's rate for the next interval, from its hooks' runs in this one."""
+        if interval_s <= 0:
+            return
+        with self._need_lock:
+            live = [
+                p for n, p in self._probes.items() if n in self._attached and n not in self._unneeded_since
+            ]
+        runs = {p.name: p.runs.fires / interval_s for p in live if p.sampled}
+        for name, rate in self.rates.update(runs).items():
+            self._probes[name].set_sample_rate(rate)
 
     def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
@@ -369,12 +460,8 @@ class LiveSource:
         return procfs.read_rps_masks() + tuple(mask for name in sorted(others) for mask in others[name])
 
     def _snmp(self) -> tuple[SnmpCount, ...]:
-        """This namespace's loss counters over the interval (none when /proc/net is unreadable)."""
-        try:
-            now = procfs.read_snmp_losses()
-        except (OSError, ValueError):
-            return ()
-        prev, self._snmp_prev = self._snmp_prev, now
+        """This namespace's loss and in counters over the interval (none when /proc/net is unreadable)."""
+        prev, now = self._snmp_counts.step()
         return tuple(SnmpCount(g, n, v - prev[(g, n)]) for (g, n), v in now.items() if (g, n) in prev)
 
     def _kernel_counts(self) -> tuple[tuple[ProcIrqCount, ...], tuple[ProcSoftirqCpu, ...]]:
@@ -446,20 +533,35 @@ class LiveSource:
         return tuple(sorted((n, ref.name) for n, ref in self._netns_refs(wanted).items()))
 
     def _devices(self) -> tuple[DeviceStats, ...]:
-        """Devices of netscope's namespace and of every namespace whose devices carried traffic."""
-        refs = self._netns_refs(self._device_netns)
+        """Devices of netscope's namespace and of every namespace whose devices carried traffic. The
+        devices of every namespace are read (up to DEVICES_NETNS_MAX a turn, those with traffic
+        first), so each has its baseline before its first packet; those without traffic are left
+        out of the sample."""
+        refs = self._netns_list.get(procfs.named_netns_changed())  # `ip netns add`: at once
+        self._netns_cache.update(refs)
+        others = [n for n in refs if n != self.info.netns]
+        others.sort(key=lambda n: (n not in self._device_netns, n))
+        if len(others) > DEVICES_NETNS_MAX:  # the busy ones, then the others in turn
+            busy = [n for n in others if n in self._device_netns][:DEVICES_NETNS_MAX]
+            idle = [n for n in others if n not in self._device_netns]
+            start = self._netns_turn % len(idle) if idle else 0
+            others = busy + (idle[start:] + idle[:start])[: DEVICES_NETNS_MAX - len(busy)]
+            self._netns_turn = start + DEVICES_NETNS_MAX - len(busy)
         namespaces: dict[int, str | None] = {self.info.netns: None}
-        namespaces.update({n: ref.path for n, ref in refs.items()})
+        namespaces.update({n: refs[n].path for n in others})
         try:
             current = self._links.read(namespaces)
         except Exception as e:  # netlink trouble must not cost the probes' counts
             self.notes.append(f"reading devices over netlink failed: {e}")
             return ()
         devices = link_deltas(self._link_totals, current)
-        self._link_totals = {(t.netns, t.ifindex): t for t in current}
-        # Forget namespaces that are gone (their path no longer opens).
-        self._device_netns &= {t.netns for t in current} | set(refs)
-        return devices
+        self._link_totals.update({(t.netns, t.ifindex): t for t in current})
+        self._device_netns |= {d.netns for d in devices if d.rx_packets or d.tx_packets or d.rx_dropped}
+        # Forget namespaces that are gone (their path no longer opens), and their devices.
+        alive = {t.netns for t in current} | set(refs)
+        self._device_netns &= alive
+        self._link_totals = {k: t for k, t in self._link_totals.items() if k[0] in alive}
+        return tuple(d for d in devices if d.netns in self._device_netns or d.netns == self.info.netns)
 
     def _cost(self, interval_s: float, index: int) -> OwnCost:
         """netscope's CPU and RSS each interval; its programs' runs and run time from bpf_stats,
@@ -481,16 +583,44 @@ class LiveSource:
                     programs.append(ProgramCost(probe.name, program, runs - runs0, ns - ns0))
         self._program_totals = totals
         now = time.monotonic()
+        clock = self._clock_ns
         if self._bpf_stats_before != 0:  # someone else's setting: every interval is measured as is
-            return OwnCost(cpu_pct, rss, tuple(programs), procfs.read_bpf_stats_enabled() == 1, interval_s)
+            on = procfs.read_bpf_stats_enabled() == 1
+            if on:
+                self._calibrate(programs, interval_s)
+            return OwnCost(cpu_pct, rss, tuple(programs), on, interval_s, clock_ns=clock)
         if self._stats_on:  # bpf_stats was on for this whole interval
             self._measured = (tuple(programs), interval_s, now)
+            self._calibrate(programs, interval_s)
             self._stats_on = not procfs.write_bpf_stats_enabled(0)
         every = self.detail_every * math.ceil(STATS_EVERY / self.detail_every)
         if index % every == 0:
             self._stats_on = procfs.write_bpf_stats_enabled(1)
         measured, measured_s, at = self._measured
-        return OwnCost(cpu_pct, rss, measured, bool(measured_s), measured_s, now - at if measured_s else 0.0)
+        age = now - at if measured_s else 0.0
+        return OwnCost(cpu_pct, rss, measured, bool(measured_s), measured_s, age, clock_ns=clock)
+
+    def _calibrate(self, programs: list[ProgramCost], interval_s: float) -> None:
+        """A bpf_stats measurement of this interval corrects the sampling rates' cost model: the
+        sampled probes' per-packet hooks apart, the hooks that count every event together."""
+        if interval_s <= 0:
+            return
+        sampled: dict[str, float] = {}
+        fixed = 0.0
+        for p in programs:
+            net = max(0.0, p.run_time_ns - p.runs * self._clock_ns) / interval_s
+            probe = self._probes[p.probe]
+            if probe.sampled and p.program not in probe.every_event:
+                sampled[p.probe] = sampled.get(p.probe, 0.0) + net
+            else:
+                fixed += net
+        probes = [self._probes[name] for name in sampled]
+        self.rates.measured(
+            sampled,
+            fixed,
+            {p.name: p.runs.fires / interval_s for p in probes},
+            {p.name: p.runs.rate for p in probes},
+        )
 
     def describe(self) -> dict[str, Any]:
         """The box beyond HostInfo, for a recording's header: the kernel's drop-reason names and

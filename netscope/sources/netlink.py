@@ -7,9 +7,13 @@ namespace keeps talking to it. Only this thread moves, and it always moves back.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
+import fcntl
 import os
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +24,7 @@ from netscope.model.sample import DeviceStats
 
 CLONE_NEWNET = 0x40000000
 TC_H_ROOT = 0xFFFFFFFF
-RING_TTL_S = 10.0  # ring sizes change rarely: ask ethtool again after this long
+RING_TTL_S = 10.0  # ring sizes and queues' NAPI ids change rarely: asked again after this long
 SYS_NET = Path("/sys/class/net")
 _libc = ctypes.CDLL(None, use_errno=True)
 Rings = tuple[int | None, int | None, int | None, int | None]  # rx, rx max, tx, tx max; None: n/a
@@ -63,11 +67,14 @@ class LinkTotals:
     bql: tuple[tuple[int, int, int], ...]
     queue_napi: tuple[tuple[str, int, int], ...] = ()
     qstats: dict[tuple[str, int, str], int] = field(default_factory=dict, hash=False)
+    queues: tuple[int, int] = (0, 0)  # RX and TX queues (IFLA_NUM_RX_QUEUES / _TX_); 0: unknown
 
 
 STATS = (
     "rx_packets",
     "tx_packets",
+    "rx_bytes",
+    "tx_bytes",
     "rx_missed_errors",
     "rx_over_errors",
     "rx_fifo_errors",
@@ -87,6 +94,25 @@ def _ring_sizes(ethtool: Any, ifindex: int) -> Rings:
         msg.get("ETHTOOL_A_RINGS_TX"),
         msg.get("ETHTOOL_A_RINGS_TX_MAX"),
     )
+
+
+SIOCETHTOOL = 0x8946
+ETHTOOL_GCHANNELS = 0x3C
+_CHANNELS = struct.Struct("9I")  # struct ethtool_channels: cmd, 4 maxima, rx, tx, other, combined
+
+
+def _queues(ifname: str) -> tuple[int, int] | None:
+    """RX and TX queues in use, as `ethtool -l` shows them (rx or combined channels), in the
+    namespace this thread is in; None when the driver does not say (its allocated queues stand)."""
+    buf = array.array("B", _CHANNELS.pack(ETHTOOL_GCHANNELS, *(0,) * 8))
+    request = struct.pack("16sP", ifname.encode()[:15], buf.buffer_info()[0])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s, SIOCETHTOOL, request)
+    except OSError:  # EOPNOTSUPP: no channels (lo)
+        return None
+    *_, rx, tx, _other, combined = _CHANNELS.unpack(buf)
+    return (rx + combined, tx + combined) if rx + combined and tx + combined else None
 
 
 def _bql(ifname: str) -> tuple[tuple[int, int, int], ...]:
@@ -115,9 +141,9 @@ class LinkReader:
 
     def __init__(self, own_netns: int) -> None:
         self.own_netns = own_netns
-        self._rings: dict[
-            tuple[int, int], tuple[float, tuple[int | None, int | None, int | None, int | None]]
-        ] = {}
+        # (netns, ifindex) -> when read, ring sizes, RX and TX queues in use
+        self._rings: dict[tuple[int, int], tuple[float, Rings, tuple[int, int]]] = {}
+        self._napi_ids: dict[int, tuple[float, dict[int, tuple[tuple[str, int, int], ...]]]] = {}
 
     def read(self, namespaces: dict[int, str | None]) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
@@ -141,7 +167,10 @@ class LinkReader:
         with IPRoute() as ipr:
             links = ipr.get_links()
             qdiscs = ipr.get_qdiscs()
-        napi_ids = queue_napi_ids()
+        napi_taken = self._napi_ids.get(inode)
+        if napi_taken is None or time.monotonic() - napi_taken[0] > RING_TTL_S:  # they change rarely
+            napi_taken = self._napi_ids[inode] = (time.monotonic(), queue_napi_ids())
+        napi_ids = napi_taken[1]
         qstats = queue_stats()
         qdisc_drops: dict[int, int] = {}
         for q in qdiscs:
@@ -157,7 +186,11 @@ class LinkReader:
                 cached = self._rings.get((inode, ifindex))
                 if cached is None or time.monotonic() - cached[0] > RING_TTL_S:
                     ethtool = ethtool or NlEthtool()
-                    cached = (time.monotonic(), _ring_sizes(ethtool, ifindex))
+                    fallback = (
+                        int(link.get("IFLA_NUM_RX_QUEUES") or 0),
+                        int(link.get("IFLA_NUM_TX_QUEUES") or 0),
+                    )
+                    cached = (time.monotonic(), _ring_sizes(ethtool, ifindex), _queues(name) or fallback)
                     self._rings[(inode, ifindex)] = cached
                 stats = link.get("IFLA_STATS64") or {}
                 counters = {k: int(stats.get(k, 0)) for k in STATS}
@@ -177,6 +210,7 @@ class LinkReader:
                             for (kind, queue), values in qstats.get(ifindex, {}).items()
                             for counter, value in values.items()
                         },
+                        queues=cached[2],
                     )
                 )
         finally:
@@ -213,6 +247,10 @@ def link_deltas(
                 tx_ring_max=tx_max,
                 rx_packets=d("rx_packets"),
                 tx_packets=d("tx_packets"),
+                rx_bytes=d("rx_bytes"),
+                tx_bytes=d("tx_bytes"),
+                rx_queues=link.queues[0],
+                tx_queues=link.queues[1],
                 rx_missed=d("rx_missed_errors"),
                 rx_over=d("rx_over_errors"),
                 rx_fifo=d("rx_fifo_errors"),

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from netscope.model.drops import SNMP_IN_COUNTERS, SNMP_LOSS_COUNTERS
 from netscope.model.sample import HostInfo, SocketOwner
 
 PROC = Path("/proc")
@@ -93,25 +94,6 @@ def parse_softnet_stat(text: str) -> list[SoftnetTotals]:
     return out
 
 
-# The counters of /proc/net/snmp, netstat and snmp6 that count a packet lost, and why; the others
-# there count traffic. They are the network namespace's own, kept whether or not BPF is allowed.
-SNMP_LOSS_COUNTERS: dict[str, tuple[str, ...]] = {
-    "Ip": ("InHdrErrors", "InAddrErrors", "InUnknownProtos", "InDiscards", "OutDiscards", "OutNoRoutes"),
-    "Tcp": ("InErrs", "InCsumErrors"),
-    "Udp": ("InErrors", "NoPorts", "RcvbufErrors", "SndbufErrors", "InCsumErrors", "MemErrors"),
-    "TcpExt": (
-        "ListenOverflows",
-        "ListenDrops",
-        "TCPBacklogDrop",
-        "TCPRcvQDrop",
-        "TCPZeroWindowDrop",
-        "TCPOFODrop",
-        "PFMemallocDrop",
-        "TCPMinTTLDrop",
-    ),
-    "Ip6": ("InHdrErrors", "InAddrErrors", "InUnknownProtos", "InDiscards", "OutDiscards", "InNoRoutes"),
-    "Udp6": ("InErrors", "NoPorts", "RcvbufErrors", "SndbufErrors", "InCsumErrors", "MemErrors"),
-}
 SNMP6_GROUPS = ("Ip6", "Icmp6", "UdpLite6", "Udp6")  # snmp6 glues the group to the name
 
 
@@ -140,9 +122,9 @@ def parse_snmp6(text: str) -> dict[tuple[str, str], int]:
     return out
 
 
-def read_snmp_losses() -> dict[tuple[str, str], int]:
-    """The loss counters this kernel has (`SNMP_LOSS_COUNTERS`), as totals since boot or since the
-    namespace was created; a file missing (no IPv6) leaves its counters out."""
+def read_snmp_counters() -> dict[tuple[str, str], int]:
+    """The loss and in counters this kernel has (`SNMP_LOSS_COUNTERS`, `SNMP_IN_COUNTERS`), as totals
+    since boot or since the namespace was created; a file missing (no IPv6) leaves its counters out."""
     found: dict[tuple[str, str], int] = {}
     for name, parse in (("snmp", parse_snmp), ("netstat", parse_snmp), ("snmp6", parse_snmp6)):
         try:
@@ -152,7 +134,26 @@ def read_snmp_losses() -> dict[tuple[str, str], int]:
     return {key: found[key] for key in _SNMP_KEYS if key in found}
 
 
-_SNMP_KEYS = tuple((group, name) for group, names in SNMP_LOSS_COUNTERS.items() for name in names)
+_SNMP_KEYS = tuple(
+    (group, name)
+    for counters in (SNMP_LOSS_COUNTERS, SNMP_IN_COUNTERS)
+    for group, names in counters.items()
+    for name in names
+)
+
+
+def parse_stat_interrupt_ticks(text: str) -> dict[int, tuple[int, int]]:
+    """/proc/stat: per CPU, the ticks (USER_HZ) spent in hardirqs and in softirqs since boot."""
+    out = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0].startswith("cpu") and fields[0][3:].isdigit() and len(fields) > 7:
+            out[int(fields[0][3:])] = (int(fields[6]), int(fields[7]))
+    return out
+
+
+def read_stat_interrupt_ticks() -> dict[int, tuple[int, int]]:
+    return parse_stat_interrupt_ticks((PROC / "stat").read_text())
 
 
 # The sysctls findings name as knobs (their current values go with every sample).
@@ -274,12 +275,24 @@ class NetnsRef:
     path: str  # a path to enter it (setns)
 
 
+NAMED_NETNS = (Path("/run/netns"), Path("/var/run/netns"))
+
+
+def named_netns_changed() -> float:
+    """When a namespace was last named or unnamed (`ip netns add` / `del`): the directories' mtimes."""
+    stamp = 0.0
+    for root in NAMED_NETNS:
+        with contextlib.suppress(OSError):
+            stamp = max(stamp, root.stat().st_mtime)
+    return stamp
+
+
 def read_netns(wanted: set[int] | None) -> dict[int, NetnsRef]:
     """Names and entry paths for network namespace inodes (None: every namespace a process or
     `ip netns` holds): `ip netns` names (/run/netns), else a process living there ("pid 1234 nginx")
     for the unnamed ones containers make."""
     found: dict[int, NetnsRef] = {}
-    for root in (Path("/run/netns"), Path("/var/run/netns")):
+    for root in NAMED_NETNS:
         if root.is_dir():
             for entry in root.iterdir():
                 try:

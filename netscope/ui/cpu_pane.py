@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
 from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
 from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, FitsWidth, fit_columns, probe_line, set_columns
+from netscope.ui.widgets import Column, FitsWidth, estimated, fit_columns, probe_line, set_columns
 
 CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
@@ -21,17 +21,53 @@ CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("RX rais/s", 9, 3, lambda r: fmt_count(r.net_rx_raises_per_s), "NET_RX softirq raises per second"),
     Column("RX run/s", 8, 1, lambda r: fmt_count(r.net_rx_runs_per_s), "NET_RX softirq runs per second"),
     Column("TX run/s", 8, 2, lambda r: fmt_count(r.net_tx_runs_per_s), "NET_TX softirq runs per second"),
-    Column("sirq%", 5, 1, lambda r: fmt_pct(r.softirq_time_pct), "% of the CPU in softirqs, all vectors"),
-    Column("RX%", 5, 2, lambda r: fmt_pct(r.net_rx_time_pct), "% of the CPU in the NET_RX softirq"),
-    Column("RX wait", 7, 2, lambda r: fmt_ns(r.net_rx_wait_avg_ns), "NET_RX raise-to-run delay, average"),
-    Column("wait max", 8, 1, lambda r: fmt_ns(r.net_rx_wait_max_ns), "NET_RX raise-to-run delay, maximum"),
-    Column("polls/s", 7, 1, lambda r: fmt_count(r.napi_polls_per_s), "NAPI polls per second"),
-    Column("pkt/poll", 8, 1, lambda r: fmt_ratio(r.napi_packets_per_poll), "packets per NAPI poll"),
+    Column(
+        "sirq%",
+        5,
+        1,
+        lambda r: fmt_pct(r.softirq_time_pct),
+        "% of the CPU in softirqs, all vectors (/proc/stat)",
+    ),
+    Column(
+        "RX%",
+        6,
+        2,
+        lambda r: estimated(fmt_pct(r.net_rx_time_pct), r.softirq_rate),
+        "% of the CPU in the NET_RX softirq (from sampled runs: ~)",
+    ),
+    Column(
+        "RX wait",
+        8,
+        2,
+        lambda r: estimated(fmt_ns(r.net_rx_wait_avg_ns), r.softirq_rate),
+        "NET_RX raise-to-run delay, average (of sampled raises: ~)",
+    ),
+    Column(
+        "wait max",
+        9,
+        1,
+        lambda r: estimated(fmt_ns(r.net_rx_wait_max_ns), r.softirq_rate),
+        "NET_RX raise-to-run delay, maximum (of sampled raises: ~)",
+    ),
+    Column(
+        "polls/s",
+        8,
+        1,
+        lambda r: estimated(fmt_count(r.napi_polls_per_s), r.napi_rate),
+        "NAPI polls per second (from sampled polls: ~)",
+    ),
+    Column(
+        "pkt/poll",
+        8,
+        1,
+        lambda r: estimated(fmt_ratio(r.napi_packets_per_poll), r.napi_rate),
+        "packets per NAPI poll",
+    ),
     Column(
         "budget%",
         7,
         2,
-        lambda r: fmt_pct(r.napi_budget_exhausted_pct),
+        lambda r: estimated(fmt_pct(r.napi_budget_exhausted_pct), r.napi_rate),
         "% of NAPI polls that used the whole budget",
     ),
     Column(
@@ -67,7 +103,7 @@ class CpuPane(FitsWidth, Vertical):
     """Per-CPU table above the busiest-IRQ table. Renders a CpuView; never reads the kernel."""
 
     IRQ_ROWS = 8
-    PROBES = ("irq", "napi")
+    PROBES = ("hardirq", "softirq", "napi")
 
     def __init__(self) -> None:
         super().__init__(id="cpu-pane")

@@ -17,7 +17,7 @@ from netscope.ui.key_bar import KeyBar
 
 
 class CpuScreen(Screen[None]):
-    PROBES = ("irq", "napi", "flows")  # attached while this screen is open
+    PROBES = ("hardirq", "softirq", "napi", "flows")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, cpu: int, shown: Shown) -> None:

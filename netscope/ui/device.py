@@ -17,7 +17,7 @@ from netscope.ui.key_bar import KeyBar
 
 
 class DeviceScreen(Screen[None]):
-    PROBES = ("rings", "napi", "irq", "flows")  # attached while this screen is open
+    PROBES = ("rings", "napi", "hardirq", "flows")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, key: tuple[int, int], shown: Shown) -> None:

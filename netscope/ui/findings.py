@@ -84,7 +84,7 @@ class FindingChosen(Message):
 class FindingsScreen(Screen[None]):
     """Every standing finding, worst first, live; the highlighted one in full below."""
 
-    PROBES = ("irq", "napi", "drops", "rings", "latency")  # the evidence of every rule
+    PROBES = ("hardirq", "drops", "latency")  # the evidence of every rule (the rest: counters)
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, shown: Shown) -> None:

@@ -23,6 +23,7 @@ from netscope.ui.key_bar import KeyBar
 from netscope.ui.widgets import (
     Column,
     FitsWidth,
+    estimated,
     fit_columns,
     fixed_table,
     probe_line,
@@ -35,8 +36,20 @@ FLOW_LABEL = ("flow", 46)
 # `keep`: the lower, the longer a column stays as the terminal narrows.
 FLOW_COLUMNS: tuple[Column[FlowCell], ...] = (
     Column("netns", 12, 3, lambda c: c[0].netns or "host", "the flow's network namespace", numeric=False),
-    Column("pkt/s", 7, 1, lambda c: fmt_count(c[0].rx_pps), "packets received per second"),
-    Column("B/s", 8, 2, lambda c: fmt_bytes(c[0].rx_bps), "bytes received per second"),
+    Column(
+        "pkt/s",
+        8,
+        1,
+        lambda c: estimated(fmt_count(c[0].rx_pps), c[0].sample_rate),
+        "packets received per second (~: from 1 in N packets)",
+    ),
+    Column(
+        "B/s",
+        9,
+        2,
+        lambda c: estimated(fmt_bytes(c[0].rx_bps), c[0].sample_rate),
+        "bytes received per second",
+    ),
     Column(
         "drop/s",
         7,
@@ -52,12 +65,18 @@ FLOW_COLUMNS: tuple[Column[FlowCell], ...] = (
         lambda c: fmt_bytes(c[0].copied_bytes / c[1]) if c[0].copied_bytes is not None else NO_DATA,
         "bytes its reader copied out of the socket per second",
     ),
-    Column("copy p50", 8, 2, lambda c: fmt_ns(c[0].copy_p50_ns), "median wait of its data on the socket"),
+    Column(
+        "copy p50",
+        8,
+        2,
+        lambda c: estimated(fmt_ns(c[0].copy_p50_ns), c[0].copy_rate),
+        "median wait of its data on the socket",
+    ),
     Column(
         "copy p99",
         8,
         1,
-        lambda c: fmt_ns(c[0].copy_p99_ns),
+        lambda c: estimated(fmt_ns(c[0].copy_p99_ns), c[0].copy_rate),
         "99th percentile wait on the socket",
         style=lambda c: slow_style(c[0].copy_p99_ns),
     ),
@@ -207,7 +226,7 @@ def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:
 class FlowScreen(Screen[None]):
     """One flow's path through the receive stages, live. Esc: back."""
 
-    PROBES = ("flows", "latency", "rings", "napi")  # attached while this screen is open
+    PROBES = ("flows", "latency", "napi")  # attached while this screen is open
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, row: FlowRow, trail: str, shown: Shown) -> None:

@@ -15,6 +15,7 @@ from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.sample import ProbeState
 from netscope.model.timeline import Shown
 from netscope.ui.findings import FindingsStrip
+from netscope.ui.widgets import estimated
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
 
@@ -88,8 +89,11 @@ def pane_lines(shown: Shown) -> dict[str, Text]:
         t.append(
             f"{busiest.label}: RX {fmt_count(busiest.rx_pps)} pkt/s, TX {fmt_count(busiest.tx_pps)} pkt/s, "
         )
+        lost = busiest.lost_per_interval / rings.interval_s if rings else 0.0
+        t.append(f"lost before the stack {fmt_count(lost)}/s", style="red" if lost else "")
         full = busiest.pressure.full_pct
-        t.append(f"ring pressure {fmt_pct(full)}%" if full is not None else "no NAPI polls")
+        if full is not None:
+            t.append(f", ring pressure {estimated(fmt_pct(full), busiest.pressure.rate)}%")
     lines["rings"] = t
     t = Text("CPUs     ", style="bold")
     view = shown.cpu_history[-1] if shown.cpu_history else None
@@ -133,7 +137,8 @@ def cost_line(shown: Shown) -> Text:
         return t
     dt = cost.measured_interval_s or shown.latest.interval_s
     runs = sum(p.runs for p in cost.programs)
-    ns = sum(p.run_time_ns for p in cost.programs)
+    # bpf_stats' own clock reads are not netscope's cost: they are paid only while it measures.
+    ns = max(0.0, sum(p.run_time_ns for p in cost.programs) - runs * cost.clock_ns)
     t.append(f"CPU {fmt_pct(cost.cpu_pct)}%  RSS {cost.rss_bytes / 1e6:.0f} MB  ")
     t.append(f"{len(cost.programs)} BPF programs: {fmt_count(runs / dt)} runs/s")
     if cost.bpf_stats and runs:
@@ -148,7 +153,7 @@ def cost_line(shown: Shown) -> Text:
 
 
 class HomePane(Vertical):
-    PROBES = ("irq", "napi", "drops", "rings", "latency")  # every stage of the receive path
+    PROBES = ("hardirq", "drops", "latency")  # the rest of every stage is the kernel's own counters
     STAGES = 7
 
     def __init__(self) -> None:

@@ -20,7 +20,15 @@ from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import Shown
 from netscope.ui.flows_pane import FlowList
 from netscope.ui.key_bar import KeyBar
-from netscope.ui.widgets import Column, fit_columns, fixed_table, probe_line, set_columns, slow_style
+from netscope.ui.widgets import (
+    Column,
+    estimated,
+    fit_columns,
+    fixed_table,
+    probe_line,
+    set_columns,
+    slow_style,
+)
 
 PROCESS_COLUMNS = (
     ("pid", 8),
@@ -35,16 +43,18 @@ PROCESS_COLUMNS = (
 SOCKET_LABEL = ("socket (local ← peer)", 42)
 # `keep`: the lower, the longer a column stays as the terminal narrows.
 SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
-    Column("reads", 8, 2, lambda s: f"{s.stats.count:,}", "reads with a known arrival"),
+    Column("reads", 8, 2, lambda s: f"{s.reads:,}", "reads in the interval"),
     Column("bytes", 8, 3, lambda s: fmt_bytes(s.stats.bytes), "bytes those reads copied"),
-    Column("p50", 8, 2, lambda s: fmt_ns(s.stats.p50_ns), "median wait on the socket"),
-    Column("p90", 8, 3, lambda s: fmt_ns(s.stats.p90_ns), "90th percentile wait"),
+    Column(
+        "p50", 9, 2, lambda s: estimated(fmt_ns(s.stats.p50_ns), s.sample_rate), "median wait on the socket"
+    ),
+    Column("p90", 9, 3, lambda s: estimated(fmt_ns(s.stats.p90_ns), s.sample_rate), "90th percentile wait"),
     Column(
         "p99",
-        8,
+        9,
         1,
-        lambda s: fmt_ns(s.stats.p99_ns),
-        "99th percentile wait",
+        lambda s: estimated(fmt_ns(s.stats.p99_ns), s.sample_rate),
+        "99th percentile wait (~: of the reads whose data's arrival was sampled)",
         style=lambda s: slow_style(s.stats.p99_ns),
     ),
     Column(
@@ -57,38 +67,49 @@ SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
 )
 EXPLAIN = (
     "wait = from the data being queued on the socket (sock:sk_data_ready) to the read that copied it "
-    "(sock:sock_recv_length); TCP is matched by sequence number, UDP datagram by datagram. A read whose "
-    "arrival netscope did not see is counted as unmatched and given no latency."
+    "(sock:sock_recv_length); TCP is matched by sequence number, UDP datagram by datagram. Reads and "
+    "bytes are every read's; the waits (~) are those of the reads whose data's arrival was timed, 1 "
+    "arrival in N (probes line). A read of data queued before netscope followed its socket is unseen."
 )
 
 
-def percentile_cells(p: Percentiles) -> tuple[Text, ...]:
+def percentile_cells(p: Percentiles, rate: int) -> tuple[Text, ...]:
     return (
-        Text(fmt_ns(p.p50_ns), justify="right"),
-        Text(fmt_ns(p.p90_ns), justify="right"),
-        Text(fmt_ns(p.p99_ns), justify="right", style=slow_style(p.p99_ns)),
+        Text(estimated(fmt_ns(p.p50_ns), rate), justify="right"),
+        Text(estimated(fmt_ns(p.p90_ns), rate), justify="right"),
+        Text(estimated(fmt_ns(p.p99_ns), rate), justify="right", style=slow_style(p.p99_ns)),
     )
 
 
 def summary(view: LatencyView) -> Text:
     a = view.all
+    rate = view.sample_rate
     text = Text()
     text.append("all readers  ", style="bold")
-    text.append(f"{fmt_count(a.count / view.interval_s)} reads/s with a known arrival  ")
-    text.append(f"p50 {fmt_ns(a.p50_ns)}  p90 {fmt_ns(a.p90_ns)}  ")
-    text.append(f"p99 {fmt_ns(a.p99_ns)}", style=slow_style(a.p99_ns))
-    text.append(f"  max {fmt_ns(a.max_ns)}")
-    text.append(f"  unmatched {view.unmatched:,}", style="yellow" if view.unmatched else "")
+    text.append(f"{fmt_count(view.reads_per_s)} reads/s  ")
+    text.append(f"p50 {estimated(fmt_ns(a.p50_ns), rate)}  p90 {estimated(fmt_ns(a.p90_ns), rate)}  ")
+    text.append(f"p99 {estimated(fmt_ns(a.p99_ns), rate)}", style=slow_style(a.p99_ns))
+    text.append(f"  max {estimated(fmt_ns(a.max_ns), rate)}")
+    text.append(f"  ({a.count:,} reads timed" + (f", 1 arrival in {rate})" if rate > 1 else ")"), style="dim")
+    text.append(f"  unseen {view.unmatched:,}", style="yellow" if view.unmatched else "")
     if view.coarsened:
-        text.append(f"  coarsened {view.coarsened:,}", style="dim")
+        text.append(f"  thinned {view.coarsened:,}", style="dim")
+    if view.evicted:
+        text.append(f"  sockets dropped by the full table {view.evicted:,}", style="yellow")
     st = view.stack
     text.append("\nin the stack  ", style="bold")
-    text.append(
-        f"device → socket: {fmt_count(st.count / view.interval_s)} arrivals/s  p50 {fmt_ns(st.p50_ns)}  "
-        f"p90 {fmt_ns(st.p90_ns)}  p99 {fmt_ns(st.p99_ns)}"
-    )
-    if view.stack_unknown:
-        text.append(f"  not followed {view.stack_unknown:,}", style="dim")
+    if st is None:
+        text.append("device → socket: the stack probe is not attached", style="dim")
+    else:
+        srate = view.stack_rate
+        waits = (("p50", st.p50_ns), ("p90", st.p90_ns), ("p99", st.p99_ns))
+        text.append("device → socket: " + "  ".join(f"{q} {estimated(fmt_ns(ns), srate)}" for q, ns in waits))
+        text.append(
+            f"  ({st.count:,} packets followed" + (f", 1 in {srate} timed)" if srate > 1 else ")"),
+            style="dim",
+        )
+        if view.stack_unknown:
+            text.append(f"  reached no socket {view.stack_unknown:,}", style="dim")
     text.append("\n1µs ")
     text.append(histogram_bar(view.octaves[:11]), style="cyan")
     text.append(" 1ms ")
@@ -105,7 +126,7 @@ class ProcessSelected(Message):
 
 
 class LatencyPane(Vertical):
-    PROBES = ("latency",)
+    PROBES = ("latency", "stack")
 
     def __init__(self) -> None:
         super().__init__(id="latency-pane")
@@ -126,7 +147,7 @@ class LatencyPane(Vertical):
         selected = self.selected_pid()
         table.clear()
         for p in view.processes:
-            table.add_row(*process_cells(p), key=str(p.pid))
+            table.add_row(*process_cells(p, view.sample_rate), key=str(p.pid))
         if selected is not None and str(selected) in table.rows:
             table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
 
@@ -144,15 +165,15 @@ class LatencyPane(Vertical):
             self.post_message(ProcessSelected(pid))
 
 
-def process_cells(p: ProcessRow) -> tuple[str | Text, ...]:
+def process_cells(p: ProcessRow, rate: int) -> tuple[str | Text, ...]:
     return (
         str(p.pid),
         p.comm,
         Text(fmt_count(p.reads_per_s), justify="right"),
         Text(fmt_bytes(p.bytes_per_s), justify="right"),
-        *percentile_cells(p.stats),
+        *percentile_cells(p.stats, rate),
         Text(
-            fmt_ns(p.stats.max_ns) if p.stats.max_ns else NO_DATA,
+            estimated(fmt_ns(p.stats.max_ns), rate) if p.stats.max_ns else NO_DATA,
             justify="right",
             style=slow_style(p.stats.max_ns),
         ),

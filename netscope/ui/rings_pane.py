@@ -15,7 +15,15 @@ from textual.widgets import DataTable, Static
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
 from netscope.model.rings import PRESSURE_NOTE, QSTATS_LOSSES, DeviceRow, Pressure, QueueRow, RingsView
 from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, FitsWidth, fit_columns, fixed_table, probe_line, set_columns
+from netscope.ui.widgets import (
+    Column,
+    FitsWidth,
+    estimated,
+    fit_columns,
+    fixed_table,
+    probe_line,
+    set_columns,
+)
 
 
 def ring(current: int | None, maximum: int | None) -> str:
@@ -52,10 +60,16 @@ DEVICE_COLUMNS: tuple[Column[tuple[DeviceRow, float]], ...] = (
         "full%",
         5,
         1,
-        lambda r: fmt_pct(r[0].pressure.full_pct),
-        "ring pressure: NAPI polls that used their whole budget",
+        lambda r: estimated(fmt_pct(r[0].pressure.full_pct), r[0].pressure.rate),
+        "ring pressure: NAPI polls that used their whole budget (from sampled polls: ~)",
     ),
-    Column("pkt/poll", 8, 2, lambda r: fmt_ratio(r[0].pressure.packets_per_poll), "packets per NAPI poll"),
+    Column(
+        "pkt/poll",
+        8,
+        2,
+        lambda r: estimated(fmt_ratio(r[0].pressure.packets_per_poll), r[0].pressure.rate),
+        "packets per NAPI poll",
+    ),
     Column(
         "lost/s",
         6,
@@ -92,9 +106,9 @@ def hw_drops(q: QueueRow, interval_s: float) -> str:
 def napi_cells(label: str, p: Pressure, interval_s: float) -> tuple[str | Text, ...]:
     return (
         label,
-        Text(fmt_count(p.polls / interval_s), justify="right"),
-        Text(fmt_ratio(p.packets_per_poll), justify="right"),
-        Text(fmt_pct(p.full_pct), justify="right"),
+        Text(estimated(fmt_count(p.polls / interval_s), p.rate), justify="right"),
+        Text(estimated(fmt_ratio(p.packets_per_poll), p.rate), justify="right"),
+        Text(estimated(fmt_pct(p.full_pct), p.rate), justify="right"),
         Text(histogram_bar(p.work_hist), style="cyan"),
         f"longest {p.longest_streak}" if p.longest_streak else "none",
     )
@@ -210,12 +224,13 @@ class RingsPane(FitsWidth, Vertical):
                     if q.bql_limit is not None
                     else "n/a"
                 )
+                rate = 2 if q.estimated else 1  # a sample of the hooks': marked ~
                 queues.add_row(
                     q.label,
-                    Text(fmt_count(q.rx_pps), justify="right"),
-                    Text(fmt_bytes(q.rx_bps), justify="right"),
-                    Text(fmt_count(q.tx_pps), justify="right"),
-                    Text(fmt_bytes(q.tx_bps), justify="right"),
+                    Text(estimated(fmt_count(q.rx_pps), rate), justify="right"),
+                    Text(estimated(fmt_bytes(q.rx_bps), rate), justify="right"),
+                    Text(estimated(fmt_count(q.tx_pps), rate), justify="right"),
+                    Text(estimated(fmt_bytes(q.tx_bps), rate), justify="right"),
                     queue_napi_id(device, q),
                     Text(hw_drops(q, dt), justify="right"),
                     bql,

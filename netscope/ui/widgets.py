@@ -11,6 +11,7 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import DataTable
 
+from netscope.model.format import NO_DATA
 from netscope.model.latency import SLOW_NS, VERY_SLOW_NS
 from netscope.model.sample import ProbeState, ProbeStatus
 
@@ -107,6 +108,14 @@ def set_columns(
         table.add_column(label, width=width)
 
 
+ESTIMATED = "~"  # before a figure estimated from a sample of the packets (1 in N, the probes line)
+
+
+def estimated(value: str, rate: int) -> str:
+    """`value`, marked as an estimate when it comes from 1 in `rate` of the packets."""
+    return f"{ESTIMATED}{value}" if rate > 1 and value != NO_DATA else value
+
+
 def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
     """The state of the probes a pane reads (`names`), with the reason of any that failed."""
     statuses = [s for s in statuses if s.name in names]
@@ -114,6 +123,8 @@ def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
     for status in statuses:
         mark, style = PROBE_MARK[status.state]
         text.append(f"{mark} {status.name}", style=style)
+        if status.state == ProbeState.LIVE and status.sample_rate > 1:  # its per-packet figures: ~
+            text.append(f" 1:{status.sample_rate}", style="yellow")
         if status.state == ProbeState.STARTING and status.detail:
             text.append(f" ({status.detail})", style="dim")
         text.append("  ")

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from netscope.app import ALWAYS_ATTACHED
+from netscope.ui.flows_pane import FlowsPane
 from netscope.ui.home_pane import HomePane
 from tests.kernel.tmux import (
-    PROGRAMS,
     SIGNALS,
     netscope_in_tmux,
+    new_attached,
     new_programs,
     program_ids,
     programs_of,
@@ -30,10 +32,14 @@ from tests.kernel.tmux import (
 def test_tui_exit_detaches_every_program(tmp_path: Path, how: str, exit_code: int) -> None:
     before = program_ids()
     with netscope_in_tmux(tmp_path, f"exit-{how}", (100, 30)) as tui:
-        # The home screen's probes, then the Flows pane's too: every program netscope has.
-        wait_for(lambda: new_programs(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
+        # The home screen's probes, then the Flows pane's: loaded together, home's detached but
+        # kept for a while (flipping back recompiles nothing).
+        wait_for(lambda: new_attached(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
         tui.keys("t")
-        wait_for(lambda: new_programs(before) == programs_of(*PROGRAMS), 20, "every probe to attach")
+        loaded = programs_of(*set(HomePane.PROBES) | set(FlowsPane.PROBES))
+        wait_for(lambda: new_programs(before) == loaded, 20, "the Flows pane's probes to load")
+        flows = programs_of(*set(FlowsPane.PROBES) | set(ALWAYS_ATTACHED))
+        wait_for(lambda: new_attached(before) == flows, 5, "only Flows' attached")
         assert "Flows" in tui.screen()
         if how in SIGNALS:
             tui.signal(SIGNALS[how])

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 from netscope.model.sample import ProbeState
 from netscope.probes.base import start_probes
+from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.headers import find_headers
-from netscope.probes.irq import IrqProbe
 from netscope.probes.napi import NapiProbe
 from netscope.sources import procfs
 from tests.kernel.tmux import new_programs, program_ids, programs_of, wait_for
@@ -21,11 +21,11 @@ class BrokenNapi(NapiProbe):
 
 
 @contextmanager
-def started(napi_class: type[NapiProbe]) -> Iterator[tuple[IrqProbe, NapiProbe, set[int]]]:
+def started(napi_class: type[NapiProbe]) -> Iterator[tuple[HardirqProbe, NapiProbe, set[int]]]:
     """irq and a napi probe compiled together; both closed (and their programs freed) after."""
     before = program_ids()
     cpus = procfs.read_host_info().cpus
-    irq, napi = IrqProbe(cpus), napi_class(cpus)
+    irq, napi = HardirqProbe(cpus), napi_class(cpus)
     try:
         start_probes((irq, napi), find_headers())
         yield irq, napi, before
@@ -39,9 +39,9 @@ def test_probes_share_one_object_and_leave_it_one_by_one() -> None:
     with started(NapiProbe) as (irq, napi, before):
         assert (irq.status.state, napi.status.state) == (ProbeState.LIVE, ProbeState.LIVE)
         assert irq._module is not None and irq._module is napi._module
-        assert new_programs(before) == programs_of("irq", "napi")
+        assert new_programs(before) == programs_of("hardirq", "napi")
         napi.close()  # its programs go; irq's stay attached and counting
-        wait_for(lambda: new_programs(before) == programs_of("irq"), 2, "napi's program to be freed")
+        wait_for(lambda: new_programs(before) == programs_of("hardirq"), 2, "napi's program to be freed")
         assert irq.poll() is not None and irq.status.state == ProbeState.LIVE
 
 
@@ -49,4 +49,4 @@ def test_a_probe_that_does_not_compile_fails_alone() -> None:
     with started(BrokenNapi) as (irq, napi, before):
         assert irq.status.state == ProbeState.LIVE
         assert napi.status.state == ProbeState.FAILED and "napi.bpf.c" in napi.status.error
-        assert new_programs(before) == programs_of("irq")
+        assert new_programs(before) == programs_of("hardirq")

@@ -64,7 +64,7 @@ def compiler_rss_kb() -> int:
 def test_compiler_pages_handed_back_once_compiles_stop() -> None:
     source = LiveSource()
     try:
-        for start in source.need(("irq",)):
+        for start in source.need(("hardirq",)):
             start()
         during = compiler_rss_kb()  # the timer has not fired yet
         time.sleep(2 * COMPILE_LOCK.idle_s + 0.5)

@@ -92,11 +92,13 @@ def test_snapshot_json_counts_are_inside_the_kernel_window(pair: VethPair) -> No
     assert len(objects) == 4
     for obj in objects:
         assert {p["name"]: p["state"] for p in obj["probes"]} == {
-            "irq": "live",
+            "hardirq": "live",
+            "softirq": "live",
             "napi": "live",
             "drops": "live",
             "rings": "live",
             "latency": "live",
+            "stack": "live",
             "flows": "live",
         }
         assert 0.4 < obj["interval_s"] < 0.8

@@ -28,7 +28,7 @@ def test_snapshot_inside_another_namespace(pair: VethPair) -> None:
     assert len(objects) == 2
     last = objects[-1]
     states = {p["name"]: p["state"] for p in last["probes"]}
-    assert all(states[name] == "live" for name in ("irq", "napi", "drops", "rings")), states
+    assert all(states[name] == "live" for name in ("hardirq", "softirq", "napi", "drops", "rings")), states
     devices = {d["device"]: d for d in last["devices"]}
     assert pair.receiver_dev in devices and devices[pair.receiver_dev]["netns_name"] == "", devices.keys()
     # Its own devices are this namespace's. The host's show up only when they carried or dropped

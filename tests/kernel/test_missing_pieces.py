@@ -34,9 +34,9 @@ def test_no_btf_fails_the_probes_that_need_it_and_keeps_the_rest() -> None:
     assert len(objects) == 2
     states = {p["name"]: p for p in objects[-1]["probes"]}
     # Interrupts and softirqs need no struct layout: that probe runs, and counts.
-    assert states["irq"]["state"] == "live"
+    assert states["hardirq"]["state"] == states["softirq"]["state"] == "live"
     assert any(c["softirq_time_ns"] for c in objects[-1]["cpus"])
-    for name in ("napi", "drops", "rings", "latency", "flows"):
+    for name in ("napi", "drops", "rings", "latency", "stack", "flows"):
         assert states[name]["state"] == "failed"
         assert "CONFIG_DEBUG_INFO_BTF=y" in states[name]["error"], states[name]
         assert f"probe {name} failed" in done.stderr

@@ -18,21 +18,47 @@ REPO = Path(__file__).resolve().parents[2]
 
 # The raw tracepoints each probe hooks, and the names of its BPF programs (NS_HOOK in netscope.h).
 HOOKS = {
-    "irq": ("irq_handler_entry", "irq_handler_exit", "softirq_entry", "softirq_exit", "softirq_raise"),
+    "hardirq": ("irq_handler_entry", "irq_handler_exit"),
+    "softirq": ("softirq_entry", "softirq_exit", "softirq_raise"),
     "napi": ("napi_poll",),
     "drops": ("kfree_skb",),
     "rings": ("netif_receive_skb", "net_dev_start_xmit"),
-    "latency": ("netif_receive_skb", "sk_data_ready", "sock_recv_length"),
+    "latency": ("sk_data_ready", "sock_recv_length"),
+    "stack": ("netif_receive_skb", "sk_data_ready"),
     "flows": ("kfree_skb", "netif_receive_skb"),
 }
 PROGRAMS = {probe: tuple(f"{probe}__{tp}" for tp in tps) for probe, tps in HOOKS.items()}
 OUR_NAMES = {name for names in PROGRAMS.values() for name in names}
 
 
-def program_ids() -> set[int]:
-    """Ids of the loaded programs that have one of netscope's names (by anyone)."""
+def programs() -> dict[int, str]:
+    """Id -> name of the loaded programs that have one of netscope's names (by anyone)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return {p["id"] for p in json.loads(out or "[]") if p.get("name") in OUR_NAMES}
+    return {p["id"]: p["name"] for p in json.loads(out or "[]") if p.get("name") in OUR_NAMES}
+
+
+def program_ids() -> set[int]:
+    return set(programs())
+
+
+def attached_ids() -> set[int]:
+    """Ids of netscope's programs that are attached now: a raw tracepoint link holds each (a
+    program can stay loaded, its hooks detached, while no view needs it)."""
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True, check=True).stdout
+    linked = {link["prog_id"] for link in json.loads(out or "[]") if link.get("type") == "raw_tracepoint"}
+    return linked & program_ids()
+
+
+def attached_probes(before: set[int]) -> set[str]:
+    """The probes all of whose programs are attached now, of the programs loaded since `before`."""
+    loaded = programs()
+    names = {loaded[i] for i in attached_ids() - before if i in loaded}
+    return {probe for probe, progs in PROGRAMS.items() if set(progs) <= names}
+
+
+def new_attached(before: set[int]) -> int:
+    """How many of netscope's programs not in `before` are attached now."""
+    return len(attached_ids() - before)
 
 
 def new_programs(before: set[int]) -> int:

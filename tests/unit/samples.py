@@ -33,7 +33,8 @@ def two_cpu_sample(interval_s: float = 2.0, live: bool = True) -> Sample:
         softnet=(SoftnetCpu(0, 1000, 4, 2), SoftnetCpu(1, 0, 0, 0)),
         snmp=(SnmpCount("Udp", "NoPorts", 7), SnmpCount("TcpExt", "ListenDrops", 0)),
         probes=tuple(
-            ProbeStatus(n, ProbeState.LIVE if live else ProbeState.STARTING) for n in ("irq", "napi")
+            ProbeStatus(n, ProbeState.LIVE if live else ProbeState.STARTING)
+            for n in ("hardirq", "softirq", "napi")
         ),
         hardirq=(
             IrqCount(38, (100, 0), (2_000_000, 0)),

@@ -31,12 +31,13 @@ def test_stages_in_receive_path_order_and_the_bottleneck() -> None:
     assert stack.bottleneck and [s.name for s in stages if s.bottleneck] == [stack.name]
 
 
-def test_no_rate_without_probes_but_proc_losses_still_count() -> None:
+def test_counters_count_without_probes_and_what_was_not_read_is_no_number() -> None:
     timeline = Timeline(INFO)
     timeline.add(two_cpu_sample(live=False))
     shown = timeline.shown()
     assert shown is not None
     stages = build_pipeline(shown)
-    assert stages[1].rate is None and stages[2].rate is None  # probes not live: no number, not 0
+    assert stages[1].rate is None  # neither /proc/interrupts nor the hooks read: no number, not 0
+    assert stages[2].rate == 500.0  # softnet's processed: the kernel's own count needs no probe
     assert dict(stages[2].losses) == {"backlog drops": 2.0, "time_squeeze": 1.0}  # /proc/net/softnet_stat
     assert [s.name for s in stages if s.bottleneck] == [stages[2].name]

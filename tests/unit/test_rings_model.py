@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from netscope.model.rings import build_rings_view, known_interfaces, pressure
-from netscope.model.sample import DeviceStats, HostInfo, NapiInstance, QueueCount
+from netscope.model.sample import DeviceStats, HostInfo, NapiInstance, ProbeState, ProbeStatus, QueueCount
 from tests.unit.samples import two_cpu_sample
 
 OWN = 4026531840
@@ -99,6 +99,45 @@ def test_filters_by_interface_and_namespace() -> None:
     assert known_interfaces(sample(), INFO) == {"eth0": {"", "pod-a"}, "lo": {""}}
 
 
-def test_no_rings_probe_means_no_rates() -> None:
-    view = build_rings_view(dataclasses.replace(sample(), queues=None), INFO)
+def test_no_counters_and_no_rings_probe_means_no_rates() -> None:
+    view = build_rings_view(dataclasses.replace(sample(), queues=None, devices=()), INFO)
     assert view.live is False
+
+
+def test_counters_first_the_hooks_only_where_no_counter_splits_the_queues() -> None:
+    qstats = (("rx", 0, "rx-packets", 900), ("rx", 0, "rx-bytes", 90_000), ("tx", 0, "tx-packets", 50))
+    counted = (
+        # the device's own counters win over the hooks' sample; its qstats give its queues
+        dataclasses.replace(
+            device(OWN, 2, "eth0", rx_packets=1600, tx_packets=50),
+            rx_bytes=2_400_000,
+            tx_bytes=5000,
+            rx_queues=2,
+            tx_queues=2,
+            qstats=qstats,
+        ),
+        # one queue each way: the queue is the device
+        dataclasses.replace(
+            device(POD, 5, "eth0", rx_packets=44), rx_bytes=4400, tx_bytes=0, rx_queues=1, tx_queues=1
+        ),
+        # two queues and no per-queue counter: the hooks' sample splits them
+        dataclasses.replace(device(OWN, 7, "mq0", rx_packets=10), rx_bytes=1000, tx_bytes=0, rx_queues=2),
+    )
+    queues = (*sample().queues, QueueCount(OWN, 7, "mq0", 1, False, 12, 1200))
+    sampled = (ProbeStatus("rings", ProbeState.LIVE, sample_rate=8),)  # 1 skb in 8 counted
+    view = build_rings_view(
+        dataclasses.replace(sample(), devices=counted, queues=queues, probes=sampled), INFO
+    )
+    by_label = {d.label: d for d in view.devices}
+    eth0, pod, mq = by_label["eth0"], by_label["eth0@pod-a"], by_label["mq0"]
+    assert (eth0.rx_pps, eth0.rx_bps, eth0.tx_pps) == (800, 1_200_000, 25)  # stats64, not 1600/2 hooked
+    assert [(q.label, q.rx_pps, q.rx_bps, q.tx_pps, q.estimated) for q in eth0.queues] == [
+        ("0", 450, 45_000, 25, False)
+    ]
+    assert [(q.label, q.rx_pps, q.estimated) for q in pod.queues] == [("0", 22, False)]
+    assert mq.rx_pps == 5  # the device's own count
+    assert [(q.label, q.rx_pps, q.estimated) for q in mq.queues] == [
+        ("0", 0, False),
+        ("1", 6, True),
+    ]  # (BQL: tx-0)
+    assert view.live

@@ -26,6 +26,7 @@ def test_schema_and_per_interval_counts() -> None:
         "devices",
         "copy_latency",
         "flows",
+        "flows_sample_rate",
         "flow_evictions",
         "cost",
         "findings",
@@ -40,7 +41,8 @@ def test_schema_and_per_interval_counts() -> None:
     assert cpu0["softirq_time_ns"]["NET_RX"] == 40_000_000
     assert cpu0["net_rx_wait_ns_max"] == 90_000
     assert (cpu0["napi_polls"], cpu0["napi_packets"]) == (400, 1000)
-    assert (cpu0["time_squeeze"], cpu0["backlog_drops"]) == (2, 4)
+    assert (cpu0["time_squeeze"], cpu0["backlog_drops"], cpu0["processed"]) == (2, 4, 1000)
+    assert cpu0["softirq_time_total_ns"] is None  # /proc/stat not read for this sample
     assert obj["irqs"][0] == {
         "irq": 38,
         "name": "virtio2-input.0",
@@ -50,7 +52,13 @@ def test_schema_and_per_interval_counts() -> None:
         "per_cpu": [100, 0],
         "time_ns": 2_000_000,
     }
-    assert obj["probes"][0] == {"name": "irq", "state": "live", "error": "", "lost_events": 0}
+    assert obj["probes"][0] == {
+        "name": "hardirq",
+        "state": "live",
+        "error": "",
+        "lost_events": 0,
+        "sample_rate": 1,
+    }
 
 
 def test_probe_not_live_is_null_not_zero() -> None:

@@ -1,0 +1,40 @@
+/* 1-in-N sampling of a per-packet hook, decided in the kernel. C side only; needs netscope.h.
+ *
+ * Each CPU counts down a gap drawn at random between 1 and 2N-1 runs (N on average); the run that
+ * ends a gap is sampled and stands for the whole gap: its weight. The weights of all samples add up
+ * to the runs counted, and a flow's (or a queue's) weighted count is unbiased whatever order the
+ * flows arrive in, which a fixed 1-in-N would not be (traffic that cycles through N ports would put
+ * every sample on one). Only a sampled run pays for more than a per-CPU decrement: the clock read,
+ * the header parse, the hash update. N = 1 samples every run with weight 1: exact counts.
+ *
+ * A probe declares its slots and its rate (set by user space, netscope/probes/base.py) itself,
+ * under its own names, since BCC rewrites map calls in the main file only:
+ *     BPF_PERCPU_ARRAY(napi_sampler, struct ns_sampler, 1);
+ *     BPF_ARRAY(napi_rate, u32, 1);
+ * and a hook asks:
+ *     u32 weight = ns_sample(napi_sampler.lookup(&zero), napi_rate.lookup(&zero));
+ *     if (!weight) return 0;
+ */
+#ifndef NETSCOPE_SAMPLER_H
+#define NETSCOPE_SAMPLER_H
+
+/* This run's weight when it is sampled, 0 when it is not. */
+static __always_inline u32 ns_sample(struct ns_sampler *s, const u32 *rate)
+{
+    if (!s)
+        return 0;
+    s->fires++;
+    if (s->left > 1) {
+        s->left--;
+        return 0;
+    }
+    u32 weight = s->gap ? s->gap : 1;
+    u32 n = rate && *rate ? *rate : 1;
+    u32 gap = n > 1 ? 1 + bpf_get_prandom_u32() % (2 * n - 1) : 1;
+    s->left = gap;
+    s->gap = gap;
+    s->sampled++;
+    return weight;
+}
+
+#endif /* NETSCOPE_SAMPLER_H */

@@ -1,0 +1,150 @@
+"""How much of the per-packet work netscope samples: the rate N of each sampled probe (1 run in N does
+the whole work, bpf_src/sampler.h), chosen every interval so that netscope's BPF stays within its
+budget. Pure: the live source feeds it the hooks' own run counts and netscope's measured cost.
+
+The signal is each sampled hook's run count over the last interval (exact, counted in the kernel at
+every run, so it is there every interval), priced with a cost per run: what an unsampled run costs
+(the decrement and whatever the probe must do at every run, its companion hooks' share included:
+the latency probe's reads go with its arrivals) and what a sampled one costs. The prices start from
+figures measured on a 2-CPU VM and are corrected by the measurements of bpf_stats (one interval in
+ten), probe by probe. The hooks that count every run (drops, hardirqs) are a fixed
+cost: what bpf_stats last measured of them comes off the budget first, leaving the sampled hooks
+at least a third of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+BUDGET_PCT = 3.0  # of one CPU: netscope's BPF, all programs together
+AIM = 0.8  # of the budget: rates are chosen for this much, so a busier next interval still fits
+MAX_RATE = 1 << 16
+CORRECTION_BOUNDS = (0.25, 8.0)  # a measured price stays within these factors of the default
+MIN_SHARE = 1 / 3  # of the budget, the sampled hooks' however dear the exact ones are
+MIN_SAMPLED_SHARE = 0.1  # of that, the samples' however dear the unsampled runs are
+SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampled run
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """ns per run of a sampled probe's hooks: unsampled (`run_ns`) and sampled (`sampled_ns`)."""
+
+    run_ns: float
+    sampled_ns: float
+
+    def at(self, rate: int) -> float:
+        """Mean ns per run when 1 run in `rate` is sampled."""
+        return self.run_ns + (self.sampled_ns - self.run_ns) / rate
+
+    def scaled(self, k: float) -> RunCost:
+        return RunCost(self.run_ns * k, self.sampled_ns * k)
+
+
+# Measured here (2-CPU VM, kernel 6.18, the veth flood of `make bench`): ns of BPF run time per run of
+# a probe's sampled hook, net of bpf_stats' own clock reads, with 1 run in 1024 sampled and with
+# every run sampled. Per run of the sampled hook, the probe's other hooks included: the latency
+# probe's reads (about 1.4 per arrival), the softirq probe's exits, the stack probe's wakeups.
+DEFAULT_COSTS: dict[str, RunCost] = {
+    "softirq": RunCost(12.0, 68.0),
+    "napi": RunCost(12.0, 80.0),
+    "rings": RunCost(8.0, 184.0),
+    "latency": RunCost(48.0, 350.0),
+    "stack": RunCost(13.0, 140.0),
+    "flows": RunCost(10.0, 260.0),
+}
+
+
+def required_rates(
+    runs_per_s: Mapping[str, float], costs: Mapping[str, RunCost], spare_ns_per_s: float
+) -> dict[str, int]:
+    """The smallest rate per probe (a power of two) that keeps the sampled probes within
+    `spare_ns_per_s`: what their unsampled runs leave of it is shared out evenly, and a probe that
+    needs less than its share at rate 1 leaves the rest to the others."""
+    floor = sum(runs_per_s[p] * costs[p].run_ns for p in runs_per_s)
+    extra = {p: runs_per_s[p] * (costs[p].sampled_ns - costs[p].run_ns) for p in runs_per_s}
+    # What the unsampled runs cost no rate can lower: past the budget, the samples still get a
+    # little of it, so the figures thin out instead of vanishing.
+    left = max(spare_ns_per_s - floor, spare_ns_per_s * MIN_SAMPLED_SHARE)
+    rates = {p: 1 for p in runs_per_s}
+    pending = sorted((p for p in extra if extra[p] > 0), key=lambda p: extra[p])
+    while pending:
+        share = left / len(pending)
+        p = pending.pop(0)
+        if share > 0 and extra[p] <= share:
+            left -= extra[p]
+            continue
+        need = extra[p] / share if share > 0 else math.inf
+        rates[p] = MAX_RATE if need >= MAX_RATE else 1 << max(0, math.ceil(math.log2(need)))
+        left -= extra[p] / rates[p]
+    return rates
+
+
+@dataclass
+class RateController:
+    """The rate of every sampled probe, interval after interval. A rate goes up at once when the
+    runs grow; it comes down one step (half) per interval, and only while the lower rate would still
+    fit, so a bursty load does not make it flap. `forced` (--sample N) fixes every rate."""
+
+    budget_pct: float = BUDGET_PCT
+    forced: int | None = None
+    rates: dict[str, int] = field(default_factory=dict)
+    costs: dict[str, RunCost] = field(default_factory=dict)  # as measured, where they were
+    fixed_ns_per_s: float = 0.0  # the exact hooks' cost, as bpf_stats last measured it
+
+    def cost(self, probe: str) -> RunCost:
+        return self.costs.get(probe) or DEFAULT_COSTS.get(probe, RunCost(10.0, 100.0))
+
+    def measured(
+        self,
+        ns_per_s: Mapping[str, float],
+        fixed_ns_per_s: float,
+        runs_per_s: Mapping[str, float],
+        rates: Mapping[str, int],
+    ) -> None:
+        """A bpf_stats measurement (run time per second, net of bpf_stats' own clock reads): of each
+        sampled probe's per-packet hooks (`ns_per_s`; their runs per second and rates then), and
+        of the hooks that count every event (drops, interrupts: `fixed_ns_per_s`). A sampled probe
+        corrects the price that weighed most in what was measured: the sampled run's at a low rate,
+        the plain run's at a high one."""
+        self.fixed_ns_per_s = fixed_ns_per_s
+        for p, runs in runs_per_s.items():
+            if runs <= 0 or p not in ns_per_s:
+                continue
+            per_run, rate, now, default = (
+                ns_per_s[p] / runs,
+                rates.get(p, 1),
+                self.cost(p),
+                DEFAULT_COSTS.get(p),
+            )
+            lo, hi = CORRECTION_BOUNDS
+            if rate <= SAMPLED_WEIGHS_MOST:
+                sampled = now.run_ns + (per_run - now.run_ns) * rate
+                base = default.sampled_ns if default else now.sampled_ns
+                self.costs[p] = RunCost(now.run_ns, min(hi * base, max(lo * base, sampled)))
+            else:
+                run = per_run - (now.sampled_ns - now.run_ns) / rate
+                base = default.run_ns if default else now.run_ns
+                self.costs[p] = RunCost(min(hi * base, max(lo * base, run)), now.sampled_ns)
+
+    def update(self, runs_per_s: Mapping[str, float]) -> dict[str, int]:
+        """The rates for the next interval, given each sampled probe's runs per second in the last."""
+        if self.forced is not None:
+            self.rates = {p: self.forced for p in runs_per_s}
+            return dict(self.rates)
+        budget = AIM * self.budget_pct / 100 * 1e9
+        # The hooks that count every event come first; the sampled ones share what is left, and at
+        # least a third of the budget (in a drop storm the drops alone may pass it).
+        spare = max(budget - self.fixed_ns_per_s, budget * MIN_SHARE)
+        costs = {p: self.cost(p) for p in runs_per_s}
+        wanted = required_rates(runs_per_s, costs, spare)
+        for p, rate in wanted.items():
+            now = self.rates.get(p, 1)
+            if rate >= now:
+                self.rates[p] = rate
+            elif now > 1 and rate <= now // 2:
+                self.rates[p] = now // 2
+        for p in set(self.rates) - set(runs_per_s):
+            del self.rates[p]
+        return dict(self.rates)
