@@ -38,6 +38,7 @@ from tests.kernel.tmux import Tui, netscope_in_tmux, new_programs, program_ids, 
 # with the per-packet hooks on, so the ratio carries their cost in proportion, whatever the phase.
 FLOOD_S = float(os.environ.get("BENCH_FLOOD_S", "20"))
 BLOCKS = int(os.environ.get("BENCH_BLOCKS", "3"))
+TUI_ARGS = tuple(os.environ.get("BENCH_TUI_ARGS", "").split())  # e.g. "--sample 64", to compare
 PORT = 7000
 SOURCE_PORT = 7001  # fixed, so the flow screen watches the flood's own 5-tuple in every flood
 SUBNET = 68
@@ -167,7 +168,7 @@ def _settled(before: set[int], seconds: float = 2.0, timeout: float = 60.0) -> N
 @contextmanager
 def tui_observer(name: str, pair: VethPair, tmp: Path) -> Iterator[Observer]:
     before = program_ids()
-    with netscope_in_tmux(tmp, name, (120, 40), "-i", "1") as tui:
+    with netscope_in_tmux(tmp, name, (120, 40), "-i", "1", *TUI_ARGS) as tui:
         tui.wait_screen(lambda s: "Receive path" in s, 30, "the first frame")
         for key in TUI_KEYS[name]:
             if key == "Enter":  # the flood's flow, listed first (busiest), is the one opened

@@ -29,7 +29,7 @@ BPF_ARRAY(flow_watch, struct flow_watch, 1);
 BPF_PERCPU_ARRAY(flows_last_dev, struct dev_seen, 1); /* dev_cache.h */
 BPF_RINGBUF_OUTPUT(flow_events, 64);
 BPF_PERCPU_ARRAY(flows_sampler, struct ns_sampler, 1);
-BPF_ARRAY(flows_rate, u32, 1);
+BPF_ARRAY(flows_rate, struct ns_rate, 1);
 
 static __always_inline void flow_add(u32 index, u64 n)
 {

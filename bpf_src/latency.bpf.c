@@ -4,15 +4,14 @@
  * queued on a socket (once per UDP datagram); sock:sock_recv_length(struct sock *sk, int ret,
  * int flags), since 6.2: once per recvmsg with the bytes read (MSG_PEEK reads are ignored).
  *
- * Both fire once per packet on a busy socket, so each does the least work: one lookup in a table of
- * sockets indexed by a hash of the socket's address (lat_slot: two ways per set, no hash map update)
- * and a few counts there, which stay exact (reads, bytes, arrivals, the reader's tgid). The clock is
- * read only for a sampled arrival (sampler.h), whose time and sequence range go on the socket's ring
- * of sampled arrivals, and for the read that copies its first byte: that read's wait goes into the
- * histograms. A read is matched in order by sequence: for TCP tcp_sock rcv_nxt at arrival and
- * copied_seq after the read, for UDP counts of datagrams queued and read (one per read); the wait of
- * a read is the wait of its oldest byte, known when the arrival that brought it was sampled. Reads of
- * data queued before netscope followed the socket have no latency (unseen).
+ * An arrival is sampled (sampler.h) before anything else: an unsampled one costs the hook a per-CPU
+ * decrement. A sampled one goes on its socket's ring with its time and the sequence its data ends
+ * at, which the kernel's own counts give: for TCP tcp_sock rcv_nxt; for UDP the read that will copy
+ * the datagram, the reads so far plus the datagrams queued (a socket's queue is read in order). Every
+ * read counts in the socket's slot (reads, bytes, UDP datagrams read: exact), found with one lookup
+ * in a table indexed by a hash of the socket's address; a read that copies the end of the oldest
+ * sampled arrival waiting (TCP copied_seq, UDP the read count) reads the clock, and that arrival's
+ * wait goes into the histograms: the wait of a read is that of the oldest sampled data it copied.
  *
  * skb->tstamp is not used: it is only set while RX timestamping is on.
  */
@@ -33,7 +32,7 @@ BPF_PERCPU_HASH(lat_proc_max, u32, u64, 4096);
 BPF_TABLE("lru_percpu_hash", struct lat_sock_key, struct lat_sock, lat_by_sock, NS_LAT_SOCKETS);
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
 BPF_PERCPU_ARRAY(latency_sampler, struct ns_sampler, 1);
-BPF_ARRAY(latency_rate, u32, 1);
+BPF_ARRAY(latency_rate, struct ns_rate, 1);
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
  * their identity fields are ever written, so their counters stay zero. */
 BPF_PERCPU_ARRAY(lat_new_proc, struct lat_proc, 1);
@@ -52,40 +51,29 @@ static __always_inline u32 lat_set(u64 sk)
     return (u32)((sk * 0x9E3779B97F4A7C15ULL) >> 40) & (NS_LAT_SOCKETS - 2);
 }
 
-/* The slot following `sk`, or 0; its index in *index. */
-static __always_inline struct lat_slot *lat_find(u64 sk, u32 *index)
-{
-    u32 i = lat_set(sk);
-    struct lat_slot *a = lat_slots.lookup(&i);
-    if (a && a->sk == sk) {
-        *index = i;
-        return a;
-    }
-    u32 j = i + 1;
-    struct lat_slot *b = lat_slots.lookup(&j);
-    if (b && b->sk == sk) {
-        *index = j;
-        return b;
-    }
-    return 0;
-}
-
 static __always_inline u32 udp_queue_len(const void *sk)
 {
     return read_u32(sk, NS_OFF_SOCK_RCVQ_LEN) + read_u32(sk, NS_OFF_UDP_READERQ_LEN);
 }
 
-/* A slot for a socket seen for the first time: a free way of its set, else the way given out
- * longest ago by generation (counted as an eviction). What was queued before is unseen: TCP up to
- * rcv_nxt; for UDP, at an arrival the datagrams queued but this one, at a read those queued and the
- * one just read. A socket netscope does not follow (not TCP or UDP, or left out by the filter) gets a
- * slot too, with protocol 0, so it is told apart with one lookup next time. */
-static __always_inline struct lat_slot *lat_claim(const void *sk, int at_read, u32 *index)
+/* The slot following `sk`, found or given to it: a free way of its set, else the way given out
+ * longest ago by generation (counted as an eviction). A socket netscope does not follow (not TCP or
+ * UDP, or left out by the filter) gets a slot too, with protocol 0, so it is told apart with one
+ * lookup next time. Its index in *index; 0 when the table cannot be read. */
+static __always_inline struct lat_slot *lat_slot_of(const void *sk, u32 *index)
 {
     u64 key = (u64)sk;
     u32 i = lat_set(key), j = i + 1;
     struct lat_slot *a = lat_slots.lookup(&i);
+    if (a && a->sk == key) {
+        *index = i;
+        return a;
+    }
     struct lat_slot *b = lat_slots.lookup(&j);
+    if (b && b->sk == key) {
+        *index = j;
+        return b;
+    }
     if (!a || !b)
         return 0;
     struct lat_slot *s = a;
@@ -101,9 +89,8 @@ static __always_inline struct lat_slot *lat_claim(const void *sk, int at_read, u
         ring->head = ring->tail = ring->thin = ring->offered = 0;
     s->sk = key;
     s->gen++;
-    s->reads = s->bytes = 0;
-    s->arrivals = s->udp_read = 0;
-    s->tgid = 0;
+    s->arrivals = s->reads = s->bytes = 0;
+    s->udp_read = s->tgid = s->last_target = 0;
     /* TCP or UDP, and matching the user's filter (as data flowing from the peer to this socket). */
     u16 proto = read_u16(sk, NS_OFF_SOCK_PROTOCOL);
     s->protocol = 0;
@@ -116,48 +103,36 @@ static __always_inline struct lat_slot *lat_claim(const void *sk, int at_read, u
     if (!(NS_FILTER(t)))
         return s;
 #endif
-    s->protocol = proto;
     s->family = t->family == 6 ? 10 : 2;
     s->sport = t->dport; /* the socket's own end is the destination of the data it receives */
     s->dport = t->sport;
     __builtin_memcpy(s->saddr, t->daddr, 16);
     __builtin_memcpy(s->daddr, t->saddr, 16);
-    if (proto == IPPROTO_TCP_) {
-        s->start = s->last_end = read_u32(sk, NS_OFF_TCP_RCV_NXT);
-    } else {
-        u32 queued = udp_queue_len(sk);
-        s->arrivals = at_read ? queued + 1 : (queued ? queued - 1 : 0);
-        s->start = s->arrivals; /* UDP: arrivals seen = arrivals - start */
-    }
+    s->protocol = proto;
     return s;
 }
 
 NS_HOOK(sk_data_ready)
 {
+    u32 zero = 0;
+    u32 weight = ns_sample(latency_sampler.lookup(&zero), latency_rate.lookup(&zero));
+    if (!weight)
+        return 0;
     const void *sk = (const void *)ctx->args[0];
     u32 index = 0;
-    struct lat_slot *s = lat_find((u64)sk, &index);
-    if (!s)
-        s = lat_claim(sk, 0, &index);
+    struct lat_slot *s = lat_slot_of(sk, &index);
     if (!s || !s->protocol)
         return 0;
-    u32 begin, end;
+    u32 target;
     if (s->protocol == IPPROTO_UDP_) {
-        /* (This BPF target cannot use an atomic add's result: the count is read back.) */
-        __sync_fetch_and_add(&s->arrivals, 1);
-        end = s->arrivals;
-        begin = end - 1;
+        target = s->udp_read + udp_queue_len(sk); /* the queue holds this datagram already */
     } else {
-        end = read_u32(sk, NS_OFF_TCP_RCV_NXT);
-        begin = s->last_end;
-        if (end == begin)
+        target = read_u32(sk, NS_OFF_TCP_RCV_NXT);
+        if (target == s->last_target)
             return 0; /* woken without new data */
-        s->last_end = end;
-        __sync_fetch_and_add(&s->arrivals, 1);
+        s->last_target = target;
     }
-    u32 zero = 0;
-    if (!ns_sample(latency_sampler.lookup(&zero), latency_rate.lookup(&zero)))
-        return 0;
+    s->arrivals += weight;
     struct lat_arrivals *r = lat_rings.lookup(&index);
     if (!r)
         return 0;
@@ -173,8 +148,7 @@ NS_HOOK(sk_data_ready)
             u32 from = (r->head + 2 * i) & (NS_LAT_RING - 1);
             u32 to = (r->head + i) & (NS_LAT_RING - 1);
             r->ts[to] = r->ts[from];
-            r->begin[to] = r->begin[from];
-            r->end[to] = r->end[from];
+            r->target[to] = r->target[from];
         }
         r->tail = r->head + NS_LAT_RING / 2;
         r->thin++;
@@ -184,8 +158,7 @@ NS_HOOK(sk_data_ready)
     }
     u32 slot = r->tail & (NS_LAT_RING - 1);
     r->ts[slot] = bpf_ktime_get_ns();
-    r->begin[slot] = begin;
-    r->end[slot] = end;
+    r->target[slot] = target;
     r->tail++;
     return 0;
 }
@@ -240,46 +213,33 @@ NS_HOOK(sock_recv_length)
     if (!sk || ret <= 0 || (flags & MSG_PEEK_))
         return 0;
     u32 index = 0;
-    struct lat_slot *s = lat_find((u64)sk, &index);
-    if (!s)
-        s = lat_claim(sk, 1, &index);
+    struct lat_slot *s = lat_slot_of(sk, &index);
     if (!s || !s->protocol)
         return 0;
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     __sync_fetch_and_add(&s->reads, 1);
     __sync_fetch_and_add(&s->bytes, (u64)ret);
     s->tgid = tgid;
-    u32 copied = 0, first = 0;
+    u32 copied = 0;
     if (s->protocol == IPPROTO_UDP_) {
+        /* (This BPF target cannot use an atomic add's result: the count is read back.) */
         __sync_fetch_and_add(&s->udp_read, 1); /* one datagram per read */
         copied = s->udp_read;
-        first = copied - 1;
-        if ((s32)(first - s->start) < 0) {
-            lat_bump(NS_LAT_STAT_UNSEEN);
-            return 0;
-        }
     }
     struct lat_arrivals *r = lat_rings.lookup(&index);
     if (!r || r->head == r->tail)
         return 0; /* no sampled arrival waiting: nothing more to do */
-    if (s->protocol == IPPROTO_TCP_) {
+    if (s->protocol == IPPROTO_TCP_)
         copied = read_u32(sk, NS_OFF_TCP_COPIED_SEQ);
-        first = copied - (u32)ret;
-    }
-    /* Drop sampled arrivals wholly before the data read. */
-    for (int i = 0; i < NS_LAT_RING; i++) {
-        if (r->head == r->tail || (s32)(r->end[r->head & (NS_LAT_RING - 1)] - first) > 0)
-            break;
-        r->head++;
-    }
+    /* The sampled arrivals whose data this read finished copying, oldest first: the oldest one's
+     * wait is this read's. */
     u64 arrived = 0;
-    u32 h = r->head & (NS_LAT_RING - 1);
-    if (r->head != r->tail && (s32)(first - r->begin[h]) >= 0 && (s32)(first - s->start) >= 0)
-        arrived = r->ts[h]; /* the read's oldest byte came with this sampled arrival */
-    /* Forget sampled arrivals the read consumed entirely. */
     for (int i = 0; i < NS_LAT_RING; i++) {
-        if (r->head == r->tail || (s32)(r->end[r->head & (NS_LAT_RING - 1)] - copied) > 0)
+        u32 h = r->head & (NS_LAT_RING - 1);
+        if (r->head == r->tail || (s32)(r->target[h] - copied) > 0)
             break;
+        if (!arrived)
+            arrived = r->ts[h];
         r->head++;
     }
     if (!arrived)

@@ -15,7 +15,7 @@
 BPF_PERCPU_HASH(napi_stats, struct napi_key, struct napi_stat, 4096);
 BPF_PERCPU_ARRAY(napi_streaks, struct napi_streak, 1);
 BPF_PERCPU_ARRAY(napi_sampler, struct ns_sampler, 1);
-BPF_ARRAY(napi_rate, u32, 1);
+BPF_ARRAY(napi_rate, struct ns_rate, 1);
 
 static __always_inline u32 work_bucket(int work)
 {

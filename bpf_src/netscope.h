@@ -23,6 +23,13 @@ struct ns_sampler {
     u32 gap;      /* length of the gap under way: the weight of the sample that ends it */
 };
 
+/* sampler.h: a sampled probe's rate, set by user space: 1 run in `n` does the whole work, and the
+ * hooks are attached for 1/`scale` of the time (each weight counts `scale` times over). */
+struct ns_rate {
+    u32 n;
+    u32 scale;
+};
+
 /* NR_SOFTIRQS in include/linux/interrupt.h (HI .. RCU), stable since 4.x. */
 #define NS_NR_SOFTIRQS 10
 /* Upper bound on distinct IRQ numbers tracked per CPU. */
@@ -157,32 +164,42 @@ struct drop_window {
 #define NS_LAT_RING 32       /* sampled arrivals remembered per socket, oldest first */
 
 /* latency.bpf.c: one socket followed, in a two-way set-associative table indexed by a hash of its
- * address (no hash map update per packet). Every arrival and every read updates it, so its counts are
- * exact; user space reads these slots. A slot given to another socket gets a new `gen`. */
+ * address (no hash map update per packet). Every read updates it, so its reads and bytes are exact;
+ * a sampled arrival adds its weight to `arrivals` (an estimate). User space reads these slots. A slot
+ * given to another socket gets a new `gen`. Three cache lines: what both sides only read, what the
+ * sampled arrivals write (on the CPU that queues the data), what the reads write (on the reader's
+ * CPU), so the two CPUs do not pass a line back and forth per packet. 192 bytes: slots start on a
+ * cache line. */
 struct lat_slot {
+    /* written when the slot is given to a socket */
     u64 sk;        /* the socket; 0: free */
-    u64 reads;     /* recvmsg calls that returned data (MSG_PEEK ignored) */
-    u64 bytes;     /* bytes they returned */
-    u32 arrivals;  /* sk_data_ready with new data; for UDP the datagram sequence (seen: - start) */
-    u32 udp_read;  /* UDP: datagrams read, the read sequence */
     u32 gen;       /* bumped each time the slot follows another socket */
-    u32 tgid;      /* the process that read last */
-    u32 last_end;  /* TCP: rcv_nxt after the last arrival, where the next one begins */
-    u32 start;     /* data before this sequence was queued before netscope followed the socket */
     u16 protocol;  /* IPPROTO_TCP / IPPROTO_UDP; 0: a socket netscope does not follow */
     u16 family;
     u16 sport;     /* local port, host order */
     u16 dport;     /* remote port, host order */
+    u32 pad0;
     u8 saddr[16];  /* local */
     u8 daddr[16];  /* remote */
+    u8 pad1[8];
+    /* written by the sampled arrivals */
+    u64 arrivals;  /* the sampled arrivals' weights: data-ready wakeups, estimated */
+    u32 last_target; /* TCP: the sequence the last sampled arrival ended at */
+    u8 pad2[52];
+    /* written by the reads */
+    u64 reads;     /* recvmsg calls that returned data (MSG_PEEK ignored) */
+    u64 bytes;     /* bytes they returned */
+    u32 udp_read;  /* UDP: datagrams read since netscope followed the socket */
+    u32 tgid;      /* the process that read last */
+    u8 pad3[40];
 };
 
 /* latency.bpf.c: a slot's sampled arrivals not yet read, oldest first: when each arrived and the
- * sequence range it brought (TCP bytes, UDP datagrams). C side only. */
+ * sequence its data ends at: for UDP the read that will copy the datagram (reads so far plus the
+ * datagrams queued), for TCP rcv_nxt. C side only. */
 struct lat_arrivals {
     u64 ts[NS_LAT_RING];
-    u32 begin[NS_LAT_RING];
-    u32 end[NS_LAT_RING];
+    u32 target[NS_LAT_RING];
     u32 head;   /* next to read */
     u32 tail;   /* next to write */
     u32 thin;   /* a full ring kept every other arrival this many times: 1 in 2^thin is kept */
@@ -216,10 +233,9 @@ struct lat_hist {
 };
 
 #define NS_LAT_STAT_SAMPLED 0   /* reads given a latency */
-#define NS_LAT_STAT_UNSEEN 1    /* reads of data queued before netscope followed the socket */
-#define NS_LAT_STAT_THINNED 2   /* a socket's ring of sampled arrivals filled: every other one went */
-#define NS_LAT_STAT_EVICTED 3   /* slots taken from a socket to follow another */
-#define NS_LAT_STATS 4
+#define NS_LAT_STAT_THINNED 1   /* a socket's ring of sampled arrivals filled: every other one went */
+#define NS_LAT_STAT_EVICTED 2   /* slots taken from a socket to follow another */
+#define NS_LAT_STATS 3
 
 /* stack.bpf.c: the sampled skb on this CPU, stamped when it entered the stack. */
 struct stack_stamp {

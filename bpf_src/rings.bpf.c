@@ -21,7 +21,7 @@
 BPF_PERCPU_HASH(queue_stats, struct queue_key, struct queue_stat, NS_QUEUES_MAX);
 BPF_PERCPU_ARRAY(rings_last_dev, struct dev_seen, 1); /* dev_cache.h */
 BPF_PERCPU_ARRAY(rings_sampler, struct ns_sampler, 2);
-BPF_ARRAY(rings_rate, u32, 1);
+BPF_ARRAY(rings_rate, struct ns_rate, 1);
 
 /* One skb through a queue of `dev` (on receive: 0, read from the skb once it is sampled). */
 static __always_inline void count(const void *skb, const void *dev, u8 tx)

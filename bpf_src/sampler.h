@@ -7,10 +7,14 @@
  * every sample on one). Only a sampled run pays for more than a per-CPU decrement: the clock read,
  * the header parse, the hash update. N = 1 samples every run with weight 1: exact counts.
  *
+ * When even the hooks' runs cost too much (a veth flood runs each of them for every packet), user
+ * space attaches them for only 1/scale of each interval; every weight then counts `scale` times, so
+ * the figures stay estimates of the whole interval.
+ *
  * A probe declares its slots and its rate (set by user space, netscope/probes/base.py) itself,
  * under its own names, since BCC rewrites map calls in the main file only:
  *     BPF_PERCPU_ARRAY(napi_sampler, struct ns_sampler, 1);
- *     BPF_ARRAY(napi_rate, u32, 1);
+ *     BPF_ARRAY(napi_rate, struct ns_rate, 1);
  * and a hook asks:
  *     u32 weight = ns_sample(napi_sampler.lookup(&zero), napi_rate.lookup(&zero));
  *     if (!weight) return 0;
@@ -19,7 +23,12 @@
 #define NETSCOPE_SAMPLER_H
 
 /* This run's weight when it is sampled, 0 when it is not. */
-static __always_inline u32 ns_sample(struct ns_sampler *s, const u32 *rate)
+static __always_inline u32 ns_scale(const struct ns_rate *rate)
+{
+    return rate && rate->scale ? rate->scale : 1;
+}
+
+static __always_inline u32 ns_sample(struct ns_sampler *s, const struct ns_rate *rate)
 {
     if (!s)
         return 0;
@@ -28,8 +37,8 @@ static __always_inline u32 ns_sample(struct ns_sampler *s, const u32 *rate)
         s->left--;
         return 0;
     }
-    u32 weight = s->gap ? s->gap : 1;
-    u32 n = rate && *rate ? *rate : 1;
+    u32 weight = (s->gap ? s->gap : 1) * ns_scale(rate);
+    u32 n = rate && rate->n ? rate->n : 1;
     u32 gap = n > 1 ? 1 + bpf_get_prandom_u32() % (2 * n - 1) : 1;
     s->left = gap;
     s->gap = gap;

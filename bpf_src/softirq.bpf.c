@@ -24,21 +24,22 @@ BPF_PERCPU_ARRAY(softirq_entered_weight, u32, NS_NR_SOFTIRQS);
 /* Set while a raise is pending (sampled or not), so only the first raise before a run is a candidate. */
 BPF_PERCPU_ARRAY(softirq_pending, u32, NS_NR_SOFTIRQS);
 BPF_PERCPU_ARRAY(softirq_sampler, struct ns_sampler, 2);
-BPF_ARRAY(softirq_rate, u32, 1);
+BPF_ARRAY(softirq_rate, struct ns_rate, 1);
 
 NS_HOOK(softirq_raise)
 {
     u32 vec = (u32)ctx->args[0];
+    u32 zero = 0, which = NS_SOFTIRQ_SAMPLER_RAISE;
     struct softirq_stat *s = softirq_stats.lookup(&vec);
     u32 *pending = softirq_pending.lookup(&vec);
+    struct ns_rate *rate = softirq_rate.lookup(&zero);
     if (!s || !pending)
         return 0;
-    s->raises++;
+    s->raises += ns_scale(rate); /* while attached for 1/scale of the time: an estimate */
     if (*pending)
         return 0;
     *pending = 1;
-    u32 zero = 0, which = NS_SOFTIRQ_SAMPLER_RAISE;
-    if (!ns_sample(softirq_sampler.lookup(&which), softirq_rate.lookup(&zero)))
+    if (!ns_sample(softirq_sampler.lookup(&which), rate))
         return 0;
     u64 *raised = softirq_raised_at.lookup(&vec);
     if (raised)

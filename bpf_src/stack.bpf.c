@@ -20,7 +20,7 @@ BPF_PERCPU_ARRAY(stack_pending, struct stack_stamp, 1);
 BPF_PERCPU_ARRAY(stack_hist, struct lat_hist, 1);
 BPF_PERCPU_ARRAY(stack_stats, u64, NS_STACK_STATS);
 BPF_PERCPU_ARRAY(stack_sampler, struct ns_sampler, 1);
-BPF_ARRAY(stack_rate, u32, 1);
+BPF_ARRAY(stack_rate, struct ns_rate, 1);
 
 static __always_inline void stack_bump(u32 index)
 {

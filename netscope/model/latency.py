@@ -114,7 +114,6 @@ class LatencyView:
     all: Percentiles  # of the reads given a latency (1 in `sample_rate` of the arrivals is timed)
     octaves: tuple[int, ...]  # reads per octave, about 1 µs .. 17 s
     processes: tuple[ProcessRow, ...]  # slowest p99 first
-    unmatched: int
     coarsened: int
     stack: Percentiles | None  # device -> socket time of sampled packets; None: not measured
     stack_unknown: int  # sampled packets that reached no socket's queue
@@ -179,7 +178,6 @@ def build_latency_view(
         all=Percentiles.of(all_hist, PROC_BITS, sum(p.bytes for p in latency.processes), max_all),
         octaves=tuple(octave_bar(all_hist, PROC_BITS)),
         processes=tuple(rows),
-        unmatched=latency.unmatched,
         coarsened=latency.coarsened,
         stack=Percentiles.of(stack.buckets, PROC_BITS, 0, None) if stack is not None else None,
         stack_unknown=stack.unfollowed if stack is not None else 0,

@@ -1,4 +1,4 @@
-"""How much of the per-packet work netscope samples: the rate N of each sampled probe (1 run in N does
+"""How much of the per-packet work netscope samples: the rate of each sampled probe (1 run in N does
 the whole work, bpf_src/sampler.h), chosen every interval so that netscope's BPF stays within its
 budget. Pure: the live source feeds it the hooks' own run counts and netscope's measured cost.
 
@@ -10,12 +10,18 @@ figures measured on a 2-CPU VM and are corrected by the measurements of bpf_stat
 ten), probe by probe. The hooks that count every run (drops, hardirqs) are a fixed
 cost: what bpf_stats last measured of them comes off the budget first, leaving the sampled hooks
 at least a third of it.
+
+What no rate lowers is that a hook runs at all: on a veth flood every packet runs the softirq, NAPI
+and queue hooks, and the kernel's dispatch to a program costs about DISPATCH_NS a run beyond the
+program (which bpf_stats does not see). A probe whose hooks' dispatch alone would pass HOOK_SHARE_PCT
+of a CPU has them attached for 1/scale of each interval instead (its weights count `scale` times),
+unless it must see every packet (copy latency pairs each arrival with its read).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 BUDGET_PCT = 3.0  # of one CPU: netscope's BPF, all programs together
@@ -25,6 +31,35 @@ CORRECTION_BOUNDS = (0.25, 8.0)  # a measured price stays within these factors o
 MIN_SHARE = 1 / 3  # of the budget, the sampled hooks' however dear the exact ones are
 MIN_SAMPLED_SHARE = 0.1  # of that, the samples' however dear the unsampled runs are
 SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampled run
+# Measured here: a program that does nothing, on a tracepoint every packet passes, slowed the veth
+# flood by about this much per run (1-1.5% of a 3.5 µs packet).
+DISPATCH_NS = 40.0
+HOOK_SHARE_PCT = 1.0  # of a CPU: what one probe's hooks may cost to run at all
+MAX_SCALE = 8
+
+
+@dataclass(frozen=True)
+class Rate:
+    """How a sampled probe samples: 1 run in `n` does the whole work, and its per-packet hooks are
+    attached for 1/`scale` of each interval (struct ns_rate in bpf_src/netscope.h)."""
+
+    n: int = 1
+    scale: int = 1
+
+    @property
+    def effective(self) -> int:
+        """1 packet in this many does the whole work."""
+        return self.n * self.scale
+
+
+@dataclass(frozen=True)
+class Load:
+    """A sampled probe's load over the last interval: its sampler's runs per second (as if attached
+    all along), how many program runs go with each, and whether it may be duty-cycled."""
+
+    runs_per_s: float
+    hooks_per_run: float = 1.0
+    duty_cycled: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,7 +124,7 @@ class RateController:
 
     budget_pct: float = BUDGET_PCT
     forced: int | None = None
-    rates: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, Rate] = field(default_factory=dict)
     costs: dict[str, RunCost] = field(default_factory=dict)  # as measured, where they were
     fixed_ns_per_s: float = 0.0  # the exact hooks' cost, as bpf_stats last measured it
 
@@ -97,28 +132,17 @@ class RateController:
         return self.costs.get(probe) or DEFAULT_COSTS.get(probe, RunCost(10.0, 100.0))
 
     def measured(
-        self,
-        ns_per_s: Mapping[str, float],
-        fixed_ns_per_s: float,
-        runs_per_s: Mapping[str, float],
-        rates: Mapping[str, int],
+        self, ns_per_run: Mapping[str, float], fixed_ns_per_s: float, rates: Mapping[str, int]
     ) -> None:
-        """A bpf_stats measurement (run time per second, net of bpf_stats' own clock reads): of each
-        sampled probe's per-packet hooks (`ns_per_s`; their runs per second and rates then), and
-        of the hooks that count every event (drops, interrupts: `fixed_ns_per_s`). A sampled probe
-        corrects the price that weighed most in what was measured: the sampled run's at a low rate,
-        the plain run's at a high one."""
+        """A bpf_stats measurement (net of bpf_stats' own clock reads): each sampled probe's run time
+        per run of its sampler (at in-kernel rates `rates` then), and the run time per second of the
+        hooks that count every event (drops, interrupts). A sampled probe corrects the price that
+        weighed most in what was measured: the sampled run's at a low rate, the plain run's at a
+        high one."""
         self.fixed_ns_per_s = fixed_ns_per_s
-        for p, runs in runs_per_s.items():
-            if runs <= 0 or p not in ns_per_s:
-                continue
-            per_run, rate, now, default = (
-                ns_per_s[p] / runs,
-                rates.get(p, 1),
-                self.cost(p),
-                DEFAULT_COSTS.get(p),
-            )
-            lo, hi = CORRECTION_BOUNDS
+        lo, hi = CORRECTION_BOUNDS
+        for p, per_run in ns_per_run.items():
+            rate, now, default = rates.get(p, 1), self.cost(p), DEFAULT_COSTS.get(p)
             if rate <= SAMPLED_WEIGHS_MOST:
                 sampled = now.run_ns + (per_run - now.run_ns) * rate
                 base = default.sampled_ns if default else now.sampled_ns
@@ -128,23 +152,34 @@ class RateController:
                 base = default.run_ns if default else now.run_ns
                 self.costs[p] = RunCost(min(hi * base, max(lo * base, run)), now.sampled_ns)
 
-    def update(self, runs_per_s: Mapping[str, float]) -> dict[str, int]:
-        """The rates for the next interval, given each sampled probe's runs per second in the last."""
+    def update(self, loads: Mapping[str, Load]) -> dict[str, Rate]:
+        """The rates for the next interval, given each sampled probe's load in the last."""
         if self.forced is not None:
-            self.rates = {p: self.forced for p in runs_per_s}
+            self.rates = {p: Rate(self.forced) for p in loads}
             return dict(self.rates)
+        scales = {p: self._step(p, required_scale(load), lambda r: r.scale) for p, load in loads.items()}
         budget = AIM * self.budget_pct / 100 * 1e9
         # The hooks that count every event come first; the sampled ones share what is left, and at
         # least a third of the budget (in a drop storm the drops alone may pass it).
         spare = max(budget - self.fixed_ns_per_s, budget * MIN_SHARE)
-        costs = {p: self.cost(p) for p in runs_per_s}
-        wanted = required_rates(runs_per_s, costs, spare)
-        for p, rate in wanted.items():
-            now = self.rates.get(p, 1)
-            if rate >= now:
-                self.rates[p] = rate
-            elif now > 1 and rate <= now // 2:
-                self.rates[p] = now // 2
-        for p in set(self.rates) - set(runs_per_s):
-            del self.rates[p]
+        attached = {p: load.runs_per_s / scales[p] for p, load in loads.items()}
+        wanted = required_rates(attached, {p: self.cost(p) for p in loads}, spare)
+        self.rates = {p: Rate(self._step(p, n, lambda r: r.n), scales[p]) for p, n in wanted.items()}
         return dict(self.rates)
+
+    def _step(self, probe: str, wanted: int, part: Callable[[Rate], int]) -> int:
+        """Up at once to `wanted`; down one step (half) at a time, while half still suffices."""
+        now = part(self.rates.get(probe, Rate()))
+        if wanted >= now:
+            return wanted
+        return now // 2 if now > 1 and wanted <= now // 2 else now
+
+
+def required_scale(load: Load) -> int:
+    """The smallest 1/scale of the time (a power of two) for which the probe's hooks cost no more
+    than HOOK_SHARE_PCT of a CPU to run at all; 1 for a probe that must see every packet."""
+    if not load.duty_cycled:
+        return 1
+    dispatch = load.runs_per_s * load.hooks_per_run * DISPATCH_NS
+    need = dispatch / (HOOK_SHARE_PCT / 100 * 1e9)
+    return 1 if need <= 1 else min(MAX_SCALE, 1 << math.ceil(math.log2(need)))

@@ -214,7 +214,6 @@ def latency_json(sample: Sample) -> dict[str, Any] | None:
             }
             for p in view.processes
         ],
-        "unmatched": view.unmatched,
         "coarsened": view.coarsened,
         # device (net:netif_receive_skb) -> socket queue (sk_data_ready), of sampled packets
         "stack": {

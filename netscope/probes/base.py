@@ -16,7 +16,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from netscope.model.filter import Filter
 from netscope.model.sample import ProbeState, ProbeStatus
+from netscope.model.sampling import Rate
 from netscope.probes.headers import KernelHeaders
 from netscope.probes.tracefs import tracepoint_exists
 
@@ -72,11 +73,11 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Runs:
     """A sampled probe's per-packet hooks over one interval: how often they ran (the signal the
-    sampling rate adapts to) and how many of those runs were sampled, at rate 1 in `rate`."""
+    sampling rate adapts to) and how many of those runs were sampled, at `rate`."""
 
     fires: int = 0
     sampled: int = 0
-    rate: int = 1
+    rate: Rate = field(default_factory=Rate)
 
 
 class ProbeError(Exception):
@@ -138,6 +139,11 @@ class Probe(ABC, Generic[T]):
     sampled: ClassVar[bool] = False
     # Hooks of a sampled probe that count every event (each drop): not per packet, never sampled.
     every_event: ClassVar[tuple[str, ...]] = ()
+    # Its per-packet hooks may be attached for part of each interval only (its figures are weighted
+    # for the rest): not so for hooks that must see every packet to pair them (copy latency).
+    duty_cycled: ClassVar[bool] = True
+    # Program runs per run of its sampler (its other hooks run with it): what its hooks' dispatch costs.
+    hooks_per_run: ClassVar[float] = 1.0
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
@@ -148,7 +154,7 @@ class Probe(ABC, Generic[T]):
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.status = ProbeStatus(self.name, ProbeState.PENDING)
-        self.sample_rate = 1  # N: 1 in N of the per-packet runs does the whole work
+        self.rate = Rate()
         self.runs = Runs()  # its sampled hooks' runs over the last interval polled
         self._runs_total: tuple[int, int] | None = None
         self._suspended = False  # compiled, hooks detached: no view needs it now
@@ -204,7 +210,7 @@ class Probe(ABC, Generic[T]):
         if error:
             self._fail(error)
         else:
-            self.status = ProbeStatus(self.name, ProbeState.LIVE, sample_rate=self.sample_rate)
+            self.status = ProbeStatus(self.name, ProbeState.LIVE, sample_rate=self.rate.effective)
 
     def _attach(self, tp: str) -> None:
         from bcc import BPF
@@ -256,7 +262,7 @@ class Probe(ABC, Generic[T]):
             previous, self._previous = self._previous, totals
             if runs_total is not None and self._runs_total is not None:
                 fires, sampled = (a - b for a, b in zip(runs_total, self._runs_total, strict=True))
-                self.runs = Runs(fires, sampled, self.sample_rate)
+                self.runs = Runs(fires, sampled, self.rate)
             self._runs_total = runs_total
             return self.delta(previous, totals)
 
@@ -272,18 +278,21 @@ class Probe(ABC, Generic[T]):
                 sampled += int(v.sampled)
         return fires, sampled
 
-    def set_sample_rate(self, n: int) -> None:
-        """Sample 1 in `n` of the per-packet runs from now on (a sampled probe; others ignore it)."""
-        if not self.sampled or n == self.sample_rate:
+    def set_rate(self, rate: Rate) -> None:
+        """Sample at `rate` from now on (a sampled probe; others ignore it)."""
+        if not self.sampled or rate == self.rate:
             return
         with self._lock:
-            self.sample_rate = n
+            self.rate = rate
             self._write_rate()
-        self.status = dataclasses.replace(self.status, sample_rate=n)
+        self.status = dataclasses.replace(self.status, sample_rate=rate.effective)
 
     def _write_rate(self) -> None:
         if self.sampled and self._bpf is not None:
-            self._bpf[f"{self.name}_rate".encode()][ctypes.c_int(0)] = ctypes.c_uint32(self.sample_rate)
+            table = self._bpf[f"{self.name}_rate".encode()]
+            leaf = table.Leaf()
+            leaf.n, leaf.scale = self.rate.n, self.rate.scale
+            table[ctypes.c_int(0)] = leaf
 
     def program_totals(self) -> dict[str, tuple[int, int]]:
         """Cumulative (runs, run time ns) per hook of this probe, from /proc/self/fdinfo (the
@@ -315,6 +324,11 @@ class Probe(ABC, Generic[T]):
         """Attach the per-packet hooks again (unless the whole probe is suspended)."""
         if not self._suspended:
             self._attach_hooks(self.per_packet)
+
+    def pause_sampled(self) -> None:
+        """Detach the sampled per-packet hooks for the rest of the interval (duty cycle): the hooks
+        that count every event stay."""
+        self._detach_hooks(tp for tp in self.per_packet if tp not in self.every_event)
 
     def suspend(self) -> None:
         """Detach every hook and keep the program and its maps: what no view needs costs the box

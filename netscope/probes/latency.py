@@ -4,6 +4,7 @@ sampled reads; reads, bytes and arrivals per socket are exact."""
 
 from __future__ import annotations
 
+import array
 import ctypes
 import struct
 from collections.abc import Iterable
@@ -17,11 +18,10 @@ from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
 SOCKETS_MAX = 8192  # slots of lat_slots: a power of two (two ways per set)
-STATS = ("sampled", "unseen", "thinned", "evicted")  # NS_LAT_STAT_* order
-UDP = 17
-# struct lat_slot (bpf_src/netscope.h): sk, reads, bytes, arrivals, udp_read, gen, tgid, last_end,
-# start, protocol, family, sport, dport, saddr, daddr.
-SLOT = struct.Struct("<QQQIIIIIIHHHH16s16s")
+STATS = ("sampled", "thinned", "evicted")  # NS_LAT_STAT_* order
+# struct lat_slot (bpf_src/netscope.h), three cache lines: sk, gen, protocol, family, sport, dport,
+# saddr, daddr | arrivals, last_target | reads, bytes, udp_read, tgid.
+SLOT = struct.Struct("<QIHHHH4x16s16s8x" + "QI52x" + "QQII40x")
 
 Hist = tuple[tuple[int, int], ...]
 Ident = tuple[int, str, int, str, int]  # protocol, local address, port, remote address, port
@@ -30,7 +30,8 @@ SlotKey = tuple[int, int, int]  # index, sk, gen
 
 @dataclass(frozen=True)
 class Slot:
-    """One followed socket's exact counts, cumulative (arrivals: of data seen by netscope)."""
+    """One followed socket's counts, cumulative: reads and bytes exact, arrivals estimated from the
+    sampled ones (each counted times its weight)."""
 
     sk: int
     tgid: int
@@ -66,16 +67,19 @@ def hist_delta(now: dict[int, int], before: dict[int, int]) -> Hist:
 
 
 def read_slots(raw: bytes) -> dict[SlotKey, Slot]:
-    """The followed sockets (TCP and UDP) of lat_slots' raw values."""
+    """The followed sockets (TCP and UDP) of lat_slots' raw values (most slots are free: only the
+    used ones are decoded)."""
     out = {}
-    for index, fields in enumerate(SLOT.iter_unpack(raw)):
-        sk, reads, nbytes, arrivals, _, gen, tgid, _, start, protocol, family, sport, dport, sa, da = fields
-        if not sk or not protocol:
+    words = array.array("Q", raw[: len(raw) - len(raw) % 8])
+    used = [i for i, sk in enumerate(words[:: SLOT.size // 8]) if sk]
+    for index in used:
+        fields = SLOT.unpack_from(raw, index * SLOT.size)
+        sk, gen, protocol, family, sport, dport, sa, da, arrivals, _, reads, nbytes, _, tgid = fields
+        if not protocol:
             continue
         version = 6 if family == 10 else 4
         ident = (protocol, address_text(sa, version), sport, address_text(da, version), dport)
-        seen = arrivals - start if protocol == UDP else arrivals
-        out[(index, sk, gen)] = Slot(sk, tgid, reads, nbytes, seen & 0xFFFFFFFF, ident)
+        out[(index, sk, gen)] = Slot(sk, tgid, reads, nbytes, arrivals, ident)
     return out
 
 
@@ -93,9 +97,11 @@ class LatencyProbe(Probe[LatencySample]):
     tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"))
     per_packet = ("sock_recv_length", "sk_data_ready")
     sampled = True
+    duty_cycled = False  # each arrival is paired with its read: every one must be seen
+    hooks_per_run = 2.4  # an arrival, and about 1.4 reads with it
 
     def forget_scratch(self, bpf: Any) -> None:
-        """Sockets are followed afresh: reads of data queued while the hooks were off are unseen."""
+        """Sockets are followed afresh: the reads counted while the hooks were off are unknown."""
         bpf[b"lat_slots"].clear()
 
     def defines(self) -> dict[str, int | str]:
@@ -126,7 +132,7 @@ class LatencyProbe(Probe[LatencySample]):
         arrivals = 0
         for key, now in current.slots.items():
             was = previous.slots.get(key, zero)
-            arrivals += (now.arrivals - was.arrivals) & 0xFFFFFFFF
+            arrivals += now.arrivals - was.arrivals
             if now.reads != was.reads:
                 moved[key] = Slot(
                     now.sk, now.tgid, now.reads - was.reads, now.bytes - was.bytes, 0, now.ident
@@ -176,7 +182,6 @@ class LatencyProbe(Probe[LatencySample]):
         return LatencySample(
             processes=tuple(processes),
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),
-            unmatched=stats["unseen"],
             coarsened=stats["thinned"],
             arrivals=arrivals,
             evicted=stats["evicted"],

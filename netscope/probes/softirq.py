@@ -28,6 +28,7 @@ class SoftirqProbe(Probe[tuple[SoftirqCpu, ...]]):
     tracepoints = (("irq", "softirq_raise"), ("irq", "softirq_entry"), ("irq", "softirq_exit"))
     per_packet = ("softirq_exit", "softirq_entry", "softirq_raise")
     sampled = True
+    hooks_per_run = 1.5  # a raise, an entry and an exit per two sampler runs (first raise, entry)
 
     def forget_scratch(self, bpf: Any) -> None:
         for name in (b"softirq_raised_at", b"softirq_entered_at", b"softirq_pending"):

@@ -28,6 +28,7 @@ class StackProbe(Probe[StackSample]):
     tracepoints = (("net", "netif_receive_skb"), ("sock", "sk_data_ready"))
     per_packet = ("sk_data_ready", "netif_receive_skb")
     sampled = True
+    hooks_per_run = 2.0  # the skb's entry and its socket's wakeup
 
     def defines(self) -> dict[str, int | str]:
         return kernel_offsets(kernel_btf())

@@ -35,7 +35,7 @@ from netscope.model.sample import (
     SocketOwner,
     SoftnetCpu,
 )
-from netscope.model.sampling import RateController
+from netscope.model.sampling import Load, Rate, RateController
 from netscope.probes.base import Probe, bpf_stats_overhead_ns, start_probes
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe, reason_names
@@ -95,6 +95,17 @@ class Every(Generic[K, T]):
 
 
 @dataclass(frozen=True)
+class StatsWindow:
+    """What one bpf_stats window measured: each program's runs and run time, over how long, when it
+    ended, and the sampled probes' in-kernel rates while it was open."""
+
+    programs: tuple[ProgramCost, ...]
+    seconds: float
+    ended: float
+    rates: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Counters:
     """The kernel's own counters over one interval (see LiveSource._counters)."""
 
@@ -106,11 +117,14 @@ class Counters:
 
 
 NETNS_RECHECK_S = 5.0
+IRQ_NAMES_EVERY_S = 5.0
 # The namespaces are listed this often (a /proc scan); their devices are read every interval, up to
 # this many namespaces (those whose devices carry traffic first, the others in turn).
 NETNS_SCAN_S = 2.0
 DEVICES_NETNS_MAX = 32
-STATS_EVERY = 10  # bpf_stats (netscope's own cost) is measured one interval in this many
+STATS_EVERY = 10  # bpf_stats (netscope's own cost) is measured one interval in this many,
+STATS_WINDOW_S = 0.25  # for this long,
+STATS_DELAY = 0.4  # this share of an interval after the interval starts
 # Every probe, in the order compiles are granted when several wait.
 PROBES = ("hardirq", "softirq", "napi", "drops", "rings", "latency", "stack", "flows")
 FILTERED = ("drops", "rings", "latency", "flows")  # the probes a flow filter is compiled into
@@ -171,22 +185,32 @@ class LiveSource:
         self._ticks = Cumulative(procfs.read_stat_interrupt_ticks)
         self._nft_rules = Every(nft.NFT_EVERY_S, self._read_drop_rules)
         self._rps_masks = Every(RPS_EVERY_S, self._read_rps_masks)
+        # IRQ lines named and mapped to devices (a sysfs file per line, a few per device): again
+        # every few seconds, or at once when lines come or go.
+        self._irq_names: Every[frozenset[int], tuple[IrqLine, ...]] = Every(
+            IRQ_NAMES_EVERY_S, lambda _: irq_lines(procfs.read_interrupts()[1])
+        )
+        self._irq_lines: tuple[IrqLine, ...] = ()
         self._interrupts_prev: dict[int, tuple[int, ...]] = {}  # irq -> per CPU of info.cpus
         self._softirqs_prev: dict[int, tuple[int, ...]] = {}  # cpu -> runs per vector
         with contextlib.suppress(OSError, ValueError):
             self._kernel_counts()
         self._last = time.monotonic()
+        self._interval_s = 0.0  # of the last interval sampled
+        self._duty_timers: list[threading.Timer] = []
         self._live_since: dict[str, float] = {}
         self._netns_cache: dict[int, NetnsRef] = {}
         self._netns_checked = 0.0
-        self._irq_lines: tuple[IrqLine, ...] = ()
         self._links = LinkReader(self.info.netns)
         self._bpf_stats_before: int | None = None  # kernel.bpf_stats_enabled before netscope set it
         self._clock_ns = 0.0  # what bpf_stats' own clock reads add to each run it measures
         self._own_cpu = procfs.read_own_usage()[0]
         self._program_totals: dict[tuple[str, str], tuple[int, int]] = {}
-        self._stats_on = False  # bpf_stats turned on by netscope for the interval under way
         self._measured: tuple[tuple[ProgramCost, ...], float, float] = ((), 0.0, 0.0)
+        # A bpf_stats window netscope opened, and what it measured once closed.
+        self._stats_lock = threading.Lock()
+        self._stats_timer: threading.Timer | None = None
+        self._stats_window: StatsWindow | None = None
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
         self._device_netns: set[int] = set()  # namespaces whose devices carried or dropped traffic
         self._netns_list: Every[float, dict[int, NetnsRef]] = Every(
@@ -200,13 +224,17 @@ class LiveSource:
             if self._prepared:
                 return
             self._prepared = True
-            # Run counts and times per program (the cost netscope shows for itself): on while
-            # netscope runs, restored on close.
+            # Run counts and times per program (the cost netscope shows for itself): measured in
+            # short windows (`_cost`), restored on close. What its own clock reads add to every run
+            # is measured once, here.
             self._bpf_stats_before = procfs.read_bpf_stats_enabled()
-            if self._bpf_stats_before == 0:
-                self._stats_on = procfs.write_bpf_stats_enabled(1)
-                if not self._stats_on:
-                    self._bpf_stats_before = None
+            if self._bpf_stats_before == 0 and procfs.write_bpf_stats_enabled(1):
+                self._clock_ns = bpf_stats_overhead_ns()
+                procfs.write_bpf_stats_enabled(0)
+            elif self._bpf_stats_before == 1:
+                self._clock_ns = bpf_stats_overhead_ns()
+            else:
+                self._bpf_stats_before = None
             # Raw tracepoints attach without tracefs, so a failed mount is only a note.
             note = ensure_tracefs()
             if note:
@@ -217,8 +245,6 @@ class LiveSource:
                 self.setup_error = str(e)
             except (OSError, subprocess.SubprocessError) as e:
                 self.setup_error = f"preparing kernel headers for BCC failed: {e}"
-            if self.headers is not None and procfs.read_bpf_stats_enabled() == 1:
-                self._clock_ns = bpf_stats_overhead_ns()
 
     def start_probes(self, probes: Sequence[Probe[Any]], rank: int = 0) -> None:
         """Compile `probes` together and attach them (blocking: run it in a worker)."""
@@ -230,7 +256,7 @@ class LiveSource:
                 probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
         for probe in probes:
-            probe.set_sample_rate(self.rates.forced or self.rates.rates.get(probe.name, 1))
+            probe.set_rate(self.rates.rates.get(probe.name, Rate(self.rates.forced or 1)))
         start_probes(probes, self.headers, rank)
         for probe in probes:
             with self._detail_lock:
@@ -356,7 +382,9 @@ class LiveSource:
         if not measure_next:
             self._set_per_packet(on=False)
         self._samples_taken += 1
-        self._adapt_rates(now - start)
+        self._interval_s = now - start
+        self._adapt_rates(self._interval_s)
+        self._duty_cycle(self._interval_s)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         drops, queues, flows = polled["drops"], polled["rings"], polled["flows"]
         seen = self._namespaces_in(drops, queues, flows)
@@ -422,16 +450,44 @@ class LiveSource:
         )
 
     def _adapt_rates(self, interval_s: float) -> None:
-        """Each sampled probe's rate for the next interval, from its hooks' runs in this one."""
+        """Each sampled probe's rate for the next interval, from its hooks' runs in this one (runs
+        while attached for 1/scale of the interval stand for scale times as many)."""
         if interval_s <= 0:
             return
+        loads = {
+            p.name: Load(p.runs.fires * p.runs.rate.scale / interval_s, p.hooks_per_run, p.duty_cycled)
+            for p in self._live_probes()
+            if p.sampled
+        }
+        for name, rate in self.rates.update(loads).items():
+            self._probes[name].set_rate(rate)
+
+    def _live_probes(self) -> list[Probe[Any]]:
+        """The probes attached for a view now (not suspended)."""
         with self._need_lock:
-            live = [
+            return [
                 p for n, p in self._probes.items() if n in self._attached and n not in self._unneeded_since
             ]
-        runs = {p.name: p.runs.fires / interval_s for p in live if p.sampled}
-        for name, rate in self.rates.update(runs).items():
-            self._probes[name].set_sample_rate(rate)
+
+    def _duty_cycle(self, interval_s: float) -> None:
+        """At an interval's start: the duty-cycled probes' per-packet hooks attach again, and detach
+        after 1/scale of the interval (their weights count `scale` times). Not while the per-packet
+        hooks are paused between measured intervals (--detail-every)."""
+        with self._detail_lock:
+            if self._detail_since is None:
+                return
+            cycled = [p for p in self._live_probes() if p.sampled and p.duty_cycled]
+            for probe in cycled:
+                probe.resume_per_packet()
+        for timer in self._duty_timers:
+            timer.cancel()
+        self._duty_timers = []
+        for probe in cycled:
+            if probe.rate.scale > 1 and interval_s > 0:
+                timer = threading.Timer(interval_s / probe.rate.scale, probe.pause_sampled)
+                timer.daemon = True
+                timer.start()
+                self._duty_timers.append(timer)
 
     def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
@@ -468,9 +524,9 @@ class LiveSource:
         """Interrupts per line and softirq runs per vector since the last call, per CPU, from
         /proc/interrupts and /proc/softirqs (the IRQ lines' names are refreshed too)."""
         cpus = self.info.cpus
-        columns, lines = procfs.read_interrupts()
+        columns, lines = procfs.read_interrupt_counts()
         softirq_columns, rows = procfs.read_softirqs()
-        self._irq_lines = irq_lines(lines)
+        self._irq_lines = self._irq_names.get(frozenset(line.irq for line in lines))
         interrupts = {line.irq: _per_cpu(columns, line.per_cpu, cpus) for line in lines}
         per_vector = [_per_cpu(softirq_columns, rows.get(name, ()), cpus) for name in self._softirq_names]
         softirqs = {cpu: tuple(v[i] for v in per_vector) for i, cpu in enumerate(cpus)}
@@ -563,64 +619,96 @@ class LiveSource:
         self._link_totals = {k: t for k, t in self._link_totals.items() if k[0] in alive}
         return tuple(d for d in devices if d.netns in self._device_netns or d.netns == self.info.netns)
 
+    def _program_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Cumulative (runs, run time ns) of every program netscope has loaded, by (probe, program)."""
+        return {(p.name, prog): counts for p in self.probes for prog, counts in p.program_totals().items()}
+
     def _cost(self, interval_s: float, index: int) -> OwnCost:
         """netscope's CPU and RSS each interval; its programs' runs and run time from bpf_stats,
         which costs every program run two clock reads (7% of a veth flood here): when netscope
-        turned it on itself, it is on for one interval in every STATS_EVERY or so (a multiple of
-        `detail_every`, so that the per-packet hooks run while it measures), and the last measured
-        interval is reported until the next. `index`: of the interval starting now."""
+        turns it on itself, it is on for a STATS_WINDOW_S window at the start of one interval in
+        every STATS_EVERY or so (a multiple of `detail_every`, so that the per-packet hooks run
+        while it measures), and the last window measured is reported until the next.
+        `index`: of the interval starting now."""
         cpu_s, rss = procfs.read_own_usage()
         cpu_pct = 100.0 * (cpu_s - self._own_cpu) / interval_s if interval_s > 0 else 0.0
         self._own_cpu = cpu_s
-        programs = []
-        totals: dict[tuple[str, str], tuple[int, int]] = {}
-        for probe in self.probes:
-            for program, (runs, ns) in probe.program_totals().items():
-                key = (probe.name, program)
-                totals[key] = (runs, ns)
-                runs0, ns0 = self._program_totals.get(key, (runs, ns))
-                if runs >= runs0:
-                    programs.append(ProgramCost(probe.name, program, runs - runs0, ns - ns0))
-        self._program_totals = totals
-        now = time.monotonic()
-        clock = self._clock_ns
+        now, clock = time.monotonic(), self._clock_ns
         if self._bpf_stats_before != 0:  # someone else's setting: every interval is measured as is
+            totals = self._program_counts()
+            programs = program_deltas(self._program_totals, totals)
+            self._program_totals = totals
             on = procfs.read_bpf_stats_enabled() == 1
             if on:
-                self._calibrate(programs, interval_s)
-            return OwnCost(cpu_pct, rss, tuple(programs), on, interval_s, clock_ns=clock)
-        if self._stats_on:  # bpf_stats was on for this whole interval
-            self._measured = (tuple(programs), interval_s, now)
-            self._calibrate(programs, interval_s)
-            self._stats_on = not procfs.write_bpf_stats_enabled(0)
+                self._calibrate(
+                    programs, interval_s, {p.name: p.runs.rate.n for p in self.probes if p.sampled}
+                )
+            return OwnCost(cpu_pct, rss, programs, on, interval_s, clock_ns=clock)
+        with self._stats_lock:
+            window, self._stats_window = self._stats_window, None
+            measuring = self._stats_timer is not None
+        if window is not None:
+            self._measured = (window.programs, window.seconds, window.ended)
+            self._calibrate(window.programs, window.seconds, window.rates)
         every = self.detail_every * math.ceil(STATS_EVERY / self.detail_every)
-        if index % every == 0:
-            self._stats_on = procfs.write_bpf_stats_enabled(1)
+        if index % every == 0 and not measuring and not self._closed.is_set():
+            self._open_stats_window()
         measured, measured_s, at = self._measured
         age = now - at if measured_s else 0.0
         return OwnCost(cpu_pct, rss, measured, bool(measured_s), measured_s, age, clock_ns=clock)
 
-    def _calibrate(self, programs: list[ProgramCost], interval_s: float) -> None:
-        """A bpf_stats measurement of this interval corrects the sampling rates' cost model: the
-        sampled probes' per-packet hooks apart, the hooks that count every event together."""
-        if interval_s <= 0:
+    def _open_stats_window(self) -> None:
+        """Turn bpf_stats on for STATS_WINDOW_S, away from the interval's start (where netscope
+        itself has just read every map, and the first packets after pay for it), and take the
+        window's counts, with the rates in force, when it closes."""
+        start: dict[tuple[str, str], tuple[int, int]] = {}
+        opened = 0.0
+
+        def open_window() -> None:
+            nonlocal start, opened
+            start, opened = self._program_counts(), time.monotonic()
+            if self._closed.is_set() or not procfs.write_bpf_stats_enabled(1):
+                with self._stats_lock:
+                    self._stats_timer = None
+                return
+            with self._stats_lock:
+                self._stats_timer = threading.Timer(STATS_WINDOW_S, close_window)
+                self._stats_timer.daemon = True
+                self._stats_timer.start()
+
+        def close_window() -> None:
+            rates = {p.name: p.rate.n for p in self.probes if p.sampled}
+            programs = program_deltas(start, self._program_counts())
+            procfs.write_bpf_stats_enabled(0)
+            with self._stats_lock:
+                self._stats_timer = None
+                self._stats_window = StatsWindow(programs, time.monotonic() - opened, time.monotonic(), rates)
+
+        with self._stats_lock:
+            self._stats_timer = threading.Timer(STATS_DELAY * (self._interval_s or 1.0), open_window)
+            self._stats_timer.daemon = True
+            self._stats_timer.start()
+
+    def _calibrate(self, programs: tuple[ProgramCost, ...], seconds: float, rates: dict[str, int]) -> None:
+        """A bpf_stats measurement (`seconds` long, at in-kernel `rates`) corrects the sampling
+        rates' cost model: each sampled probe's per-packet hooks apart (their run time per run of
+        its sampler), the hooks that count every event together (per second)."""
+        if seconds <= 0:
             return
-        sampled: dict[str, float] = {}
+        sampled: dict[str, tuple[float, int]] = {}
         fixed = 0.0
         for p in programs:
-            net = max(0.0, p.run_time_ns - p.runs * self._clock_ns) / interval_s
+            net = max(0.0, p.run_time_ns - p.runs * self._clock_ns)
             probe = self._probes[p.probe]
             if probe.sampled and p.program not in probe.every_event:
-                sampled[p.probe] = sampled.get(p.probe, 0.0) + net
+                ns, runs = sampled.get(p.probe, (0.0, 0))
+                sampled[p.probe] = (ns + net, runs + p.runs)
             else:
-                fixed += net
-        probes = [self._probes[name] for name in sampled]
-        self.rates.measured(
-            sampled,
-            fixed,
-            {p.name: p.runs.fires / interval_s for p in probes},
-            {p.name: p.runs.rate for p in probes},
-        )
+                fixed += net / seconds
+        per_run = {
+            name: ns / runs * self._probes[name].hooks_per_run for name, (ns, runs) in sampled.items() if runs
+        }
+        self.rates.measured(per_run, fixed, rates)
 
     def describe(self) -> dict[str, Any]:
         """The box beyond HostInfo, for a recording's header: the kernel's drop-reason names and
@@ -646,11 +734,30 @@ class LiveSource:
 
     def close(self) -> None:
         self._closed.set()
+        for timer in self._duty_timers:
+            timer.cancel()
+        with self._stats_lock:
+            window, self._stats_timer = self._stats_timer, None
+        if window is not None:
+            window.cancel()
         if self._bpf_stats_before == 0:  # netscope turned it on: put it back
             procfs.write_bpf_stats_enabled(0)
             self._bpf_stats_before = None
         for probe in self.probes:
             probe.close()
+
+
+def program_deltas(
+    before: dict[tuple[str, str], tuple[int, int]], after: dict[tuple[str, str], tuple[int, int]]
+) -> tuple[ProgramCost, ...]:
+    """Each program's runs and run time between two readings (a program new since counts from its
+    first reading; one whose counts went back, a new program under an old name, is left out)."""
+    out = []
+    for (probe, program), (runs, ns) in after.items():
+        runs0, ns0 = before.get((probe, program), (runs, ns))
+        if runs >= runs0:
+            out.append(ProgramCost(probe, program, runs - runs0, ns - ns0))
+    return tuple(out)
 
 
 def _per_cpu(columns: tuple[int, ...], values: tuple[int, ...], cpus: tuple[int, ...]) -> tuple[int, ...]:

@@ -144,6 +144,7 @@ class LinkReader:
         # (netns, ifindex) -> when read, ring sizes, RX and TX queues in use
         self._rings: dict[tuple[int, int], tuple[float, Rings, tuple[int, int]]] = {}
         self._napi_ids: dict[int, tuple[float, dict[int, tuple[tuple[str, int, int], ...]]]] = {}
+        self._no_qstats: dict[int, float] = {}  # namespace -> since when its drivers keep no qstats
 
     def read(self, namespaces: dict[int, str | None]) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
@@ -171,7 +172,14 @@ class LinkReader:
         if napi_taken is None or time.monotonic() - napi_taken[0] > RING_TTL_S:  # they change rarely
             napi_taken = self._napi_ids[inode] = (time.monotonic(), queue_napi_ids())
         napi_ids = napi_taken[1]
-        qstats = queue_stats()
+        # Per-queue stats: every interval where a driver keeps them; a namespace whose drivers keep
+        # none (veth, lo) is asked again only now and then.
+        none_since = self._no_qstats.get(inode)
+        qstats = {} if none_since and time.monotonic() - none_since < RING_TTL_S else queue_stats()
+        if not qstats and not none_since:
+            self._no_qstats[inode] = time.monotonic()
+        elif qstats:
+            self._no_qstats.pop(inode, None)
         qdisc_drops: dict[int, int] = {}
         for q in qdiscs:
             stats2 = q.get("TCA_STATS2")

@@ -198,10 +198,15 @@ def read_rps_masks(sys_root: Path | None = None, netns: str = "") -> tuple[tuple
     return tuple(out)
 
 
+def read_interrupt_counts() -> tuple[tuple[int, ...], list[InterruptLine]]:
+    """/proc/interrupts as it is (the names as /proc shows them)."""
+    return parse_interrupts((PROC / "interrupts").read_text())
+
+
 def read_interrupts() -> tuple[tuple[int, ...], list[InterruptLine]]:
     """/proc/interrupts, with each line's name from /sys/kernel/irq/N/actions where it exists
     (the /proc columns before the name vary by interrupt controller)."""
-    cpus, lines = parse_interrupts((PROC / "interrupts").read_text())
+    cpus, lines = read_interrupt_counts()
     named = []
     for line in lines:
         try:

@@ -79,15 +79,20 @@ def help_renderable() -> Table:
     table.add_row("", "")
     table.add_row(Text("Latency pane", style="bold underline"), LATENCY_EXPLAIN)
     table.add_row("p50/p90/p99/max", "per reading process; p99 yellow above 10 ms, red above 100 ms")
-    table.add_row("unmatched", "reads whose data arrived before netscope watched: counted, no latency given")
+    table.add_row(
+        "~, 1:N",
+        "a figure from a sample: 1 packet (arrival, poll, softirq run) in N did the whole work, each "
+        "counted N times over; counts the kernel keeps itself (devices, queues, softirq runs, softnet, "
+        "snmp) are exact",
+    )
     table.add_row("", "")
     table.add_row(
         Text("Sources", style="bold underline"),
         "irq:irq_handler_entry/exit, irq:softirq_raise/entry/exit, napi:napi_poll, skb:kfree_skb, "
         "net:netif_receive_skb, net:net_dev_start_xmit, sock:sk_data_ready, sock:sock_recv_length "
-        "(raw tracepoints); rtnetlink, ethtool and netdev "
-        "netlink; "
-        "/proc/net/softnet_stat, /proc/interrupts names mapped to devices through sysfs. "
+        "(raw tracepoints); rtnetlink stats64, ethtool and netdev netlink (qstats); "
+        "/proc/net/softnet_stat, /proc/softirqs, /proc/stat, /proc/net/snmp, /proc/interrupts names "
+        "mapped to devices through sysfs. "
         "– means no data: the probe is not live (see the probes line).",
     )
     table.add_row(

@@ -68,8 +68,8 @@ SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
 EXPLAIN = (
     "wait = from the data being queued on the socket (sock:sk_data_ready) to the read that copied it "
     "(sock:sock_recv_length); TCP is matched by sequence number, UDP datagram by datagram. Reads and "
-    "bytes are every read's; the waits (~) are those of the reads whose data's arrival was timed, 1 "
-    "arrival in N (probes line). A read of data queued before netscope followed its socket is unseen."
+    "bytes are every read's; the waits (~) are those of the reads that copied data whose arrival was "
+    "timed, 1 arrival in N (probes line)."
 )
 
 
@@ -91,7 +91,6 @@ def summary(view: LatencyView) -> Text:
     text.append(f"p99 {estimated(fmt_ns(a.p99_ns), rate)}", style=slow_style(a.p99_ns))
     text.append(f"  max {estimated(fmt_ns(a.max_ns), rate)}")
     text.append(f"  ({a.count:,} reads timed" + (f", 1 arrival in {rate})" if rate > 1 else ")"), style="dim")
-    text.append(f"  unseen {view.unmatched:,}", style="yellow" if view.unmatched else "")
     if view.coarsened:
         text.append(f"  thinned {view.coarsened:,}", style="dim")
     if view.evicted:

@@ -59,11 +59,13 @@ def test_udp_slow_and_prompt_readers(live: LiveSource, pair: VethPair) -> None:
     assert procs[prompt.pid].count == procs[prompt.pid].reads  # every read of the prompt one timed
     assert procs[slow.pid].reads / 8 <= procs[slow.pid].count <= procs[slow.pid].reads
     assert [sock.sport for sock in latency.sockets if sock.pid == slow.pid] == [6001]
-    # Every datagram was followed from the veth into its socket, in microseconds.
+    # Every datagram was followed from the veth into its socket, in microseconds (a stamp is kept
+    # per CPU from entry to the socket: one may be lost to an skb entering on that CPU between).
     stack = build_latency_view(latency, 1.0, sample.stack).stack
     datagrams = (slow_got + prompt_got) // 64
     assert sample.stack is not None and rate_of(sample, "stack") == 1
-    assert stack is not None and stack.count >= datagrams and sample.stack.unfollowed <= 0.01 * datagrams
+    assert stack is not None and datagrams - 2 <= stack.count <= datagrams
+    assert sample.stack.unfollowed <= 0.01 * datagrams
     assert stack.p50_ns is not None and stack.p50_ns < 1e6, stack
 
 

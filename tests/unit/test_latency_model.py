@@ -78,16 +78,18 @@ def test_view_merges_processes_and_sorts_by_p99() -> None:
                 20, 17, "10.200.0.2", 6001, "0.0.0.0", 0, 12, 768, 10, histogram([50_000_000] * 10, SOCK_BITS)
             ),
         ),
-        unmatched=2,
         coarsened=1,
+        arrivals=130,
     )
-    view = build_latency_view(sample, 2.0)
+    view = build_latency_view(sample, 2.0, sample_rate=8)
     assert [p.comm for p in view.processes] == ["slow", "fast"]
     assert view.all.count == 110
     assert view.all.max_ns == 51_000_000
     assert view.processes[0].reads_per_s == 6.0
     assert view.processes[0].sockets[0].label == "udp 10.200.0.2:6001"
-    assert view.unmatched == 2
+    assert view.reads == 112 and view.reads_per_s == 56.0  # every read, exact
+    assert view.arrivals == 130 and view.sample_rate == 8 and view.coarsened == 1
+    assert view.stack is None  # the stack probe's figure comes with its own sample
     assert sum(view.octaves) == 110
     assert merge([fast, fast]) == tuple((i, 2 * n) for i, n in fast)
     assert octave_bar(fast, PROC_BITS)[4] == 100  # 20 µs lies in the 2^14 ns octave

@@ -13,6 +13,7 @@ from netscope.sources.procfs import (
     parse_snmp6,
     parse_softirqs,
     parse_softnet_stat,
+    parse_stat_interrupt_ticks,
 )
 
 INTERRUPTS = """\
@@ -120,3 +121,13 @@ def test_snmp_rows_counted_since_start_fastest_first() -> None:
         ("Udp NoPorts", 5.0, 30),
         ("Udp RcvbufErrors", 0.0, 500),
     ]
+
+
+def test_stat_interrupt_ticks_per_cpu() -> None:
+    text = (
+        "cpu  100 0 50 9000 3 7 40 0 0 0\n"
+        "cpu0 60 0 30 4500 1 5 25 0 0 0\n"
+        "cpu1 40 0 20 4500 2 2 15 0 0 0\n"
+        "intr 12345\n"
+    )
+    assert parse_stat_interrupt_ticks(text) == {0: (5, 25), 1: (2, 15)}  # (irq, softirq); not the total

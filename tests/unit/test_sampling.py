@@ -1,4 +1,4 @@
-"""The sampling rates: each sampled probe's N keeps netscope's BPF within its budget."""
+"""The sampling rates: each sampled probe's rate keeps netscope's BPF within its budget."""
 
 from __future__ import annotations
 
@@ -6,14 +6,21 @@ from netscope.model.sampling import (
     AIM,
     BUDGET_PCT,
     DEFAULT_COSTS,
+    DISPATCH_NS,
+    HOOK_SHARE_PCT,
     MAX_RATE,
+    MAX_SCALE,
+    Load,
+    Rate,
     RateController,
     RunCost,
     required_rates,
+    required_scale,
 )
 
 BUDGET_NS = AIM * BUDGET_PCT / 100 * 1e9
 COSTS = {"flows": RunCost(10.0, 260.0), "napi": RunCost(12.0, 80.0)}
+SHARE_RUNS = HOOK_SHARE_PCT / 100 * 1e9 / DISPATCH_NS  # runs/s whose dispatch fills a probe's share
 
 
 def cost_at(runs: dict[str, float], rates: dict[str, int]) -> float:
@@ -22,10 +29,11 @@ def cost_at(runs: dict[str, float], rates: dict[str, int]) -> float:
 
 def test_low_rates_sample_everything() -> None:
     assert required_rates({"flows": 1000.0, "napi": 1000.0}, COSTS, BUDGET_NS) == {"flows": 1, "napi": 1}
+    assert RateController().update({"flows": Load(1000.0)}) == {"flows": Rate(1, 1)}
 
 
 def test_a_flood_gets_the_smallest_power_of_two_that_fits() -> None:
-    runs = {"flows": 280_000.0, "napi": 1000.0}
+    runs = {"flows": 100_000.0, "napi": 1000.0}
     rates = required_rates(runs, COSTS, BUDGET_NS)
     assert rates["napi"] == 1  # it needs less than its share: the rest goes to flows
     n = rates["flows"]
@@ -40,42 +48,54 @@ def test_past_the_budget_the_samples_thin_out_but_stay() -> None:
     assert all(1 < n < MAX_RATE for n in rates.values()), rates
 
 
+def test_hooks_that_cost_too_much_to_run_at_all_are_attached_part_of_the_time() -> None:
+    assert required_scale(Load(SHARE_RUNS / 2)) == 1
+    assert required_scale(Load(SHARE_RUNS * 3)) == 4  # the smallest power of two that fits
+    assert required_scale(Load(SHARE_RUNS, hooks_per_run=3)) == 4  # its other hooks count too
+    assert required_scale(Load(SHARE_RUNS * 100)) == MAX_SCALE
+    assert required_scale(Load(SHARE_RUNS * 100, duty_cycled=False)) == 1  # latency: every packet
+    rate = RateController().update({"napi": Load(SHARE_RUNS * 3)})["napi"]
+    assert rate.scale == 4 and rate.effective == rate.n * 4
+
+
 def test_rates_rise_at_once_and_come_down_a_step_at_a_time() -> None:
     c = RateController()
-    flood = {"flows": 280_000.0}
-    high = c.update(flood)["flows"]
+    flood = {"flows": Load(280_000.0, duty_cycled=False)}
+    high = c.update(flood)["flows"].n
     assert high > 1
-    assert c.update({"flows": 100.0})["flows"] == high // 2  # one step down per interval
-    assert c.update({"flows": 100.0})["flows"] == high // 4
-    assert c.update(flood)["flows"] == high  # back up at once
+    quiet = {"flows": Load(100.0, duty_cycled=False)}
+    assert c.update(quiet)["flows"].n == high // 2  # one step down per interval
+    assert c.update(quiet)["flows"].n == high // 4
+    assert c.update(flood)["flows"].n == high  # back up at once
     assert c.update({}) == {}  # a probe no longer attached has no rate
 
 
 def test_forced_rate() -> None:
-    assert RateController(forced=100).update({"flows": 5.0, "napi": 1e9}) == {"flows": 100, "napi": 100}
+    assert RateController(forced=100).update({"flows": Load(5.0), "napi": Load(1e9)}) == {
+        "flows": Rate(100),
+        "napi": Rate(100),
+    }
 
 
 def test_a_measurement_corrects_the_price_that_weighed_most() -> None:
     c = RateController()
     default = DEFAULT_COSTS["flows"]
     # At rate 1 the sampled run is what was measured: twice the default price.
-    c.measured({"flows": 1000 * 2 * default.sampled_ns}, 0.0, {"flows": 1000.0}, {"flows": 1})
+    c.measured({"flows": 2 * default.sampled_ns}, 0.0, {"flows": 1})
     assert c.cost("flows").sampled_ns == 2 * default.sampled_ns and c.cost("flows").run_ns == default.run_ns
     # At a high rate the plain run is.
     c = RateController()
     per_run = 3 * default.run_ns + (default.sampled_ns - default.run_ns) / 1024
-    c.measured({"flows": 1000 * per_run}, 0.0, {"flows": 1000.0}, {"flows": 1024})
+    c.measured({"flows": per_run}, 0.0, {"flows": 1024})
     assert round(c.cost("flows").run_ns, 6) == 3 * default.run_ns
     assert c.cost("flows").sampled_ns == default.sampled_ns
 
 
 def test_the_exact_hooks_come_off_the_budget_first_but_leave_a_third() -> None:
-    runs = {"flows": 400_000.0}
-    free = RateController()
-    free.measured({}, 0.0, {}, {})
-    busy = RateController()
-    busy.measured({}, BUDGET_NS / 2, {}, {})
-    storm = RateController()
-    storm.measured({}, 10 * BUDGET_NS, {}, {})
-    n_free, n_busy, n_storm = (c.update(runs)["flows"] for c in (free, busy, storm))
+    loads = {"flows": Load(400_000.0, duty_cycled=False)}
+    free, busy, storm = RateController(), RateController(), RateController()
+    free.measured({}, 0.0, {})
+    busy.measured({}, BUDGET_NS / 2, {})
+    storm.measured({}, 10 * BUDGET_NS, {})
+    n_free, n_busy, n_storm = (c.update(loads)["flows"].n for c in (free, busy, storm))
     assert n_free < n_busy < n_storm < MAX_RATE
