@@ -25,7 +25,8 @@
 #define IPPROTO_UDP_ 17
 #define MSG_PEEK_ 2
 
-BPF_ARRAY(lat_slots, struct lat_slot, NS_LAT_SOCKETS);
+/* Memory-mapped by user space, which reads the used slots in place (BPF_F_MMAPABLE, Linux 5.5). */
+BPF_F_TABLE("array", u32, struct lat_slot, lat_slots, NS_LAT_SOCKETS, BPF_F_MMAPABLE);
 BPF_ARRAY(lat_rings, struct lat_arrivals, NS_LAT_SOCKETS);
 BPF_TABLE("lru_percpu_hash", u32, struct lat_proc, lat_by_proc, 4096);
 BPF_PERCPU_HASH(lat_proc_max, u32, u64, 4096);

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import errno
 import ipaddress
 import os
 import threading
@@ -240,6 +239,7 @@ class Probe(ABC, Generic[T]):
                     os.close(fn.fd)
         module, self._module = self._module, None
         if module is not None:
+            self.detached()
             module.release()
 
     def _fail(self, reason: str) -> None:
@@ -384,6 +384,9 @@ class Probe(ABC, Generic[T]):
 
     def attached(self, bpf: Any) -> None:
         """Called once the program is attached, before the first read (e.g. to open a ring buffer)."""
+
+    def detached(self) -> None:
+        """Called before the program is let go (with self._lock held): what `attached` opened goes."""
 
     @abstractmethod
     def read_totals(self, bpf: Any) -> Any:
@@ -564,30 +567,6 @@ def bpf_stats_overhead_ns() -> float:
         return 0.0
     finally:
         os.close(fd)
-
-
-def array_bytes(table: Any) -> bytes:
-    """Every value of a BPF array map, in key order, from one BPF_MAP_LOOKUP_BATCH call (BCC's
-    items() makes a system call per key: 8192 of them for a socket table)."""
-    from bcc.libbcc import lib
-
-    n = int(table.max_entries)
-    size = ctypes.sizeof(table.Leaf)
-    keys = (ctypes.c_uint32 * n)()
-    values = ctypes.create_string_buffer(size * n)
-    count, out_batch = ctypes.c_uint32(n), ctypes.c_uint32(0)
-    res = lib.bpf_lookup_batch(
-        table.map_fd,
-        None,
-        ctypes.byref(out_batch),
-        ctypes.byref(keys),
-        ctypes.byref(values),
-        ctypes.byref(count),
-    )
-    err = ctypes.get_errno()
-    if res != 0 and err != errno.ENOENT:  # ENOENT: the whole map fit in this batch
-        raise OSError(err, f"BPF_MAP_LOOKUP_BATCH: {os.strerror(err)}")
-    return values.raw[: size * count.value]
 
 
 def address_text(raw: Any, version: int) -> str:
