@@ -13,9 +13,10 @@ at least a third of it.
 
 What no rate lowers is that a hook runs at all: on a veth flood every packet runs the softirq, NAPI
 and queue hooks, and the kernel's dispatch to a program costs about DISPATCH_NS a run beyond the
-program (which bpf_stats does not see). A probe whose hooks' dispatch alone would pass HOOK_SHARE_PCT
-of a CPU has them attached for 1/scale of each interval instead (its weights count `scale` times),
-unless it must see every packet (copy latency pairs each arrival with its read).
+program (which bpf_stats does not see). A probe whose hooks' dispatch alone would pass its share of
+HOOK_BUDGET_PCT of a CPU (shared evenly by the probes that may be duty-cycled) has them attached for
+1/scale of each interval instead (its weights count `scale` times), unless it must see every read
+(copy latency counts each one).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampl
 # Measured here: a program that does nothing, on a tracepoint every packet passes, slowed the veth
 # flood by about this much per run (1-1.5% of a 3.5 µs packet).
 DISPATCH_NS = 40.0
-HOOK_SHARE_PCT = 1.0  # of a CPU: what one probe's hooks may cost to run at all
-MAX_SCALE = 8
+HOOK_BUDGET_PCT = 2.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached
+MAX_SCALE = 16
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,10 @@ class RateController:
         if self.forced is not None:
             self.rates = {p: Rate(self.forced) for p in loads}
             return dict(self.rates)
-        scales = {p: self._step(p, required_scale(load), lambda r: r.scale) for p, load in loads.items()}
+        share = HOOK_BUDGET_PCT / max(1, sum(load.duty_cycled for load in loads.values()))
+        scales = {
+            p: self._step(p, required_scale(load, share), lambda r: r.scale) for p, load in loads.items()
+        }
         budget = AIM * self.budget_pct / 100 * 1e9
         # The hooks that count every event come first; the sampled ones share what is left, and at
         # least a third of the budget (in a drop storm the drops alone may pass it).
@@ -175,11 +179,11 @@ class RateController:
         return now // 2 if now > 1 and wanted <= now // 2 else now
 
 
-def required_scale(load: Load) -> int:
+def required_scale(load: Load, share_pct: float) -> int:
     """The smallest 1/scale of the time (a power of two) for which the probe's hooks cost no more
-    than HOOK_SHARE_PCT of a CPU to run at all; 1 for a probe that must see every packet."""
+    than `share_pct` of a CPU to run at all; 1 for a probe that must see every packet."""
     if not load.duty_cycled:
         return 1
     dispatch = load.runs_per_s * load.hooks_per_run * DISPATCH_NS
-    need = dispatch / (HOOK_SHARE_PCT / 100 * 1e9)
+    need = dispatch / (share_pct / 100 * 1e9)
     return 1 if need <= 1 else min(MAX_SCALE, 1 << math.ceil(math.log2(need)))

@@ -7,7 +7,7 @@ from netscope.model.sampling import (
     BUDGET_PCT,
     DEFAULT_COSTS,
     DISPATCH_NS,
-    HOOK_SHARE_PCT,
+    HOOK_BUDGET_PCT,
     MAX_RATE,
     MAX_SCALE,
     Load,
@@ -20,7 +20,8 @@ from netscope.model.sampling import (
 
 BUDGET_NS = AIM * BUDGET_PCT / 100 * 1e9
 COSTS = {"flows": RunCost(10.0, 260.0), "napi": RunCost(12.0, 80.0)}
-SHARE_RUNS = HOOK_SHARE_PCT / 100 * 1e9 / DISPATCH_NS  # runs/s whose dispatch fills a probe's share
+SHARE = HOOK_BUDGET_PCT / 2  # two probes share the budget
+SHARE_RUNS = SHARE / 100 * 1e9 / DISPATCH_NS  # runs/s whose dispatch fills a probe's share
 
 
 def cost_at(runs: dict[str, float], rates: dict[str, int]) -> float:
@@ -49,13 +50,16 @@ def test_past_the_budget_the_samples_thin_out_but_stay() -> None:
 
 
 def test_hooks_that_cost_too_much_to_run_at_all_are_attached_part_of_the_time() -> None:
-    assert required_scale(Load(SHARE_RUNS / 2)) == 1
-    assert required_scale(Load(SHARE_RUNS * 3)) == 4  # the smallest power of two that fits
-    assert required_scale(Load(SHARE_RUNS, hooks_per_run=3)) == 4  # its other hooks count too
-    assert required_scale(Load(SHARE_RUNS * 100)) == MAX_SCALE
-    assert required_scale(Load(SHARE_RUNS * 100, duty_cycled=False)) == 1  # latency: every packet
-    rate = RateController().update({"napi": Load(SHARE_RUNS * 3)})["napi"]
-    assert rate.scale == 4 and rate.effective == rate.n * 4
+    assert required_scale(Load(SHARE_RUNS / 2), SHARE) == 1
+    assert required_scale(Load(SHARE_RUNS * 3), SHARE) == 4  # the smallest power of two that fits
+    assert required_scale(Load(SHARE_RUNS, hooks_per_run=3), SHARE) == 4  # its other hooks count too
+    assert required_scale(Load(SHARE_RUNS * 1000), SHARE) == MAX_SCALE
+    assert required_scale(Load(SHARE_RUNS * 1000, duty_cycled=False), SHARE) == 1  # latency: every read
+    # The budget is shared by the probes that may be duty-cycled.
+    rates = RateController().update({"napi": Load(SHARE_RUNS * 3), "rings": Load(1.0)})
+    assert rates["napi"].scale == 4 and rates["napi"].effective == rates["napi"].n * 4
+    alone = RateController().update({"napi": Load(SHARE_RUNS * 3)})["napi"]
+    assert alone.scale == 2  # alone, it has the whole budget
 
 
 def test_rates_rise_at_once_and_come_down_a_step_at_a_time() -> None:
