@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
 from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
 from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, FitsWidth, estimated, fit_columns, probe_line, set_columns
+from netscope.ui.widgets import Column, FitsWidth, estimated, fit_columns, probe_line, set_columns, show_text
 
 CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
@@ -122,7 +122,7 @@ class CpuPane(FitsWidth, Vertical):
         yield irq_table
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        self.query_one("#cpu-probes", Static).update(probe_line(statuses, self.PROBES))
+        show_text(self.query_one("#cpu-probes", Static), probe_line(statuses, self.PROBES))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a CPU: the flows it received."""

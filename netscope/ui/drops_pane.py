@@ -26,7 +26,15 @@ from netscope.model.drops import (
 from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.model.sample import DropEvent, ProbeStatus
 from netscope.model.timeline import Shown
-from netscope.ui.widgets import Column, FitsWidth, fit_columns, fixed_table, probe_line, set_columns
+from netscope.ui.widgets import (
+    Column,
+    FitsWidth,
+    fit_columns,
+    fixed_table,
+    probe_line,
+    set_columns,
+    show_text,
+)
 
 LOG_ROWS = 50  # drop log rows shown, newest first
 TREND = 20
@@ -158,7 +166,7 @@ class DropsPane(FitsWidth, Vertical):
         self._show_log(shown)
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        self.query_one("#drops-probes", Static).update(probe_line(statuses, self.PROBES))
+        show_text(self.query_one("#drops-probes", Static), probe_line(statuses, self.PROBES))
 
     def refit(self) -> None:
         if self._shown is not None:

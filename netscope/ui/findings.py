@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from netscope.model.findings import ActiveFinding, Severity
 from netscope.model.timeline import Shown
 from netscope.ui.key_bar import KeyBar
+from netscope.ui.widgets import show_text
 
 MARK = {
     Severity.CRITICAL: ("▲ critical", "bold red"),
@@ -52,7 +53,7 @@ class FindingsStrip(Static):
         super().__init__(strip_text(()), id="home-findings")
 
     def show(self, findings: Sequence[ActiveFinding]) -> None:
-        self.update(strip_text(findings))
+        show_text(self, strip_text(findings))
 
     def on_click(self, event: Click) -> None:
         self.post_message(ShowFindings())

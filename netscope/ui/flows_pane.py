@@ -28,6 +28,7 @@ from netscope.ui.widgets import (
     fixed_table,
     probe_line,
     set_columns,
+    show_text,
     slow_style,
 )
 
@@ -182,7 +183,7 @@ class FlowsPane(Vertical):
         yield FlowList("flows-table", "machine › flows")
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        self.query_one("#flows-probes", Static).update(probe_line(statuses, self.PROBES))
+        show_text(self.query_one("#flows-probes", Static), probe_line(statuses, self.PROBES))
 
     def action_sort(self) -> None:
         self._sort = (self._sort + 1) % len(SORTS)

@@ -15,7 +15,7 @@ from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.sample import ProbeState
 from netscope.model.timeline import Shown
 from netscope.ui.findings import FindingsStrip
-from netscope.ui.widgets import estimated
+from netscope.ui.widgets import estimated, show_text
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
 
@@ -64,7 +64,7 @@ class StageBox(Static):
     def show(self, stage: Stage) -> None:
         self.pane = stage.key
         self.set_class(stage.bottleneck, "bottleneck")
-        self.update(stage_line(stage) if self.compact else stage_text(stage))
+        show_text(self, stage_line(stage) if self.compact else stage_text(stage))
 
     def on_click(self, event: Click) -> None:
         self.post_message(ShowPane(self.pane))
@@ -185,5 +185,5 @@ class HomePane(Vertical):
             self.query_one(f"#stage-{i}", StageBox).show(stage)
             self.query_one(f"#stage-line-{i}", StageBox).show(stage)
         for pane, text in pane_lines(shown).items():
-            self.query_one(f"#home-{pane}", Static).update(text)
+            show_text(self.query_one(f"#home-{pane}", Static), text)
         self.query_one(FindingsStrip).show(shown.findings)

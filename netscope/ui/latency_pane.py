@@ -27,6 +27,7 @@ from netscope.ui.widgets import (
     fixed_table,
     probe_line,
     set_columns,
+    show_text,
     slow_style,
 )
 
@@ -138,7 +139,7 @@ class LatencyPane(Vertical):
         yield Static(Text(EXPLAIN, style="dim"), id="latency-note")
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        self.query_one("#latency-probes", Static).update(probe_line(statuses, self.PROBES))
+        show_text(self.query_one("#latency-probes", Static), probe_line(statuses, self.PROBES))
 
     def show(self, view: LatencyView) -> None:
         self.query_one("#latency-summary", Static).update(summary(view))

@@ -23,6 +23,7 @@ from netscope.ui.widgets import (
     fixed_table,
     probe_line,
     set_columns,
+    show_text,
 )
 
 
@@ -158,7 +159,7 @@ class RingsPane(FitsWidth, Vertical):
         yield Static(Text(PRESSURE_NOTE, style="dim"), id="rings-note")
 
     def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        self.query_one("#rings-probes", Static).update(probe_line(statuses, self.PROBES))
+        show_text(self.query_one("#rings-probes", Static), probe_line(statuses, self.PROBES))
 
     def refit(self) -> None:
         if self._view is not None:

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from rich.text import Text
 from textual.events import Resize
 from textual.widget import Widget
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from netscope.model.format import NO_DATA
 from netscope.model.latency import SLOW_NS, VERY_SLOW_NS
@@ -106,6 +106,13 @@ def set_columns(
         table.add_column(c.header(), width=c.width)
     for label, width in trailing:
         table.add_column(label, width=width)
+
+
+def show_text(widget: Static, text: Text) -> None:
+    """Show `text` in a Static only when it changed: an update lays the screen out again (the dearest
+    part of a frame), and most lines of a screen read the same from one second to the next."""
+    if widget.content != text:
+        widget.update(text)
 
 
 ESTIMATED = "~"  # before a figure estimated from a sample of the packets (1 in N, the probes line)

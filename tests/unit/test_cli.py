@@ -37,6 +37,8 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         ["snapshot", "--interval", "0"],
         ["snapshot", "--count", "-1"],
         ["snapshot", "--detail-every", "0"],
+        ["snapshot", "--sample", "0"],
+        ["tui", "--sample", str(cli.MAX_RATE + 1)],
         ["nope"],
     ):
         with pytest.raises(SystemExit) as exc:
@@ -83,3 +85,12 @@ def test_the_tui_is_the_default_command_with_its_options() -> None:
     assert cli.parse_args([]).command == "tui"
     snap = cli.parse_args(["snapshot", "--no-bpf"])
     assert (snap.command, snap.no_bpf, snap.detail_every) == ("snapshot", True, cli.DETAIL_EVERY)
+    assert snap.sample is None  # the rate adapts to the budget unless forced
+    assert cli.parse_args(["--sample", "100"]).sample == 100
+    assert cli.parse_args(["export", "--sample", "10"]).sections == cli.DEFAULT_SECTIONS == ("drops",)
+
+
+def test_max_rate_is_the_models() -> None:
+    from netscope.model.sampling import MAX_RATE
+
+    assert cli.MAX_RATE == MAX_RATE  # the CLI does not import the model, to load light
