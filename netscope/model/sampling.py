@@ -15,8 +15,8 @@ What no rate lowers is that a hook runs at all: on a veth flood every packet run
 and queue hooks, and the kernel's dispatch to a program costs about DISPATCH_NS a run beyond the
 program (which bpf_stats does not see). A probe whose hooks' dispatch alone would pass its share of
 HOOK_BUDGET_PCT of a CPU (shared evenly by the probes that may be duty-cycled) has them attached for
-1/scale of each interval instead (its weights count `scale` times), unless it must see every read
-(copy latency counts each one).
+1/scale of each interval instead, from a random moment of it (its weights count `scale` times),
+unless it must see every read (copy latency counts each one).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampl
 # Measured here: a program that does nothing, on a tracepoint every packet passes, slowed the veth
 # flood by about this much per run (1-1.5% of a 3.5 µs packet).
 DISPATCH_NS = 40.0
-HOOK_BUDGET_PCT = 2.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached
+HOOK_BUDGET_PCT = 1.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached
 MAX_SCALE = 16
 
 

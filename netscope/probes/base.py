@@ -325,10 +325,14 @@ class Probe(ABC, Generic[T]):
         if not self._suspended:
             self._attach_hooks(self.per_packet)
 
+    @property
+    def duty_hooks(self) -> tuple[str, ...]:
+        """The per-packet hooks a duty cycle detaches: all but those that count every event."""
+        return tuple(tp for tp in self.per_packet if tp not in self.every_event)
+
     def pause_sampled(self) -> None:
-        """Detach the sampled per-packet hooks for the rest of the interval (duty cycle): the hooks
-        that count every event stay."""
-        self._detach_hooks(tp for tp in self.per_packet if tp not in self.every_event)
+        """Detach the sampled per-packet hooks for the rest of the interval (duty cycle)."""
+        self._detach_hooks(self.duty_hooks)
 
     def suspend(self) -> None:
         """Detach every hook and keep the program and its maps: what no view needs costs the box

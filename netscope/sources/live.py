@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import os
+import random
 import subprocess
 import threading
 import time
@@ -125,6 +127,7 @@ DEVICES_NETNS_MAX = 32
 STATS_EVERY = 10  # bpf_stats (netscope's own cost) is measured one interval in this many,
 STATS_WINDOW_S = 0.25  # for this long,
 STATS_DELAY = 0.4  # this share of an interval after the interval starts
+DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled hooks attach
 # Every probe, in the order compiles are granted when several wait.
 PROBES = ("hardirq", "softirq", "napi", "drops", "rings", "latency", "stack", "flows")
 FILTERED = ("drops", "rings", "latency", "flows")  # the probes a flow filter is compiled into
@@ -210,6 +213,8 @@ class LiveSource:
         # A bpf_stats window netscope opened, and what it measured once closed.
         self._stats_lock = threading.Lock()
         self._stats_timer: threading.Timer | None = None
+        self._stats_planned: tuple[float, float] | None = None  # this interval's window: (at, length)
+        self._stats_rates: dict[str, int] = {}  # the effective rates when last measured
         self._stats_window: StatsWindow | None = None
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
         self._device_netns: set[int] = set()  # namespaces whose devices carried or dropped traffic
@@ -384,6 +389,7 @@ class LiveSource:
         self._samples_taken += 1
         self._interval_s = now - start
         self._adapt_rates(self._interval_s)
+        cost = self._cost(now - start, index)
         self._duty_cycle(self._interval_s)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         drops, queues, flows = polled["drops"], polled["rings"], polled["flows"]
@@ -408,7 +414,7 @@ class LiveSource:
             stack=polled["stack"],
             flows=flows,
             socket_owners=self._socket_owners() if flows else (),
-            cost=self._cost(now - start, index),
+            cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
             proc_interrupts=counters.interrupts,
@@ -470,24 +476,43 @@ class LiveSource:
             ]
 
     def _duty_cycle(self, interval_s: float) -> None:
-        """At an interval's start: the duty-cycled probes' per-packet hooks attach again, and detach
-        after 1/scale of the interval (their weights count `scale` times). Not while the per-packet
-        hooks are paused between measured intervals (--detail-every)."""
+        """At an interval's start: each sampled probe's per-packet hooks are on for 1/scale of the
+        interval (their weights count `scale` times), from a random moment of it, so that no phase of
+        a periodic load (a reader that drains every 100 ms) is the only one watched. Its hooks that
+        count every event stay on. Not while the per-packet hooks are paused between measured
+        intervals (--detail-every)."""
+        for timer in self._duty_timers:
+            timer.cancel()
+        self._duty_timers = []
         with self._detail_lock:
             if self._detail_since is None:
                 return
             cycled = [p for p in self._live_probes() if p.sampled and p.duty_cycled]
             for probe in cycled:
-                probe.resume_per_packet()
-        for timer in self._duty_timers:
-            timer.cancel()
-        self._duty_timers = []
+                if probe.rate.scale > 1 and interval_s > 0:
+                    probe.pause_sampled()
+                else:
+                    probe.resume_per_packet()
+        planned, self._stats_planned = self._stats_planned, None
         for probe in cycled:
             if probe.rate.scale > 1 and interval_s > 0:
-                timer = threading.Timer(interval_s / probe.rate.scale, probe.pause_sampled)
-                timer.daemon = True
-                timer.start()
-                self._duty_timers.append(timer)
+                on_s = interval_s / probe.rate.scale
+                # While bpf_stats measures, the window's hooks are on all through it.
+                at = planned[0] if planned else random.uniform(0.0, interval_s - on_s)
+                self._after(at, functools.partial(self._duty_on, probe))
+                self._after(at + on_s, probe.pause_sampled)
+
+    def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
+        timer = threading.Timer(delay_s, fn)
+        timer.daemon = True
+        timer.start()
+        self._duty_timers.append(timer)
+
+    def _duty_on(self, probe: Probe[Any]) -> None:
+        """A duty cycle's window opens, unless the per-packet hooks were paused meanwhile."""
+        with self._detail_lock:
+            if self._detail_since is not None:
+                probe.resume_per_packet()
 
     def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
@@ -651,7 +676,13 @@ class LiveSource:
             self._measured = (window.programs, window.seconds, window.ended)
             self._calibrate(window.programs, window.seconds, window.rates)
         every = self.detail_every * math.ceil(STATS_EVERY / self.detail_every)
-        if index % every == 0 and not measuring and not self._closed.is_set():
+        # Measured again, before its time, when a rate changed fourfold since (a flood began).
+        rates = {p.name: p.rate.effective for p in self._live_probes() if p.sampled}
+        changed = index % self.detail_every == 0 and any(
+            not 1 / 4 < n / self._stats_rates.get(name, 1) < 4 for name, n in rates.items()
+        )
+        if (index % every == 0 or changed) and not measuring and not self._closed.is_set():
+            self._stats_rates = rates
             self._open_stats_window()
         measured, measured_s, at = self._measured
         age = now - at if measured_s else 0.0
@@ -660,7 +691,14 @@ class LiveSource:
     def _open_stats_window(self) -> None:
         """Turn bpf_stats on for STATS_WINDOW_S, away from the interval's start (where netscope
         itself has just read every map, and the first packets after pay for it), and take the
-        window's counts, with the rates in force, when it closes."""
+        window's counts, with the rates in force, when it closes. The duty-cycled hooks are on
+        for all of the window (see _duty_cycle), which is then no longer than they are: what they
+        ran in it counts 1/scale for the interval."""
+        interval_s = self._interval_s or 1.0
+        on_s = [interval_s / p.rate.scale for p in self._live_probes() if p.sampled and p.rate.scale > 1]
+        at = STATS_DELAY * interval_s
+        length = min([STATS_WINDOW_S, *(s - 2 * DUTY_MARGIN_S for s in on_s)])
+        self._stats_planned = (at, length)
         start: dict[tuple[str, str], tuple[int, int]] = {}
         opened = 0.0
 
@@ -672,22 +710,34 @@ class LiveSource:
                     self._stats_timer = None
                 return
             with self._stats_lock:
-                self._stats_timer = threading.Timer(STATS_WINDOW_S, close_window)
+                self._stats_timer = threading.Timer(length, close_window)
                 self._stats_timer.daemon = True
                 self._stats_timer.start()
 
         def close_window() -> None:
             rates = {p.name: p.rate.n for p in self.probes if p.sampled}
-            programs = program_deltas(start, self._program_counts())
+            programs = self._per_interval(program_deltas(start, self._program_counts()))
             procfs.write_bpf_stats_enabled(0)
             with self._stats_lock:
                 self._stats_timer = None
                 self._stats_window = StatsWindow(programs, time.monotonic() - opened, time.monotonic(), rates)
 
         with self._stats_lock:
-            self._stats_timer = threading.Timer(STATS_DELAY * (self._interval_s or 1.0), open_window)
+            self._stats_timer = threading.Timer(at + DUTY_MARGIN_S, open_window)
             self._stats_timer.daemon = True
             self._stats_timer.start()
+
+    def _per_interval(self, programs: tuple[ProgramCost, ...]) -> tuple[ProgramCost, ...]:
+        """A window's runs as the interval's: a duty-cycled hook, on all through the window, ran
+        there `scale` times as often as over the interval."""
+        out = []
+        for p in programs:
+            probe = self._probes[p.probe]
+            scale = probe.rate.scale
+            if probe.sampled and scale > 1 and p.program in probe.duty_hooks:
+                p = dataclasses.replace(p, runs=p.runs // scale, run_time_ns=p.run_time_ns // scale)
+            out.append(p)
+        return tuple(out)
 
     def _calibrate(self, programs: tuple[ProgramCost, ...], seconds: float, rates: dict[str, int]) -> None:
         """A bpf_stats measurement (`seconds` long, at in-kernel `rates`) corrects the sampling
