@@ -1,9 +1,12 @@
 /* Load generator for netscope's storm tests and `make bench`: UDP at the highest rate one core can
  * reach, batched with sendmmsg/recvmmsg so the syscall cost does not hide the kernel's per-packet work.
  *
- *   loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT]]
+ *   loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT [PPS]]]
  *                                                        prints "<datagrams sent> <seconds>"
- *   loadgen recv PORT SECONDS                            prints "<datagrams received> <seconds>"
+ *   loadgen recv PORT SECONDS [PERIOD_MS]                prints "<datagrams received> <seconds>"
+ *
+ * PPS paces the sender (0: as fast as it can); PERIOD_MS makes a slow reader that drains its socket
+ * every PERIOD_MS (its receive buffer forced to 64 MB so that it drops nothing meanwhile).
  *
  * The seconds printed are the program's own clock from its first to its last batch, so a rate
  * computed from them does not include process start-up. */
@@ -32,12 +35,19 @@ static double now(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT]]\n"
-			"       loadgen recv PORT SECONDS\n");
+	fprintf(stderr, "usage: loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT [PPS]]]\n"
+			"       loadgen recv PORT SECONDS [PERIOD_MS]\n");
 	return 2;
 }
 
-static int flood(const char *dst, int port, double seconds, size_t size, int src_port)
+static void sleep_s(double s)
+{
+	struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - (time_t)s) * 1e9) };
+
+	nanosleep(&ts, NULL);
+}
+
+static int flood(const char *dst, int port, double seconds, size_t size, int src_port, double pps)
 {
 	static char payload[MAX_PAYLOAD];
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
@@ -70,6 +80,11 @@ static int flood(const char *dst, int port, double seconds, size_t size, int src
 	start = t = now();
 	end = start + seconds;
 	while (t < end) {
+		if (pps > 0 && sent + BATCH > (t - start) * pps) { /* ahead of the pace: wait for it */
+			sleep_s((sent + BATCH) / pps - (t - start));
+			t = now();
+			continue;
+		}
 		n = sendmmsg(fd, msgs, BATCH, 0);
 		if (n > 0)
 			sent += n;
@@ -83,7 +98,7 @@ static int flood(const char *dst, int port, double seconds, size_t size, int src
 	return 0;
 }
 
-static int sink(int port, double seconds)
+static int sink(int port, double seconds, double period)
 {
 	static char bufs[BATCH][MAX_PAYLOAD];
 	struct sockaddr_in at = { .sin_family = AF_INET, .sin_port = htons(port) };
@@ -91,7 +106,7 @@ static int sink(int port, double seconds)
 	struct mmsghdr msgs[BATCH];
 	struct iovec iovs[BATCH];
 	unsigned long long got = 0;
-	int size = 8 << 20;
+	int size = period > 0 ? 64 << 20 : 8 << 20;
 	double start = 0, last = 0, end;
 	int fd, i, n;
 
@@ -100,7 +115,8 @@ static int sink(int port, double seconds)
 		perror("loadgen: bind");
 		return 1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick));
 	memset(msgs, 0, sizeof(msgs));
 	for (i = 0; i < BATCH; i++) {
@@ -113,6 +129,16 @@ static int sink(int port, double seconds)
 	fflush(stdout);
 	end = now() + seconds;
 	while (now() < end) {
+		if (period > 0) { /* a slow reader: sleep, then drain what waited */
+			sleep_s(period);
+			while ((n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL)) > 0) {
+				last = now();
+				if (!got)
+					start = last;
+				got += n;
+			}
+			continue;
+		}
 		n = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
 		if (n <= 0)
 			continue;
@@ -129,8 +155,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 5 && !strcmp(argv[1], "send"))
 		return flood(argv[2], atoi(argv[3]), atof(argv[4]), argc > 5 ? (size_t)atoi(argv[5]) : 32,
-			     argc > 6 ? atoi(argv[6]) : 0);
-	if (argc == 4 && !strcmp(argv[1], "recv"))
-		return sink(atoi(argv[2]), atof(argv[3]));
+			     argc > 6 ? atoi(argv[6]) : 0, argc > 7 ? atof(argv[7]) : 0);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "recv"))
+		return sink(atoi(argv[2]), atof(argv[3]), argc > 4 ? atof(argv[4]) / 1000 : 0);
 	return usage();
 }

@@ -107,23 +107,24 @@ def loadgen() -> Path:
     return binary
 
 
-def flood_udp(pair: VethPair, seconds: float, port: int = 9, nice: int = 0) -> subprocess.Popen[str]:
-    """Send as fast as one core can (sendmmsg) for `seconds`, at scheduling priority `nice`; read
-    the result with `flood_result`."""
+def flood_udp(
+    pair: VethPair,
+    seconds: float,
+    port: int = 9,
+    nice: int = 0,
+    pps: float = 0,
+    sport: int = 0,
+    cpu: int | None = None,
+) -> subprocess.Popen[str]:
+    """Send 64-byte datagrams as fast as one core can (sendmmsg), or `pps` a second, for `seconds`,
+    at scheduling priority `nice`, from source port `sport` (0: any), pinned to `cpu` (None: any);
+    read the result with `flood_result`."""
+    pin = ("taskset", "-c", str(cpu)) if cpu is not None else ()
     return subprocess.Popen(
         [
-            "ip",
-            "netns",
-            "exec",
-            pair.sender_ns,
-            "nice",
-            "-n",
-            str(nice),
+            *("ip", "netns", "exec", pair.sender_ns, "nice", "-n", str(nice), *pin),
             str(loadgen()),
-            "send",
-            pair.receiver_ip,
-            str(port),
-            f"{seconds}",
+            *("send", pair.receiver_ip, str(port), f"{seconds}", "32", str(sport), str(pps)),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -131,22 +132,17 @@ def flood_udp(pair: VethPair, seconds: float, port: int = 9, nice: int = 0) -> s
 
 
 @contextmanager
-def udp_sink(pair: VethPair, port: int, seconds: float, nice: int = 0) -> Iterator[subprocess.Popen[str]]:
-    """A reader on `port` in the receiver namespace that drains as fast as it can for `seconds`, at
-    scheduling priority `nice`; read what it got with `flood_result` (within the block)."""
+def udp_sink(
+    pair: VethPair, port: int, seconds: float, nice: int = 0, period_ms: float = 0
+) -> Iterator[subprocess.Popen[str]]:
+    """A reader on `port` in the receiver namespace that drains as fast as it can for `seconds` (or
+    every `period_ms`, a slow reader), at scheduling priority `nice`; read what it got with
+    `flood_result` (within the block)."""
+    slow = (f"{period_ms}",) if period_ms else ()
     proc = subprocess.Popen(
         [
-            "ip",
-            "netns",
-            "exec",
-            pair.receiver_ns,
-            "nice",
-            "-n",
-            str(nice),
-            str(loadgen()),
-            "recv",
-            str(port),
-            f"{seconds}",
+            *("ip", "netns", "exec", pair.receiver_ns, "nice", "-n", str(nice)),
+            *(str(loadgen()), "recv", str(port), f"{seconds}", *slow),
         ],
         stdout=subprocess.PIPE,
         text=True,

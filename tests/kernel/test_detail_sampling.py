@@ -120,4 +120,11 @@ def test_snapshot_marks_the_measured_intervals() -> None:
     for obj in objects:
         assert all(cpu["hardirqs"] is not None for cpu in obj["cpus"])
         assert all((cpu["softirq_time_ns"] is None) is not obj["detail"]["measured"] for cpu in obj["cpus"])
-        assert all(cpu["softirqs"] is not None for cpu in obj["cpus"])  # /proc's runs, every interval
+        # A count is never null because a hook was detached: the kernel's own, every interval.
+        for cpu in obj["cpus"]:
+            assert cpu["softirqs"] is not None and cpu["processed"] is not None
+            assert cpu["softirq_time_total_ns"] is not None and cpu["time_squeeze"] is not None
+        assert obj["devices"] and all(
+            d["rx_packets"] is not None and d["rx_bytes"] is not None for d in obj["devices"]
+        )
+        assert all(q["rx_packets"] is not None for q in obj["queues"] if not q["estimated"])
