@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 BUDGET_PCT = 3.0  # of one CPU: netscope's BPF, all programs together
-AIM = 0.8  # of the budget: rates are chosen for this much, so a busier next interval still fits
+AIM = 0.5  # of the budget: rates are chosen for this much, so a busier next interval still fits
 MAX_RATE = 1 << 16
 CORRECTION_BOUNDS = (0.25, 8.0)  # a measured price stays within these factors of the default
 MIN_SHARE = 1 / 3  # of the budget, the sampled hooks' however dear the exact ones are
