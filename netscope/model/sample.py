@@ -274,7 +274,6 @@ class LatencySample:
     coarsened: int  # times a socket's ring of sampled arrivals filled and kept every other one
     arrivals: int | None = None  # data-ready wakeups with new data, all sockets (from the samples)
     evicted: int = 0  # sockets the bounded table stopped following to follow others
-    unmatched: int = 0  # a recording's from before sampling: reads whose arrival was unknown
 
 
 @dataclass(frozen=True)

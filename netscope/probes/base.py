@@ -13,7 +13,7 @@ import ipaddress
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -57,9 +57,15 @@ class CompileLock:
                 self._busy = False
                 self._cond.notify_all()
                 if not self._waiting:
-                    self._idle_timer = threading.Timer(self.idle_s, release_compiler_pages)
-                    self._idle_timer.daemon = True
-                    self._idle_timer.start()
+                    self._idle_timer = daemon_timer(self.idle_s, release_compiler_pages)
+
+
+def daemon_timer(delay_s: float, fn: Callable[[], None]) -> threading.Timer:
+    """`fn` in `delay_s`, on a thread that does not hold the process up at exit; started."""
+    timer = threading.Timer(delay_s, fn)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 # Two BPF() compiles at once in two threads crashed the interpreter 6 of 6 times (BCC 0.26):

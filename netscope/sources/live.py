@@ -38,7 +38,7 @@ from netscope.model.sample import (
     SoftnetCpu,
 )
 from netscope.model.sampling import Load, Rate, RateController
-from netscope.probes.base import Probe, bpf_stats_overhead_ns, start_probes
+from netscope.probes.base import Probe, bpf_stats_overhead_ns, daemon_timer, start_probes
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe, reason_names
 from netscope.probes.flows import FlowsProbe
@@ -213,7 +213,7 @@ class LiveSource:
         # A bpf_stats window netscope opened, and what it measured once closed.
         self._stats_lock = threading.Lock()
         self._stats_timer: threading.Timer | None = None
-        self._stats_planned: tuple[float, float] | None = None  # this interval's window: (at, length)
+        self._stats_at: float | None = None  # when in the interval starting a window opens
         self._stats_rates: dict[str, int] = {}  # the effective rates when last measured
         self._stats_window: StatsWindow | None = None
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
@@ -389,7 +389,7 @@ class LiveSource:
         self._samples_taken += 1
         self._interval_s = now - start
         self._adapt_rates(self._interval_s)
-        cost = self._cost(now - start, index)
+        cost = self._cost(self._interval_s, index)
         self._duty_cycle(self._interval_s)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         drops, queues, flows = polled["drops"], polled["rings"], polled["flows"]
@@ -484,6 +484,7 @@ class LiveSource:
         for timer in self._duty_timers:
             timer.cancel()
         self._duty_timers = []
+        stats_at, self._stats_at = self._stats_at, None
         with self._detail_lock:
             if self._detail_since is None:
                 return
@@ -493,20 +494,16 @@ class LiveSource:
                     probe.pause_sampled()
                 else:
                     probe.resume_per_packet()
-        planned, self._stats_planned = self._stats_planned, None
         for probe in cycled:
             if probe.rate.scale > 1 and interval_s > 0:
                 on_s = interval_s / probe.rate.scale
                 # While bpf_stats measures, the window's hooks are on all through it.
-                at = planned[0] if planned else random.uniform(0.0, interval_s - on_s)
+                at = stats_at if stats_at is not None else random.uniform(0.0, interval_s - on_s)
                 self._after(at, functools.partial(self._duty_on, probe))
                 self._after(at + on_s, probe.pause_sampled)
 
     def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
-        timer = threading.Timer(delay_s, fn)
-        timer.daemon = True
-        timer.start()
-        self._duty_timers.append(timer)
+        self._duty_timers.append(daemon_timer(delay_s, fn))
 
     def _duty_on(self, probe: Probe[Any]) -> None:
         """A duty cycle's window opens, unless the per-packet hooks were paused meanwhile."""
@@ -651,7 +648,7 @@ class LiveSource:
     def _cost(self, interval_s: float, index: int) -> OwnCost:
         """netscope's CPU and RSS each interval; its programs' runs and run time from bpf_stats,
         which costs every program run two clock reads (7% of a veth flood here): when netscope
-        turns it on itself, it is on for a STATS_WINDOW_S window at the start of one interval in
+        turns it on itself, it is on for a STATS_WINDOW_S window, STATS_DELAY into one interval in
         every STATS_EVERY or so (a multiple of `detail_every`, so that the per-packet hooks run
         while it measures), and the last window measured is reported until the next.
         `index`: of the interval starting now."""
@@ -698,7 +695,7 @@ class LiveSource:
         on_s = [interval_s / p.rate.scale for p in self._live_probes() if p.sampled and p.rate.scale > 1]
         at = STATS_DELAY * interval_s
         length = min([STATS_WINDOW_S, *(s - 2 * DUTY_MARGIN_S for s in on_s)])
-        self._stats_planned = (at, length)
+        self._stats_at = at
         start: dict[tuple[str, str], tuple[int, int]] = {}
         opened = 0.0
 
@@ -710,9 +707,7 @@ class LiveSource:
                     self._stats_timer = None
                 return
             with self._stats_lock:
-                self._stats_timer = threading.Timer(length, close_window)
-                self._stats_timer.daemon = True
-                self._stats_timer.start()
+                self._stats_timer = daemon_timer(length, close_window)
 
         def close_window() -> None:
             rates = {p.name: p.rate.n for p in self.probes if p.sampled}
@@ -723,9 +718,7 @@ class LiveSource:
                 self._stats_window = StatsWindow(programs, time.monotonic() - opened, time.monotonic(), rates)
 
         with self._stats_lock:
-            self._stats_timer = threading.Timer(at + DUTY_MARGIN_S, open_window)
-            self._stats_timer.daemon = True
-            self._stats_timer.start()
+            self._stats_timer = daemon_timer(at + DUTY_MARGIN_S, open_window)
 
     def _per_interval(self, programs: tuple[ProgramCost, ...]) -> tuple[ProgramCost, ...]:
         """A window's runs as the interval's: a duty-cycled hook, on all through the window, ran

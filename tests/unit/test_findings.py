@@ -131,7 +131,6 @@ def test_rcvbuf_drops_name_the_reader_and_its_port() -> None:
     latency = LatencySample(
         processes=(ProcLatency(4242, "slowreader", 10, 320, 10, ((200, 10),), 90_000_000),),
         sockets=(SockLatency(4242, 17, "0.0.0.0", 6001, "0.0.0.0", 0, 10, 320, 10, (), 4608),),
-        unmatched=0,
         coarsened=0,
     )
     sample = interval(drops=drops("SOCKET_RCVBUFF", 6, 500, (6001,) * 20), latency=latency)
