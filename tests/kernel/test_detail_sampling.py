@@ -16,6 +16,7 @@ from netscope.sources.live import PROBES, LiveSource
 from tests.kernel.netns import UDP_READER, UDP_SENDER, VethPair, in_ns, send_udp
 from tests.kernel.test_cpu_counts import proc_counters
 from tests.kernel.test_latency import ready
+from tests.kernel.tmux import raw_tracepoint_links
 
 SUBNET = 83
 PER_PACKET = {
@@ -36,13 +37,12 @@ def net_rx_runs() -> int:
     return sum(proc_counters()[0].values())
 
 
-def raw_tracepoint_links() -> Counter[str]:
-    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True, check=True)
-    return Counter(link["tp_name"] for link in json.loads(out.stdout) if link.get("type") == "raw_tracepoint")
+def tracepoints_linked() -> Counter[str]:
+    return Counter(str(link["tp_name"]) for link in raw_tracepoint_links())
 
 
 def test_per_packet_hooks_run_one_interval_in_n(pair: VethPair) -> None:
-    before_links = raw_tracepoint_links()
+    before_links = tracepoints_linked()
     source = LiveSource(detail_every=3)
     # A reader draining its socket every 0.1 s, fed all along: its reads go on while the hooks are
     # paused, so a measured interval would match them to stale arrivals if any were kept.
@@ -57,7 +57,7 @@ def test_per_packet_hooks_run_one_interval_in_n(pair: VethPair) -> None:
         inner_before = net_rx_runs()
         for index in range(6):
             measured = index % 3 == 0
-            links = raw_tracepoint_links() - before_links
+            links = tracepoints_linked() - before_links
             send_udp(pair, 3000)
             time.sleep(0.5)
             inner_after = net_rx_runs()
@@ -92,7 +92,7 @@ def test_per_packet_hooks_run_one_interval_in_n(pair: VethPair) -> None:
         reader.kill()
         sender.wait()
         reader.wait()
-    assert raw_tracepoint_links() == before_links
+    assert tracepoints_linked() == before_links
 
 
 def test_snapshot_marks_the_measured_intervals() -> None:

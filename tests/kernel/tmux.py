@@ -31,10 +31,24 @@ PROGRAMS = {probe: tuple(f"{probe}__{tp}" for tp in tps) for probe, tps in HOOKS
 OUR_NAMES = {name for names in PROGRAMS.values() for name in names}
 
 
+def bpftool_show(kind: str) -> list[dict[str, object]]:
+    """`bpftool -j <kind> show`, read again when an object went away while bpftool walked the ids
+    (it then prints an error entry and exits 255: a program of another test being freed)."""
+    for _ in range(20):
+        out = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True)
+        if out.returncode == 0:
+            return list(json.loads(out.stdout or "[]"))
+        time.sleep(0.05)
+    raise AssertionError(f"bpftool {kind} show failed 20 times: {out.stdout} {out.stderr}")
+
+
+def raw_tracepoint_links() -> list[dict[str, object]]:
+    return [link for link in bpftool_show("link") if link.get("type") == "raw_tracepoint"]
+
+
 def programs() -> dict[int, str]:
     """Id -> name of the loaded programs that have one of netscope's names (by anyone)."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return {p["id"]: p["name"] for p in json.loads(out or "[]") if p.get("name") in OUR_NAMES}
+    return {int(str(p["id"])): str(p["name"]) for p in bpftool_show("prog") if p.get("name") in OUR_NAMES}
 
 
 def program_ids() -> set[int]:
@@ -44,8 +58,7 @@ def program_ids() -> set[int]:
 def attached_ids() -> set[int]:
     """Ids of netscope's programs that are attached now: a raw tracepoint link holds each (a
     program can stay loaded, its hooks detached, while no view needs it)."""
-    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True, check=True).stdout
-    linked = {link["prog_id"] for link in json.loads(out or "[]") if link.get("type") == "raw_tracepoint"}
+    linked = {int(str(link["prog_id"])) for link in raw_tracepoint_links()}
     return linked & program_ids()
 
 
