@@ -788,6 +788,7 @@ class LiveSource:
             self._bpf_stats_before = None
         for probe in self.probes:
             probe.close()
+        self._links.close()
 
 
 def program_deltas(

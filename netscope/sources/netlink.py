@@ -14,6 +14,7 @@ import fcntl
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,6 +137,21 @@ def _driver(ifname: str) -> str:
         return ""
 
 
+@dataclass
+class _Sockets:
+    """The netlink sockets of one namespace, opened there and kept: a socket keeps talking to the
+    namespace it was opened in, and opening one (and resolving the netdev family) each interval
+    cost more than the dumps themselves. It also keeps that namespace alive: closed as soon as the
+    namespace is no longer asked for."""
+
+    ipr: Any
+    netdev: Any
+
+    def close(self) -> None:
+        self.ipr.close()
+        self.netdev.close()
+
+
 class LinkReader:
     """Reads every device of the given namespaces; caches ring sizes for RING_TTL_S."""
 
@@ -145,37 +161,66 @@ class LinkReader:
         self._rings: dict[tuple[int, int], tuple[float, Rings, tuple[int, int]]] = {}
         self._napi_ids: dict[int, tuple[float, dict[int, tuple[tuple[str, int, int], ...]]]] = {}
         self._no_qstats: dict[int, float] = {}  # namespace -> since when its drivers keep no qstats
+        self._sockets: dict[int, _Sockets] = {}  # namespace -> its sockets
+        self._lock = threading.Lock()  # the sampler and `describe` may read at once
 
     def read(self, namespaces: dict[int, str | None]) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
-        or cannot be entered is skipped."""
+        or cannot be entered is skipped. Sockets of namespaces not asked for are closed, except
+        netscope's own."""
         out: list[LinkTotals] = []
-        for inode, path in namespaces.items():
-            try:
-                with in_netns(path):
-                    out.extend(self._read_here(inode))
-            except OSError:
-                continue
+        with self._lock:
+            for inode in [n for n in self._sockets if n not in namespaces and n != self.own_netns]:
+                self._sockets.pop(inode).close()
+            for inode, path in namespaces.items():
+                try:
+                    with in_netns(path):
+                        out.extend(self._read_here(inode))
+                except OSError:
+                    self._forget(inode)
+                    continue
         return out
+
+    def close(self) -> None:
+        with self._lock:
+            for inode in list(self._sockets):
+                self._forget(inode)
+
+    def _forget(self, inode: int) -> None:
+        sockets = self._sockets.pop(inode, None)
+        if sockets is not None:
+            sockets.close()
+
+    def _sockets_here(self, inode: int) -> _Sockets:
+        sockets = self._sockets.get(inode)
+        if sockets is None:
+            from pyroute2 import IPRoute  # pyroute2 takes 0.2 s to import: not before the first frame
+
+            from netscope.sources.netdev_genl import NetdevFamily
+
+            sockets = self._sockets[inode] = _Sockets(IPRoute(), NetdevFamily())
+        return sockets
 
     def _read_here(self, inode: int) -> list[LinkTotals]:
         """Every device of the namespace this thread is in."""
-        from pyroute2 import IPRoute  # pyroute2 takes 0.2 s to import: not before the first frame
         from pyroute2.netlink.generic.ethtool import NlEthtool
 
-        from netscope.sources.netdev_genl import queue_napi_ids, queue_stats
-
-        with IPRoute() as ipr:
-            links = ipr.get_links()
-            qdiscs = ipr.get_qdiscs()
+        sockets = self._sockets_here(inode)
+        try:
+            links = sockets.ipr.get_links()
+            qdiscs = sockets.ipr.get_qdiscs()
+        except Exception as e:  # a socket gone bad: opened again next time
+            self._forget(inode)
+            raise OSError(f"netlink: {e}") from e
         napi_taken = self._napi_ids.get(inode)
         if napi_taken is None or time.monotonic() - napi_taken[0] > RING_TTL_S:  # they change rarely
-            napi_taken = self._napi_ids[inode] = (time.monotonic(), queue_napi_ids())
+            napi_taken = self._napi_ids[inode] = (time.monotonic(), sockets.netdev.queue_napi_ids())
         napi_ids = napi_taken[1]
         # Per-queue stats: every interval where a driver keeps them; a namespace whose drivers keep
         # none (veth, lo) is asked again only now and then.
         none_since = self._no_qstats.get(inode)
-        qstats = {} if none_since and time.monotonic() - none_since < RING_TTL_S else queue_stats()
+        fresh = not none_since or time.monotonic() - none_since >= RING_TTL_S
+        qstats = sockets.netdev.queue_stats() if fresh else {}
         if not qstats and not none_since:
             self._no_qstats[inode] = time.monotonic()
         elif qstats:

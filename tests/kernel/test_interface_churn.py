@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from netscope.model.sample import ProbeState
 from netscope.sources.live import PROBES, LiveSource
-from tests.kernel.netns import VethPair, run, send_udp
+from tests.kernel.netns import SENDER, VethPair, run, send_udp
 from tests.kernel.tmux import netscope_in_tmux
 
 SUBNET = 84
@@ -107,3 +108,48 @@ def test_tui_rings_pane_keeps_answering_while_devices_churn(pair: VethPair, tmp_
         tui.wait_screen(lambda s: steady not in s and "Rings" in s, 10, "the device gone from the pane")
         tui.keys("q")
         assert tui.exit_code(5) == 0
+
+
+def test_a_deleted_namespace_is_not_kept_alive(pair: VethPair) -> None:
+    """netscope keeps a netlink socket open in each namespace it reads, and a socket holds its
+    namespace: once a namespace is deleted, netscope must let it go. The kernel says so itself: a
+    freed namespace takes its veth end along, and the peer in the receiver's namespace goes too."""
+    doomed, dev, peer = f"nschd{TAG}", f"nschd{TAG}", f"nschdp{TAG}"
+    source = LiveSource()
+    try:
+        run("ip", "netns", "add", doomed)
+        run(
+            "ip",
+            "-n",
+            pair.receiver_ns,
+            "link",
+            "add",
+            peer,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            dev,
+            "netns",
+            doomed,
+        )
+        for ns, name, ip in ((doomed, dev, "10.200.184.1"), (pair.receiver_ns, peer, "10.200.184.2")):
+            run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", name)
+            run("ip", "-n", ns, "link", "set", name, "up")
+        read_there = False
+        deadline = time.monotonic() + 10
+        while not read_there:  # traffic, so that its devices are listed: read over its socket
+            assert time.monotonic() < deadline, "the doomed namespace's device was never listed"
+            run("ip", "netns", "exec", doomed, sys.executable, "-c", SENDER, "10.200.184.2", "9", "50")
+            time.sleep(0.3)
+            read_there = any(d.ifname == dev and d.rx_packets + d.tx_packets for d in source.sample().devices)
+        run("ip", "netns", "del", doomed)
+        deadline = time.monotonic() + 15
+        while peer in run("ip", "-n", pair.receiver_ns, "-o", "link", "show"):
+            assert time.monotonic() < deadline, "the deleted namespace is still alive after 15 s"
+            source.sample()
+            time.sleep(0.3)
+    finally:
+        source.close()
+        subprocess.run(["ip", "netns", "del", doomed], capture_output=True, check=False)
+        subprocess.run(["ip", "-n", pair.receiver_ns, "link", "del", peer], capture_output=True, check=False)
