@@ -118,21 +118,7 @@ def test_a_deleted_namespace_is_not_kept_alive(pair: VethPair) -> None:
     source = LiveSource()
     try:
         run("ip", "netns", "add", doomed)
-        run(
-            "ip",
-            "-n",
-            pair.receiver_ns,
-            "link",
-            "add",
-            peer,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            dev,
-            "netns",
-            doomed,
-        )
+        run(*f"ip -n {pair.receiver_ns} link add {peer} type veth peer name {dev} netns {doomed}".split())
         for ns, name, ip in ((doomed, dev, "10.200.184.1"), (pair.receiver_ns, peer, "10.200.184.2")):
             run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", name)
             run("ip", "-n", ns, "link", "set", name, "up")
