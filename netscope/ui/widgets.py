@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from rich.text import Text
+from textual.css.styles import RulesMap
 from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
@@ -109,10 +110,26 @@ def set_columns(
 
 
 def show_text(widget: Static, text: Text) -> None:
-    """Show `text` in a Static only when it changed: an update lays the screen out again (the dearest
-    part of a frame), and most lines of a screen read the same from one second to the next."""
-    if widget.content != text:
-        widget.update(text)
+    """Show `text` in a Static only when it changed, and lay the screen out again (the dearest part
+    of a frame) only when the new text changes the widget's size: most lines of a screen read the
+    same from one second to the next, and most of the others change a figure, not their height."""
+    if widget.content == text:
+        return
+    styles, width = widget.styles, widget.content_size.width
+    if styles.width is not None and styles.width.is_auto:
+        widget.update(text)  # as wide as its text
+        return
+    if styles.height is not None and not styles.height.is_auto:
+        widget.update(text, layout=False)  # its size is set, whatever it shows (shown or not)
+        return
+    if not width:
+        widget.update(text)  # not laid out yet
+        return
+    rules = cast(RulesMap, styles)  # what Textual itself hands a visual (its rules, resolved)
+    before = widget.visual.get_height(rules, width)
+    widget.update(text, layout=False)
+    if widget.visual.get_height(rules, width) != before:
+        widget.refresh(layout=True)
 
 
 ESTIMATED = "~"  # before a figure estimated from a sample of the packets (1 in N, the probes line)
