@@ -47,6 +47,7 @@ from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
 from netscope.ui.replay_jump import JumpScreen
 from netscope.ui.rings_pane import DeviceSelected, RingsPane
 from netscope.ui.too_small import TooSmallScreen, too_small
+from netscope.ui.widgets import show_text
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 # Attached whatever is on screen: they run once per interrupt and once per drop, not per packet, and
@@ -536,7 +537,7 @@ class NetscopeApp(App[int]):
         text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
         if self.recorder is not None:
             text.append(f"  ● REC {self.recorder.path.name} ({self.recorder.samples})", style="bold red")
-        self.query_one(NetscopeHeader).update(text)
+        show_text(self.query_one(NetscopeHeader), text)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -159,8 +159,8 @@ class DropsPane(FitsWidth, Vertical):
             if shown.drops_history
             else Text("No drop reasons counted: the drops probe has not been live for an interval.")
         )
-        self.query_one("#drops-summary", Static).update(summary)
-        self.query_one("#drops-snmp", Static).update(snmp_line(shown.snmp, bool(shown.latest.snmp)))
+        show_text(self.query_one("#drops-summary", Static), summary)
+        show_text(self.query_one("#drops-snmp", Static), snmp_line(shown.snmp, bool(shown.latest.snmp)))
         if view is not None:
             self._show_reasons(view, shown.drops_history)
         self._show_log(shown)

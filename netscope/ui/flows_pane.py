@@ -209,7 +209,7 @@ class FlowsPane(Vertical):
             summary.append(
                 f"  left out by the filter {fmt_count(view.filtered / view.interval_s)} pkt/s", style="dim"
             )
-        self.query_one("#flows-summary", Static).update(summary)
+        show_text(self.query_one("#flows-summary", Static), summary)
         self.query_one(FlowList).show(tuple(sorted(view.rows, key=key)), view.interval_s)
 
 
@@ -311,7 +311,7 @@ class FlowScreen(Screen[None]):
             first = datetime.fromtimestamp(f.first_seen).strftime("%H:%M:%S")
             last = datetime.fromtimestamp(f.last_seen).strftime("%H:%M:%S")
             path.append(f"\nfirst seen {first}, last seen {last}", style="dim")
-        self.query_one("#flow-path", Static).update(path)
+        show_text(self.query_one("#flow-path", Static), path)
         table: DataTable[str | Text] = self.query_one("#flow-events", DataTable)
         table.clear()
         streaming = shown.watched == self.key

@@ -142,7 +142,7 @@ class LatencyPane(Vertical):
         show_text(self.query_one("#latency-probes", Static), probe_line(statuses, self.PROBES))
 
     def show(self, view: LatencyView) -> None:
-        self.query_one("#latency-summary", Static).update(summary(view))
+        show_text(self.query_one("#latency-summary", Static), summary(view))
         table: DataTable[str | Text] = self.query_one("#latency-table", DataTable)
         selected = self.selected_pid()
         table.clear()
