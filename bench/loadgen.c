@@ -4,6 +4,12 @@
  *   loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT [PPS]]]
  *                                                        prints "<datagrams sent> <seconds>"
  *   loadgen recv PORT SECONDS [PERIOD_MS]                prints "<datagrams received> <seconds>"
+ *   loadgen flows DST_IPV4 BASE_PORT PORTS SOCKETS SECONDS [PPS]
+ *                                                        prints "<datagrams sent> <seconds>"
+ *
+ * `flows` keeps SOCKETS x PORTS concurrent flows busy: each of SOCKETS sockets (source ports the
+ * kernel picks) sends in turn to every port from BASE_PORT on, round robin, so every flow carries
+ * the same share of the packets.
  *
  * PPS paces the sender (0: as fast as it can); PERIOD_MS makes a slow reader that drains its socket
  * every PERIOD_MS (its receive buffer forced to 64 MB so that it drops nothing meanwhile).
@@ -36,7 +42,8 @@ static double now(void)
 static int usage(void)
 {
 	fprintf(stderr, "usage: loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT [PPS]]]\n"
-			"       loadgen recv PORT SECONDS [PERIOD_MS]\n");
+			"       loadgen recv PORT SECONDS [PERIOD_MS]\n"
+			"       loadgen flows DST_IPV4 BASE_PORT PORTS SOCKETS SECONDS [PPS]\n");
 	return 2;
 }
 
@@ -89,6 +96,67 @@ static int flood(const char *dst, int port, double seconds, size_t size, int src
 		if (n > 0)
 			sent += n;
 		else if (n < 0 && errno != ECONNREFUSED && errno != ENOBUFS && errno != EAGAIN) {
+			perror("loadgen: sendmmsg");
+			return 1;
+		}
+		t = now();
+	}
+	printf("%llu %.6f\n", sent, t - start);
+	return 0;
+}
+
+#define MAX_SOCKETS 1024
+
+static int flows(const char *dst, int base_port, int ports, int sockets, double seconds, double pps)
+{
+	static char payload[32];
+	static struct sockaddr_in to[BATCH];
+	static int fds[MAX_SOCKETS];
+	struct mmsghdr msgs[BATCH];
+	struct iovec iov = { .iov_base = payload, .iov_len = sizeof(payload) };
+	struct in_addr addr;
+	unsigned long long sent = 0, next = 0; /* flow number: port in the low part, socket above */
+	double start, end, t;
+	int i, n;
+
+	if (inet_pton(AF_INET, dst, &addr) != 1 || ports < 1 || sockets < 1 || sockets > MAX_SOCKETS ||
+	    base_port < 1 || base_port + ports > 65536)
+		return usage();
+	for (i = 0; i < sockets; i++) {
+		fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fds[i] < 0) {
+			perror("loadgen: socket");
+			return 1;
+		}
+	}
+	memset(msgs, 0, sizeof(msgs));
+	for (i = 0; i < BATCH; i++) {
+		to[i].sin_family = AF_INET;
+		to[i].sin_addr = addr;
+		msgs[i].msg_hdr.msg_iov = &iov;
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &to[i];
+		msgs[i].msg_hdr.msg_namelen = sizeof(to[i]);
+	}
+	start = t = now();
+	end = start + seconds;
+	while (t < end) {
+		if (pps > 0 && sent + BATCH > (t - start) * pps) {
+			sleep_s((sent + BATCH) / pps - (t - start));
+			t = now();
+			continue;
+		}
+		/* One batch from one socket, to the next ports in turn, up to the last port: the next
+		 * sweep of the ports is the next socket's. */
+		int fd = fds[(next / ports) % sockets];
+		int k = ports - (int)(next % ports) < BATCH ? ports - (int)(next % ports) : BATCH;
+		for (i = 0; i < k; i++)
+			to[i].sin_port = htons(base_port + (next + i) % ports);
+		n = sendmmsg(fd, msgs, k, 0);
+		if (n > 0) {
+			sent += n;
+			next += n;
+		} else if (n < 0 && errno != ECONNREFUSED && errno != ENOBUFS && errno != EAGAIN) {
 			perror("loadgen: sendmmsg");
 			return 1;
 		}
@@ -156,6 +224,9 @@ int main(int argc, char **argv)
 	if (argc >= 5 && !strcmp(argv[1], "send"))
 		return flood(argv[2], atoi(argv[3]), atof(argv[4]), argc > 5 ? (size_t)atoi(argv[5]) : 32,
 			     argc > 6 ? atoi(argv[6]) : 0, argc > 7 ? atof(argv[7]) : 0);
+	if ((argc == 7 || argc == 8) && !strcmp(argv[1], "flows"))
+		return flows(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atof(argv[6]),
+			     argc > 7 ? atof(argv[7]) : 0);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "recv"))
 		return sink(atoi(argv[2]), atof(argv[3]), argc > 4 ? atof(argv[4]) / 1000 : 0);
 	return usage();
