@@ -7,13 +7,16 @@ worker calls `source.sample()` each interval and posts the immutable sample; the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -36,6 +39,7 @@ from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
 from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
+from netscope.ui.exit_guard import ExitGuard, GuardedDriver
 from netscope.ui.filter_input import FilterScreen
 from netscope.ui.findings import FindingChosen, FindingsScreen, ShowFindings
 from netscope.ui.flows_pane import FlowChosen, FlowScreen, FlowsPane
@@ -50,6 +54,7 @@ from netscope.ui.too_small import TooSmallScreen, too_small
 from netscope.ui.widgets import show_text
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+LIVE_QUEUE = 4  # live samples waiting for the UI at most; older ones are dropped (and counted)
 # Attached whatever is on screen: they run once per interrupt and once per drop, not per packet, and
 # the drop totals since start and the findings need every one.
 ALWAYS_ATTACHED = ("hardirq", "drops")
@@ -75,14 +80,20 @@ MAIN_TABLE = {
 
 
 class SampleReady(Message):
-    def __init__(self, sample: Sample, index: int | None = None) -> None:
+    """A recording's sample, in its turn (replay)."""
+
+    def __init__(self, sample: Sample, index: int) -> None:
         super().__init__()
         self.sample = sample
-        self.index = index  # replay: the sample's place in the recording
+        self.index = index  # the sample's place in the recording
 
 
 class ReplayEnded(Message):
     pass
+
+
+class SamplesQueued(Message):
+    """Live samples wait in the app's queue (one message however many)."""
 
 
 class SampleFailed(Message):
@@ -135,9 +146,11 @@ class NetscopeApp(App[int]):
         netns: str | None = None,
         flow_filter: Filter | None = None,
     ):
-        super().__init__()
+        super().__init__(driver_class=GuardedDriver)
         self.source = source
         self.interval = interval
+        self.exit_guard = ExitGuard(source.close)
+        self._ui_loop: asyncio.AbstractEventLoop | None = None
         # No sliding tab underline or smooth scrolling: each animation frame is a full render,
         # which on a box busy with a packet storm held a key's answer back, and costs bytes over ssh.
         self.animation_level = "none"
@@ -151,6 +164,10 @@ class NetscopeApp(App[int]):
         self._shown_position = 0  # replay: how many samples the view on screen was built from
         self._stop = threading.Event()
         self.crash: BaseException | None = None
+        self._queue: deque[Sample] = deque(maxlen=LIVE_QUEUE)  # live samples the UI has yet to take
+        self._queue_lock = threading.Lock()
+        self._queue_notified = False  # a SamplesQueued message is on its way
+        self.samples_dropped = 0  # live samples the UI could not take in time
 
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
@@ -171,9 +188,11 @@ class NetscopeApp(App[int]):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        loop = asyncio.get_running_loop()
+        # Python's own handlers, not the event loop's: they run at the UI thread's next bytecode
+        # even while a handler keeps the loop busy, and arm the exit deadline.
+        self._ui_loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the ssh session dropped
-            loop.add_signal_handler(sig, self._exit_on_signal, sig)
+            signal.signal(sig, self._exit_on_signal)
         self._refresh_header()
         self._show_probes(self.source.statuses())
         self._attach_needed()
@@ -208,9 +227,17 @@ class NetscopeApp(App[int]):
             while isinstance(self.screen, TooSmallScreen) or shown[0] in self.screen_stack[1:]:
                 self.pop_screen()
 
-    def _exit_on_signal(self, signum: int) -> None:
+    def _arm_exit(self, code: int) -> None:
+        """From now on the process ends within EXIT_DEADLINE_S (never under Pilot: the test goes on)."""
+        if not self.is_headless:
+            self.exit_guard.arm(code)
+
+    def _exit_on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._stop.set()
-        self.exit(128 + signum)
+        self._arm_exit(128 + signum)
+        if self._ui_loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed: the deadline ends it
+                self._ui_loop.call_soon_threadsafe(self.exit, 128 + signum)
 
     def _start_probe(self, starter: Callable[[], None]) -> None:
         self.post_message(ProbesChanged(self.source.statuses()))
@@ -238,7 +265,27 @@ class NetscopeApp(App[int]):
                 self.post_message(SampleFailed(f"{type(e).__name__}: {e}"))
                 continue
             if sample is not None:
-                self.post_message(SampleReady(sample))
+                self._queue_sample(sample)
+
+    def _queue_sample(self, sample: Sample) -> None:
+        """Samples wait for the UI in a bounded queue: one the UI could not take in time (its
+        thread busy for LIVE_QUEUE intervals) is dropped, counted and shown in the header, rather
+        than piling up with everything it holds."""
+        with self._queue_lock:
+            if len(self._queue) == self._queue.maxlen:
+                self.samples_dropped += 1
+            self._queue.append(sample)
+            notify, self._queue_notified = not self._queue_notified, True
+        if notify:
+            self.post_message(SamplesQueued())
+
+    def on_samples_queued(self, _message: SamplesQueued) -> None:
+        with self._queue_lock:
+            samples, self._queue_notified = list(self._queue), False
+            self._queue.clear()
+        for sample in samples:
+            self._take_sample(sample)
+        self._show_latest()
 
     def _play(self, replay: ReplaySource) -> None:
         """Hand over the recording's samples at its own pace times the speed; while paused, or at
@@ -258,22 +305,30 @@ class NetscopeApp(App[int]):
                 return
 
     def on_sample_ready(self, message: SampleReady) -> None:
+        """A recording's sample (replay), in its turn."""
+        if message.index != self._replay_next:  # sent before a jump
+            return
+        self._replay_next += 1
+        self._take_sample(message.sample)
+        self._show_latest()
+
+    def _take_sample(self, sample: Sample) -> None:
         if self._stop.is_set() or not self.query(NetscopeHeader):  # a sample that outlived the screen
             return
-        if message.index is not None:
-            if message.index != self._replay_next:  # sent before a jump
-                return
-            self._replay_next += 1
         if self.recorder is not None:
             try:
-                self.recorder.write(message.sample)
+                self.recorder.write(sample)
             except OSError as e:
                 self.notify(f"recording stopped: {self.recorder.path}: {e.strerror}", severity="error")
                 self._stop_recording()
         if self.latest is None:
             self._freeze_long_lived()
-        self.latest = message.sample
-        self.timeline.add(message.sample)
+        self.latest = sample
+        self.timeline.add(sample)
+
+    def _show_latest(self) -> None:
+        if self._stop.is_set() or not self.query(NetscopeHeader):
+            return
         if not self.paused:
             self._take_view()
             self._render()
@@ -537,6 +592,8 @@ class NetscopeApp(App[int]):
         text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
         if self.recorder is not None:
             text.append(f"  ● REC {self.recorder.path.name} ({self.recorder.samples})", style="bold red")
+        if self.samples_dropped:
+            text.append(f"  {self.samples_dropped} samples dropped: the screen was busy", style="bold yellow")
         show_text(self.query_one(NetscopeHeader), text)
 
     def action_help(self) -> None:
@@ -564,6 +621,7 @@ class NetscopeApp(App[int]):
 
     async def action_quit(self) -> None:
         self._stop.set()
+        self._arm_exit(0)
         self.exit(0)
 
     def _handle_exception(self, error: Exception) -> None:

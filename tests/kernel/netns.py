@@ -131,6 +131,22 @@ def flood_udp(
     )
 
 
+def flood_flows(
+    pair: VethPair, seconds: float, sockets: int, ports: int, base_port: int = 20000, pps: float = 0
+) -> subprocess.Popen[str]:
+    """`sockets` x `ports` concurrent UDP flows from the sender namespace (each socket in turn to
+    every port from `base_port` on, every flow an equal share), as fast as one core can or `pps` a
+    second, for `seconds`; read the result with `flood_result`."""
+    return subprocess.Popen(
+        [
+            *("ip", "netns", "exec", pair.sender_ns, str(loadgen()), "flows", pair.receiver_ip),
+            *(str(base_port), str(ports), str(sockets), f"{seconds}", str(pps)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 @contextmanager
 def udp_sink(
     pair: VethPair, port: int, seconds: float, nice: int = 0, period_ms: float = 0

@@ -1,4 +1,5 @@
-"""Every way out of the TUI detaches every BPF program: q, Ctrl-C, SIGTERM, SIGHUP (ssh dropped).
+"""Every way out of the TUI detaches every BPF program: q, Ctrl-C, SIGTERM, SIGHUP (ssh dropped),
+the terminal gone, also while 100,000 flows keep it busy.
 
 The TUI runs in a real tmux session; `bpftool prog show` is checked before, during and after.
 """
@@ -6,6 +7,7 @@ The TUI runs in a real tmux session; `bpftool prog show` is checked before, duri
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from netscope.app import ALWAYS_ATTACHED
 from netscope.ui.flows_pane import FlowsPane
 from netscope.ui.home_pane import HomePane
+from tests.kernel.netns import VethPair, flood_flows
 from tests.kernel.tmux import (
     SIGNALS,
     netscope_in_tmux,
@@ -23,6 +26,8 @@ from tests.kernel.tmux import (
     programs_of,
     wait_for,
 )
+
+SUBNET = 92
 
 
 @pytest.mark.parametrize(
@@ -49,3 +54,27 @@ def test_tui_exit_detaches_every_program(tmp_path: Path, how: str, exit_code: in
         assert tui.exit_code(5) == exit_code
         assert time.monotonic() - started < 2.0
         wait_for(lambda: new_programs(before) == 0, 2, "every program to be freed")
+
+
+def test_tui_on_100k_flows_ends_with_its_terminal(pair: VethPair, tmp_path: Path) -> None:
+    """100,000 concurrent flows on the Flows pane, then the tmux session killed (the terminal gone,
+    SIGHUP): within 5 s no netscope process is left and none of its programs is loaded."""
+    before = program_ids()
+    flood = flood_flows(pair, 40, sockets=100, ports=1000)
+    try:
+        with netscope_in_tmux(tmp_path, "flows-100k", (120, 40)) as tui:
+            wait_for(lambda: new_attached(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
+            tui.keys("t")
+            flows = programs_of(*set(FlowsPane.PROBES) | set(ALWAYS_ATTACHED))
+            wait_for(lambda: new_attached(before) == flows, 30, "the Flows pane's probes")
+            time.sleep(8)  # the flow table fills: 100k flows at the flood's rate
+            pid = tui.pid()
+            subprocess.run(["tmux", "kill-session", "-t", tui.session], check=True)
+            started = time.monotonic()
+            wait_for(lambda: not Path(f"/proc/{pid}").exists(), 5, "netscope to end with its terminal")
+            wait_for(
+                lambda: new_programs(before) == 0, 5 - (time.monotonic() - started), "its programs freed"
+            )
+    finally:
+        flood.kill()
+        flood.wait()
