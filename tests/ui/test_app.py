@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from rich.text import Text
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
@@ -32,6 +33,7 @@ from netscope.ui.drops_pane import DropsPane
 from netscope.ui.filter_input import FilterScreen
 from netscope.ui.findings import FindingsScreen
 from netscope.ui.flows_pane import FlowList, FlowScreen, FlowsPane
+from netscope.ui.header import NetscopeHeader
 from netscope.ui.help import HelpScreen
 from netscope.ui.latency_pane import ProcessScreen
 from netscope.ui.rings_pane import RingsPane
@@ -155,6 +157,22 @@ async def test_a_failed_interval_is_reported_and_sampling_goes_on(recording: Rec
         await wait_for_sample(pilot, app)
         assert any("simulated read failure" in str(n.message) for n in app._notifications)
         assert app.latest is recording.samples[0]
+
+
+async def test_samples_a_busy_screen_cannot_take_are_dropped_and_counted(recording: Recording) -> None:
+    """Ten live samples arrive while the UI thread is busy (this coroutine runs on it): the four
+    newest wait, the rest are dropped and the header counts them; none piles up."""
+    app = make_app(FlakySource(recording), interval=60.0)  # the sampler's own samples come later
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        samples = [replace(recording.samples[i % len(recording.samples)], ts=1000.0 + i) for i in range(10)]
+        for sample in samples:
+            app._queue_sample(sample)
+        assert len(app._queue) == 4
+        await pilot.pause()
+        assert app.latest is samples[-1] and app.samples_dropped == 6
+        header = "".join(s.text for s in app.query_one(NetscopeHeader).render_lines(Region(0, 0, 120, 1)))
+        assert "6 samples dropped" in header
 
 
 async def test_drops_pane_reason_detail_and_back(recording: Recording) -> None:
