@@ -34,6 +34,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2  # bad arguments, bad input file, not root
 EXIT_KERNEL = 3  # the kernel or system lacks what live data needs (BCC, headers, BTF, tracepoints)
+FLOWS_TOP_JSON = 100  # flows in full in a JSON line by default (--top)
 EXIT_SIGNAL_BASE = 128  # killed by a signal: 128 + its number (Ctrl-C: 130)
 MAX_RATE = 1 << 16  # netscope.model.sampling.MAX_RATE (not imported: the CLI loads light)
 
@@ -214,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
             "counters stay exact",
         )
 
+    def top_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--top",
+            type=_count,
+            default=FLOWS_TOP_JSON,
+            metavar="N",
+            help=f"the busiest N flows in full in the JSON, the rest summed in flows_other "
+            f"(default {FLOWS_TOP_JSON}; 0 = every flow)",
+        )
+
     def no_bpf_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--no-bpf",
@@ -235,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     sections_arg(snap)
     detail_arg(snap, DETAIL_EVERY)
     sample_arg(snap)
+    top_arg(snap)
     no_bpf_arg(snap)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
@@ -256,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     sections_arg(rec)
     detail_arg(rec, 1)
     sample_arg(rec)
+    top_arg(rec)
     no_bpf_arg(rec)
     exp = sub.add_parser("export", help="serve Prometheus metrics (counters since netscope started)")
     interval_arg(exp)
@@ -273,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_args(rep)
     rep.add_argument("--filter", metavar="EXPR", help="show only the recorded flows that match (pcap-like)")
     rep.add_argument("--json", action="store_true", help="print the snapshot JSON lines instead of the TUI")
+    top_arg(rep)
     return parser
 
 
@@ -420,11 +434,12 @@ def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample]
     interfaces = tuple(getattr(args, "interface", ()))
     netns = getattr(args, "netns", None)
     flt = _flow_filter(args)
+    top = getattr(args, "top", FLOWS_TOP_JSON) or None
     findings = FindingsTracker()
 
     def emit(sample: Sample) -> None:
         standing = findings.update(sample.ts, find(info, sample))
-        obj = snapshot_json(info, sample, interfaces, netns, flt, standing)
+        obj = snapshot_json(info, sample, interfaces, netns, flt, standing, top)
         print(json.dumps(obj, separators=(",", ":")), flush=True)
 
     return emit

@@ -3,6 +3,7 @@ and the reading process. Pure: joins the flows probe with the latency probe's so
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass
 
@@ -11,6 +12,9 @@ from netscope.model.latency import SOCK_BITS, percentile
 from netscope.model.sample import FlowCount, HostInfo, Sample, SocketOwner, SockLatency, rate_of
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
+# Flows in full detail in a view (the busiest, by packets and drops); the rest are summed in one
+# `others`: a view's cost follows what it shows, not the hundred thousand flows the kernel may hold.
+FLOWS_TOP = 500
 ANY_ADDR = ("0.0.0.0", "::")  # a socket bound to every address
 
 
@@ -50,13 +54,28 @@ class FlowRow:
 
 
 @dataclass(frozen=True)
+class FlowsOther:
+    """The flows of an interval past the top N, summed: the rows and this add up to the totals."""
+
+    flows: int = 0
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    drops: tuple[tuple[str, int], ...] = ()  # (drop reason, count), most first
+
+
+@dataclass(frozen=True)
 class FlowsView:
     interval_s: float
-    rows: tuple[FlowRow, ...]  # busiest first
+    rows: tuple[FlowRow, ...]  # busiest first: the top N (and the watched flow), in full detail
     evictions: int
     filtered: int
     filter: str
     sample_rate: int = 1  # 1 in N packets counted: > 1, the packet and byte rates are estimates
+    others: FlowsOther = FlowsOther()
+
+    @property
+    def flow_count(self) -> int:
+        return len(self.rows) + self.others.flows
 
 
 def flow_label(f: FlowCount) -> str:
@@ -108,9 +127,37 @@ class Readers:
         return None
 
 
-def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) -> FlowsView | None:
-    """The flows of a sample; `flt` keeps the matching ones (the kernel already filtered live flows
-    with the filter it was compiled with; a recording, or a filter changed since, is filtered here)."""
+def _weight(f: FlowCount) -> int:
+    return f.rx_packets + sum(n for _, n in f.drops)
+
+
+def _is_watched(f: FlowCount, watched: tuple[int, int, str, int, str, int] | None) -> bool:
+    """Whether `f` is the flow the kernel watches (netns 0 there: in any namespace)."""
+    if watched is None:
+        return False
+    netns, *tuple5 = watched
+    return (f.proto, f.saddr, f.sport, f.daddr, f.dport) == tuple(tuple5) and netns in (0, f.netns)
+
+
+def _others(rest: list[FlowCount]) -> FlowsOther:
+    drops: Counter[str] = Counter()
+    for f in rest:
+        drops.update(dict(f.drops))
+    return FlowsOther(
+        flows=len(rest),
+        rx_packets=sum(f.rx_packets for f in rest),
+        rx_bytes=sum(f.rx_bytes for f in rest),
+        drops=tuple(drops.most_common()),
+    )
+
+
+def build_flows_view(
+    sample: Sample, info: HostInfo, flt: Filter | None = None, top: int | None = FLOWS_TOP
+) -> FlowsView | None:
+    """The flows of a sample: the `top` busiest (None: all) in full detail, and the watched flow
+    (the flow screen's) whatever its rank; the rest summed in `others`. `flt` keeps the matching
+    ones (the kernel already filtered live flows with the filter it was compiled with; a recording,
+    or a filter changed since, is filtered here)."""
     flows = sample.flows
     if flows is None:
         return None
@@ -121,10 +168,24 @@ def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) 
     rows = []
     own_netns = (0, info.netns)
     rate, copy_rate = rate_of(sample, "flows"), rate_of(sample, "latency")
+    matching = [
+        f
+        for f in flows.flows
+        if flt is None or flt.matches(Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport))
+    ]
+    chosen = matching
+    others = FlowsOther()
+    if top is not None and len(matching) > top:
+        chosen = heapq.nlargest(top, matching, key=_weight)
+        kept = {id(f) for f in chosen}
+        rest = [f for f in matching if id(f) not in kept]
+        watched = next((f for f in rest if _is_watched(f, flows.watched)), None)
+        if watched is not None:  # the flow screen's flow, whatever its rank
+            chosen.append(watched)
+            rest = [f for f in rest if f is not watched]
+        others = _others(rest)
     readers = Readers(sockets, flows.flows, sample.socket_owners)
-    for f in flows.flows:
-        if flt is not None and not flt.matches(Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)):
-            continue
+    for f in chosen:
         sock = readers.reader_of(f)
         owner = None if sock or f.netns not in own_netns else readers.owner_of(f)
         rows.append(
@@ -148,7 +209,7 @@ def build_flows_view(sample: Sample, info: HostInfo, flt: Filter | None = None) 
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))
     text = flt.text if flt else flows.filter
-    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, text, rate)
+    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, text, rate, others)
 
 
 def flows_where(

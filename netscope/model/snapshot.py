@@ -26,9 +26,11 @@ def snapshot_json(
     netns: str | None = None,
     flow_filter: Filter | None = None,
     findings: Sequence[ActiveFinding] = (),
+    top: int | None = None,
 ) -> dict[str, Any]:
     """One interval; `interfaces`/`netns` narrow the queues and devices sections, `flow_filter` the
-    flows; `findings` are those standing after it (a `FindingsTracker` fed every interval)."""
+    flows, `top` keeps the busiest flows in full (None: all); `findings` are those standing after
+    it (a `FindingsTracker` fed every interval)."""
     names = sample.softirq_names
     soft = {s.cpu: s for s in sample.softirq or ()}
     # Counts /proc keeps stand in for the hooks' when these did not run; their times stay null.
@@ -105,7 +107,7 @@ def snapshot_json(
     out["snmp"] = {f"{c.group}.{c.name}": c.count for c in sample.snmp}
     out.update(rings_json(info, sample, interfaces, netns))
     out["copy_latency"] = latency_json(sample)
-    out.update(flows_json(info, sample, flow_filter))
+    out.update(flows_json(info, sample, flow_filter, top))
     out["cost"] = cost_json(sample)
     out["findings"] = [finding_json(a) for a in findings]
     return out
@@ -132,10 +134,13 @@ def cost_json(sample: Sample) -> dict[str, Any] | None:
     }
 
 
-def flows_json(info: HostInfo, sample: Sample, flow_filter: Filter | None) -> dict[str, Any]:
-    view = build_flows_view(sample, info, flow_filter)
+def flows_json(
+    info: HostInfo, sample: Sample, flow_filter: Filter | None, top: int | None = None
+) -> dict[str, Any]:
+    view = build_flows_view(sample, info, flow_filter, top)
     if view is None:
-        return {"flows": None, "flows_sample_rate": None, "flow_evictions": None}
+        return {"flows": None, "flows_other": None, "flows_sample_rate": None, "flow_evictions": None}
+    other = view.others
     return {
         "flows": [
             {
@@ -159,6 +164,13 @@ def flows_json(info: HostInfo, sample: Sample, flow_filter: Filter | None) -> di
             }
             for r in view.rows
         ],
+        # The flows past the top N, summed: with the rows, the interval's totals.
+        "flows_other": {
+            "flows": other.flows,
+            "rx_packets": other.rx_packets,
+            "rx_bytes": other.rx_bytes,
+            "drops": dict(other.drops),
+        },
         "flows_sample_rate": rate_of(sample, "flows"),  # > 1: rx_packets/rx_bytes are estimates
         "flow_evictions": view.evictions,
         "flow_filter": view.filter,

@@ -118,7 +118,7 @@ def pane_lines(shown: Shown) -> dict[str, Text]:
     t = Text("Flows    ", style="bold")
     flows = shown.flows
     if flows is not None:
-        t.append(f"{len(flows.rows)} flows")
+        t.append(f"{flows.flow_count} flows")
         if flows.rows:
             t.append(f", busiest {flows.rows[0].label} {fmt_count(flows.rows[0].rx_pps)} pkt/s")
     elif any(p.name == "flows" and p.state == ProbeState.IDLE for p in shown.latest.probes):

@@ -90,8 +90,35 @@ def test_readers_of_20000_flows_are_found_in_linear_time() -> None:
         latency=LatencySample((), sockets, 0, 0),
     )
     started = time.monotonic()
-    view = build_flows_view(sample, INFO)
+    view = build_flows_view(sample, INFO, top=None)
     elapsed = time.monotonic() - started
     assert view is not None and len(view.rows) == n
     assert all(r.pid == r.flow.dport - 1024 for r in view.rows)
     assert elapsed < 10.0, f"{elapsed:.1f} s for {n} flows"
+
+
+def test_top_n_in_full_and_the_others_summed_to_the_totals() -> None:
+    """1,000 flows, 10 of them heavy: the view lists the 10 heavy ones in full; the 990 others are
+    one sum; rows plus others equal the sample's totals exactly, drops included; the watched flow
+    is listed whatever its rank."""
+    light = [dataclasses.replace(flow(30000 + i, 9), rx_packets=1, rx_bytes=64) for i in range(990)]
+    light[7] = dataclasses.replace(light[7], drops=(("NO_SOCKET", 3),))
+    heavy = [dataclasses.replace(flow(50000 + i, 9), rx_packets=1000 + i, rx_bytes=64_000) for i in range(10)]
+    flows = tuple(light[:500] + heavy + light[500:])
+    watched = light[900]
+    sample = dataclasses.replace(
+        two_cpu_sample(),
+        flows=FlowsSample(flows, 0, 0, "", watched=(0, 17, watched.saddr, watched.sport, watched.daddr, 9)),
+    )
+    view = build_flows_view(sample, INFO, top=10)
+    assert view is not None
+    listed = {r.flow.sport for r in view.rows}
+    assert listed == {50000 + i for i in range(10)} | {watched.sport}
+    assert view.others.flows == 989 and view.flow_count == 1000
+    assert view.others.drops == (("NO_SOCKET", 3),)
+    assert sum(r.flow.rx_packets for r in view.rows) + view.others.rx_packets == sum(
+        f.rx_packets for f in flows
+    )
+    assert sum(r.flow.rx_bytes for r in view.rows) + view.others.rx_bytes == sum(f.rx_bytes for f in flows)
+    everything = build_flows_view(sample, INFO, top=None)
+    assert everything is not None and len(everything.rows) == 1000 and everything.others.flows == 0

@@ -26,6 +26,7 @@ def test_schema_and_per_interval_counts() -> None:
         "devices",
         "copy_latency",
         "flows",
+        "flows_other",
         "flows_sample_rate",
         "flow_evictions",
         "cost",
