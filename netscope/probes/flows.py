@@ -5,15 +5,17 @@ are estimated from a sample (each sampled skb counted times its weight); drops a
 from __future__ import annotations
 
 import ctypes
+import functools
 import ipaddress
+import struct
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter, address_words
 from netscope.model.sample import FlowCount, FlowEvent, FlowsSample
-from netscope.probes.base import Probe, address_text, per_cpu_values
+from netscope.probes.base import BatchReader, Probe, address_text, cpu_positions, possible_cpus
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
 from netscope.probes.kallsyms import kernel_symbols
@@ -29,8 +31,9 @@ Key = tuple[
 ]  # netns, family, proto, saddr, sport, daddr, dport, ifindex
 
 
-@dataclass(frozen=True)
-class FlowTotals:
+class FlowTotals(NamedTuple):
+    """One flow's cumulative counts (a tuple: a hundred thousand are made each read)."""
+
     packets: tuple[int, ...]  # per CPU
     nbytes: int
     queues: int  # bitmask
@@ -38,33 +41,41 @@ class FlowTotals:
     last_ns: int
 
 
+# struct flow_key (bpf_src/netscope.h) as raw bytes: the tuple's 40 bytes, then netns and ifindex.
+FLOW_KEY = struct.Struct("<16s16sHHBBxxII")
+TUPLE_BYTES, NETNS_END = 40, 44
+FLOW_STAT = struct.Struct("<5Q")  # struct flow_stat, per CPU (a multiple of 8 bytes: no padding)
+DROP_KEY = struct.Struct(f"<{FLOW_KEY.size}sI4x")  # struct flow_drop_key
+COUNT = struct.Struct("<Q")
+
+
 @dataclass(frozen=True)
 class Totals:
-    flows: dict[Key, FlowTotals]
-    drops: dict[tuple[Key, int], int]
+    flows: dict[bytes, FlowTotals]  # by raw struct flow_key
+    drops: dict[tuple[bytes, int], int]
     created: int
     filtered: int
     events_lost: int
     events: tuple[FlowEvent, ...]  # drained since the previous read
 
 
-def _packed(words: Any) -> bytes:
-    """struct flow_tuple's four u32 address words back to address bytes."""
-    return b"".join(int(w).to_bytes(4, "little") for w in words)
+@functools.lru_cache(maxsize=1 << 16)
+def _address(raw: bytes, family: int) -> str:
+    """Addresses repeat from flow to flow: each is made text once."""
+    return address_text(raw, family)
 
 
-def _key(k: Any) -> Key:
-    t = k.t
-    family = int(t.family)
+def _key(raw: bytes) -> Key:
+    saddr, daddr, sport, dport, family, proto, netns, ifindex = FLOW_KEY.unpack(raw)
     return (
-        int(k.netns),
+        netns,
         family,
-        int(t.proto),
-        address_text(_packed(t.saddr), family),
-        int(t.sport),
-        address_text(_packed(t.daddr), family),
-        int(t.dport),
-        int(k.ifindex),
+        proto,
+        _address(saddr, family),
+        sport,
+        _address(daddr, family),
+        dport,
+        ifindex,
     )
 
 
@@ -84,6 +95,10 @@ class FlowsProbe(Probe[FlowsSample]):
         self._event_table: Any = None
         self._watch_table: Any = None
         self.watched: Watched | None = None
+        self._stats_reader: BatchReader | None = None
+        self._drops_reader: BatchReader | None = None
+        self._readers_of: Any = None  # the BPF object they read
+        self._positions = tuple(cpu_positions(cpus))  # each of `cpus` in the per-CPU values
 
     def attached(self, bpf: Any) -> None:
         self._event_table = bpf[b"flow_events"]
@@ -141,25 +156,69 @@ class FlowsProbe(Probe[FlowsSample]):
         }
         return defines
 
+    def _drops_by_flow(self, previous: Totals, current: Totals) -> dict[bytes, list[tuple[str, int]]]:
+        """The interval's drops by the flow they belong to. A dropped skb without a device belongs
+        to the flow with the same 5-tuple in its namespace; one without a namespace either (no
+        socket), to the flow with the same 5-tuple anywhere."""
+        assert self.names is not None
+        drops: dict[bytes, list[tuple[str, int]]] = {}
+        by_netns: dict[bytes, bytes] | None = None
+        by_tuple: dict[bytes, bytes] | None = None
+        for (dropped, reason), count in current.drops.items():
+            d = count - previous.drops.get((dropped, reason), 0)
+            if d <= 0:
+                continue
+            key = dropped
+            if dropped[TUPLE_BYTES:NETNS_END] == bytes(4):
+                by_tuple = by_tuple or {k[:TUPLE_BYTES]: k for k in current.flows}
+                key = by_tuple.get(dropped[:TUPLE_BYTES], dropped)
+            elif dropped[NETNS_END:] == bytes(4):
+                by_netns = by_netns or {k[:NETNS_END]: k for k in current.flows}
+                key = by_netns.get(dropped[:NETNS_END], dropped)
+            drops.setdefault(key, []).append((self.names.label(reason), d))
+        return drops
+
     def _wall(self, ns: int) -> float:
         wall, mono = self._clock
         return wall + (ns - mono) / 1e9
 
+    def _readers(self, bpf: Any) -> tuple[BatchReader, BatchReader]:
+        """The batch readers of this BPF object's maps (a new object, compiled for a new filter,
+        has maps of its own)."""
+        if self._readers_of is not bpf:
+            per_cpu = FLOW_STAT.size * possible_cpus()
+            self._stats_reader = BatchReader(bpf[b"flow_stats"], FLOW_KEY.size, per_cpu, FLOWS_MAX)
+            self._drops_reader = BatchReader(bpf[b"flow_drops"], DROP_KEY.size, COUNT.size, FLOWS_MAX)
+            self._readers_of = bpf
+        assert self._stats_reader is not None and self._drops_reader is not None
+        return self._stats_reader, self._drops_reader
+
     def read_totals(self, bpf: Any) -> Totals:
+        stats_reader, drops_reader = self._readers(bpf)
+        keys, values, n = stats_reader.read()
+        stride = stats_reader.value_size
+        ks = FLOW_KEY.size
+        positions = self._positions
         flows = {}
-        table = bpf[b"flow_stats"]
-        for k, values in table.items():
+        for i in range(n):
+            per_cpu = list(FLOW_STAT.iter_unpack(values[i * stride : (i + 1) * stride]))
             queues = 0
-            for v in values:
-                queues |= int(v.queues)
-            flows[_key(k)] = FlowTotals(
-                packets=tuple(int(v.rx_packets) for v in per_cpu_values(values, self.cpus)),
-                nbytes=sum(int(v.rx_bytes) for v in values),
-                queues=queues,
-                first_ns=min((int(v.first_ns) for v in values if v.first_ns), default=0),
-                last_ns=max(int(v.last_ns) for v in values),
+            for v in per_cpu:
+                queues |= v[2]
+            flows[bytes(keys[i * ks : (i + 1) * ks])] = FlowTotals(
+                tuple(per_cpu[p][0] for p in positions),
+                sum(v[1] for v in per_cpu),
+                queues,
+                min((v[3] for v in per_cpu if v[3]), default=0),
+                max(v[4] for v in per_cpu),
             )
-        drops = {(_key(k.flow), int(k.reason)): int(v.value) for k, v in bpf[b"flow_drops"].items()}
+        keys, values, n = drops_reader.read()
+        drops = {
+            (raw, reason): count
+            for (raw, reason), (count,) in zip(
+                DROP_KEY.iter_unpack(keys), COUNT.iter_unpack(values), strict=True
+            )
+        }
         counters = bpf[b"flow_counters"]
         created, filtered, events_lost = (sum(int(v) for v in counters[ctypes.c_int(i)]) for i in range(3))
         bpf.ring_buffer_consume()
@@ -167,33 +226,21 @@ class FlowsProbe(Probe[FlowsSample]):
         return Totals(flows, drops, created, filtered, events_lost, tuple(events))
 
     def delta(self, previous: Totals, current: Totals) -> FlowsSample:
+        """The interval's flows: only those that received or dropped anything are decoded."""
         assert self.names is not None
         zero = tuple(0 for _ in self.cpus)
-        drops: dict[Key, list[tuple[str, int]]] = {}
-        # A dropped skb without a device belongs to the flow with the same 5-tuple in its namespace;
-        # one without a namespace either (no socket), to the flow with the same 5-tuple anywhere.
-        by_netns = {(key[0], *key[1:7]): key for key in current.flows}
-        by_tuple = {key[1:7]: key for key in current.flows}
-        for (dropped, reason), count in current.drops.items():
-            d = count - previous.drops.get((dropped, reason), 0)
-            key = dropped
-            if dropped[0] == 0:
-                key = by_tuple.get(dropped[1:7], dropped)
-            elif dropped[7] == 0:
-                key = by_netns.get((dropped[0], *dropped[1:7]), dropped)
-            if d > 0:
-                drops.setdefault(key, []).append((self.names.label(reason), d))
+        drops = self._drops_by_flow(previous, current)
         flows = []
-        for key in sorted(set(current.flows) | set(drops)):
-            now = current.flows.get(key)
-            was = previous.flows.get(key)
+        for raw in (*current.flows, *(k for k in drops if k not in current.flows)):
+            now = current.flows.get(raw)
+            was = previous.flows.get(raw)
             packets = now.packets if now else zero
             before = was.packets if was and now and sum(was.packets) <= sum(now.packets) else zero
+            if packets == before and raw not in drops:
+                continue
             d_packets = tuple(a - b for a, b in zip(packets, before, strict=True))
             d_bytes = (now.nbytes - (was.nbytes if was and before is not zero else 0)) if now else 0
-            if not any(d_packets) and key not in drops:
-                continue
-            netns, family, proto, saddr, sport, daddr, dport, ifindex = key
+            netns, family, proto, saddr, sport, daddr, dport, ifindex = _key(raw)
             queues = now.queues if now else 0
             flows.append(
                 FlowCount(
@@ -209,7 +256,7 @@ class FlowsProbe(Probe[FlowsSample]):
                     cpus=tuple(cpu for cpu, n in zip(self.cpus, d_packets, strict=True) if n),
                     queues=tuple(q for q in range(NO_QUEUE_BIT) if queues >> q & 1)
                     + ((-1,) if queues >> NO_QUEUE_BIT & 1 else ()),
-                    drops=tuple(sorted(drops.get(key, []), key=lambda r: -r[1])),
+                    drops=tuple(sorted(drops.get(raw, []), key=lambda r: -r[1])),
                     first_seen=self._wall(now.first_ns) if now and now.first_ns else 0.0,
                     last_seen=self._wall(now.last_ns) if now and now.last_ns else 0.0,
                     ifindex=ifindex,

@@ -204,13 +204,13 @@ class FlowsPane(Vertical):
         summary = Text()
         summary.append(f"{view.flow_count} flows", style="bold")
         summary.append(f"  sorted by {label} (s)  filter: {view.filter or 'none'}")
+        summary.append(f"  evicted {view.evictions}", style="yellow" if view.evictions else "")
         others, dt = view.others, view.interval_s
         if others.flows:
             summary.append(f"\nthe busiest {len(view.rows)} listed; the {others.flows} others: ")
             summary.append(f"{estimated(fmt_count(others.rx_packets / dt), view.sample_rate)} pkt/s")
             dropped = sum(n for _, n in others.drops)
             summary.append(f", drops {fmt_count(dropped / dt)}/s", style="red" if dropped else "")
-        summary.append(f"  evicted {view.evictions}", style="yellow" if view.evictions else "")
         if view.filtered:
             summary.append(
                 f"  left out by the filter {fmt_count(view.filtered / view.interval_s)} pkt/s", style="dim"

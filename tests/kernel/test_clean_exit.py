@@ -6,6 +6,7 @@ The TUI runs in a real tmux session; `bpftool prog show` is checked before, duri
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -61,6 +62,7 @@ def test_tui_on_100k_flows_ends_with_its_terminal(pair: VethPair, tmp_path: Path
     SIGHUP): within 5 s no netscope process is left and none of its programs is loaded."""
     before = program_ids()
     flood = flood_flows(pair, 40, sockets=100, ports=1000)
+    pid = 0
     try:
         with netscope_in_tmux(tmp_path, "flows-100k", (120, 40)) as tui:
             wait_for(lambda: new_attached(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
@@ -78,3 +80,5 @@ def test_tui_on_100k_flows_ends_with_its_terminal(pair: VethPair, tmp_path: Path
     finally:
         flood.kill()
         flood.wait()
+        if pid and Path(f"/proc/{pid}").exists():  # failed: no orphan left to load the next tests
+            os.kill(pid, signal.SIGKILL)
