@@ -54,6 +54,7 @@ from netscope.ui.too_small import TooSmallScreen, too_small
 from netscope.ui.widgets import show_text
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+STRETCHED = 1.1  # an interval this many times the one asked for is said to have stretched
 LIVE_QUEUE = 4  # live samples waiting for the UI at most; older ones are dropped (and counted)
 # Attached whatever is on screen: they run once per interrupt and once per drop, not per packet, and
 # the drop totals since start and the findings need every one.
@@ -592,6 +593,10 @@ class NetscopeApp(App[int]):
         text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
         if self.recorder is not None:
             text.append(f"  ● REC {self.recorder.path.name} ({self.recorder.samples})", style="bold red")
+        shown = self.shown.latest if self.shown else None
+        if shown is not None and self.source.live and shown.interval_s > STRETCHED * self.interval:
+            # The reading could not finish in time: the figures are over this longer interval.
+            text.append(f"  this interval took {shown.interval_s:.2f}s", style="bold yellow")
         if self.samples_dropped:
             text.append(f"  {self.samples_dropped} samples dropped: the screen was busy", style="bold yellow")
         show_text(self.query_one(NetscopeHeader), text)

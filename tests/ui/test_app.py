@@ -161,7 +161,8 @@ async def test_a_failed_interval_is_reported_and_sampling_goes_on(recording: Rec
 
 async def test_samples_a_busy_screen_cannot_take_are_dropped_and_counted(recording: Recording) -> None:
     """Ten live samples arrive while the UI thread is busy (this coroutine runs on it): the four
-    newest wait, the rest are dropped and the header counts them; none piles up."""
+    newest wait, the rest are dropped and the header counts them; none piles up. An interval that
+    stretched (the reading could not finish in time) is said so in the header."""
     app = make_app(FlakySource(recording), interval=60.0)  # the sampler's own samples come later
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
@@ -173,6 +174,11 @@ async def test_samples_a_busy_screen_cannot_take_are_dropped_and_counted(recordi
         assert app.latest is samples[-1] and app.samples_dropped == 6
         header = "".join(s.text for s in app.query_one(NetscopeHeader).render_lines(Region(0, 0, 120, 1)))
         assert "6 samples dropped" in header
+        assert "this interval took" not in header
+        app._queue_sample(replace(samples[-1], ts=2000.0, interval_s=90.0))  # a reading that took long
+        await pilot.pause()
+        header = "".join(s.text for s in app.query_one(NetscopeHeader).render_lines(Region(0, 0, 120, 1)))
+        assert "this interval took 90.00s" in header
 
 
 async def test_drops_pane_reason_detail_and_back(recording: Recording) -> None:
