@@ -47,17 +47,23 @@ def copy_latency(pair: VethPair, n: int) -> tuple[float, float, int]:
 
 
 def test_copy_latency_sampled_1_in_10_and_1_in_100_agrees_with_every_packet(pair: VethPair) -> None:
-    p50, p99, timed = copy_latency(pair, 1)
-    assert 30e6 <= p50 <= 70e6 and 85e6 <= p99 <= 130e6, (p50, p99)  # drained every 100 ms
-    assert timed >= 1000
-    for n in (10, 100):
-        p50_n, p99_n, timed_n = copy_latency(pair, n)
+    """The reference (every packet timed) is measured before and after the sampled runs: a reader
+    woken every 100 ms on a busy box drifts from run to run by more than a bucket (a clean clone's
+    CI once read p50 43 ms where the next runs read 49-53). Each sampled figure must be within 10%
+    of one of the two references; a sampler biased by a tenth or more fails both."""
+    references = [copy_latency(pair, 1)]
+    sampled = {n: copy_latency(pair, n) for n in (10, 100)}
+    references.append(copy_latency(pair, 1))
+    for p50, p99, timed in references:
+        assert 30e6 <= p50 <= 70e6 and 85e6 <= p99 <= 130e6, (p50, p99)  # drained every 100 ms
+        assert timed >= 1000
+    for n, (p50_n, p99_n, timed_n) in sampled.items():
         print(
-            f"1:{n}: p50 {p50_n / 1e6:.1f} ms (every packet {p50 / 1e6:.1f}), p99 {p99_n / 1e6:.1f} ms "
-            f"({p99 / 1e6:.1f}), {timed_n} reads timed ({timed})"
+            f"1:{n}: p50 {p50_n / 1e6:.1f} ms (every packet {[round(r[0] / 1e6, 1) for r in references]}), "
+            f"p99 {p99_n / 1e6:.1f} ms ({[round(r[1] / 1e6, 1) for r in references]}), {timed_n} reads timed"
         )
-        assert abs(p50_n - p50) <= 0.1 * p50, (n, p50_n, p50)
-        assert abs(p99_n - p99) <= 0.1 * p99, (n, p99_n, p99)
+        assert any(abs(p50_n - r[0]) <= 0.1 * r[0] for r in references), (n, p50_n, references)
+        assert any(abs(p99_n - r[1]) <= 0.1 * r[1] for r in references), (n, p99_n, references)
         assert timed_n >= 1000  # enough samples for a percentile, and fewer than every read
 
 
