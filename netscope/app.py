@@ -284,6 +284,8 @@ class NetscopeApp(App[int]):
         with self._queue_lock:
             samples, self._queue_notified = list(self._queue), False
             self._queue.clear()
+        if self._screen_gone():
+            return
         for sample in samples:
             self._take_sample(sample)
         self._show_latest()
@@ -307,15 +309,17 @@ class NetscopeApp(App[int]):
 
     def on_sample_ready(self, message: SampleReady) -> None:
         """A recording's sample (replay), in its turn."""
-        if message.index != self._replay_next:  # sent before a jump
+        if self._screen_gone() or message.index != self._replay_next:  # or sent before a jump
             return
         self._replay_next += 1
         self._take_sample(message.sample)
         self._show_latest()
 
+    def _screen_gone(self) -> bool:
+        """A sample that outlived the screen (quitting) is not taken."""
+        return self._stop.is_set() or not self.query(NetscopeHeader)
+
     def _take_sample(self, sample: Sample) -> None:
-        if self._stop.is_set() or not self.query(NetscopeHeader):  # a sample that outlived the screen
-            return
         if self.recorder is not None:
             try:
                 self.recorder.write(sample)
@@ -328,8 +332,6 @@ class NetscopeApp(App[int]):
         self.timeline.add(sample)
 
     def _show_latest(self) -> None:
-        if self._stop.is_set() or not self.query(NetscopeHeader):
-            return
         if not self.paused:
             self._take_view()
             self._render()

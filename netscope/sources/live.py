@@ -627,6 +627,7 @@ class LiveSource:
             self._netns_turn = start + DEVICES_NETNS_MAX - len(busy)
         namespaces: dict[int, str | None] = {self.info.netns: None}
         namespaces.update({n: refs[n].path for n in others})
+        self._links.forget_except(namespaces)
         try:
             current = self._links.read(namespaces)
         except Exception as e:  # netlink trouble must not cost the probes' counts

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,12 +166,9 @@ class LinkReader:
 
     def read(self, namespaces: dict[int, str | None]) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
-        or cannot be entered is skipped. Sockets of namespaces not asked for are closed, except
-        netscope's own."""
+        or cannot be entered is skipped."""
         out: list[LinkTotals] = []
         with self._lock:
-            for inode in [n for n in self._sockets if n not in namespaces and n != self.own_netns]:
-                self._sockets.pop(inode).close()
             for inode, path in namespaces.items():
                 try:
                     with in_netns(path):
@@ -180,6 +177,13 @@ class LinkReader:
                     self._forget(inode)
                     continue
         return out
+
+    def forget_except(self, namespaces: Collection[int]) -> None:
+        """Close the sockets of the namespaces not in `namespaces` (netscope's own stays open): a
+        socket holds its namespace alive."""
+        with self._lock:
+            for inode in [n for n in self._sockets if n not in namespaces and n != self.own_netns]:
+                self._forget(inode)
 
     def close(self) -> None:
         with self._lock:
@@ -209,8 +213,7 @@ class LinkReader:
         try:
             links = sockets.ipr.get_links()
             qdiscs = sockets.ipr.get_qdiscs()
-        except Exception as e:  # a socket gone bad: opened again next time
-            self._forget(inode)
+        except Exception as e:  # a socket gone bad: `read` forgets it, opened again next time
             raise OSError(f"netlink: {e}") from e
         napi_taken = self._napi_ids.get(inode)
         if napi_taken is None or time.monotonic() - napi_taken[0] > RING_TTL_S:  # they change rarely

@@ -212,9 +212,7 @@ class FlowsPane(Vertical):
             dropped = sum(n for _, n in others.drops)
             summary.append(f", drops {fmt_count(dropped / dt)}/s", style="red" if dropped else "")
         if view.filtered:
-            summary.append(
-                f"  left out by the filter {fmt_count(view.filtered / view.interval_s)} pkt/s", style="dim"
-            )
+            summary.append(f"  left out by the filter {fmt_count(view.filtered / dt)} pkt/s", style="dim")
         show_text(self.query_one("#flows-summary", Static), summary)
         self.query_one(FlowList).show(tuple(sorted(view.rows, key=key)), view.interval_s)
 
