@@ -9,6 +9,14 @@
  * dearest per-packet work netscope does, so only a sampled skb does it, adding its packets and bytes
  * times its weight; the device totals stay exact from the kernel's own counters. Drops are rare
  * next to packets and each one counts: every drop is counted.
+ *
+ * The tables hold one interval. Each is an inner map of a one-slot ARRAY_OF_MAPS (Linux 4.12) that
+ * user space points at an empty spare at the end of an interval; it then reads and deletes the
+ * interval's map whole, after the programs that had looked it up have finished. No count is lost
+ * between the read and the clear, and user space reads only the flows of the interval, however
+ * many the kernel has seen. The entries are shared by all CPUs (atomic adds, on sampled packets
+ * only): a per-CPU table of 100k flows would take 100k x 56 bytes per CPU. A flow a full table
+ * cannot take is still counted, in the UNHELD counters, so the flows plus those add up.
  */
 #include "netscope.h"
 #include "kernel_read.h"
@@ -22,8 +30,13 @@
 #define FLOW_MATCH(t) 1
 #endif
 
-BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stat, flow_stats, NS_FLOWS_MAX);
-BPF_TABLE("lru_hash", struct flow_drop_key, u64, flow_drops, NS_FLOWS_MAX);
+/* Two of each, swapped every interval; allocated as flows come (BPF_F_NO_PREALLOC), freed when read. */
+BPF_F_TABLE("hash", struct flow_key, struct flow_stat, flow_stats_a, NS_FLOWS_MAX, BPF_F_NO_PREALLOC);
+BPF_F_TABLE("hash", struct flow_key, struct flow_stat, flow_stats_b, NS_FLOWS_MAX, BPF_F_NO_PREALLOC);
+BPF_ARRAY_OF_MAPS(flow_stats, "flow_stats_a", 1);
+BPF_F_TABLE("hash", struct flow_drop_key, u64, flow_drops_a, NS_FLOWS_MAX, BPF_F_NO_PREALLOC);
+BPF_F_TABLE("hash", struct flow_drop_key, u64, flow_drops_b, NS_FLOWS_MAX, BPF_F_NO_PREALLOC);
+BPF_ARRAY_OF_MAPS(flow_drops, "flow_drops_a", 1);
 BPF_PERCPU_ARRAY(flow_counters, u64, NS_FLOW_STATS);
 BPF_ARRAY(flow_watch, struct flow_watch, 1);
 BPF_PERCPU_ARRAY(flows_last_dev, struct dev_seen, 1); /* dev_cache.h */
@@ -36,6 +49,23 @@ static __always_inline void flow_add(u32 index, u64 n)
     u64 *v = flow_counters.lookup(&index);
     if (v)
         *v += n;
+}
+
+#define NS_EEXIST 17 /* errno: another CPU inserted the key first */
+
+/* The entry of `key` in the interval's table `map`, inserted as `fresh` when new; NULL when the
+ * table is full. */
+static __always_inline void *table_entry(void *map, void *key, void *fresh)
+{
+    void *v = bpf_map_lookup_elem(map, key);
+    if (v)
+        return v;
+    long err = bpf_map_update_elem(map, key, fresh, BPF_NOEXIST);
+    if (err && err != -NS_EEXIST)
+        return 0;
+    if (!err)
+        flow_add(NS_FLOW_STAT_CREATED, 1);
+    return bpf_map_lookup_elem(map, key);
 }
 
 static __always_inline int same_tuple(const struct flow_tuple *a, const struct flow_tuple *b)
@@ -97,22 +127,23 @@ NS_HOOK(netif_receive_skb)
         key.netns = dev_netns(flows_last_dev.lookup(&last_dev_slot), dev, key.ifindex);
     }
     u64 now = bpf_ktime_get_ns();
-    struct flow_stat *s = flow_stats.lookup(&key);
+    u64 packets = (u64)segments(&w) * weight, nbytes = (u64)SKB_WIN(&w, u32, NS_OFF_SKB_LEN) * weight;
+    void *table = flow_stats.lookup(&zero);
+    struct flow_stat fresh = {.first_ns = now};
+    struct flow_stat *s = table ? table_entry(table, &key, &fresh) : 0;
     if (!s) {
-        struct flow_stat fresh = {.first_ns = now};
-        flow_stats.update(&key, &fresh);
-        flow_add(NS_FLOW_STAT_CREATED, 1);
-        s = flow_stats.lookup(&key);
-        if (!s)
-            return 0;
+        flow_add(NS_FLOW_STAT_UNHELD_PACKETS, packets);
+        flow_add(NS_FLOW_STAT_UNHELD_BYTES, nbytes);
+    } else {
+        u16 mapping = SKB_WIN(&w, u16, NS_OFF_SKB_QUEUE_MAPPING);
+        u32 cpu = bpf_get_smp_processor_id();
+        cpu = cpu < 127 ? cpu : 127;
+        __sync_fetch_and_add(&s->rx_packets, packets);
+        __sync_fetch_and_add(&s->rx_bytes, nbytes);
+        __sync_fetch_and_or(&s->queues, mapping && mapping <= 63 ? 1ULL << (mapping - 1) : 1ULL << 63);
+        __sync_fetch_and_or(&s->cpus[cpu >> 6 & 1], 1ULL << (cpu & 63));
+        s->last_ns = now;
     }
-    u16 mapping = SKB_WIN(&w, u16, NS_OFF_SKB_QUEUE_MAPPING);
-    s->rx_packets += (u64)segments(&w) * weight;
-    s->rx_bytes += (u64)SKB_WIN(&w, u32, NS_OFF_SKB_LEN) * weight;
-    s->queues |= mapping && mapping <= 63 ? 1ULL << (mapping - 1) : 1ULL << 63;
-    if (!s->first_ns)
-        s->first_ns = now;
-    s->last_ns = now;
     watch_event(&key, skb, 0, 0);
     return 0;
 }
@@ -139,10 +170,14 @@ NS_HOOK(kfree_skb)
     if (dev)
         key.flow.ifindex = read_u32(dev, NS_OFF_DEV_IFINDEX);
     key.reason = reason;
-    u64 zero = 0;
-    u64 *n = flow_drops.lookup_or_try_init(&key, &zero);
+    u32 zero = 0;
+    u64 none = 0;
+    void *table = flow_drops.lookup(&zero);
+    u64 *n = table ? table_entry(table, &key, &none) : 0;
     if (n)
         __sync_fetch_and_add(n, 1);
+    else
+        flow_add(NS_FLOW_STAT_UNHELD_DROPS, 1);
     watch_event(&key.flow, skb, reason, ctx->args[1]);
     return 0;
 }

@@ -265,11 +265,13 @@ struct flow_key {
     u32 ifindex; /* the device it came in on (0 when unknown) */
 };
 
-/* flows.bpf.c: one flow, received packets, cumulative per CPU. */
+/* flows.bpf.c: one flow over one interval (the table is swapped every interval), updated with
+ * atomics by whichever CPU samples one of its packets. */
 struct flow_stat {
     u64 rx_packets;
     u64 rx_bytes;
     u64 queues;   /* bit q: seen on RX queue q (q < 63); bit 63: no queue recorded */
+    u64 cpus[2];  /* bit c of the 128: received on CPU c (c < 127); bit 127: on a CPU >= 127 */
     u64 first_ns;
     u64 last_ns;
 };
@@ -299,9 +301,12 @@ struct flow_event {
     u64 location; /* where it was dropped */
 };
 
-#define NS_FLOW_STAT_CREATED 0   /* flows inserted: minus the live ones, the LRU evictions */
+#define NS_FLOW_STAT_CREATED 0   /* flows inserted */
 #define NS_FLOW_STAT_FILTERED 1  /* packets the filter left out */
 #define NS_FLOW_STAT_EVENTS_LOST 2 /* watched-flow events the ring buffer could not take */
-#define NS_FLOW_STATS 3
+#define NS_FLOW_STAT_UNHELD_PACKETS 3 /* packets (weighted) of flows a full table could not hold */
+#define NS_FLOW_STAT_UNHELD_BYTES 4
+#define NS_FLOW_STAT_UNHELD_DROPS 5   /* drops a full table could not hold */
+#define NS_FLOW_STATS 6
 
 #endif /* NETSCOPE_H */

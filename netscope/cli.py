@@ -22,6 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from netscope import __version__
+from netscope.model.flows import FLOWS_MAX, FLOWS_TOP, MAX_FLOWS
 from netscope.model.sample import HostInfo, ProbeState, Sample
 
 if TYPE_CHECKING:  # the heavy modules load only in the command that needs them
@@ -106,6 +107,13 @@ def _rate(text: str) -> int:
     value = _count(text)
     if not 1 <= value <= MAX_RATE:
         raise argparse.ArgumentTypeError(f"must be between 1 (every packet) and {MAX_RATE}")
+    return value
+
+
+def _table_size(text: str) -> int:
+    value = _count(text)
+    if not 1024 <= value <= MAX_FLOWS:
+        raise argparse.ArgumentTypeError(f"must be between 1024 and {MAX_FLOWS:,} flows")
     return value
 
 
@@ -215,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
             "counters stay exact",
         )
 
+    def max_flows_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--max-flows",
+            type=_table_size,
+            default=FLOWS_MAX,
+            metavar="N",
+            help=f"flows the kernel's flow table holds per interval (default {FLOWS_MAX:,}); the "
+            "packets of flows past it are still counted, in the others row",
+        )
+
     def top_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--top",
@@ -236,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
     sample_arg(tui)
+    max_flows_arg(tui)
     no_bpf_arg(tui)
     device_args(tui)
     snap = sub.add_parser("snapshot", help="print per-interval counts (text, or JSON lines with --json)")
@@ -246,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     sections_arg(snap)
     detail_arg(snap, DETAIL_EVERY)
     sample_arg(snap)
+    max_flows_arg(snap)
     top_arg(snap)
     no_bpf_arg(snap)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
@@ -268,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     sections_arg(rec)
     detail_arg(rec, 1)
     sample_arg(rec)
+    max_flows_arg(rec)
     top_arg(rec)
     no_bpf_arg(rec)
     exp = sub.add_parser("export", help="serve Prometheus metrics (counters since netscope started)")
@@ -281,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sections_arg(exp, default=DEFAULT_SECTIONS)
     sample_arg(exp)
+    max_flows_arg(exp)
     rep = sub.add_parser("replay", help="open a recording in the TUI (no root needed)")
     rep.add_argument("file", type=Path)
     device_args(rep)
@@ -367,6 +389,9 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
         detail_every=getattr(args, "detail_every", 1),
         bpf=not getattr(args, "no_bpf", False),
         sample_rate=getattr(args, "sample", None),
+        max_flows=getattr(args, "max_flows", FLOWS_MAX),
+        # The TUI's views show the busiest FLOWS_TOP; a JSON line its --top (0: every flow).
+        flows_top=getattr(args, "top", FLOWS_TOP_JSON) or None if args.command != "tui" else FLOWS_TOP,
     )
 
 

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netscope.model.filter import Filter, Tuple5
 from netscope.model.latency import SOCK_BITS, percentile
-from netscope.model.sample import FlowCount, HostInfo, Sample, SocketOwner, SockLatency, rate_of
+from netscope.model.sample import (
+    FlowCount,
+    FlowsOther,
+    HostInfo,
+    Sample,
+    SocketOwner,
+    SockLatency,
+    rate_of,
+)
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 # Flows in full detail in a view (the busiest, by packets and drops); the rest are summed in one
 # `others`: a view's cost follows what it shows, not the hundred thousand flows the kernel may hold.
 FLOWS_TOP = 500
+# The kernel's flow table (--max-flows): the flows of one interval, so that 100k concurrent flows
+# fit at N = 1; allocated as flows come. MAX_FLOWS bounds what user space reads in one interval.
+FLOWS_MAX = 131_072
+MAX_FLOWS = 1 << 22
 ANY_ADDR = ("0.0.0.0", "::")  # a socket bound to every address
 
 
@@ -54,24 +66,15 @@ class FlowRow:
 
 
 @dataclass(frozen=True)
-class FlowsOther:
-    """The flows of an interval past the top N, summed: the rows and this add up to the totals."""
-
-    flows: int = 0
-    rx_packets: int = 0
-    rx_bytes: int = 0
-    drops: tuple[tuple[str, int], ...] = ()  # (drop reason, count), most first
-
-
-@dataclass(frozen=True)
 class FlowsView:
     interval_s: float
     rows: tuple[FlowRow, ...]  # busiest first: the top N (and the watched flow), in full detail
-    evictions: int
+    not_held: int  # packets of flows the kernel's full table could not hold (counted in `others`)
     filtered: int
     filter: str
     sample_rate: int = 1  # 1 in N packets counted: > 1, the packet and byte rates are estimates
-    others: FlowsOther = FlowsOther()
+    others: FlowsOther = field(default_factory=FlowsOther)
+    not_held_drops: int = 0  # drops the kernel's full table could not hold
 
     @property
     def flow_count(self) -> int:
@@ -139,14 +142,15 @@ def _is_watched(f: FlowCount, watched: tuple[int, int, str, int, str, int] | Non
     return (f.proto, f.saddr, f.sport, f.daddr, f.dport) == tuple(tuple5) and netns in (0, f.netns)
 
 
-def _others(rest: list[FlowCount]) -> FlowsOther:
-    drops: Counter[str] = Counter()
+def _others(rest: list[FlowCount], summed: FlowsOther) -> FlowsOther:
+    """The flows past the top N, with what the probe already summed."""
+    drops: Counter[str] = Counter(dict(summed.drops))
     for f in rest:
         drops.update(dict(f.drops))
     return FlowsOther(
-        flows=len(rest),
-        rx_packets=sum(f.rx_packets for f in rest),
-        rx_bytes=sum(f.rx_bytes for f in rest),
+        flows=len(rest) + summed.flows,
+        rx_packets=sum(f.rx_packets for f in rest) + summed.rx_packets,
+        rx_bytes=sum(f.rx_bytes for f in rest) + summed.rx_bytes,
         drops=tuple(drops.most_common()),
     )
 
@@ -173,8 +177,7 @@ def build_flows_view(
         for f in flows.flows
         if flt is None or flt.matches(Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport))
     ]
-    chosen = matching
-    others = FlowsOther()
+    chosen, rest = matching, []
     if top is not None and len(matching) > top:
         chosen = heapq.nlargest(top, matching, key=_weight)
         kept = {id(f) for f in chosen}
@@ -183,7 +186,9 @@ def build_flows_view(
         if watched is not None:  # the flow screen's flow, whatever its rank
             chosen.append(watched)
             rest = [f for f in rest if f is not watched]
-        others = _others(rest)
+    # What the probe summed matches the filter it was compiled with, not another one.
+    summed = flows.rest if flt is None or flt.text == flows.filter else FlowsOther()
+    others = _others(rest, summed)
     readers = Readers(sockets, flows.flows, sample.socket_owners)
     for f in chosen:
         sock = readers.reader_of(f)
@@ -209,7 +214,9 @@ def build_flows_view(
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))
     text = flt.text if flt else flows.filter
-    return FlowsView(dt, tuple(rows), flows.evictions, flows.filtered, text, rate, others)
+    return FlowsView(
+        dt, tuple(rows), flows.not_held, flows.filtered, text, rate, others, flows.not_held_drops
+    )
 
 
 def flows_where(

@@ -319,11 +319,24 @@ class FlowEvent:
 
 
 @dataclass(frozen=True)
+class FlowsOther:
+    """The flows of an interval past the top N, summed: the rows and this add up to the totals."""
+
+    flows: int = 0
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    drops: tuple[tuple[str, int], ...] = ()  # (drop reason, count), most first
+
+
+@dataclass(frozen=True)
 class FlowsSample:
-    flows: tuple[FlowCount, ...]
-    evictions: int  # flows the bounded kernel map forgot to make room (LRU), in the interval
+    flows: tuple[FlowCount, ...]  # in full: the busiest N the probe was asked for, and the watched
     filtered: int  # packets the filter left out
     filter: str  # the filter expression in force ("" for none)
+    # The interval's other flows, summed (with the packets of flows the table could not hold).
+    rest: FlowsOther = FlowsOther()
+    not_held: int = 0  # packets of flows the full kernel table could not hold (in `rest`)
+    not_held_drops: int = 0  # drops the full kernel table could not hold (not in `rest`)
     events: tuple[FlowEvent, ...] = ()  # packets of the watched flow, oldest first
     events_lost: int = 0
     watched: tuple[int, int, str, int, str, int] | None = None  # netns, proto, src, sport, dst, dport
@@ -365,6 +378,9 @@ class OwnCost:
     # What bpf_stats' own two clock reads add to every run it measures (measured at start with a
     # program that does nothing): not a cost of netscope's programs when bpf_stats is off.
     clock_ns: float = 0.0
+    # What the kernel holds for netscope's BPF maps (their memlock; the flow tables' at their
+    # fullest, as the interval ended).
+    map_bytes: int = 0
 
 
 @dataclass(frozen=True)

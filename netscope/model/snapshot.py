@@ -139,7 +139,7 @@ def flows_json(
 ) -> dict[str, Any]:
     view = build_flows_view(sample, info, flow_filter, top)
     if view is None:
-        return {"flows": None, "flows_other": None, "flows_sample_rate": None, "flow_evictions": None}
+        return {"flows": None, "flows_other": None, "flows_sample_rate": None, "flows_not_held": None}
     other = view.others
     return {
         "flows": [
@@ -172,7 +172,8 @@ def flows_json(
             "drops": dict(other.drops),
         },
         "flows_sample_rate": rate_of(sample, "flows"),  # > 1: rx_packets/rx_bytes are estimates
-        "flow_evictions": view.evictions,
+        # What the kernel's full flow table could not hold: its packets are in flows_other.
+        "flows_not_held": {"rx_packets": view.not_held, "drops": view.not_held_drops},
         "flow_filter": view.filter,
     }
 

@@ -14,7 +14,7 @@ import ipaddress
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -313,11 +313,7 @@ class Probe(ABC, Generic[T]):
                 if fn is None:
                     continue
                 try:
-                    info = dict(
-                        line.split(":\t", 1)
-                        for line in Path(f"/proc/self/fdinfo/{fn.fd}").read_text().splitlines()
-                        if ":\t" in line
-                    )
+                    info = fdinfo(fn.fd)
                 except OSError:
                     continue
                 out[tp] = (int(info.get("run_cnt", "0")), int(info.get("run_time_ns", "0")))
@@ -538,47 +534,81 @@ def cpu_positions(cpus: tuple[int, ...]) -> list[int]:
     return [position[c] for c in cpus]
 
 
+def fdinfo(fd: int) -> dict[str, str]:
+    """/proc/self/fdinfo of one of netscope's fds: a BPF program's run counts, a map's memory."""
+    lines = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def map_bytes(fd: int) -> int:
+    """What the kernel charges for a BPF map (its `memlock`: for a map allocated as it fills, what
+    it holds now); 0 when unknown."""
+    try:
+        return int(fdinfo(fd).get("memlock", "0"))
+    except (OSError, ValueError):
+        return 0
+
+
+def own_map_bytes(skip: Collection[int] = ()) -> int:
+    """The memory of every BPF map this process holds (each once, however many fds it has), but
+    those of the fds `skip`."""
+    charged: dict[str, int] = {}
+    for entry in Path("/proc/self/fdinfo").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in skip:
+            continue
+        try:
+            info = fdinfo(int(entry.name))
+            if "map_id" in info:
+                charged[info["map_id"]] = int(info.get("memlock", "0"))
+        except (OSError, ValueError):  # (an fd closed meanwhile)
+            continue
+    return sum(charged.values())
+
+
 class BatchReader:
-    """Every entry of a BPF hash map in a few BPF_MAP_LOOKUP_BATCH calls (Linux 5.6) into buffers
-    kept from read to read, as raw bytes: one syscall and one ctypes object per key was the
-    sampler's dearest work with 100k flows. `value_size` is a whole entry's value (a per-CPU map's:
-    each CPU's rounded up to 8 bytes, times the possible CPUs)."""
+    """Every entry of a BPF hash map in BPF_MAP_LOOKUP_BATCH calls (Linux 5.6) of BATCH entries
+    each, as raw bytes: one syscall and one ctypes object per key was the sampler's dearest work
+    with 100k flows. Its memory follows the entries read, not the map's size. `value_size` is a
+    whole entry's value (a per-CPU map's: each CPU's rounded up to 8 bytes, times the possible
+    CPUs)."""
 
-    def __init__(self, table: Any, key_size: int, value_size: int, max_entries: int) -> None:
-        self._fd = table.map_fd
+    BATCH = 4096
+
+    def __init__(self, key_size: int, value_size: int) -> None:
         self.key_size, self.value_size = key_size, value_size
-        self._keys = ctypes.create_string_buffer(key_size * max_entries)
-        self._values = ctypes.create_string_buffer(value_size * max_entries)
-        self._max = max_entries
+        self._keys = ctypes.create_string_buffer(key_size * self.BATCH)
+        self._values = ctypes.create_string_buffer(value_size * self.BATCH)
 
-    def read(self) -> tuple[memoryview, memoryview, int]:
-        """(keys, values, entries): the map as it stood, each entry read once."""
+    def read(self, fd: int, delete: bool = False) -> tuple[bytes, bytes]:
+        """(keys, values) of the map `fd` as it stood, each entry read once; with `delete`, each
+        entry is deleted as it is read (BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
         from bcc.libbcc import lib
 
+        batch = lib.bpf_lookup_and_delete_batch if delete else lib.bpf_lookup_batch
         in_batch, out_batch, count = ctypes.c_uint32(0), ctypes.c_uint32(0), ctypes.c_uint32(0)
-        total, first = 0, True
-        while total < self._max:
-            count.value = self._max - total
-            res = lib.bpf_lookup_batch(
-                self._fd,
+        keys, values = bytearray(), bytearray()
+        first = True
+        while True:
+            count.value = self.BATCH
+            res = batch(
+                fd,
                 None if first else ctypes.byref(in_batch),
                 ctypes.byref(out_batch),
-                ctypes.byref(self._keys, self.key_size * total),
-                ctypes.byref(self._values, self.value_size * total),
+                self._keys,
+                self._values,
                 ctypes.byref(count),
             )
             err = -res if res < -1 else ctypes.get_errno()
-            total += count.value
+            keys += self._keys.raw[: self.key_size * count.value]
+            values += self._values.raw[: self.value_size * count.value]
             if res != 0:
                 if err == errno.ENOENT:  # the end of the map
                     break
-                raise OSError(err, f"BPF_MAP_LOOKUP_BATCH: {os.strerror(err)}")
+                raise OSError(err, f"BPF map batch read: {os.strerror(err)}")
             if count.value == 0:
                 break
             in_batch.value, first = out_batch.value, False
-        keys = memoryview(self._keys)[: self.key_size * total]
-        values = memoryview(self._values)[: self.value_size * total]
-        return keys, values, total
+        return bytes(keys), bytes(values)
 
 
 def per_cpu_values(values: Sequence[T], cpus: tuple[int, ...]) -> list[T]:
@@ -619,11 +649,7 @@ def bpf_stats_overhead_ns() -> float:
         for _ in range(CLOCK_RUNS):
             if libc.syscall(SYS_BPF, BPF_PROG_TEST_RUN, ctypes.byref(run), ctypes.sizeof(run)) != 0:
                 return 0.0
-        info = dict(
-            line.split(":\t", 1)
-            for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
-            if ":\t" in line
-        )
+        info = fdinfo(fd)
         runs = int(info.get("run_cnt", "0"))
         return int(info.get("run_time_ns", "0")) / runs if runs else 0.0
     except (OSError, ValueError):

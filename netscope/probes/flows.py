@@ -6,23 +6,30 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import heapq
 import ipaddress
 import struct
 import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter, address_words
-from netscope.model.sample import FlowCount, FlowEvent, FlowsSample
-from netscope.probes.base import BatchReader, Probe, address_text, cpu_positions, possible_cpus
+from netscope.model.flows import FLOWS_MAX
+from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
+from netscope.probes.base import BatchReader, Probe, address_text, map_bytes
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
 from netscope.probes.kallsyms import kernel_symbols
 from netscope.probes.offsets import kernel_offsets
 
-FLOWS_MAX = 16384
 NO_QUEUE_BIT = 63
+LAST_CPU_BIT = 127  # a CPU id at or past it (a box of more than 127 CPUs) sets this bit
+# After pointing the programs at the spare table, how long before the old one is read: a program
+# that looked the old one up (in softirq, not preemptible) has long finished by then.
+SWAP_GRACE_S = 0.002
+FIRST_SEEN_KEEP = 30  # intervals a flow out of the top N keeps its first-seen time
 
 Watched = tuple[int, int, str, int, str, int]  # netns, proto, saddr, sport, daddr, dport
 
@@ -30,33 +37,39 @@ Key = tuple[
     int, int, int, str, int, str, int, int
 ]  # netns, family, proto, saddr, sport, daddr, dport, ifindex
 
-
-class FlowTotals(NamedTuple):
-    """One flow's cumulative counts (a tuple: a hundred thousand are made each read)."""
-
-    packets: tuple[int, ...]  # per CPU
-    nbytes: int
-    queues: int  # bitmask
-    first_ns: int
-    last_ns: int
-
-
 # struct flow_key (bpf_src/netscope.h) as raw bytes: the tuple's 40 bytes, then netns and ifindex.
 FLOW_KEY = struct.Struct("<16s16sHHBBxxII")
 TUPLE_BYTES, NETNS_END = 40, 44
-FLOW_STAT = struct.Struct("<5Q")  # struct flow_stat, per CPU (a multiple of 8 bytes: no padding)
+FLOW_STAT = struct.Struct("<7Q")  # struct flow_stat
+STAT_WORDS = FLOW_STAT.size // 8
 DROP_KEY = struct.Struct(f"<{FLOW_KEY.size}sI4x")  # struct flow_drop_key
 COUNT = struct.Struct("<Q")
+# flow_counters' slots (NS_FLOW_STAT_* in bpf_src/netscope.h)
+CREATED, FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS = range(6)
 
 
 @dataclass(frozen=True)
-class Totals:
-    flows: dict[bytes, FlowTotals]  # by raw struct flow_key
-    drops: dict[tuple[bytes, int], int]
-    created: int
-    filtered: int
-    events_lost: int
+class Interval:
+    """One interval's flow tables, read and cleared, and the cumulative counters."""
+
+    keys: bytes  # struct flow_key, one after another
+    stats: bytes  # struct flow_stat, one after another
+    drop_keys: bytes  # struct flow_drop_key, one after another
+    drop_counts: bytes  # u64, one per drop key
+    counters: tuple[int, ...]  # flow_counters, all CPUs, cumulative
     events: tuple[FlowEvent, ...]  # drained since the previous read
+
+    @property
+    def flows(self) -> int:
+        return len(self.keys) // FLOW_KEY.size
+
+    def key(self, i: int) -> bytes:
+        return self.keys[i * FLOW_KEY.size : (i + 1) * FLOW_KEY.size]
+
+    def dropped_keys(self) -> list[bytes]:
+        """Each drop entry's struct flow_key."""
+        size, keys = DROP_KEY.size, self.drop_keys
+        return [keys[j : j + FLOW_KEY.size] for j in range(0, len(keys), size)]
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -79,6 +92,31 @@ def _key(raw: bytes) -> Key:
     )
 
 
+def _tuple_bytes(flow: Watched) -> bytes:
+    """A watched flow's struct flow_tuple (the first TUPLE_BYTES of its keys)."""
+    _, proto, saddr, sport, daddr, dport = flow
+    src, dst = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
+    return struct.pack(
+        "<16s16sHHBBxx",
+        src.packed.ljust(16, b"\0"),
+        dst.packed.ljust(16, b"\0"),
+        sport,
+        dport,
+        src.version,
+        proto,
+    )
+
+
+def _indexes(keys: bytes, prefix: bytes, stride: int) -> list[int]:
+    """The entries of `keys` (each `stride` bytes) that begin with `prefix`."""
+    found, at = [], keys.find(prefix)
+    while at >= 0:
+        if at % stride == 0:
+            found.append(at // stride)
+        at = keys.find(prefix, at + 1)
+    return found
+
+
 class FlowsProbe(Probe[FlowsSample]):
     name = "flows"
     source_file = "flows.bpf.c"
@@ -87,18 +125,30 @@ class FlowsProbe(Probe[FlowsSample]):
     sampled = True
     every_event = ("kfree_skb",)
 
-    def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
+    def __init__(
+        self,
+        cpus: tuple[int, ...],
+        flt: Filter | None = None,
+        max_flows: int = FLOWS_MAX,
+        top: int | None = None,
+    ) -> None:
         super().__init__(cpus, flt)
+        self.max_flows = max_flows
+        self.top = top  # flows decoded in full per interval, the busiest (None: all); the rest summed
         self.names: ReasonNames | None = None
         self._clock = (time.time(), time.monotonic_ns())
         self._events: list[FlowEvent] = []
         self._event_table: Any = None
         self._watch_table: Any = None
         self.watched: Watched | None = None
-        self._stats_reader: BatchReader | None = None
-        self._drops_reader: BatchReader | None = None
-        self._readers_of: Any = None  # the BPF object they read
-        self._positions = tuple(cpu_positions(cpus))  # each of `cpus` in the per-CPU values
+        # The two tables of each kind, the one the programs write first; swapped every read.
+        self._tables: list[tuple[int, int]] = []  # (stats, drops) map fds
+        self._tables_of: Any = None  # the BPF object they belong to
+        self.table_bytes = 0  # the tables' memory at their fullest, as the last interval ended
+        self._stats_reader = BatchReader(FLOW_KEY.size, FLOW_STAT.size)
+        self._drops_reader = BatchReader(DROP_KEY.size, COUNT.size)
+        self._first_seen: dict[bytes, tuple[float, int]] = {}  # flow -> (first seen, read it was last shown)
+        self._reads = 0
 
     def attached(self, bpf: Any) -> None:
         self._event_table = bpf[b"flow_events"]
@@ -150,98 +200,125 @@ class FlowsProbe(Probe[FlowsSample]):
         reasons = btf.enum("skb_drop_reason")
         defines: dict[str, int | str] = {
             **kernel_offsets(btf),
-            "NS_FLOWS_MAX": FLOWS_MAX,
+            "NS_FLOWS_MAX": self.max_flows,
             "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
             "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
         }
         return defines
 
-    def _drops_by_flow(self, previous: Totals, current: Totals) -> dict[bytes, list[tuple[str, int]]]:
-        """The interval's drops by the flow they belong to. A dropped skb without a device belongs
-        to the flow with the same 5-tuple in its namespace; one without a namespace either (no
-        socket), to the flow with the same 5-tuple anywhere."""
-        assert self.names is not None
-        drops: dict[bytes, list[tuple[str, int]]] = {}
-        by_netns: dict[bytes, bytes] | None = None
-        by_tuple: dict[bytes, bytes] | None = None
-        for (dropped, reason), count in current.drops.items():
-            d = count - previous.drops.get((dropped, reason), 0)
-            if d <= 0:
-                continue
-            key = dropped
-            if dropped[TUPLE_BYTES:NETNS_END] == bytes(4):
-                by_tuple = by_tuple or {k[:TUPLE_BYTES]: k for k in current.flows}
-                key = by_tuple.get(dropped[:TUPLE_BYTES], dropped)
-            elif dropped[NETNS_END:] == bytes(4):
-                by_netns = by_netns or {k[:NETNS_END]: k for k in current.flows}
-                key = by_netns.get(dropped[:NETNS_END], dropped)
-            drops.setdefault(key, []).append((self.names.label(reason), d))
-        return drops
+    def _drop_owners(self, current: Interval, index: dict[bytes, int]) -> list[bytes]:
+        """The flow each drop entry belongs to. A dropped skb without a device belongs to the flow
+        with the same 5-tuple in its namespace; one without a namespace either (no socket), to
+        the flow with the same 5-tuple anywhere."""
+        owners = current.dropped_keys()
+        words = memoryview(current.drop_keys).cast("I")
+        stride, netns_at = DROP_KEY.size // 4, TUPLE_BYTES // 4
+        if 0 not in words[netns_at::stride] and 0 not in words[netns_at + 1 :: stride]:
+            return owners  # (the usual case: every drop has its device and namespace)
+        by_netns = {k[:NETNS_END]: k for k in index}
+        by_tuple = {k[:TUPLE_BYTES]: k for k in index}
+        for j, k in enumerate(owners):
+            if k[TUPLE_BYTES:NETNS_END] == bytes(4):
+                owners[j] = by_tuple.get(k[:TUPLE_BYTES], k)
+            elif k[NETNS_END:] == bytes(4):
+                owners[j] = by_netns.get(k[:NETNS_END], k)
+        return owners
 
     def _wall(self, ns: int) -> float:
         wall, mono = self._clock
         return wall + (ns - mono) / 1e9
 
-    def _readers(self, bpf: Any) -> tuple[BatchReader, BatchReader]:
-        """The batch readers of this BPF object's maps (a new object, compiled for a new filter,
-        has maps of its own)."""
-        if self._readers_of is not bpf:
-            per_cpu = FLOW_STAT.size * possible_cpus()
-            self._stats_reader = BatchReader(bpf[b"flow_stats"], FLOW_KEY.size, per_cpu, FLOWS_MAX)
-            self._drops_reader = BatchReader(bpf[b"flow_drops"], DROP_KEY.size, COUNT.size, FLOWS_MAX)
-            self._readers_of = bpf
-        assert self._stats_reader is not None and self._drops_reader is not None
-        return self._stats_reader, self._drops_reader
+    def _swap(self, bpf: Any) -> tuple[int, int]:
+        """Point the programs at the spare tables and return the ones they wrote (stats, drops).
+        A new BPF object, compiled for a new filter, has tables of its own."""
+        if self._tables_of is not bpf:
+            self._tables = [
+                (bpf[f"flow_stats_{side}".encode()].map_fd, bpf[f"flow_drops_{side}".encode()].map_fd)
+                for side in "ab"
+            ]
+            self._tables_of = bpf
+        written, spare = self._tables
+        bpf[b"flow_stats"][ctypes.c_int(0)] = ctypes.c_int(spare[0])
+        bpf[b"flow_drops"][ctypes.c_int(0)] = ctypes.c_int(spare[1])
+        self._tables = [spare, written]
+        time.sleep(SWAP_GRACE_S)
+        self.table_bytes = sum(map_bytes(fd) for fd in (*written, *spare))
+        return written
 
-    def read_totals(self, bpf: Any) -> Totals:
-        stats_reader, drops_reader = self._readers(bpf)
-        keys, values, n = stats_reader.read()
-        stride = stats_reader.value_size
-        ks = FLOW_KEY.size
-        positions = self._positions
-        flows = {}
-        for i in range(n):
-            per_cpu = list(FLOW_STAT.iter_unpack(values[i * stride : (i + 1) * stride]))
-            queues = 0
-            for v in per_cpu:
-                queues |= v[2]
-            flows[bytes(keys[i * ks : (i + 1) * ks])] = FlowTotals(
-                tuple(per_cpu[p][0] for p in positions),
-                sum(v[1] for v in per_cpu),
-                queues,
-                min((v[3] for v in per_cpu if v[3]), default=0),
-                max(v[4] for v in per_cpu),
-            )
-        keys, values, n = drops_reader.read()
-        drops = {
-            (raw, reason): count
-            for (raw, reason), (count,) in zip(
-                DROP_KEY.iter_unpack(keys), COUNT.iter_unpack(values), strict=True
-            )
-        }
-        counters = bpf[b"flow_counters"]
-        created, filtered, events_lost = (sum(int(v) for v in counters[ctypes.c_int(i)]) for i in range(3))
+    @property
+    def table_fds(self) -> tuple[int, ...]:
+        """The fds of the flow tables (their memory is `table_bytes`, not what they hold now)."""
+        return tuple(fd for pair in self._tables for fd in pair)
+
+    def read_totals(self, bpf: Any) -> Interval:
+        """The interval's tables (read and emptied) and the cumulative counters."""
+        stats_fd, drops_fd = self._swap(bpf)
+        keys, stats = self._stats_reader.read(stats_fd, delete=True)
+        drop_keys, drop_counts = self._drops_reader.read(drops_fd, delete=True)
+        table = bpf[b"flow_counters"]
+        counters = tuple(sum(int(v) for v in table[ctypes.c_int(i)]) for i in range(UNHELD_DROPS + 1))
         bpf.ring_buffer_consume()
         events, self._events = self._events, []
-        return Totals(flows, drops, created, filtered, events_lost, tuple(events))
+        return Interval(keys, stats, drop_keys, drop_counts, counters, tuple(events))
 
-    def delta(self, previous: Totals, current: Totals) -> FlowsSample:
-        """The interval's flows: only those that received or dropped anything are decoded."""
+    def _chosen(
+        self, current: Interval, dropped: dict[bytes, int], index: dict[bytes, int]
+    ) -> dict[bytes, int | None]:
+        """The flows decoded in full, each with its entry in the stats (None: drops only): the
+        `top` busiest by packets and drops, and the watched flow whatever its rank. `index` has
+        every flow's entry when there are drops (it is what matches them to flows)."""
+        n = current.flows
+        if self.top is None or n + len(dropped) <= self.top:
+            chosen: dict[bytes, int | None] = {current.key(i): i for i in range(n)}
+            chosen.update((k, None) for k in dropped if k not in chosen)
+            return chosen
+        packets = memoryview(current.stats).cast("Q")[0::STAT_WORDS]
+        entry: dict[bytes, int | None] = {
+            current.key(i): i for i in heapq.nlargest(self.top, range(n), key=packets.__getitem__)
+        }
+        weights = {k: packets[i] for k, i in entry.items() if i is not None}
+        for k, d in heapq.nlargest(self.top, dropped.items(), key=lambda kv: kv[1]):
+            entry[k] = i = index.get(k)
+            weights[k] = (packets[i] if i is not None else 0) + d
+        chosen = {k: entry[k] for k in heapq.nlargest(self.top, weights, key=weights.__getitem__)}
+        if self.watched is not None:  # the flow screen's, whatever its rank
+            wanted = _tuple_bytes(self.watched)
+            chosen.update((current.key(i), i) for i in _indexes(current.keys, wanted, FLOW_KEY.size))
+            chosen.update((k, index.get(k)) for k in dropped if k.startswith(wanted) and k not in chosen)
+        return chosen
+
+    def delta(self, previous: Interval, current: Interval) -> FlowsSample:
+        """The interval's flows: the chosen ones decoded, the rest summed in `rest`."""
         assert self.names is not None
-        zero = tuple(0 for _ in self.cpus)
-        drops = self._drops_by_flow(previous, current)
+        self._reads += 1
+        counts = [a - b for a, b in zip(current.counters, previous.counters, strict=True)]
+        # Drops: per flow (to choose the busiest) and per reason (for the rest), each entry once.
+        drop_counts = memoryview(current.drop_counts).cast("Q")
+        reasons = memoryview(current.drop_keys).cast("I")[TUPLE_BYTES // 4 + 2 :: DROP_KEY.size // 4]
+        # Which entry each flow is: needed only to match drops with their flows.
+        index = {current.key(i): i for i in range(current.flows)} if drop_counts else {}
+        owners = self._drop_owners(current, index)
+        dropped: dict[bytes, int] = {}
+        by_reason: dict[int, int] = {}
+        for k, reason, c in zip(owners, reasons, drop_counts, strict=True):
+            dropped[k] = dropped.get(k, 0) + c
+            by_reason[reason] = by_reason.get(reason, 0) + c
+        chosen = self._chosen(current, dropped, index)
+        flow_drops: dict[bytes, list[tuple[str, int]]] = {}
+        if dropped:
+            for k, reason, c in zip(owners, reasons, drop_counts, strict=True):
+                if k in chosen:
+                    flow_drops.setdefault(k, []).append((self.names.label(reason), c))
+        words = memoryview(current.stats).cast("Q")
         flows = []
-        for raw in (*current.flows, *(k for k in drops if k not in current.flows)):
-            now = current.flows.get(raw)
-            was = previous.flows.get(raw)
-            packets = now.packets if now else zero
-            before = was.packets if was and now and sum(was.packets) <= sum(now.packets) else zero
-            if packets == before and raw not in drops:
-                continue
-            d_packets = tuple(a - b for a, b in zip(packets, before, strict=True))
-            d_bytes = (now.nbytes - (was.nbytes if was and before is not zero else 0)) if now else 0
+        shown_packets = shown_bytes = 0
+        for raw, i in chosen.items():
+            stat = FLOW_STAT.unpack_from(current.stats, i * FLOW_STAT.size) if i is not None else None
+            rx_packets, rx_bytes, queues, cpus_lo, cpus_hi, first_ns, last_ns = stat or (0,) * STAT_WORDS
+            shown_packets += rx_packets
+            shown_bytes += rx_bytes
+            cpus = cpus_lo | cpus_hi << 64
             netns, family, proto, saddr, sport, daddr, dport, ifindex = _key(raw)
-            queues = now.queues if now else 0
             flows.append(
                 FlowCount(
                     netns=netns,
@@ -251,24 +328,51 @@ class FlowsProbe(Probe[FlowsSample]):
                     sport=sport,
                     daddr=daddr,
                     dport=dport,
-                    rx_packets=sum(d_packets),
-                    rx_bytes=d_bytes,
-                    cpus=tuple(cpu for cpu, n in zip(self.cpus, d_packets, strict=True) if n),
+                    rx_packets=rx_packets,
+                    rx_bytes=rx_bytes,
+                    cpus=tuple(c for c in self.cpus if cpus >> min(c, LAST_CPU_BIT) & 1),
                     queues=tuple(q for q in range(NO_QUEUE_BIT) if queues >> q & 1)
                     + ((-1,) if queues >> NO_QUEUE_BIT & 1 else ()),
-                    drops=tuple(sorted(drops.get(raw, []), key=lambda r: -r[1])),
-                    first_seen=self._wall(now.first_ns) if now and now.first_ns else 0.0,
-                    last_seen=self._wall(now.last_ns) if now and now.last_ns else 0.0,
+                    drops=tuple(sorted(flow_drops.get(raw, []), key=lambda r: -r[1])),
+                    first_seen=self._seen(raw, self._wall(first_ns) if first_ns else 0.0),
+                    last_seen=self._wall(last_ns) if last_ns else 0.0,
                     ifindex=ifindex,
                 )
             )
-        live = len(current.flows)
+        rest_drops: Counter[str] = Counter()
+        for reason, c in by_reason.items():
+            rest_drops[self.names.label(reason)] += c
+        for pairs in flow_drops.values():
+            rest_drops.subtract(dict(pairs))
+        rest = FlowsOther(
+            flows=current.flows + len(dropped.keys() - index.keys()) - len(flows),
+            rx_packets=sum(words[0::STAT_WORDS]) - shown_packets + counts[UNHELD_PACKETS],
+            rx_bytes=sum(words[1::STAT_WORDS]) - shown_bytes + counts[UNHELD_BYTES],
+            drops=tuple((r, c) for r, c in rest_drops.most_common() if c > 0),
+        )
+        self._forget_seen()
         return FlowsSample(
             flows=tuple(flows),
-            evictions=max(0, (current.created - previous.created) - (live - len(previous.flows))),
-            filtered=current.filtered - previous.filtered,
+            filtered=counts[FILTERED],
             filter=self.filter.text if self.filter else "",
+            rest=rest,
+            not_held=counts[UNHELD_PACKETS],
+            not_held_drops=counts[UNHELD_DROPS],
             events=current.events,
-            events_lost=current.events_lost - previous.events_lost,
+            events_lost=counts[EVENTS_LOST],
             watched=self.watched,
         )
+
+    def _seen(self, raw: bytes, first: float) -> float:
+        """When netscope first saw this flow: the table holds one interval, so the flows shown
+        keep theirs here (a while after they were last shown)."""
+        was = self._first_seen.get(raw)
+        if was is not None and was[0]:
+            first = was[0]
+        self._first_seen[raw] = (first, self._reads)
+        return first
+
+    def _forget_seen(self) -> None:
+        if self._reads % FIRST_SEEN_KEEP == 0:
+            oldest = self._reads - FIRST_SEEN_KEEP
+            self._first_seen = {k: v for k, v in self._first_seen.items() if v[1] > oldest}

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from netscope.model.filter import Filter
 from netscope.model.findings import NETFILTER_DROP
+from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
 from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
     PROBE_LINGER_S,
@@ -38,7 +39,7 @@ from netscope.model.sample import (
     SoftnetCpu,
 )
 from netscope.model.sampling import Load, Rate, RateController
-from netscope.probes.base import Probe, bpf_stats_overhead_ns, daemon_timer, start_probes
+from netscope.probes.base import Probe, bpf_stats_overhead_ns, daemon_timer, own_map_bytes, start_probes
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe, reason_names
 from netscope.probes.flows import FlowsProbe
@@ -127,6 +128,7 @@ DEVICES_NETNS_MAX = 32
 STATS_EVERY = 10  # bpf_stats (netscope's own cost) is measured one interval in this many,
 STATS_WINDOW_S = 0.25  # for this long,
 STATS_DELAY = 0.4  # this share of an interval after the interval starts
+MAP_MEMORY_EVERY_S = 5.0  # the BPF maps' memory is read again this often (every fd's fdinfo)
 DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled hooks attach
 # Every probe, in the order compiles are granted when several wait.
 PROBES = ("hardirq", "softirq", "napi", "drops", "rings", "latency", "stack", "flows")
@@ -153,8 +155,13 @@ class LiveSource:
         detail_every: int = 1,
         bpf: bool = True,
         sample_rate: int | None = None,
+        max_flows: int = FLOWS_MAX,
+        flows_top: int | None = FLOWS_TOP,
     ) -> None:
         self.info = procfs.read_host_info()
+        # The flows table's size in the kernel, and the busiest flows decoded in full per interval
+        # (None: all): a view's cost follows what it shows.
+        self.max_flows, self.flows_top = max_flows, flows_top
         # False (--no-bpf): no probe ever starts; the kernel's own counters (/proc, netlink) only.
         self.bpf = bpf
         # Per-packet hooks run for one interval in `detail_every` and are paused between: what a
@@ -222,6 +229,9 @@ class LiveSource:
             NETNS_SCAN_S, lambda _: procfs.read_netns(None)
         )
         self._netns_turn = 0
+        self._map_memory: Every[tuple[frozenset[str], tuple[int, ...]], int] = Every(
+            MAP_MEMORY_EVERY_S, lambda of: own_map_bytes(skip=of[1])
+        )
 
     def prepare(self) -> None:
         """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
@@ -278,6 +288,8 @@ class LiveSource:
         cpus, flt = self.info.cpus, self.flow_filter
         if name == "drops":
             return DropsProbe(cpus, self.drop_log_rate, flt)
+        if name == "flows":
+            return FlowsProbe(cpus, flt, self.max_flows, self.flows_top)
         return PROBE_CLASSES[name](cpus, flt if name in FILTERED else None)
 
     def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
@@ -390,7 +402,7 @@ class LiveSource:
         self._interval_s = now - start
         self._adapt_rates(self._interval_s)
         cost = self._cost(self._interval_s, index)
-        self._duty_cycle(self._interval_s)
+        self._duty_cycle(self._interval_s, time.monotonic() - now)
         # The probes' counts are taken: from here on nothing may raise and lose them.
         drops, queues, flows = polled["drops"], polled["rings"], polled["flows"]
         seen = self._namespaces_in(drops, queues, flows)
@@ -475,12 +487,14 @@ class LiveSource:
                 p for n, p in self._probes.items() if n in self._attached and n not in self._unneeded_since
             ]
 
-    def _duty_cycle(self, interval_s: float) -> None:
+    def _duty_cycle(self, interval_s: float, elapsed_s: float = 0.0) -> None:
         """At an interval's start: each sampled probe's per-packet hooks are on for 1/scale of the
         interval (their weights count `scale` times), from a random moment of it, so that no phase of
         a periodic load (a reader that drains every 100 ms) is the only one watched. Its hooks that
         count every event stay on. Not while the per-packet hooks are paused between measured
-        intervals (--detail-every)."""
+        intervals (--detail-every). The interval began `elapsed_s` ago (reading the maps of 100k
+        flows takes a while): the window must close before the next read, or its weights would
+        count time the hooks were not on (the TUI read a third too few flow packets)."""
         for timer in self._duty_timers:
             timer.cancel()
         self._duty_timers = []
@@ -498,7 +512,8 @@ class LiveSource:
             if probe.rate.scale > 1 and interval_s > 0:
                 on_s = interval_s / probe.rate.scale
                 # While bpf_stats measures, the window's hooks are on all through it.
-                at = stats_at if stats_at is not None else random.uniform(0.0, interval_s - on_s)
+                latest = max(0.0, interval_s - on_s - elapsed_s)
+                at = stats_at if stats_at is not None else random.uniform(0.0, latest)
                 self._after(at, functools.partial(self._duty_on, probe))
                 self._after(at + on_s, probe.pause_sampled)
 
@@ -666,7 +681,7 @@ class LiveSource:
                 self._calibrate(
                     programs, interval_s, {p.name: p.runs.rate.n for p in self.probes if p.sampled}
                 )
-            return OwnCost(cpu_pct, rss, programs, on, interval_s, clock_ns=clock)
+            return OwnCost(cpu_pct, rss, programs, on, interval_s, clock_ns=clock, map_bytes=self._maps())
         with self._stats_lock:
             window, self._stats_window = self._stats_window, None
             measuring = self._stats_timer is not None
@@ -684,7 +699,20 @@ class LiveSource:
             self._open_stats_window()
         measured, measured_s, at = self._measured
         age = now - at if measured_s else 0.0
-        return OwnCost(cpu_pct, rss, measured, bool(measured_s), measured_s, age, clock_ns=clock)
+        return OwnCost(
+            cpu_pct, rss, measured, bool(measured_s), measured_s, age, clock_ns=clock, map_bytes=self._maps()
+        )
+
+    def _maps(self) -> int:
+        """The memory of netscope's BPF maps: the flow tables' at their fullest (they are emptied
+        every interval), the others' as they stand, scanned every few seconds."""
+        flows = self._probes["flows"]
+        assert isinstance(flows, FlowsProbe)
+        live = flows.status.state == ProbeState.LIVE
+        with self._need_lock:
+            attached = frozenset(self._attached)
+        skip = flows.table_fds if live else ()
+        return self._map_memory.get((attached, skip)) + (flows.table_bytes if live else 0)
 
     def _open_stats_window(self) -> None:
         """Turn bpf_stats on for STATS_WINDOW_S, away from the interval's start (where netscope

@@ -202,10 +202,12 @@ class FlowsPane(Vertical):
         self._view = view
         label, key = SORTS[self._sort]
         summary = Text()
-        summary.append(f"{view.flow_count} flows", style="bold")
-        summary.append(f"  sorted by {label} (s)  filter: {view.filter or 'none'}")
-        summary.append(f"  evicted {view.evictions}", style="yellow" if view.evictions else "")
         others, dt = view.others, view.interval_s
+        # Sampled, a flow whose packets were all skipped is not seen: the count is a lower bound.
+        summary.append(f"{estimated(str(view.flow_count), view.sample_rate)} flows", style="bold")
+        summary.append(f"  sorted by {label} (s)  filter: {view.filter or 'none'}")
+        unheld = view.not_held / dt
+        summary.append(f"  not held {fmt_count(unheld)} pkt/s", style="yellow" if view.not_held else "dim")
         if others.flows:
             summary.append(f"\nthe busiest {len(view.rows)} listed; the {others.flows} others: ")
             summary.append(f"{estimated(fmt_count(others.rx_packets / dt), view.sample_rate)} pkt/s")

@@ -50,13 +50,13 @@ def test_view_rates_reader_and_labels() -> None:
     f = dataclasses.replace(flow(40001, 9), drops=(("NO_SOCKET", 5),))
     sample = dataclasses.replace(
         two_cpu_sample(interval_s=2.0),
-        flows=FlowsSample((f,), evictions=3, filtered=0, filter="udp"),
+        flows=FlowsSample((f,), filtered=0, filter="udp", not_held=3),
         latency=LatencySample(
             (ProcLatency(7, "reader", 10, 640, 10, (), 60_000),), (sock(7, 9, "0.0.0.0", 0),), 0, 0
         ),
     )
     view = build_flows_view(sample, INFO)
-    assert view is not None and view.evictions == 3 and view.filter == "udp"
+    assert view is not None and view.not_held == 3 and view.filter == "udp"
     (row,) = view.rows
     assert row.label == "udp 10.200.0.1:40001 → 10.200.0.2:9" == flow_label(f)
     assert (row.rx_pps, row.copied_bytes, row.pid, row.comm, row.drops) == (50, 640, 7, "reader", 5)
@@ -72,7 +72,7 @@ def test_socket_owner_from_psutil_when_nobody_read_yet() -> None:
     assert Readers((), (f,), owners).owner_of(f) == owners[1]
     connected_elsewhere = (SocketOwner(17, "10.200.0.2", 9, "10.200.0.9", 5000, 13, "other"),)
     assert Readers((), (f,), connected_elsewhere).owner_of(f) is None
-    sample = dataclasses.replace(two_cpu_sample(), flows=FlowsSample((f,), 0, 0, ""), socket_owners=owners)
+    sample = dataclasses.replace(two_cpu_sample(), flows=FlowsSample((f,), 0, ""), socket_owners=owners)
     (row,) = build_flows_view(sample, INFO).rows  # type: ignore[union-attr]
     assert (row.pid, row.comm, row.owner_only, row.copied_bytes) == (12, "discard", True, None)
 
@@ -86,7 +86,7 @@ def test_readers_of_20000_flows_are_found_in_linear_time() -> None:
     sockets = tuple(sock(i, 1024 + i, "0.0.0.0", 0) for i in range(n))
     sample = dataclasses.replace(
         two_cpu_sample(),
-        flows=FlowsSample(flows, 0, 0, ""),
+        flows=FlowsSample(flows, 0, ""),
         latency=LatencySample((), sockets, 0, 0),
     )
     started = time.monotonic()
@@ -108,7 +108,7 @@ def test_top_n_in_full_and_the_others_summed_to_the_totals() -> None:
     watched = light[900]
     sample = dataclasses.replace(
         two_cpu_sample(),
-        flows=FlowsSample(flows, 0, 0, "", watched=(0, 17, watched.saddr, watched.sport, watched.daddr, 9)),
+        flows=FlowsSample(flows, 0, "", watched=(0, 17, watched.saddr, watched.sport, watched.daddr, 9)),
     )
     view = build_flows_view(sample, INFO, top=10)
     assert view is not None

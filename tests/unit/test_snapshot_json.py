@@ -28,7 +28,7 @@ def test_schema_and_per_interval_counts() -> None:
         "flows",
         "flows_other",
         "flows_sample_rate",
-        "flow_evictions",
+        "flows_not_held",
         "cost",
         "findings",
     }
