@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from netscope.probes.headers import find_headers  # noqa: E402
 from netscope.ui.home_pane import HomePane  # noqa: E402
-from tests.kernel.netns import VethPair, flood_result, loadgen, veth_pair  # noqa: E402
+from tests.kernel.netns import VethPair, flood_flows, flood_result, loadgen, veth_pair  # noqa: E402
 from tests.kernel.tmux import Tui, netscope_in_tmux, new_programs, program_ids, programs_of, wait_for  # noqa: E402
 
 # Every flood spans a whole cycle of `snapshot --detail-every` (default 20) at 1 s: one interval
@@ -39,6 +39,7 @@ from tests.kernel.tmux import Tui, netscope_in_tmux, new_programs, program_ids, 
 FLOOD_S = float(os.environ.get("BENCH_FLOOD_S", "20"))
 BLOCKS = int(os.environ.get("BENCH_BLOCKS", "3"))
 TUI_ARGS = tuple(os.environ.get("BENCH_TUI_ARGS", "").split())  # e.g. "--sample 64", to compare
+SCALE = os.environ.get("BENCH_SCALE", "1")  # 0: without the scale rows; only: nothing else
 PORT = 7000
 SOURCE_PORT = 7001  # fixed, so the flow screen watches the flood's own 5-tuple in every flood
 SUBNET = 68
@@ -299,6 +300,126 @@ def measure(pair: VethPair, rows: list[Row], env: dict[str, str], tmp: Path) -> 
             )
 
 
+# The scale rows: netscope under 100,000 concurrent flows (loadgen `flows`, 100 sockets x 1,000
+# closed ports, as fast as the sender goes) with 10 heavy flows among them. The TUI on the Flows
+# pane: its CPU and peak RSS, 20 presses of `s` (sort) each timed until the pane shows the new
+# order, then Enter on the busiest flow (a heavy one) timed until its screen shows; and `snapshot
+# --interval 1` (default sections, then with --detail-every 1): every interval 1 s +- 5%.
+SCALE_SUBNET = 67
+SOCKETS, PORTS = 100, 1000
+HEAVY_PORT, HEAVY, HEAVY_PPS = 40000, 10, 20_000
+SCALE_SORTS = ("drops", "copy p99", "bytes", "flow", "packets")  # the order `s` cycles, from packets
+KEY_PRESSES = 20
+SCALE_TARGETS = {  # at most
+    "cpu_pct": 25.0,
+    "rss_peak_mb": 200.0,
+    "keys_p90_ms": 200.0,
+    "keys_max_ms": 500.0,
+    "drill_ms": 500.0,
+}
+INTERVAL_S, INTERVAL_TOLERANCE = 1.0, 0.05
+SNAPSHOT_INTERVALS = 20
+
+
+def _timed(tui: Tui, key: str, shown: str, timeout: float = 10.0) -> float:
+    """Seconds from pressing `key` until the screen shows `shown`."""
+    t0 = time.monotonic()
+    tui.keys(key)
+    while shown not in tui.screen():
+        if time.monotonic() - t0 > timeout:
+            return timeout
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start VmHWM again from the present RSS (clear_refs 5, Linux 4.0)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def tui_at_scale(tmp: Path) -> dict[str, float]:
+    """The TUI on the Flows pane at 100k flows. Its peak RSS counts from the key that opens the
+    pane (the flows probe's compile included); the start-up's (the home screen's compile: LLVM's
+    pages, some 80 MB of it, are in every compile's peak) is reported beside it."""
+    before = program_ids()
+    with netscope_in_tmux(tmp, "scale", (120, 40), "-i", "1") as tui:
+        tui.wait_screen(lambda s: "Receive path" in s, 30, "the first frame")
+        pid = tui.pid()
+        wait_for(lambda: new_programs(before) == programs_of(*HomePane.PROBES), 60, "home's probes")
+        time.sleep(2)
+        _, start_peak = proc_rss_mb(pid)
+        reset_peak_rss(pid)
+        tui.keys("t")
+        tui.wait_screen(lambda s: "the busiest" in s, 60, "the Flows pane at 100k flows")
+        time.sleep(5)  # its probes settled, its rates adapted
+        cpu0, t0 = proc_cpu_s(pid), time.monotonic()
+        waits = []
+        for i in range(KEY_PRESSES):
+            waits.append(_timed(tui, "s", f"sorted by {SCALE_SORTS[i % len(SCALE_SORTS)]} "))
+            time.sleep(0.5)
+        cpu = 100 * (proc_cpu_s(pid) - cpu0) / (time.monotonic() - t0)
+        _, peak = proc_rss_mb(pid)
+        # Sorted by packets again: the busiest, a heavy flow, is the first row.
+        tui.wait_screen(lambda s: f":{HEAVY_PORT}" in s, 10, "a heavy flow listed")
+        drill = _timed(tui, "Enter", "Its packets, one by one")
+        tui.keys("q")
+    waits.sort()
+    return {
+        "cpu_pct": cpu,
+        "rss_peak_mb": peak,
+        "rss_start_peak_mb": start_peak,
+        "keys_p50_ms": 1000 * statistics.median(waits),
+        "keys_p90_ms": 1000 * waits[int(0.9 * len(waits)) - 1],
+        "keys_max_ms": 1000 * waits[-1],
+        "drill_ms": 1000 * drill,
+    }
+
+
+def snapshot_intervals(*args: str) -> list[float]:
+    """Each interval of `snapshot --json --interval 1` (after the first, the baseline)."""
+    cmd = [sys.executable, "-m", "netscope", "snapshot", "--json", "--interval", str(INTERVAL_S)]
+    cmd += ["--count", str(SNAPSHOT_INTERVALS), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
+    return [json.loads(line)["interval_s"] for line in out.splitlines()][1:]
+
+
+def scale(tmp: Path) -> tuple[dict[str, Any], list[str]]:
+    """The scale figures and the targets they missed."""
+    seconds = 200.0
+    with veth_pair(subnet=SCALE_SUBNET) as pair:
+        light = flood_flows(pair, seconds, SOCKETS, PORTS)
+        heavy = flood_flows(pair, seconds, 1, HEAVY, base_port=HEAVY_PORT, pps=HEAVY_PPS)
+        try:
+            time.sleep(2)
+            tui = tui_at_scale(tmp)
+            intervals = {
+                "snapshot": snapshot_intervals(),
+                "snapshot-detail": snapshot_intervals("--detail-every", "1"),
+            }
+        finally:
+            for flood in (light, heavy):
+                flood.kill()
+                flood.wait()
+    failures = [f"scale: {k} {tui[k]:.0f} > {top:.0f}" for k, top in SCALE_TARGETS.items() if tui[k] > top]
+    for name, got in intervals.items():
+        off = [round(s, 3) for s in got if abs(s - INTERVAL_S) > INTERVAL_TOLERANCE * INTERVAL_S]
+        if off or not got:
+            failures.append(f"scale: {name} intervals off 1 s by more than 5%: {off}")
+    return {"tui_flows": tui, "intervals": intervals}, failures
+
+
+def report_scale(figures: dict[str, Any]) -> None:
+    t = figures["tui_flows"]
+    print(
+        f"\nat 100k flows: TUI on Flows CPU {t['cpu_pct']:.1f}%, peak RSS {t['rss_peak_mb']:.0f} MB "
+        f"(start-up's {t['rss_start_peak_mb']:.0f} MB), "
+        f"keys p50 {t['keys_p50_ms']:.0f} ms p90 {t['keys_p90_ms']:.0f} ms max {t['keys_max_ms']:.0f} ms, "
+        f"drill into a heavy flow {t['drill_ms']:.0f} ms"
+    )
+    for name, got in figures["intervals"].items():
+        print(f"  {name} --interval 1: intervals {min(got):.3f}-{max(got):.3f} s over {len(got)}")
+
+
 def startup(tmp: Path) -> dict[str, float]:
     """Seconds to the TUI's first frame and until the home screen's probes are all attached."""
     before = program_ids()
@@ -353,26 +474,13 @@ def check(rows: list[Row], noise: float) -> list[str]:
     return failures
 
 
-def main() -> int:
-    # SIGTERM unwinds like Ctrl-C: observers stopped, namespaces deleted, bpf_stats put back.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    env = {**os.environ, **find_headers().env}
-    bpf_stats = Path("/proc/sys/kernel/bpf_stats_enabled")
-    stats_before = bpf_stats.read_text()
-    names = os.environ.get("BENCH_ROWS") or ",".join(ROWS)
-    rows = [Row(n) for n in names.split(",")]
-    unknown = [r.name for r in rows if r.name not in ROWS]
-    if unknown:
-        raise SystemExit(f"bench: unknown rows {unknown}; choose from {', '.join(ROWS)}")
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    try:
-        with veth_pair(subnet=SUBNET) as pair:
-            base = statistics.median(flood(pair) for _ in range(3))
-            print(f"without anything attached: {base:,.0f} received pps", flush=True)
-            measure(pair, rows, env, tmp)
-        start = startup(tmp)
-    finally:
-        bpf_stats.write_text(stats_before)
+def flood_rows(rows: list[Row], env: dict[str, str], tmp: Path) -> tuple[dict[str, Any], list[str]]:
+    """The max-rate flood rows and start-up: their results and the targets they missed."""
+    with veth_pair(subnet=SUBNET) as pair:
+        base = statistics.median(flood(pair) for _ in range(3))
+        print(f"without anything attached: {base:,.0f} received pps", flush=True)
+        measure(pair, rows, env, tmp)
+    start = startup(tmp)
     print(
         f"\n{'row':<16} {'ratio':>6} {'min':>6} {'max':>6} {'CPU%':>6} {'BPF%':>6} {'RSS MB':>7} {'peak':>6}"
     )
@@ -392,12 +500,40 @@ def main() -> int:
     if start["first_frame_s"] > FIRST_FRAME_S or start["all_live_s"] > ALL_LIVE_S:
         failures.append(f"start-up {start}")
     results = {
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "without_pps": base,
         "rows": [{**asdict(r), "median": r.median, "ns_per_run": per_run(r)} for r in rows],
         "startup": start,
-        "failures": failures,
     }
+    return results, failures
+
+
+def main() -> int:
+    # SIGTERM unwinds like Ctrl-C: observers stopped, namespaces deleted, bpf_stats put back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    env = {**os.environ, **find_headers().env}
+    bpf_stats = Path("/proc/sys/kernel/bpf_stats_enabled")
+    stats_before = bpf_stats.read_text()
+    names = os.environ.get("BENCH_ROWS") or ",".join(ROWS)
+    rows = [Row(n) for n in names.split(",")]
+    unknown = [r.name for r in rows if r.name not in ROWS]
+    if unknown:
+        raise SystemExit(f"bench: unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
+    failures: list[str] = []
+    try:
+        if SCALE != "only":
+            found, missed = flood_rows(rows, env, tmp)
+            results.update(found)
+            failures += missed
+        if SCALE != "0":
+            figures, missed = scale(tmp)
+            report_scale(figures)
+            results["scale"] = figures
+            failures += missed
+    finally:
+        bpf_stats.write_text(stats_before)
+    results["failures"] = failures
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for f in failures:
         print(f"MISSED: {f}")

@@ -466,6 +466,7 @@ def _compile(
         if all(p._closed.is_set() for p in probes):  # closed while waiting for the compiler
             return None
         os.environ.update(headers.env)  # BCC reads BCC_KERNEL_SOURCE at compile time
+        release_compiler_memory()  # (before too: the compile's peak adds to what the heap holds)
         bpf = bpf_cls(text="".join(parts).encode(), cflags=cflags)
         release_compiler_memory()
     return Module(bpf, len(probes))
@@ -480,8 +481,8 @@ def _libc() -> Any:
 
 
 def release_compiler_memory() -> None:
-    """Hand the heap LLVM left behind after a compile back to the kernel (glibc's malloc_trim):
-    about 35 MB of RSS a netscope that keeps running would otherwise hold for nothing."""
+    """Hand the free heap back to the kernel (glibc's malloc_trim): after a compile, about 35 MB
+    of RSS LLVM left behind that a netscope that keeps running would otherwise hold for nothing."""
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
@@ -599,8 +600,8 @@ class BatchReader:
                 ctypes.byref(count),
             )
             err = -res if res < -1 else ctypes.get_errno()
-            keys += self._keys.raw[: self.key_size * count.value]
-            values += self._values.raw[: self.value_size * count.value]
+            keys += memoryview(self._keys)[: self.key_size * count.value]
+            values += memoryview(self._values)[: self.value_size * count.value]
             if res != 0:
                 if err == errno.ENOENT:  # the end of the map
                     break

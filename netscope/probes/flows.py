@@ -11,6 +11,7 @@ import ipaddress
 import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,10 +67,13 @@ class Interval:
     def key(self, i: int) -> bytes:
         return self.keys[i * FLOW_KEY.size : (i + 1) * FLOW_KEY.size]
 
-    def dropped_keys(self) -> list[bytes]:
-        """Each drop entry's struct flow_key."""
-        size, keys = DROP_KEY.size, self.drop_keys
-        return [keys[j : j + FLOW_KEY.size] for j in range(0, len(keys), size)]
+    @property
+    def drop_entries(self) -> int:
+        return len(self.drop_counts) // COUNT.size
+
+    def drop_key(self, j: int) -> bytes:
+        """The struct flow_key of drop entry `j`."""
+        return self.drop_keys[j * DROP_KEY.size : j * DROP_KEY.size + FLOW_KEY.size]
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -105,6 +109,10 @@ def _tuple_bytes(flow: Watched) -> bytes:
         src.version,
         proto,
     )
+
+
+def _same(key: bytes) -> bytes:
+    return key
 
 
 def _indexes(keys: bytes, prefix: bytes, stride: int) -> list[int]:
@@ -206,23 +214,27 @@ class FlowsProbe(Probe[FlowsSample]):
         }
         return defines
 
-    def _drop_owners(self, current: Interval, index: dict[bytes, int]) -> list[bytes]:
-        """The flow each drop entry belongs to. A dropped skb without a device belongs to the flow
-        with the same 5-tuple in its namespace; one without a namespace either (no socket), to
-        the flow with the same 5-tuple anywhere."""
-        owners = current.dropped_keys()
+    @staticmethod
+    def _owner(current: Interval, index: dict[bytes, int]) -> Callable[[bytes], bytes] | None:
+        """The flow a drop entry's key belongs to (None: its own key, the usual case). A dropped
+        skb without a device belongs to the flow with the same 5-tuple in its namespace; one
+        without a namespace either (no socket), to the flow with the same 5-tuple anywhere.
+        `index`: the interval's received flows."""
         words = memoryview(current.drop_keys).cast("I")
         stride, netns_at = DROP_KEY.size // 4, TUPLE_BYTES // 4
         if 0 not in words[netns_at::stride] and 0 not in words[netns_at + 1 :: stride]:
-            return owners  # (the usual case: every drop has its device and namespace)
+            return None  # (every drop has its device and namespace)
         by_netns = {k[:NETNS_END]: k for k in index}
         by_tuple = {k[:TUPLE_BYTES]: k for k in index}
-        for j, k in enumerate(owners):
+
+        def owner(k: bytes) -> bytes:
             if k[TUPLE_BYTES:NETNS_END] == bytes(4):
-                owners[j] = by_tuple.get(k[:TUPLE_BYTES], k)
-            elif k[NETNS_END:] == bytes(4):
-                owners[j] = by_netns.get(k[:NETNS_END], k)
-        return owners
+                return by_tuple.get(k[:TUPLE_BYTES], k)
+            if k[NETNS_END:] == bytes(4):
+                return by_netns.get(k[:NETNS_END], k)
+            return k
+
+        return owner
 
     def _wall(self, ns: int) -> float:
         wall, mono = self._clock
@@ -262,53 +274,75 @@ class FlowsProbe(Probe[FlowsSample]):
         return Interval(keys, stats, drop_keys, drop_counts, counters, tuple(events))
 
     def _chosen(
-        self, current: Interval, dropped: dict[bytes, int], index: dict[bytes, int]
+        self, current: Interval, index: dict[bytes, int], owner: Callable[[bytes], bytes]
     ) -> dict[bytes, int | None]:
         """The flows decoded in full, each with its entry in the stats (None: drops only): the
         `top` busiest by packets and drops, and the watched flow whatever its rank. `index` has
-        every flow's entry when there are drops (it is what matches them to flows)."""
-        n = current.flows
-        if self.top is None or n + len(dropped) <= self.top:
+        every received flow's entry when there are drops (it is what matches them to flows)."""
+        n, nd = current.flows, current.drop_entries
+        if self.top is None or n + nd <= self.top:
             chosen: dict[bytes, int | None] = {current.key(i): i for i in range(n)}
-            chosen.update((k, None) for k in dropped if k not in chosen)
+            for j in range(nd):
+                k = owner(current.drop_key(j))
+                chosen.setdefault(k, index.get(k))
             return chosen
         packets = memoryview(current.stats).cast("Q")[0::STAT_WORDS]
+        dropped = memoryview(current.drop_counts).cast("Q")
         entry: dict[bytes, int | None] = {
             current.key(i): i for i in heapq.nlargest(self.top, range(n), key=packets.__getitem__)
         }
-        weights = {k: packets[i] for k, i in entry.items() if i is not None}
-        for k, d in heapq.nlargest(self.top, dropped.items(), key=lambda kv: kv[1]):
-            entry[k] = i = index.get(k)
-            weights[k] = (packets[i] if i is not None else 0) + d
-        chosen = {k: entry[k] for k in heapq.nlargest(self.top, weights, key=weights.__getitem__)}
+        drops: dict[bytes, int] = {}  # (of the busiest drop entries only: enough to rank)
+        for j in heapq.nlargest(self.top, range(nd), key=dropped.__getitem__):
+            k = owner(current.drop_key(j))
+            entry.setdefault(k, index.get(k))
+            drops[k] = drops.get(k, 0) + dropped[j]
+
+        def weight(k: bytes) -> int:
+            i = entry[k]
+            return (packets[i] if i is not None else 0) + drops.get(k, 0)
+
+        chosen = {k: entry[k] for k in heapq.nlargest(self.top, entry, key=weight)}
         if self.watched is not None:  # the flow screen's, whatever its rank
             wanted = _tuple_bytes(self.watched)
             chosen.update((current.key(i), i) for i in _indexes(current.keys, wanted, FLOW_KEY.size))
-            chosen.update((k, index.get(k)) for k in dropped if k.startswith(wanted) and k not in chosen)
+            for j in _indexes(current.drop_keys, wanted, DROP_KEY.size):
+                k = owner(current.drop_key(j))
+                chosen.setdefault(k, index.get(k))
         return chosen
 
     def delta(self, previous: Interval, current: Interval) -> FlowsSample:
-        """The interval's flows: the chosen ones decoded, the rest summed in `rest`."""
+        """The interval's flows: the chosen ones decoded, the rest summed in `rest`. Its cost
+        follows the flows shown and the interval's entries, and keeps no object per entry: 100k
+        flows dropped in an interval are 100k entries."""
         assert self.names is not None
         self._reads += 1
         counts = [a - b for a, b in zip(current.counters, previous.counters, strict=True)]
-        # Drops: per flow (to choose the busiest) and per reason (for the rest), each entry once.
+        n, nd = current.flows, current.drop_entries
         drop_counts = memoryview(current.drop_counts).cast("Q")
         reasons = memoryview(current.drop_keys).cast("I")[TUPLE_BYTES // 4 + 2 :: DROP_KEY.size // 4]
-        # Which entry each flow is: needed only to match drops with their flows.
-        index = {current.key(i): i for i in range(current.flows)} if drop_counts else {}
-        owners = self._drop_owners(current, index)
-        dropped: dict[bytes, int] = {}
+        # Which entry each received flow is: needed only to match drops with their flows.
+        index = {current.key(i): i for i in range(n)} if nd else {}
+        mapping = self._owner(current, index)
+        owner = mapping or _same
+        chosen = self._chosen(current, index, owner)
+        # One pass over the drop entries: the totals per reason, the drops of the flows shown, and
+        # the flows that dropped without a sampled packet (a flow has an entry per reason: when
+        # there are several reasons, or entries merge into one flow, those are counted once).
         by_reason: dict[int, int] = {}
-        for k, reason, c in zip(owners, reasons, drop_counts, strict=True):
-            dropped[k] = dropped.get(k, 0) + c
+        shown: dict[bytes, list[tuple[str, int]]] = {}
+        unreceived = 0
+        merged: set[bytes] | None = None if len(set(reasons)) <= 1 and mapping is None else set()
+        for j, (reason, c) in enumerate(zip(reasons, drop_counts, strict=True)):
+            k = owner(current.drop_key(j))
             by_reason[reason] = by_reason.get(reason, 0) + c
-        chosen = self._chosen(current, dropped, index)
-        flow_drops: dict[bytes, list[tuple[str, int]]] = {}
-        if dropped:
-            for k, reason, c in zip(owners, reasons, drop_counts, strict=True):
-                if k in chosen:
-                    flow_drops.setdefault(k, []).append((self.names.label(reason), c))
+            if k in chosen:
+                shown.setdefault(k, []).append((self.names.label(reason), c))
+            if k not in index:
+                if merged is None:
+                    unreceived += 1
+                else:
+                    merged.add(k)
+        unreceived += len(merged or ())
         words = memoryview(current.stats).cast("Q")
         flows = []
         shown_packets = shown_bytes = 0
@@ -333,7 +367,7 @@ class FlowsProbe(Probe[FlowsSample]):
                     cpus=tuple(c for c in self.cpus if cpus >> min(c, LAST_CPU_BIT) & 1),
                     queues=tuple(q for q in range(NO_QUEUE_BIT) if queues >> q & 1)
                     + ((-1,) if queues >> NO_QUEUE_BIT & 1 else ()),
-                    drops=tuple(sorted(flow_drops.get(raw, []), key=lambda r: -r[1])),
+                    drops=tuple(sorted(shown.get(raw, []), key=lambda r: -r[1])),
                     first_seen=self._seen(raw, self._wall(first_ns) if first_ns else 0.0),
                     last_seen=self._wall(last_ns) if last_ns else 0.0,
                     ifindex=ifindex,
@@ -342,10 +376,10 @@ class FlowsProbe(Probe[FlowsSample]):
         rest_drops: Counter[str] = Counter()
         for reason, c in by_reason.items():
             rest_drops[self.names.label(reason)] += c
-        for pairs in flow_drops.values():
+        for pairs in shown.values():
             rest_drops.subtract(dict(pairs))
         rest = FlowsOther(
-            flows=current.flows + len(dropped.keys() - index.keys()) - len(flows),
+            flows=n + unreceived - len(flows),
             rx_packets=sum(words[0::STAT_WORDS]) - shown_packets + counts[UNHELD_PACKETS],
             rx_bytes=sum(words[1::STAT_WORDS]) - shown_bytes + counts[UNHELD_BYTES],
             drops=tuple((r, c) for r, c in rest_drops.most_common() if c > 0),

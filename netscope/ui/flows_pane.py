@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.events import MouseScrollDown, MouseScrollUp, Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
@@ -131,7 +132,14 @@ class FlowChosen(Message):
 
 
 class FlowList(FitsWidth, DataTable[str | Text]):
-    """A table of flows that opens the chosen one: in the Flows pane and in every drill-down."""
+    """A table of flows that opens the chosen one: in the Flows pane and in every drill-down.
+
+    Only the rows in sight are in the table: a window over `rows_shown` that the cursor keys and
+    the mouse wheel move. Adding, measuring and drawing all 500 rows each second was the pane's
+    dearest work at 100k flows; the window costs what the screen shows."""
+
+    WINDOW_BEFORE_LAYOUT = 40  # rows, until the table knows its height
+    WHEEL_ROWS = 3
 
     def __init__(self, table_id: str, trail: str) -> None:
         super().__init__(id=table_id, cursor_type="row", zebra_stripes=True)
@@ -139,28 +147,95 @@ class FlowList(FitsWidth, DataTable[str | Text]):
         self.rows_shown: tuple[FlowRow, ...] = ()
         self._interval_s = 1.0
         self._columns: tuple[Column[FlowCell], ...] = ()
+        self._top = 0  # the index in rows_shown of the window's first row
+        self._height = 0
+
+    @property
+    def cursor_index(self) -> int:
+        """The row of `rows_shown` under the cursor."""
+        return self._top + self.cursor_row
+
+    def _window(self) -> int:
+        rows = self.size.height - (self.header_height if self.show_header else 0)
+        return rows if rows > 0 else self.WINDOW_BEFORE_LAYOUT
 
     def refit(self) -> None:
         self.show(self.rows_shown, self._interval_s)
 
+    def on_resize(self, event: Resize) -> None:
+        super().on_resize(event)
+        if self.size.height and self.size.height != self._height:
+            self._height = self.size.height
+            self._fill(self.cursor_index)
+
     def show(self, rows: tuple[FlowRow, ...], interval_s: float) -> None:
+        cursor = self.cursor_index
         self.rows_shown, self._interval_s = rows, interval_s
         width = self.fitted_width(160)
         columns = fit_columns(FLOW_COLUMNS, width, reserved=FLOW_LABEL[1] + 4)
         if columns != self._columns:
             set_columns(self, FLOW_LABEL, columns)
             self._columns = columns
-        cursor = self.cursor_row
+        self._fill(cursor)
+
+    def _fill(self, cursor: int, top: int | None = None) -> None:
+        """The window that holds row `cursor` (starting at `top` when it can), the cursor on it."""
+        count, window = len(self.rows_shown), self._window()
+        cursor = max(0, min(cursor, count - 1))
+        top = self._top if top is None else top
+        top = max(cursor - window + 1, min(top, cursor))
+        self._top = top = max(0, min(top, count - window))
         self.clear()
-        for r in rows:
-            self.add_row(r.label, *(c.cell((r, interval_s)) for c in columns))
+        for r in self.rows_shown[top : top + window]:
+            self.add_row(r.label, *(c.cell((r, self._interval_s)) for c in self._columns))
         if self.row_count:
-            self.move_cursor(row=min(cursor, self.row_count - 1), animate=False)
+            self.move_cursor(row=cursor - top, animate=False)
+
+    def action_cursor_down(self) -> None:
+        if self.cursor_row < self.row_count - 1:
+            super().action_cursor_down()
+        else:
+            self._fill(self.cursor_index + 1)
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row > 0:
+            super().action_cursor_up()
+        else:
+            self._fill(self.cursor_index - 1)
+
+    def action_page_down(self) -> None:
+        window = self._window()
+        self._fill(self.cursor_index + window, self._top + window)
+
+    def action_page_up(self) -> None:
+        window = self._window()
+        self._fill(self.cursor_index - window, self._top - window)
+
+    def action_scroll_top(self) -> None:
+        self._fill(0, 0)
+
+    def action_scroll_bottom(self) -> None:
+        self._fill(len(self.rows_shown) - 1)
+
+    # A table of rows: Home and End go to the first and the last flow, as ctrl+Home and ctrl+End.
+    action_scroll_home = action_scroll_top
+    action_scroll_end = action_scroll_bottom
+
+    def _on_mouse_scroll_down(self, event: MouseScrollDown) -> None:
+        event.prevent_default()
+        event.stop()
+        self._fill(self.cursor_index + self.WHEEL_ROWS, self._top + self.WHEEL_ROWS)
+
+    def _on_mouse_scroll_up(self, event: MouseScrollUp) -> None:
+        event.prevent_default()
+        event.stop()
+        self._fill(self.cursor_index - self.WHEEL_ROWS, self._top - self.WHEEL_ROWS)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        if 0 <= event.cursor_row < len(self.rows_shown):
-            self.post_message(FlowChosen(self.rows_shown[event.cursor_row], self.trail))
+        index = self._top + event.cursor_row
+        if 0 <= index < len(self.rows_shown):
+            self.post_message(FlowChosen(self.rows_shown[index], self.trail))
 
 
 class FlowsPane(Vertical):
