@@ -165,7 +165,9 @@ class NetscopeApp(App[int]):
         self._shown_position = 0  # replay: how many samples the view on screen was built from
         self._stop = threading.Event()
         self.crash: BaseException | None = None
-        self._queue: deque[Sample] = deque(maxlen=LIVE_QUEUE)  # live samples the UI has yet to take
+        # Live samples the UI has yet to take, each with the views the sampler built from it.
+        self._queue: deque[tuple[Sample, Shown | None]] = deque(maxlen=LIVE_QUEUE)
+        self._live_shown: Shown | None = None  # the views of the newest live sample taken
         self._queue_lock = threading.Lock()
         self._queue_notified = False  # a SamplesQueued message is on its way
         self.samples_dropped = 0  # live samples the UI could not take in time
@@ -266,16 +268,19 @@ class NetscopeApp(App[int]):
                 self.post_message(SampleFailed(f"{type(e).__name__}: {e}"))
                 continue
             if sample is not None:
-                self._queue_sample(sample)
+                # The model is built here, off the UI thread: joining, ranking and summing the
+                # flows and every other view cost the UI nothing (a key is answered meanwhile).
+                self.timeline.add(sample)
+                self._queue_sample(sample, self.timeline.shown())
 
-    def _queue_sample(self, sample: Sample) -> None:
+    def _queue_sample(self, sample: Sample, shown: Shown | None) -> None:
         """Samples wait for the UI in a bounded queue: one the UI could not take in time (its
         thread busy for LIVE_QUEUE intervals) is dropped, counted and shown in the header, rather
         than piling up with everything it holds."""
         with self._queue_lock:
             if len(self._queue) == self._queue.maxlen:
                 self.samples_dropped += 1
-            self._queue.append(sample)
+            self._queue.append((sample, shown))
             notify, self._queue_notified = not self._queue_notified, True
         if notify:
             self.post_message(SamplesQueued())
@@ -286,8 +291,9 @@ class NetscopeApp(App[int]):
             self._queue.clear()
         if self._screen_gone():
             return
-        for sample in samples:
-            self._take_sample(sample)
+        for sample, shown in samples:
+            self._record(sample)
+            self._live_shown = shown
         self._show_latest()
 
     def _play(self, replay: ReplaySource) -> None:
@@ -312,14 +318,16 @@ class NetscopeApp(App[int]):
         if self._screen_gone() or message.index != self._replay_next:  # or sent before a jump
             return
         self._replay_next += 1
-        self._take_sample(message.sample)
+        self._record(message.sample)
+        self.timeline.add(message.sample)
         self._show_latest()
 
     def _screen_gone(self) -> bool:
         """A sample that outlived the screen (quitting) is not taken."""
         return self._stop.is_set() or not self.query(NetscopeHeader)
 
-    def _take_sample(self, sample: Sample) -> None:
+    def _record(self, sample: Sample) -> None:
+        """A sample taken: recorded (while recording), and the newest."""
         if self.recorder is not None:
             try:
                 self.recorder.write(sample)
@@ -329,7 +337,6 @@ class NetscopeApp(App[int]):
         if self.latest is None:
             self._freeze_long_lived()
         self.latest = sample
-        self.timeline.add(sample)
 
     def _show_latest(self) -> None:
         if not self.paused:
@@ -338,9 +345,10 @@ class NetscopeApp(App[int]):
         self._refresh_header()
 
     def _take_view(self) -> None:
-        """What the screen shows from now on: the timeline as it stands (replay: at the sample
-        fed last, whose place the header shows)."""
-        self.shown = self.timeline.shown()
+        """What the screen shows from now on: the timeline as it stands (live: as the sampler
+        built it with the newest sample taken; replay: at the sample fed last, whose place the
+        header shows)."""
+        self.shown = self.timeline.shown() if isinstance(self.source, ReplaySource) else self._live_shown
         self._shown_position = self._replay_next
 
     def on_replay_ended(self, message: ReplayEnded) -> None:

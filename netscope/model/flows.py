@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netscope.model.filter import Filter, Tuple5
@@ -65,6 +66,17 @@ class FlowRow:
         return " and ".join(parts)
 
 
+# The orders the Flows pane cycles with `s`: name, and how rows order under it.
+# Ties keep the busiest-first order of `rows`.
+FLOW_SORTS: dict[str, Callable[[FlowRow], float | str]] = {
+    "packets": lambda r: -r.rx_pps,
+    "drops": lambda r: -r.drops,
+    "copy p99": lambda r: -(r.copy_p99_ns or 0),
+    "bytes": lambda r: -r.rx_bps,
+    "flow": lambda r: r.label,
+}
+
+
 @dataclass(frozen=True)
 class FlowsView:
     interval_s: float
@@ -75,6 +87,12 @@ class FlowsView:
     sample_rate: int = 1  # 1 in N packets counted: > 1, the packet and byte rates are estimates
     others: FlowsOther = field(default_factory=FlowsOther)
     not_held_drops: int = 0  # drops the kernel's full table could not hold
+    # The rows in each order of FLOW_SORTS (the busiest first is `rows`), sorted where the view is
+    # built, off the UI thread: a key that sorts only picks one.
+    orders: dict[str, tuple[FlowRow, ...]] = field(default_factory=dict)
+
+    def sorted_by(self, name: str) -> tuple[FlowRow, ...]:
+        return self.orders.get(name, self.rows)
 
     @property
     def flow_count(self) -> int:
@@ -213,9 +231,10 @@ def build_flows_view(
             )
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))
+    orders = {name: tuple(sorted(rows, key=key)) for name, key in FLOW_SORTS.items()}
     text = flt.text if flt else flows.filter
     return FlowsView(
-        dt, tuple(rows), flows.not_held, flows.filtered, text, rate, others, flows.not_held_drops
+        dt, tuple(rows), flows.not_held, flows.filtered, text, rate, others, flows.not_held_drops, orders
     )
 
 

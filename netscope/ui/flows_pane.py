@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from netscope.model.flows import FlowRow, FlowsView
+from netscope.model.flows import FLOW_SORTS, FlowRow, FlowsView
 from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, fmt_pct, histogram_bar
 from netscope.model.latency import SOCK_BITS, octave_bar
 from netscope.model.sample import ProbeStatus
@@ -106,14 +106,6 @@ FLOW_COLUMNS: tuple[Column[FlowCell], ...] = (
         "RX queues it arrived on (? = the device records none)",
         numeric=False,
     ),
-)
-# Sort keys, cycled with `s`: label, and how rows order under it.
-SORTS = (
-    ("packets", lambda r: -r.rx_pps),
-    ("drops", lambda r: -r.drops),
-    ("copy p99", lambda r: -(r.copy_p99_ns or 0)),
-    ("bytes", lambda r: -r.rx_bps),
-    ("flow", lambda r: r.label),
 )
 HEADER_SORTS = {"pkt/s": "packets", "drop/s": "drops", "copy p99": "copy p99", "B/s": "bytes", "flow": "flow"}
 
@@ -261,7 +253,7 @@ class FlowsPane(Vertical):
         show_text(self.query_one("#flows-probes", Static), probe_line(statuses, self.PROBES))
 
     def action_sort(self) -> None:
-        self._sort = (self._sort + 1) % len(SORTS)
+        self._sort = (self._sort + 1) % len(FLOW_SORTS)
         if self._view is not None:
             self.show(self._view)
 
@@ -269,13 +261,13 @@ class FlowsPane(Vertical):
         """A click on a column's header sorts by it, where it is a sort key."""
         label = HEADER_SORTS.get(str(event.label.plain if isinstance(event.label, Text) else event.label))
         if label is not None:
-            self._sort = [name for name, _ in SORTS].index(label)
+            self._sort = list(FLOW_SORTS).index(label)
             if self._view is not None:
                 self.show(self._view)
 
     def show(self, view: FlowsView) -> None:
         self._view = view
-        label, key = SORTS[self._sort]
+        label = list(FLOW_SORTS)[self._sort]
         summary = Text()
         others, dt = view.others, view.interval_s
         # Sampled, a flow whose packets were all skipped is not seen: the count is a lower bound.
@@ -291,7 +283,7 @@ class FlowsPane(Vertical):
         if view.filtered:
             summary.append(f"  left out by the filter {fmt_count(view.filtered / dt)} pkt/s", style="dim")
         show_text(self.query_one("#flows-summary", Static), summary)
-        self.query_one(FlowList).show(tuple(sorted(view.rows, key=key)), view.interval_s)
+        self.query_one(FlowList).show(view.sorted_by(label), view.interval_s)
 
 
 def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:

@@ -159,6 +159,12 @@ async def test_a_failed_interval_is_reported_and_sampling_goes_on(recording: Rec
         assert app.latest is recording.samples[0]
 
 
+def queue_sample(app: NetscopeApp, sample: Sample) -> None:
+    """What the live sampler does with a sample: the model built, both queued for the UI."""
+    app.timeline.add(sample)
+    app._queue_sample(sample, app.timeline.shown())
+
+
 async def test_samples_a_busy_screen_cannot_take_are_dropped_and_counted(recording: Recording) -> None:
     """Ten live samples arrive while the UI thread is busy (this coroutine runs on it): the four
     newest wait, the rest are dropped and the header counts them; none piles up. An interval that
@@ -168,14 +174,14 @@ async def test_samples_a_busy_screen_cannot_take_are_dropped_and_counted(recordi
         await pilot.pause()
         samples = [replace(recording.samples[i % len(recording.samples)], ts=1000.0 + i) for i in range(10)]
         for sample in samples:
-            app._queue_sample(sample)
+            queue_sample(app, sample)
         assert len(app._queue) == 4
         await pilot.pause()
         assert app.latest is samples[-1] and app.samples_dropped == 6
         header = "".join(s.text for s in app.query_one(NetscopeHeader).render_lines(Region(0, 0, 120, 1)))
         assert "6 samples dropped" in header
         assert "this interval took" not in header
-        app._queue_sample(replace(samples[-1], ts=2000.0, interval_s=90.0))  # a reading that took long
+        queue_sample(app, replace(samples[-1], ts=2000.0, interval_s=90.0))  # a reading that took long
         await pilot.pause()
         header = "".join(s.text for s in app.query_one(NetscopeHeader).render_lines(Region(0, 0, 120, 1)))
         assert "this interval took 90.00s" in header
