@@ -28,7 +28,7 @@ from textual.widgets import Input, TabbedContent, TabPane
 
 from netscope.model.drops import reason_label
 from netscope.model.filter import Filter
-from netscope.model.flows import build_flows_view
+from netscope.model.flows import FLOWS_TOP, build_flows_view
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Shown, Timeline
 from netscope.sources import Source
@@ -146,6 +146,7 @@ class NetscopeApp(App[int]):
         interfaces: tuple[str, ...] = (),
         netns: str | None = None,
         flow_filter: Filter | None = None,
+        flows_top: int | None = FLOWS_TOP,
     ):
         super().__init__(driver_class=GuardedDriver)
         self.source = source
@@ -157,7 +158,8 @@ class NetscopeApp(App[int]):
         self.animation_level = "none"
         self.paused = False
         self.latest: Sample | None = None  # the newest sample, shown or not
-        self.timeline = Timeline(source.info, interfaces, netns, flow_filter)  # fed even while paused
+        # Fed even while paused; its flow lists hold the busiest `flows_top` (None: every flow).
+        self.timeline = Timeline(source.info, interfaces, netns, flow_filter, flows_top)
         self.shown: Shown | None = None  # what the screen shows (frozen while paused)
         self._needed: frozenset[str] | None = None  # the probes the view on screen reads
         self._replay_next = 0  # replay: the index of the next sample the timeline takes
@@ -430,7 +432,7 @@ class NetscopeApp(App[int]):
             self.timeline.add(samples[-1])
         elif len(samples) != self._replay_next:
             old = self.timeline
-            self.timeline = Timeline(replay.info, old.interfaces, old.netns, old.flow_filter)
+            self.timeline = Timeline(replay.info, old.interfaces, old.netns, old.flow_filter, old.flows_top)
             for sample in samples:
                 self.timeline.add(sample)
         self._replay_next = len(samples)
@@ -516,7 +518,7 @@ class NetscopeApp(App[int]):
         self.notify(f"flow filter: {flt.text if flt else 'none'}", timeout=3)
         self.run_worker(lambda: self.source.set_flow_filter(flt), thread=True, group="filter", exclusive=True)
         if self.paused and self.shown is not None:  # the frozen view, filtered anew
-            flows = build_flows_view(self.shown.latest, self.source.info, flt)
+            flows = build_flows_view(self.shown.latest, self.source.info, flt, self.timeline.flows_top)
             self.shown = dataclasses.replace(self.shown, flows=flows)
         else:
             self._take_view()
@@ -666,8 +668,9 @@ def make_app(
     interfaces: tuple[str, ...] = (),
     netns: str | None = None,
     flow_filter: Filter | None = None,
+    flows_top: int | None = FLOWS_TOP,
 ) -> NetscopeApp:
     """The app over any source; a live source's probes come up in workers after the first frame,
     those of the view on screen first.
     `interfaces` and `netns` narrow the Rings pane, `flow_filter` the flows."""
-    return NetscopeApp(source, interval, interfaces, netns, flow_filter)
+    return NetscopeApp(source, interval, interfaces, netns, flow_filter, flows_top)

@@ -235,14 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
             "packets of flows past it are still counted, in the others row",
         )
 
-    def top_arg(p: argparse.ArgumentParser) -> None:
+    def top_arg(p: argparse.ArgumentParser, default: int | None) -> None:
+        """--top N; `default` None: the TUI's FLOWS_TOP, or FLOWS_TOP_JSON with --json."""
         p.add_argument(
             "--top",
             type=_count,
-            default=FLOWS_TOP_JSON,
+            default=default,
             metavar="N",
-            help=f"the busiest N flows in full in the JSON, the rest summed in flows_other "
-            f"(default {FLOWS_TOP_JSON}; 0 = every flow)",
+            help="the busiest N flows kept in full (the flow lists, the JSON's flows), the rest "
+            f"summed in others (default: {FLOWS_TOP} in the TUI and a recording, {FLOWS_TOP_JSON} "
+            "in JSON lines; 0 = every flow)",
         )
 
     def no_bpf_arg(p: argparse.ArgumentParser) -> None:
@@ -257,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     interval_arg(tui)
     sample_arg(tui)
     max_flows_arg(tui)
+    top_arg(tui, FLOWS_TOP)
     no_bpf_arg(tui)
     device_args(tui)
     snap = sub.add_parser("snapshot", help="print per-interval counts (text, or JSON lines with --json)")
@@ -268,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     detail_arg(snap, DETAIL_EVERY)
     sample_arg(snap)
     max_flows_arg(snap)
-    top_arg(snap)
+    top_arg(snap, FLOWS_TOP_JSON)
     no_bpf_arg(snap)
     rec = sub.add_parser("record", help="record raw samples to a file that `replay` plays back")
     interval_arg(rec)
@@ -291,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     detail_arg(rec, 1)
     sample_arg(rec)
     max_flows_arg(rec)
-    top_arg(rec)
+    top_arg(rec, None)
     no_bpf_arg(rec)
     exp = sub.add_parser("export", help="serve Prometheus metrics (counters since netscope started)")
     interval_arg(exp)
@@ -310,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_args(rep)
     rep.add_argument("--filter", metavar="EXPR", help="show only the recorded flows that match (pcap-like)")
     rep.add_argument("--json", action="store_true", help="print the snapshot JSON lines instead of the TUI")
-    top_arg(rep)
+    top_arg(rep, None)
     return parser
 
 
@@ -380,6 +383,15 @@ def _flow_filter(args: argparse.Namespace) -> Filter | None:
         raise CliError(f"bad --filter:\n{e.pointer()}", EXIT_USAGE) from None
 
 
+def _top(args: argparse.Namespace) -> int | None:
+    """The busiest flows kept in full (None: all): --top, else the TUI's FLOWS_TOP (a recording
+    keeps what the TUI lists when replayed), or FLOWS_TOP_JSON for a replay's JSON lines."""
+    top = getattr(args, "top", None)
+    if top is None:
+        top = FLOWS_TOP_JSON if args.command == "replay" and args.json else FLOWS_TOP
+    return top or None
+
+
 def _live_source(args: argparse.Namespace) -> LiveSource:
     from netscope.sources.live import LiveSource
 
@@ -392,8 +404,7 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
         bpf=not getattr(args, "no_bpf", False),
         sample_rate=getattr(args, "sample", None),
         max_flows=getattr(args, "max_flows", FLOWS_MAX),
-        # The TUI's views show the busiest FLOWS_TOP; a JSON line its --top (0: every flow).
-        flows_top=getattr(args, "top", FLOWS_TOP_JSON) or None if args.command != "tui" else FLOWS_TOP,
+        flows_top=_top(args),
     )
 
 
@@ -461,7 +472,7 @@ def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample]
     interfaces = tuple(getattr(args, "interface", ()))
     netns = getattr(args, "netns", None)
     flt = _flow_filter(args)
-    top = getattr(args, "top", FLOWS_TOP_JSON) or None
+    top = _top(args)
     findings = FindingsTracker()
 
     def emit(sample: Sample) -> None:
@@ -685,7 +696,7 @@ def _stderr_to_log() -> Iterator[None]:
 def _run_tui(source: Source, interval: float, args: argparse.Namespace) -> int:
     from netscope.app import make_app
 
-    app = make_app(source, interval, tuple(args.interface), args.netns, _flow_filter(args))
+    app = make_app(source, interval, tuple(args.interface), args.netns, _flow_filter(args), _top(args))
     try:
         with _stderr_to_log():
             code = app.run()

@@ -123,6 +123,7 @@ def cost_json(sample: Sample) -> dict[str, Any] | None:
     return {
         "cpu_pct": round(cost.cpu_pct, 2),
         "rss_bytes": cost.rss_bytes,
+        "bpf_map_bytes": cost.map_bytes,  # the kernel's memlock of netscope's maps
         "bpf_stats": cost.bpf_stats,
         "clock_ns": round(cost.clock_ns, 1),  # bpf_stats' own cost per run: not netscope's
         "measured_interval_s": round(cost.measured_interval_s, 6),

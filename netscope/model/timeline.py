@@ -14,7 +14,7 @@ from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_view, device_label, snmp_rows
 from netscope.model.filter import Filter
 from netscope.model.findings import ActiveFinding, FindingsTracker, find
-from netscope.model.flows import FlowsView, build_flows_view
+from netscope.model.flows import FLOWS_TOP, FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, latency_view
 from netscope.model.rings import RingsView, build_rings_view
 from netscope.model.sample import DropEvent, FlowEvent, HostInfo, Sample
@@ -60,10 +60,12 @@ class Timeline:
         interfaces: Collection[str] = (),
         netns: str | None = None,
         flow_filter: Filter | None = None,
+        flows_top: int | None = FLOWS_TOP,
     ) -> None:
         """`interfaces` and `netns` narrow the Rings view (--interface, --netns); `flow_filter` the
-        flows (--filter, or `/` in the TUI)."""
+        flows (--filter, or `/` in the TUI); `flows_top` is how many flows a view lists (--top)."""
         self.flow_filter = flow_filter
+        self.flows_top = flows_top
         self.info = info
         self.interfaces = tuple(interfaces)
         self.netns = netns
@@ -118,7 +120,7 @@ class Timeline:
             dict(self._netns_names),
             build_rings_view(self._latest, self.info, self.interfaces, self.netns),
             tuple(self._latency),
-            build_flows_view(self._latest, self.info, self.flow_filter),
+            build_flows_view(self._latest, self.info, self.flow_filter, self.flows_top),
             tuple(self._flow_events),
             self._watched,
             self._tracker.active,

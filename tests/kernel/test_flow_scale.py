@@ -4,7 +4,9 @@ the senders sent. Timing targets (keys, cadence) are `make bench` rows, not test
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -14,7 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from netscope.probes.flows import COUNT, DROP_KEY, FLOW_KEY, FLOW_STAT
+from netscope.sources.live import LiveSource
 from tests.kernel.netns import VethPair, flood_flows, flood_result, snmp
+from tests.kernel.tmux import bpftool_show
 
 SUBNET = 89
 SOCKETS, PORTS = 100, 1000  # 100,000 flows
@@ -136,3 +141,36 @@ def test_ten_heavy_flows_among_100k_light_are_the_top_ten(pair: VethPair) -> Non
     each = heavy_sent / HEAVY  # the sender goes round the ten ports in turn
     off = {port: round(n / each - 1, 4) for port, n in counted.items() if abs(n - each) > 0.02 * each}
     assert not off, f"heavy flows off by more than 2% of {each:.0f}: {off}"
+
+
+def maps_held_bytes() -> int:
+    """The kernel's memlock of every BPF map this process holds: the map ids from its fds'
+    fdinfo, their bytes_memlock from bpftool."""
+    ids = set()
+    for fd in os.listdir("/proc/self/fdinfo"):
+        with contextlib.suppress(OSError), open(f"/proc/self/fdinfo/{fd}") as f:
+            ids |= {int(line.split()[1]) for line in f if line.startswith("map_id:")}
+    return sum(int(m["bytes_memlock"]) for m in bpftool_show("map") if m["id"] in ids)
+
+
+def test_the_cost_line_holds_the_flow_tables_memory(pair: VethPair) -> None:
+    """20,000 flows in one interval: the maps' memory netscope reports is what its maps hold once
+    emptied, plus the flow tables' entries at their fullest (a key and a value each at least,
+    and not over 1 kB a flow)."""
+    flows = 20 * 1000
+    source = LiveSource(sample_rate=1)  # every packet counted: every flow in the table
+    try:
+        for start in source.need(("flows",)):
+            start()
+        source.sample()  # the baseline
+        flood_result(flood_flows(pair, 1.0, 20, 1000, pps=3 * flows))
+        sample = source.sample()
+        emptied = maps_held_bytes()
+    finally:
+        source.close()
+    assert sample.flows is not None and sample.cost is not None
+    seen = len(sample.flows.flows) + sample.flows.rest.flows
+    assert flows <= seen <= flows + 50, seen  # (and the ICMP errors sent back, ND)
+    entries = (FLOW_KEY.size + FLOW_STAT.size) + (DROP_KEY.size + COUNT.size)  # every flow dropped
+    grown = sample.cost.map_bytes - emptied
+    assert flows * entries <= grown <= flows * 1024, (grown, flows * entries)

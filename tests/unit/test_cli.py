@@ -94,3 +94,20 @@ def test_max_rate_is_the_models() -> None:
     from netscope.model.sampling import MAX_RATE
 
     assert cli.MAX_RATE == MAX_RATE  # the CLI does not import the model, to load light
+
+
+@pytest.mark.parametrize(
+    ("argv", "top"),
+    [
+        (["tui"], 500),  # the TUI's flow lists
+        (["tui", "--top", "50"], 50),
+        (["snapshot", "--json"], 100),  # a JSON line
+        (["snapshot", "--top", "0"], None),  # every flow
+        (["record", "-o", "x.nsrec"], 500),  # what the TUI lists when it is replayed
+        (["record", "-o", "x.nsrec", "--json"], 500),
+        (["replay", "x.nsrec"], 500),
+        (["replay", "x.nsrec", "--json"], 100),
+    ],
+)
+def test_flows_kept_in_full(argv: list[str], top: int | None) -> None:
+    assert cli._top(cli.parse_args(argv)) == top
