@@ -25,6 +25,7 @@ from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, TabbedContent, TabPane
+from textual.worker import WorkerFailed
 
 from netscope.model.drops import reason_label
 from netscope.model.filter import Filter
@@ -643,7 +644,10 @@ class NetscopeApp(App[int]):
 
     def _handle_exception(self, error: Exception) -> None:
         """An exception in a pane or worker: detach, leave the terminal clean, and let the CLI
-        print one line (the traceback goes to the log). Under Pilot, tests see the exception."""
+        print one line (the traceback goes to the log). Under Pilot, tests see the exception. A
+        worker's (the sampler builds the views) is its own exception, not Textual's wrapper."""
+        if isinstance(error, WorkerFailed) and isinstance(error.error, Exception):
+            error = error.error
         self.crash = error
         self._stop.set()
         self.source.close()
