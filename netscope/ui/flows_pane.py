@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.events import MouseScrollDown, MouseScrollUp, Resize
 from textual.message import Message
 from textual.screen import Screen
@@ -141,6 +142,7 @@ class FlowList(FitsWidth, DataTable[str | Text]):
         self._columns: tuple[Column[FlowCell], ...] = ()
         self._top = 0  # the index in rows_shown of the window's first row
         self._height = 0
+        self._cells: list[tuple[str | Text, ...]] = []  # what the table holds, row by row
 
     @property
     def cursor_index(self) -> int:
@@ -166,7 +168,7 @@ class FlowList(FitsWidth, DataTable[str | Text]):
         width = self.fitted_width(160)
         columns = fit_columns(FLOW_COLUMNS, width, reserved=FLOW_LABEL[1] + 4)
         if columns != self._columns:
-            set_columns(self, FLOW_LABEL, columns)
+            set_columns(self, FLOW_LABEL, columns)  # (and no rows)
             self._columns = columns
         self._fill(cursor)
 
@@ -177,9 +179,21 @@ class FlowList(FitsWidth, DataTable[str | Text]):
         top = self._top if top is None else top
         top = max(cursor - window + 1, min(top, cursor))
         self._top = top = max(0, min(top, count - window))
-        self.clear()
-        for r in self.rows_shown[top : top + window]:
-            self.add_row(r.label, *(c.cell((r, self._interval_s)) for c in self._columns))
+        rows: list[tuple[str | Text, ...]] = [
+            (r.label, *(c.cell((r, self._interval_s)) for c in self._columns))
+            for r in self.rows_shown[top : top + window]
+        ]
+        if self.row_count == len(rows) and len(self.columns) == len(rows[0] if rows else ()):
+            # The same rows in sight: only the cells that changed are updated, in place.
+            for y, (old, new) in enumerate(zip(self._cells, rows, strict=True)):
+                for x, (was, now) in enumerate(zip(old, new, strict=True)):
+                    if was != now:
+                        self.update_cell_at(Coordinate(y, x), now)
+        else:
+            self.clear()
+            for cells in rows:
+                self.add_row(*cells)
+        self._cells = rows
         if self.row_count:
             self.move_cursor(row=cursor - top, animate=False)
 

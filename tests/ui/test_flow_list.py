@@ -9,6 +9,7 @@ from textual.app import App, ComposeResult
 from textual.events import MouseScrollDown
 
 from netscope.model.flows import FlowRow, build_flows_view
+from netscope.model.format import fmt_count
 from netscope.model.sample import FlowCount, FlowsSample, HostInfo
 from netscope.ui.flows_pane import FlowChosen, FlowList
 from tests.unit.samples import two_cpu_sample
@@ -58,9 +59,15 @@ async def test_only_the_rows_in_sight_and_the_keys_move_them() -> None:
             await pilot.press("down")
         assert table.cursor_index == HEIGHT + 5 and table.row_count == HEIGHT - 1
         assert table.get_row_at(table.cursor_row)[0] == table.rows_shown[HEIGHT + 5].label
-        table.show(rows(rate=1), 1.0)  # new data: the cursor stays on the same row
+        keys = list(table.rows)
+        table.show(rows(rate=5000), 1.0)  # new data, updated in place: the cursor stays on its row
         await pilot.pause()
-        assert table.cursor_index == HEIGHT + 5
+        assert list(table.rows) == keys  # the same rows of the table, their cells updated
+        assert table.cursor_index == HEIGHT + 5 and table.row_count == HEIGHT - 1
+        shown = [table.get_row_at(y) for y in range(table.row_count)]
+        assert [str(r[0]) for r in shown] == [r.label for r in table.rows_shown[table._top :][: HEIGHT - 1]]
+        now = table.rows_shown[table.cursor_index].rx_pps  # (10,000 - 25 + 5,000) / the interval
+        assert str(shown[table.cursor_row][1]).strip() == fmt_count(now) != fmt_count(now - 5000 / 2)
         await pilot.press("end")
         assert table.cursor_index == FLOWS - 1
         await pilot.press("enter")
