@@ -168,7 +168,7 @@ class LiveSource:
         # long-running headless netscope costs on a busy box. 1: always on.
         self.detail_every = detail_every
         self._detail_since: float | None = 0.0  # when the per-packet hooks went on; None: paused
-        self._detail_lock = threading.Lock()
+        self._detail_lock = threading.Lock()  # taken after _need_lock when both are, never before
         self._samples_taken = 0
         self.drop_log_rate = drop_log_rate
         self.flow_filter = flow_filter
@@ -499,10 +499,13 @@ class LiveSource:
             timer.cancel()
         self._duty_timers = []
         stats_at, self._stats_at = self._stats_at, None
+        # The probes first: _need_lock is never taken under _detail_lock (need() takes them in the
+        # other order; the TUI froze when a key resumed a probe while the sampler was here).
+        live = self._live_probes()
         with self._detail_lock:
             if self._detail_since is None:
                 return
-            cycled = [p for p in self._live_probes() if p.sampled and p.duty_cycled]
+            cycled = [p for p in live if p.sampled and p.duty_cycled]
             for probe in cycled:
                 if probe.rate.scale > 1 and interval_s > 0:
                     probe.pause_sampled()

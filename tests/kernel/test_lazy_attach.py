@@ -5,6 +5,7 @@ really loaded, and its links what is attached)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from netscope.model.sample import ProbeState
@@ -52,3 +53,27 @@ def test_attach_on_need_detach_at_once_free_after_linger() -> None:
     finally:
         source.close()
     wait_for(lambda: new_programs(before) == 0, 2, "every program to be freed")
+
+
+def test_a_key_that_resumes_a_probe_while_the_sampler_cycles_hooks_does_not_deadlock() -> None:
+    """need() (the UI thread, on a key) takes _need_lock, then _detail_lock to resume a suspended
+    probe; the sampler's duty cycle must not hold _detail_lock while it waits for _need_lock (the
+    TUI froze for good when both met)."""
+    source = LiveSource(bpf=False)
+    source._detail_since = 0.0  # the per-packet hooks on: the duty cycle runs
+
+    def key() -> None:
+        with source._need_lock:
+            time.sleep(0.3)  # meanwhile the sampler starts a duty cycle
+            with source._detail_lock:
+                pass
+
+    ui = threading.Thread(target=key, daemon=True)
+    sampler = threading.Thread(target=source._duty_cycle, args=(1.0,), daemon=True)
+    ui.start()
+    time.sleep(0.1)
+    sampler.start()
+    ui.join(5)
+    sampler.join(5)
+    source.close()
+    assert not ui.is_alive() and not sampler.is_alive(), "deadlocked"
