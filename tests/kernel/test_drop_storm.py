@@ -1,7 +1,8 @@
 """A drop storm (>=100k drops/s; 200k on an idle 2-CPU VM) and a packet flood to a reader,
-together for 60 s, with the TUI running on the live source: counts stay exact against Udp NoPorts, the log stays within its limit
-and what it did not log (or lost) is counted and shown, keys are answered with a new frame within
-200 ms, and memory stays flat. NETSCOPE_STORM_S shortens it for a quick look."""
+together for 60 s, with the TUI running on the live source: counts stay exact against Udp NoPorts,
+the log stays within its limit and what it did not log (or lost) is counted and shown, keys are
+answered with a new frame within 200 ms, and memory stays flat. NETSCOPE_STORM_S shortens it for a
+quick look."""
 
 from __future__ import annotations
 
