@@ -51,20 +51,15 @@ static __always_inline void flow_add(u32 index, u64 n)
         *v += n;
 }
 
-#define NS_EEXIST 17 /* errno: another CPU inserted the key first */
-
 /* The entry of `key` in the interval's table `map`, inserted as `fresh` when new; NULL when the
- * table is full. */
+ * table is full. The insert fails when another CPU inserted the key first (its entry is found
+ * then) or when the table is full (none is). */
 static __always_inline void *table_entry(void *map, void *key, void *fresh)
 {
     void *v = bpf_map_lookup_elem(map, key);
     if (v)
         return v;
-    long err = bpf_map_update_elem(map, key, fresh, BPF_NOEXIST);
-    if (err && err != -NS_EEXIST)
-        return 0;
-    if (!err)
-        flow_add(NS_FLOW_STAT_CREATED, 1);
+    bpf_map_update_elem(map, key, fresh, BPF_NOEXIST);
     return bpf_map_lookup_elem(map, key);
 }
 

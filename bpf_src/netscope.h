@@ -301,12 +301,11 @@ struct flow_event {
     u64 location; /* where it was dropped */
 };
 
-#define NS_FLOW_STAT_CREATED 0   /* flows inserted */
-#define NS_FLOW_STAT_FILTERED 1  /* packets the filter left out */
-#define NS_FLOW_STAT_EVENTS_LOST 2 /* watched-flow events the ring buffer could not take */
-#define NS_FLOW_STAT_UNHELD_PACKETS 3 /* packets (weighted) of flows a full table could not hold */
-#define NS_FLOW_STAT_UNHELD_BYTES 4
-#define NS_FLOW_STAT_UNHELD_DROPS 5   /* drops a full table could not hold */
-#define NS_FLOW_STATS 6
+#define NS_FLOW_STAT_FILTERED 0  /* packets the filter left out */
+#define NS_FLOW_STAT_EVENTS_LOST 1 /* watched-flow events the ring buffer could not take */
+#define NS_FLOW_STAT_UNHELD_PACKETS 2 /* packets (weighted) of flows a full table could not hold */
+#define NS_FLOW_STAT_UNHELD_BYTES 3
+#define NS_FLOW_STAT_UNHELD_DROPS 4   /* drops a full table could not hold */
+#define NS_FLOW_STATS 5
 
 #endif /* NETSCOPE_H */

@@ -525,10 +525,6 @@ def _possible_cpu_position() -> dict[int, int]:
     return {cpu: i for i, cpu in enumerate(get_possible_cpus())}
 
 
-def possible_cpus() -> int:
-    return len(_possible_cpu_position())
-
-
 def cpu_positions(cpus: tuple[int, ...]) -> list[int]:
     """Where each of the CPU ids `cpus` is in a per-CPU map value (possible-CPU order)."""
     position = _possible_cpu_position()

@@ -46,7 +46,7 @@ STAT_WORDS = FLOW_STAT.size // 8
 DROP_KEY = struct.Struct(f"<{FLOW_KEY.size}sI4x")  # struct flow_drop_key
 COUNT = struct.Struct("<Q")
 # flow_counters' slots (NS_FLOW_STAT_* in bpf_src/netscope.h)
-CREATED, FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS = range(6)
+FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS = range(5)
 
 
 @dataclass(frozen=True)
@@ -319,7 +319,7 @@ class FlowsProbe(Probe[FlowsSample]):
         counts = [a - b for a, b in zip(current.counters, previous.counters, strict=True)]
         n, nd = current.flows, current.drop_entries
         drop_counts = memoryview(current.drop_counts).cast("Q")
-        reasons = memoryview(current.drop_keys).cast("I")[TUPLE_BYTES // 4 + 2 :: DROP_KEY.size // 4]
+        reasons = memoryview(current.drop_keys).cast("I")[FLOW_KEY.size // 4 :: DROP_KEY.size // 4]
         # Which entry each received flow is: needed only to match drops with their flows.
         index = {current.key(i): i for i in range(n)} if nd else {}
         mapping = self._owner(current, index)
