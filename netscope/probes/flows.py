@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netscope.model.drops import ReasonNames
-from netscope.model.filter import Filter, address_words
+from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_MAX
 from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
 from netscope.probes.base import BatchReader, Probe, address_text, map_bytes
@@ -45,6 +45,7 @@ FLOW_STAT = struct.Struct("<7Q")  # struct flow_stat
 STAT_WORDS = FLOW_STAT.size // 8
 DROP_KEY = struct.Struct(f"<{FLOW_KEY.size}sI4x")  # struct flow_drop_key
 COUNT = struct.Struct("<Q")
+WATCH = struct.Struct(f"<{TUPLE_BYTES}sIII4x")  # struct flow_watch: the tuple, netns, ifindex, active
 # flow_counters' slots (NS_FLOW_STAT_* in bpf_src/netscope.h)
 FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS = range(5)
 
@@ -173,16 +174,7 @@ class FlowsProbe(Probe[FlowsSample]):
             return
         entry = table.Leaf()
         if flow is not None:
-            netns, proto, saddr, sport, daddr, dport = flow
-            src, dst = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
-            t = entry.flow.t
-            t.family, t.proto, t.sport, t.dport = src.version, proto, sport, dport
-            for i, word in enumerate(address_words(src.packed)):
-                t.saddr[i] = word
-            for i, word in enumerate(address_words(dst.packed)):
-                t.daddr[i] = word
-            entry.flow.netns = netns
-            entry.active = 1
+            entry = table.Leaf.from_buffer_copy(WATCH.pack(_tuple_bytes(flow), flow[0], 0, 1))
         table[ctypes.c_int(0)] = entry
 
     def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
