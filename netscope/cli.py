@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     def top_arg(p: argparse.ArgumentParser, default: int | None) -> None:
-        """--top N; `default` None: the TUI's FLOWS_TOP, or FLOWS_TOP_JSON with --json."""
+        """--top N; `default` None: as `_top` decides for the command (record, replay)."""
         p.add_argument(
             "--top",
             type=_count,
