@@ -37,6 +37,19 @@ static __always_inline u32 netns_of(const void *dev, const void *sk)
     return read_u32(net, NS_OFF_NET_NS_INUM);
 }
 
+/* A socket's inode number (socket:[N] in /proc/PID/fd): never reused while the machine runs, where
+ * a freed socket's address is. 0 while the socket has no struct socket (a TCP child before
+ * accept()). Read from sock.sk_ino where the kernel keeps it, else from the socket's inode. */
+static __always_inline u64 sock_ino(const void *sk)
+{
+#ifdef NS_OFF_SOCK_INO
+    return read_u64(sk, NS_OFF_SOCK_INO);
+#else
+    const void *sock = (const void *)read_u64(sk, NS_OFF_SOCK_SOCKET);
+    return sock ? read_u64(sock, NS_OFF_SOCKET_INO) : 0;
+#endif
+}
+
 /* The sk_buff fields from len to data lie within NS_SKB_WIN_LEN bytes from NS_SKB_WIN_START
  * (netscope/probes/offsets.py checks): one bpf_probe_read_kernel fetches them all, where reading
  * field by field cost a helper call each, six per packet. */

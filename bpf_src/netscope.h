@@ -166,13 +166,14 @@ struct drop_window {
 /* latency.bpf.c: one socket followed, in a two-way set-associative table indexed by a hash of its
  * address (no hash map update per packet). Every read updates it, so its reads and bytes are exact;
  * a sampled arrival adds its weight to `arrivals` (an estimate). User space reads these slots. A slot
- * given to another socket gets a new `gen`. Three cache lines: what both sides only read, what the
- * sampled arrivals write (on the CPU that queues the data), what the reads write (on the reader's
- * CPU), so the two CPUs do not pass a line back and forth per packet. 192 bytes: slots start on a
- * cache line. */
+ * given to another socket gets a new `gen`, and the socket it followed is handed to user space with
+ * its last counts (lat_retired). A freed socket's address is given to new sockets: `ino` tells them
+ * apart. Three cache lines: what both sides only read, what the sampled arrivals write (on the CPU
+ * that queues the data), what the reads write (on the reader's CPU), so the two CPUs do not pass a
+ * line back and forth per packet. 192 bytes: slots start on a cache line. */
 struct lat_slot {
     /* written when the slot is given to a socket */
-    u64 sk;        /* the socket; 0: free */
+    u64 sk;        /* the socket; 0: free; NS_LAT_CLAIMING: being given to one */
     u32 gen;       /* bumped each time the slot follows another socket */
     u16 protocol;  /* IPPROTO_TCP / IPPROTO_UDP; 0: a socket netscope does not follow */
     u16 family;
@@ -181,7 +182,7 @@ struct lat_slot {
     u32 pad0;
     u8 saddr[16];  /* local */
     u8 daddr[16];  /* remote */
-    u8 pad1[8];
+    u64 ino;       /* the socket's inode number; 0 until known (a TCP child before accept()) */
     /* written by the sampled arrivals */
     u64 arrivals;  /* the sampled arrivals' weights: data-ready wakeups, estimated */
     u32 last_target; /* TCP: the sequence the last sampled arrival ended at */
@@ -189,14 +190,29 @@ struct lat_slot {
     /* written by the reads */
     u64 reads;     /* recvmsg calls that returned data (MSG_PEEK ignored) */
     u64 bytes;     /* bytes they returned */
-    u32 udp_read;  /* UDP: datagrams read since netscope followed the socket */
+    u64 udp_read;  /* UDP: datagrams read since netscope followed the socket (64 bits: the BPF
+                    * target has a fetch-and-add that returns the count in 64 bits only) */
     u32 tgid;      /* the process that read last */
-    u8 pad3[40];
+    u8 pad3[36];
+};
+
+#define NS_LAT_CLAIMING 1 /* lat_slot.sk while one CPU gives the slot to a socket: no socket's address */
+
+/* latency.bpf.c: a socket the table stopped following (closed, or its slot given to another), with
+ * its counts at that moment, through a ring buffer: user space adds what it had not read yet. */
+struct lat_retired {
+    u32 index;     /* its slot */
+    u32 pad;
+    struct lat_slot slot;
 };
 
 /* latency.bpf.c: a slot's sampled arrivals not yet read, oldest first: when each arrived and the
  * sequence its data ends at: for UDP the read that will copy the datagram (reads so far plus the
- * datagrams queued), for TCP rcv_nxt. C side only. */
+ * datagrams queued), for TCP rcv_nxt. Arrivals (on the CPU that queues the data) and reads (on the
+ * reader's) move it on different CPUs at once: a hook moves it only while it holds `busy`, taken
+ * with an atomic compare-and-swap and never waited for (the kernel allows no bpf_spin_lock in
+ * tracing programs): a hook that finds it taken leaves this arrival untimed, or this read's pairing
+ * to the next read. C side only. */
 struct lat_arrivals {
     u64 ts[NS_LAT_RING];
     u32 target[NS_LAT_RING];
@@ -204,8 +220,10 @@ struct lat_arrivals {
     u32 tail;   /* next to write */
     u32 thin;   /* a full ring kept every other arrival this many times: 1 in 2^thin is kept */
     u32 offered; /* sampled arrivals offered since the ring was last empty */
+    u32 gen;    /* the slot's gen it holds arrivals of: another's are stale */
+    u32 pad;
+    u64 busy;   /* 1 while a hook moves the ring (64 bits: the target's compare-and-swap) */
 };
-
 /* latency.bpf.c: the sampled reads of one process, cumulative. */
 struct lat_proc {
     u64 count;    /* reads with a latency: the histogram's total */
@@ -215,6 +233,7 @@ struct lat_proc {
 
 struct lat_sock_key {
     u64 sk;
+    u64 ino;       /* with sk: one socket, not a later one at its address */
     u32 tgid;
     u32 pad;
 };
@@ -234,8 +253,13 @@ struct lat_hist {
 
 #define NS_LAT_STAT_SAMPLED 0   /* reads given a latency */
 #define NS_LAT_STAT_THINNED 1   /* a socket's ring of sampled arrivals filled: every other one went */
-#define NS_LAT_STAT_EVICTED 2   /* slots taken from a socket to follow another */
-#define NS_LAT_STATS 3
+#define NS_LAT_STAT_EVICTED 2   /* slots taken from a live socket to follow another */
+#define NS_LAT_STAT_UNTIMED 3   /* sampled arrivals left untimed: read before they were stamped, or
+                                 * their ring was busy on another CPU */
+#define NS_LAT_STAT_UNCOUNTED 4 /* reads not counted: their slot was being given to a socket on
+                                 * another CPU, or a closed socket's last counts found the ring
+                                 * buffer full */
+#define NS_LAT_STATS 5
 
 /* stack.bpf.c: the sampled skb on this CPU, stamped when it entered the stack. */
 struct stack_stamp {

@@ -121,7 +121,9 @@ class LatencyView:
     arrivals: int | None = None  # data queued on sockets (exact); None: an older recording
     sample_rate: int = 1  # 1 in N arrivals timed: > 1, the percentiles are from a sample
     stack_rate: int = 1
-    evicted: int = 0  # sockets the bounded table stopped following
+    evicted: int = 0  # live sockets the bounded table stopped following
+    untimed: int = 0  # sampled arrivals left untimed (read before stamped, or raced on another CPU)
+    uncounted: int = 0  # reads not counted (a slot changing hands on another CPU, a full ring buffer)
 
     @property
     def reads_per_s(self) -> float:
@@ -186,6 +188,8 @@ def build_latency_view(
         sample_rate=sample_rate,
         stack_rate=stack_rate,
         evicted=latency.evicted,
+        untimed=latency.untimed,
+        uncounted=latency.uncounted,
     )
 
 

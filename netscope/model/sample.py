@@ -273,7 +273,9 @@ class LatencySample:
     sockets: tuple[SockLatency, ...]
     coarsened: int  # times a socket's ring of sampled arrivals filled and kept every other one
     arrivals: int | None = None  # data-ready wakeups with new data, all sockets (from the samples)
-    evicted: int = 0  # sockets the bounded table stopped following to follow others
+    evicted: int = 0  # live sockets the bounded table stopped following to follow others
+    untimed: int = 0  # sampled arrivals left untimed: read before they were stamped, or raced
+    uncounted: int = 0  # reads not counted (a slot changing hands on another CPU, a full ring buffer)
 
 
 @dataclass(frozen=True)

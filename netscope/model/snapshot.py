@@ -193,7 +193,9 @@ def latency_json(sample: Sample) -> dict[str, Any] | None:
         "sample_rate": view.sample_rate,  # 1 in N arrivals timed: > 1, the percentiles are a sample's
         "reads": view.reads,  # every read, exact
         "arrivals": view.arrivals,
-        "evicted": view.evicted,
+        "evicted": view.evicted,  # live sockets the bounded table stopped following
+        "untimed": view.untimed,  # sampled arrivals left untimed (read first, or raced)
+        "uncounted": view.uncounted,  # reads not counted: not in "reads"
         "all": {
             "count": a.count,
             "bytes": a.bytes,

@@ -18,10 +18,14 @@ from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
 SOCKETS_MAX = 8192  # slots of lat_slots: a power of two (two ways per set)
-STATS = ("sampled", "thinned", "evicted")  # NS_LAT_STAT_* order
+STATS = ("sampled", "thinned", "evicted", "untimed", "uncounted")  # NS_LAT_STAT_* order
 # struct lat_slot (bpf_src/netscope.h), three cache lines: sk, gen, protocol, family, sport, dport,
-# saddr, daddr | arrivals, last_target | reads, bytes, udp_read, tgid.
-SLOT = struct.Struct("<QIHHHH4x16s16s8x" + "QI52x" + "QQII40x")
+# saddr, daddr, ino | arrivals, last_target | reads, bytes, udp_read, tgid.
+SLOT = struct.Struct("<QIHHHH4x16s16sQ" + "QI52x" + "QQQI36x")
+CLAIMING = 1  # NS_LAT_CLAIMING: a slot's sk while it is being given to a socket
+RETIRED = struct.Struct("<I4x")  # struct lat_retired: the slot's index, then the slot
+# Sockets the table stops following (closed ones, mostly) between two reads: 200 bytes each.
+RETIRED_PAGES = 128
 
 Hist = tuple[tuple[int, int], ...]
 Ident = tuple[int, str, int, str, int]  # protocol, local address, port, remote address, port
@@ -34,6 +38,7 @@ class Slot:
     sampled ones (each counted times its weight)."""
 
     sk: int
+    ino: int  # with sk, the socket: a later one at its address has another inode
     tgid: int
     reads: int
     bytes: int
@@ -46,9 +51,9 @@ class Totals:
     slots: dict[SlotKey, Slot]
     procs: dict[int, tuple[str, int, dict[int, int]]]  # tgid -> comm, sampled reads, buckets
     maxima: dict[int, int]  # tgid -> max ns since the last read (read and reset)
-    # (tgid, sk) -> sampled reads, buckets, and sk_rcvbuf (the largest of the CPUs' copies: each
+    # (tgid, sk, ino) -> sampled reads, buckets, and sk_rcvbuf (the largest of the CPUs' copies: each
     # holds the value at the socket's last sampled read on that CPU)
-    socks: dict[tuple[int, int], tuple[int, dict[int, int], int]]
+    socks: dict[tuple[int, int, int], tuple[int, dict[int, int], int]]
     stats: dict[str, int]
 
 
@@ -73,16 +78,23 @@ def read_slots(raw: bytes | mmap.mmap) -> dict[SlotKey, Slot]:
     with memoryview(raw) as view:
         whole = len(view) - len(view) % SLOT.size
         with view[:whole].cast("Q") as words:
-            used = [i for i, sk in enumerate(words[:: SLOT.size // 8].tolist()) if sk]
+            used = [i for i, sk in enumerate(words[:: SLOT.size // 8].tolist()) if sk > CLAIMING]
     for index in used:
-        fields = SLOT.unpack_from(raw, index * SLOT.size)
-        sk, gen, protocol, family, sport, dport, sa, da, arrivals, _, reads, nbytes, _, tgid = fields
-        if not protocol:
-            continue
-        version = 6 if family == 10 else 4
-        ident = (protocol, address_text(sa, version), sport, address_text(da, version), dport)
-        out[(index, sk, gen)] = Slot(sk, tgid, reads, nbytes, arrivals, ident)
+        key, slot = decode_slot(index, raw, index * SLOT.size)
+        if slot is not None:
+            out[key] = slot
     return out
+
+
+def decode_slot(index: int, raw: bytes | mmap.mmap, offset: int) -> tuple[SlotKey, Slot | None]:
+    """One struct lat_slot at `offset` of `raw`; None for a socket netscope does not follow."""
+    fields = SLOT.unpack_from(raw, offset)
+    sk, gen, protocol, family, sport, dport, sa, da, ino, arrivals, _, reads, nbytes, _, tgid = fields
+    if not protocol:
+        return (index, sk, gen), None
+    version = 6 if family == 10 else 4
+    ident = (protocol, address_text(sa, version), sport, address_text(da, version), dport)
+    return (index, sk, gen), Slot(sk, ino, tgid, reads, nbytes, arrivals, ident)
 
 
 def _comm(pid: int) -> str:
@@ -104,17 +116,34 @@ class LatencyProbe(Probe[LatencySample]):
     hooks_per_run = 2.4  # an arrival, and about 1.4 reads with it
 
     def forget_scratch(self, bpf: Any) -> None:
-        """Sockets are followed afresh: the reads counted while the hooks were off are unknown."""
+        """Sockets are followed afresh: the reads counted while the hooks were off are unknown. The
+        slots' generations start again, so what was read of them before is no baseline."""
         bpf[b"lat_slots"].clear()
+        bpf[b"lat_rings"].clear()
+        if self._previous is not None:
+            self._previous = self.read_totals(bpf)
 
     def defines(self) -> dict[str, int | str]:
-        return {**kernel_offsets(kernel_btf()), "NS_LAT_SOCKETS": SOCKETS_MAX}
+        return {
+            **kernel_offsets(kernel_btf()),
+            "NS_LAT_SOCKETS": SOCKETS_MAX,
+            "NS_LAT_RETIRED_PAGES": RETIRED_PAGES,
+        }
 
     def attached(self, bpf: Any) -> None:
         """The socket table, mapped: each interval reads its used slots in place, not 1.5 MB copied."""
         table = bpf[b"lat_slots"]
         size = -(-SLOT.size * int(table.max_entries) // mmap.PAGESIZE) * mmap.PAGESIZE
         self._slots = mmap.mmap(table.map_fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+        self._retired: list[tuple[SlotKey, Slot]] = []
+        bpf[b"lat_retired"].open_ring_buffer(self._on_retired)
+
+    def _on_retired(self, _ctx: Any, data: Any, size: int) -> None:
+        raw = ctypes.string_at(data, size)
+        (index,) = RETIRED.unpack_from(raw)
+        key, slot = decode_slot(index, raw, RETIRED.size)
+        if slot is not None:
+            self._retired.append((key, slot))
 
     def detached(self) -> None:
         if self._slots is not None:
@@ -123,6 +152,11 @@ class LatencyProbe(Probe[LatencySample]):
 
     def read_totals(self, bpf: Any) -> Totals:
         slots = read_slots(self._slots) if self._slots is not None else {}
+        # Then the sockets given up since: a slot read above with its socket's counts then, or
+        # given up before (its socket came and went), either way ends at these final counts.
+        bpf.ring_buffer_consume()
+        retired, self._retired = self._retired, []
+        slots.update(retired)
         procs = {}
         for k, values in bpf[b"lat_by_proc"].items():
             comm = next((v.comm.decode(errors="replace") for v in values if v.comm), "")
@@ -133,7 +167,8 @@ class LatencyProbe(Probe[LatencySample]):
         socks = {}
         for k, values in bpf[b"lat_by_sock"].items():
             rcvbuf = max(int(v.rcvbuf) for v in values)
-            socks[(int(k.tgid), int(k.sk))] = (sum(int(v.count) for v in values), sparse(values), rcvbuf)
+            count = sum(int(v.count) for v in values)
+            socks[(int(k.tgid), int(k.sk), int(k.ino))] = (count, sparse(values), rcvbuf)
         stats_map = bpf[b"lat_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
         return Totals(slots, procs, maxima, socks, stats)
@@ -141,7 +176,7 @@ class LatencyProbe(Probe[LatencySample]):
     def delta(self, previous: Totals, current: Totals) -> LatencySample:
         # Exact counts per socket, the interval's part of each (a slot new since the last read
         # counts from when netscope began to follow its socket).
-        zero = Slot(0, 0, 0, 0, 0, (0, "", 0, "", 0))
+        zero = Slot(0, 0, 0, 0, 0, 0, (0, "", 0, "", 0))
         moved: dict[SlotKey, Slot] = {}
         arrivals = 0
         for key, now in current.slots.items():
@@ -149,7 +184,7 @@ class LatencyProbe(Probe[LatencySample]):
             arrivals += now.arrivals - was.arrivals
             if now.reads != was.reads:
                 moved[key] = Slot(
-                    now.sk, now.tgid, now.reads - was.reads, now.bytes - was.bytes, 0, now.ident
+                    now.sk, now.ino, now.tgid, now.reads - was.reads, now.bytes - was.bytes, 0, now.ident
                 )
         reads_by_pid: dict[int, tuple[int, int]] = {}
         for s in moved.values():
@@ -177,8 +212,8 @@ class LatencyProbe(Probe[LatencySample]):
             )
         sockets = []
         for s in moved.values():
-            count, hist, rcvbuf = current.socks.get((s.tgid, s.sk), (0, {}, 0))
-            count0, hist0, _ = previous.socks.get((s.tgid, s.sk), (0, {}, 0))
+            count, hist, rcvbuf = current.socks.get((s.tgid, s.sk, s.ino), (0, {}, 0))
+            count0, hist0, _ = previous.socks.get((s.tgid, s.sk, s.ino), (0, {}, 0))
             if count < count0:
                 count0, hist0 = 0, {}
             sockets.append(
@@ -199,4 +234,6 @@ class LatencyProbe(Probe[LatencySample]):
             coarsened=stats["thinned"],
             arrivals=arrivals,
             evicted=stats["evicted"],
+            untimed=stats["untimed"],
+            uncounted=stats["uncounted"],
         )

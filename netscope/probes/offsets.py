@@ -46,6 +46,19 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _sock_ino(btf: BTF) -> dict[str, int | str]:
+    """Where a socket's inode number is: in struct sock itself where the kernel keeps a copy
+    (sk_ino), else in the inode allocated with its struct socket (socket_alloc), through sk_socket."""
+    try:
+        return {"NS_OFF_SOCK_INO": btf.member_offset("sock", "sk_ino")}
+    except BTFError:
+        inode = btf.member_offset("socket_alloc", "vfs_inode") - btf.member_offset("socket_alloc", "socket")
+        return {
+            "NS_OFF_SOCK_SOCKET": btf.member_offset("sock", "sk_socket"),
+            "NS_OFF_SOCKET_INO": inode + btf.member_offset("inode", "i_ino"),
+        }
+
+
 # The sk_buff members read per packet, fetched in one read (kernel_read.h, struct skb_win).
 SKB_WINDOW: tuple[str, ...] = ("len", "queue_mapping", "protocol", "transport_header", "network_header")
 SKB_WINDOW += ("mac_header", "end", "head", "data")
@@ -65,6 +78,7 @@ def _kernel_offsets(btf: BTF) -> dict[str, int | str]:
         name: btf.member_offset(struct, member) for name, (struct, member) in FIELDS.items()
     }
     defines["NS_SKB_END_IS_OFFSET"] = int(btf.member_size("sk_buff", "end") == 4)
+    defines.update(_sock_ino(btf))
     start = min(btf.member_offset("sk_buff", m) for m in SKB_WINDOW) & ~7
     end = max(btf.member_offset("sk_buff", m) + btf.member_size("sk_buff", m) for m in SKB_WINDOW)
     length = (end - start + 7) & ~7

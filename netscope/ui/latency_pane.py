@@ -96,6 +96,10 @@ def summary(view: LatencyView) -> Text:
         text.append(f"  thinned {view.coarsened:,}", style="dim")
     if view.evicted:
         text.append(f"  sockets dropped by the full table {view.evicted:,}", style="yellow")
+    if view.uncounted:
+        text.append(f"  {view.uncounted:,} reads not counted", style="yellow")
+    if view.untimed:
+        text.append(f"  {view.untimed:,} arrivals untimed", style="dim")
     st = view.stack
     text.append("\nin the stack  ", style="bold")
     if st is None:

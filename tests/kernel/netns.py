@@ -350,3 +350,54 @@ def in_ns(ns: str, code: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["ip", "netns", "exec", ns, sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True
     )
+
+
+# A reader that times its own waits: each datagram's kernel receive stamp (SO_TIMESTAMPNS, taken as
+# the veth hands it to the stack) against the moment recvmsg returned it, draining every `period` s.
+TIMED_READER = r"""
+import json, socket, struct, sys, time
+port, period, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: a drain's backlog fits
+SO_TIMESTAMPNS = 35  # linux/asm-generic/socket.h (SO_TIMESTAMPNS_OLD); Python does not name it
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+s.bind(("0.0.0.0", port))
+s.setblocking(False)
+print("ready", flush=True)
+waits = []
+end = time.time() + seconds
+while time.time() < end:
+    time.sleep(period)
+    while True:
+        try:
+            _, anc, _, _ = s.recvmsg(2048, 64)
+        except BlockingIOError:
+            break
+        now = time.time_ns()
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", data[:16])
+                waits.append(now - (sec * 10**9 + nsec))
+print(json.dumps(waits), flush=True)
+"""
+
+# Sockets one after another on ports BASE.., each sent COUNT datagrams of 100 bytes over loopback in
+# its namespace, read, and closed: the kernel may give a new socket a closed one's address. Starts
+# on a line from stdin.
+SOCKET_CHURN = r"""
+import socket, sys, time
+ip, base, n, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("ready", flush=True)
+sys.stdin.readline()
+for i in range(n):
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind((ip, base + i))
+    for _ in range(count):
+        tx.sendto(b"x" * 100, (ip, base + i))
+    got = sum(len(rx.recv(2048)) for _ in range(count))
+    assert got == 100 * count, got
+    rx.close()
+    time.sleep(0.03)  # the closed socket is freed after an RCU grace period
+print("done", flush=True)
+"""

@@ -1,24 +1,29 @@
-"""The latency probe's socket table as user space reads it: the raw array decoded, free slots and
-sockets netscope does not follow (protocol 0) left out."""
+"""The latency probe's socket table as user space reads it: the raw array decoded, free slots,
+slots being handed over and sockets netscope does not follow (protocol 0) left out; and a socket
+the table gave up (closed, its slot given to a later socket at the same address) counted to its
+last read, apart from the socket that followed it."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from netscope.probes.latency import SLOT, read_slots
+from netscope.probes.latency import CLAIMING, SLOT, LatencyProbe, Slot, Totals, read_slots
+
+SK = 0xFFFF8880_1234_5000
 
 
-def slot(sk: int, gen: int, protocol: int, **fields: int) -> bytes:
+def slot(sk: int, gen: int, protocol: int, ino: int = 0, **fields: int) -> bytes:
     local = ipaddress.IPv4Address("10.200.0.2").packed + bytes(12)
     return SLOT.pack(
         sk,
         gen,
         protocol,
         2,  # AF_INET
-        6001,
+        fields.get("port", 6001),
         0,
         local,
         bytes(16),
+        ino,
         fields.get("arrivals", 0),
         0,
         fields.get("reads", 0),
@@ -32,13 +37,33 @@ def test_used_slots_are_decoded_by_index_socket_and_generation() -> None:
     raw = b"".join(
         (
             bytes(SLOT.size),  # free
-            slot(0xFFFF8880_1234_5000, 3, 17, arrivals=400, reads=390, bytes=24960, udp_read=390, tgid=4242),
+            slot(SK, 3, 17, 9001, arrivals=400, reads=390, bytes=24960, udp_read=390, tgid=4242),
             slot(0xFFFF8880_1234_6000, 1, 0, reads=5),  # a unix socket: not followed
+            slot(CLAIMING, 2, 17, reads=7),  # being given to a socket on another CPU
             bytes(SLOT.size),
         )
     )
     slots = read_slots(raw)
-    assert list(slots) == [(1, 0xFFFF8880_1234_5000, 3)]
-    s = slots[(1, 0xFFFF8880_1234_5000, 3)]
-    assert (s.tgid, s.reads, s.bytes, s.arrivals) == (4242, 390, 24960, 400)
+    assert list(slots) == [(1, SK, 3)]
+    s = slots[(1, SK, 3)]
+    assert (s.ino, s.tgid, s.reads, s.bytes, s.arrivals) == (9001, 4242, 390, 24960, 400)
     assert s.ident == (17, "10.200.0.2", 6001, "0.0.0.0", 0)
+
+
+def udp(ino: int, port: int, reads: int) -> Slot:
+    return Slot(SK, ino, 4242, reads, 100 * reads, reads, (17, "10.200.0.2", port, "0.0.0.0", 0))
+
+
+def totals(slots: dict[tuple[int, int, int], Slot]) -> Totals:
+    return Totals(slots, {}, {}, {}, {"sampled": 0, "thinned": 0, "evicted": 0, "untimed": 0, "uncounted": 0})
+
+
+def test_a_socket_given_up_counts_to_its_end_and_its_successor_from_zero() -> None:
+    """Read at 10 reads; it read 15 more and closed; a new socket at its address (another inode, the
+    slot's next generation) read 4: each keeps its own port and reads."""
+    probe = LatencyProbe(cpus=(0,))
+    before = totals({(1, SK, 3): udp(9001, 6001, 10)})
+    after = totals({(1, SK, 3): udp(9001, 6001, 25), (1, SK, 4): udp(9002, 6002, 4)})
+    sample = probe.delta(before, after)
+    assert {(s.sport, s.reads, s.bytes) for s in sample.sockets} == {(6001, 15, 1500), (6002, 4, 400)}
+    assert [(p.pid, p.reads) for p in sample.processes] == [(4242, 19)]
