@@ -50,18 +50,26 @@ NS_HOOK(sk_data_ready)
 {
     u32 zero = 0;
     struct stack_stamp *p = stack_pending.lookup(&zero);
-    if (!p || !p->skb)
+    if (!p)
+        return 0;
+    u64 skb = p->skb;
+    if (!skb)
         return 0;
     const void *sk = (const void *)ctx->args[0];
-    if (read_u64(sk, NS_OFF_SOCK_RCVQ_TAIL) != p->skb)
+    if (read_u64(sk, NS_OFF_SOCK_RCVQ_TAIL) != skb)
         return 0; /* a wakeup for other data (a socket's backlog, a timer) */
     u16 proto = read_u16(sk, NS_OFF_SOCK_PROTOCOL);
     if (proto != 6 && proto != 17)
         return 0; /* the sampled skb was freed, and its memory reused for a local message */
+    u64 ts = p->ts;
+    /* Taken only if no skb was stamped meanwhile: a wakeup in process context (a TCP socket's
+     * backlog at release_sock) can be interrupted by the softirq stamping the next skb between the
+     * reads of skb and ts, which are two stores. */
+    if (__sync_val_compare_and_swap(&p->skb, skb, 0) != skb)
+        return 0;
     u64 now = bpf_ktime_get_ns();
-    p->skb = 0;
     struct lat_hist *h = stack_hist.lookup(&zero);
-    u32 b = bucket(now - p->ts, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
+    u32 b = bucket(now - ts, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
     if (h && b < NS_LAT_PROC_BUCKETS)
         h->buckets[b]++;
     stack_bump(NS_STACK_STAT_FOLLOWED);
