@@ -150,6 +150,13 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     )
     for probe, n in sorted(t.lost_events.items()):
         lost.add_metric([probe], n)
+    misses = CounterMetricFamily(
+        "netscope_bpf_recursion_misses",
+        "Runs of netscope's BPF programs the kernel skipped: one was already running on that CPU",
+        labels=["probe"],
+    )
+    for probe, n in sorted(t.recursion_misses.items()):
+        misses.add_metric([probe], n)
     yield from (softirq, softirq_s, cpu_softirq_s, hardirq, *napi.values(), *softnet.values(), drops)
     yield from (*queues.values(), *devices.values(), snmp)
-    yield from (runs, run_s, lost)
+    yield from (runs, run_s, lost, misses)

@@ -41,6 +41,7 @@ class RunningTotals:
     # (probe, program, what) over the intervals bpf_stats measured: a sample, not every run
     programs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     lost_events: dict[str, int] = field(default_factory=dict)  # per probe, the probe's own total
+    recursion_misses: dict[str, int] = field(default_factory=dict)  # likewise
     probes_live: dict[str, bool] = field(default_factory=dict)
 
     def add(self, sample: Sample) -> None:
@@ -95,6 +96,9 @@ class RunningTotals:
                 self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
         for status in sample.probes:
             self.lost_events[status.name] = max(self.lost_events.get(status.name, 0), status.lost_events)
+            self.recursion_misses[status.name] = max(
+                self.recursion_misses.get(status.name, 0), status.recursion_misses
+            )
             self.probes_live[status.name] = status.state == ProbeState.LIVE
 
 

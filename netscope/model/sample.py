@@ -30,6 +30,8 @@ class ProbeStatus:
     state: ProbeState
     error: str = ""
     lost_events: int = 0
+    # runs of its programs the kernel skipped (one was already running on that CPU), cumulative
+    recursion_misses: int = 0
     detail: str = ""  # progress while starting, e.g. "compiling napi.bpf.c"
     sample_rate: int = 1  # 1 in N of its per-packet runs did the whole work (bpf_src/sampler.h)
 

@@ -97,6 +97,7 @@ def snapshot_json(
                 "state": p.state.value,
                 "error": p.error,
                 "lost_events": p.lost_events,
+                "recursion_misses": p.recursion_misses,  # runs the kernel skipped: events missed
                 "sample_rate": p.sample_rate,
             }
             for p in sample.probes

@@ -271,7 +271,25 @@ class Probe(ABC, Generic[T]):
                 fires, sampled = (a - b for a, b in zip(runs_total, self._runs_total, strict=True))
                 self.runs = Runs(fires, sampled, self.rate)
             self._runs_total = runs_total
+            misses = self._recursion_misses()
+            if misses != self.status.recursion_misses:
+                self.status = dataclasses.replace(self.status, recursion_misses=misses)
             return self.delta(previous, totals)
+
+    def _recursion_misses(self) -> int:
+        """Runs of this probe's programs the kernel skipped because one of them was already running
+        on that CPU (fdinfo `recursion_misses`, counted whether or not bpf_stats is on): events its
+        figures miss, like a full ring buffer's. Under self._lock."""
+        total = 0
+        for _, tp in self.tracepoints:
+            fn = self._bpf.funcs.get(self.hook_name(tp).encode()) if self._bpf is not None else None
+            if fn is None:
+                continue
+            try:
+                total += int(fdinfo(fn.fd).get("recursion_misses", "0"))
+            except (OSError, ValueError):
+                continue
+        return total
 
     def _read_runs(self) -> tuple[int, int] | None:
         """Cumulative (runs, samples) of the sampled hooks, all CPUs; None for an exact probe."""

@@ -151,6 +151,9 @@ def cost_line(shown: Shown) -> Text:
         t.append(" (not measured yet: kernel.bpf_stats_enabled is off)", style="dim")
     lost = sum(p.lost_events for p in shown.latest.probes)
     t.append(f"  events lost {lost:,}", style="red" if lost else "")
+    misses = sum(p.recursion_misses for p in shown.latest.probes)
+    if misses:
+        t.append(f"  recursion misses {misses:,}", style="red")
     return t
 
 

@@ -58,6 +58,7 @@ def test_schema_and_per_interval_counts() -> None:
         "state": "live",
         "error": "",
         "lost_events": 0,
+        "recursion_misses": 0,
         "sample_rate": 1,
     }
 
@@ -100,3 +101,28 @@ def test_findings_are_the_trackers_standing_ones() -> None:
     (f,) = [f for f in obj["findings"] if f["id"] == "backlog_drops:cpu0"]
     assert f["evidence"]["softnet_dropped"] == 4 and f["evidence"]["per_s"] == 2.0
     assert f["knob"] == "net.core.netdev_max_backlog"
+
+
+def test_recursion_misses_are_shown_in_the_json_the_cost_line_and_the_export() -> None:
+    """Runs the kernel skipped (one of the probe's programs was already running on that CPU) are
+    events netscope missed: reported like a full ring buffer's lost events."""
+    import dataclasses
+
+    from netscope.model.counters import RunningTotals
+    from netscope.model.sample import OwnCost
+    from netscope.model.timeline import Timeline
+    from netscope.prometheus import _counters
+    from netscope.ui.home_pane import cost_line
+
+    base = two_cpu_sample()
+    probes = (dataclasses.replace(base.probes[0], recursion_misses=7), *base.probes[1:])
+    sample = dataclasses.replace(base, probes=probes, cost=OwnCost(1.0, 50_000_000, (), False))
+    assert snapshot_json(INFO, sample)["probes"][0]["recursion_misses"] == 7
+    timeline = Timeline(INFO)
+    timeline.add(sample)
+    assert "recursion misses 7" in cost_line(timeline.shown()).plain
+    totals = RunningTotals(INFO)
+    totals.add(sample)
+    metric = next(m for m in _counters(totals) if m.name == "netscope_bpf_recursion_misses")
+    by_probe = {s.labels["probe"]: s.value for s in metric.samples if s.name.endswith("_total")}
+    assert by_probe == {p.name: 7 if p is probes[0] else 0 for p in probes}
