@@ -4,24 +4,27 @@
  *
  * Raw tracepoints irq:irq_handler_entry(int irq, struct irqaction *action) and
  * irq:irq_handler_exit(int irq, struct irqaction *action, int ret), since Linux 2.6.35. Raw
- * tracepoints skip building the trace record, which matters on the interrupt path.
+ * tracepoints skip building the trace record, which matters on the interrupt path. Counted per
+ * handler (irqaction): a line shared by several devices runs each of them on every interrupt, and
+ * /proc/interrupts counts the interrupt once.
  */
 #include "netscope.h"
 
-BPF_PERCPU_HASH(hardirq_stats, u32, struct hardirq_stat, NS_MAX_IRQS);
+BPF_PERCPU_HASH(hardirq_stats, struct hardirq_key, struct hardirq_stat, NS_MAX_IRQS);
 BPF_PERCPU_ARRAY(hardirq_running, struct hardirq_start, 1);
 
 NS_HOOK(irq_handler_entry)
 {
-    u32 irq = (u32)ctx->args[0];
+    struct hardirq_key key = {.action = ctx->args[1], .irq = (u32)ctx->args[0]};
     u32 zero = 0;
     struct hardirq_stat init = {};
-    struct hardirq_stat *s = hardirq_stats.lookup_or_try_init(&irq, &init);
+    struct hardirq_stat *s = hardirq_stats.lookup_or_try_init(&key, &init);
     if (s)
         s->count++;
     struct hardirq_start *run = hardirq_running.lookup(&zero);
     if (run) {
-        run->irq = irq;
+        run->irq = key.irq;
+        run->action = key.action;
         run->ts = bpf_ktime_get_ns();
     }
     return 0;
@@ -29,14 +32,14 @@ NS_HOOK(irq_handler_entry)
 
 NS_HOOK(irq_handler_exit)
 {
-    u32 irq = (u32)ctx->args[0];
+    struct hardirq_key key = {.action = ctx->args[1], .irq = (u32)ctx->args[0]};
     u32 zero = 0;
     struct hardirq_start *run = hardirq_running.lookup(&zero);
-    if (!run || !run->ts || run->irq != irq)
+    if (!run || !run->ts || run->irq != key.irq || run->action != key.action)
         return 0;
     u64 delta = bpf_ktime_get_ns() - run->ts;
     run->ts = 0;
-    struct hardirq_stat *s = hardirq_stats.lookup(&irq);
+    struct hardirq_stat *s = hardirq_stats.lookup(&key);
     if (s)
         s->time_ns += delta;
     return 0;

@@ -35,7 +35,16 @@ struct ns_rate {
 /* Upper bound on distinct IRQ numbers tracked per CPU. */
 #define NS_MAX_IRQS 1024
 
-/* hardirq.bpf.c: one IRQ line on one CPU, cumulative. */
+/* hardirq.bpf.c: one handler of an IRQ line. A shared line runs every handler it has on every
+ * interrupt, so its interrupts are its handlers' most-run count, not their sum (user space,
+ * netscope/probes/hardirq.py). */
+struct hardirq_key {
+    u64 action;    /* the handler's struct irqaction */
+    u32 irq;
+    u32 pad;
+};
+
+/* hardirq.bpf.c: one handler of an IRQ line on one CPU, cumulative. */
 struct hardirq_stat {
     u64 count;
     u64 time_ns;
@@ -44,6 +53,7 @@ struct hardirq_stat {
 /* hardirq.bpf.c: the handler running on this CPU (hardirqs do not nest on Linux). */
 struct hardirq_start {
     u64 ts;
+    u64 action;
     u32 irq;
     u32 pad;
 };

@@ -1,5 +1,8 @@
 """Hardirq probe (bpf_src/hardirq.bpf.c): interrupts per IRQ line and CPU, and their handlers' time.
-Exact: an interrupt is not per packet, and this kernel keeps no IRQ time of its own."""
+Exact: an interrupt is not per packet, and this kernel keeps no IRQ time of its own. The kernel
+counts per handler: a line shared by several devices runs every handler on every interrupt, so a
+line's interrupts are its most-run handler's count (what /proc/interrupts counts), and its time the
+sum of its handlers'."""
 
 from __future__ import annotations
 
@@ -10,7 +13,21 @@ from netscope.model.sample import IrqCount
 from netscope.probes.base import Probe, per_cpu_values
 
 PerCpu = tuple[int, ...]
-Totals = Mapping[int, tuple[PerCpu, PerCpu]]  # irq -> (counts, time_ns) per CPU
+Totals = Mapping[tuple[int, int], tuple[PerCpu, PerCpu]]  # (irq, irqaction) -> counts, time_ns per CPU
+
+
+def per_line(handlers: Totals) -> dict[int, tuple[PerCpu, PerCpu]]:
+    """Each line's interrupts and handler time per CPU over an interval, from its handlers': on
+    every CPU the count of the handler that ran most (one added to a shared line or removed from it
+    meanwhile ran fewer times), and the sum of their times."""
+    lines: dict[int, tuple[PerCpu, PerCpu]] = {}
+    for (irq, _), (counts, times) in sorted(handlers.items()):
+        if irq in lines:
+            was_counts, was_times = lines[irq]
+            counts = tuple(map(max, counts, was_counts))
+            times = tuple(a + b for a, b in zip(times, was_times, strict=True))
+        lines[irq] = (counts, times)
+    return lines
 
 
 class HardirqProbe(Probe[tuple[IrqCount, ...]]):
@@ -19,20 +36,24 @@ class HardirqProbe(Probe[tuple[IrqCount, ...]]):
     tracepoints = (("irq", "irq_handler_entry"), ("irq", "irq_handler_exit"))
 
     def read_totals(self, bpf: Any) -> Totals:
-        hardirq = {}
+        handlers = {}
         for key, values in bpf[b"hardirq_stats"].items():
             picked = per_cpu_values(values, self.cpus)
-            hardirq[int(key.value)] = (tuple(v.count for v in picked), tuple(v.time_ns for v in picked))
-        return hardirq
+            counts, times = tuple(v.count for v in picked), tuple(v.time_ns for v in picked)
+            handlers[(int(key.irq), int(key.action))] = (counts, times)
+        return handlers
 
     def delta(self, previous: Totals, current: Totals) -> tuple[IrqCount, ...]:
         zero = tuple(0 for _ in self.cpus)
-        out = []
-        for irq in sorted(current):
-            counts, times = current[irq]
-            prev_counts, prev_times = previous.get(irq, (zero, zero))
-            d_counts = tuple(a - b for a, b in zip(counts, prev_counts, strict=True))
-            if any(d_counts):
-                d_times = tuple(a - b for a, b in zip(times, prev_times, strict=True))
-                out.append(IrqCount(irq, d_counts, d_times))
-        return tuple(out)
+        handlers = {}
+        for key, (counts, times) in current.items():
+            prev_counts, prev_times = previous.get(key, (zero, zero))
+            handlers[key] = (
+                tuple(a - b for a, b in zip(counts, prev_counts, strict=True)),
+                tuple(a - b for a, b in zip(times, prev_times, strict=True)),
+            )
+        return tuple(
+            IrqCount(irq, counts, times)
+            for irq, (counts, times) in sorted(per_line(handlers).items())
+            if any(counts)
+        )

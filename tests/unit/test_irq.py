@@ -38,3 +38,28 @@ def test_queue_suffixes() -> None:
     assert queue_from_suffix("combined-0") == "rxtx-0"
     assert queue_from_suffix("5") == "queue-5"
     assert queue_from_suffix("fastpath") == ""
+
+
+def test_a_shared_line_counts_each_interrupt_once() -> None:
+    """Handler entries recorded on a line two devices share (every interrupt runs both handlers)
+    and on a line of its own: /proc/interrupts counts 100 and 40 interrupts, not 200; the line's
+    time is both handlers'. A handler freed meanwhile (its count frozen) does not hide the others'."""
+    from netscope.probes.hardirq import HardirqProbe
+
+    probe = HardirqProbe(cpus=(0, 1))
+    before = {
+        (11, 0xA0): ((500, 0), (9_000, 0)),
+        (11, 0xB0): ((500, 0), (4_000, 0)),
+        (12, 0xC0): ((7, 3), (70, 30)),
+        (13, 0xD0): ((900, 0), (100, 0)),  # freed: no more runs
+        (13, 0xE0): ((10, 0), (1, 0)),
+    }
+    after = {
+        (11, 0xA0): ((600, 0), (10_000, 0)),
+        (11, 0xB0): ((600, 0), (4_500, 0)),
+        (12, 0xC0): ((7, 43), (70, 430)),
+        (13, 0xD0): ((900, 0), (100, 0)),
+        (13, 0xE0): ((15, 0), (2, 0)),
+    }
+    counts = {c.irq: (c.per_cpu, c.time_ns) for c in probe.delta(before, after)}
+    assert counts == {11: ((100, 0), (1_500, 0)), 12: ((0, 40), (0, 400)), 13: ((5, 0), (1, 0))}
