@@ -119,6 +119,24 @@ def cpumask_has(mask: str, cpu: int) -> bool:
         return False
 
 
+def raised(current: str, default: int, factor: int, high: int) -> int | None:
+    """A value to suggest for a knob: `factor` times the one in force (`default` when unknown, an
+    older recording), at most `high`; never lower than the one in force. None when that is
+    already `high` or more: raising it further is not the fix, and the finding names the next knob."""
+    if not current.isdigit():
+        return default
+    value = int(current)
+    if value >= high:
+        return None
+    return min(high, max(default, value * factor))
+
+
+# Past these, raising the knob is not the fix (a longer queue is more latency, not more throughput).
+BACKLOG_HIGH = 1 << 16  # net.core.netdev_max_backlog, packets per CPU
+BUDGET_HIGH, BUDGET_USECS_HIGH = 2400, 16_000  # net.core.netdev_budget, netdev_budget_usecs
+RMEM_MAX_HIGH = 256 << 20  # net.core.rmem_max, bytes (the kernel's own cap is INT_MAX / 2)
+
+
 def backlog_drops(i: FindingInput) -> Iterable[Finding]:
     """softnet `dropped`: the per-CPU backlog (netif_rx, RPS) was full."""
     # The reason counts on the CPU that enqueued and freed the packet: with RPS, another CPU than
@@ -144,7 +162,8 @@ def backlog_drops(i: FindingInput) -> Iterable[Finding]:
         ]
         if steering:
             evidence.append(("rps_cpus", ", ".join(steering)))
-        bigger = max(1000, 4 * int(limit)) if limit.isdigit() else 4096
+        bigger = raised(limit, 1000, 4, BACKLOG_HIGH)
+        spread = f"spread RPS (rps_cpus of the queues steering to CPU {s.cpu}) over more CPUs"
         yield Finding(
             id=f"backlog_drops:cpu{s.cpu}",
             severity=Severity.CRITICAL if rate >= BACKLOG_CRITICAL_PER_S else Severity.WARNING,
@@ -154,8 +173,9 @@ def backlog_drops(i: FindingInput) -> Iterable[Finding]:
             knob="net.core.netdev_max_backlog",
             current=limit,
             suggestion=(
-                f"sysctl -w net.core.netdev_max_backlog={bigger}; spread RPS (rps_cpus of the queues "
-                f"steering to CPU {s.cpu}) over more CPUs"
+                f"sysctl -w net.core.netdev_max_backlog={bigger}; {spread}"
+                if bigger is not None
+                else f"{spread}, or more RX queues (ethtool -L): the backlog is long already"
             ),
             pane="cpus",
             target=f"cpu:{s.cpu}",
@@ -166,6 +186,12 @@ def time_squeeze(i: FindingInput) -> Iterable[Finding]:
     """softnet `time_squeeze`: NET_RX stopped with work left (budget or time used up)."""
     budget = i.tunables.get("net.core.netdev_budget", "")
     usecs = i.tunables.get("net.core.netdev_budget_usecs", "")
+    more_budget, more_usecs = raised(budget, 600, 2, BUDGET_HIGH), raised(usecs, 4000, 2, BUDGET_USECS_HIGH)
+    raise_them = " ".join(
+        f"net.core.{knob}={value}"
+        for knob, value in (("netdev_budget", more_budget), ("netdev_budget_usecs", more_usecs))
+        if value is not None
+    )
     exhausted = {r.cpu: r.napi_budget_exhausted_pct for r in i.cpu.rows}
     for s in i.sample.softnet:
         rate = _per_s(s.time_squeeze, i.sample)
@@ -188,8 +214,9 @@ def time_squeeze(i: FindingInput) -> Iterable[Finding]:
             knob="net.core.netdev_budget / netdev_budget_usecs",
             current=f"{budget} / {usecs}" if budget and usecs else "",
             suggestion=(
-                "sysctl -w net.core.netdev_budget=600 net.core.netdev_budget_usecs=4000; check the IRQ "
-                "affinity of the queues on this CPU and the ring sizes (ethtool -g DEV)"
+                (f"sysctl -w {raise_them}; " if raise_them else "")
+                + "check the IRQ affinity of the queues on this CPU (/proc/irq/N/smp_affinity_list) "
+                "and the ring sizes (ethtool -g DEV)"
             ),
             pane="cpus",
             target=f"cpu:{s.cpu}",
@@ -274,6 +301,7 @@ def rcvbuf_drops(i: FindingInput) -> Iterable[Finding]:
         i.tunables.get("net.core.rmem_default", "?"),
         i.tunables.get("net.core.rmem_max", "?"),
     )  # "?": an older recording
+    rmem_max = raised(rmem[1], 8 << 20, 2, RMEM_MAX_HIGH)
     for share in ports or [PortShare(0, 17, 0, total, 0, 0)]:  # no log: one finding for them all
         netns, proto, port, drops = share.netns, share.proto, share.port, share.drops
         owner = readers.get(port)
@@ -311,7 +339,10 @@ def rcvbuf_drops(i: FindingInput) -> Iterable[Finding]:
             current=current,
             suggestion=(
                 f"read faster in {who}, or give its socket a bigger SO_RCVBUF (up to rmem_max); "
-                "sysctl -w net.core.rmem_max=8388608 to allow more"
+                f"sysctl -w net.core.rmem_max={rmem_max} to allow more"
+                if rmem_max is not None
+                else f"read faster in {who}: more reading threads or sockets (SO_REUSEPORT), or a "
+                "bigger SO_RCVBUF within rmem_max, which is high already"
             ),
             pane="latency" if owner else "drops",
             target=f"pid:{owner.pid}" if owner else _reason_target(i.sample, SOCKET_RCVBUFF),

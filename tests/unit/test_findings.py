@@ -248,3 +248,31 @@ def test_the_recorded_fixture_gives_the_findings_of_its_drops() -> None:
     assert dict(rules["no_socket"].evidence)["port"] == 9
     assert dict(rules["rcvbuf_drops"].evidence)["port"] == 5555
     assert rules["netfilter_drops"].target.startswith("reason:")
+
+
+def knobs(**values: str) -> tuple[tuple[str, str], ...]:
+    return tuple((k, values.get(k.rsplit(".", 1)[1], v)) for k, v in TUNABLES)
+
+
+def test_a_suggestion_never_lowers_the_setting_in_force() -> None:
+    """Each suggested value is derived from the one in force (raised, never lowered); once that is
+    already high, the finding names the next knob instead. Measured: with rmem_max at 16 MiB, a
+    slow reader's finding suggested rmem_max=8388608."""
+    rcvbuf = interval(drops=drops("SOCKET_RCVBUFF", 6, 500, (6001,) * 20))
+    for rmem_max, suggested in (("4194304", "8388608"), ("16777216", "33554432")):
+        (f,) = find(INFO, replace(rcvbuf, tunables=knobs(rmem_max=rmem_max)))
+        assert f"net.core.rmem_max={suggested}" in f.suggestion, f.suggestion
+    (f,) = find(INFO, replace(rcvbuf, tunables=knobs(rmem_max=str(512 << 20))))
+    assert "rmem_max=" not in f.suggestion and "SO_REUSEPORT" in f.suggestion, f.suggestion
+
+    backlog = interval(softnet=(SoftnetCpu(0, 5000, 0, 0), SoftnetCpu(1, 9000, 3366, 0)))
+    (f,) = find(INFO, replace(backlog, tunables=knobs(netdev_max_backlog="5000")))
+    assert "net.core.netdev_max_backlog=20000" in f.suggestion, f.suggestion
+    (f,) = find(INFO, replace(backlog, tunables=knobs(netdev_max_backlog="100000")))
+    assert "netdev_max_backlog=" not in f.suggestion and "rps_cpus" in f.suggestion, f.suggestion
+
+    squeeze = interval(softnet=(SoftnetCpu(0, 5000, 0, 50), SoftnetCpu(1, 5000, 0, 0)))
+    (f,) = find(INFO, replace(squeeze, tunables=knobs(netdev_budget="1000", netdev_budget_usecs="8000")))
+    assert "net.core.netdev_budget=2000 net.core.netdev_budget_usecs=16000" in f.suggestion, f.suggestion
+    (f,) = find(INFO, replace(squeeze, tunables=knobs(netdev_budget="5000", netdev_budget_usecs="50000")))
+    assert "sysctl" not in f.suggestion and "smp_affinity" in f.suggestion, f.suggestion
