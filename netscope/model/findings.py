@@ -502,19 +502,51 @@ def irq_concentration(i: FindingInput) -> Iterable[Finding]:
 
 
 def netscope_itself(i: FindingInput) -> Iterable[Finding]:
-    """netscope's own blind spots: events its ring buffers lost, per-packet figures sampled."""
-    for p in i.sample.probes:
-        if p.lost_events:
+    """netscope's own blind spots in this interval (not its running totals: a finding clears when
+    the losses stop): events its ring buffers lost, reads its copy latency could not count,
+    per-packet figures sampled."""
+    s = i.sample
+    losses = (
+        (
+            "drops",
+            s.drops.lost if s.drops else 0,
+            "the drop log missed {n:,} drops (its ring buffer was full): the log undercounts them, "
+            "the drop counts are exact",
+            "--drop-log-rate (drops logged per second)",
+            "netscope --drop-log-rate 200  # fewer logged, none lost; counts stay exact",
+            "drops",
+        ),
+        (
+            "flows",
+            s.flows.events_lost if s.flows else 0,
+            "the watched flow's packet list missed {n:,} packets (its ring buffer was full); the "
+            "flow's counts are exact",
+            "the watched flow (its screen)",
+            "read the flow's counts; its packet list shows what the buffer held",
+            "flows",
+        ),
+        (
+            "latency",
+            s.latency.uncounted if s.latency else 0,
+            "copy latency did not count {n:,} reads (a socket changing hands on another CPU, or a "
+            "full ring buffer of closed sockets): its reads undercount",
+            "",
+            "none needed if rare; many: sockets churn faster than netscope reads (--interval)",
+            "latency",
+        ),
+    )
+    for probe, n, text, knob, suggestion, pane in losses:
+        if n:
             yield Finding(
-                id=f"netscope_lost:{p.name}",
+                id=f"netscope_lost:{probe}",
                 severity=Severity.WARNING,
                 stage="netscope",
-                summary=f"netscope's {p.name} probe lost {p.lost_events:,} events: its figures undercount",
-                evidence=(("probe", p.name), ("lost_events", p.lost_events)),
-                knob="--drop-log-rate (events netscope logs per second)",
+                summary=f"netscope: {text.format(n=n)}",
+                evidence=(("probe", probe), ("lost", n), ("window_s", round(s.interval_s, 3))),
+                knob=knob,
                 current="",
-                suggestion="netscope --drop-log-rate 200  # fewer events, none lost; counts stay exact",
-                pane="drops",
+                suggestion=suggestion,
+                pane=pane,
             )
     if i.sample.detail_every > 1:
         yield Finding(

@@ -4,6 +4,8 @@ are estimated from a sample (each sampled skb counted times its weight); drops a
 
 from __future__ import annotations
 
+import dataclasses
+
 import ctypes
 import functools
 import heapq
@@ -377,6 +379,9 @@ class FlowsProbe(Probe[FlowsSample]):
             drops=tuple((r, c) for r, c in rest_drops.most_common() if c > 0),
         )
         self._forget_seen()
+        if counts[EVENTS_LOST]:  # the cost line's "events lost": every probe's, running
+            lost = self.status.lost_events + counts[EVENTS_LOST]
+            self.status = dataclasses.replace(self.status, lost_events=lost)
         return FlowsSample(
             flows=tuple(flows),
             filtered=counts[FILTERED],

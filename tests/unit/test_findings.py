@@ -12,6 +12,7 @@ from netscope.model.sample import (
     DropEvent,
     DropReasonCount,
     DropsSample,
+    FlowsSample,
     HostInfo,
     IrqCount,
     IrqLine,
@@ -157,10 +158,17 @@ def test_no_socket_names_the_port_and_stays_quiet_below_five_per_second() -> Non
     assert found["no_socket:7:udp:9"].target == "reason:3"
 
 
-def test_netscope_says_when_its_own_events_were_lost() -> None:
-    sample = interval(probes=(ProbeStatus("drops", ProbeState.LIVE, lost_events=12),))
-    (f,) = find(INFO, sample)
+def test_netscope_says_when_its_own_events_were_lost_and_stops_when_they_stop() -> None:
+    """Per interval, not on the probe's running total (which stays 12 once 12 were lost)."""
+    status = (ProbeStatus("drops", ProbeState.LIVE, lost_events=12),)
+    lossy = interval(probes=status, drops=replace(drops("NO_SOCKET", 3, 2), lost=12))
+    (f,) = find(INFO, lossy)
     assert f.id == "netscope_lost:drops" and "--drop-log-rate" in f.suggestion
+    assert dict(f.evidence)["lost"] == 12 and "the drop counts are exact" in f.summary
+    assert find(INFO, interval(probes=status, drops=drops("NO_SOCKET", 3, 2))) == ()
+    flows = FlowsSample(flows=(), filtered=0, filter="", events_lost=5)
+    (f,) = find(INFO, interval(flows=flows))
+    assert f.id == "netscope_lost:flows" and dict(f.evidence)["lost"] == 5
 
 
 def test_tracker_clears_a_finding_only_after_its_evidence_is_gone_a_while() -> None:
