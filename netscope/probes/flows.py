@@ -4,9 +4,8 @@ are estimated from a sample (each sampled skb counted times its weight); drops a
 
 from __future__ import annotations
 
-import dataclasses
-
 import ctypes
+import dataclasses
 import functools
 import heapq
 import ipaddress
