@@ -610,6 +610,9 @@ class NetscopeApp(App[int]):
         if shown is not None and self.source.live and shown.interval_s > STRETCHED * self.interval:
             # The reading could not finish in time: the figures are over this longer interval.
             text.append(f"  this interval took {shown.interval_s:.2f}s", style="bold yellow")
+        if shown is not None and shown.read_failed:
+            # A counter could not be read: its counts come with the next read (spans), no findings.
+            text.append(f"  could not read {', '.join(shown.read_failed)}", style="bold yellow")
         if self.samples_dropped:
             text.append(f"  {self.samples_dropped} samples dropped: the screen was busy", style="bold yellow")
         show_text(self.query_one(NetscopeHeader), text)

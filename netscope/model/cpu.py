@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netscope.model.sample import Sample, rate_of
+from netscope.model.sample import CPU_TIMES, PROC_COUNTS, SOFTNET, Sample, rate_of, span_s
 
 NET_TX = "NET_TX"
 NET_RX = "NET_RX"
@@ -138,7 +138,9 @@ def napi_per_cpu(sample: Sample, cpus: tuple[int, ...]) -> dict[int, NapiCpu] | 
 
 
 def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
-    dt = sample.interval_s
+    dt = sample.interval_s  # the hooks' figures; the kernel's counters span theirs (span_s)
+    dt_softnet, dt_stat = span_s(sample, SOFTNET), span_s(sample, CPU_TIMES)
+    dt_proc = span_s(sample, PROC_COUNTS) if sample.proc_softirqs else dt
     rx = _vec(sample.softirq_names, NET_RX)
     tx = _vec(sample.softirq_names, NET_TX)
     interrupts = interrupt_counts(sample)
@@ -172,7 +174,9 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
                 return None
             if field == "runs":  # the kernel counts runs itself; raises only the hooks see
                 return (
-                    float(sum(runs[c][vec] for c in members if c in runs)) / dt if runs is not None else None
+                    float(sum(runs[c][vec] for c in members if c in runs)) / dt_proc
+                    if runs is not None
+                    else None
                 )
             if sq is None:
                 return None
@@ -191,13 +195,17 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
             softirq_ns = sum(sum(s.time_ns) for s in sq)
         return CpuRow(
             cpu=cpu,
-            hardirqs_per_s=sum(h[0] for h in hard) / dt if hard is not None else None,
+            hardirqs_per_s=sum(h[0] for h in hard) / dt_proc if hard is not None else None,
             hardirq_time_pct=_time_pct([h[1] for h in hard], dt * n_cpu) if hard is not None else None,
             net_rx_raises_per_s=vec_rate("raises", rx),
             net_rx_runs_per_s=vec_rate("runs", rx),
             net_tx_raises_per_s=vec_rate("raises", tx),
             net_tx_runs_per_s=vec_rate("runs", tx),
-            softirq_time_pct=100.0 * softirq_ns / (dt * 1e9 * n_cpu) if softirq_ns is not None else None,
+            softirq_time_pct=(
+                100.0 * softirq_ns / ((dt_stat if stat_ns is not None else dt) * 1e9 * n_cpu)
+                if softirq_ns is not None
+                else None
+            ),
             net_rx_time_pct=vec_pct(rx),
             net_rx_wait_avg_ns=(
                 _div(sum(s.wait_ns_sum[rx] for s in sq), sum(s.wait_count[rx] for s in sq))
@@ -214,9 +222,9 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
             napi_budget_exhausted_pct=(
                 _div(100.0 * sum(n.budget_exhausted for n in np_), polls) if np_ is not None else None
             ),
-            time_squeeze_per_s=sum(s.time_squeeze for s in sn) / dt if sn else None,
-            backlog_drops_per_s=sum(s.dropped for s in sn) / dt if sn else None,
-            processed_per_s=sum(s.processed for s in sn) / dt if sn else None,
+            time_squeeze_per_s=sum(s.time_squeeze for s in sn) / dt_softnet if sn else None,
+            backlog_drops_per_s=sum(s.dropped for s in sn) / dt_softnet if sn else None,
+            processed_per_s=sum(s.processed for s in sn) / dt_softnet if sn else None,
             softirq_rate=softirq_rate,
             napi_rate=napi_rate,
         )
@@ -231,8 +239,8 @@ def build_cpu_view(sample: Sample, cpus: tuple[int, ...]) -> CpuView:
                 name=line.name if line else "",
                 device=line.device if line else "",
                 queue=line.queue if line else "",
-                per_s=sum(count.per_cpu) / dt,
-                per_cpu_per_s=tuple(c / dt for c in count.per_cpu),
+                per_s=sum(count.per_cpu) / dt_proc,
+                per_cpu_per_s=tuple(c / dt_proc for c in count.per_cpu),
                 time_pct=_time_pct([sum(count.time_ns) if count.time_ns is not None else None], dt),
             )
         )

@@ -16,7 +16,7 @@ from enum import Enum
 
 from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
 from netscope.model.latency import PROC_BITS, percentile
-from netscope.model.sample import DropReasonCount, HostInfo, Sample
+from netscope.model.sample import DEVICES, PROC_COUNTS, SOFTNET, DropReasonCount, HostInfo, Sample, span_s
 
 # Thresholds, per second over one interval (README "Findings" lists them).
 BACKLOG_DROPS_PER_S = 1.0  # any backlog drop is a packet lost by the kernel
@@ -86,8 +86,10 @@ class FindingInput:
     tunables: Mapping[str, str]
 
 
-def _per_s(count: float, sample: Sample) -> float:
-    return count / sample.interval_s if sample.interval_s > 0 else 0.0
+def _per_s(count: float, sample: Sample, source: str | None = None) -> float:
+    """Per second over the interval, or over what the counts of `source` span (a failed read)."""
+    seconds = span_s(sample, source) if source else sample.interval_s
+    return count / seconds if seconds > 0 else 0.0
 
 
 def _reason(sample: Sample, name: str) -> DropReasonCount | None:
@@ -144,14 +146,14 @@ def backlog_drops(i: FindingInput) -> Iterable[Finding]:
     backlog = _reason_count(i.sample, CPU_BACKLOG)
     limit = i.tunables.get("net.core.netdev_max_backlog", "")
     for s in i.sample.softnet:
-        rate = _per_s(s.dropped, i.sample)
+        rate = _per_s(s.dropped, i.sample, SOFTNET)
         if rate < BACKLOG_DROPS_PER_S:
             continue
         evidence: list[tuple[str, int | float | str]] = [
             ("cpu", s.cpu),
             ("softnet_dropped", s.dropped),
             ("per_s", round(rate, 1)),
-            ("window_s", round(i.sample.interval_s, 3)),
+            ("window_s", round(span_s(i.sample, SOFTNET), 3)),
         ]
         if backlog:
             evidence.append(("drop_reason_CPU_BACKLOG", backlog))
@@ -194,14 +196,14 @@ def time_squeeze(i: FindingInput) -> Iterable[Finding]:
     )
     exhausted = {r.cpu: r.napi_budget_exhausted_pct for r in i.cpu.rows}
     for s in i.sample.softnet:
-        rate = _per_s(s.time_squeeze, i.sample)
+        rate = _per_s(s.time_squeeze, i.sample, SOFTNET)
         if rate < TIME_SQUEEZE_PER_S:
             continue
         evidence: list[tuple[str, int | float | str]] = [
             ("cpu", s.cpu),
             ("time_squeeze", s.time_squeeze),
             ("per_s", round(rate, 1)),
-            ("window_s", round(i.sample.interval_s, 3)),
+            ("window_s", round(span_s(i.sample, SOFTNET), 3)),
         ]
         if (pct := exhausted.get(s.cpu)) is not None:
             evidence.append(("napi_budget_exhausted_pct", round(pct, 1)))
@@ -227,7 +229,7 @@ def ring_overruns(i: FindingInput) -> Iterable[Finding]:
     """A device's rx_missed / rx_over / rx_fifo: the NIC had no free descriptor."""
     for d in i.sample.devices:
         lost = d.rx_missed + d.rx_over + d.rx_fifo
-        rate = _per_s(lost, i.sample)
+        rate = _per_s(lost, i.sample, DEVICES)
         if rate < RING_OVERRUNS_PER_S:
             continue
         ring = f"{d.rx_ring}" if d.rx_ring is not None else "n/a"
@@ -246,7 +248,7 @@ def ring_overruns(i: FindingInput) -> Iterable[Finding]:
                 ("rx_fifo", d.rx_fifo),
                 ("per_s", round(rate, 1)),
                 ("rx_queues", queues),
-                ("window_s", round(i.sample.interval_s, 3)),
+                ("window_s", round(span_s(i.sample, DEVICES), 3)),
             ),
             knob=f"RX ring size of {d.ifname} (ethtool -g)",
             current=f"{ring} of max {ring_max}",
@@ -469,7 +471,8 @@ def irq_concentration(i: FindingInput) -> Iterable[Finding]:
         lines.append(line)
         per_cpu = [a + b for a, b in zip(per_cpu, count.per_cpu, strict=False)]
     total = sum(per_cpu)
-    if _per_s(total, i.sample) < IRQ_CONCENTRATION_PER_S:
+    irqs = PROC_COUNTS if i.sample.proc_softirqs else None  # /proc's counts, else the hooks'
+    if _per_s(total, i.sample, irqs) < IRQ_CONCENTRATION_PER_S:
         return
     busiest = max(range(len(per_cpu)), key=per_cpu.__getitem__)
     share = per_cpu[busiest] / total
@@ -490,7 +493,7 @@ def irq_concentration(i: FindingInput) -> Iterable[Finding]:
         evidence=(
             ("cpu", cpu),
             ("share_pct", round(100 * share, 1)),
-            ("hardirqs_per_s", round(_per_s(total, i.sample), 1)),
+            ("hardirqs_per_s", round(_per_s(total, i.sample, irqs), 1)),
             ("window_s", round(i.sample.interval_s, 3)),
         ),
         knob="IRQ affinity (/proc/irq/N/smp_affinity_list)",
@@ -575,7 +578,10 @@ RULES: tuple[Callable[[FindingInput], Iterable[Finding]], ...] = (
 
 
 def find(info: HostInfo, sample: Sample, cpu: CpuView | None = None) -> tuple[Finding, ...]:
-    """Every rule's findings for one interval (`cpu`: its CPU view, when already built)."""
+    """Every rule's findings for one interval (`cpu`: its CPU view, when already built); none from
+    an interval where a counter could not be read (its counts come with the next read)."""
+    if sample.read_failed:
+        return ()
     i = FindingInput(info, sample, cpu or build_cpu_view(sample, info.cpus), dict(sample.tunables))
     return tuple(f for rule in RULES for f in rule(i))
 

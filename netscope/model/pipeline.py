@@ -38,7 +38,7 @@ def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
     latency = shown.latency
     dt = shown.latest.interval_s
 
-    ring_losses = sum(d.lost_per_interval for d in rings.devices) / dt if rings else 0.0
+    ring_losses = sum(d.lost_per_interval for d in rings.devices) / rings.interval_s if rings else 0.0
     by_reason = {r.name: r.per_s for r in drops.rows} if drops else {}
     socket_reasons = ("SOCKET_RCVBUFF", "SOCKET_BACKLOG", "PROTO_MEM")
     stack_drops = tuple((name, v) for name, v in by_reason.items() if name not in socket_reasons)
@@ -96,13 +96,15 @@ def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
         nonzero(
             (
                 "qdisc drops",
-                sum((d.stats.qdisc_drops or 0) if d.stats else 0 for d in rings.devices) / dt
+                sum((d.stats.qdisc_drops or 0) if d.stats else 0 for d in rings.devices) / rings.interval_s
                 if rings
                 else None,
             ),
             (
                 "tx_dropped",
-                sum(d.stats.tx_dropped if d.stats else 0 for d in rings.devices) / dt if rings else None,
+                sum(d.stats.tx_dropped if d.stats else 0 for d in rings.devices) / rings.interval_s
+                if rings
+                else None,
             ),
         ),
     )

@@ -16,7 +16,16 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from netscope.model.drops import device_label
-from netscope.model.sample import DeviceStats, HostInfo, NapiInstance, QueueCount, Sample, rate_of
+from netscope.model.sample import (
+    DEVICES,
+    DeviceStats,
+    HostInfo,
+    NapiInstance,
+    QueueCount,
+    Sample,
+    rate_of,
+    span_s,
+)
 
 # The per-queue counters (netdev qstats) of packets lost before the stack, as the kernel names them.
 QSTATS_LOSSES = ("rx-alloc-fail", "rx-hw-drops", "rx-hw-drop-overruns")
@@ -224,8 +233,9 @@ def build_rings_view(
     interfaces: Collection[str] = (),
     netns: str | None = None,
 ) -> RingsView:
-    """Devices and their queues; `interfaces` and `netns` (a name or inode) narrow the list."""
-    dt = sample.interval_s
+    """Devices and their queues; `interfaces` and `netns` (a name or inode) narrow the list. Rates
+    divide by the time the devices' counters span (more than the interval after a failed read)."""
+    dt = span_s(sample, DEVICES)
     names: Mapping[int, str] = dict(sample.netns_names)
     stats = {(d.netns, d.ifindex): d for d in sample.devices}
     counts: dict[tuple[int, int], list[QueueCount]] = {}

@@ -418,6 +418,22 @@ class Sample:
     proc_cpu_times: tuple[ProcCpuTime, ...] = ()
     snmp: tuple[SnmpCount, ...] = ()  # every loss counter this kernel has, zero or not
     tunables: tuple[tuple[str, str], ...] = ()  # knobs the findings name, their values now
+    # The kernel's counters whose deltas here span more than the interval, because their last read
+    # failed: (source, seconds since its last good read). Their rates divide by that.
+    spans: tuple[tuple[str, float], ...] = ()
+    # Counter sources that could not be read this interval: their counts are absent here and come
+    # with the next good read (spans). No finding is drawn from such an interval.
+    read_failed: tuple[str, ...] = ()
+
+
+# Counter sources a read of which can fail (Sample.spans, Sample.read_failed).
+SOFTNET, SNMP, CPU_TIMES, PROC_COUNTS, DEVICES = "softnet", "snmp", "cpu_times", "interrupts", "devices"
+
+
+def span_s(sample: Sample, source: str) -> float:
+    """The seconds the counts of `source` in this sample span: the interval, or more when the read
+    before failed."""
+    return next((seconds for name, seconds in sample.spans if name == source), sample.interval_s)
 
 
 def rate_of(sample: Sample, probe: str) -> int:

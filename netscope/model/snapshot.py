@@ -87,6 +87,10 @@ def snapshot_json(
         "ts": round(sample.ts, 6),
         "interval_s": round(sample.interval_s, 6),
         "detail": {"every": sample.detail_every, "measured": sample.detail_measured},
+        # Counters that could not be read this interval (their counts come with the next read),
+        # and those whose counts here span longer than the interval (their last read failed).
+        "read_failed": list(sample.read_failed),
+        "spans": {source: round(seconds, 6) for source, seconds in sample.spans},
         "host": info.host,
         "kernel": info.kernel,
         "cpus": cpus,

@@ -20,7 +20,12 @@ from netscope.model.findings import NETFILTER_DROP
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
 from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
+    CPU_TIMES,
+    DEVICES,
     PROBE_LINGER_S,
+    PROC_COUNTS,
+    SNMP,
+    SOFTNET,
     DeviceStats,
     DropsSample,
     FlowsSample,
@@ -62,21 +67,52 @@ T = TypeVar("T")
 RPS_EVERY_S = 5.0
 
 
+class ReadGaps:
+    """When each of the kernel's counter sources was last read well. A read that fails is left out
+    of its interval (marked: Sample.read_failed) and the reading before kept, so the next good
+    read's delta spans back to it (Sample.spans): its rates divide by that, not by one interval."""
+
+    def __init__(self) -> None:
+        self._good_at: dict[str, float] = {}
+        self._pending: set[str] = set()  # failed since their last good read
+        self.spans: dict[str, float] = {}  # this interval's
+        self.failed: set[str] = set()  # this interval's
+
+    def begin(self) -> None:
+        """A new interval's reads start."""
+        self.spans, self.failed = {}, set()
+
+    def good(self, source: str, at: float) -> None:
+        if source in self._pending and source in self._good_at:
+            self.spans[source] = at - self._good_at[source]
+        self._pending.discard(source)
+        self._good_at[source] = at
+
+    def bad(self, source: str) -> None:
+        self._pending.add(source)
+        self.failed.add(source)
+
+
 class Cumulative(Generic[T]):
     """A reading of cumulative counters, taken every interval: `step` gives the previous reading
     and this one. A reading that fails (a CPU or device going away mid-read) is empty, and the
-    previous one is kept for the next interval: nothing is counted twice or made up."""
+    previous one is kept for the next interval: nothing is counted twice or made up (`gaps` says
+    how long the next delta spans)."""
 
-    def __init__(self, read: Callable[[], dict[Any, T]]) -> None:
+    def __init__(self, read: Callable[[], dict[Any, T]], source: str, gaps: ReadGaps) -> None:
         self._read = read
+        self._source, self._gaps = source, gaps
         self._last: dict[Any, T] = {}
         self.step()
 
     def step(self) -> tuple[dict[Any, T], dict[Any, T]]:
+        at = time.monotonic()
         try:
             now = self._read()
         except (OSError, ValueError):
+            self._gaps.bad(self._source)
             return self._last, {}
+        self._gaps.good(self._source, at)
         prev, self._last = self._last, now
         return prev, now
 
@@ -190,9 +226,12 @@ class LiveSource:
         self._prepared = False
         _, names = procfs.read_softirqs()
         self._softirq_names = tuple(names)
-        self._softnet = Cumulative(lambda: {s.cpu: s for s in procfs.read_softnet_stat()})
-        self._snmp_counts = Cumulative(procfs.read_snmp_counters)
-        self._ticks = Cumulative(procfs.read_stat_interrupt_ticks)
+        self._gaps = ReadGaps()
+        self._softnet = Cumulative(
+            lambda: {s.cpu: s for s in procfs.read_softnet_stat()}, SOFTNET, self._gaps
+        )
+        self._snmp_counts = Cumulative(procfs.read_snmp_counters, SNMP, self._gaps)
+        self._ticks = Cumulative(procfs.read_stat_interrupt_ticks, CPU_TIMES, self._gaps)
         self._nft_rules = Every(nft.NFT_EVERY_S, self._read_drop_rules)
         self._rps_masks = Every(RPS_EVERY_S, self._read_rps_masks)
         # IRQ lines named and mapped to devices (a sysfs file per line, a few per device): again
@@ -393,6 +432,7 @@ class LiveSource:
         now = time.monotonic()
         start, self._last = self._last, now
         wall = time.time()
+        self._gaps.begin()
         counters = self._counters()
         measured = self.bpf and self._detail_since is not None and self._detail_since <= start
         polled = {name: self._poll(probe, start, measured) for name, probe in self._probes.items()}
@@ -434,6 +474,8 @@ class LiveSource:
             proc_cpu_times=counters.cpu_times,
             snmp=counters.snmp,
             tunables=self._tunables(drops),
+            spans=tuple(sorted(self._gaps.spans.items())),
+            read_failed=tuple(sorted(self._gaps.failed)),
         )
 
     def _counters(self) -> Counters:
@@ -451,10 +493,13 @@ class LiveSource:
             for cpu, cur in sorted(now.items())
             if (before := prev.get(cpu)) is not None
         )
+        at = time.monotonic()
         try:
             interrupts, softirqs = self._kernel_counts()
+            self._gaps.good(PROC_COUNTS, at)
         except (OSError, ValueError):  # keep the last names: an IRQ or device vanished while read
             interrupts, softirqs = (), ()
+            self._gaps.bad(PROC_COUNTS)
         return Counters(softnet, interrupts, softirqs, self._cpu_times(), self._snmp())
 
     def _cpu_times(self) -> tuple[ProcCpuTime, ...]:
@@ -646,11 +691,14 @@ class LiveSource:
         namespaces: dict[int, str | None] = {self.info.netns: None}
         namespaces.update({n: refs[n].path for n in others})
         self._links.forget_except(namespaces)
+        at = time.monotonic()
         try:
             current = self._links.read(namespaces)
         except Exception as e:  # netlink trouble must not cost the probes' counts
             self.notes.append(f"reading devices over netlink failed: {e}")
+            self._gaps.bad(DEVICES)
             return ()
+        self._gaps.good(DEVICES, at)
         devices = link_deltas(self._link_totals, current)
         self._link_totals.update({(t.netns, t.ifindex): t for t in current})
         self._device_netns |= {d.netns for d in devices if d.rx_packets or d.tx_packets or d.rx_dropped}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,42 @@ def test_rps_masks_of_another_namespace_carry_its_name(tmp_path: Path) -> None:
     path.mkdir(parents=True)
     (path / "rps_cpus").write_text("2\n")
     assert procfs.read_rps_masks(tmp_path, "ns1") == (("rps_cpus:vb@ns1/rx-0", "2"),)
+
+
+def test_a_failed_counter_read_does_not_inflate_the_next_rate() -> None:
+    """softnet could not be read for one interval: that interval is marked and draws no finding,
+    and the next delta (two intervals' drops) is divided by the two intervals it spans."""
+    from dataclasses import replace
+
+    from netscope.model.cpu import build_cpu_view
+    from netscope.model.findings import find
+    from netscope.model.sample import HostInfo, SoftnetCpu
+    from netscope.sources.live import Cumulative, ReadGaps
+    from tests.unit.samples import two_cpu_sample
+
+    readings = iter([{0: 0}, OSError("a CPU went away"), {0: 2000}])
+
+    def read() -> dict[int, int]:
+        value = next(readings)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    gaps = ReadGaps()
+    softnet = Cumulative(read, "softnet", gaps)
+    gaps.begin()
+    assert softnet.step() == ({0: 0}, {}) and gaps.failed == {"softnet"} and gaps.spans == {}
+    time.sleep(0.05)
+    gaps.begin()
+    assert softnet.step() == ({0: 0}, {0: 2000}) and gaps.failed == set()
+    assert gaps.spans["softnet"] >= 0.05
+
+    info = HostInfo("box", "6.18", (0, 1), 0.0)
+    base = two_cpu_sample(interval_s=1.0)
+    dropped = (SoftnetCpu(0, 9000, 2000, 0), SoftnetCpu(1, 0, 0, 0))
+    failed = replace(base, softnet=(), read_failed=("softnet",))
+    assert find(info, failed) == ()
+    after = replace(base, softnet=dropped, spans=(("softnet", 2.0),))
+    assert build_cpu_view(after, info.cpus).rows[0].backlog_drops_per_s == 1000.0  # not 2000
+    (backlog,) = (f for f in find(info, after) if f.id.startswith("backlog_drops"))
+    assert dict(backlog.evidence)["per_s"] == 1000.0 and dict(backlog.evidence)["window_s"] == 2.0

@@ -14,6 +14,8 @@ def test_schema_and_per_interval_counts() -> None:
         "ts",
         "interval_s",
         "detail",
+        "read_failed",
+        "spans",
         "host",
         "kernel",
         "cpus",
