@@ -15,6 +15,47 @@ from netscope.model.timeline import Shown
 # A stage losing at least this share of what it handles, or the most of all, is the bottleneck.
 BOTTLENECK_SHARE = 0.001
 
+# Each loss is counted once, at its stage. Drop reasons (skb:kfree_skb) that are not the stack's:
+SOCKET_REASONS = ("SOCKET_RCVBUFF", "SOCKET_BACKLOG", "PROTO_MEM")  # the socket stage's
+# The backlog's: softnet_stat's `dropped` counts them at the NAPI/backlog stage.
+BACKLOG_REASONS = frozenset({"CPU_BACKLOG"})
+# The transmit path's that a TX counter already holds: a qdisc's drops (tc stats `dropped`:
+# qdisc_drop frees with these), and __dev_queue_xmit's (the device's tx_dropped).
+TX_COUNTED_REASONS = frozenset(
+    {
+        "QDISC_DROP",
+        "QDISC_OVERLIMIT",
+        "QDISC_CONGESTED",
+        "CAKE_FLOOD",
+        "FQ_BAND_LIMIT",
+        "FQ_HORIZON_LIMIT",
+        "FQ_FLOW_LIMIT",
+        "DUALPI2_STEP_DROP",
+        "DEV_READY",
+        "FULL_RING",
+        "RECURSION_LIMIT",
+    }
+)
+# The transmit path's that no TX counter holds: shown at TX by reason.
+TX_REASONS = frozenset(
+    {
+        "IP_OUTNOROUTES",
+        "BPF_CGROUP_EGRESS",
+        "IPV6DISABLED",
+        "NEIGH_CREATEFAIL",
+        "NEIGH_FAILED",
+        "NEIGH_QUEUEFULL",
+        "NEIGH_DEAD",
+        "NEIGH_HH_FILLFAIL",
+        "TC_EGRESS",
+        "TAP_TXFILTER",
+        "NO_TX_TARGET",
+        "TUNNEL_TXINFO",
+        "PSP_OUTPUT",
+    }
+)
+NOT_THE_STACKS = frozenset(SOCKET_REASONS) | BACKLOG_REASONS | TX_COUNTED_REASONS | TX_REASONS
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -40,9 +81,9 @@ def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
 
     ring_losses = sum(d.lost_per_interval for d in rings.devices) / rings.interval_s if rings else 0.0
     by_reason = {r.name: r.per_s for r in drops.rows} if drops else {}
-    socket_reasons = ("SOCKET_RCVBUFF", "SOCKET_BACKLOG", "PROTO_MEM")
-    stack_drops = tuple((name, v) for name, v in by_reason.items() if name not in socket_reasons)
-    socket_drops = tuple((name, by_reason[name]) for name in socket_reasons if by_reason.get(name))
+    stack_drops = tuple((name, v) for name, v in by_reason.items() if name not in NOT_THE_STACKS)
+    socket_drops = tuple((name, by_reason[name]) for name in SOCKET_REASONS if by_reason.get(name))
+    tx_drops = tuple((name, v) for name, v in by_reason.items() if name in TX_REASONS)
 
     def nonzero(*pairs: tuple[str, float | None]) -> tuple[tuple[str, float], ...]:
         return tuple((what, v) for what, v in pairs if v)
@@ -106,6 +147,7 @@ def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
                 if rings
                 else None,
             ),
+            *sorted(tx_drops, key=lambda kv: -kv[1]),
         ),
     )
     return (*stages, tx)

@@ -41,3 +41,29 @@ def test_counters_count_without_probes_and_what_was_not_read_is_no_number() -> N
     assert stages[2].rate == 500.0  # softnet's processed: the kernel's own count needs no probe
     assert dict(stages[2].losses) == {"backlog drops": 2.0, "time_squeeze": 1.0}  # /proc/net/softnet_stat
     assert [s.name for s in stages if s.bottleneck] == [stages[2].name]
+
+
+def test_each_loss_is_counted_once_at_its_stage() -> None:
+    """CPU_BACKLOG is the NAPI/backlog stage's (softnet's dropped counts it there), not the stack's;
+    a qdisc's drops are counted by the qdisc's own counter at TX, and TX reasons no counter holds
+    (a neighbour that never resolved) are TX's, not the stack's."""
+    from dataclasses import replace
+
+    from netscope.model.sample import DropReasonCount
+
+    sample = drops_sample()
+    assert sample.drops is not None
+    reasons = (
+        *sample.drops.reasons,
+        DropReasonCount(80, "CPU_BACKLOG", "", (0, 4)),
+        DropReasonCount(60, "QDISC_DROP", "", (0, 600)),
+        DropReasonCount(55, "NEIGH_FAILED", "", (0, 20)),
+    )
+    timeline = Timeline(INFO)
+    timeline.add(replace(sample, drops=replace(sample.drops, reasons=reasons)))
+    shown = timeline.shown()
+    assert shown is not None
+    stages = {s.name.split(" ")[0]: s for s in build_pipeline(shown)}
+    assert dict(stages["stack"].losses) == {"NO_SOCKET": 1500.0, "NETFILTER_DROP": 500.0}
+    assert dict(stages["NAPI"].losses) == {"backlog drops": 2.0, "time_squeeze": 1.0}
+    assert dict(stages["TX"].losses) == {"NEIGH_FAILED": 10.0}
