@@ -9,9 +9,13 @@
 #include "netscope.h"
 #include "kernel_read.h"
 #include "flow_parse.h"
+#include "tables.h"
 
 BPF_PERCPU_HASH(drop_reasons, u32, u64, 4096);
-BPF_PERCPU_HASH(drop_details, struct drop_key, u64, NS_DROP_DETAILS_MAX);
+/* The breakdown holds one interval: two tables, swapped every read (tables.h). */
+BPF_PERCPU_HASH(drop_details_a, struct drop_key, u64, NS_DROP_DETAILS_MAX);
+BPF_PERCPU_HASH(drop_details_b, struct drop_key, u64, NS_DROP_DETAILS_MAX);
+BPF_ARRAY_OF_MAPS(drop_details, "drop_details_a", 1);
 BPF_PERCPU_ARRAY(drop_stats, u64, NS_DROP_STATS);
 BPF_ARRAY(drop_log_window, struct drop_window, 1);
 BPF_HASH(drop_log_reason_window, u32, struct drop_window, 4096);
@@ -110,7 +114,9 @@ NS_HOOK(kfree_skb)
         bpf_probe_read_kernel_str(key.ifname, sizeof(key.ifname), (const char *)dev + NS_OFF_DEV_NAME);
     }
     key.netns = netns_of(dev, sk);
-    u64 *detail = drop_details.lookup_or_try_init(&key, &init);
+    u32 zero = 0;
+    void *details = drop_details.lookup(&zero);
+    u64 *detail = details ? table_entry(details, &key, &init) : 0;
     if (detail)
         (*detail)++;
     else

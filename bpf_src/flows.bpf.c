@@ -23,6 +23,7 @@
 #include "flow_parse.h"
 #include "dev_cache.h"
 #include "sampler.h"
+#include "tables.h"
 
 #ifdef NS_FILTER
 #define FLOW_MATCH(t) NS_FILTER(t)
@@ -49,18 +50,6 @@ static __always_inline void flow_add(u32 index, u64 n)
     u64 *v = flow_counters.lookup(&index);
     if (v)
         *v += n;
-}
-
-/* The entry of `key` in the interval's table `map`, inserted as `fresh` when new; NULL when the
- * table is full. The insert fails when another CPU inserted the key first (its entry is found
- * then) or when the table is full (none is). */
-static __always_inline void *table_entry(void *map, void *key, void *fresh)
-{
-    void *v = bpf_map_lookup_elem(map, key);
-    if (v)
-        return v;
-    bpf_map_update_elem(map, key, fresh, BPF_NOEXIST);
-    return bpf_map_lookup_elem(map, key);
 }
 
 static __always_inline int same_tuple(const struct flow_tuple *a, const struct flow_tuple *b)

@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -547,6 +548,40 @@ def cpu_positions(cpus: tuple[int, ...]) -> list[int]:
     """Where each of the CPU ids `cpus` is in a per-CPU map value (possible-CPU order)."""
     position = _possible_cpu_position()
     return [position[c] for c in cpus]
+
+
+# After pointing the programs at the spare tables, this long for runs that looked up the others to
+# finish (a program runs for microseconds).
+SWAP_GRACE_S = 0.002
+
+
+class IntervalTables:
+    """Tables that hold one interval each, lossless to read and empty: two of each kind,
+    `<name>_a` and `<name>_b`, behind a one-slot array of maps `<name>` the programs look the
+    current one up in (bpf_src/tables.h). `swap` points the programs at the spare ones, waits for
+    runs that looked up the others, and returns the ones they wrote, which nothing writes any more:
+    read them whole, then empty them. A new BPF object (compiled for a new filter) has tables of
+    its own."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self._sides = "ab"  # the side the programs write first
+        self._of: Any = None  # the BPF object they belong to
+
+    def swap(self, bpf: Any) -> str:
+        """Swap, and return the side written until now ("a" or "b": `<name>_<side>`)."""
+        if self._of is not bpf:
+            self._sides, self._of = "ab", bpf
+        written, spare = self._sides[0], self._sides[1]
+        for name in self.names:
+            bpf[name.encode()][ctypes.c_int(0)] = ctypes.c_int(bpf[f"{name}_{spare}".encode()].map_fd)
+        self._sides = spare + written
+        time.sleep(SWAP_GRACE_S)
+        return written
+
+    def fds(self, bpf: Any) -> tuple[int, ...]:
+        """Every table's fd, both sides."""
+        return tuple(bpf[f"{name}_{side}".encode()].map_fd for name in self.names for side in "ab")
 
 
 def fdinfo(fd: int) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """Drops probe (bpf_src/drops.bpf.c): every dropped skb by reason, location, protocol, device, CPU,
 plus a rate-limited log of individual drops through the BPF ring buffer.
 
-Reason counts are exact (a per-CPU hash keyed by reason). The breakdown map is bounded: when it
-fills up, drops are still counted by reason and the excess is reported as `unbucketed`; user space
-clears it when it is three-quarters full, so stale keys (vanished devices) do not pin it.
+Reason counts are exact (a per-CPU hash keyed by reason). The breakdown holds one interval: two
+tables swapped every read (IntervalTables), so nothing counted while one is read and emptied is lost,
+and keys of vanished devices go with their interval. A table is bounded: drops past what it holds
+are still counted by reason, and reported as `unbucketed`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from netscope.model.drops import ReasonNames, names_from_enums, parse_format_reasons
 from netscope.model.filter import Filter
 from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
-from netscope.probes.base import Probe, ProbeError, address_text, per_cpu_values
+from netscope.probes.base import IntervalTables, Probe, ProbeError, address_text, per_cpu_values
 from netscope.probes.btf import BTF, BTFError, kernel_btf
 from netscope.probes.kallsyms import kernel_symbols
 from netscope.probes.offsets import kernel_offsets
@@ -70,10 +71,16 @@ class DropsProbe(Probe[DropsSample]):
     tracepoints = (("skb", "kfree_skb"),)
 
     def __init__(
-        self, cpus: tuple[int, ...], log_rate: int = DEFAULT_LOG_RATE, flt: Filter | None = None
+        self,
+        cpus: tuple[int, ...],
+        log_rate: int = DEFAULT_LOG_RATE,
+        flt: Filter | None = None,
+        details_max: int = DETAILS_MAX,
     ) -> None:
         super().__init__(cpus, flt)
         self.log_rate = log_rate
+        self.details_max = details_max
+        self._details = IntervalTables(("drop_details",))
         self.names: ReasonNames | None = None
         self._events: list[DropEvent] = []
         self._event_table: Any = None
@@ -91,7 +98,7 @@ class DropsProbe(Probe[DropsSample]):
             **kernel_offsets(btf),
             "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
             "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
-            "NS_DROP_DETAILS_MAX": DETAILS_MAX,
+            "NS_DROP_DETAILS_MAX": self.details_max,
             "NS_DROP_RINGBUF_PAGES": _ring_pages(self.log_rate),
             # Tenth-of-a-second windows keep bursts short; below 10 events/s, one-second windows.
             "NS_DROP_LOG_WINDOW_NS": 100_000_000 if self.log_rate >= 10 else 1_000_000_000,
@@ -136,7 +143,8 @@ class DropsProbe(Probe[DropsSample]):
             int(k.value): tuple(int(v) for v in per_cpu_values(vals, self.cpus))
             for k, vals in bpf[b"drop_reasons"].items()
         }
-        details_map = bpf[b"drop_details"]
+        # The interval's breakdown, read whole once the programs write the other table.
+        details_map = bpf[f"drop_details_{self._details.swap(bpf)}".encode()]
         details = {}
         for k, vals in details_map.items():
             key = (k.reason, k.location, k.protocol, k.ifindex, k.ifname.decode(errors="replace"), k.netns)
@@ -145,11 +153,8 @@ class DropsProbe(Probe[DropsSample]):
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
         bpf.ring_buffer_consume()
         events, self._events = self._events, []
-        cleared = False
-        if len(details) > DETAILS_MAX * 3 // 4:
-            details_map.clear()
-            cleared = True
-        return {"reasons": reasons, "details": details, "stats": stats, "events": events, "cleared": cleared}
+        details_map.clear()
+        return {"reasons": reasons, "details": details, "stats": stats, "events": events}
 
     def delta(self, previous: Totals, current: Totals) -> DropsSample:
         assert self.names is not None
@@ -164,11 +169,8 @@ class DropsProbe(Probe[DropsSample]):
             if any(d):
                 subsystem, name = self.names.decode(reason)
                 reasons.append(DropReasonCount(reason, name, subsystem, d))
-        # After a clear the previous breakdown no longer exists in the kernel: count from zero.
-        before = {} if previous["cleared"] else previous["details"]
         buckets = []
-        for key, per_cpu in current["details"].items():
-            d = diff(per_cpu, before.get(key, zero))
+        for key, d in current["details"].items():  # the interval's own
             if any(d):
                 reason, location, protocol, ifindex, ifname, netns = key
                 buckets.append(

@@ -20,7 +20,7 @@ from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_MAX
 from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
-from netscope.probes.base import BatchReader, Probe, address_text, map_bytes
+from netscope.probes.base import BatchReader, IntervalTables, Probe, address_text, map_bytes
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
 from netscope.probes.kallsyms import kernel_symbols
@@ -30,7 +30,6 @@ NO_QUEUE_BIT = 63
 LAST_CPU_BIT = 127  # a CPU id at or past it (a box of more than 127 CPUs) sets this bit
 # After pointing the programs at the spare table, how long before the old one is read: a program
 # that looked the old one up (in softirq, not preemptible) has long finished by then.
-SWAP_GRACE_S = 0.002
 FIRST_SEEN_KEEP = 30  # intervals a flow out of the top N keeps its first-seen time
 
 Watched = tuple[int, int, str, int, str, int]  # netns, proto, saddr, sport, daddr, dport
@@ -151,9 +150,11 @@ class FlowsProbe(Probe[FlowsSample]):
         self._event_table: Any = None
         self._watch_table: Any = None
         self.watched: Watched | None = None
-        # The two tables of each kind, the one the programs write first; swapped every read.
-        self._tables: list[tuple[int, int]] = []  # (stats, drops) map fds
-        self._tables_of: Any = None  # the BPF object they belong to
+        # The two tables of each kind, swapped every read.
+        self._tables = IntervalTables(("flow_stats", "flow_drops"))
+        self.table_fds: tuple[
+            int, ...
+        ] = ()  # their fds (their memory is `table_bytes`, not what they hold now)
         self.table_bytes = 0  # the tables' memory at their fullest, as the last interval ended
         self._stats_reader = BatchReader(FLOW_KEY.size, FLOW_STAT.size)
         self._drops_reader = BatchReader(DROP_KEY.size, COUNT.size)
@@ -234,26 +235,11 @@ class FlowsProbe(Probe[FlowsSample]):
         return wall + (ns - mono) / 1e9
 
     def _swap(self, bpf: Any) -> tuple[int, int]:
-        """Point the programs at the spare tables and return the ones they wrote (stats, drops).
-        A new BPF object, compiled for a new filter, has tables of its own."""
-        if self._tables_of is not bpf:
-            self._tables = [
-                (bpf[f"flow_stats_{side}".encode()].map_fd, bpf[f"flow_drops_{side}".encode()].map_fd)
-                for side in "ab"
-            ]
-            self._tables_of = bpf
-        written, spare = self._tables
-        bpf[b"flow_stats"][ctypes.c_int(0)] = ctypes.c_int(spare[0])
-        bpf[b"flow_drops"][ctypes.c_int(0)] = ctypes.c_int(spare[1])
-        self._tables = [spare, written]
-        time.sleep(SWAP_GRACE_S)
-        self.table_bytes = sum(map_bytes(fd) for fd in (*written, *spare))
-        return written
-
-    @property
-    def table_fds(self) -> tuple[int, ...]:
-        """The fds of the flow tables (their memory is `table_bytes`, not what they hold now)."""
-        return tuple(fd for pair in self._tables for fd in pair)
+        """Point the programs at the spare tables and return the ones they wrote (stats, drops)."""
+        side = self._tables.swap(bpf)
+        self.table_fds = self._tables.fds(bpf)
+        self.table_bytes = sum(map_bytes(fd) for fd in self.table_fds)
+        return bpf[f"flow_stats_{side}".encode()].map_fd, bpf[f"flow_drops_{side}".encode()].map_fd
 
     def read_totals(self, bpf: Any) -> Interval:
         """The interval's tables (read and emptied) and the cumulative counters."""
