@@ -97,6 +97,8 @@ NS_HOOK(kfree_skb)
     u64 *count = drop_reasons.lookup_or_try_init(&reason, &init);
     if (count)
         (*count)++;
+    else
+        drop_bump(NS_DROP_STAT_REASONS_FULL);
 
     struct drop_key key = {};
     key.location = ctx->args[1];

@@ -11,6 +11,8 @@
 #include "netscope.h"
 
 BPF_PERCPU_HASH(hardirq_stats, struct hardirq_key, struct hardirq_stat, NS_MAX_IRQS);
+/* Interrupts the full handler table could not count (user space prunes lines gone). */
+BPF_PERCPU_ARRAY(hardirq_full, u64, 1);
 BPF_PERCPU_ARRAY(hardirq_running, struct hardirq_start, 1);
 
 NS_HOOK(irq_handler_entry)
@@ -19,8 +21,13 @@ NS_HOOK(irq_handler_entry)
     u32 zero = 0;
     struct hardirq_stat init = {};
     struct hardirq_stat *s = hardirq_stats.lookup_or_try_init(&key, &init);
-    if (s)
+    if (s) {
         s->count++;
+    } else {
+        u64 *full = hardirq_full.lookup(&zero);
+        if (full)
+            (*full)++;
+    }
     struct hardirq_start *run = hardirq_running.lookup(&zero);
     if (run) {
         run->irq = key.irq;

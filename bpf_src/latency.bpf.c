@@ -35,9 +35,12 @@
 BPF_F_TABLE("array", u32, struct lat_slot, lat_slots, NS_LAT_SOCKETS, BPF_F_MMAPABLE);
 BPF_ARRAY(lat_rings, struct lat_arrivals, NS_LAT_SOCKETS);
 BPF_RINGBUF_OUTPUT(lat_retired, NS_LAT_RETIRED_PAGES);
-BPF_TABLE("lru_percpu_hash", u32, struct lat_proc, lat_by_proc, 4096);
-BPF_PERCPU_HASH(lat_proc_max, u32, u64, 4096);
-BPF_TABLE("lru_percpu_hash", struct lat_sock_key, struct lat_sock, lat_by_sock, NS_LAT_SOCKETS);
+/* Per process and per socket: plain hashes (an LRU would evict silently), whose entries user space
+ * deletes once their process is gone or their socket no longer followed; a sampled read finding no
+ * room is counted (NS_LAT_STAT_FULL). */
+BPF_PERCPU_HASH(lat_by_proc, u32, struct lat_proc, NS_LAT_PROCS);
+BPF_PERCPU_HASH(lat_proc_max, u32, u64, NS_LAT_PROCS);
+BPF_PERCPU_HASH(lat_by_sock, struct lat_sock_key, struct lat_sock, NS_LAT_SOCK_HISTS);
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
 BPF_PERCPU_ARRAY(latency_sampler, struct ns_sampler, 1);
 BPF_ARRAY(latency_rate, struct ns_rate, 1);
@@ -261,6 +264,8 @@ static __always_inline void record(const void *sk, u64 ino, u32 tgid, u64 wait)
         u32 b = bucket(wait, NS_LAT_PROC_BITS, NS_LAT_PROC_BUCKETS);
         if (b < NS_LAT_PROC_BUCKETS)
             p->buckets[b]++;
+    } else {
+        lat_bump(NS_LAT_STAT_FULL);
     }
     u64 zero = 0;
     u64 *max = lat_proc_max.lookup_or_try_init(&tgid, &zero);
@@ -281,6 +286,8 @@ static __always_inline void record(const void *sk, u64 ino, u32 tgid, u64 wait)
         u32 b = bucket(wait, NS_LAT_SOCK_BITS, NS_LAT_SOCK_BUCKETS);
         if (b < NS_LAT_SOCK_BUCKETS)
             s->buckets[b]++;
+    } else {
+        lat_bump(NS_LAT_STAT_FULL);
     }
     lat_bump(NS_LAT_STAT_SAMPLED);
 }

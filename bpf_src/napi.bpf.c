@@ -12,7 +12,9 @@
 #include "kernel_read.h"
 #include "sampler.h"
 
-BPF_PERCPU_HASH(napi_stats, struct napi_key, struct napi_stat, 4096);
+BPF_PERCPU_HASH(napi_stats, struct napi_key, struct napi_stat, NS_NAPI_MAX);
+/* Polls the full instance table could not count (user space prunes the keys of devices gone). */
+BPF_PERCPU_ARRAY(napi_full, u64, 1);
 BPF_PERCPU_ARRAY(napi_streaks, struct napi_streak, 1);
 BPF_PERCPU_ARRAY(napi_sampler, struct ns_sampler, 1);
 BPF_ARRAY(napi_rate, struct ns_rate, 1);
@@ -58,7 +60,14 @@ static __always_inline struct napi_stat *napi_stat_of(const void *napi, struct n
     if (dev)
         bpf_probe_read_kernel_str(init.ifname, sizeof(init.ifname), (const char *)dev + NS_OFF_DEV_NAME);
     napi_stats.update(key, &init);
-    return napi_stats.lookup(key);
+    s = napi_stats.lookup(key);
+    if (!s) {
+        u32 zero = 0;
+        u64 *full = napi_full.lookup(&zero);
+        if (full)
+            (*full)++;
+    }
+    return s;
 }
 
 /* A run of full-budget polls ended: counted once, on its instance. */

@@ -33,7 +33,6 @@ struct ns_rate {
 /* NR_SOFTIRQS in include/linux/interrupt.h (HI .. RCU), stable since 4.x. */
 #define NS_NR_SOFTIRQS 10
 /* Upper bound on distinct IRQ numbers tracked per CPU. */
-#define NS_MAX_IRQS 1024
 
 /* hardirq.bpf.c: one handler of an IRQ line. A shared line runs every handler it has on every
  * interrupt, so its interrupts are its handlers' most-run count, not their sum (user space,
@@ -134,7 +133,8 @@ struct drop_key {
 #define NS_DROP_STAT_SUPPRESSED 1 /* over the rate limit: counted, not logged */
 #define NS_DROP_STAT_LOST 2       /* ring buffer full */
 #define NS_DROP_STAT_DETAILS_FULL 3 /* the breakdown map was full: counted by reason only */
-#define NS_DROP_STATS 4
+#define NS_DROP_STAT_REASONS_FULL 4 /* the reasons map was full: not counted at all */
+#define NS_DROP_STATS 5
 
 /* drops.bpf.c: one logged drop, through the ring buffer. */
 struct drop_event {
@@ -269,7 +269,8 @@ struct lat_hist {
 #define NS_LAT_STAT_UNCOUNTED 4 /* reads not counted: their slot was being given to a socket on
                                  * another CPU, or a closed socket's last counts found the ring
                                  * buffer full */
-#define NS_LAT_STATS 5
+#define NS_LAT_STAT_FULL 5      /* sampled reads whose process or socket histogram had no room */
+#define NS_LAT_STATS 6
 
 /* stack.bpf.c: the sampled skb on this CPU, stamped when it entered the stack. */
 struct stack_stamp {

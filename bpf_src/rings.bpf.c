@@ -19,6 +19,8 @@
 #define NS_RINGS_SAMPLER_TX 1
 
 BPF_PERCPU_HASH(queue_stats, struct queue_key, struct queue_stat, NS_QUEUES_MAX);
+/* Packets the full queue table could not count (user space prunes the keys of devices gone). */
+BPF_PERCPU_ARRAY(rings_full, u64, 1);
 BPF_PERCPU_ARRAY(rings_last_dev, struct dev_seen, 1); /* dev_cache.h */
 BPF_PERCPU_ARRAY(rings_sampler, struct ns_sampler, 2);
 BPF_ARRAY(rings_rate, struct ns_rate, 1);
@@ -72,8 +74,13 @@ static __always_inline void count(const void *skb, const void *dev, u8 tx)
         bpf_probe_read_kernel_str(init.ifname, sizeof(init.ifname), (const char *)dev + NS_OFF_DEV_NAME);
         queue_stats.update(&key, &init);
         s = queue_stats.lookup(&key);
-        if (!s)
+        if (!s) {
+            u32 zero = 0;
+            u64 *full = rings_full.lookup(&zero);
+            if (full)
+                *full += (u64)segments(&w) * weight;
             return;
+        }
     }
     s->packets += (u64)segments(&w) * weight;
     s->bytes += bytes * weight;

@@ -150,13 +150,20 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     )
     for probe, n in sorted(t.lost_events.items()):
         lost.add_metric([probe], n)
-    misses = CounterMetricFamily(
-        "netscope_bpf_recursion_misses",
-        "Runs of netscope's BPF programs the kernel skipped: one was already running on that CPU",
-        labels=["probe"],
-    )
-    for probe, n in sorted(t.recursion_misses.items()):
-        misses.add_metric([probe], n)
+    losses = [
+        CounterMetricFamily(name, text, labels=["probe"])
+        for name, text in (
+            (
+                "netscope_bpf_recursion_misses",
+                "Runs of netscope's BPF programs the kernel skipped: one was already running on that CPU",
+            ),
+            ("netscope_bpf_map_full", "Events netscope's full bounded maps had no room for (not counted)"),
+            ("netscope_bpf_map_evicted", "Entries netscope's bounded tables took from a live owner"),
+        )
+    ]
+    for metric, totals in zip(losses, (t.recursion_misses, t.not_counted, t.evicted), strict=True):
+        for probe, n in sorted(totals.items()):
+            metric.add_metric([probe], n)
     yield from (softirq, softirq_s, cpu_softirq_s, hardirq, *napi.values(), *softnet.values(), drops)
     yield from (*queues.values(), *devices.values(), snmp)
-    yield from (runs, run_s, lost, misses)
+    yield from (runs, run_s, lost, *losses)

@@ -42,6 +42,8 @@ class RunningTotals:
     programs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     lost_events: dict[str, int] = field(default_factory=dict)  # per probe, the probe's own total
     recursion_misses: dict[str, int] = field(default_factory=dict)  # likewise
+    not_counted: dict[str, int] = field(default_factory=dict)  # likewise
+    evicted: dict[str, int] = field(default_factory=dict)  # likewise
     probes_live: dict[str, bool] = field(default_factory=dict)
 
     def add(self, sample: Sample) -> None:
@@ -96,9 +98,12 @@ class RunningTotals:
                 self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
         for status in sample.probes:
             self.lost_events[status.name] = max(self.lost_events.get(status.name, 0), status.lost_events)
-            self.recursion_misses[status.name] = max(
-                self.recursion_misses.get(status.name, 0), status.recursion_misses
-            )
+            for totals, n in (
+                (self.recursion_misses, status.recursion_misses),
+                (self.not_counted, status.not_counted),
+                (self.evicted, status.evicted),
+            ):
+                totals[status.name] = max(totals.get(status.name, 0), n)
             self.probes_live[status.name] = status.state == ProbeState.LIVE
 
 

@@ -32,6 +32,8 @@ class ProbeStatus:
     lost_events: int = 0
     # runs of its programs the kernel skipped (one was already running on that CPU), cumulative
     recursion_misses: int = 0
+    not_counted: int = 0  # events a full bounded map had no room for, cumulative
+    evicted: int = 0  # entries a bounded table took from a live owner for another, cumulative
     detail: str = ""  # progress while starting, e.g. "compiling napi.bpf.c"
     sample_rate: int = 1  # 1 in N of its per-packet runs did the whole work (bpf_src/sampler.h)
 

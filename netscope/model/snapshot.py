@@ -102,6 +102,8 @@ def snapshot_json(
                 "error": p.error,
                 "lost_events": p.lost_events,
                 "recursion_misses": p.recursion_misses,  # runs the kernel skipped: events missed
+                "not_counted": p.not_counted,  # events a full bounded map had no room for
+                "evicted": p.evicted,  # entries a bounded table took from a live owner
                 "sample_rate": p.sample_rate,
             }
             for p in sample.probes

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -151,6 +151,8 @@ class Probe(ABC, Generic[T]):
     duty_cycled: ClassVar[bool] = True
     # Program runs per run of its sampler (its other hooks run with it): what its hooks' dispatch costs.
     hooks_per_run: ClassVar[float] = 1.0
+    # Its per-CPU count of events a full bounded map had no room for (`<name>_full`), if it has one.
+    full_map: ClassVar[str | None] = None
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
@@ -273,9 +275,33 @@ class Probe(ABC, Generic[T]):
                 self.runs = Runs(fires, sampled, self.rate)
             self._runs_total = runs_total
             misses = self._recursion_misses()
-            if misses != self.status.recursion_misses:
-                self.status = dataclasses.replace(self.status, recursion_misses=misses)
+            not_counted, evicted = self.map_losses(totals)
+            if (misses, not_counted, evicted) != (
+                self.status.recursion_misses,
+                self.status.not_counted,
+                self.status.evicted,
+            ):
+                self.status = dataclasses.replace(
+                    self.status, recursion_misses=misses, not_counted=not_counted, evicted=evicted
+                )
             return self.delta(previous, totals)
+
+    def map_losses(self, totals: Any) -> tuple[int, int]:
+        """(events its bounded maps had no room for, entries they took from a live owner),
+        cumulative, from the totals just read or `<name>_full`. Under self._lock."""
+        if self.full_map is None or self._bpf is None:
+            return 0, 0
+        return sum(int(v) for v in self._bpf[self.full_map.encode()][ctypes.c_int(0)]), 0
+
+    def prune(self, alive: Alive) -> None:
+        """Delete the keys of what is gone (devices, namespaces, IRQ lines) from its bounded maps,
+        so that churn never fills them. Their last counts were read with the previous poll."""
+        with self._lock:
+            if self._bpf is not None and self._previous is not None:
+                self.prune_keys(self._bpf, self._previous, alive)
+
+    def prune_keys(self, bpf: Any, totals: Any, alive: Alive) -> None:
+        """The probe's part of `prune`: its maps, with the keys it last read (`totals`)."""
 
     def _recursion_misses(self) -> int:
         """Runs of this probe's programs the kernel skipped because one of them was already running
@@ -548,6 +574,32 @@ def cpu_positions(cpus: tuple[int, ...]) -> list[int]:
     """Where each of the CPU ids `cpus` is in a per-CPU map value (possible-CPU order)."""
     position = _possible_cpu_position()
     return [position[c] for c in cpus]
+
+
+def map_max(size: int) -> int:
+    """A bounded map's size: `size`, or less under NETSCOPE_MAP_MAX, a test-only cap with which
+    tests fill the maps with a little churn."""
+    cap = os.environ.get("NETSCOPE_MAP_MAX", "")
+    return min(size, int(cap)) if cap.isdigit() and int(cap) > 0 else size
+
+
+@dataclass(frozen=True)
+class Alive:
+    """What exists now, for probes to drop the keys of what is gone: the network namespaces, the
+    devices of the namespaces read this interval (a namespace not read now keeps its keys), and
+    the IRQ lines (None: not read now)."""
+
+    netns: frozenset[int]
+    devices: Mapping[int, frozenset[int]]  # netns -> ifindexes
+    irqs: frozenset[int] | None = None
+
+    def device_gone(self, netns: int, ifindex: int) -> bool:
+        if not netns:
+            return False  # not known: kept
+        if netns not in self.netns:
+            return True
+        devices = self.devices.get(netns)
+        return devices is not None and ifindex not in devices
 
 
 # After pointing the programs at the spare tables, this long for runs that looked up the others to

@@ -19,7 +19,7 @@ from typing import Any
 from netscope.model.drops import ReasonNames, names_from_enums, parse_format_reasons
 from netscope.model.filter import Filter
 from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
-from netscope.probes.base import IntervalTables, Probe, ProbeError, address_text, per_cpu_values
+from netscope.probes.base import IntervalTables, Probe, ProbeError, address_text, map_max, per_cpu_values
 from netscope.probes.btf import BTF, BTFError, kernel_btf
 from netscope.probes.kallsyms import kernel_symbols
 from netscope.probes.offsets import kernel_offsets
@@ -29,7 +29,7 @@ DEFAULT_LOG_RATE = 1000  # drop log events per second, all CPUs together
 DETAILS_MAX = 16384
 EVENT_SIZE = 96  # sizeof(struct drop_event)
 LOG_SECONDS = 10  # the ring buffer holds this many seconds of log at the full rate
-STATS = ("logged", "suppressed", "lost", "unbucketed")  # NS_DROP_STAT_* order
+STATS = ("logged", "suppressed", "lost", "unbucketed", "reasons_full")  # NS_DROP_STAT_* order
 
 Totals = Mapping[str, Any]
 
@@ -75,11 +75,11 @@ class DropsProbe(Probe[DropsSample]):
         cpus: tuple[int, ...],
         log_rate: int = DEFAULT_LOG_RATE,
         flt: Filter | None = None,
-        details_max: int = DETAILS_MAX,
+        details_max: int | None = None,
     ) -> None:
         super().__init__(cpus, flt)
         self.log_rate = log_rate
-        self.details_max = details_max
+        self.details_max = details_max or map_max(DETAILS_MAX)
         self._details = IntervalTables(("drop_details",))
         self.names: ReasonNames | None = None
         self._events: list[DropEvent] = []
@@ -156,6 +156,11 @@ class DropsProbe(Probe[DropsSample]):
         details_map.clear()
         return {"reasons": reasons, "details": details, "stats": stats, "events": events}
 
+    def map_losses(self, totals: Totals) -> tuple[int, int]:
+        """Drops the breakdown had no room for (counted by reason: `unbucketed`), and those the
+        reasons map had none for (not counted at all)."""
+        return totals["stats"]["unbucketed"] + totals["stats"]["reasons_full"], 0
+
     def delta(self, previous: Totals, current: Totals) -> DropsSample:
         assert self.names is not None
         zero = tuple(0 for _ in self.cpus)
@@ -185,7 +190,8 @@ class DropsProbe(Probe[DropsSample]):
                         d,
                     )
                 )
-        stats = {k: current["stats"][k] - previous["stats"][k] for k in STATS}
+        # A full reasons map is the status's `not_counted` (map_losses), not a field of the sample.
+        stats = {k: current["stats"][k] - previous["stats"][k] for k in STATS if k != "reasons_full"}
         self.status = dataclasses.replace(self.status, lost_events=current["stats"]["lost"])
         return DropsSample(
             reasons=tuple(reasons),

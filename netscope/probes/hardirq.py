@@ -6,14 +6,14 @@ sum of its handlers'."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from netscope.model.sample import IrqCount
-from netscope.probes.base import Probe, per_cpu_values
+from netscope.probes.base import Alive, Probe, map_max, per_cpu_values
 
+IRQS_MAX = 1024  # IRQ handlers followed
 PerCpu = tuple[int, ...]
-Totals = Mapping[tuple[int, int], tuple[PerCpu, PerCpu]]  # (irq, irqaction) -> counts, time_ns per CPU
+Totals = dict[tuple[int, int], tuple[PerCpu, PerCpu]]  # (irq, irqaction) -> counts, time_ns per CPU
 
 
 def per_line(handlers: Totals) -> dict[int, tuple[PerCpu, PerCpu]]:
@@ -34,6 +34,19 @@ class HardirqProbe(Probe[tuple[IrqCount, ...]]):
     name = "hardirq"
     source_file = "hardirq.bpf.c"
     tracepoints = (("irq", "irq_handler_entry"), ("irq", "irq_handler_exit"))
+    full_map = "hardirq_full"
+
+    def defines(self) -> dict[str, int | str]:
+        return {"NS_MAX_IRQS": map_max(IRQS_MAX)}
+
+    def prune_keys(self, bpf: Any, totals: Totals, alive: Alive) -> None:
+        if alive.irqs is None:
+            return
+        table = bpf[b"hardirq_stats"]
+        for irq, action in list(totals):
+            if irq not in alive.irqs:
+                table.pop(table.Key(action=action, irq=irq), None)
+                del totals[(irq, action)]  # a key made again counts from zero
 
     def read_totals(self, bpf: Any) -> Totals:
         handlers = {}

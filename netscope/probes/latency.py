@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from netscope.model.sample import LatencySample, ProcLatency, SockLatency
-from netscope.probes.base import Probe, address_text
+from netscope.probes.base import Alive, Probe, address_text, map_max
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
 SOCKETS_MAX = 8192  # slots of lat_slots: a power of two (two ways per set)
-STATS = ("sampled", "thinned", "evicted", "untimed", "uncounted")  # NS_LAT_STAT_* order
+STATS = ("sampled", "thinned", "evicted", "untimed", "uncounted", "full")  # NS_LAT_STAT_* order
+PROCS_MAX = 4096  # reading processes with a histogram
 # struct lat_slot (bpf_src/netscope.h), three cache lines: sk, gen, protocol, family, sport, dport,
 # saddr, daddr, ino | arrivals, last_target | reads, bytes, udp_read, tgid.
 SLOT = struct.Struct("<QIHHHH4x16s16sQ" + "QI52x" + "QQQI36x")
@@ -127,6 +128,8 @@ class LatencyProbe(Probe[LatencySample]):
         return {
             **kernel_offsets(kernel_btf()),
             "NS_LAT_SOCKETS": SOCKETS_MAX,
+            "NS_LAT_PROCS": map_max(PROCS_MAX),
+            "NS_LAT_SOCK_HISTS": map_max(SOCKETS_MAX),
             "NS_LAT_RETIRED_PAGES": RETIRED_PAGES,
         }
 
@@ -173,6 +176,25 @@ class LatencyProbe(Probe[LatencySample]):
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
         return Totals(slots, procs, maxima, socks, stats)
 
+    def map_losses(self, totals: Totals) -> tuple[int, int]:
+        """Sampled reads whose process or socket histogram found no room; sockets the table
+        stopped following, alive, to follow others."""
+        return totals.stats["full"], totals.stats["evicted"]
+
+    def prune_keys(self, bpf: Any, totals: Totals, alive: Alive) -> None:
+        """The histograms of processes gone and of sockets no longer followed (their last counts
+        were read): the tables hold the living."""
+        followed = {(s.sk, s.ino) for s in totals.slots.values()}
+        procs, socks = bpf[b"lat_by_proc"], bpf[b"lat_by_sock"]
+        for tgid in list(totals.procs):
+            if not Path(f"/proc/{tgid}").exists():
+                procs.pop(procs.Key(tgid), None)
+                del totals.procs[tgid]
+        for tgid, sk, ino in list(totals.socks):
+            if (sk, ino) not in followed or not Path(f"/proc/{tgid}").exists():
+                socks.pop(socks.Key(sk=sk, ino=ino, tgid=tgid), None)
+                del totals.socks[(tgid, sk, ino)]
+
     def delta(self, previous: Totals, current: Totals) -> LatencySample:
         # Exact counts per socket, the interval's part of each (a slot new since the last read
         # counts from when netscope began to follow its socket).
@@ -194,7 +216,7 @@ class LatencyProbe(Probe[LatencySample]):
         for pid in sorted(set(reads_by_pid) | set(current.procs)):
             comm, count, hist = current.procs.get(pid, ("", 0, {}))
             _, count0, hist0 = previous.procs.get(pid, ("", 0, {}))
-            if count < count0:  # the LRU map evicted and re-created it: counts from zero
+            if count < count0:  # deleted (its process gone) and made again: counts from zero
                 count0, hist0 = 0, {}
             reads, nbytes = reads_by_pid.get(pid, (0, 0))
             if not reads and count == count0:

@@ -4,19 +4,19 @@ reads them per device."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from netscope.model.sample import NapiInstance
-from netscope.probes.base import Probe, per_cpu_values
+from netscope.probes.base import Alive, Probe, map_max, per_cpu_values
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
+NAPI_MAX = 4096  # NAPI instances followed
 NAPI_HIST = 8  # NS_NAPI_HIST in bpf_src/netscope.h
 STREAK_HIST = 4  # NS_STREAK_HIST
 
 Key = tuple[int, int, int]  # netns, ifindex, napi_id
-Totals = Mapping[Key, tuple[str, tuple[tuple[int, ...], ...]]]  # name, per-field per-CPU or histogram
+Totals = dict[Key, tuple[str, tuple[tuple[int, ...], ...]]]  # name, per-field per-CPU or histogram
 
 
 class NapiProbe(Probe[tuple[NapiInstance, ...]]):
@@ -25,12 +25,20 @@ class NapiProbe(Probe[tuple[NapiInstance, ...]]):
     tracepoints = (("napi", "napi_poll"),)
     per_packet = ("napi_poll",)
     sampled = True
+    full_map = "napi_full"
 
     def defines(self) -> dict[str, int | str]:
-        return kernel_offsets(kernel_btf())
+        return {**kernel_offsets(kernel_btf()), "NS_NAPI_MAX": map_max(NAPI_MAX)}
+
+    def prune_keys(self, bpf: Any, totals: Totals, alive: Alive) -> None:
+        table = bpf[b"napi_stats"]
+        for netns, ifindex, napi_id in list(totals):
+            if alive.device_gone(netns, ifindex):
+                table.pop(table.Key(netns=netns, ifindex=ifindex, napi_id=napi_id), None)
+                del totals[(netns, ifindex, napi_id)]  # a key made again counts from zero
 
     def read_totals(self, bpf: Any) -> Totals:
-        totals = {}
+        totals: Totals = {}
         for k, values in bpf[b"napi_stats"].items():
             per_cpu = per_cpu_values(values, self.cpus)
             name = next((v.ifname.decode(errors="replace") for v in values if v.ifname), "")

@@ -3,11 +3,10 @@ network namespace."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from netscope.model.sample import QueueCount
-from netscope.probes.base import Probe
+from netscope.probes.base import Alive, Probe, map_max
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
@@ -15,7 +14,7 @@ QUEUES_MAX = 16384
 QUEUE_UNKNOWN = 0xFFFF  # NS_QUEUE_UNKNOWN
 
 Key = tuple[int, int, int, bool]  # netns, ifindex, queue, tx
-Totals = Mapping[Key, tuple[str, int, int]]  # name, packets, bytes (all CPUs)
+Totals = dict[Key, tuple[str, int, int]]  # name, packets, bytes (all CPUs)
 
 
 class RingsProbe(Probe[tuple[QueueCount, ...]]):
@@ -24,9 +23,20 @@ class RingsProbe(Probe[tuple[QueueCount, ...]]):
     tracepoints = (("net", "netif_receive_skb"), ("net", "net_dev_start_xmit"))
     per_packet = ("netif_receive_skb", "net_dev_start_xmit")
     sampled = True
+    full_map = "rings_full"
 
     def defines(self) -> dict[str, int | str]:
-        return {**kernel_offsets(kernel_btf()), "NS_QUEUES_MAX": QUEUES_MAX}
+        return {**kernel_offsets(kernel_btf()), "NS_QUEUES_MAX": map_max(QUEUES_MAX)}
+
+    def prune_keys(self, bpf: Any, totals: Totals, alive: Alive) -> None:
+        table = bpf[b"queue_stats"]
+        for netns, ifindex, queue, tx in list(totals):
+            if alive.device_gone(netns, ifindex):
+                key = table.Key(
+                    netns=netns, ifindex=ifindex, queue=QUEUE_UNKNOWN if queue < 0 else queue, tx=tx
+                )
+                table.pop(key, None)
+                del totals[(netns, ifindex, queue, tx)]  # a key made again counts from zero
 
     def read_totals(self, bpf: Any) -> Totals:
         totals = {}

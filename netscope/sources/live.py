@@ -44,7 +44,14 @@ from netscope.model.sample import (
     SoftnetCpu,
 )
 from netscope.model.sampling import Load, Rate, RateController
-from netscope.probes.base import Probe, bpf_stats_overhead_ns, daemon_timer, own_map_bytes, start_probes
+from netscope.probes.base import (
+    Alive,
+    Probe,
+    bpf_stats_overhead_ns,
+    daemon_timer,
+    own_map_bytes,
+    start_probes,
+)
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, DropsProbe, reason_names
 from netscope.probes.flows import FlowsProbe
@@ -227,6 +234,8 @@ class LiveSource:
         _, names = procfs.read_softirqs()
         self._softirq_names = tuple(names)
         self._gaps = ReadGaps()
+        # The namespaces now, and the devices of those read last (for the probes to prune).
+        self._alive_devices: tuple[frozenset[int], dict[int, frozenset[int]]] | None = None
         self._softnet = Cumulative(
             lambda: {s.cpu: s for s in procfs.read_softnet_stat()}, SOFTNET, self._gaps
         )
@@ -448,6 +457,7 @@ class LiveSource:
         seen = self._namespaces_in(drops, queues, flows)
         self._device_netns |= seen
         devices = self._devices()
+        self._prune_dead()
         return Sample(
             netns_names=self._netns_names(seen | {d.netns for d in devices}),
             ts=wall,
@@ -699,6 +709,13 @@ class LiveSource:
             self._gaps.bad(DEVICES)
             return ()
         self._gaps.good(DEVICES, at)
+        read: dict[int, set[int]] = {}
+        for t in current:  # a namespace read has its loopback at least
+            read.setdefault(t.netns, set()).add(t.ifindex)
+        self._alive_devices = (
+            frozenset(refs) | {self.info.netns},
+            {netns: frozenset(ifindexes) for netns, ifindexes in read.items()},
+        )
         devices = link_deltas(self._link_totals, current)
         self._link_totals.update({(t.netns, t.ifindex): t for t in current})
         self._device_netns |= {d.netns for d in devices if d.rx_packets or d.tx_packets or d.rx_dropped}
@@ -707,6 +724,18 @@ class LiveSource:
         self._device_netns &= alive
         self._link_totals = {k: t for k, t in self._link_totals.items() if k[0] in alive}
         return tuple(d for d in devices if d.netns in self._device_netns or d.netns == self.info.netns)
+
+    def _prune_dead(self) -> None:
+        """The probes drop the keys of devices, namespaces and IRQ lines gone (and the latency
+        probe those of processes gone and sockets no longer followed), whose last counts they just
+        read: a week of container churn never fills their tables."""
+        if self._alive_devices is None:
+            return
+        netns, devices = self._alive_devices
+        irqs = frozenset(self._interrupts_prev) if PROC_COUNTS not in self._gaps.failed else None
+        alive = Alive(netns, devices, irqs)
+        for probe in self._live_probes():
+            probe.prune(alive)
 
     def _program_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
         """Cumulative (runs, run time ns) of every program netscope has loaded, by (probe, program)."""

@@ -153,6 +153,11 @@ def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
             text.append(f" ({status.detail})", style="dim")
         text.append("  ")
     for status in statuses:
+        if status.not_counted:
+            text.append(f"{status.name}: {status.not_counted:,} not counted (map full)  ", style="red")
+        if status.evicted:
+            text.append(f"{status.name}: {status.evicted:,} evicted  ", style="yellow")
+    for status in statuses:
         if status.state == ProbeState.FAILED:
             text.append(f"\n{status.name} failed: {status.error}", style="red")
     if any(s.state == ProbeState.OFF for s in statuses):

@@ -38,16 +38,18 @@ class VethPair:
 
 
 @contextmanager
-def veth_pair(subnet: int = 77) -> Iterator[VethPair]:
-    """ns `nsA-<pid>` (10.200.<subnet>.1) <-> ns `nsB-<pid>` (10.200.<subnet>.2)."""
-    tag = f"{os.getpid() % 100000}"
+def veth_pair(subnet: int = 77, name: str = "", queues: int = 1) -> Iterator[VethPair]:
+    """ns `nstA<pid><name>` (10.200.<subnet>.1) <-> ns `nstB<pid><name>` (10.200.<subnet>.2), each
+    veth with `queues` RX and TX queues."""
+    tag = f"{os.getpid() % 100000}{name}"
     a, b = f"nstA{tag}", f"nstB{tag}"
     dev_a, dev_b = f"vnsa{tag}", f"vnsb{tag}"
     pair = VethPair(a, b, f"10.200.{subnet}.1", f"10.200.{subnet}.2", dev_b, dev_a)
+    n = ("numrxqueues", str(queues), "numtxqueues", str(queues))
     try:
         run("ip", "netns", "add", a)
         run("ip", "netns", "add", b)
-        run("ip", "link", "add", dev_a, "netns", a, "type", "veth", "peer", "name", dev_b, "netns", b)
+        run("ip", "link", "add", dev_a, *n, "netns", a, "type", "veth", "peer", "name", dev_b, *n, "netns", b)
         for ns, dev, ip in ((a, dev_a, pair.sender_ip), (b, dev_b, pair.receiver_ip)):
             run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
             run("ip", "-n", ns, "link", "set", dev, "up")

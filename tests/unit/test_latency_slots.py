@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from netscope.probes.latency import CLAIMING, SLOT, LatencyProbe, Slot, Totals, read_slots
+from netscope.probes.latency import CLAIMING, SLOT, STATS, LatencyProbe, Slot, Totals, read_slots
 
 SK = 0xFFFF8880_1234_5000
 
@@ -55,7 +55,7 @@ def udp(ino: int, port: int, reads: int) -> Slot:
 
 
 def totals(slots: dict[tuple[int, int, int], Slot]) -> Totals:
-    return Totals(slots, {}, {}, {}, {"sampled": 0, "thinned": 0, "evicted": 0, "untimed": 0, "uncounted": 0})
+    return Totals(slots, {}, {}, {}, {name: 0 for name in STATS})
 
 
 def test_a_socket_given_up_counts_to_its_end_and_its_successor_from_zero() -> None:

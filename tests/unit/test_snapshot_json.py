@@ -61,6 +61,8 @@ def test_schema_and_per_interval_counts() -> None:
         "error": "",
         "lost_events": 0,
         "recursion_misses": 0,
+        "not_counted": 0,
+        "evicted": 0,
         "sample_rate": 1,
     }
 
