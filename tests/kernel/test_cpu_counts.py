@@ -12,8 +12,8 @@ import sys
 import threading
 
 from netscope.model.sample import Sample
-from netscope.sources import procfs
 from netscope.sources.live import LiveSource
+from tests.kernel import truth
 from tests.kernel.netns import VethPair, disk_interrupts, send_udp, udp_traffic
 
 SUBNET = 77
@@ -22,12 +22,7 @@ PACKETS = 20000
 
 def proc_counters() -> tuple[dict[int, int], int, int]:
     """NET_RX runs per CPU, hardirqs on numbered lines (all CPUs), softnet processed (all CPUs)."""
-    cpus, rows = procfs.read_softirqs()
-    net_rx = dict(zip(cpus, rows["NET_RX"], strict=True))
-    _, lines = procfs.read_interrupts()
-    hardirqs = sum(sum(line.per_cpu) for line in lines)
-    processed = sum(s.processed for s in procfs.read_softnet_stat())
-    return net_rx, hardirqs, processed
+    return truth.softirqs()["NET_RX"], truth.numbered_interrupts(), sum(p for p, _, _ in truth.softnet())
 
 
 Counters = tuple[dict[int, int], int, int]

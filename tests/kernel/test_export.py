@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from netscope.sources.procfs import read_softirqs
+from tests.kernel import truth
 from tests.kernel.netns import VethPair, send_udp, snmp
 from tests.kernel.tmux import REPO, wait_for
 
@@ -78,14 +78,14 @@ def test_metrics_follow_the_kernels_counters(metrics_url: str, pair: VethPair) -
     assert total(first, "netscope_probe_up", probe="drops") == 1
     assert total(first, "netscope_probe_up", probe="flows") == 0  # no per-flow data by default
     before_noports = snmp(pair.receiver_ns)["NoPorts"]
-    before_rx = sum(read_softirqs()[1]["NET_RX"])
+    before_rx = sum(truth.softirqs()["NET_RX"].values())
     before_link = link_rx(pair)
     send_udp(pair, PACKETS)  # to a closed port: PACKETS NO_SOCKET drops, PACKETS packets received
     noports = snmp(pair.receiver_ns)["NoPorts"] - before_noports
     time.sleep(0.2)
     link = link_rx(pair) - before_link
     after = settled(metrics_url, total(first, "netscope_samples") + 1)
-    net_rx = sum(read_softirqs()[1]["NET_RX"]) - before_rx
+    net_rx = sum(truth.softirqs()["NET_RX"].values()) - before_rx
     assert noports == PACKETS
     drops = total(after, "netscope_skb_drops_total", reason="NO_SOCKET") - total(
         first, "netscope_skb_drops_total", reason="NO_SOCKET"
