@@ -76,7 +76,12 @@ def test_tcp_flow_copied_bytes_and_reader(live: LiveSource, pair: VethPair) -> N
     row = inbound[0]
     assert row.copied_bytes == size
     assert row.pid == sink.pid
-    assert row.flow.rx_bytes >= size  # the payload plus the TCP/IP headers
+    # The payload plus the TCP/IP headers: of each skb (GSO skbs cross veth whole), at most 120
+    # bytes a segment.
+    assert size < row.flow.rx_bytes <= size + 120 * row.flow.rx_packets, (
+        row.flow.rx_bytes,
+        row.flow.rx_packets,
+    )
 
 
 def test_filter_counts_only_matching_flows(pair: VethPair) -> None:
@@ -94,7 +99,9 @@ def test_filter_counts_only_matching_flows(pair: VethPair) -> None:
         probe.close()
     assert sample is not None
     assert [(f.sport, f.dport, f.rx_packets) for f in sample.flows] == [(40002, 9, 300)]
-    assert sample.filtered >= 200  # the other flow's packets were left out in the kernel
+    # The other flow's packets were left out in the kernel, and the closed ports' ICMP errors back
+    # to the sender (at most one per datagram), and a little neighbour traffic.
+    assert 200 <= sample.filtered <= 200 + 500 + 20, sample.filtered
     assert sample.filter.startswith("udp and dst port 9")
 
 

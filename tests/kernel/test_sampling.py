@@ -6,15 +6,14 @@ runs per interval against /proc/softirqs read by the test every few milliseconds
 
 from __future__ import annotations
 
-import threading
 import time
-from bisect import bisect_left
 
 import pytest
 
 from netscope.model.latency import build_latency_view
 from netscope.model.sample import rate_of
 from netscope.sources.live import LiveSource
+from tests.kernel import truth
 from tests.kernel.netns import VethPair, flood_result, flood_udp, udp_sink
 
 SUBNET = 85
@@ -118,40 +117,22 @@ def test_every_packet_sampled_at_a_low_rate(pair: VethPair) -> None:
 def test_interval_counts_are_the_kernels_at_the_intervals_edges(pair: VethPair) -> None:
     """NET_RX runs of each interval against /proc/softirqs read by the test every 2 ms, interpolated
     at the interval's edges (ts - interval_s, ts): within 2%, under a 50k packets/s flood."""
-    readings: list[tuple[float, int]] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            with open("/proc/softirqs") as f:
-                row = next(line for line in f if line.strip().startswith("NET_RX:"))
-            readings.append((time.time(), sum(int(x) for x in row.split()[1:])))
-            time.sleep(0.002)
-
-    def at(t: float) -> float:
-        i = bisect_left(readings, (t, 0))
-        (t0, v0), (t1, v1) = readings[i - 1], readings[i]
-        return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
-
     source = LiveSource()
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        sender = flood_udp(pair, 4.0, port=CLOSED_PORT, pps=50_000)
-        time.sleep(0.5)
-        source.sample()
-        samples = []
-        for _ in range(6):
+    with truth.Recorder() as kernel:
+        try:
+            sender = flood_udp(pair, 4.0, port=CLOSED_PORT, pps=50_000)
             time.sleep(0.5)
-            samples.append(source.sample())
-        flood_result(sender)
-    finally:
-        stop.set()
-        watcher.join()
-        source.close()
+            source.sample()
+            samples = []
+            for _ in range(6):
+                time.sleep(0.5)
+                samples.append(source.sample())
+            flood_result(sender)
+        finally:
+            source.close()
     for s in samples:
         rx = s.softirq_names.index("NET_RX")
         ours = sum(c.runs[rx] for c in s.proc_softirqs)
-        theirs = at(s.ts) - at(s.ts - s.interval_s)
+        theirs, _ = kernel.between(s.ts - s.interval_s, s.ts)
         assert theirs > 10_000
         assert abs(ours - theirs) <= 0.02 * theirs, (ours, theirs)

@@ -3,6 +3,9 @@ parser's mistake cannot hide in a test that compares netscope with what it parse
 
 from __future__ import annotations
 
+import threading
+import time
+from bisect import bisect_left
 from pathlib import Path
 
 
@@ -45,3 +48,39 @@ def softirq_ticks() -> dict[int, int]:
         if f[0].startswith("cpu") and f[0][3:].isdigit():
             out[int(f[0][3:])] = int(f[7])
     return out
+
+
+class Recorder:
+    """NET_RX runs and softnet `processed` (all CPUs), read every 2 ms in a thread with the wall
+    time of each reading: `between(t0, t1)` interpolates them at an interval's edges, so a count
+    netscope reports for (ts - interval_s, ts) can be bounded on both sides."""
+
+    def __init__(self) -> None:
+        self.readings: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            runs = sum(softirqs()["NET_RX"].values())
+            processed = sum(p for p, _, _ in softnet())
+            self.readings.append((time.time(), runs, processed))
+            time.sleep(0.002)
+
+    def _at(self, t: float, field: int) -> float:
+        i = bisect_left(self.readings, (t,))
+        assert 0 < i < len(self.readings), "an interval edge outside the recording"
+        before, after = self.readings[i - 1], self.readings[i]
+        return before[field] + (after[field] - before[field]) * (t - before[0]) / (after[0] - before[0])
+
+    def between(self, t0: float, t1: float) -> tuple[float, float]:
+        """(NET_RX runs, softnet processed) from t0 to t1 (wall clock)."""
+        return self._at(t1, 1) - self._at(t0, 1), self._at(t1, 2) - self._at(t0, 2)
