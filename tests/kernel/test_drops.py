@@ -18,6 +18,7 @@ from netscope.probes.base import start_probes
 from netscope.probes.drops import DropsProbe
 from netscope.probes.headers import find_headers
 from netscope.sources import procfs
+from tests.kernel import truth
 from tests.kernel.netns import (
     VethPair,
     flood_result,
@@ -51,9 +52,8 @@ def window(
     probe.poll()
     before = counter()
     traffic()
-    time.sleep(0.2)  # let the receiving softirq finish
+    after = truth.settled(counter)  # the receiving softirqs are done
     sample = probe.poll()
-    after = counter()
     assert sample is not None
     return sample, after - before
 

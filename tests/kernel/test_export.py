@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -81,9 +80,8 @@ def test_metrics_follow_the_kernels_counters(metrics_url: str, pair: VethPair) -
     before_rx = sum(truth.softirqs()["NET_RX"].values())
     before_link = link_rx(pair)
     send_udp(pair, PACKETS)  # to a closed port: PACKETS NO_SOCKET drops, PACKETS packets received
-    noports = snmp(pair.receiver_ns)["NoPorts"] - before_noports
-    time.sleep(0.2)
-    link = link_rx(pair) - before_link
+    noports = truth.settled(lambda: snmp(pair.receiver_ns)["NoPorts"]) - before_noports
+    link = truth.settled(lambda: link_rx(pair)) - before_link
     after = settled(metrics_url, total(first, "netscope_samples") + 1)
     net_rx = sum(truth.softirqs()["NET_RX"].values()) - before_rx
     assert noports == PACKETS

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from netscope.model.filter import parse_filter
 from netscope.model.flows import build_flows_view
@@ -12,6 +11,7 @@ from netscope.probes.flows import FlowsProbe
 from netscope.probes.headers import find_headers
 from netscope.sources import procfs
 from netscope.sources.live import LiveSource
+from tests.kernel import truth
 from tests.kernel.netns import TCP_READER, VethPair, in_ns, netns_inode
 
 SUBNET = 74
@@ -32,6 +32,11 @@ c.close()
 """
 
 
+def settled(pair: VethPair) -> None:
+    """Until the receiving veth's counters stop moving: the softirqs are done with what was sent."""
+    truth.settled(lambda: truth.link_packets(pair.receiver_ns, pair.receiver_dev))
+
+
 def send_from(pair: VethPair, sport: int, dport: int, count: int) -> None:
     args = (pair.receiver_ip, str(sport), str(dport), str(count))
     pair.in_ns(pair.sender_ns, sys.executable, "-c", FIXED_PORT_SENDER, *args)
@@ -40,7 +45,7 @@ def send_from(pair: VethPair, sport: int, dport: int, count: int) -> None:
 def test_udp_flow_counts_and_drops_exactly(live: LiveSource, pair: VethPair) -> None:
     live.sample()
     send_from(pair, 40001, 9, 2500)
-    time.sleep(0.2)
+    settled(pair)
     sample = live.sample()
     view = build_flows_view(sample, live.info)
     assert view is not None
@@ -64,7 +69,7 @@ def test_tcp_flow_copied_bytes_and_reader(live: LiveSource, pair: VethPair) -> N
     live.sample()
     pair.in_ns(pair.sender_ns, sys.executable, "-c", TCP_SOURCE, pair.receiver_ip, "6201", str(size))
     got = int(sink.communicate(timeout=30)[0])
-    time.sleep(0.2)
+    settled(pair)
     view = build_flows_view(live.sample(), live.info)
     assert view is not None and got == size
     inbound = [
@@ -93,7 +98,7 @@ def test_filter_counts_only_matching_flows(pair: VethPair) -> None:
         probe.poll()  # the interval starts now
         send_from(pair, 40002, 9, 300)
         send_from(pair, 40003, 10, 200)
-        time.sleep(0.2)
+        settled(pair)
         sample = probe.poll()
     finally:
         probe.close()
@@ -117,7 +122,7 @@ def test_a_new_filter_recompiles_every_filtered_program(live: LiveSource, pair: 
         live.sample()  # the new program's first interval is its baseline
         send_from(pair, 40004, 9, 150)
         send_from(pair, 40005, 10, 150)
-        time.sleep(0.2)
+        settled(pair)
         sample = live.sample()
     finally:
         live.set_flow_filter(None)
@@ -141,7 +146,7 @@ def test_watched_flow_streams_its_packets_one_by_one(pair: VethPair) -> None:
         probe.poll()
         send_from(pair, 40006, 9, 120)
         send_from(pair, 40007, 9, 80)
-        time.sleep(0.2)
+        settled(pair)
         sample = probe.poll()
     finally:
         probe.close()

@@ -3,24 +3,18 @@ counted by a separate BPF program in the test."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
-import time
 
 from netscope.model.rings import build_rings_view
 from netscope.sources.live import LiveSource
+from tests.kernel import truth
 from tests.kernel.netns import VethPair, netns_inode, run, send_udp
+from tests.kernel.truth import link_packets
 
 SUBNET = 76
 PACKETS = 5000
-
-
-def link_packets(ns: str, dev: str) -> tuple[int, int]:
-    """(rx, tx) packets of a device from `ip -s -j link` in its namespace: the kernel's stats64."""
-    info = json.loads(run("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev))[0]["stats64"]
-    return int(info["rx"]["packets"]), int(info["tx"]["packets"])
 
 
 def test_veth_rx_tx_equal_link_stats64(live: LiveSource, pair: VethPair) -> None:
@@ -28,10 +22,9 @@ def test_veth_rx_tx_equal_link_stats64(live: LiveSource, pair: VethPair) -> None
     sent_before = link_packets(pair.sender_ns, pair.sender_dev)
     recv_before = link_packets(pair.receiver_ns, pair.receiver_dev)
     send_udp(pair, PACKETS)
-    time.sleep(0.2)
-    sample = live.sample()
+    recv_after = truth.settled(lambda: link_packets(pair.receiver_ns, pair.receiver_dev))
     sent_after = link_packets(pair.sender_ns, pair.sender_dev)
-    recv_after = link_packets(pair.receiver_ns, pair.receiver_dev)
+    sample = live.sample()
     assert sample.queues is not None
     a, b = netns_inode(pair.sender_ns), netns_inode(pair.receiver_ns)
     tx = sum(q.packets for q in sample.queues if q.netns == a and q.tx and q.ifname == pair.sender_dev)
@@ -107,7 +100,7 @@ def test_napi_polls_and_work_equal_a_direct_count(live: LiveSource, pair: VethPa
         live.sample()
         before = direct()
         send_udp(pair, PACKETS)
-        time.sleep(0.2)
+        truth.settled(lambda: link_packets(pair.receiver_ns, pair.receiver_dev))
         sample = live.sample()
         after = direct()
     finally:

@@ -15,6 +15,7 @@ from netscope.model.sample import rate_of
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
 from tests.kernel.netns import VethPair, flood_result, flood_udp, udp_sink
+from tests.kernel.tmux import wait_for
 
 SUBNET = 85
 SLOW_PORT, CLOSED_PORT = 6401, 9
@@ -32,7 +33,8 @@ def copy_latency(pair: VethPair, n: int) -> tuple[float, float, int]:
             source.sample()
             sender = flood_udp(pair, SECONDS, port=SLOW_PORT, pps=PPS)
             sent, _ = flood_result(sender)
-            time.sleep(0.3)  # the last drain
+            # The last drain: the reader has read every datagram once its socket holds none.
+            wait_for(lambda: truth.udp_queued(pair.receiver_ns, SLOW_PORT) == 0, 10, "the last drain")
             sample = source.sample()
         assert sample.latency is not None and rate_of(sample, "latency") == n
         view = {p.pid: p for p in build_latency_view(sample.latency, sample.interval_s).processes}
@@ -80,7 +82,7 @@ def test_flow_counts_sampled_are_what_was_sent(pair: VethPair, n: int) -> None:
             for sport, cpu in ((41001, 0), (41002, 1))
         }
         sent = {sport: flood_result(proc)[0] for sport, proc in senders.items()}
-        time.sleep(0.3)
+        truth.settled(lambda: truth.link_packets(pair.receiver_ns, pair.receiver_dev))
         sample = source.sample()
     finally:
         source.close()
@@ -102,7 +104,7 @@ def test_every_packet_sampled_at_a_low_rate(pair: VethPair) -> None:
         source.sample()
         sender = flood_udp(pair, 2.0, port=CLOSED_PORT, pps=2000, sport=41003)
         sent, _ = flood_result(sender)
-        time.sleep(0.3)
+        truth.settled(lambda: truth.link_packets(pair.receiver_ns, pair.receiver_dev))
         sample = source.sample()
     finally:
         source.close()

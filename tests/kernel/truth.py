@@ -3,10 +3,14 @@ parser's mistake cannot hide in a test that compares netscope with what it parse
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 
 def softirqs() -> dict[str, dict[int, int]]:
@@ -84,3 +88,42 @@ class Recorder:
     def between(self, t0: float, t1: float) -> tuple[float, float]:
         """(NET_RX runs, softnet processed) from t0 to t1 (wall clock)."""
         return self._at(t1, 1) - self._at(t0, 1), self._at(t1, 2) - self._at(t0, 2)
+
+
+def link_packets(ns: str, dev: str) -> tuple[int, int]:
+    """(rx, tx) packets of a device from `ip -s -j link` in its namespace: the kernel's stats64."""
+    out = subprocess.run(
+        ["ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev], capture_output=True, text=True, check=True
+    ).stdout
+    info = json.loads(out)[0]["stats64"]
+    return int(info["rx"]["packets"]), int(info["tx"]["packets"])
+
+
+def udp_queued(ns: str, port: int) -> int:
+    """Bytes waiting on the UDP sockets bound to `port` in namespace `ns` (/proc/net/udp rx_queue)."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "cat", "/proc/net/udp"], capture_output=True, text=True, check=True
+    ).stdout
+    queued = 0
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if int(f[1].rsplit(":", 1)[1], 16) == port:
+            queued += int(f[4].split(":")[1], 16)
+    return queued
+
+
+T = TypeVar("T")
+
+
+def settled(read: Callable[[], T], quiet_s: float = 0.15, timeout: float = 10.0) -> T:
+    """`read()` once it has not changed for `quiet_s`: the kernel is done with what was sent (no
+    fixed sleep before an exact comparison: a busy machine may take longer)."""
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, f"still changing after {timeout} s: {value}"
+        time.sleep(0.02)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value
