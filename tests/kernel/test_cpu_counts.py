@@ -65,7 +65,8 @@ def test_net_rx_hardirq_napi_match_kernel_counters(live: LiveSource, pair: VethP
     # Interrupts keep coming while netscope samples: its interval lies between the window /proc
     # counted inside the two samples and the one around them (a few dozen apart on a busy box).
     ours_hard = sum(sum(c.per_cpu) for c in sample.hardirq)
-    assert inner_hard >= 100, "the fsync loop should have caused block-device interrupts"
+    # Whatever device the machine's disk is (virtio-blk here): the fsync loop makes it interrupt.
+    assert inner_hard >= 20, "too few hardirqs to compare: the fsync loop should cause disk interrupts"
     assert 0.95 * inner_hard <= ours_hard <= 1.05 * outer_hard, (ours_hard, inner_hard, outer_hard)
 
     proc_processed = after[2] - before[2]

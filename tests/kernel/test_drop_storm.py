@@ -1,8 +1,8 @@
-"""A drop storm (>=100k drops/s; 200k on an idle 2-CPU VM) and a packet flood to a reader,
-together for 60 s, with the TUI running on the live source: counts stay exact against Udp NoPorts,
-the log stays within its limit and what it did not log (or lost) is counted and shown, keys are
-answered with a new frame within 200 ms, and memory stays flat. NETSCOPE_STORM_S shortens it for a
-quick look."""
+"""A drop storm (as fast as the machine makes it: 200k drops/s on an idle 2-CPU VM) and a packet
+flood to a reader, together for 60 s, with the TUI running on the live source: counts stay exact
+against Udp NoPorts, the log stays within its limit and what it did not log (or lost) is counted and
+shown, keys are answered with a new frame within 200 ms, and memory stays flat. NETSCOPE_STORM_S
+shortens it for a quick look."""
 
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ NO_SOCKET = 3  # SKB_DROP_REASON_NO_SOCKET
 # The flood to the reader runs a little below the storm's priority, so that on a 2-CPU machine the
 # storm still reaches 200k drops/s beside it.
 FLOOD_NICE = 5
-# What makes the load a storm. The storm is as fast as the machine: 200k+ drops/s on these VMs when
-# idle, 130-170k while their host is busy (CI failed at 133k on netscope code that had passed at
-# 200k+). The test checks netscope under a storm, not how fast the machine is.
-STORM_DROPS_PER_S = 100_000
+# The storm is as fast as the machine makes it: 200k+ drops/s on these VMs when idle, 130-170k
+# while their host is busy (CI failed at 133k, then at 154k, against fixed floors). The test checks
+# netscope under a storm, not how fast the machine is: it fails only when the rate is too low to
+# mean a storm, twenty times what the drop log may log (so most drops are not logged).
+STORM_MIN_PER_S = 20 * LOG_RATE
 # Keys an operator presses while looking around: pane switches (the dearest: a whole new screen)
 # and pause/resume.
 KEYS = ("r", "c", "d", "p", "p", "l", "t", "h")
@@ -180,14 +181,15 @@ async def test_drop_storm_and_flood_exact_counts_bounded_log_responsive_ui() -> 
         f"rss {rss_early >> 20} -> {rss_late >> 20} MiB; "
         f"logged {[c.logged for c in during]}, lost {sum(c.lost for c in during)}"
     )
-    assert kernel / elapsed >= STORM_DROPS_PER_S, f"the storm reached only {kernel / elapsed:.0f} drops/s"
+    rate = kernel / elapsed
+    assert rate >= STORM_MIN_PER_S, f"the storm reached only {rate:.0f} drops/s: too few to mean a storm"
     assert delivered > 0, "the flood reached its reader"
     assert ours == kernel
     for c in during:
         assert c.unbucketed == 0
         # Within its limit (a window boundary race may add a handful); a single reason may use 80%.
         assert c.logged <= LOG_RATE * c.interval_s * 1.05 + 20
-    busy = [c for c in during if c.drops > 100_000]
+    busy = [c for c in during if c.drops > 0.5 * rate * c.interval_s]  # the storm's, not its edges
     assert len(busy) >= SECONDS - 2
     # Intervals wholly inside the storm: the log runs at its limit (one reason may take 80% of
     # it). Events are counted when read, so one interval's count leans on the next's.
