@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from tests.kernel import truth
 from tests.kernel.netns import UDP_READER, VethPair, in_ns, loadgen, nft_drop, send_udp
 from tests.kernel.tmux import REPO
 
 SUBNET = 88
 BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")
+BUDGET = Path("/proc/sys/net/core/netdev_budget")
 
 
 @contextmanager
@@ -94,6 +96,42 @@ def test_backlog_drops_name_netdev_max_backlog_and_the_cpu(pair: VethPair) -> No
     # the steering, read in the receiver's namespace (its sysfs; netscope runs in the host's)
     assert f["evidence"]["rps_cpus"] == f"{pair.receiver_dev}@{pair.receiver_ns}/rx-0=2", f
     assert f["severity"] in ("warning", "critical") and f["stage"] == "softirq"
+
+
+def test_time_squeeze_names_netdev_budget_and_counts_the_kernels_squeezes(pair: VethPair) -> None:
+    """A budget of one packet per NET_RX run under a flood from CPU 0: NET_RX stops with work left
+    on nearly every run. The finding names the budget in force, and each interval's squeezes add up
+    to what softnet_stat counted around the command (read by the test)."""
+    saved = BUDGET.read_text()
+    before = truth.softnet()
+    try:
+        BUDGET.write_text("1")
+        with snapshots("-i", "1", "-n", "5", "--sections", "cpus") as (proc, out):
+            take(proc, out, 1)
+            sender = ("ip", "netns", "exec", pair.sender_ns, "taskset", "-c", "0", str(loadgen()), "send")
+            subprocess.run(
+                [*sender, pair.receiver_ip, "9", "2.5"], capture_output=True, text=True, check=True
+            )
+            take(proc, out, 4)
+    finally:
+        BUDGET.write_text(saved)
+    after = truth.softnet()
+    kernel = sum(a[2] - b[2] for a, b in zip(after, before, strict=True))
+    ours = sum(c["time_squeeze"] for obj in out for c in obj["cpus"])
+    # The flood lies inside the command's intervals, and they inside the test's window.
+    assert kernel >= 1000 and 0.95 * kernel - 10 <= ours <= kernel, (ours, kernel)
+    found = findings(out)
+    assert "time_squeeze:cpu0" in found, list(found)
+    f = found["time_squeeze:cpu0"]
+    assert f["knob"] == "net.core.netdev_budget / netdev_budget_usecs" and f["current"].startswith("1 / ")
+    assert "net.core.netdev_budget=600" in f["suggestion"], f["suggestion"]  # never below 1 x 2
+    last, g = next(
+        (obj, g)
+        for obj in reversed(out)
+        for g in obj["findings"]
+        if g["id"] == "time_squeeze:cpu0" and g["quiet_s"] == 0
+    )
+    assert g["evidence"]["time_squeeze"] == next(c["time_squeeze"] for c in last["cpus"] if c["cpu"] == 0)
 
 
 def test_slow_reader_and_closed_port_are_named(pair: VethPair) -> None:

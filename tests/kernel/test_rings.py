@@ -3,6 +3,8 @@ counted by a separate BPF program in the test."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import subprocess
 import sys
@@ -13,7 +15,8 @@ import pytest
 from netscope.model.rings import build_rings_view
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
-from tests.kernel.netns import VethPair, netns_inode, run, send_udp
+from tests.kernel.netns import VethPair, netns_inode, run, send_udp, udp_traffic, veth_pair
+from tests.kernel.tmux import REPO
 from tests.kernel.truth import link_packets
 
 SUBNET = 76
@@ -149,3 +152,56 @@ def test_unknown_interface_exits_2() -> None:
     assert proc.returncode == 2
     assert "no such interface: nosuchdev0 (known: " in proc.stderr and "eth0" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def link_bytes(ns: str, dev: str) -> tuple[int, int]:
+    """(rx, tx) bytes of a device from `ip -s -j link` in its namespace (stats64)."""
+    info = json.loads(run("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev))[0]["stats64"]
+    return int(info["rx"]["bytes"]), int(info["tx"]["bytes"])
+
+
+def test_per_queue_bytes_of_a_two_queue_veth_add_up_to_stats64() -> None:
+    """A veth with two queues each way has no per-queue counters: the rings probe's hooks split its
+    packets by queue (every one: 1 in 1 forced). Its queues' bytes add up to the device's stats64
+    bytes, link-layer header included, both ways."""
+    live = LiveSource(sample_rate=1)
+    with contextlib.closing(live), veth_pair(SUBNET + 1, name="q", queues=2) as two:
+        for start in live.need(("rings",)):
+            start()
+        send_udp(two, 100)  # the namespaces carry traffic: netscope reads their devices from now
+        live.sample()
+        live.sample()
+        rx0, tx0 = (
+            link_bytes(two.receiver_ns, two.receiver_dev)[0],
+            link_bytes(two.sender_ns, two.sender_dev)[1],
+        )
+        send_udp(two, PACKETS)
+        truth.settled(lambda: truth.link_packets(two.receiver_ns, two.receiver_dev))
+        rx = link_bytes(two.receiver_ns, two.receiver_dev)[0] - rx0
+        tx = link_bytes(two.sender_ns, two.sender_dev)[1] - tx0
+        view = build_rings_view(live.sample(), live.info)
+    receiver = next(d for d in view.devices if d.ifname == two.receiver_dev)
+    sender = next(d for d in view.devices if d.ifname == two.sender_dev)
+    assert rx >= PACKETS * 60 and tx >= PACKETS * 60
+    assert sum(q.rx_bytes for q in receiver.queues) == rx, (receiver.queues, rx)
+    assert sum(q.tx_bytes for q in sender.queues) == tx, (sender.queues, tx)
+
+
+def test_interface_and_netns_narrow_the_json(pair: VethPair) -> None:
+    """`snapshot --interface DEV` lists that device alone, `--netns NAME` that namespace's devices
+    alone (each namespace's as `ip link` lists them there)."""
+
+    def devices(*args: str) -> set[tuple[str, str]]:
+        command = [sys.executable, "-m", "netscope", "snapshot", "--json", "-n", "4", "-i", "0.3", *args]
+        with udp_traffic(pair, 50):  # both namespaces carry traffic all along
+            done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert done.returncode == 0, done.stderr
+        last = json.loads(done.stdout.splitlines()[-1])
+        assert {(q["device"], q["netns_name"]) for q in last["queues"]} <= {
+            (d["device"], d["netns_name"]) for d in last["devices"]
+        }
+        return {(d["device"], d["netns_name"]) for d in last["devices"]}
+
+    assert devices("--interface", pair.receiver_dev) == {(pair.receiver_dev, pair.receiver_ns)}
+    listed = json.loads(run("ip", "-n", pair.sender_ns, "-j", "link", "show"))
+    assert devices("--netns", pair.sender_ns) == {(link["ifname"], pair.sender_ns) for link in listed}
