@@ -56,25 +56,34 @@ def findings(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f["id"]: f for obj in objects for f in obj["findings"]}
 
 
+def flooded_snapshots(
+    pair: VethPair, knob: Path, value: str, seconds: float, count: int, sections: str
+) -> tuple[list[dict[str, Any]], int]:
+    """`count` one-second snapshots with `knob` set to `value` (restored after), a flood from CPU 0
+    of `seconds` after the first: the intervals, and how many datagrams the flood sent."""
+    saved = knob.read_text()
+    try:
+        knob.write_text(value)
+        with snapshots("-i", "1", "-n", str(count), "--sections", sections) as (proc, out):
+            take(proc, out, 1)
+            sender = ("ip", "netns", "exec", pair.sender_ns, "taskset", "-c", "0", str(loadgen()), "send")
+            flood = subprocess.run(
+                [*sender, pair.receiver_ip, "9", str(seconds)], capture_output=True, text=True, check=True
+            )
+            take(proc, out, count - 1)
+    finally:
+        knob.write_text(saved)
+    return out, int(flood.stdout.split()[0])
+
+
 def test_backlog_drops_name_netdev_max_backlog_and_the_cpu(pair: VethPair) -> None:
     """RPS steers the veth's packets to CPU 1, the sender runs on CPU 0, the backlog holds 16."""
     in_ns_sh = ("ip", "netns", "exec", pair.receiver_ns, "sh", "-c")
     subprocess.run(
         [*in_ns_sh, f"echo 2 > /sys/class/net/{pair.receiver_dev}/queues/rx-0/rps_cpus"], check=True
     )
-    saved = BACKLOG.read_text()
-    try:
-        BACKLOG.write_text("16")
-        with snapshots("-i", "1", "-n", "6", "--sections", "cpus,drops") as (proc, out):
-            take(proc, out, 1)
-            sender = ("ip", "netns", "exec", pair.sender_ns, "taskset", "-c", "0", str(loadgen()), "send")
-            flood = subprocess.run(
-                [*sender, pair.receiver_ip, "9", "3.5"], capture_output=True, text=True, check=True
-            )
-            take(proc, out, 5)
-    finally:
-        BACKLOG.write_text(saved)
-    assert flood.stdout.split()[0] != "0"
+    out, sent = flooded_snapshots(pair, BACKLOG, "16", 3.5, 6, "cpus,drops")
+    assert sent > 0
     dropped = sum(c["backlog_drops"] for obj in out for c in obj["cpus"] if c["cpu"] == 1)
     assert dropped > 1000, f"the kernel's softnet dropped only {dropped} on CPU 1"
     found = findings(out)
@@ -102,19 +111,8 @@ def test_time_squeeze_names_netdev_budget_and_counts_the_kernels_squeezes(pair: 
     """A budget of one packet per NET_RX run under a flood from CPU 0: NET_RX stops with work left
     on nearly every run. The finding names the budget in force, and each interval's squeezes add up
     to what softnet_stat counted around the command (read by the test)."""
-    saved = BUDGET.read_text()
     before = truth.softnet()
-    try:
-        BUDGET.write_text("1")
-        with snapshots("-i", "1", "-n", "5", "--sections", "cpus") as (proc, out):
-            take(proc, out, 1)
-            sender = ("ip", "netns", "exec", pair.sender_ns, "taskset", "-c", "0", str(loadgen()), "send")
-            subprocess.run(
-                [*sender, pair.receiver_ip, "9", "2.5"], capture_output=True, text=True, check=True
-            )
-            take(proc, out, 4)
-    finally:
-        BUDGET.write_text(saved)
+    out, _ = flooded_snapshots(pair, BUDGET, "1", 2.5, 5, "cpus")
     after = truth.softnet()
     kernel = sum(a[2] - b[2] for a, b in zip(after, before, strict=True))
     ours = sum(c["time_squeeze"] for obj in out for c in obj["cpus"])
