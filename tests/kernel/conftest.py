@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
 
 import pytest
 
 from netscope.model.sample import ProbeState
 from netscope.sources.live import PROBES, LiveSource
 from tests.kernel.netns import VethPair, veth_pair
+
+
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _namespaces_cleaned_up() -> None:
+    """A run stopped by SIGTERM (a timeout, CI's own) unwinds like Ctrl-C, so every test's
+    `finally` deletes its namespaces; and the namespaces of an earlier run that was killed outright
+    (its pid gone) are deleted before this one starts."""
+    signal.signal(signal.SIGTERM, _interrupted)
+    alive = {int(p.name) % 100000 for p in Path("/proc").iterdir() if p.name.isdigit()}
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    for name in listed:
+        m = re.fullmatch(r"nst[AB](\d+)\D*\d*", name)
+        if m and int(m.group(1)) not in alive:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
 @pytest.fixture(autouse=True)
