@@ -32,9 +32,8 @@ from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_TOP, build_flows_view
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Shown, Timeline
-from netscope.sources import Source
+from netscope.sources import Replay, Source
 from netscope.sources.recording import TuiRecorder
-from netscope.sources.replay import ReplaySource
 from netscope.ui.cpu_pane import CpuPane, CpuSelected
 from netscope.ui.cpu_screen import CpuScreen
 from netscope.ui.device import DeviceScreen
@@ -252,8 +251,8 @@ class NetscopeApp(App[int]):
 
     @work(thread=True, exclusive=True, group="sampler")
     def _sampler(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            self._play(self.source)
+        if self.source.replay is not None:
+            self._play(self.source.replay)
         else:
             self._sample_live()
 
@@ -299,7 +298,7 @@ class NetscopeApp(App[int]):
             self._live_shown = shown
         self._show_latest()
 
-    def _play(self, replay: ReplaySource) -> None:
+    def _play(self, replay: Replay) -> None:
         """Hand over the recording's samples at its own pace times the speed; while paused, or at
         the end, wait for the time-travel keys."""
         while not self._stop.is_set():
@@ -351,7 +350,7 @@ class NetscopeApp(App[int]):
         """What the screen shows from now on: the timeline as it stands (live: as the sampler
         built it with the newest sample taken; replay: at the sample fed last, whose place the
         header shows)."""
-        self.shown = self.timeline.shown() if isinstance(self.source, ReplaySource) else self._live_shown
+        self.shown = self.timeline.shown() if self.source.replay is not None else self._live_shown
         self._shown_position = self._replay_next
 
     def on_replay_ended(self, message: ReplayEnded) -> None:
@@ -384,7 +383,7 @@ class NetscopeApp(App[int]):
         if action == "record":
             return self.source.live
         if action.startswith("replay_"):
-            if not isinstance(self.source, ReplaySource):
+            if self.source.replay is None:
                 return False
             if action == "replay_step" and isinstance(self.focused, Input):
                 return False
@@ -417,9 +416,10 @@ class NetscopeApp(App[int]):
 
         self.push_screen(JumpScreen(shown_ts, replay.samples[0].ts), jump)
 
-    def _replay(self) -> ReplaySource:
-        assert isinstance(self.source, ReplaySource)  # check_action allows replay_* only then
-        return self.source
+    def _replay(self) -> Replay:
+        replay = self.source.replay
+        assert replay is not None  # check_action allows replay_* only then
+        return replay
 
     def _replay_seek(self, index: int) -> None:
         """Show the recording as it stood at samples[index]: the views are rebuilt from the start
@@ -432,8 +432,8 @@ class NetscopeApp(App[int]):
         if len(samples) == self._replay_next + 1:
             self.timeline.add(samples[-1])
         elif len(samples) != self._replay_next:
-            old = self.timeline
-            self.timeline = Timeline(replay.info, old.interfaces, old.netns, old.flow_filter, old.flows_top)
+            old, info = self.timeline, self.source.info
+            self.timeline = Timeline(info, old.interfaces, old.netns, old.flow_filter, old.flows_top)
             for sample in samples:
                 self.timeline.add(sample)
         self._replay_next = len(samples)
@@ -600,8 +600,7 @@ class NetscopeApp(App[int]):
     def _refresh_header(self) -> None:
         ts = self.shown.latest.ts if self.shown else None
         replay = None
-        if isinstance(self.source, ReplaySource):
-            source = self.source
+        if (source := self.source.replay) is not None:
             replay = ReplayState(self._shown_position, len(source.samples), source.speed, source.playing)
         text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
         if self.recorder is not None:

@@ -189,6 +189,7 @@ PROBE_CLASSES: dict[str, type[Probe[Any]]] = {
 
 class LiveSource:
     live = True
+    replay = None  # now cannot be sought
 
     def __init__(
         self,

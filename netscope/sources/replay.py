@@ -21,6 +21,7 @@ class ReplaySource:
     live = False
 
     def __init__(self, recording: Recording) -> None:
+        self.replay = self  # it can seek
         self.recording = recording
         self.info = recording.info
         self.samples = recording.samples

@@ -120,9 +120,10 @@ class FlakySource:
     as a /proc read racing a hot-unplug might."""
 
     live = True
+    replay = None  # live-like: it cannot seek
 
     def __init__(self, recording: Recording) -> None:
-        self.replay = ReplaySource(recording)
+        self.recorded = ReplaySource(recording)
         self.info = recording.info
         self.failed = False
 
@@ -130,13 +131,13 @@ class FlakySource:
         return ()
 
     def statuses(self) -> tuple[ProbeStatus, ...]:
-        return self.replay.statuses()
+        return self.recorded.statuses()
 
     def sample(self) -> Sample | None:
         if not self.failed:
             self.failed = True
             raise OSError("simulated read failure")
-        return self.replay.sample()
+        return self.recorded.sample()
 
     def set_flow_filter(self, flt: Filter | None) -> None:
         pass
@@ -145,7 +146,7 @@ class FlakySource:
         pass
 
     def describe(self) -> dict[str, Any]:
-        return self.replay.describe()
+        return self.recorded.describe()
 
     def close(self) -> None:
         pass
