@@ -75,6 +75,7 @@ def daemon_timer(delay_s: float, fn: Callable[[], None]) -> threading.Timer:
 COMPILE_LOCK = CompileLock()
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -307,16 +308,7 @@ class Probe(ABC, Generic[T]):
         """Runs of this probe's programs the kernel skipped because one of them was already running
         on that CPU (fdinfo `recursion_misses`, counted whether or not bpf_stats is on): events its
         figures miss, like a full ring buffer's. Under self._lock."""
-        total = 0
-        for _, tp in self.tracepoints:
-            fn = self._bpf.funcs.get(self.hook_name(tp).encode()) if self._bpf is not None else None
-            if fn is None:
-                continue
-            try:
-                total += int(fdinfo(fn.fd).get("recursion_misses", "0"))
-            except (OSError, ValueError):
-                continue
-        return total
+        return sum(int(info.get("recursion_misses", "0")) for _, info in self._hook_fdinfo())
 
     def _read_runs(self) -> tuple[int, int] | None:
         """Cumulative (runs, samples) of the sampled hooks, all CPUs; None for an exact probe."""
@@ -350,19 +342,23 @@ class Probe(ABC, Generic[T]):
         """Cumulative (runs, run time ns) per hook of this probe, from /proc/self/fdinfo (the
         kernel keeps them while kernel.bpf_stats_enabled is on)."""
         with self._lock:
-            if self._bpf is None:
-                return {}
-            out = {}
-            for _, tp in self.tracepoints:
-                fn = self._bpf.funcs.get(self.hook_name(tp).encode())
-                if fn is None:
-                    continue
-                try:
-                    info = fdinfo(fn.fd)
-                except OSError:
-                    continue
-                out[tp] = (int(info.get("run_cnt", "0")), int(info.get("run_time_ns", "0")))
-            return out
+            return {
+                tp: (int(info.get("run_cnt", "0")), int(info.get("run_time_ns", "0")))
+                for tp, info in self._hook_fdinfo()
+            }
+
+    def _hook_fdinfo(self) -> Iterator[tuple[str, dict[str, str]]]:
+        """Each loaded hook of this probe and its program's /proc/self/fdinfo. Under self._lock."""
+        if self._bpf is None:
+            return
+        for _, tp in self.tracepoints:
+            fn = self._bpf.funcs.get(self.hook_name(tp).encode())
+            if fn is None:
+                continue
+            try:
+                yield tp, fdinfo(fn.fd)
+            except OSError:
+                continue
 
     def pause_per_packet(self) -> None:
         """Detach the per-packet hooks (the maps and every other hook stay). Idempotent."""
@@ -600,6 +596,16 @@ class Alive:
             return True
         devices = self.devices.get(netns)
         return devices is not None and ifindex not in devices
+
+
+def drop_keys(
+    table: Any, totals: dict[K, Any], gone: Callable[[K], bool], key_of: Callable[[K], Any]
+) -> None:
+    """Delete from a BPF hash the keys that are `gone` of those just read from it (`totals`), and
+    from `totals` too: a key the programs make again counts from zero."""
+    for key in [k for k in totals if gone(k)]:
+        table.pop(key_of(key), None)
+        del totals[key]
 
 
 # After pointing the programs at the spare tables, this long for runs that looked up the others to

@@ -152,9 +152,8 @@ class FlowsProbe(Probe[FlowsSample]):
         self.watched: Watched | None = None
         # The two tables of each kind, swapped every read.
         self._tables = IntervalTables(("flow_stats", "flow_drops"))
-        self.table_fds: tuple[
-            int, ...
-        ] = ()  # their fds (their memory is `table_bytes`, not what they hold now)
+        # Their fds (their memory is `table_bytes`, not what they hold now).
+        self.table_fds: tuple[int, ...] = ()
         self.table_bytes = 0  # the tables' memory at their fullest, as the last interval ended
         self._stats_reader = BatchReader(FLOW_KEY.size, FLOW_STAT.size)
         self._drops_reader = BatchReader(DROP_KEY.size, COUNT.size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from netscope.model.sample import IrqCount
-from netscope.probes.base import Alive, Probe, map_max, per_cpu_values
+from netscope.probes.base import Alive, Probe, drop_keys, map_max, per_cpu_values
 
 IRQS_MAX = 1024  # IRQ handlers followed
 PerCpu = tuple[int, ...]
@@ -40,13 +40,11 @@ class HardirqProbe(Probe[tuple[IrqCount, ...]]):
         return {"NS_MAX_IRQS": map_max(IRQS_MAX)}
 
     def prune_keys(self, bpf: Any, totals: Totals, alive: Alive) -> None:
-        if alive.irqs is None:
+        irqs = alive.irqs
+        if irqs is None:
             return
         table = bpf[b"hardirq_stats"]
-        for irq, action in list(totals):
-            if irq not in alive.irqs:
-                table.pop(table.Key(action=action, irq=irq), None)
-                del totals[(irq, action)]  # a key made again counts from zero
+        drop_keys(table, totals, lambda k: k[0] not in irqs, lambda k: table.Key(irq=k[0], action=k[1]))
 
     def read_totals(self, bpf: Any) -> Totals:
         handlers = {}

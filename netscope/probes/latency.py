@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from netscope.model.sample import LatencySample, ProcLatency, SockLatency
-from netscope.probes.base import Alive, Probe, address_text, map_max
+from netscope.probes.base import Alive, Probe, address_text, drop_keys, map_max
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
@@ -186,14 +186,17 @@ class LatencyProbe(Probe[LatencySample]):
         were read): the tables hold the living."""
         followed = {(s.sk, s.ino) for s in totals.slots.values()}
         procs, socks = bpf[b"lat_by_proc"], bpf[b"lat_by_sock"]
-        for tgid in list(totals.procs):
-            if not Path(f"/proc/{tgid}").exists():
-                procs.pop(procs.Key(tgid), None)
-                del totals.procs[tgid]
-        for tgid, sk, ino in list(totals.socks):
-            if (sk, ino) not in followed or not Path(f"/proc/{tgid}").exists():
-                socks.pop(socks.Key(sk=sk, ino=ino, tgid=tgid), None)
-                del totals.socks[(tgid, sk, ino)]
+
+        def gone(tgid: int) -> bool:
+            return not Path(f"/proc/{tgid}").exists()
+
+        drop_keys(procs, totals.procs, gone, procs.Key)
+        drop_keys(
+            socks,
+            totals.socks,
+            lambda k: k[1:] not in followed or gone(k[0]),
+            lambda k: socks.Key(tgid=k[0], sk=k[1], ino=k[2]),
+        )
 
     def delta(self, previous: Totals, current: Totals) -> LatencySample:
         # Exact counts per socket, the interval's part of each (a slot new since the last read

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from netscope.model.sample import NapiInstance
-from netscope.probes.base import Alive, Probe, map_max, per_cpu_values
+from netscope.probes.base import Alive, Probe, drop_keys, map_max, per_cpu_values
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
@@ -32,10 +32,12 @@ class NapiProbe(Probe[tuple[NapiInstance, ...]]):
 
     def prune_keys(self, bpf: Any, totals: Totals, alive: Alive) -> None:
         table = bpf[b"napi_stats"]
-        for netns, ifindex, napi_id in list(totals):
-            if alive.device_gone(netns, ifindex):
-                table.pop(table.Key(netns=netns, ifindex=ifindex, napi_id=napi_id), None)
-                del totals[(netns, ifindex, napi_id)]  # a key made again counts from zero
+        drop_keys(
+            table,
+            totals,
+            lambda k: alive.device_gone(k[0], k[1]),
+            lambda k: table.Key(netns=k[0], ifindex=k[1], napi_id=k[2]),
+        )
 
     def read_totals(self, bpf: Any) -> Totals:
         totals: Totals = {}

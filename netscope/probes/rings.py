@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from netscope.model.sample import QueueCount
-from netscope.probes.base import Alive, Probe, map_max
+from netscope.probes.base import Alive, Probe, drop_keys, map_max
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
@@ -30,13 +30,12 @@ class RingsProbe(Probe[tuple[QueueCount, ...]]):
 
     def prune_keys(self, bpf: Any, totals: Totals, alive: Alive) -> None:
         table = bpf[b"queue_stats"]
-        for netns, ifindex, queue, tx in list(totals):
-            if alive.device_gone(netns, ifindex):
-                key = table.Key(
-                    netns=netns, ifindex=ifindex, queue=QUEUE_UNKNOWN if queue < 0 else queue, tx=tx
-                )
-                table.pop(key, None)
-                del totals[(netns, ifindex, queue, tx)]  # a key made again counts from zero
+
+        def key_of(k: Key) -> Any:
+            netns, ifindex, queue, tx = k
+            return table.Key(netns=netns, ifindex=ifindex, queue=QUEUE_UNKNOWN if queue < 0 else queue, tx=tx)
+
+        drop_keys(table, totals, lambda k: alive.device_gone(k[0], k[1]), key_of)
 
     def read_totals(self, bpf: Any) -> Totals:
         totals = {}

@@ -713,15 +713,13 @@ class LiveSource:
         read: dict[int, set[int]] = {}
         for t in current:  # a namespace read has its loopback at least
             read.setdefault(t.netns, set()).add(t.ifindex)
-        self._alive_devices = (
-            frozenset(refs) | {self.info.netns},
-            {netns: frozenset(ifindexes) for netns, ifindexes in read.items()},
-        )
+        # Namespaces gone (their path no longer opens) are forgotten, with their devices; the probes
+        # prune their keys too.
+        alive = frozenset(read) | frozenset(refs)
+        self._alive_devices = (alive, {netns: frozenset(ifindexes) for netns, ifindexes in read.items()})
         devices = link_deltas(self._link_totals, current)
         self._link_totals.update({(t.netns, t.ifindex): t for t in current})
         self._device_netns |= {d.netns for d in devices if d.rx_packets or d.tx_packets or d.rx_dropped}
-        # Forget namespaces that are gone (their path no longer opens), and their devices.
-        alive = {t.netns for t in current} | set(refs)
         self._device_netns &= alive
         self._link_totals = {k: t for k, t in self._link_totals.items() if k[0] in alive}
         return tuple(d for d in devices if d.netns in self._device_netns or d.netns == self.info.netns)
