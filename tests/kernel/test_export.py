@@ -3,7 +3,6 @@ rise as the kernel's own counters do when the test causes known traffic and drop
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -60,9 +59,8 @@ def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 
 def link_rx(pair: VethPair) -> int:
-    """The receiving veth's RX packets as the kernel counts them (`ip -s -j link`, in its namespace)."""
-    out = pair.in_ns(pair.receiver_ns, "ip", "-s", "-j", "link", "show", pair.receiver_dev)
-    return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
+    """The receiving veth's RX packets as the kernel counts them (stats64, in its namespace)."""
+    return truth.link_packets(pair.receiver_ns, pair.receiver_dev)[0]
 
 
 def settled(url: str, after: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

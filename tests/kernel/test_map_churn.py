@@ -5,15 +5,14 @@ pruned the counting resumes: a new device's packets per queue add up to what the
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 
-from tests.kernel.netns import VethPair, send_udp, veth_pair
-from tests.kernel.test_export import free_port, scrape, total
+from tests.kernel.netns import send_udp, veth_pair
+from tests.kernel.test_export import free_port, link_rx, scrape, total
 from tests.kernel.tmux import REPO, wait_for
 
 SUBNET = 90  # 90..98
@@ -34,11 +33,6 @@ def export(port: int) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def rx_packets(pair: VethPair) -> int:
-    out = pair.in_ns(pair.receiver_ns, "ip", "-s", "-j", "link", "show", pair.receiver_dev)
-    return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
 
 
 def samples_after(url: str, n: int) -> Iterator[None]:
@@ -68,7 +62,7 @@ def test_a_full_map_is_shown_and_counting_resumes_once_dead_keys_are_pruned() ->
             list(samples_after(url, 4))  # netscope has read the new namespaces' devices once
             send_udp(pair, PACKETS, 9)
             list(samples_after(url, 3))
-            kernel = rx_packets(pair)
+            kernel = link_rx(pair)
             metrics = scrape(url)
         counted = total(metrics, "netscope_queue_rx_packets_total", device=pair.receiver_dev)
         assert kernel >= PACKETS and counted == kernel, (counted, kernel)

@@ -155,8 +155,8 @@ def test_unknown_interface_exits_2() -> None:
 
 
 def link_bytes(ns: str, dev: str) -> tuple[int, int]:
-    """(rx, tx) bytes of a device from `ip -s -j link` in its namespace (stats64)."""
-    info = json.loads(run("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev))[0]["stats64"]
+    """(rx, tx) bytes of a device: the kernel's stats64."""
+    info = truth.link_stats(ns, dev)
     return int(info["rx"]["bytes"]), int(info["tx"]["bytes"])
 
 

@@ -90,12 +90,18 @@ class Recorder:
         return self._at(t1, 1) - self._at(t0, 1), self._at(t1, 2) - self._at(t0, 2)
 
 
-def link_packets(ns: str, dev: str) -> tuple[int, int]:
-    """(rx, tx) packets of a device from `ip -s -j link` in its namespace: the kernel's stats64."""
+def link_stats(ns: str, dev: str) -> dict[str, dict[str, int]]:
+    """A device's stats64 from `ip -s -j link` in its namespace: {"rx": {...}, "tx": {...}}."""
     out = subprocess.run(
         ["ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev], capture_output=True, text=True, check=True
     ).stdout
-    info = json.loads(out)[0]["stats64"]
+    stats: dict[str, dict[str, int]] = json.loads(out)[0]["stats64"]
+    return stats
+
+
+def link_packets(ns: str, dev: str) -> tuple[int, int]:
+    """(rx, tx) packets of a device: the kernel's stats64."""
+    info = link_stats(ns, dev)
     return int(info["rx"]["packets"]), int(info["tx"]["packets"])
 
 
