@@ -166,6 +166,8 @@ def test_per_queue_bytes_of_a_two_queue_veth_add_up_to_stats64() -> None:
     bytes, link-layer header included, both ways."""
     live = LiveSource(sample_rate=1)
     with contextlib.closing(live), veth_pair(SUBNET + 1, name="q", queues=2) as two:
+        for ns in (two.sender_ns, two.receiver_ns):  # no IPv6 neighbour traffic in the window
+            run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
         for start in live.need(("rings",)):
             start()
         send_udp(two, 100)  # the namespaces carry traffic: netscope reads their devices from now
