@@ -14,6 +14,14 @@
  * copied_seq, UDP the read count) reads the clock, and that arrival's wait goes into the
  * histograms: the wait of a read is that of the oldest sampled data it copied.
  *
+ * On a busy box both hooks are attached for part of each interval only (a watch, netscope/sources/
+ * live.py): the arrivals for 1/scale of it, the reads from the same moment until the arrivals sampled
+ * then have been read. A UDP target is relative (the reads counted so far plus the datagrams queued):
+ * every read after a sampled arrival is watched, so the read count reaches it at the read that copies
+ * it, whatever reads went uncounted before. Sampled arrivals still waiting when the reads' hook went
+ * off would meet a count that missed reads: user space bumps lat_epoch when the hook is on again, and
+ * a ring of an earlier epoch is stale (its arrivals untimed).
+ *
  * Arrivals and reads of one socket run on different CPUs at once: counters move with atomic adds,
  * a slot changes hands by compare-and-swap, and a socket's ring of sampled arrivals is moved by one
  * hook at a time (struct lat_arrivals), so an arrival is never paired with a read that did not copy
@@ -44,6 +52,7 @@ BPF_PERCPU_HASH(lat_by_sock, struct lat_sock_key, struct lat_sock, NS_LAT_SOCK_H
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
 BPF_PERCPU_ARRAY(latency_sampler, struct ns_sampler, 1);
 BPF_ARRAY(latency_rate, struct ns_rate, 1);
+BPF_ARRAY(lat_epoch, u32, 1); /* the watch: bumped by user space when the reads' hook is on again */
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
  * their identity fields are ever written, so their counters stay zero. */
 BPF_PERCPU_ARRAY(lat_new_proc, struct lat_proc, 1);
@@ -168,19 +177,36 @@ static __always_inline struct lat_slot *lat_slot_of(const void *sk, u32 *index)
 }
 
 /* The slot's ring of sampled arrivals, taken for this hook (see struct lat_arrivals), emptied if it
- * held another socket's; 0 when another CPU has it. Given back with ring_give. */
-static __always_inline struct lat_arrivals *ring_take(u32 index, u32 gen)
+ * held another socket's or an earlier watch's; 0 when another CPU has it. Given back with
+ * ring_give. */
+static __always_inline struct lat_arrivals *ring_take(u32 index, u32 gen, u32 epoch)
 {
     struct lat_arrivals *r = lat_rings.lookup(&index);
     if (!r)
         return 0;
     if (__sync_val_compare_and_swap(&r->busy, 0, 1) != 0)
         return 0;
-    if (r->gen != gen) {
+    if (r->gen != gen || r->epoch != epoch) {
+        if (r->gen == gen && r->tail != r->head) {
+            /* Sampled in an earlier watch whose reads went unwatched: never timed. */
+            u32 n = NS_LAT_STAT_UNTIMED;
+            u64 *v = lat_stats.lookup(&n);
+            if (v)
+                *v += r->tail - r->head;
+        }
         r->gen = gen;
+        r->epoch = epoch;
         r->head = r->tail = r->thin = r->offered = 0;
     }
     return r;
+}
+
+/* The watch now (lat_epoch). */
+static __always_inline u32 lat_epoch_now(void)
+{
+    u32 zero = 0;
+    u32 *e = lat_epoch.lookup(&zero);
+    return e ? *e : 0;
 }
 
 static __always_inline void ring_give(struct lat_arrivals *r)
@@ -226,6 +252,7 @@ NS_HOOK(sk_data_ready)
     struct lat_slot *s = lat_slot_of(sk, &index);
     if (!s || !s->protocol)
         return 0;
+    u32 epoch = lat_epoch_now();
     u32 target;
     if (s->protocol == IPPROTO_UDP_) {
         target = (u32)s->udp_read + udp_queue_len(sk); /* the queue holds this datagram already */
@@ -236,7 +263,7 @@ NS_HOOK(sk_data_ready)
         s->last_target = target;
     }
     __sync_fetch_and_add(&s->arrivals, weight);
-    struct lat_arrivals *r = ring_take(index, s->gen);
+    struct lat_arrivals *r = ring_take(index, s->gen, epoch);
     if (!r) {
         lat_bump(NS_LAT_STAT_UNTIMED);
         return 0;
@@ -309,16 +336,17 @@ NS_HOOK(sock_recv_length)
     s->tgid = tgid;
     /* This read copied the data after `first` up to `copied`: UDP one datagram, by read count;
      * TCP bytes, by sequence. */
+    u32 epoch = lat_epoch_now();
     u32 copied = 0;
     if (s->protocol == IPPROTO_UDP_)
         copied = (u32)__sync_fetch_and_add(&s->udp_read, 1) + 1;
     struct lat_arrivals *r = lat_rings.lookup(&index);
-    if (!r || r->gen != s->gen || (r->head == r->tail && !r->thin))
+    if (!r || r->gen != s->gen || r->epoch != epoch || (r->head == r->tail && !r->thin))
         return 0; /* no sampled arrival waiting (a glance; the ring is checked again once held) */
     if (s->protocol == IPPROTO_TCP_)
         copied = read_u32(sk, NS_OFF_TCP_COPIED_SEQ);
     u32 first = s->protocol == IPPROTO_TCP_ ? copied - (u32)ret : copied - 1;
-    r = ring_take(index, s->gen);
+    r = ring_take(index, s->gen, epoch);
     if (!r)
         return 0; /* an arrival holds it: the next read pairs what this one copied */
     /* The sampled arrivals whose data is copied, oldest first. Those copied by earlier reads that

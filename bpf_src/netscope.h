@@ -174,7 +174,8 @@ struct drop_window {
 #define NS_LAT_RING 32       /* sampled arrivals remembered per socket, oldest first */
 
 /* latency.bpf.c: one socket followed, in a two-way set-associative table indexed by a hash of its
- * address (no hash map update per packet). Every read updates it, so its reads and bytes are exact;
+ * address (no hash map update per packet). Every read watched updates it (all of them, unless its
+ * hook is duty-cycled: then user space scales what the watches counted);
  * a sampled arrival adds its weight to `arrivals` (an estimate). User space reads these slots. A slot
  * given to another socket gets a new `gen`, and the socket it followed is handed to user space with
  * its last counts (lat_retired). A freed socket's address is given to new sockets: `ino` tells them
@@ -200,8 +201,8 @@ struct lat_slot {
     /* written by the reads */
     u64 reads;     /* recvmsg calls that returned data (MSG_PEEK ignored) */
     u64 bytes;     /* bytes they returned */
-    u64 udp_read;  /* UDP: datagrams read since netscope followed the socket (64 bits: the BPF
-                    * target has a fetch-and-add that returns the count in 64 bits only) */
+    u64 udp_read;  /* UDP: datagrams read while watched (64 bits: the BPF target has a
+                    * fetch-and-add that returns the count in 64 bits only) */
     u32 tgid;      /* the process that read last */
     u8 pad3[36];
 };
@@ -231,7 +232,7 @@ struct lat_arrivals {
     u32 thin;   /* a full ring kept every other arrival this many times: 1 in 2^thin is kept */
     u32 offered; /* sampled arrivals offered since the ring was last empty */
     u32 gen;    /* the slot's gen it holds arrivals of: another's are stale */
-    u32 pad;
+    u32 epoch;  /* the watch (lat_epoch) they arrived in: an earlier watch's are stale */
     u64 busy;   /* 1 while a hook moves the ring (64 bits: the target's compare-and-swap) */
 };
 /* latency.bpf.c: the sampled reads of one process, cumulative. */

@@ -95,6 +95,7 @@ class SocketRow:
     rcvbuf: int | None = None  # sk_rcvbuf at its last read, bytes; None: an older recording
     reads: int = 0  # every read in the interval
     sample_rate: int = 1
+    reads_estimated: bool = False  # reads and bytes counted part of the interval, scaled up
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class ProcessRow:
     bytes_per_s: float
     stats: Percentiles
     sockets: tuple[SocketRow, ...]
+    reads_estimated: bool = False  # reads and bytes counted part of the interval, scaled up
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,13 @@ class LatencyView:
     evicted: int = 0  # live sockets the bounded table stopped following
     untimed: int = 0  # sampled arrivals left untimed (read before stamped, or raced on another CPU)
     uncounted: int = 0  # reads not counted (a slot changing hands on another CPU, a full ring buffer)
+    # The share of the interval the reads were watched: below 1 (a flood's duty cycle), reads and
+    # bytes are what was counted then, scaled up to the interval.
+    reads_watched: float = 1.0
+
+    @property
+    def reads_estimated(self) -> bool:
+        return self.reads_watched < 1.0
 
     @property
     def reads_per_s(self) -> float:
@@ -149,6 +158,7 @@ def build_latency_view(
     stack_rate: int = 1,
 ) -> LatencyView:
     all_hist = merge(p.buckets for p in latency.processes)
+    scaled = latency.reads_watched < 1.0
     rows = []
     for p in latency.processes:
         sockets = tuple(
@@ -158,6 +168,7 @@ def build_latency_view(
                 s.rcvbuf,
                 s.reads,
                 sample_rate,
+                scaled,
             )
             for s in latency.sockets
             if s.pid == p.pid
@@ -171,6 +182,7 @@ def build_latency_view(
                 bytes_per_s=p.bytes / interval_s,
                 stats=Percentiles.of(p.buckets, PROC_BITS, p.bytes, p.max_ns),
                 sockets=tuple(sorted(sockets, key=lambda r: -(r.stats.p99_ns or 0))),
+                reads_estimated=scaled,
             )
         )
     rows.sort(key=lambda r: (-(r.stats.p99_ns or 0), r.pid))
@@ -190,6 +202,7 @@ def build_latency_view(
         evicted=latency.evicted,
         untimed=latency.untimed,
         uncounted=latency.uncounted,
+        reads_watched=latency.reads_watched,
     )
 
 

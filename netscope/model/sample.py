@@ -280,6 +280,9 @@ class LatencySample:
     evicted: int = 0  # live sockets the bounded table stopped following to follow others
     untimed: int = 0  # sampled arrivals left untimed: read before they were stamped, or raced
     uncounted: int = 0  # reads not counted (a slot changing hands on another CPU, a full ring buffer)
+    # The share of the interval the reads' hook was on: below 1 (a duty cycle), reads and bytes are
+    # what it counted scaled up to the interval, estimates.
+    reads_watched: float = 1.0
 
 
 @dataclass(frozen=True)

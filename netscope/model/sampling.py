@@ -14,9 +14,10 @@ at least a third of it.
 What no rate lowers is that a hook runs at all: on a veth flood every packet runs the softirq, NAPI
 and queue hooks, and the kernel's dispatch to a program costs about DISPATCH_NS a run beyond the
 program (which bpf_stats does not see). A probe whose hooks' dispatch alone would pass its share of
-HOOK_BUDGET_PCT of a CPU (shared evenly by the probes that may be duty-cycled) has them attached for
-1/scale of each interval instead, from a random moment of it (its weights count `scale` times),
-unless it must see every read (copy latency counts each one).
+HOOK_BUDGET_PCT of a CPU (shared evenly by the probes attached) has them attached for 1/scale of
+each interval instead, from a random moment of it (its weights count `scale` times; copy latency's
+reads stay on until the arrivals sampled then were read, and what they counted is scaled by the
+time they were on).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ MIN_SHARE = 1 / 3  # of the budget, the sampled hooks' however dear the exact on
 MIN_SAMPLED_SHARE = 0.1  # of that, the samples' however dear the unsampled runs are
 SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampled run
 # Measured here: a program that does nothing, on a tracepoint every packet passes, slowed the veth
-# flood by about this much per run (1-1.5% of a 3.5 µs packet).
-DISPATCH_NS = 40.0
+# flood by about this much per run (2-3% of a 3.5 µs packet, measured both on the sender's CPU and,
+# on the reads' tracepoint, on the receiver's: the sender waits on the receiver's progress too).
+DISPATCH_NS = 80.0
 HOOK_BUDGET_PCT = 1.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached
 MAX_SCALE = 16
 
@@ -56,11 +58,10 @@ class Rate:
 @dataclass(frozen=True)
 class Load:
     """A sampled probe's load over the last interval: its sampler's runs per second (as if attached
-    all along), how many program runs go with each, and whether it may be duty-cycled."""
+    all along), and how many program runs go with each."""
 
     runs_per_s: float
     hooks_per_run: float = 1.0
-    duty_cycled: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,10 @@ def required_rates(
 class RateController:
     """The rate of every sampled probe, interval after interval. A rate goes up at once when the
     runs grow; it comes down one step (half) per interval, and only while the lower rate would still
-    fit, so a bursty load does not make it flap. `forced` (--sample N) fixes every rate."""
+    fit, so a bursty load does not make it flap. `forced` (--sample N: Rate(N)) fixes every rate."""
 
     budget_pct: float = BUDGET_PCT
-    forced: int | None = None
+    forced: Rate | None = None
     rates: dict[str, Rate] = field(default_factory=dict)
     costs: dict[str, RunCost] = field(default_factory=dict)  # as measured, where they were
     fixed_ns_per_s: float = 0.0  # the exact hooks' cost, as bpf_stats last measured it
@@ -156,9 +157,9 @@ class RateController:
     def update(self, loads: Mapping[str, Load]) -> dict[str, Rate]:
         """The rates for the next interval, given each sampled probe's load in the last."""
         if self.forced is not None:
-            self.rates = {p: Rate(self.forced) for p in loads}
+            self.rates = dict.fromkeys(loads, self.forced)
             return dict(self.rates)
-        share = HOOK_BUDGET_PCT / max(1, sum(load.duty_cycled for load in loads.values()))
+        share = HOOK_BUDGET_PCT / max(1, len(loads))
         scales = {
             p: self._step(p, required_scale(load, share), lambda r: r.scale) for p, load in loads.items()
         }
@@ -181,9 +182,7 @@ class RateController:
 
 def required_scale(load: Load, share_pct: float) -> int:
     """The smallest 1/scale of the time (a power of two) for which the probe's hooks cost no more
-    than `share_pct` of a CPU to run at all; 1 for a probe that must see every packet."""
-    if not load.duty_cycled:
-        return 1
+    than `share_pct` of a CPU to run at all."""
     dispatch = load.runs_per_s * load.hooks_per_run * DISPATCH_NS
     need = dispatch / (share_pct / 100 * 1e9)
     return 1 if need <= 1 else min(MAX_SCALE, 1 << math.ceil(math.log2(need)))

@@ -198,7 +198,10 @@ def latency_json(sample: Sample) -> dict[str, Any] | None:
     st = view.stack
     return {
         "sample_rate": view.sample_rate,  # 1 in N arrivals timed: > 1, the percentiles are a sample's
-        "reads": view.reads,  # every read, exact
+        "reads": view.reads,  # every read: exact while "reads_watched" is 1
+        # the share of the interval the reads' hook was on: below 1 (a duty cycle in a flood), the
+        # reads and bytes here and per process and socket are what it counted, scaled up
+        "reads_watched": round(view.reads_watched, 3),
         "arrivals": view.arrivals,
         "evicted": view.evicted,  # live sockets the bounded table stopped following
         "untimed": view.untimed,  # sampled arrivals left untimed (read first, or raced)

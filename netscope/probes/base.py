@@ -147,9 +147,10 @@ class Probe(ABC, Generic[T]):
     sampled: ClassVar[bool] = False
     # Hooks of a sampled probe that count every event (each drop): not per packet, never sampled.
     every_event: ClassVar[tuple[str, ...]] = ()
-    # Its per-packet hooks may be attached for part of each interval only (its figures are weighted
-    # for the rest): not so for hooks that must see every packet to pair them (copy latency).
-    duty_cycled: ClassVar[bool] = True
+    # Per-packet hooks that close a pairing (copy latency's reads): a duty cycle detaches them
+    # `drain_s` after the others, once what was sampled in the window has been paired.
+    closing: ClassVar[tuple[str, ...]] = ()
+    drain_s = 0.0  # how long its closing hooks outlast a duty cycle's window
     # Program runs per run of its sampler (its other hooks run with it): what its hooks' dispatch costs.
     hooks_per_run: ClassVar[float] = 1.0
     # Its per-CPU count of events a full bounded map had no room for (`<name>_full`), if it has one.
@@ -378,6 +379,10 @@ class Probe(ABC, Generic[T]):
         """Detach the sampled per-packet hooks for the rest of the interval (duty cycle)."""
         self._detach_hooks(self.duty_hooks)
 
+    def pause_opening(self) -> None:
+        """A duty cycle's window closes: detach its sampled hooks but those closing a pairing."""
+        self._detach_hooks(tp for tp in self.duty_hooks if tp not in self.closing)
+
     def suspend(self) -> None:
         """Detach every hook and keep the program and its maps: what no view needs costs the box
         nothing, and comes back without a compile (`resume`). Idempotent."""
@@ -408,6 +413,8 @@ class Probe(ABC, Generic[T]):
                     self.forget_scratch(self._bpf)
                 for tp in missing:
                     self._attach(tp)
+                if missing:
+                    self.reattached(self._bpf, missing)
             except Exception as e:
                 error = f"{self.source_file}: attaching its hooks again: {_bcc_message(e)}"
         if error:
@@ -415,6 +422,9 @@ class Probe(ABC, Generic[T]):
 
     def forget_scratch(self, bpf: Any) -> None:
         """Clear state one hook leaves for another (a start time), stale after a pause."""
+
+    def reattached(self, bpf: Any, hooks: list[str]) -> None:
+        """Called once `hooks` are attached again after a pause (with self._lock held)."""
 
     def without_per_packet(self, data: T) -> T | None:
         """What of an interval's data stands when the per-packet hooks were paused: nothing, unless

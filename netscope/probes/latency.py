@@ -1,12 +1,15 @@
 """Latency probe (bpf_src/latency.bpf.c): how long received data waited on its socket before the
 reader copied it, per reading process and socket, as log-linear histograms built in the kernel from
-sampled reads; reads, bytes and arrivals per socket are exact."""
+sampled reads. Reads and bytes per socket are exact while the reads' hook is on all the time; when a
+duty cycle has it on for part of an interval (a flood), they are what it counted scaled by the share
+of the interval it was on (`reads_watched`). Arrivals are estimated from the sampled ones."""
 
 from __future__ import annotations
 
 import ctypes
 import mmap
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,12 @@ from netscope.probes.base import Alive, Probe, address_text, drop_keys, map_max
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
+READS = "sock_recv_length"  # the reads' hook: it closes a pairing, and counts
+# How long the reads' hook outlasts a duty cycle's window: twice the last interval's longest wait, at
+# least DRAIN_MIN_S; doubled (up to DRAIN_MAX_S) while sampled arrivals go unpaired.
+DRAIN_MIN_S = 0.01
+DRAIN_MAX_S = 1.0
+WATCHED_ALL = 0.999  # of the interval: the reads' hook was on all of it (timers take a moment)
 SOCKETS_MAX = 8192  # slots of lat_slots: a power of two (two ways per set)
 STATS = ("sampled", "thinned", "evicted", "untimed", "uncounted", "full")  # NS_LAT_STAT_* order
 PROCS_MAX = 4096  # reading processes with a histogram
@@ -56,6 +65,7 @@ class Totals:
     # holds the value at the socket's last sampled read on that CPU)
     socks: dict[tuple[int, int, int], tuple[int, dict[int, int], int]]
     stats: dict[str, int]
+    watched: float = 1.0  # the share of the time since the previous totals the reads' hook was on
 
 
 def sparse(values: Iterable[Any]) -> dict[int, int]:
@@ -112,17 +122,41 @@ class LatencyProbe(Probe[LatencySample]):
     tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"))
     per_packet = ("sock_recv_length", "sk_data_ready")
     sampled = True
-    duty_cycled = False  # every read is counted: the reads finish the sampled arrivals
+    closing = (READS,)
+    drain_s = DRAIN_MAX_S  # until waits were seen: the reads stay on to the interval's end
     _slots: mmap.mmap | None = None
     hooks_per_run = 2.4  # an arrival, and about 1.4 reads with it
+    _watch_from: float | None = None  # when the reads' hook was attached, while it is
+    _watched_s = 0.0  # how long it was on since the last totals, before that
+    _totals_at: float | None = None
 
-    def forget_scratch(self, bpf: Any) -> None:
-        """Sockets are followed afresh: the reads counted while the hooks were off are unknown. The
-        slots' generations start again, so what was read of them before is no baseline."""
-        bpf[b"lat_slots"].clear()
-        bpf[b"lat_rings"].clear()
-        if self._previous is not None:
-            self._previous = self.read_totals(bpf)
+    def _attach(self, tp: str) -> None:
+        super()._attach(tp)
+        if tp == READS:
+            self._watch_from = time.monotonic()
+
+    def _detach(self, tp: str) -> None:
+        super()._detach(tp)
+        if tp == READS and self._watch_from is not None:
+            self._watched_s += time.monotonic() - self._watch_from
+            self._watch_from = None
+
+    def reattached(self, bpf: Any, hooks: list[str]) -> None:
+        """The reads' hook is on again: a new watch. Reads it missed are unknown, so UDP reads count
+        afresh from the next one and the arrivals sampled before are stale (latency.bpf.c)."""
+        if READS in hooks:
+            epoch = bpf[b"lat_epoch"]
+            epoch[ctypes.c_int(0)] = ctypes.c_uint32((int(epoch[ctypes.c_int(0)].value) + 1) & 0xFFFFFFFF)
+
+    def _watched_share(self) -> float:
+        """The share of the time since the last call the reads' hook was on."""
+        now = time.monotonic()
+        watched = self._watched_s + (now - self._watch_from if self._watch_from is not None else 0.0)
+        span = now - self._totals_at if self._totals_at is not None else 0.0
+        self._watched_s, self._totals_at = 0.0, now
+        if self._watch_from is not None:
+            self._watch_from = now
+        return min(1.0, watched / span) if span > 0 else 1.0
 
     def defines(self) -> dict[str, int | str]:
         return {
@@ -174,7 +208,7 @@ class LatencyProbe(Probe[LatencySample]):
             socks[(int(k.tgid), int(k.sk), int(k.ino))] = (count, sparse(values), rcvbuf)
         stats_map = bpf[b"lat_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
-        return Totals(slots, procs, maxima, socks, stats)
+        return Totals(slots, procs, maxima, socks, stats, self._watched_share())
 
     def map_losses(self, totals: Totals) -> tuple[int, int]:
         """Sampled reads whose process or socket histogram found no room; sockets the table
@@ -201,6 +235,10 @@ class LatencyProbe(Probe[LatencySample]):
     def delta(self, previous: Totals, current: Totals) -> LatencySample:
         # Exact counts per socket, the interval's part of each (a slot new since the last read
         # counts from when netscope began to follow its socket).
+        # While the reads' hook was on for part of the interval only, what it counted stands for
+        # the whole interval.
+        watched = current.watched if current.watched < WATCHED_ALL else 1.0
+        scale = 1 / watched if watched > 0 else 1.0
         zero = Slot(0, 0, 0, 0, 0, 0, (0, "", 0, "", 0))
         moved: dict[SlotKey, Slot] = {}
         arrivals = 0
@@ -208,9 +246,8 @@ class LatencyProbe(Probe[LatencySample]):
             was = previous.slots.get(key, zero)
             arrivals += now.arrivals - was.arrivals
             if now.reads != was.reads:
-                moved[key] = Slot(
-                    now.sk, now.ino, now.tgid, now.reads - was.reads, now.bytes - was.bytes, 0, now.ident
-                )
+                reads, nbytes = round((now.reads - was.reads) * scale), round((now.bytes - was.bytes) * scale)
+                moved[key] = Slot(now.sk, now.ino, now.tgid, reads, nbytes, 0, now.ident)
         reads_by_pid: dict[int, tuple[int, int]] = {}
         for s in moved.values():
             reads, nbytes = reads_by_pid.get(s.tgid, (0, 0))
@@ -253,6 +290,7 @@ class LatencyProbe(Probe[LatencySample]):
                 )
             )
         stats = {k: current.stats[k] - previous.stats[k] for k in STATS}
+        self._next_drain(current.maxima, stats)
         return LatencySample(
             processes=tuple(processes),
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),
@@ -261,4 +299,16 @@ class LatencyProbe(Probe[LatencySample]):
             evicted=stats["evicted"],
             untimed=stats["untimed"],
             uncounted=stats["uncounted"],
+            reads_watched=watched,
         )
+
+    def _next_drain(self, maxima: dict[int, int], stats: dict[str, int]) -> None:
+        """How long the reads' hook outlasts the next duty cycle's window: long enough for the
+        arrivals sampled in it to be read, judged by the waits just seen."""
+        if not stats["sampled"] and not stats["untimed"]:
+            return  # nothing sampled: nothing learnt
+        if stats["untimed"] > stats["sampled"]:  # most went unpaired: their reads came later
+            self.drain_s = min(DRAIN_MAX_S, max(DRAIN_MIN_S, 2 * self.drain_s))
+        else:
+            longest = max(maxima.values(), default=0) / 1e9
+            self.drain_s = min(DRAIN_MAX_S, max(DRAIN_MIN_S, 2 * longest))

@@ -198,7 +198,7 @@ class LiveSource:
         linger_s: float = PROBE_LINGER_S,
         detail_every: int = 1,
         bpf: bool = True,
-        sample_rate: int | None = None,
+        sample_rate: int | Rate | None = None,
         max_flows: int = FLOWS_MAX,
         flows_top: int | None = FLOWS_TOP,
     ) -> None:
@@ -217,8 +217,9 @@ class LiveSource:
         self.drop_log_rate = drop_log_rate
         self.flow_filter = flow_filter
         # 1 in N of the per-packet runs does the whole work; N follows the budget unless forced
-        # (--sample N).
-        self.rates = RateController(forced=sample_rate)
+        # (--sample N; a Rate also forces the share of each interval the per-packet hooks are on).
+        forced = Rate(sample_rate) if isinstance(sample_rate, int) else sample_rate
+        self.rates = RateController(forced=forced)
         # Every probe exists from the start (its status is shown) but is attached only while needed.
         self._probes: dict[str, Probe[Any]] = {name: self._make(name) for name in PROBES}
         self._needed: frozenset[str] = frozenset()
@@ -320,7 +321,7 @@ class LiveSource:
                 probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
             return
         for probe in probes:
-            probe.set_rate(self.rates.rates.get(probe.name, Rate(self.rates.forced or 1)))
+            probe.set_rate(self.rates.rates.get(probe.name, self.rates.forced or Rate()))
         start_probes(probes, self.headers, rank)
         for probe in probes:
             with self._detail_lock:
@@ -529,7 +530,7 @@ class LiveSource:
         if interval_s <= 0:
             return
         loads = {
-            p.name: Load(p.runs.fires * p.runs.rate.scale / interval_s, p.hooks_per_run, p.duty_cycled)
+            p.name: Load(p.runs.fires * p.runs.rate.scale / interval_s, p.hooks_per_run)
             for p in self._live_probes()
             if p.sampled
         }
@@ -547,10 +548,12 @@ class LiveSource:
         """At an interval's start: each sampled probe's per-packet hooks are on for 1/scale of the
         interval (their weights count `scale` times), from a random moment of it, so that no phase of
         a periodic load (a reader that drains every 100 ms) is the only one watched. Its hooks that
-        count every event stay on. Not while the per-packet hooks are paused between measured
-        intervals (--detail-every). The interval began `elapsed_s` ago (reading the maps of 100k
-        flows takes a while): the window must close before the next read, or its weights would
-        count time the hooks were not on (the TUI read a third too few flow packets)."""
+        count every event stay on; those closing a pairing (copy latency's reads) stay on the
+        probe's `drain_s` longer, until the interval's end at most. Not while the per-packet hooks
+        are paused between measured intervals (--detail-every). The interval began `elapsed_s` ago
+        (reading the maps of 100k flows takes a while): the window must close before the next read,
+        or its weights would count time the hooks were not on (the TUI read a third too few flow
+        packets)."""
         for timer in self._duty_timers:
             timer.cancel()
         self._duty_timers = []
@@ -561,7 +564,7 @@ class LiveSource:
         with self._detail_lock:
             if self._detail_since is None:
                 return
-            cycled = [p for p in live if p.sampled and p.duty_cycled]
+            cycled = [p for p in live if p.sampled]
             for probe in cycled:
                 if probe.rate.scale > 1 and interval_s > 0:
                     probe.pause_sampled()
@@ -570,11 +573,15 @@ class LiveSource:
         for probe in cycled:
             if probe.rate.scale > 1 and interval_s > 0:
                 on_s = interval_s / probe.rate.scale
+                drain_s = probe.drain_s if probe.closing else 0.0
                 # While bpf_stats measures, the window's hooks are on all through it.
-                latest = max(0.0, interval_s - on_s - elapsed_s)
+                latest = max(0.0, interval_s - on_s - drain_s - elapsed_s)
                 at = stats_at if stats_at is not None else random.uniform(0.0, latest)
                 self._after(at, functools.partial(self._duty_on, probe))
-                self._after(at + on_s, probe.pause_sampled)
+                self._after(at + on_s, probe.pause_opening)
+                if probe.closing:
+                    end = max(at + on_s, min(at + on_s + drain_s, interval_s - elapsed_s - DUTY_MARGIN_S))
+                    self._after(end, probe.pause_sampled)
 
     def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
         self._duty_timers.append(daemon_timer(delay_s, fn))
@@ -830,13 +837,19 @@ class LiveSource:
 
     def _per_interval(self, programs: tuple[ProgramCost, ...]) -> tuple[ProgramCost, ...]:
         """A window's runs as the interval's: a duty-cycled hook, on all through the window, ran
-        there `scale` times as often as over the interval."""
+        there `scale` times as often as over the interval (a closing hook, on `drain_s` longer,
+        less so)."""
         out = []
+        interval_s = self._interval_s or 1.0
         for p in programs:
             probe = self._probes[p.probe]
             scale = probe.rate.scale
             if probe.sampled and scale > 1 and p.program in probe.duty_hooks:
-                p = dataclasses.replace(p, runs=p.runs // scale, run_time_ns=p.run_time_ns // scale)
+                share = 1 / scale + (probe.drain_s / interval_s if p.program in probe.closing else 0.0)
+                if share < 1:
+                    p = dataclasses.replace(
+                        p, runs=round(p.runs * share), run_time_ns=round(p.run_time_ns * share)
+                    )
             out.append(p)
         return tuple(out)
 

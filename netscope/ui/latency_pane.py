@@ -25,6 +25,7 @@ from netscope.ui.widgets import (
     estimated,
     fit_columns,
     fixed_table,
+    marked,
     probe_line,
     set_columns,
     show_text,
@@ -44,8 +45,14 @@ PROCESS_COLUMNS = (
 SOCKET_LABEL = ("socket (local ← peer)", 42)
 # `keep`: the lower, the longer a column stays as the terminal narrows.
 SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
-    Column("reads", 8, 2, lambda s: f"{s.reads:,}", "reads in the interval"),
-    Column("bytes", 8, 3, lambda s: fmt_bytes(s.stats.bytes), "bytes those reads copied"),
+    Column("reads", 8, 2, lambda s: marked(f"{s.reads:,}", s.reads_estimated), "reads in the interval"),
+    Column(
+        "bytes",
+        8,
+        3,
+        lambda s: marked(fmt_bytes(s.stats.bytes), s.reads_estimated),
+        "bytes those reads copied",
+    ),
     Column(
         "p50", 9, 2, lambda s: estimated(fmt_ns(s.stats.p50_ns), s.sample_rate), "median wait on the socket"
     ),
@@ -69,8 +76,9 @@ SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
 EXPLAIN = (
     "wait = from the data being queued on the socket (sock:sk_data_ready) to the read that copied it "
     "(sock:sock_recv_length); TCP is matched by sequence number, UDP datagram by datagram. Reads and "
-    "bytes are every read's; the waits (~) are those of the reads that copied data whose arrival was "
-    "timed, 1 arrival in N (probes line)."
+    "bytes are every read's (~ in a flood: counted while the hooks were on, part of the interval, and "
+    "scaled up); the waits (~) are those of the reads that copied data whose arrival was timed, 1 "
+    "arrival in N (probes line)."
 )
 
 
@@ -87,7 +95,7 @@ def summary(view: LatencyView) -> Text:
     rate = view.sample_rate
     text = Text()
     text.append("all readers  ", style="bold")
-    text.append(f"{fmt_count(view.reads_per_s)} reads/s  ")
+    text.append(f"{marked(fmt_count(view.reads_per_s), view.reads_estimated)} reads/s  ")
     text.append(f"p50 {estimated(fmt_ns(a.p50_ns), rate)}  p90 {estimated(fmt_ns(a.p90_ns), rate)}  ")
     text.append(f"p99 {estimated(fmt_ns(a.p99_ns), rate)}", style=slow_style(a.p99_ns))
     text.append(f"  max {estimated(fmt_ns(a.max_ns), rate)}")
@@ -173,8 +181,8 @@ def process_cells(p: ProcessRow, rate: int) -> tuple[str | Text, ...]:
     return (
         str(p.pid),
         p.comm,
-        Text(fmt_count(p.reads_per_s), justify="right"),
-        Text(fmt_bytes(p.bytes_per_s), justify="right"),
+        Text(marked(fmt_count(p.reads_per_s), p.reads_estimated), justify="right"),
+        Text(marked(fmt_bytes(p.bytes_per_s), p.reads_estimated), justify="right"),
         *percentile_cells(p.stats, rate),
         Text(
             estimated(fmt_ns(p.stats.max_ns), rate) if p.stats.max_ns else NO_DATA,

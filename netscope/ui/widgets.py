@@ -137,7 +137,12 @@ ESTIMATED = "~"  # before a figure estimated from a sample of the packets (1 in 
 
 def estimated(value: str, rate: int) -> str:
     """`value`, marked as an estimate when it comes from 1 in `rate` of the packets."""
-    return f"{ESTIMATED}{value}" if rate > 1 and value != NO_DATA else value
+    return marked(value, rate > 1)
+
+
+def marked(value: str, is_estimate: bool) -> str:
+    """`value`, marked as an estimate when it is one."""
+    return f"{ESTIMATED}{value}" if is_estimate and value != NO_DATA else value
 
 
 def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from netscope.model.latency import build_latency_view
-from netscope.model.sample import rate_of
+from netscope.model.latency import PROC_BITS, Percentiles, merge
+from netscope.model.sample import ProcLatency, Sample, rate_of
+from netscope.model.sampling import Rate
+from netscope.probes import latency
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
 from tests.kernel.netns import VethPair, flood_result, flood_udp, udp_sink
@@ -24,27 +26,13 @@ PPS, SECONDS = 30_000, 6.0
 
 def copy_latency(pair: VethPair, n: int) -> tuple[float, float, int]:
     """p50, p99 (ns) and the reads timed of a reader draining every 100 ms, fed PPS datagrams a
-    second, with 1 arrival in `n` sampled."""
-    source = LiveSource(sample_rate=n)
-    try:
-        for start in source.need(("latency",)):
-            start()
-        with udp_sink(pair, SLOW_PORT, SECONDS + 2, period_ms=100):
-            source.sample()
-            sender = flood_udp(pair, SECONDS, port=SLOW_PORT, pps=PPS)
-            sent, _ = flood_result(sender)
-            # The last drain: the reader has read every datagram once its socket holds none.
-            wait_for(lambda: truth.udp_queued(pair.receiver_ns, SLOW_PORT) == 0, 10, "the last drain")
-            sample = source.sample()
-        assert sample.latency is not None and rate_of(sample, "latency") == n
-        view = {p.pid: p for p in build_latency_view(sample.latency, sample.interval_s).processes}
-        reader = next(p for p in view.values() if p.comm.startswith("loadgen"))
-        assert reader.reads == sent, (reader.reads, sent)  # every read counted, whatever is sampled
-        stats = reader.stats
-        assert stats.p50_ns is not None and stats.p99_ns is not None
-        return stats.p50_ns, stats.p99_ns, stats.count
-    finally:
-        source.close()
+    second, with 1 arrival in `n` sampled (hooks always on)."""
+    samples, readers, sent = slow_reader(pair, Rate(n), SECONDS)
+    assert all(rate_of(s, "latency") == n for s in samples)
+    assert sum(p.reads for p in readers) == sent  # every read counted, whatever is sampled
+    stats = Percentiles.of(merge(p.buckets for p in readers), PROC_BITS, 0, None)
+    assert stats.p50_ns is not None and stats.p99_ns is not None
+    return stats.p50_ns, stats.p99_ns, stats.count
 
 
 def test_copy_latency_sampled_1_in_10_and_1_in_100_agrees_with_every_packet(pair: VethPair) -> None:
@@ -66,6 +54,81 @@ def test_copy_latency_sampled_1_in_10_and_1_in_100_agrees_with_every_packet(pair
         assert any(abs(p50_n - r[0]) <= 0.1 * r[0] for r in references), (n, p50_n, references)
         assert any(abs(p99_n - r[1]) <= 0.1 * r[1] for r in references), (n, p99_n, references)
         assert timed_n >= 1000  # enough samples for a percentile, and fewer than every read
+
+
+def slow_reader(pair: VethPair, rate: Rate, seconds: float) -> tuple[list[Sample], list[ProcLatency], int]:
+    """The intervals (1 s) of a flood of PPS datagrams a second for `seconds` to a reader draining
+    every 100 ms, its hooks at the forced `rate` (the last interval once it read every datagram);
+    the reader's rows in them; and how many datagrams were sent."""
+    source = LiveSource(sample_rate=rate)
+    samples = []
+    try:
+        for start in source.need(("latency",)):
+            start()
+        with udp_sink(pair, SLOW_PORT, seconds + 4, period_ms=100):
+            source.sample()
+            sender = flood_udp(pair, seconds, port=SLOW_PORT, pps=PPS)
+            while sender.poll() is None:
+                time.sleep(1.0)
+                samples.append(source.sample())
+            sent, _ = flood_result(sender)
+            # The last drain: the reader has read every datagram once its socket holds none.
+            wait_for(lambda: truth.udp_queued(pair.receiver_ns, SLOW_PORT) == 0, 10, "the last drain")
+            samples.append(source.sample())
+    finally:
+        source.close()
+    readers = [
+        p
+        for s in samples
+        if s.latency is not None
+        for p in s.latency.processes
+        if p.comm.startswith("loadgen")
+    ]
+    return samples, readers, sent
+
+
+def watched(samples: list[Sample]) -> bool:
+    """Whether the reads' hook was on for part of an interval only (the duty cycle)."""
+    return any(s.latency is not None and s.latency.reads_watched < 0.9 for s in samples)
+
+
+def test_copy_latency_watched_part_of_each_interval_agrees_with_every_packet(pair: VethPair) -> None:
+    """In a flood the copy-latency hooks are on for part of each interval: here (forced) the
+    arrivals for half of it, the reads from then until what was sampled has been read. UDP reads
+    count afresh in each watch, so the sampled arrivals still pair with the reads that copied them:
+    the slow reader's p50 and p99 over the intervals are within 10% of a reference's (every arrival
+    timed, hooks always on; measured before and after), and its reads, counted while watched and
+    scaled up to each interval, are within 15% of the datagrams sent. Twice as long a flood as the
+    reference's: the arrivals timed come in clusters, one per drain watched."""
+    references = [copy_latency(pair, 1)]
+    samples, readers, sent = slow_reader(pair, Rate(1, 2), 2 * SECONDS)
+    references.append(copy_latency(pair, 1))  # before and after: see the test above
+    assert watched(samples)
+    reads = sum(p.reads for p in readers)
+    # The reader reads in bursts, one every 100 ms: a watch of about 0.7 s holds 6 to 8 of them.
+    assert abs(reads - sent) <= 0.15 * sent, (reads, sent)
+    merged = Percentiles.of(merge(p.buckets for p in readers), PROC_BITS, 0, None)
+    assert merged.count >= 200 and merged.p50_ns is not None and merged.p99_ns is not None
+    assert any(abs(merged.p50_ns - p50) <= 0.1 * p50 for p50, _, _ in references), (merged, references)
+    assert any(abs(merged.p99_ns - p99) <= 0.1 * p99 for _, p99, _ in references), (merged, references)
+
+
+def test_arrivals_left_waiting_when_the_reads_hook_goes_off_are_never_paired_later(
+    pair: VethPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reads' hook kept on for only 5 ms after each window (forced), while the slow reader
+    drains every 100 ms: most sampled arrivals are still waiting when it goes off, and the reads
+    then are not counted. They are left untimed: none is paired with a read of a later watch, which
+    would make its wait hundreds of ms; no wait passes the reader's period."""
+    monkeypatch.setattr(latency, "DRAIN_MIN_S", 0.005)
+    monkeypatch.setattr(latency, "DRAIN_MAX_S", 0.005)
+    monkeypatch.setattr(latency.LatencyProbe, "drain_s", 0.005)
+    samples, readers, _ = slow_reader(pair, Rate(1, 4), SECONDS)
+    assert watched(samples)
+    merged = Percentiles.of(merge(p.buckets for p in readers), PROC_BITS, 0, None)
+    assert merged.count >= 20 and merged.p99_ns is not None, merged
+    assert max(p.max_ns for p in readers) <= 130e6, [p.max_ns for p in readers]
+    assert sum(s.latency.untimed for s in samples if s.latency is not None) >= 100
 
 
 @pytest.mark.parametrize("n", [10, 100])
