@@ -30,8 +30,8 @@ test: setup test-system
 	$(PY) -m pytest -q tests
 
 lint: setup
-	$(VENV)/bin/ruff check netscope tests scripts bench
-	$(VENV)/bin/ruff format --check netscope tests scripts bench
+	$(VENV)/bin/ruff check netscope tests scripts bench harness
+	$(VENV)/bin/ruff format --check netscope tests scripts bench harness
 	$(VENV)/bin/mypy
 
 screenshots: setup

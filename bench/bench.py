@@ -29,10 +29,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.netns import VethPair, flood_flows, flood_result, loadgen, veth_pair  # noqa: E402
+from harness.tmux import Tui, netscope_in_tmux, new_programs, program_ids, programs_of, wait_for  # noqa: E402
+from netscope.panes import BY_ID  # noqa: E402
 from netscope.probes.headers import find_headers  # noqa: E402
-from netscope.ui.home_pane import HomePane  # noqa: E402
-from tests.kernel.netns import VethPair, flood_flows, flood_result, loadgen, veth_pair  # noqa: E402
-from tests.kernel.tmux import Tui, netscope_in_tmux, new_programs, program_ids, programs_of, wait_for  # noqa: E402
 
 # Every flood spans a whole cycle of `snapshot --detail-every` (default 20) at 1 s: one interval
 # with the per-packet hooks on, so the ratio carries their cost in proportion, whatever the phase.
@@ -345,7 +345,7 @@ def tui_at_scale(tmp: Path) -> dict[str, float]:
     with netscope_in_tmux(tmp, "scale", (120, 40), "-i", "1") as tui:
         tui.wait_screen(lambda s: "Receive path" in s, 30, "the first frame")
         pid = tui.pid()
-        wait_for(lambda: new_programs(before) == programs_of(*HomePane.PROBES), 60, "home's probes")
+        wait_for(lambda: new_programs(before) == programs_of(*BY_ID["home"].probes), 60, "home's probes")
         time.sleep(2)
         _, start_peak = proc_rss_mb(pid)
         reset_peak_rss(pid)
@@ -428,7 +428,7 @@ def startup(tmp: Path) -> dict[str, float]:
         tui.wait_screen(lambda s: "Receive path" in s, 10, "the first frame")
         first = time.monotonic() - t0
         wait_for(
-            lambda: new_programs(before) == programs_of(*HomePane.PROBES), 30, "home's probes", step=0.02
+            lambda: new_programs(before) == programs_of(*BY_ID["home"].probes), 30, "home's probes", step=0.02
         )
         live = time.monotonic() - t0
         tui.keys("q")

@@ -124,7 +124,8 @@ NS_HOOK(netif_receive_skb)
         cpu = cpu < 127 ? cpu : 127;
         __sync_fetch_and_add(&s->rx_packets, packets);
         __sync_fetch_and_add(&s->rx_bytes, nbytes);
-        __sync_fetch_and_or(&s->queues, mapping && mapping <= 63 ? 1ULL << (mapping - 1) : 1ULL << 63);
+        __sync_fetch_and_or(&s->queues, mapping && mapping <= NS_NO_QUEUE_BIT ? 1ULL << (mapping - 1)
+                                                                             : 1ULL << NS_NO_QUEUE_BIT);
         __sync_fetch_and_or(&s->cpus[cpu >> 6 & 1], 1ULL << (cpu & 63));
         s->last_ns = now;
     }

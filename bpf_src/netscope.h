@@ -137,6 +137,9 @@ struct drop_key {
 #define NS_DROP_STATS 5
 
 /* drops.bpf.c: one logged drop, through the ring buffer. */
+#define NS_NO_QUEUE_BIT 63 /* flows.bpf.c: the bit of a flow's `queues` for a packet with no queue */
+#define NS_DROP_EVENT_SIZE 96 /* sizeof(struct drop_event): the ring buffer's budget is sized by it */
+
 struct drop_event {
     u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
     u64 location;
@@ -153,6 +156,7 @@ struct drop_event {
     u8 daddr[16];
     char ifname[16];
 };
+_Static_assert(sizeof(struct drop_event) == NS_DROP_EVENT_SIZE, "NS_DROP_EVENT_SIZE");
 
 /* drops.bpf.c: a budget of the drop log, shared by all CPUs: so many events per window of
  * NS_DROP_LOG_WINDOW_NS (a token bucket refilled at each window); one for the whole log, one per
@@ -306,7 +310,7 @@ struct flow_key {
 struct flow_stat {
     u64 rx_packets;
     u64 rx_bytes;
-    u64 queues;   /* bit q: seen on RX queue q (q < 63); bit 63: no queue recorded */
+    u64 queues;   /* bit q: seen on RX queue q (q < NS_NO_QUEUE_BIT); that bit: no queue recorded */
     u64 cpus[2];  /* bit c of the 128: received on CPU c (c < 127); bit 127: on a CPU >= 127 */
     u64 first_ns;
     u64 last_ns;

@@ -17,8 +17,9 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
-from textual import work
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.events import Resize
@@ -27,29 +28,24 @@ from textual.screen import Screen
 from textual.widgets import Input, TabbedContent, TabPane
 from textual.worker import WorkerFailed
 
-from netscope.model.drops import reason_label
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_TOP, build_flows_view
 from netscope.model.sample import ProbeStatus, Sample
-from netscope.model.timeline import Shown, Timeline
+from netscope.model.timeline import Timeline, ViewModel
+from netscope.panes import BY_ID, PANES, PaneSpec
 from netscope.sources import Replay, Source
 from netscope.sources.recording import TuiRecorder
-from netscope.ui.cpu_pane import CpuPane, CpuSelected
-from netscope.ui.cpu_screen import CpuScreen
-from netscope.ui.device import DeviceScreen
-from netscope.ui.drop_reason import DropReasonScreen
-from netscope.ui.drops_pane import DropsPane, ReasonSelected, reason_row
+from netscope.ui.drill import Drill, DrillScreen
 from netscope.ui.exit_guard import ExitGuard, GuardedDriver
 from netscope.ui.filter_input import FilterScreen
-from netscope.ui.findings import FindingChosen, FindingsScreen, ShowFindings
-from netscope.ui.flows_pane import FlowChosen, FlowScreen, FlowsPane
+from netscope.ui.findings import FindingChosen, FindingsScreen, ShowFindings, evidence
+from netscope.ui.flow_screen import FlowScreen
 from netscope.ui.header import NetscopeHeader, ReplayState, header_text
 from netscope.ui.help import HelpScreen
-from netscope.ui.home_pane import HomePane, ShowPane
+from netscope.ui.home_pane import ShowPane
 from netscope.ui.key_bar import KeyBar
-from netscope.ui.latency_pane import LatencyPane, ProcessScreen, ProcessSelected
+from netscope.ui.pane import Pane, pane_widget
 from netscope.ui.replay_jump import JumpScreen
-from netscope.ui.rings_pane import DeviceSelected, RingsPane
 from netscope.ui.too_small import TooSmallScreen, too_small
 from netscope.ui.widgets import show_text
 
@@ -62,22 +58,6 @@ ALWAYS_ATTACHED = ("hardirq", "drops")
 # The cyclic garbage collector runs on this clock, not when allocation triggers it: see
 # NetscopeApp._collect_garbage.
 GC_EVERY_S = 1.0
-PANES: dict[str, type[HomePane | RingsPane | CpuPane | DropsPane | LatencyPane | FlowsPane]] = {
-    "home": HomePane,
-    "rings": RingsPane,
-    "cpus": CpuPane,
-    "drops": DropsPane,
-    "latency": LatencyPane,
-    "flows": FlowsPane,
-}
-MAIN_TABLE = {
-    "home": "",
-    "rings": "#rings-table",
-    "cpus": "#cpu-table",
-    "drops": "#drops-table",
-    "latency": "#latency-table",
-    "flows": "#flows-table",
-}
 
 
 class SampleReady(Message):
@@ -118,12 +98,7 @@ class NetscopeApp(App[int]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("p", "pause", "Pause"),
-        Binding("h,0", "show_pane('home')", "Home"),
-        Binding("r,1", "show_pane('rings')", "Rings"),
-        Binding("c,2", "show_pane('cpus')", "CPUs"),
-        Binding("d,3", "show_pane('drops')", "Drops"),
-        Binding("l,4", "show_pane('latency')", "Latency"),
-        Binding("t,5", "show_pane('flows')", "Flows"),
+        *(Binding(f"{p.key},{i}", f"show_pane('{p.id}')", p.title) for i, p in enumerate(PANES)),
         Binding("f", "findings", "Findings"),
         Binding("slash", "filter", "Filter"),
         Binding("R", "record", "Record"),
@@ -160,7 +135,7 @@ class NetscopeApp(App[int]):
         self.latest: Sample | None = None  # the newest sample, shown or not
         # Fed even while paused; its flow lists hold the busiest `flows_top` (None: every flow).
         self.timeline = Timeline(source.info, interfaces, netns, flow_filter, flows_top)
-        self.shown: Shown | None = None  # what the screen shows (frozen while paused)
+        self.shown: ViewModel | None = None  # what the screen shows (frozen while paused)
         self._needed: frozenset[str] | None = None  # the probes the view on screen reads
         self._replay_next = 0  # replay: the index of the next sample the timeline takes
         self.recorder: TuiRecorder | None = None  # R: every sample also goes to a recording
@@ -168,8 +143,8 @@ class NetscopeApp(App[int]):
         self._stop = threading.Event()
         self.crash: BaseException | None = None
         # Live samples the UI has yet to take, each with the views the sampler built from it.
-        self._queue: deque[tuple[Sample, Shown | None]] = deque(maxlen=LIVE_QUEUE)
-        self._live_shown: Shown | None = None  # the views of the newest live sample taken
+        self._queue: deque[tuple[Sample, ViewModel | None]] = deque(maxlen=LIVE_QUEUE)
+        self._live_shown: ViewModel | None = None  # the views of the newest live sample taken
         self._queue_lock = threading.Lock()
         self._queue_notified = False  # a SamplesQueued message is on its way
         self.samples_dropped = 0  # live samples the UI could not take in time
@@ -177,19 +152,10 @@ class NetscopeApp(App[int]):
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
         # The home screen first, then the panes in receive-path order.
-        with TabbedContent(id="panes", initial="home"):
-            with TabPane("Home", id="home"):
-                yield HomePane()
-            with TabPane("Rings", id="rings"):
-                yield RingsPane()
-            with TabPane("CPUs", id="cpus"):
-                yield CpuPane()
-            with TabPane("Drops", id="drops"):
-                yield DropsPane()
-            with TabPane("Latency", id="latency"):
-                yield LatencyPane()
-            with TabPane("Flows", id="flows"):
-                yield FlowsPane()
+        with TabbedContent(id="panes", initial=PANES[0].id):
+            for spec in PANES:
+                with TabPane(spec.title, id=spec.id):
+                    yield pane_widget(spec)()
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -208,11 +174,11 @@ class NetscopeApp(App[int]):
     def _attach_needed(self) -> None:
         """Attach the probes the view on screen reads (the active pane and every drill-down screen
         open), and those always attached; the source detaches the others at once."""
-        active = self.query_one(TabbedContent).active
-        pane = PANES.get(active)
-        names = {*ALWAYS_ATTACHED, *(pane.PROBES if pane else ())}
+        active = BY_ID.get(self.query_one(TabbedContent).active)
+        names = {*ALWAYS_ATTACHED, *(active.probes if active else ())}
         for screen in self.screen_stack:
-            names.update(getattr(screen, "PROBES", ()))
+            if isinstance(screen, DrillScreen):
+                names.update(screen.PROBES)
         needed = frozenset(names)
         if needed == self._needed:
             return
@@ -275,7 +241,7 @@ class NetscopeApp(App[int]):
                 self.timeline.add(sample)
                 self._queue_sample(sample, self.timeline.shown())
 
-    def _queue_sample(self, sample: Sample, shown: Shown | None) -> None:
+    def _queue_sample(self, sample: Sample, shown: ViewModel | None) -> None:
         """Samples wait for the UI in a bounded queue: one the UI could not take in time (its
         thread busy for LIVE_QUEUE intervals) is dropped, counted and shown in the header, rather
         than piling up with everything it holds."""
@@ -474,35 +440,18 @@ class NetscopeApp(App[int]):
         if shown is None:
             return
         self._show_probes(shown.latest.probes)
-        active = self.query_one(TabbedContent).active
-        if isinstance(
-            self.screen,
-            DropReasonScreen | DeviceScreen | ProcessScreen | FlowScreen | CpuScreen | FindingsScreen,
-        ):
+        if isinstance(self.screen, DrillScreen):
             self.screen.update_view(shown)
-        elif active == "drops":
-            self.query_one(DropsPane).show(shown)
-        elif active == "home":
-            self.query_one(HomePane).show(shown)
-        elif active == "flows":
-            if shown.flows is not None:
-                self.query_one(FlowsPane).show(shown.flows)
-        elif active == "latency":
-            if shown.latency is not None:
-                self.query_one(LatencyPane).show(shown.latency)
-        elif active == "rings":
-            if shown.rings is not None:
-                self.query_one(RingsPane).show(shown.rings)
         else:
-            self.query_one(CpuPane).show(shown.cpu_history)
+            self._pane(BY_ID[self.query_one(TabbedContent).active]).show(shown)
         self._refresh_header()
 
+    def _pane(self, spec: PaneSpec) -> Pane:
+        return cast(Pane, self.query_one(pane_widget(spec)))
+
     def _show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        self.query_one(CpuPane).show_probes(statuses)
-        self.query_one(DropsPane).show_probes(statuses)
-        self.query_one(RingsPane).show_probes(statuses)
-        self.query_one(LatencyPane).show_probes(statuses)
-        self.query_one(FlowsPane).show_probes(statuses)
+        for spec in PANES:
+            self._pane(spec).show_probes(statuses)
 
     def action_filter(self) -> None:
         """Edit the flow filter; on a flow's screen it starts from that flow's expression."""
@@ -528,17 +477,11 @@ class NetscopeApp(App[int]):
     def on_show_pane(self, message: ShowPane) -> None:
         self.action_show_pane(message.pane)
 
-    def on_cpu_selected(self, message: CpuSelected) -> None:
+    @on(Drill)
+    def _open_drill(self, message: Drill) -> None:
+        """Enter on a row of a pane or screen: the screen its message builds."""
         if self.shown is not None:
-            self._drill(CpuScreen(message.cpu, self.shown))
-
-    def on_flow_chosen(self, message: FlowChosen) -> None:
-        if self.shown is not None:
-            self._drill(FlowScreen(message.row, message.trail, self.shown))
-
-    def on_process_selected(self, message: ProcessSelected) -> None:
-        if self.shown is not None:
-            self._drill(ProcessScreen(message.pid, self.shown))
+            self._drill(message.screen(self.shown))
 
     def action_findings(self) -> None:
         if self.shown is not None and not isinstance(self.screen, FindingsScreen):
@@ -550,22 +493,10 @@ class NetscopeApp(App[int]):
     def on_finding_chosen(self, message: FindingChosen) -> None:
         """Enter on a finding: its pane, and the row there that holds its evidence."""
         self.pop_screen()
-        f = message.finding.finding
-        self.action_show_pane(f.pane)
-        kind, _, what = f.target.partition(":")
-        if kind == "cpu":
-            self.post_message(CpuSelected(int(what)))
-        elif kind == "reason" and what.isdigit():
-            self.post_message(ReasonSelected(int(what)))
-        elif kind == "pid":
-            self.post_message(ProcessSelected(int(what)))
-        elif kind == "device":
-            netns, _, ifindex = what.partition(":")
-            self.post_message(DeviceSelected((int(netns), int(ifindex))))
-
-    def on_device_selected(self, message: DeviceSelected) -> None:
-        if self.shown is not None:
-            self._drill(DeviceScreen(message.key, self.shown))
+        self.action_show_pane(message.finding.finding.pane)
+        drill = evidence(message.finding)
+        if drill is not None:
+            self.post_message(drill)
 
     def _drill(self, screen: Screen[None]) -> None:
         """Open a drill-down screen; the probes it reads attach now (its flows, say)."""
@@ -580,22 +511,11 @@ class NetscopeApp(App[int]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """The pane shown gets the keys: its main table takes the focus."""
-        table = MAIN_TABLE.get(event.pane.id or "")
+        spec = BY_ID.get(event.pane.id or "")
+        table = spec.main_table if spec else ""
         if table:
             self.query_one(table).focus()
         self._render()
-
-    def on_reason_selected(self, message: ReasonSelected) -> None:
-        shown = self.shown
-        if shown is None:
-            return
-        view = shown.drops
-        row = reason_row(view, message.reason) if view is not None else None
-        event = next((e for e in shown.drop_events if e.reason == message.reason), None)
-        label = (
-            row.label if row else reason_label(event.subsystem, event.name) if event else str(message.reason)
-        )
-        self._drill(DropReasonScreen(message.reason, label, shown))
 
     def _refresh_header(self) -> None:
         ts = self.shown.latest.ts if self.shown else None

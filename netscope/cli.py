@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 from netscope import __version__
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP, MAX_FLOWS
 from netscope.model.sample import HostInfo, ProbeState, Sample
+from netscope.panes import PANES
 
 if TYPE_CHECKING:  # the heavy modules load only in the command that needs them
     from netscope.model.filter import Filter
@@ -127,13 +128,11 @@ def _log_rate(text: str) -> int:
 
 
 # What each headless section reads: only these probes are attached.
+# A pane's section collects what the pane shows (netscope/panes.py); "drop-log" is the drops probe
+# with its per-event log (ring buffer).
 SECTIONS = {
-    "cpus": ("hardirq", "softirq", "napi"),
-    "rings": ("rings", "napi"),
-    "drops": ("drops",),
-    "drop-log": ("drops",),  # the drops probe with its per-event log (ring buffer)
-    "latency": ("latency", "stack"),
-    "flows": ("flows", "latency"),
+    **{p.id: p.probes for p in PANES if p.section},
+    "drop-log": ("drops",),
 }
 
 
@@ -467,7 +466,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample], None]:
     from netscope.model.findings import FindingsTracker, find
-    from netscope.model.snapshot import snapshot_json
+    from netscope.model.json_encoder import snapshot_json
 
     interfaces = tuple(getattr(args, "interface", ()))
     netns = getattr(args, "netns", None)

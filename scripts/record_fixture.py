@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.kernel.netns import (  # noqa: E402
+from harness.netns import (  # noqa: E402
     UDP_READER,
     UDP_SENDER,
     disk_interrupts,

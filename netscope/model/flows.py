@@ -50,11 +50,6 @@ class FlowRow:
     copy_rate: int = 1  # 1 in N arrivals timed: > 1, the copy percentiles are a sample's
 
     @property
-    def tuple5(self) -> Tuple5:
-        f = self.flow
-        return Tuple5(f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)
-
-    @property
     def expression(self) -> str:
         """A filter expression that selects this flow alone (what `/` edits on the flow screen)."""
         f = self.flow

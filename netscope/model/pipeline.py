@@ -1,5 +1,5 @@
 """The receive path as one line of stages, for the home screen: each stage's rate, its losses and
-whether it is where packets are lost now (the bottleneck). Pure: built from a Shown snapshot.
+whether it is where packets are lost now (the bottleneck). Pure: built from a ViewModel snapshot.
 
 Each stage's rate is the kernel's own count: the devices' (stats64) at the NIC and into the stack,
 interrupts (/proc/interrupts), packets the softirqs processed (softnet_stat), data queued on and read
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netscope.model.timeline import Shown
+from netscope.model.timeline import ViewModel
 
 # A stage losing at least this share of what it handles, or the most of all, is the bottleneck.
 BOTTLENECK_SHARE = 0.001
@@ -71,7 +71,7 @@ class Stage:
         return sum(v for _, v in self.losses)
 
 
-def build_pipeline(shown: Shown) -> tuple[Stage, ...]:
+def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
     """RX left to right: NIC rings → hardirq → NAPI/softirq → stack → socket → user copy; then TX."""
     cpu = shown.cpu_history[-1].total if shown.cpu_history else None
     rings = shown.rings

@@ -1,6 +1,6 @@
 """What the UI shows, built from the stream of samples: trends, the drop log, running totals.
 
-Pure. The app feeds every sample in (also while paused) and renders a `Shown` snapshot; pausing
+Pure. The app feeds every sample in (also while paused) and renders a `ViewModel` snapshot; pausing
 just keeps rendering the snapshot taken when the pause began.
 """
 
@@ -25,7 +25,10 @@ FLOW_EVENTS_KEPT = 200  # packets of the watched flow kept for its screen
 
 
 @dataclass(frozen=True)
-class Shown:
+class ViewModel:
+    """What the UI renders for one moment: the views of the newest interval and their histories,
+    built from the samples by the model; a pane takes its own part (`Pane.show`)."""
+
     info: HostInfo
     latest: Sample
     cpu_history: tuple[CpuView, ...]  # oldest first
@@ -106,10 +109,10 @@ class Timeline:
             self._events.extendleft(sample.drops.events)
             self._totals = self._totals.add(sample.drops)
 
-    def shown(self) -> Shown | None:
+    def shown(self) -> ViewModel | None:
         if self._latest is None:
             return None
-        return Shown(
+        return ViewModel(
             self.info,
             self._latest,
             tuple(self._cpu),

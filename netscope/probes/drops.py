@@ -19,6 +19,7 @@ from typing import Any
 from netscope.model.drops import ReasonNames, names_from_enums, parse_format_reasons
 from netscope.model.filter import Filter
 from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
+from netscope.probes import cdefs
 from netscope.probes.base import IntervalTables, Probe, ProbeError, address_text, map_max, per_cpu_values
 from netscope.probes.btf import BTF, BTFError, kernel_btf
 from netscope.probes.kallsyms import kernel_symbols
@@ -27,9 +28,8 @@ from netscope.probes.tracefs import events_dir
 
 DEFAULT_LOG_RATE = 1000  # drop log events per second, all CPUs together
 DETAILS_MAX = 16384
-EVENT_SIZE = 96  # sizeof(struct drop_event)
 LOG_SECONDS = 10  # the ring buffer holds this many seconds of log at the full rate
-STATS = ("logged", "suppressed", "lost", "unbucketed", "reasons_full")  # NS_DROP_STAT_* order
+STATS = cdefs.stats("DROP")  # NS_DROP_STAT_*, in index order
 
 Totals = Mapping[str, Any]
 
@@ -60,7 +60,7 @@ def reason_names(btf: BTF) -> ReasonNames:
 
 def _ring_pages(rate: int) -> int:
     pages = 1
-    while pages * 4096 < rate * LOG_SECONDS * EVENT_SIZE:
+    while pages * 4096 < rate * LOG_SECONDS * cdefs.define("DROP_EVENT_SIZE"):
         pages *= 2
     return max(pages, 8)
 
@@ -159,7 +159,7 @@ class DropsProbe(Probe[DropsSample]):
     def map_losses(self, totals: Totals) -> tuple[int, int]:
         """Drops the breakdown had no room for (counted by reason: `unbucketed`), and those the
         reasons map had none for (not counted at all)."""
-        return totals["stats"]["unbucketed"] + totals["stats"]["reasons_full"], 0
+        return totals["stats"]["details_full"] + totals["stats"]["reasons_full"], 0
 
     def delta(self, previous: Totals, current: Totals) -> DropsSample:
         assert self.names is not None
@@ -191,12 +191,15 @@ class DropsProbe(Probe[DropsSample]):
                     )
                 )
         # A full reasons map is the status's `not_counted` (map_losses), not a field of the sample.
-        stats = {k: current["stats"][k] - previous["stats"][k] for k in STATS if k != "reasons_full"}
+        stats = {k: current["stats"][k] - previous["stats"][k] for k in STATS}
         self.status = dataclasses.replace(self.status, lost_events=current["stats"]["lost"])
         return DropsSample(
             reasons=tuple(reasons),
             buckets=tuple(sorted(buckets, key=lambda b: (-sum(b.per_cpu), b.reason, b.symbol))),
             events=tuple(current["events"]),
             log_rate=self.log_rate,
-            **stats,
+            logged=stats["logged"],
+            suppressed=stats["suppressed"],
+            lost=stats["lost"],
+            unbucketed=stats["details_full"],
         )

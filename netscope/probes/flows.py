@@ -20,13 +20,14 @@ from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_MAX
 from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
+from netscope.probes import cdefs
 from netscope.probes.base import BatchReader, IntervalTables, Probe, address_text, map_bytes
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
 from netscope.probes.kallsyms import kernel_symbols
 from netscope.probes.offsets import kernel_offsets
 
-NO_QUEUE_BIT = 63
+NO_QUEUE_BIT = cdefs.define("NO_QUEUE_BIT")
 LAST_CPU_BIT = 127  # a CPU id at or past it (a box of more than 127 CPUs) sets this bit
 # After pointing the programs at the spare table, how long before the old one is read: a program
 # that looked the old one up (in softirq, not preemptible) has long finished by then.
@@ -47,7 +48,11 @@ DROP_KEY = struct.Struct(f"<{FLOW_KEY.size}sI4x")  # struct flow_drop_key
 COUNT = struct.Struct("<Q")
 WATCH = struct.Struct(f"<{TUPLE_BYTES}sIII4x")  # struct flow_watch: the tuple, netns, ifindex, active
 # flow_counters' slots (NS_FLOW_STAT_* in bpf_src/netscope.h)
-FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS = range(5)
+FLOW_STATS = cdefs.stats("FLOW")  # NS_FLOW_STAT_*, in index order
+FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS = (
+    FLOW_STATS.index(name)
+    for name in ("filtered", "events_lost", "unheld_packets", "unheld_bytes", "unheld_drops")
+)
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,7 @@ class FlowsProbe(Probe[FlowsSample]):
         keys, stats = self._stats_reader.read(stats_fd, delete=True)
         drop_keys, drop_counts = self._drops_reader.read(drops_fd, delete=True)
         table = bpf[b"flow_counters"]
-        counters = tuple(sum(int(v) for v in table[ctypes.c_int(i)]) for i in range(UNHELD_DROPS + 1))
+        counters = tuple(sum(int(v) for v in table[ctypes.c_int(i)]) for i in range(len(FLOW_STATS)))
         bpf.ring_buffer_consume()
         events, self._events = self._events, []
         return Interval(keys, stats, drop_keys, drop_counts, counters, tuple(events))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from netscope.model.sample import LatencySample, ProcLatency, SockLatency
+from netscope.probes import cdefs
 from netscope.probes.base import Alive, Probe, address_text, drop_keys, map_max
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
@@ -27,7 +28,7 @@ DRAIN_MIN_S = 0.01
 DRAIN_MAX_S = 1.0
 WATCHED_ALL = 0.999  # of the interval: the reads' hook was on all of it (timers take a moment)
 SOCKETS_MAX = 8192  # slots of lat_slots: a power of two (two ways per set)
-STATS = ("sampled", "thinned", "evicted", "untimed", "uncounted", "full")  # NS_LAT_STAT_* order
+STATS = cdefs.stats("LAT")  # NS_LAT_STAT_*, in index order
 PROCS_MAX = 4096  # reading processes with a histogram
 # struct lat_slot (bpf_src/netscope.h), three cache lines: sk, gen, protocol, family, sport, dport,
 # saddr, daddr, ino | arrivals, last_target | reads, bytes, udp_read, tgid.

@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from netscope.model.sample import NapiInstance
+from netscope.probes import cdefs
 from netscope.probes.base import Alive, Probe, drop_keys, map_max, per_cpu_values
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
 NAPI_MAX = 4096  # NAPI instances followed
-NAPI_HIST = 8  # NS_NAPI_HIST in bpf_src/netscope.h
-STREAK_HIST = 4  # NS_STREAK_HIST
+NAPI_HIST = cdefs.define("NAPI_HIST")
+STREAK_HIST = cdefs.define("STREAK_HIST")
 
 Key = tuple[int, int, int]  # netns, ifindex, napi_id
 Totals = dict[Key, tuple[str, tuple[tuple[int, ...], ...]]]  # name, per-field per-CPU or histogram

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from netscope.model.sample import QueueCount
+from netscope.probes import cdefs
 from netscope.probes.base import Alive, Probe, drop_keys, map_max
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
 QUEUES_MAX = 16384
-QUEUE_UNKNOWN = 0xFFFF  # NS_QUEUE_UNKNOWN
+QUEUE_UNKNOWN = cdefs.define("QUEUE_UNKNOWN")
 
 Key = tuple[int, int, int, bool]  # netns, ifindex, queue, tx
 Totals = dict[Key, tuple[str, int, int]]  # name, packets, bytes (all CPUs)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from netscope.model.sample import SoftirqCpu
+from netscope.probes import cdefs
 from netscope.probes.base import Probe, per_cpu_values
 
-NR_SOFTIRQS = 10  # NS_NR_SOFTIRQS in bpf_src/netscope.h
+NR_SOFTIRQS = cdefs.define("NR_SOFTIRQS")
 FIELDS = ("raises", "runs", "time_ns", "timed", "wait_ns_sum", "wait_count")
 
 PerCpu = tuple[int, ...]

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from netscope.model.sample import StackSample
+from netscope.probes import cdefs
 from netscope.probes.base import Probe
 from netscope.probes.btf import kernel_btf
 from netscope.probes.latency import sparse
 from netscope.probes.offsets import kernel_offsets
 
-STATS = ("followed", "unfollowed")  # NS_STACK_STAT_* order
+STATS = cdefs.stats("STACK")  # NS_STACK_STAT_*, in index order
 
 
 @dataclass(frozen=True)

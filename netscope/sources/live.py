@@ -18,7 +18,6 @@ from typing import Any, Generic, TypeVar
 from netscope.model.filter import Filter
 from netscope.model.findings import NETFILTER_DROP
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
-from netscope.model.irq import map_irq_name
 from netscope.model.sample import (
     CPU_TIMES,
     DEVICES,
@@ -64,6 +63,7 @@ from netscope.probes.softirq import SoftirqProbe
 from netscope.probes.stack import StackProbe
 from netscope.probes.tracefs import ensure_tracefs
 from netscope.sources import nft, procfs
+from netscope.sources.irq import map_irq_name
 from netscope.sources.netlink import LinkReader, LinkTotals, link_deltas
 from netscope.sources.netns_sysfs import read_sysfs_in
 from netscope.sources.procfs import NetnsRef

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from netscope.model.codec import from_plain, to_plain
 from netscope.model.sample import HostInfo, Sample, check_shape
+from netscope.sources.codec import from_plain, to_plain
 
 MAGIC = b"NSF1"
 FORMAT = "netscope-recording"

@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from netscope.model.cpu import CpuRow, CpuView, IrqRow
-from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
-from netscope.model.sample import ProbeStatus
-from netscope.ui.widgets import Column, FitsWidth, estimated, fit_columns, probe_line, set_columns, show_text
+from netscope.model.timeline import ViewModel
+from netscope.panes import BY_ID
+from netscope.ui.drill import Drill, DrillScreen
+from netscope.ui.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
+from netscope.ui.pane import Pane
+from netscope.ui.widgets import Column, FitsWidth, estimated, fit_columns, set_columns
 
 CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
@@ -93,17 +95,22 @@ def _rows(view: CpuView) -> tuple[CpuRow, ...]:
     return (*view.rows, view.total)
 
 
-class CpuSelected(Message):
+class CpuSelected(Drill):
     def __init__(self, cpu: int) -> None:
         super().__init__()
         self.cpu = cpu
 
+    def screen(self, shown: ViewModel) -> DrillScreen:
+        from netscope.ui.cpu_screen import CpuScreen  # it lists flows: imported when opened
 
-class CpuPane(FitsWidth, Vertical):
+        return CpuScreen(self.cpu, shown)
+
+
+class CpuPane(Pane, FitsWidth, Vertical):
     """Per-CPU table above the busiest-IRQ table. Renders a CpuView; never reads the kernel."""
 
     IRQ_ROWS = 8
-    PROBES = ("hardirq", "softirq", "napi")
+    SPEC = BY_ID["cpus"]
 
     def __init__(self) -> None:
         super().__init__(id="cpu-pane")
@@ -114,15 +121,12 @@ class CpuPane(FitsWidth, Vertical):
         self._history: Sequence[CpuView] = ()
 
     def compose(self) -> ComposeResult:
-        yield Static(id="cpu-probes")
+        yield Static(id="cpus-probes")
         cpu_table: DataTable[str | Text] = DataTable(id="cpu-table", cursor_type="row", zebra_stripes=True)
         yield cpu_table
         yield Static(Text("Busiest IRQ lines (per second)", style="bold"), id="irq-title")
         irq_table: DataTable[str | Text] = DataTable(id="irq-table", cursor_type="row", zebra_stripes=True)
         yield irq_table
-
-    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        show_text(self.query_one("#cpu-probes", Static), probe_line(statuses, self.PROBES))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a CPU: the flows it received."""
@@ -135,9 +139,12 @@ class CpuPane(FitsWidth, Vertical):
 
     def refit(self) -> None:
         if self._history:
-            self.show(self._history)
+            self.show_history(self._history)
 
-    def show(self, history: Sequence[CpuView]) -> None:
+    def show(self, shown: ViewModel) -> None:
+        self.show_history(shown.cpu_history)
+
+    def show_history(self, history: Sequence[CpuView]) -> None:
         """Render the newest view; older ones (oldest first) feed the NET_RX trend column."""
         self._history = history
         self._show_cpus(history)

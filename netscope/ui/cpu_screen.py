@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import Static
 
 from netscope.model.flows import flows_where
-from netscope.model.format import fmt_count, fmt_ns, fmt_pct
-from netscope.model.timeline import Shown
+from netscope.model.timeline import ViewModel
+from netscope.ui.drill import DrillScreen
 from netscope.ui.flows_pane import FlowList
+from netscope.ui.format import fmt_count, fmt_ns, fmt_pct
 from netscope.ui.key_bar import KeyBar
 
 
-class CpuScreen(Screen[None]):
+class CpuScreen(DrillScreen):
     PROBES = ("hardirq", "softirq", "napi", "flows")  # attached while this screen is open
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, cpu: int, shown: Shown) -> None:
+    def __init__(self, cpu: int, shown: ViewModel) -> None:
         super().__init__()
         self.cpu = cpu
         self._initial = shown
@@ -35,7 +33,7 @@ class CpuScreen(Screen[None]):
     def on_mount(self) -> None:
         self.update_view(self._initial)
 
-    def update_view(self, shown: Shown) -> None:
+    def update_view(self, shown: ViewModel) -> None:
         view = shown.cpu_history[-1] if shown.cpu_history else None
         row = next((r for r in view.rows if r.cpu == self.cpu), None) if view else None
         title = Text(f"CPU{self.cpu}", style="bold")

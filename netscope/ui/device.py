@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from netscope.model.flows import flows_where
-from netscope.model.format import fmt_count, fmt_pct, fmt_ratio
-from netscope.model.timeline import Shown
+from netscope.model.timeline import ViewModel
+from netscope.ui.drill import DrillScreen
 from netscope.ui.flows_pane import FlowList
+from netscope.ui.format import fmt_count, fmt_pct, fmt_ratio
 from netscope.ui.key_bar import KeyBar
 
 
-class DeviceScreen(Screen[None]):
+class DeviceScreen(DrillScreen):
     PROBES = ("rings", "napi", "hardirq", "flows")  # attached while this screen is open
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, key: tuple[int, int], shown: Shown) -> None:
+    def __init__(self, key: tuple[int, int], shown: ViewModel) -> None:
         super().__init__()
         self.key = key
         self._initial = shown
@@ -39,7 +37,7 @@ class DeviceScreen(Screen[None]):
     def on_mount(self) -> None:
         self.update_view(self._initial)
 
-    def update_view(self, shown: Shown) -> None:
+    def update_view(self, shown: ViewModel) -> None:
         rings = shown.rings
         device = next((d for d in rings.devices if (d.netns, d.ifindex) == self.key), None) if rings else None
         dt = shown.latest.interval_s

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from netscope.model.drops import Ranked
 from netscope.model.flows import flows_where
-from netscope.model.format import fmt_count, fmt_pct
-from netscope.model.timeline import Shown
+from netscope.model.timeline import ViewModel
+from netscope.ui.drill import DrillScreen
 from netscope.ui.drops_pane import drop_log_table, event_cells, reason_row
 from netscope.ui.flows_pane import FlowList
+from netscope.ui.format import fmt_count, fmt_pct
 from netscope.ui.key_bar import KeyBar
 
 BREAKDOWNS = (
@@ -26,11 +25,10 @@ BREAKDOWNS = (
 )
 
 
-class DropReasonScreen(Screen[None]):
+class DropReasonScreen(DrillScreen):
     PROBES = ("drops", "flows")  # attached while this screen is open
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, reason: int, label: str, shown: Shown) -> None:
+    def __init__(self, reason: int, label: str, shown: ViewModel) -> None:
         super().__init__()
         self.reason = reason
         self.label = label
@@ -63,7 +61,7 @@ class DropReasonScreen(Screen[None]):
             yield drop_log_table("reason-log")
         yield KeyBar()
 
-    def update_view(self, shown: Shown) -> None:
+    def update_view(self, shown: ViewModel) -> None:
         self._initial = shown
         view = shown.drops
         row = reason_row(view, self.reason) if view is not None else None

@@ -11,7 +11,6 @@ from datetime import datetime
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from netscope.model.drops import (
@@ -23,15 +22,17 @@ from netscope.model.drops import (
     protocol_name,
     reason_label,
 )
-from netscope.model.format import NO_DATA, fmt_count, fmt_pct, sparkline
-from netscope.model.sample import DropEvent, ProbeStatus
-from netscope.model.timeline import Shown
+from netscope.model.sample import DropEvent
+from netscope.model.timeline import ViewModel
+from netscope.panes import BY_ID
+from netscope.ui.drill import Drill, DrillScreen
+from netscope.ui.format import NO_DATA, fmt_count, fmt_pct, sparkline
+from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
     FitsWidth,
     fit_columns,
     fixed_table,
-    probe_line,
     set_columns,
     show_text,
 )
@@ -91,7 +92,7 @@ def drop_log_table(table_id: str) -> DataTable[str | Text]:
     return fixed_table(table_id, LOG_COLUMNS)
 
 
-def event_cells(e: DropEvent, shown: Shown) -> tuple[str | Text, ...]:
+def event_cells(e: DropEvent, shown: ViewModel) -> tuple[str | Text, ...]:
     when = datetime.fromtimestamp(e.ts)
     reason = reason_label(e.subsystem, e.name)
     return (
@@ -121,22 +122,32 @@ def snmp_line(rows: Sequence[SnmpRow], read: bool) -> Text:
     return text
 
 
-class ReasonSelected(Message):
+class ReasonSelected(Drill):
     def __init__(self, reason: int) -> None:
         super().__init__()
         self.reason = reason
 
+    def screen(self, shown: ViewModel) -> DrillScreen:
+        """The reason's screen, titled with its name as the table or a logged drop has it."""
+        from netscope.ui.drop_reason import DropReasonScreen  # it uses this module's tables
 
-class DropsPane(FitsWidth, Vertical):
+        view = shown.drops
+        row = reason_row(view, self.reason) if view is not None else None
+        event = next((e for e in shown.drop_events if e.reason == self.reason), None)
+        label = row.label if row else reason_label(event.subsystem, event.name) if event else str(self.reason)
+        return DropReasonScreen(self.reason, label, shown)
+
+
+class DropsPane(Pane, FitsWidth, Vertical):
     """Enter on a reason, or on a logged drop, opens that reason's detail screen."""
 
-    PROBES = ("drops",)
+    SPEC = BY_ID["drops"]
 
     def __init__(self) -> None:
         super().__init__(id="drops-pane")
         self.border_title = "Drops"
         self._events: list[DropEvent] = []
-        self._shown: Shown | None = None
+        self._shown: ViewModel | None = None
         self._layout_shown: tuple[tuple[Column[ReasonRow], ...], int, int] | None = None
 
     def compose(self) -> ComposeResult:
@@ -150,7 +161,7 @@ class DropsPane(FitsWidth, Vertical):
         )
         yield drop_log_table("drop-log")
 
-    def show(self, shown: Shown) -> None:
+    def show(self, shown: ViewModel) -> None:
         """Render the newest view, its trend and the log (newest first)."""
         self._shown = shown
         view = shown.drops
@@ -164,9 +175,6 @@ class DropsPane(FitsWidth, Vertical):
         if view is not None:
             self._show_reasons(view, shown.drops_history)
         self._show_log(shown)
-
-    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        show_text(self.query_one("#drops-probes", Static), probe_line(statuses, self.PROBES))
 
     def refit(self) -> None:
         if self._shown is not None:
@@ -207,7 +215,7 @@ class DropsPane(FitsWidth, Vertical):
             table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
         self._show_selected()
 
-    def _show_log(self, shown: Shown) -> None:
+    def _show_log(self, shown: ViewModel) -> None:
         table: DataTable[str | Text] = self.query_one("#drop-log", DataTable)
         cursor = table.cursor_row
         table.clear()

@@ -7,15 +7,14 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.events import Click
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from netscope.model.findings import ActiveFinding, Severity
-from netscope.model.timeline import Shown
+from netscope.model.timeline import ViewModel
+from netscope.ui.drill import Drill, DrillScreen
 from netscope.ui.key_bar import KeyBar
 from netscope.ui.widgets import show_text
 
@@ -82,13 +81,32 @@ class FindingChosen(Message):
         self.finding = finding
 
 
-class FindingsScreen(Screen[None]):
+def evidence(finding: ActiveFinding) -> Drill | None:
+    """Enter on a finding: the row of its pane that holds its evidence (its target), opened."""
+    from netscope.ui.cpu_pane import CpuSelected
+    from netscope.ui.drops_pane import ReasonSelected
+    from netscope.ui.latency_pane import ProcessSelected
+    from netscope.ui.rings_pane import DeviceSelected
+
+    kind, _, what = finding.finding.target.partition(":")
+    if kind == "cpu":
+        return CpuSelected(int(what))
+    if kind == "reason" and what.isdigit():
+        return ReasonSelected(int(what))
+    if kind == "pid":
+        return ProcessSelected(int(what))
+    if kind == "device":
+        netns, _, ifindex = what.partition(":")
+        return DeviceSelected((int(netns), int(ifindex)))
+    return None
+
+
+class FindingsScreen(DrillScreen):
     """Every standing finding, worst first, live; the highlighted one in full below."""
 
     PROBES = ("hardirq", "drops", "latency")  # the evidence of every rule (the rest: counters)
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, shown: Shown) -> None:
+    def __init__(self, shown: ViewModel) -> None:
         super().__init__()
         self._initial = shown
         self._findings: tuple[ActiveFinding, ...] = ()
@@ -106,7 +124,7 @@ class FindingsScreen(Screen[None]):
         self.update_view(self._initial)
         table.focus()
 
-    def update_view(self, shown: Shown) -> None:
+    def update_view(self, shown: ViewModel) -> None:
         table: DataTable[str | Text] = self.query_one(DataTable)
         chosen = self.chosen()
         self._findings = shown.findings

@@ -3,32 +3,25 @@ their wait, and the reading process. `s` changes the sort column; Enter opens th
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.coordinate import Coordinate
 from textual.events import MouseScrollDown, MouseScrollUp, Resize
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from netscope.model.flows import FLOW_SORTS, FlowRow, FlowsView
-from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, fmt_pct, histogram_bar
-from netscope.model.latency import SOCK_BITS, octave_bar
-from netscope.model.sample import ProbeStatus
-from netscope.model.timeline import Shown
-from netscope.sources import Source
-from netscope.ui.key_bar import KeyBar
+from netscope.model.timeline import ViewModel
+from netscope.panes import BY_ID
+from netscope.ui.drill import Drill, DrillScreen
+from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
+from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
     FitsWidth,
     estimated,
     fit_columns,
-    fixed_table,
-    probe_line,
     set_columns,
     show_text,
     slow_style,
@@ -111,17 +104,18 @@ FLOW_COLUMNS: tuple[Column[FlowCell], ...] = (
 HEADER_SORTS = {"pkt/s": "packets", "drop/s": "drops", "copy p99": "copy p99", "B/s": "bytes", "flow": "flow"}
 
 
-EVENT_COLUMNS = (("time", 15), ("what", 28), ("CPU", 5), ("queue", 6), ("bytes", 6), ("where", 32))
-EVENTS_SHOWN = 100
-
-
-class FlowChosen(Message):
+class FlowChosen(Drill):
     """Enter on a flow, anywhere: open its screen; `trail` is where the user came from."""
 
     def __init__(self, row: FlowRow, trail: str) -> None:
         super().__init__()
         self.row = row
         self.trail = trail
+
+    def screen(self, shown: ViewModel) -> DrillScreen:
+        from netscope.ui.flow_screen import FlowScreen
+
+        return FlowScreen(self.row, self.trail, shown)
 
 
 class FlowList(FitsWidth, DataTable[str | Text]):
@@ -244,8 +238,8 @@ class FlowList(FitsWidth, DataTable[str | Text]):
             self.post_message(FlowChosen(self.rows_shown[index], self.trail))
 
 
-class FlowsPane(Vertical):
-    PROBES = ("flows", "latency")
+class FlowsPane(Pane, Vertical):
+    SPEC = BY_ID["flows"]
     BINDINGS = [Binding("s", "sort", "Sort")]
 
     def __init__(self) -> None:
@@ -263,13 +257,10 @@ class FlowsPane(Vertical):
         yield Static("waiting for the flows probe", id="flows-summary")
         yield FlowList("flows-table", "machine › flows")
 
-    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        show_text(self.query_one("#flows-probes", Static), probe_line(statuses, self.PROBES))
-
     def action_sort(self) -> None:
         self._sort = (self._sort + 1) % len(FLOW_SORTS)
         if self._view is not None:
-            self.show(self._view)
+            self.show_view(self._view)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         """A click on a column's header sorts by it, where it is a sort key."""
@@ -277,9 +268,13 @@ class FlowsPane(Vertical):
         if label is not None:
             self._sort = list(FLOW_SORTS).index(label)
             if self._view is not None:
-                self.show(self._view)
+                self.show_view(self._view)
 
-    def show(self, view: FlowsView) -> None:
+    def show(self, shown: ViewModel) -> None:
+        if shown.flows is not None:
+            self.show_view(shown.flows)
+
+    def show_view(self, view: FlowsView) -> None:
         self._view = view
         label = list(FLOW_SORTS)[self._sort]
         summary = Text()
@@ -298,127 +293,3 @@ class FlowsPane(Vertical):
             summary.append(f"  left out by the filter {fmt_count(view.filtered / dt)} pkt/s", style="dim")
         show_text(self.query_one("#flows-summary", Static), summary)
         self.query_one(FlowList).show(view.sorted_by(label), view.interval_s)
-
-
-def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:
-    """The same flow in a newer view."""
-    f = row.flow
-    ident = (f.netns, f.proto, f.saddr, f.sport, f.daddr, f.dport)
-    for r in view.rows if view else ():
-        g = r.flow
-        if (g.netns, g.proto, g.saddr, g.sport, g.daddr, g.dport) == ident:
-            return r
-    return None
-
-
-class FlowScreen(Screen[None]):
-    """One flow's path through the receive stages, live. Esc: back."""
-
-    PROBES = ("flows", "latency", "napi")  # attached while this screen is open
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
-
-    def __init__(self, row: FlowRow, trail: str, shown: Shown) -> None:
-        super().__init__()
-        self.row = row
-        self.trail = trail
-        self._initial = shown
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="flow-box"):
-            yield Static(id="flow-crumbs")
-            yield Static(id="flow-path")
-            yield Static(Text("Its packets, one by one (newest first)", style="bold"), id="flow-events-title")
-            yield fixed_table("flow-events", EVENT_COLUMNS)
-        yield KeyBar()
-
-    @property
-    def key(self) -> tuple[int, int, str, int, str, int]:
-        f = self.row.flow
-        return (f.netns, f.proto, f.saddr, f.sport, f.daddr, f.dport)
-
-    def on_mount(self) -> None:
-        # Only this flow's packets go to user space one by one, and only while this screen is open.
-        self.app_source().watch_flow(self.key)
-        self.update_view(self._initial)
-
-    def on_unmount(self) -> None:
-        self.app_source().watch_flow(None)
-
-    def app_source(self) -> Source:
-        source: Source = getattr(self.app, "source")  # noqa: B009 (NetscopeApp, imported lazily)
-        return source
-
-    def update_view(self, shown: Shown) -> None:
-        row = matching(self.row, shown.flows) or self.row
-        live = matching(self.row, shown.flows) is not None
-        f = row.flow
-        dt = shown.latest.interval_s
-        self.query_one("#flow-crumbs", Static).update(
-            Text(f"{self.trail} › {row.label}" + (f" @{row.netns}" if row.netns else ""), style="bold")
-        )
-        path = Text()
-        if not live:
-            path.append("no packets of this flow in the last interval: last figures shown\n\n", style="dim")
-        device = (
-            next((d for d in shown.rings.devices if (d.netns, d.ifindex) == (f.netns, f.ifindex)), None)
-            if shown.rings
-            else None
-        )
-        napi = (
-            ", ".join(
-                f"napi {n.napi_id}: {fmt_pct(n.pressure.full_pct)}% full-budget polls" for n in device.napi
-            )
-            or "the CPU's backlog (no NAPI instance of its own)"
-            if device is not None
-            else NO_DATA
-        )
-        if row.pid is None:
-            reader = "no reader seen copying this flow"
-        elif row.owner_only:
-            reader = f"{row.pid} {row.comm} owns the socket (psutil) but has not read in this interval"
-        else:
-            reader = (
-                f"{row.pid} {row.comm}: copied {fmt_bytes((row.copied_bytes or 0) / dt)}/s, "
-                f"waited p50 {fmt_ns(row.copy_p50_ns)}, p99 {fmt_ns(row.copy_p99_ns)}  "
-                f"1µs {histogram_bar(octave_bar(row.copy_hist, SOCK_BITS))} 17s"
-            )
-        stages = (
-            ("device", device.label if device else NO_DATA),
-            ("queue", ", ".join("rx-?" if q < 0 else f"rx-{q}" for q in f.queues) or NO_DATA),
-            ("CPU (IRQ, NAPI, softirq)", ", ".join(f"CPU{c}" for c in f.cpus) or NO_DATA),
-            ("NAPI", napi),
-            ("received", f"{fmt_count(row.rx_pps)} pkt/s, {fmt_bytes(row.rx_bps)}/s"),
-            ("dropped", ", ".join(f"{reason} {fmt_count(n / dt)}/s" for reason, n in f.drops) or "none"),
-            ("socket → reader", reader),
-        )
-        for i, (stage, value) in enumerate(stages):
-            path.append(f"{'↓ ' if i else '  '}{stage:<26}", style="bold")
-            path.append(f"{value}\n")
-        if f.first_seen:
-            first = datetime.fromtimestamp(f.first_seen).strftime("%H:%M:%S")
-            last = datetime.fromtimestamp(f.last_seen).strftime("%H:%M:%S")
-            path.append(f"\nfirst seen {first}, last seen {last}", style="dim")
-        show_text(self.query_one("#flow-path", Static), path)
-        table: DataTable[str | Text] = self.query_one("#flow-events", DataTable)
-        table.clear()
-        streaming = shown.watched == self.key
-        title = Text("Its packets, one by one (newest first)", style="bold")
-        if not streaming:
-            title.append(
-                "  starting…"
-                if self.app_source().live
-                else "  a recording holds only the flows watched while it was made",
-                style="dim",
-            )
-        self.query_one("#flow-events-title", Static).update(title)
-        if streaming:
-            for e in shown.flow_events[:EVENTS_SHOWN]:
-                when = datetime.fromtimestamp(e.ts)
-                table.add_row(
-                    when.strftime("%H:%M:%S.") + f"{when.microsecond:06d}",
-                    Text("dropped: " + e.reason, style="red") if e.reason else "received",
-                    f"CPU{e.cpu}",
-                    "rx-?" if e.queue < 0 else f"rx-{e.queue}",
-                    Text(str(e.length), justify="right"),
-                    e.symbol or NO_DATA,
-                )

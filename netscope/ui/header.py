@@ -8,8 +8,8 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import Static
 
-from netscope.model.format import fmt_duration
 from netscope.model.sample import HostInfo
+from netscope.ui.format import fmt_duration
 
 
 @dataclass(frozen=True)

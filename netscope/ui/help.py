@@ -12,17 +12,31 @@ from textual.widgets import Static
 
 from netscope.model.rings import PRESSURE_NOTE
 from netscope.model.sample import PROBE_LINGER_S
+from netscope.panes import PANES
 from netscope.ui.cpu_pane import CPU_COLUMNS
 from netscope.ui.drops_pane import REASON_COLUMNS
 from netscope.ui.latency_pane import EXPLAIN as LATENCY_EXPLAIN
 from netscope.ui.rings_pane import DEVICE_COLUMNS
 
+
+def pane_keys() -> tuple[tuple[str, str], ...]:
+    """The panes' keys (netscope/panes.py): the home screen's, then the others' on one line."""
+    home, *others = PANES
+    names = [p.help or p.title for p in others]
+    return (
+        (f"{home.key} / 0", "the home screen: the receive path, stage by stage, and one line per pane"),
+        (
+            ", ".join(f"{p.key} / {i}" for i, p in enumerate(others, 1)),
+            f"the {', '.join(names[:-1])} and {names[-1]} panes",
+        ),
+    )
+
+
 KEYS = (
     ("?", "this help"),
     ("q / Ctrl-C", "quit (every BPF program is detached)"),
     ("p", "pause / resume the view (collection goes on)"),
-    ("h / 0", "the home screen: the receive path, stage by stage, and one line per pane"),
-    ("r / 1, c / 2, d / 3, l / 4, t / 5", "the Rings, CPUs, Drops, Latency and Flows (5-tuples) panes"),
+    *pane_keys(),
     ("f", "findings: the bottleneck stage, its evidence, the knob and its value now; Enter: the evidence"),
     ("s", "in Flows: the next sort column"),
     ("/", "the flow filter (pcap-like); on a flow's screen, starting from that flow"),

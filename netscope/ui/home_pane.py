@@ -10,11 +10,13 @@ from textual.events import Click, Resize
 from textual.message import Message
 from textual.widgets import Static
 
-from netscope.model.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
 from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.sample import ProbeState
-from netscope.model.timeline import Shown
+from netscope.model.timeline import ViewModel
+from netscope.panes import BY_ID, PANES
 from netscope.ui.findings import FindingsStrip
+from netscope.ui.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
+from netscope.ui.pane import Pane
 from netscope.ui.widgets import estimated, show_text
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
@@ -79,7 +81,7 @@ class PaneLine(Static):
         self.post_message(ShowPane(self.pane))
 
 
-def pane_lines(shown: Shown) -> dict[str, Text]:
+def pane_lines(shown: ViewModel) -> dict[str, Text]:
     """One line per pane, its headline figures."""
     lines: dict[str, Text] = {}
     rings = shown.rings
@@ -128,7 +130,7 @@ def pane_lines(shown: Shown) -> dict[str, Text]:
     return lines
 
 
-def cost_line(shown: Shown) -> Text:
+def cost_line(shown: ViewModel) -> Text:
     """What netscope itself costs: its CPU and memory, and its BPF programs' runs and time."""
     t = Text("netscope ", style="bold")
     cost = shown.latest.cost
@@ -157,8 +159,8 @@ def cost_line(shown: Shown) -> Text:
     return t
 
 
-class HomePane(Vertical):
-    PROBES = ("hardirq", "drops", "latency")  # the rest of every stage is the kernel's own counters
+class HomePane(Pane, Vertical):
+    SPEC = BY_ID["home"]
     STAGES = 7
 
     def __init__(self) -> None:
@@ -176,8 +178,8 @@ class HomePane(Vertical):
             for i in range(self.STAGES):
                 yield StageBox(i, compact=True)
         yield FindingsStrip()
-        for pane in ("rings", "cpus", "drops", "latency", "flows"):
-            yield PaneLine(pane)
+        for spec in PANES[1:]:
+            yield PaneLine(spec.id)
         yield Static(id="home-cost", classes="pane-line")
         yield Static(Text("click a stage or a line, or press its key, for the full view", style="dim"))
 
@@ -185,7 +187,7 @@ class HomePane(Vertical):
         """Below COMPACT_BELOW columns the boxes would break words: one line per stage instead."""
         self.set_class(event.size.width < COMPACT_BELOW, "compact")
 
-    def show(self, shown: Shown) -> None:
+    def show(self, shown: ViewModel) -> None:
         for i, stage in enumerate(build_pipeline(shown)):
             self.query_one(f"#stage-{i}", StageBox).show(stage)
             self.query_one(f"#stage-line-{i}", StageBox).show(stage)

@@ -7,27 +7,20 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from netscope.model.flows import flows_where
-from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_bar
 from netscope.model.latency import LatencyView, Percentiles, ProcessRow, SocketRow
-from netscope.model.sample import ProbeStatus
-from netscope.model.timeline import Shown
-from netscope.ui.flows_pane import FlowList
-from netscope.ui.key_bar import KeyBar
+from netscope.model.timeline import ViewModel
+from netscope.panes import BY_ID
+from netscope.ui.drill import Drill, DrillScreen
+from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_bar
+from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
     estimated,
-    fit_columns,
     fixed_table,
     marked,
-    probe_line,
-    set_columns,
     show_text,
     slow_style,
 )
@@ -131,14 +124,19 @@ def summary(view: LatencyView) -> Text:
     return text
 
 
-class ProcessSelected(Message):
+class ProcessSelected(Drill):
     def __init__(self, pid: int) -> None:
         super().__init__()
         self.pid = pid
 
+    def screen(self, shown: ViewModel) -> DrillScreen:
+        from netscope.ui.process_screen import ProcessScreen  # it uses this module's columns
 
-class LatencyPane(Vertical):
-    PROBES = ("latency", "stack")
+        return ProcessScreen(self.pid, shown)
+
+
+class LatencyPane(Pane, Vertical):
+    SPEC = BY_ID["latency"]
 
     def __init__(self) -> None:
         super().__init__(id="latency-pane")
@@ -150,10 +148,11 @@ class LatencyPane(Vertical):
         yield fixed_table("latency-table", PROCESS_COLUMNS)
         yield Static(Text(EXPLAIN, style="dim"), id="latency-note")
 
-    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        show_text(self.query_one("#latency-probes", Static), probe_line(statuses, self.PROBES))
+    def show(self, shown: ViewModel) -> None:
+        if shown.latency is not None:
+            self.show_view(shown.latency)
 
-    def show(self, view: LatencyView) -> None:
+    def show_view(self, view: LatencyView) -> None:
         show_text(self.query_one("#latency-summary", Static), summary(view))
         table: DataTable[str | Text] = self.query_one("#latency-table", DataTable)
         selected = self.selected_pid()
@@ -190,56 +189,3 @@ def process_cells(p: ProcessRow, rate: int) -> tuple[str | Text, ...]:
             style=slow_style(p.stats.max_ns),
         ),
     )
-
-
-class ProcessScreen(Screen[None]):
-    """One process's sockets and their percentiles, live. Esc: back."""
-
-    PROBES = ("latency", "flows")  # attached while this screen is open
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
-
-    def __init__(self, pid: int, shown: Shown) -> None:
-        super().__init__()
-        self.pid = pid
-        self._initial = shown
-        self._columns: tuple[Column[SocketRow], ...] = ()
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="process-box"):
-            yield Static(id="process-title")
-            yield DataTable(id="process-sockets", cursor_type="row", zebra_stripes=True)
-            yield Static(Text("Its flows (Enter: the flow)", style="bold"))
-            yield FlowList("process-flows", f"machine › latency › pid {self.pid}")
-        yield KeyBar()
-
-    def on_mount(self) -> None:
-        self.update_view(self._initial)
-
-    def on_resize(self) -> None:
-        self.update_view(self._initial)
-
-    def update_view(self, shown: Shown) -> None:
-        self._initial = shown
-        view = shown.latency
-        row = next((p for p in view.processes if p.pid == self.pid), None) if view else None
-        title = Text()
-        table: DataTable[str | Text] = self.query_one("#process-sockets", DataTable)
-        columns = fit_columns(SOCKET_COLUMNS, self.size.width or 160, reserved=SOCKET_LABEL[1] + 4)
-        if columns != self._columns:
-            set_columns(table, SOCKET_LABEL, columns)
-            self._columns = columns
-        table.clear()
-        if row is None:
-            title.append(f"pid {self.pid}: no reads in the last interval", style="dim")
-        else:
-            title.append(f"pid {row.pid} {row.comm}", style="bold")
-            title.append(
-                f"  {fmt_count(row.reads_per_s)} reads/s  {fmt_bytes(row.bytes_per_s)}/s  "
-                f"p50 {fmt_ns(row.stats.p50_ns)}  p99 {fmt_ns(row.stats.p99_ns)}  "
-                f"max {fmt_ns(row.stats.max_ns)}"
-            )
-            for s in row.sockets:
-                table.add_row(s.label, *(c.cell(s) for c in columns))
-        self.query_one("#process-title", Static).update(title)
-        if shown.flows is not None:
-            self.query_one(FlowList).show(flows_where(shown.flows, pid=self.pid), shown.flows.interval_s)

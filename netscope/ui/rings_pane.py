@@ -9,21 +9,21 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from netscope.model.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
 from netscope.model.rings import PRESSURE_NOTE, QSTATS_LOSSES, DeviceRow, Pressure, QueueRow, RingsView
-from netscope.model.sample import ProbeStatus
+from netscope.model.timeline import ViewModel
+from netscope.panes import BY_ID
+from netscope.ui.drill import Drill, DrillScreen
+from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
+from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
     FitsWidth,
     estimated,
     fit_columns,
     fixed_table,
-    probe_line,
     set_columns,
-    show_text,
 )
 
 
@@ -135,14 +135,19 @@ NAPI_COLUMNS = (
 )
 
 
-class DeviceSelected(Message):
+class DeviceSelected(Drill):
     def __init__(self, key: tuple[int, int]) -> None:
         super().__init__()
         self.key = key
 
+    def screen(self, shown: ViewModel) -> DrillScreen:
+        from netscope.ui.device import DeviceScreen  # it lists flows: imported when opened
 
-class RingsPane(FitsWidth, Vertical):
-    PROBES = ("rings", "napi")
+        return DeviceScreen(self.key, shown)
+
+
+class RingsPane(Pane, FitsWidth, Vertical):
+    SPEC = BY_ID["rings"]
 
     def __init__(self) -> None:
         super().__init__(id="rings-pane")
@@ -158,14 +163,15 @@ class RingsPane(FitsWidth, Vertical):
         yield fixed_table("rings-napi", NAPI_COLUMNS)
         yield Static(Text(PRESSURE_NOTE, style="dim"), id="rings-note")
 
-    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
-        show_text(self.query_one("#rings-probes", Static), probe_line(statuses, self.PROBES))
-
     def refit(self) -> None:
         if self._view is not None:
-            self.show(self._view)
+            self.show_view(self._view)
 
-    def show(self, view: RingsView) -> None:
+    def show(self, shown: ViewModel) -> None:
+        if shown.rings is not None:
+            self.show_view(shown.rings)
+
+    def show_view(self, view: RingsView) -> None:
         self._view = view
         table: DataTable[str | Text] = self.query_one("#rings-table", DataTable)
         columns = fit_columns(DEVICE_COLUMNS, self.fitted_width(160), reserved=26)

@@ -1,4 +1,4 @@
-"""Shown over everything while the terminal is smaller than netscope's layouts need: a sentence
+"""ViewModel over everything while the terminal is smaller than netscope's layouts need: a sentence
 instead of clipped tables. Keys still work (q quits); it goes away when the terminal grows."""
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from netscope.model.format import NO_DATA
 from netscope.model.latency import SLOW_NS, VERY_SLOW_NS
 from netscope.model.sample import ProbeState, ProbeStatus
+from netscope.ui.format import NO_DATA
 
 R = TypeVar("R")
 

@@ -12,9 +12,9 @@ from types import FrameType
 
 import pytest
 
+from harness.netns import VethPair, veth_pair
 from netscope.model.sample import ProbeState
 from netscope.sources.live import PROBES, LiveSource
-from tests.kernel.netns import VethPair, veth_pair
 
 
 def _interrupted(signum: int, _frame: FrameType | None) -> None:

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from netscope.app import ALWAYS_ATTACHED
-from netscope.ui.flows_pane import FlowsPane
-from netscope.ui.home_pane import HomePane
-from tests.kernel.netns import VethPair, flood_flows
-from tests.kernel.tmux import (
+from harness.netns import VethPair, flood_flows
+from harness.tmux import (
     SIGNALS,
     netscope_in_tmux,
     new_attached,
@@ -27,6 +24,8 @@ from tests.kernel.tmux import (
     programs_of,
     wait_for,
 )
+from netscope.app import ALWAYS_ATTACHED
+from netscope.panes import BY_ID
 
 SUBNET = 92
 
@@ -40,11 +39,11 @@ def test_tui_exit_detaches_every_program(tmp_path: Path, how: str, exit_code: in
     with netscope_in_tmux(tmp_path, f"exit-{how}", (100, 30)) as tui:
         # The home screen's probes, then the Flows pane's: loaded together, home's detached but
         # kept for a while (flipping back recompiles nothing).
-        wait_for(lambda: new_attached(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
+        wait_for(lambda: new_attached(before) == programs_of(*BY_ID["home"].probes), 20, "home's probes")
         tui.keys("t")
-        loaded = programs_of(*set(HomePane.PROBES) | set(FlowsPane.PROBES))
+        loaded = programs_of(*set(BY_ID["home"].probes) | set(BY_ID["flows"].probes))
         wait_for(lambda: new_programs(before) == loaded, 20, "the Flows pane's probes to load")
-        flows = programs_of(*set(FlowsPane.PROBES) | set(ALWAYS_ATTACHED))
+        flows = programs_of(*set(BY_ID["flows"].probes) | set(ALWAYS_ATTACHED))
         wait_for(lambda: new_attached(before) == flows, 5, "only Flows' attached")
         assert "Flows" in tui.screen()
         if how in SIGNALS:
@@ -65,9 +64,9 @@ def test_tui_on_100k_flows_ends_with_its_terminal(pair: VethPair, tmp_path: Path
     pid = 0
     try:
         with netscope_in_tmux(tmp_path, "flows-100k", (120, 40)) as tui:
-            wait_for(lambda: new_attached(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
+            wait_for(lambda: new_attached(before) == programs_of(*BY_ID["home"].probes), 20, "home's probes")
             tui.keys("t")
-            flows = programs_of(*set(FlowsPane.PROBES) | set(ALWAYS_ATTACHED))
+            flows = programs_of(*set(BY_ID["flows"].probes) | set(ALWAYS_ATTACHED))
             wait_for(lambda: new_attached(before) == flows, 30, "the Flows pane's probes")
             time.sleep(8)  # the flow table fills: 100k flows at the flood's rate
             pid = tui.pid()

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from harness.tmux import new_programs, program_ids, programs_of, wait_for
 from netscope.model.sample import ProbeState
 from netscope.probes.base import start_probes
 from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.headers import find_headers
 from netscope.probes.napi import NapiProbe
 from netscope.sources import procfs
-from tests.kernel.tmux import new_programs, program_ids, programs_of, wait_for
 
 
 class BrokenNapi(NapiProbe):

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import netscope.sources.live as live_module
+from harness.netns import VethPair, send_udp, snmp
+from harness.tmux import wait_for
 from netscope.probes.base import COMPILE_LOCK, COMPILER_LIBRARIES
 from netscope.sources.live import PROBES, STATS_EVERY, LiveSource
-from tests.kernel.netns import VethPair, send_udp, snmp
 from tests.kernel.test_export import link_rx
-from tests.kernel.tmux import wait_for
 
 SUBNET = 73
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")

@@ -12,11 +12,11 @@ import subprocess
 import sys
 import threading
 
+from harness.netns import VethPair, disk_interrupts, flood_result, flood_udp, send_udp, udp_traffic
 from netscope.model.cpu import build_cpu_view
 from netscope.model.sample import Sample
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
-from tests.kernel.netns import VethPair, disk_interrupts, flood_result, flood_udp, send_udp, udp_traffic
 
 SUBNET = 77
 PACKETS = 20000

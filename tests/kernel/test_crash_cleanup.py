@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from harness.tmux import new_programs, program_ids, programs_of, wait_for
 from netscope import app as app_module
 from netscope.app import make_app
+from netscope.panes import BY_ID
 from netscope.sources import live
 from netscope.sources.live import LiveSource
 from netscope.ui.cpu_pane import CpuPane
-from netscope.ui.home_pane import HomePane
-from tests.kernel.tmux import new_programs, program_ids, programs_of, wait_for
 
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
@@ -36,7 +36,7 @@ async def test_an_exception_detaches_every_program(where: str, monkeypatch: pyte
         with pytest.raises(RuntimeError, match="boom"):
             async with app.run_test(size=(120, 40)) as pilot:
                 deadline = time.monotonic() + 30
-                attached = programs_of(*HomePane.PROBES)
+                attached = programs_of(*BY_ID["home"].probes)
                 while new_programs(before) < attached or BPF_STATS.read_text().strip() != "1":
                     assert time.monotonic() < deadline, "the probes did not attach, or bpf_stats is not on"
                     await pilot.pause(0.1)

@@ -11,12 +11,12 @@ import sys
 import time
 from collections import Counter
 
+from harness.netns import UDP_READER, UDP_SENDER, VethPair, in_ns, send_udp
+from harness.tmux import raw_tracepoint_links
 from netscope.model.latency import build_latency_view
 from netscope.sources.live import PROBES, LiveSource
-from tests.kernel.netns import UDP_READER, UDP_SENDER, VethPair, in_ns, send_udp
 from tests.kernel.test_cpu_counts import proc_counters
 from tests.kernel.test_latency import ready
-from tests.kernel.tmux import raw_tracepoint_links
 
 SUBNET = 83
 PER_PACKET = {

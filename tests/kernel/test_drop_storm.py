@@ -18,10 +18,10 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Static, TabbedContent
 
+from harness.netns import flood_result, flood_udp, netns_inode, snmp, udp_sink, veth_pair
 from netscope.app import NetscopeApp, make_app
 from netscope.model.sample import Sample
 from netscope.sources.live import LiveSource
-from tests.kernel.netns import flood_result, flood_udp, netns_inode, snmp, udp_sink, veth_pair
 
 SECONDS = float(os.environ.get("NETSCOPE_STORM_S", "60"))
 LOG_RATE = 1000

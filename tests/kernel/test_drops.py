@@ -12,14 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from netscope.model.filter import parse_filter
-from netscope.model.sample import DropsSample, ProbeState
-from netscope.probes.base import start_probes
-from netscope.probes.drops import DropsProbe
-from netscope.probes.headers import find_headers
-from netscope.sources import procfs
-from tests.kernel import truth
-from tests.kernel.netns import (
+from harness.netns import (
     VethPair,
     flood_result,
     flood_udp,
@@ -29,6 +22,13 @@ from tests.kernel.netns import (
     send_udp,
     snmp,
 )
+from netscope.model.filter import parse_filter
+from netscope.model.sample import DropsSample, ProbeState
+from netscope.probes.base import start_probes
+from netscope.probes.drops import DropsProbe
+from netscope.probes.headers import find_headers
+from netscope.sources import procfs
+from tests.kernel import truth
 
 SUBNET = 78
 PACKETS = 3000

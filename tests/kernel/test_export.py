@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.netns import VethPair, send_udp, snmp
+from harness.tmux import REPO, wait_for
 from tests.kernel import truth
-from tests.kernel.netns import VethPair, send_udp, snmp
-from tests.kernel.tmux import REPO, wait_for
 
 SUBNET = 69
 PACKETS = 3000

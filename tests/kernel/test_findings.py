@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from harness.netns import UDP_READER, VethPair, in_ns, loadgen, nft_drop, send_udp
+from harness.tmux import REPO
 from tests.kernel import truth
-from tests.kernel.netns import UDP_READER, VethPair, in_ns, loadgen, nft_drop, send_udp
-from tests.kernel.tmux import REPO
 
 SUBNET = 88
 BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")

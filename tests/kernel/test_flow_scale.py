@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from harness.netns import VethPair, flood_flows, flood_result, snmp
+from harness.tmux import bpftool_show
 from netscope.probes.flows import COUNT, DROP_KEY, FLOW_KEY, FLOW_STAT
 from netscope.sources.live import LiveSource
-from tests.kernel.netns import VethPair, flood_flows, flood_result, snmp
-from tests.kernel.tmux import bpftool_show
 
 SUBNET = 89
 SOCKETS, PORTS = 100, 1000  # 100,000 flows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from harness.netns import TCP_READER, VethPair, in_ns, netns_inode
 from netscope.model.filter import parse_filter
 from netscope.model.flows import build_flows_view
 from netscope.probes.base import start_probes
@@ -12,7 +13,6 @@ from netscope.probes.headers import find_headers
 from netscope.sources import procfs
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
-from tests.kernel.netns import TCP_READER, VethPair, in_ns, netns_inode
 
 SUBNET = 74
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-from tests.kernel.netns import VethPair, run, udp_traffic
-from tests.kernel.tmux import REPO
+from harness.netns import VethPair, run, udp_traffic
+from harness.tmux import REPO
 
 SUBNET = 88
 

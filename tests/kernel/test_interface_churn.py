@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
+from harness.netns import SENDER, VethPair, run, send_udp
+from harness.tmux import netscope_in_tmux
 from netscope.model.sample import ProbeState
 from netscope.sources.live import PROBES, LiveSource
-from tests.kernel.netns import SENDER, VethPair, run, send_udp
-from tests.kernel.tmux import netscope_in_tmux
 
 SUBNET = 84
 TAG = f"{os.getpid() % 10000}"

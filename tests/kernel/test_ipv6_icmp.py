@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sys
 
+from harness.netns import VethPair, netns_inode, run, snmp
 from netscope.model.sample import Sample
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
-from tests.kernel.netns import VethPair, netns_inode, run, snmp
 
 SUBNET = 92
 SENT_V6, ECHOS = 700, 300

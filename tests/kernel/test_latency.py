@@ -9,10 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from netscope.model.latency import build_latency_view
-from netscope.model.sample import Sample, rate_of
-from netscope.sources.live import LiveSource
-from tests.kernel.netns import (
+from harness.netns import (
     SOCKET_CHURN,
     TCP_READER,
     TCP_SENDER,
@@ -24,6 +21,9 @@ from tests.kernel.netns import (
     flood_udp,
     in_ns,
 )
+from netscope.model.latency import build_latency_view
+from netscope.model.sample import Sample, rate_of
+from netscope.sources.live import LiveSource
 
 SUBNET = 75
 T = TypeVar("T")

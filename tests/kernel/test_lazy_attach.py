@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 import time
 
+from harness.tmux import new_attached, new_programs, program_ids, programs_of, wait_for
 from netscope.model.sample import ProbeState
 from netscope.sources.live import LiveSource
-from tests.kernel.tmux import new_attached, new_programs, program_ids, programs_of, wait_for
 
 
 def states(source: LiveSource) -> dict[str, ProbeState]:

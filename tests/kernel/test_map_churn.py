@@ -11,9 +11,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 
-from tests.kernel.netns import send_udp, veth_pair
+from harness.netns import send_udp, veth_pair
+from harness.tmux import REPO, wait_for
 from tests.kernel.test_export import free_port, link_rx, scrape, total
-from tests.kernel.tmux import REPO, wait_for
 
 SUBNET = 90  # 90..98
 PAIRS = 8

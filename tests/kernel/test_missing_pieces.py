@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from tests.kernel.tmux import REPO, new_programs, program_ids
+from harness.tmux import REPO, new_programs, program_ids
 
 
 def test_no_btf_fails_the_probes_that_need_it_and_keeps_the_rest() -> None:

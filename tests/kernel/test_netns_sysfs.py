@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.netns import VethPair
 from netscope.sources import procfs
 from netscope.sources.netns_sysfs import read_sysfs_in
-from tests.kernel.netns import VethPair
 
 SUBNET = 91
 

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.netns import VethPair, send_udp, udp_traffic
+from harness.tmux import REPO, netscope_in_tmux, new_programs, program_ids
 from tests.kernel import truth
-from tests.kernel.netns import VethPair, send_udp, udp_traffic
 from tests.kernel.test_record_replay import NOBODY, as_nobody
-from tests.kernel.tmux import REPO, netscope_in_tmux, new_programs, program_ids
 
 SUBNET = 86
 SENT = 500

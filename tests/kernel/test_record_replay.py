@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.netns import UDP_SENDER, VethPair, in_ns
-from tests.kernel.tmux import REPO
+from harness.netns import UDP_SENDER, VethPair, in_ns
+from harness.tmux import REPO
 
 SUBNET = 70
 NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=/nonexistent")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.netns import VethPair, netns_inode, run, send_udp, udp_traffic, veth_pair
+from harness.tmux import REPO
 from netscope.model.rings import build_rings_view
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
-from tests.kernel.netns import VethPair, netns_inode, run, send_udp, udp_traffic, veth_pair
-from tests.kernel.tmux import REPO
 from tests.kernel.truth import link_packets
 
 SUBNET = 76

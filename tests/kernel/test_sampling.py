@@ -10,14 +10,14 @@ import time
 
 import pytest
 
+from harness.netns import VethPair, flood_result, flood_udp, udp_sink
+from harness.tmux import wait_for
 from netscope.model.latency import PROC_BITS, Percentiles, merge
 from netscope.model.sample import ProcLatency, Sample, rate_of
 from netscope.model.sampling import Rate
 from netscope.probes import latency
 from netscope.sources.live import LiveSource
 from tests.kernel import truth
-from tests.kernel.netns import VethPair, flood_result, flood_udp, udp_sink
-from tests.kernel.tmux import wait_for
 
 SUBNET = 85
 SLOW_PORT, CLOSED_PORT = 6401, 9

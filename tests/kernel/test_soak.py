@@ -8,9 +8,9 @@ import os
 import time
 from pathlib import Path
 
-from tests.kernel.netns import UDP_READER, UDP_SENDER, VethPair, in_ns
+from harness.netns import UDP_READER, UDP_SENDER, VethPair, in_ns
+from harness.tmux import netscope_in_tmux
 from tests.kernel.test_latency import ready
-from tests.kernel.tmux import netscope_in_tmux
 
 SUBNET = 85
 SOAK_S = float(os.environ.get("NETSCOPE_SOAK_S", "60"))

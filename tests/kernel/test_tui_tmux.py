@@ -9,15 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netscope.app import ALWAYS_ATTACHED
-from netscope.ui.cpu_pane import CpuPane
-from netscope.ui.drops_pane import DropsPane
-from netscope.ui.flows_pane import FlowsPane
-from netscope.ui.home_pane import HomePane
-from netscope.ui.latency_pane import LatencyPane
-from netscope.ui.rings_pane import RingsPane
-from tests.kernel.netns import UDP_READER, UDP_SENDER, VethPair, in_ns
-from tests.kernel.tmux import (
+from harness.netns import UDP_READER, UDP_SENDER, VethPair, in_ns
+from harness.tmux import (
     attached_probes,
     netscope_in_tmux,
     new_attached,
@@ -26,6 +19,8 @@ from tests.kernel.tmux import (
     programs_of,
     wait_for,
 )
+from netscope.app import ALWAYS_ATTACHED
+from netscope.panes import BY_ID
 
 SUBNET = 71
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
@@ -33,11 +28,9 @@ CLOSED_PORT = "9"  # nobody listens: NO_SOCKET drops
 READ_PORT = "6201"
 
 
-def alone(
-    before: set[int], pane: type[HomePane | RingsPane | CpuPane | DropsPane | LatencyPane | FlowsPane]
-) -> Callable[[], bool]:
+def alone(before: set[int], pane: str) -> Callable[[], bool]:
     """Whether the programs attached now are the pane's and those always attached, and no others."""
-    return lambda: attached_probes(before) == {*ALWAYS_ATTACHED, *pane.PROBES}
+    return lambda: attached_probes(before) == {*ALWAYS_ATTACHED, *BY_ID[pane].probes}
 
 
 def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
@@ -55,7 +48,7 @@ def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
                 assert word in home
             # The home screen reads every stage from the kernel's counters, but for interrupt times,
             # drop reasons and copy latency: exactly those programs attach.
-            wait_for(lambda: new_attached(before) == programs_of(*HomePane.PROBES), 20, "home's probes")
+            wait_for(lambda: new_attached(before) == programs_of(*BY_ID["home"].probes), 20, "home's probes")
             tui.wait_screen(lambda s: "NO_SOCKET" in s and "arrivals/s" in s, 10, "live numbers on home")
             # Its own cost, measured with bpf_stats (one interval in ten, to keep it cheap).
             tui.wait_screen(lambda s: "ns/run" in s, 10, "netscope's measured cost on home")
@@ -65,16 +58,16 @@ def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
             tui.wait_screen(
                 lambda s: re.search(rf"{pair.receiver_dev}@\S+\s+\d[\d.]*k", s), 10, "Rings: RX rate"
             )
-            wait_for(alone(before, RingsPane), 10, "the Rings pane's probes alone")
+            wait_for(alone(before, "rings"), 10, "the Rings pane's probes alone")
             tui.keys("c")
             tui.wait_screen(lambda s: re.search(r"│ all\s+\S+\s+\d[\d.]*k", s), 10, "CPUs: NET_RX runs/s")
-            wait_for(alone(before, CpuPane), 10, "the CPUs pane's probes alone")
+            wait_for(alone(before, "cpus"), 10, "the CPUs pane's probes alone")
             tui.keys("d")
             tui.wait_screen(lambda s: re.search(r"NO_SOCKET\s+\d{3,}", s), 10, "Drops: NO_SOCKET/s")
-            wait_for(alone(before, DropsPane), 10, "the Drops pane's probe alone")
+            wait_for(alone(before, "drops"), 10, "the Drops pane's probe alone")
             tui.keys("l")
             tui.wait_screen(lambda s: re.search(rf"{reader.pid}\s+python", s), 10, "Latency: the reader")
-            wait_for(alone(before, LatencyPane), 10, "the Latency pane's probes alone")
+            wait_for(alone(before, "latency"), 10, "the Latency pane's probes alone")
             tui.keys("?")
             tui.wait_screen(lambda s: "this help" in s and "Rings pane" in s, 5, "help")
             tui.keys("Escape")
@@ -82,7 +75,7 @@ def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
             # The Flows pane brings the flows program in.
             assert "flows" not in attached_probes(before)
             tui.keys("t")
-            wait_for(alone(before, FlowsPane), 20, "the flows probe")
+            wait_for(alone(before, "flows"), 20, "the flows probe")
             tui.wait_screen(lambda s: f"{pair.receiver_ip}:{READ_PORT}" in s, 10, "Flows: the flow")
             tui.keys("q")
             quit_at = time.monotonic()

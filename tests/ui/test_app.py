@@ -20,7 +20,6 @@ from netscope.app import GC_EVERY_S, NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
 from netscope.model.drops import build_drops_view
 from netscope.model.filter import Filter
-from netscope.model.format import fmt_count, fmt_ns
 from netscope.model.pipeline import build_pipeline
 from netscope.model.sample import ProbeStatus, Sample
 from netscope.sources.recording import Recording, read_recording
@@ -32,10 +31,12 @@ from netscope.ui.drop_reason import DropReasonScreen
 from netscope.ui.drops_pane import DropsPane
 from netscope.ui.filter_input import FilterScreen
 from netscope.ui.findings import FindingsScreen
-from netscope.ui.flows_pane import FlowList, FlowScreen, FlowsPane
+from netscope.ui.flow_screen import FlowScreen
+from netscope.ui.flows_pane import FlowList, FlowsPane
+from netscope.ui.format import fmt_count, fmt_ns
 from netscope.ui.header import NetscopeHeader
 from netscope.ui.help import HelpScreen
-from netscope.ui.latency_pane import ProcessScreen
+from netscope.ui.process_screen import ProcessScreen
 from netscope.ui.rings_pane import RingsPane
 from netscope.ui.too_small import TooSmallScreen
 
@@ -72,7 +73,7 @@ async def test_cpu_pane_shows_the_recorded_numbers(recording: Recording) -> None
         irq_table: DataTable[str | Text] = app.query_one("#irq-table", DataTable)
         assert irq_table.row_count >= 1
         assert cell(irq_table, 0, 0) == str(view.irqs[0].irq)
-        probes = app.query_one("#cpu-probes", Static)
+        probes = app.query_one("#cpus-probes", Static)
         assert "hardirq" in str(probes.render()) and "softirq" in str(probes.render())
 
 

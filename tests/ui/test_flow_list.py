@@ -9,9 +9,9 @@ from textual.app import App, ComposeResult
 from textual.events import MouseScrollDown
 
 from netscope.model.flows import FlowRow, build_flows_view
-from netscope.model.format import fmt_count
 from netscope.model.sample import FlowCount, FlowsSample, HostInfo
 from netscope.ui.flows_pane import FlowChosen, FlowList
+from netscope.ui.format import fmt_count
 from tests.unit.samples import two_cpu_sample
 
 OWN = 4026531840

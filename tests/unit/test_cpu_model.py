@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 
 from netscope.model.cpu import build_cpu_view
+from netscope.model.json_encoder import snapshot_json
 from netscope.model.sample import HostInfo, ProcIrqCount, ProcSoftirqCpu
-from netscope.model.snapshot import snapshot_json
 from tests.unit.samples import two_cpu_sample
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from netscope.model.format import (
+from netscope.ui.format import (
     NO_DATA,
     fmt_bytes,
     fmt_count,

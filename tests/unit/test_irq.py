@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from netscope.model.irq import map_irq_name, queue_from_suffix
+from netscope.sources.irq import map_irq_name, queue_from_suffix
 
 BY_BUS = {"virtio2": "eth0", "virtio1": "vda", "0000:03:00.0": "ens5"}
 BY_IRQ = {120: "ens5", 121: "ens5"}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from netscope.model.codec import from_plain, to_plain
 from netscope.model.sample import HostInfo, Sample
+from netscope.sources.codec import from_plain, to_plain
 from netscope.sources.recording import (
     RecordingError,
     RecordingFull,

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from netscope.model.findings import FindingsTracker, find
+from netscope.model.json_encoder import snapshot_json
 from netscope.model.sample import HostInfo
-from netscope.model.snapshot import snapshot_json
 from tests.unit.samples import two_cpu_sample
 
 INFO = HostInfo("box", "6.18.44", (0, 1), 0.0)
