@@ -138,7 +138,7 @@ struct drop_key {
 
 /* drops.bpf.c: one logged drop, through the ring buffer. */
 #define NS_NO_QUEUE_BIT 63 /* flows.bpf.c: the bit of a flow's `queues` for a packet with no queue */
-#define NS_DROP_EVENT_SIZE 96 /* sizeof(struct drop_event): the ring buffer's budget is sized by it */
+#define NS_DROP_EVENT_SIZE 88 /* sizeof(struct drop_event): the ring buffer's budget is sized by it */
 
 struct drop_event {
     u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */

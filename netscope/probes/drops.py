@@ -59,8 +59,10 @@ def reason_names(btf: BTF) -> ReasonNames:
 
 
 def _ring_pages(rate: int) -> int:
+    """Pages of the drop log's ring buffer: LOG_SECONDS of events at `rate`, each record an event
+    and its 8-byte header (BPF_RINGBUF_HDR_SZ)."""
     pages = 1
-    while pages * 4096 < rate * LOG_SECONDS * cdefs.define("DROP_EVENT_SIZE"):
+    while pages * 4096 < rate * LOG_SECONDS * (cdefs.define("DROP_EVENT_SIZE") + 8):
         pages *= 2
     return max(pages, 8)
 
