@@ -93,7 +93,7 @@ def udp_traffic(pair: VethPair, batch: int = 2000) -> Iterator[None]:
         sender.join()
 
 
-LOADGEN_C = Path(__file__).resolve().parents[2] / "bench" / "loadgen.c"
+LOADGEN_C = Path(__file__).resolve().parents[1] / "bench" / "loadgen.c"
 
 
 def loadgen() -> Path:

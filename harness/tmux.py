@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # The raw tracepoints each probe hooks, and the names of its BPF programs (NS_HOOK in netscope.h).
 HOOKS = {
