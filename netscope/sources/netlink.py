@@ -1,5 +1,5 @@
-"""Devices' own counters in every network namespace: links and stats64 (rtnetlink), ring sizes
-(ethtool netlink), root qdisc drops, and BQL from sysfs, all through pyroute2.
+"""Devices' own counters in every network namespace: links, stats64 and root qdisc drops
+(rtnetlink, rtnl.py), ring sizes (ethtool netlink, pyroute2), and BQL from sysfs.
 
 Why setns: devices live in pod namespaces too; a netlink socket opened while this thread is in a
 namespace keeps talking to it. Only this thread moves, and it always moves back.
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from netscope.model.sample import DeviceStats
+from netscope.sources.rtnl import Rtnl
 
 CLONE_NEWNET = 0x40000000
-TC_H_ROOT = 0xFFFFFFFF
 RING_TTL_S = 10.0  # ring sizes and queues' NAPI ids change rarely: asked again after this long
 SYS_NET = Path("/sys/class/net")
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -144,11 +144,11 @@ class _Sockets:
     cost more than the dumps themselves. It also keeps that namespace alive: closed as soon as the
     namespace is no longer asked for."""
 
-    ipr: Any
+    rtnl: Rtnl
     netdev: Any
 
     def close(self) -> None:
-        self.ipr.close()
+        self.rtnl.close()
         self.netdev.close()
 
 
@@ -198,11 +198,10 @@ class LinkReader:
     def _sockets_here(self, inode: int) -> _Sockets:
         sockets = self._sockets.get(inode)
         if sockets is None:
-            from pyroute2 import IPRoute  # pyroute2 takes 0.2 s to import: not before the first frame
-
+            # pyroute2 (the netdev family) takes 0.2 s to import: not before the first frame
             from netscope.sources.netdev_genl import NetdevFamily
 
-            sockets = self._sockets[inode] = _Sockets(IPRoute(), NetdevFamily())
+            sockets = self._sockets[inode] = _Sockets(Rtnl(), NetdevFamily())
         return sockets
 
     def _read_here(self, inode: int) -> list[LinkTotals]:
@@ -211,8 +210,8 @@ class LinkReader:
 
         sockets = self._sockets_here(inode)
         try:
-            links = sockets.ipr.get_links()
-            qdiscs = sockets.ipr.get_qdiscs()
+            links = sockets.rtnl.links()
+            qdisc_drops = sockets.rtnl.root_qdisc_drops()
         except Exception as e:  # a socket gone bad: `read` forgets it, opened again next time
             raise OSError(f"netlink: {e}") from e
         napi_taken = self._napi_ids.get(inode)
@@ -228,28 +227,19 @@ class LinkReader:
             self._no_qstats[inode] = time.monotonic()
         elif qstats:
             self._no_qstats.pop(inode, None)
-        qdisc_drops: dict[int, int] = {}
-        for q in qdiscs:
-            stats2 = q.get("TCA_STATS2")
-            if q["parent"] == TC_H_ROOT and stats2 is not None:
-                qdisc_drops[q["index"]] = int(stats2.get("TCA_STATS_QUEUE").get("drops", 0))
         own = inode == self.own_netns
         ethtool = None
         out = []
         try:
             for link in links:
-                ifindex, name = int(link["index"]), str(link.get("ifname"))
+                ifindex, name = link.index, link.name
                 cached = self._rings.get((inode, ifindex))
                 if cached is None or time.monotonic() - cached[0] > RING_TTL_S:
                     ethtool = ethtool or NlEthtool()
-                    fallback = (
-                        int(link.get("IFLA_NUM_RX_QUEUES") or 0),
-                        int(link.get("IFLA_NUM_TX_QUEUES") or 0),
-                    )
+                    fallback = (link.rx_queues, link.tx_queues)
                     cached = (time.monotonic(), _ring_sizes(ethtool, ifindex), _queues(name) or fallback)
                     self._rings[(inode, ifindex)] = cached
-                stats = link.get("IFLA_STATS64") or {}
-                counters = {k: int(stats.get(k, 0)) for k in STATS}
+                counters = {k: link.stats.get(k, 0) for k in STATS}
                 counters["qdisc_drops"] = qdisc_drops.get(ifindex, 0)
                 out.append(
                     LinkTotals(

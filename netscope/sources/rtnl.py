@@ -1,0 +1,136 @@
+"""Two rtnetlink dumps, decoded with struct: every link's name, queue counts and stats64, and every
+root qdisc's drops. pyroute2 decodes each attribute of each message into nested dicts; on a box under
+a packet flood those two dumps, once an interval, were the largest part of the TUI's own CPU time.
+These read only the attributes netscope uses. Numbers are the uapi's (linux/rtnetlink.h,
+linux/if_link.h, linux/gen_stats.h): a stable ABI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+NLMSG = struct.Struct("=IHHII")  # struct nlmsghdr: len, type, flags, seq, pid
+IFINFOMSG = struct.Struct("=BxHiII")  # struct ifinfomsg: family, type, index, flags, change
+TCMSG = struct.Struct("=BxxxiIII")  # struct tcmsg: family, ifindex, handle, parent, info
+RTATTR = struct.Struct("=HH")  # struct rtattr: len, type
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_GETLINK, RTM_GETQDISC = 18, 38
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+IFLA_IFNAME, IFLA_STATS64, IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 3, 23, 31, 32
+TCA_STATS2, TCA_STATS_QUEUE = 7, 3
+TC_H_ROOT = 0xFFFFFFFF
+NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
+# struct rtnl_link_stats64, in order (a kernel may append fields: those are left out).
+STATS64 = (
+    "rx_packets",
+    "tx_packets",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_errors",
+    "tx_errors",
+    "rx_dropped",
+    "tx_dropped",
+    "multicast",
+    "collisions",
+    "rx_length_errors",
+    "rx_over_errors",
+    "rx_crc_errors",
+    "rx_frame_errors",
+    "rx_fifo_errors",
+    "rx_missed_errors",
+)
+GNET_QUEUE_DROPS = 8  # struct gnet_stats_queue: qlen, backlog, drops, requeues, overlimits (u32)
+RECV_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    stats: dict[str, int]  # STATS64 fields; empty when the kernel sent none
+    rx_queues: int  # IFLA_NUM_RX_QUEUES (0: not said)
+    tx_queues: int
+
+
+def attributes(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(type, payload start, payload end) of each rtattr from `start` to `end`."""
+    while start + RTATTR.size <= end:
+        length, kind = RTATTR.unpack_from(buf, start)
+        if length < RTATTR.size:
+            return
+        yield kind & NLA_TYPE_MASK, start + RTATTR.size, start + length
+        start += (length + 3) & ~3
+
+
+class Rtnl:
+    """A NETLINK_ROUTE socket, talking to the network namespace it was opened in."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        )
+        self._sock.bind((0, 0))
+        self._seq = 0
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def _dump(self, kind: int, body: bytes) -> Iterator[tuple[bytes, int, int]]:
+        """Each message of a dump: (buffer, start of its body, its end)."""
+        self._seq += 1
+        self._sock.send(
+            NLMSG.pack(NLMSG.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0) + body
+        )
+        while True:
+            buf = self._sock.recv(RECV_BYTES)
+            at = 0
+            while at + NLMSG.size <= len(buf):
+                length, msg_type, _flags, seq, _pid = NLMSG.unpack_from(buf, at)
+                if length < NLMSG.size:
+                    raise OSError("netlink: a truncated message")
+                if seq == self._seq:
+                    if msg_type == NLMSG_DONE:
+                        return
+                    if msg_type == NLMSG_ERROR:
+                        (error,) = struct.unpack_from("=i", buf, at + NLMSG.size)
+                        if error:
+                            raise OSError(-error, f"netlink: {os.strerror(-error)}")
+                    else:
+                        yield buf, at + NLMSG.size, at + length
+                at += (length + 3) & ~3
+
+    def links(self) -> list[Link]:
+        out = []
+        for buf, start, end in self._dump(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
+            _, _, index, _, _ = IFINFOMSG.unpack_from(buf, start)
+            name, stats, rxq, txq = "", {}, 0, 0
+            for kind, a, b in attributes(buf, start + IFINFOMSG.size, end):
+                if kind == IFLA_IFNAME:
+                    name = buf[a:b].split(b"\0", 1)[0].decode(errors="replace")
+                elif kind == IFLA_STATS64:
+                    n = min(len(STATS64), (b - a) // 8)
+                    stats = dict(zip(STATS64, struct.unpack_from(f"={n}Q", buf, a), strict=False))
+                elif kind == IFLA_NUM_RX_QUEUES:
+                    (rxq,) = struct.unpack_from("=I", buf, a)
+                elif kind == IFLA_NUM_TX_QUEUES:
+                    (txq,) = struct.unpack_from("=I", buf, a)
+            out.append(Link(index, name, stats, rxq, txq))
+        return out
+
+    def root_qdisc_drops(self) -> dict[int, int]:
+        """ifindex -> drops of its root qdisc (TCA_STATS2's queue stats)."""
+        out = {}
+        for buf, start, end in self._dump(RTM_GETQDISC, TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
+            _, ifindex, _, parent, _ = TCMSG.unpack_from(buf, start)
+            if parent != TC_H_ROOT:
+                continue
+            for kind, a, b in attributes(buf, start + TCMSG.size, end):
+                if kind == TCA_STATS2:
+                    for inner, c, d in attributes(buf, a, b):
+                        if inner == TCA_STATS_QUEUE and d - c >= GNET_QUEUE_DROPS + 4:
+                            (out[ifindex],) = struct.unpack_from("=I", buf, c + GNET_QUEUE_DROPS)
+        return out
