@@ -174,10 +174,8 @@ class Probe(ABC, Generic[T]):
         # but attaching and the timers take some ms each, a few percent of a short window.
         self._on_since: dict[str, float] = {}
         self._on_s: dict[str, float] = {}
-        self._on_weighted: dict[str, float] = {}  # the on-time times the scale then in force
         self._shares_at = time.monotonic()
         self.on_shares: dict[str, float] = {}
-        self._corrections: dict[str, float] = {}
 
     def defines(self) -> dict[str, int | str]:
         """-D values for the C side (BTF offsets, a compiled filter); none by default."""
@@ -249,39 +247,25 @@ class Probe(ABC, Generic[T]):
 
     def _detach(self, tp: str) -> None:
         os.close(self._links.pop(tp))
-        self._count_on(tp, time.monotonic())
-        self._on_since.pop(tp, None)
-
-    def _count_on(self, tp: str, now: float) -> None:
-        """Add the time `tp` has been on since it was attached (or last counted) up to `now`."""
-        since = self._on_since.get(tp)
+        since = self._on_since.pop(tp, None)
         if since is not None:
-            self._on_s[tp] = self._on_s.get(tp, 0.0) + now - since
-            self._on_weighted[tp] = self._on_weighted.get(tp, 0.0) + (now - since) * self.rate.scale
-            self._on_since[tp] = now
+            self._on_s[tp] = self._on_s.get(tp, 0.0) + time.monotonic() - since
 
     def _take_shares(self) -> None:
-        """Each hook's share of the time since the last call it was attached (`on_shares`), and
-        the factor its weighted counts take (`duty_correction`). With self._lock held."""
+        """Each hook's share of the time since the last call it was attached (`on_shares`)."""
         now = time.monotonic()
         span, self._shares_at = now - self._shares_at, now
-        for tp in list(self._on_since):
-            self._count_on(tp, now)
+        for tp in self._on_since:
+            self._on_s[tp] = self._on_s.get(tp, 0.0) + now - self._on_since[tp]
+            self._on_since[tp] = now
         self.on_shares = {tp: min(1.0, on / span) for tp, on in self._on_s.items()} if span > 0 else {}
-        # Weights count `scale` times for a window of 1/scale of the interval; the window was on a
-        # little more or less (attaching and the timers take some ms), or the scale changed with
-        # the hooks on. Only where a scale > 1 was in force: otherwise the counts are exact.
-        self._corrections = {
-            tp: span / weighted
-            for tp, weighted in self._on_weighted.items()
-            if weighted > 0 and span > 0 and weighted > self._on_s[tp] * (1 + 1e-9)
-        }
-        self._on_s, self._on_weighted = {}, {}
+        self._on_s = {}
 
     def duty_correction(self, tp: str) -> float:
-        """What the weighted counts of a duty-cycled hook over the last poll's span are multiplied
-        by, so that they stand for the whole span: 1 where its weights all counted once."""
-        return self._corrections.get(tp, 1.0)
+        """What a duty-cycled hook's weighted counts are multiplied by: its weights count `scale`
+        times, for 1/scale of the interval; it was on `on_shares[tp]` of it."""
+        share = self.on_shares.get(tp, 0.0)
+        return 1.0 / (self.rate.scale * share) if self.rate.scale > 1 and share > 0 else 1.0
 
     def _release(self) -> None:
         """Detach every hook, unload this probe's programs (the kernel frees them; the rest of a
@@ -373,9 +357,6 @@ class Probe(ABC, Generic[T]):
         if not self.sampled or rate == self.rate:
             return
         with self._lock:
-            now = time.monotonic()
-            for tp in list(self._on_since):  # its on-time so far counted at the scale then
-                self._count_on(tp, now)
             self.rate = rate
             self._write_rate()
         self.status = dataclasses.replace(self.status, sample_rate=rate.effective)
