@@ -169,13 +169,6 @@ class Probe(ABC, Generic[T]):
         self.runs = Runs()  # its sampled hooks' runs over the last interval polled
         self._runs_total: tuple[int, int] | None = None
         self._suspended = False  # compiled, hooks detached: no view needs it now
-        # How long each hook was attached since the last poll: `on_shares` (of the time since
-        # then), taken at each poll. A duty cycle's window is meant to be 1/scale of an interval,
-        # but attaching and the timers take some ms each, a few percent of a short window.
-        self._on_since: dict[str, float] = {}
-        self._on_s: dict[str, float] = {}
-        self._shares_at = time.monotonic()
-        self.on_shares: dict[str, float] = {}
 
     def defines(self) -> dict[str, int | str]:
         """-D values for the C side (BTF offsets, a compiled filter); none by default."""
@@ -219,7 +212,6 @@ class Probe(ABC, Generic[T]):
                         self._attach(tp)
                 self._write_rate()
                 self.attached(module.bpf)
-                self._take_shares()
                 self._previous = self.read_totals(module.bpf)
                 self._runs_total = self._read_runs()
             except ProbeError as e:
@@ -243,29 +235,9 @@ class Probe(ABC, Generic[T]):
                 "(is this process root, with CAP_BPF and CAP_PERFMON?)"
             )
         self._links[tp] = fd
-        self._on_since[tp] = time.monotonic()
 
     def _detach(self, tp: str) -> None:
         os.close(self._links.pop(tp))
-        since = self._on_since.pop(tp, None)
-        if since is not None:
-            self._on_s[tp] = self._on_s.get(tp, 0.0) + time.monotonic() - since
-
-    def _take_shares(self) -> None:
-        """Each hook's share of the time since the last call it was attached (`on_shares`)."""
-        now = time.monotonic()
-        span, self._shares_at = now - self._shares_at, now
-        for tp in self._on_since:
-            self._on_s[tp] = self._on_s.get(tp, 0.0) + now - self._on_since[tp]
-            self._on_since[tp] = now
-        self.on_shares = {tp: min(1.0, on / span) for tp, on in self._on_s.items()} if span > 0 else {}
-        self._on_s = {}
-
-    def duty_correction(self, tp: str) -> float:
-        """What a duty-cycled hook's weighted counts are multiplied by: its weights count `scale`
-        times, for 1/scale of the interval; it was on `on_shares[tp]` of it."""
-        share = self.on_shares.get(tp, 0.0)
-        return 1.0 / (self.rate.scale * share) if self.rate.scale > 1 and share > 0 else 1.0
 
     def _release(self) -> None:
         """Detach every hook, unload this probe's programs (the kernel frees them; the rest of a
@@ -293,7 +265,6 @@ class Probe(ABC, Generic[T]):
             if self._bpf is None or self._previous is None or self._suspended:
                 return None
             try:
-                self._take_shares()
                 totals = self.read_totals(self._bpf)
                 runs_total = self._read_runs()
             except Exception as e:

@@ -329,14 +329,11 @@ class FlowsProbe(Probe[FlowsSample]):
         words = memoryview(current.stats).cast("Q")
         flows = []
         shown_packets = shown_bytes = 0
-        # Weighted counts of a window that was on a little more or less than 1/scale of the interval.
-        correct = self.duty_correction("netif_receive_skb")
         for raw, i in chosen.items():
             stat = FLOW_STAT.unpack_from(current.stats, i * FLOW_STAT.size) if i is not None else None
             rx_packets, rx_bytes, queues, cpus_lo, cpus_hi, first_ns, last_ns = stat or (0,) * STAT_WORDS
             shown_packets += rx_packets
             shown_bytes += rx_bytes
-            rx_packets, rx_bytes = round(rx_packets * correct), round(rx_bytes * correct)
             cpus = cpus_lo | cpus_hi << 64
             netns, family, proto, saddr, sport, daddr, dport, ifindex = _key(raw)
             flows.append(
@@ -366,8 +363,8 @@ class FlowsProbe(Probe[FlowsSample]):
             rest_drops.subtract(dict(pairs))
         rest = FlowsOther(
             flows=n + unreceived - len(flows),
-            rx_packets=round((sum(words[0::STAT_WORDS]) - shown_packets + counts[UNHELD_PACKETS]) * correct),
-            rx_bytes=round((sum(words[1::STAT_WORDS]) - shown_bytes + counts[UNHELD_BYTES]) * correct),
+            rx_packets=sum(words[0::STAT_WORDS]) - shown_packets + counts[UNHELD_PACKETS],
+            rx_bytes=sum(words[1::STAT_WORDS]) - shown_bytes + counts[UNHELD_BYTES],
             drops=tuple((r, c) for r, c in rest_drops.most_common() if c > 0),
         )
         self._forget_seen()
@@ -379,7 +376,7 @@ class FlowsProbe(Probe[FlowsSample]):
             filtered=counts[FILTERED],
             filter=self.filter.text if self.filter else "",
             rest=rest,
-            not_held=round(counts[UNHELD_PACKETS] * correct),
+            not_held=counts[UNHELD_PACKETS],
             not_held_drops=counts[UNHELD_DROPS],
             events=current.events,
             events_lost=counts[EVENTS_LOST],

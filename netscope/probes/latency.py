@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,20 @@ class LatencyProbe(Probe[LatencySample]):
     drain_s = DRAIN_MAX_S  # until waits were seen: the reads stay on to the interval's end
     _slots: mmap.mmap | None = None
     hooks_per_run = 2.4  # an arrival, and about 1.4 reads with it
+    _watch_from: float | None = None  # when the reads' hook was attached, while it is
+    _watched_s = 0.0  # how long it was on since the last totals, before that
+    _totals_at: float | None = None
+
+    def _attach(self, tp: str) -> None:
+        super()._attach(tp)
+        if tp == READS:
+            self._watch_from = time.monotonic()
+
+    def _detach(self, tp: str) -> None:
+        super()._detach(tp)
+        if tp == READS and self._watch_from is not None:
+            self._watched_s += time.monotonic() - self._watch_from
+            self._watch_from = None
 
     def reattached(self, bpf: Any, hooks: list[str]) -> None:
         """The reads' hook is on again: a new watch. Reads it missed are unknown, so UDP reads count
@@ -133,6 +148,16 @@ class LatencyProbe(Probe[LatencySample]):
         if READS in hooks:
             epoch = bpf[b"lat_epoch"]
             epoch[ctypes.c_int(0)] = ctypes.c_uint32((int(epoch[ctypes.c_int(0)].value) + 1) & 0xFFFFFFFF)
+
+    def _watched_share(self) -> float:
+        """The share of the time since the last call the reads' hook was on."""
+        now = time.monotonic()
+        watched = self._watched_s + (now - self._watch_from if self._watch_from is not None else 0.0)
+        span = now - self._totals_at if self._totals_at is not None else 0.0
+        self._watched_s, self._totals_at = 0.0, now
+        if self._watch_from is not None:
+            self._watch_from = now
+        return min(1.0, watched / span) if span > 0 else 1.0
 
     def defines(self) -> dict[str, int | str]:
         return {
@@ -184,7 +209,7 @@ class LatencyProbe(Probe[LatencySample]):
             socks[(int(k.tgid), int(k.sk), int(k.ino))] = (count, sparse(values), rcvbuf)
         stats_map = bpf[b"lat_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
-        return Totals(slots, procs, maxima, socks, stats, self.on_shares.get(READS, 1.0))
+        return Totals(slots, procs, maxima, socks, stats, self._watched_share())
 
     def map_losses(self, totals: Totals) -> tuple[int, int]:
         """Sampled reads whose process or socket histogram found no room; sockets the table
