@@ -258,8 +258,6 @@ class LiveSource:
         self._last = time.monotonic()
         self._interval_s = 0.0  # of the last interval sampled
         self._duty_timers: list[threading.Timer] = []
-        self._duty_lock = threading.Lock()
-        self._duty_gen = 0  # the interval whose duty cycle the timers serve
         self._live_since: dict[str, float] = {}
         self._netns_cache: dict[int, NetnsRef] = {}
         self._netns_checked = 0.0
@@ -556,12 +554,9 @@ class LiveSource:
         (reading the maps of 100k flows takes a while): the window must close before the next read,
         or its weights would count time the hooks were not on (the TUI read a third too few flow
         packets)."""
-        with self._duty_lock:
-            for timer in self._duty_timers:
-                timer.cancel()
-            self._duty_timers = []
-            self._duty_gen += 1
-            gen = self._duty_gen
+        for timer in self._duty_timers:
+            timer.cancel()
+        self._duty_timers = []
         stats_at, self._stats_at = self._stats_at, None
         # The probes first: _need_lock is never taken under _detail_lock (need() takes them in the
         # other order; the TUI froze when a key resumed a probe while the sampler was here).
@@ -582,27 +577,20 @@ class LiveSource:
                 # While bpf_stats measures, the window's hooks are on all through it.
                 latest = max(0.0, interval_s - on_s - drain_s - elapsed_s)
                 at = stats_at if stats_at is not None else random.uniform(0.0, latest)
-                drain_s = max(0.0, min(drain_s, interval_s - elapsed_s - DUTY_MARGIN_S - at - on_s))
-                self._after(gen, at, functools.partial(self._duty_on, probe, gen, on_s, drain_s))
+                self._after(at, functools.partial(self._duty_on, probe))
+                self._after(at + on_s, probe.pause_opening)
+                if probe.closing:
+                    end = max(at + on_s, min(at + on_s + drain_s, interval_s - elapsed_s - DUTY_MARGIN_S))
+                    self._after(end, probe.pause_sampled)
 
-    def _after(self, gen: int, delay_s: float, fn: Callable[[], None]) -> None:
-        """Run `fn` in `delay_s`, unless the interval's duty cycle (`gen`) is over by then."""
-        with self._duty_lock:
-            if gen == self._duty_gen:
-                self._duty_timers.append(daemon_timer(delay_s, fn))
+    def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
+        self._duty_timers.append(daemon_timer(delay_s, fn))
 
-    def _duty_on(self, probe: Probe[Any], gen: int, on_s: float, drain_s: float) -> None:
-        """A duty cycle's window opens, unless the per-packet hooks were paused meanwhile. It closes
-        `on_s` after its hooks are on, not after it was due to open: attaching takes a few ms here,
-        which the window would lose while its weights count for all of it (at 1/4 of the interval,
-        2% too few flow packets). Its closing hooks stay on `drain_s` longer."""
+    def _duty_on(self, probe: Probe[Any]) -> None:
+        """A duty cycle's window opens, unless the per-packet hooks were paused meanwhile."""
         with self._detail_lock:
-            if self._detail_since is None:
-                return
-            probe.resume_per_packet()
-        self._after(gen, on_s, probe.pause_opening)
-        if probe.closing:
-            self._after(gen, on_s + drain_s, probe.pause_sampled)
+            if self._detail_since is not None:
+                probe.resume_per_packet()
 
     def _tunables(self, drops: DropsSample | None) -> tuple[tuple[str, str], ...]:
         """The knobs findings name, now; the drop rules of the nft ruleset while netfilter drops."""
@@ -910,10 +898,8 @@ class LiveSource:
 
     def close(self) -> None:
         self._closed.set()
-        with self._duty_lock:
-            self._duty_gen += 1
-            for timer in self._duty_timers:
-                timer.cancel()
+        for timer in self._duty_timers:
+            timer.cancel()
         with self._stats_lock:
             window, self._stats_timer = self._stats_timer, None
         if window is not None:
