@@ -14,10 +14,10 @@ at least a third of it.
 What no rate lowers is that a hook runs at all: on a veth flood every packet runs the softirq, NAPI
 and queue hooks, and the kernel's dispatch to a program costs about DISPATCH_NS a run beyond the
 program (which bpf_stats does not see). A probe whose hooks' dispatch alone would pass its share of
-HOOK_BUDGET_PCT of a CPU (shared evenly by the probes attached) has them attached for 1/scale of
-each interval instead, from a random moment of it (its weights count `scale` times; copy latency's
-reads stay on until the arrivals sampled then were read, and what they counted is scaled by the
-time they were on).
+HOOK_BUDGET_PCT of a CPU (shared evenly by the probes attached; what one does not need goes to the
+others) has them attached for 1/scale of each interval instead, from a random moment of it (its
+weights count `scale` times; copy latency's reads stay on until the arrivals sampled then were
+read, and what they counted is scaled by the time they were on).
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ MIN_SHARE = 1 / 3  # of the budget, the sampled hooks' however dear the exact on
 MIN_SAMPLED_SHARE = 0.1  # of that, the samples' however dear the unsampled runs are
 SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampled run
 # Measured here: a program that does nothing, on a tracepoint every packet passes, slowed the veth
-# flood by about this much per run (2-3% of a 3.5 µs packet, measured both on the sender's CPU and,
-# on the reads' tracepoint, on the receiver's: the sender waits on the receiver's progress too).
-DISPATCH_NS = 80.0
+# flood by about this much per run (1-1.5% of a 3.5 µs packet). Against the flood alone the reads'
+# tracepoint cost 3% and the arrivals' 2% (80 ns); priced so, the flows estimate at 1/4 of the
+# interval and more read 2-5% off (a window's edges: attaching, the timers), so it is not yet.
+DISPATCH_NS = 40.0
 HOOK_BUDGET_PCT = 1.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached
 MAX_SCALE = 16
 
@@ -159,10 +160,8 @@ class RateController:
         if self.forced is not None:
             self.rates = dict.fromkeys(loads, self.forced)
             return dict(self.rates)
-        share = HOOK_BUDGET_PCT / max(1, len(loads))
-        scales = {
-            p: self._step(p, required_scale(load, share), lambda r: r.scale) for p, load in loads.items()
-        }
+        wanted_scales = required_scales(loads, HOOK_BUDGET_PCT)
+        scales = {p: self._step(p, wanted_scales[p], lambda r: r.scale) for p in loads}
         budget = AIM * self.budget_pct / 100 * 1e9
         # The hooks that count every event come first; the sampled ones share what is left, and at
         # least a third of the budget (in a drop storm the drops alone may pass it).
@@ -180,9 +179,28 @@ class RateController:
         return now // 2 if now > 1 and wanted <= now // 2 else now
 
 
+def required_scales(loads: Mapping[str, Load], budget_pct: float) -> dict[str, int]:
+    """Each probe's scale, the budget for the hooks' dispatch shared out evenly: a probe that
+    needs less than its share at scale 1 leaves the rest to the others (copy latency, with no
+    socket reading, leaves the flows probe all of it)."""
+    left = budget_pct
+    scales = {}
+    pending = sorted(loads, key=lambda p: dispatch_pct(loads[p]))
+    while pending:
+        share = left / len(pending)
+        p = pending.pop(0)
+        scales[p] = required_scale(loads[p], share)
+        left -= dispatch_pct(loads[p]) / scales[p]
+    return scales
+
+
+def dispatch_pct(load: Load) -> float:
+    """What a probe's hooks cost to run at all, attached all the time: % of a CPU."""
+    return load.runs_per_s * load.hooks_per_run * DISPATCH_NS / 1e9 * 100
+
+
 def required_scale(load: Load, share_pct: float) -> int:
     """The smallest 1/scale of the time (a power of two) for which the probe's hooks cost no more
     than `share_pct` of a CPU to run at all."""
-    dispatch = load.runs_per_s * load.hooks_per_run * DISPATCH_NS
-    need = dispatch / (share_pct / 100 * 1e9)
+    need = dispatch_pct(load) / share_pct if share_pct > 0 else math.inf
     return 1 if need <= 1 else min(MAX_SCALE, 1 << math.ceil(math.log2(need)))

@@ -54,11 +54,11 @@ def test_hooks_that_cost_too_much_to_run_at_all_are_attached_part_of_the_time() 
     assert required_scale(Load(SHARE_RUNS * 3), SHARE) == 4  # the smallest power of two that fits
     assert required_scale(Load(SHARE_RUNS, hooks_per_run=3), SHARE) == 4  # its other hooks count too
     assert required_scale(Load(SHARE_RUNS * 1000), SHARE) == MAX_SCALE
-    # The budget is shared by the probes attached.
-    rates = RateController().update({"napi": Load(SHARE_RUNS * 3), "rings": Load(1.0)})
+    # The budget is shared by the probes attached; what one does not need goes to the others.
+    rates = RateController().update({"napi": Load(SHARE_RUNS * 3), "rings": Load(SHARE_RUNS * 3)})
     assert rates["napi"].scale == 4 and rates["napi"].effective == rates["napi"].n * 4
-    alone = RateController().update({"napi": Load(SHARE_RUNS * 3)})["napi"]
-    assert alone.scale == 2  # alone, it has the whole budget
+    idle = RateController().update({"napi": Load(SHARE_RUNS * 3), "rings": Load(1.0)})
+    assert idle["napi"].scale == 2 and idle["rings"].scale == 1  # as if alone: the whole budget
 
 
 def test_rates_rise_at_once_and_come_down_a_step_at_a_time() -> None:
