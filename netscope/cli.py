@@ -398,7 +398,7 @@ def _live_source(args: argparse.Namespace) -> LiveSource:
     logging = "drop-log" in getattr(args, "sections", ("drop-log",))
     return LiveSource(
         drop_log_rate=args.drop_log_rate if logging else 0,
-        flow_filter=_flow_filter(args),
+        flow_filter=args.flow_filter,
         detail_every=getattr(args, "detail_every", 1),
         bpf=not getattr(args, "no_bpf", False),
         sample_rate=getattr(args, "sample", None),
@@ -453,7 +453,6 @@ def _run_intervals(
 def cmd_snapshot(args: argparse.Namespace) -> int:
     _require_live(args)
     _check_live_interfaces(args)
-    _flow_filter(args)  # a bad expression exits 2 before anything is compiled
     with _signals_raise():
         source = _start_live(args)
         try:
@@ -470,7 +469,7 @@ def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample]
 
     interfaces = tuple(getattr(args, "interface", ()))
     netns = getattr(args, "netns", None)
-    flt = _flow_filter(args)
+    flt = args.flow_filter
     top = _top(args)
     findings = FindingsTracker()
 
@@ -530,7 +529,6 @@ def cmd_record(args: argparse.Namespace) -> int:
     from netscope.sources.recording import RecordingFull, RecordingWriter
 
     _require_live(args)
-    _flow_filter(args)
     count = math.ceil(args.duration / args.interval) if args.duration else args.count
     try:
         out = args.output.open("wb")
@@ -659,7 +657,6 @@ def cmd_tui(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty() and not sys.stderr.isatty():
         raise CliError("the TUI needs a terminal; use `netscope snapshot --json` for scripts", EXIT_USAGE)
     _check_live_interfaces(args)
-    _flow_filter(args)
     return _run_tui(_live_source(args), args.interval, args)
 
 
@@ -695,7 +692,7 @@ def _stderr_to_log() -> Iterator[None]:
 def _run_tui(source: Source, interval: float, args: argparse.Namespace) -> int:
     from netscope.app import make_app
 
-    app = make_app(source, interval, tuple(args.interface), args.netns, _flow_filter(args), _top(args))
+    app = make_app(source, interval, tuple(args.interface), args.netns, args.flow_filter, _top(args))
     try:
         with _stderr_to_log():
             code = app.run()
@@ -739,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(argv if argv is not None else sys.argv[1:]))
     _return_freed_memory()
     try:
+        # Parsed once, before anything is compiled: the kernel's C expression and the Python
+        # predicate come from this one object (a bad expression exits 2, pointing at its token).
+        args.flow_filter = _flow_filter(args)
         return COMMANDS[args.command](args)
     except CliError as e:
         print(f"netscope: {e}", file=sys.stderr)

@@ -111,3 +111,24 @@ def test_max_rate_is_the_models() -> None:
 )
 def test_flows_kept_in_full(argv: list[str], top: int | None) -> None:
     assert cli._top(cli.parse_args(argv)) == top
+
+
+def test_the_filter_is_parsed_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One Filter object, parsed from the command line before anything else, serves every part of a
+    command (here a replay's JSON lines: the kernel's C expression and the Python predicate are its
+    two faces)."""
+    from netscope.model import filter as flt
+
+    parsed = []
+    real = flt.parse_filter
+
+    def counting(text: str) -> flt.Filter:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(flt, "parse_filter", counting)
+    assert cli.main(["replay", str(FIXTURE), "--json", "--filter", "udp"]) == 0
+    assert parsed == ["udp"]
+    assert capsys.readouterr().out.count("\n") > 1
