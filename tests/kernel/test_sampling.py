@@ -128,7 +128,9 @@ def test_arrivals_left_waiting_when_the_reads_hook_goes_off_are_never_paired_lat
     merged = Percentiles.of(merge(p.buckets for p in readers), PROC_BITS, 0, None)
     assert merged.count >= 20 and merged.p99_ns is not None, merged
     assert max(p.max_ns for p in readers) <= 130e6, [p.max_ns for p in readers]
-    assert sum(s.latency.untimed for s in samples if s.latency is not None) >= 100
+    # Dropped at the next watch: up to a ring (32) each watch; 88 and more here, 7 when the rings of
+    # an earlier watch were not dropped (and then paired late, above).
+    assert sum(s.latency.untimed for s in samples if s.latency is not None) >= 30
 
 
 @pytest.mark.parametrize("n", [10, 100])
