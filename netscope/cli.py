@@ -127,9 +127,8 @@ def _log_rate(text: str) -> int:
     return value
 
 
-# What each headless section reads: only these probes are attached.
-# A pane's section collects what the pane shows (netscope/panes.py); "drop-log" is the drops probe
-# with its per-event log (ring buffer).
+# What each headless section reads: only these probes are attached. A pane's section reads what
+# the pane shows (netscope/panes.py); "drop-log" is the drops probe with its per-event log.
 SECTIONS = {
     **{p.id: p.probes for p in PANES if p.section},
     "drop-log": ("drops",),

@@ -143,8 +143,9 @@ class LatencyProbe(Probe[LatencySample]):
             self._watch_from = None
 
     def reattached(self, bpf: Any, hooks: list[str]) -> None:
-        """The reads' hook is on again: a new watch. Reads it missed are unknown, so UDP reads count
-        afresh from the next one and the arrivals sampled before are stale (latency.bpf.c)."""
+        """The reads' hook is on again: a new watch. Reads it missed are unknown, so the arrivals
+        sampled before it went off are stale: their rings are emptied, untimed (latency.bpf.c). A
+        UDP target is relative to the read count, so arrivals from now on need no reset."""
         if READS in hooks:
             epoch = bpf[b"lat_epoch"]
             epoch[ctypes.c_int(0)] = ctypes.c_uint32((int(epoch[ctypes.c_int(0)].value) + 1) & 0xFFFFFFFF)

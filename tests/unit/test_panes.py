@@ -22,6 +22,7 @@ def test_each_pane_has_its_key_its_digit_and_a_widget_that_knows_its_line() -> N
         assert bindings[f"show_pane('{spec.id}')"] == f"{spec.key},{digit}"
         widget = pane_widget(spec)
         assert issubclass(widget, Pane) and widget.SPEC is spec
+        assert widget.show is not Pane.show  # it renders its part of the view model
         assert set(spec.probes) <= set(PROBES)
     assert any(key.startswith(f"{PANES[0].key} / 0") for key, _ in KEYS)
     assert any(f"{PANES[-1].key} / {len(PANES) - 1}" in key for key, _ in KEYS)
@@ -31,3 +32,19 @@ def test_the_headless_sections_are_the_panes_but_the_home_screen() -> None:
     panes = {p.id: p.probes for p in PANES if p.id != "home"}
     assert {k: v for k, v in cli.SECTIONS.items() if k != "drop-log"} == panes
     assert cli.SECTIONS["drop-log"] == ("drops",)
+
+
+def test_every_drill_down_screen_and_its_message_do_their_part() -> None:
+    """A screen renders each interval (update_view); a Drill message builds its screen."""
+    import importlib
+    import pkgutil
+
+    import netscope.ui
+    from netscope.ui.drill import Drill, DrillScreen
+
+    for module in pkgutil.iter_modules(netscope.ui.__path__):
+        importlib.import_module(f"netscope.ui.{module.name}")
+    screens, messages = DrillScreen.__subclasses__(), Drill.__subclasses__()
+    assert len(screens) >= 6 and len(messages) >= 5
+    assert all(s.update_view is not DrillScreen.update_view for s in screens)
+    assert all(m.screen is not Drill.screen for m in messages)
