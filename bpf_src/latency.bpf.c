@@ -19,7 +19,7 @@
  * then have been read. A UDP target is relative (the reads counted so far plus the datagrams queued):
  * every read after a sampled arrival is watched, so the read count reaches it at the read that copies
  * it, whatever reads went uncounted before. Sampled arrivals still waiting when the reads' hook went
- * off would meet a count that missed reads: user space bumps lat_epoch when the hook is on again, and
+ * off would meet a count that missed reads: user space bumps lat_epoch before the hook is on again, and
  * a ring of an earlier epoch is stale (its arrivals untimed).
  *
  * Arrivals and reads of one socket run on different CPUs at once: counters move with atomic adds,
@@ -52,7 +52,7 @@ BPF_PERCPU_HASH(lat_by_sock, struct lat_sock_key, struct lat_sock, NS_LAT_SOCK_H
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
 BPF_PERCPU_ARRAY(latency_sampler, struct ns_sampler, 1);
 BPF_ARRAY(latency_rate, struct ns_rate, 1);
-BPF_ARRAY(lat_epoch, u32, 1); /* the watch: bumped by user space when the reads' hook is on again */
+BPF_ARRAY(lat_epoch, u32, 1); /* the watch: bumped by user space before the reads' hook is on again */
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
  * their identity fields are ever written, so their counters stay zero. */
 BPF_PERCPU_ARRAY(lat_new_proc, struct lat_proc, 1);

@@ -410,21 +410,17 @@ class Probe(ABC, Generic[T]):
             try:
                 missing = [tp for tp in tps if tp not in self._links]
                 if missing:
-                    self.forget_scratch(self._bpf)
+                    self.forget_scratch(self._bpf, missing)
                 for tp in missing:
                     self._attach(tp)
-                if missing:
-                    self.reattached(self._bpf, missing)
             except Exception as e:
                 error = f"{self.source_file}: attaching its hooks again: {_bcc_message(e)}"
         if error:
             self._fail(error)
 
-    def forget_scratch(self, bpf: Any) -> None:
-        """Clear state one hook leaves for another (a start time), stale after a pause."""
-
-    def reattached(self, bpf: Any, hooks: list[str]) -> None:
-        """Called once `hooks` are attached again after a pause (with self._lock held)."""
+    def forget_scratch(self, bpf: Any, hooks: list[str]) -> None:
+        """Clear state one hook leaves for another (a start time), stale after a pause: called
+        before `hooks` are attached again (with self._lock held), so no run of theirs meets it."""
 
     def without_per_packet(self, data: T) -> T | None:
         """What of an interval's data stands when the per-packet hooks were paused: nothing, unless

@@ -142,10 +142,12 @@ class LatencyProbe(Probe[LatencySample]):
             self._watched_s += time.monotonic() - self._watch_from
             self._watch_from = None
 
-    def reattached(self, bpf: Any, hooks: list[str]) -> None:
-        """The reads' hook is on again: a new watch. Reads it missed are unknown, so the arrivals
-        sampled before it went off are stale: their rings are emptied, untimed (latency.bpf.c). A
-        UDP target is relative to the read count, so arrivals from now on need no reset."""
+    def forget_scratch(self, bpf: Any, hooks: list[str]) -> None:
+        """The reads' hook is about to be on again: a new watch. Reads it missed are unknown, so the
+        arrivals sampled before it went off are stale: their rings are emptied, untimed
+        (latency.bpf.c). Before the attach: a read between the attach and a later bump paired a
+        stale arrival with a count that missed reads (a wait of 600 ms in CI, the reader's period
+        100 ms). A UDP target is relative to the read count, so arrivals from now on need no reset."""
         if READS in hooks:
             epoch = bpf[b"lat_epoch"]
             epoch[ctypes.c_int(0)] = ctypes.c_uint32((int(epoch[ctypes.c_int(0)].value) + 1) & 0xFFFFFFFF)

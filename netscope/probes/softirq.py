@@ -31,7 +31,7 @@ class SoftirqProbe(Probe[tuple[SoftirqCpu, ...]]):
     sampled = True
     hooks_per_run = 1.5  # a raise, an entry and an exit per two sampler runs (first raise, entry)
 
-    def forget_scratch(self, bpf: Any) -> None:
+    def forget_scratch(self, bpf: Any, hooks: list[str]) -> None:
         for name in (b"softirq_raised_at", b"softirq_entered_at", b"softirq_pending"):
             bpf[name].clear()
 

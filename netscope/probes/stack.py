@@ -34,7 +34,7 @@ class StackProbe(Probe[StackSample]):
     def defines(self) -> dict[str, int | str]:
         return kernel_offsets(kernel_btf())
 
-    def forget_scratch(self, bpf: Any) -> None:
+    def forget_scratch(self, bpf: Any, hooks: list[str]) -> None:
         """A stamp left from before the hooks were detached is stale."""
         bpf[b"stack_pending"].clear()
 
