@@ -19,6 +19,7 @@
 struct ns_sampler {
     u64 fires;    /* every run of the hook: what the sampling rate adapts to */
     u64 sampled;  /* runs that did the whole work */
+    u64 weights;  /* their weights, summed: the runs they stand for (calibrated to a kernel count) */
     u32 left;     /* runs to go until the next sample */
     u32 gap;      /* length of the gap under way: the weight of the sample that ends it */
 };

@@ -9,7 +9,9 @@
  *
  * When even the hooks' runs cost too much (a veth flood runs each of them for every packet), user
  * space attaches them for only 1/scale of each interval; every weight then counts `scale` times, so
- * the figures stay estimates of the whole interval.
+ * the figures stay estimates of the whole interval. The weights are summed (`weights`): where the
+ * kernel counts the hook's runs itself (softnet's processed, for net:netif_receive_skb), user space
+ * calibrates the window's estimates to that count.
  *
  * A probe declares its slots and its rate (set by user space, netscope/probes/base.py) itself,
  * under its own names, since BCC rewrites map calls in the main file only:
@@ -43,6 +45,7 @@ static __always_inline u32 ns_sample(struct ns_sampler *s, const struct ns_rate 
     s->left = gap;
     s->gap = gap;
     s->sampled++;
+    s->weights += weight;
     return weight;
 }
 

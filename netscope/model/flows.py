@@ -3,6 +3,7 @@ and the reading process. Pure: joins the flows probe with the latency probe's so
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import Counter
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from netscope.model.latency import SOCK_BITS, percentile
 from netscope.model.sample import (
     FlowCount,
     FlowsOther,
+    FlowsSample,
     HostInfo,
     Sample,
     SocketOwner,
@@ -29,6 +31,27 @@ FLOWS_TOP = 500
 FLOWS_MAX = 131_072
 MAX_FLOWS = 1 << 22
 ANY_ADDR = ("0.0.0.0", "::")  # a socket bound to every address
+
+
+def calibrated(sample: FlowsSample, factor: float) -> FlowsSample:
+    """Received packets and bytes (estimates: sampled weights) times `factor`; drops are exact
+    (every drop is counted) and stay."""
+
+    def times(n: int) -> int:
+        return round(n * factor)
+
+    return dataclasses.replace(
+        sample,
+        flows=tuple(
+            dataclasses.replace(f, rx_packets=times(f.rx_packets), rx_bytes=times(f.rx_bytes))
+            for f in sample.flows
+        ),
+        rest=dataclasses.replace(
+            sample.rest, rx_packets=times(sample.rest.rx_packets), rx_bytes=times(sample.rest.rx_bytes)
+        ),
+        filtered=times(sample.filtered),
+        not_held=times(sample.not_held),
+    )
 
 
 @dataclass(frozen=True)

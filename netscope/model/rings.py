@@ -184,6 +184,8 @@ def _queue_rows(
         prefix = "tx" if c.tx else "rx"
         row[f"{prefix}_p"] += c.packets
         row[f"{prefix}_b"] += c.bytes
+    if not counted and rate > 1 and stats is not None and stats.rx_bytes is not None:
+        hooked = _split(hooked, stats)
     by_queue = dict(counted or hooked)
     bql = {q: (inflight, limit) for q, inflight, limit in stats.bql} if stats else {}
     napi_of = {q: n for kind, q, n in stats.queue_napi if kind == "rx"} if stats else {}
@@ -212,6 +214,24 @@ def _queue_rows(
         )
         for q, v in sorted(by_queue.items())
     )
+
+
+def _split(hooked: dict[int, Rates], stats: DeviceStats) -> dict[int, Rates]:
+    """The device's own counts split over its queues as the hooks' sample shares them: the sample
+    (attached for part of the interval, 1 run in N) tells the shares; the totals are the kernel's."""
+    totals = {
+        "rx_p": stats.rx_packets,
+        "rx_b": stats.rx_bytes or 0,
+        "tx_p": stats.tx_packets,
+        "tx_b": stats.tx_bytes or 0,
+    }
+    out = {q: dict(v) for q, v in hooked.items()}
+    for name, total in totals.items():
+        seen = sum(v[name] for v in hooked.values())
+        if seen:
+            for q, v in hooked.items():
+                out[q][name] = round(total * v[name] / seen)
+    return out
 
 
 def _hooked(counts: list[QueueCount], tx: bool) -> tuple[int, int]:

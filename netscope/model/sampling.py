@@ -34,10 +34,11 @@ MIN_SHARE = 1 / 3  # of the budget, the sampled hooks' however dear the exact on
 MIN_SAMPLED_SHARE = 0.1  # of that, the samples' however dear the unsampled runs are
 SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampled run
 # Measured here: a program that does nothing, on a tracepoint every packet passes, slowed the veth
-# flood by about this much per run (1-1.5% of a 3.5 µs packet). Against the flood alone the reads'
-# tracepoint cost 3% and the arrivals' 2% (80 ns); priced so, the flows estimate at 1/4 of the
-# interval and more read 2-5% off (a window's edges: attaching, the timers), so it is not yet.
-DISPATCH_NS = 40.0
+# flood by about this much per run (against the flood alone the reads' tracepoint cost 3% and the
+# arrivals' 2%). A window's estimates stay true at the scale this sets because the flows' are
+# calibrated to softnet's count of the interval (netscope/sources/live.py): priced so with
+# the window's own weights, the flows estimate read 2-7% off at 1/4 of the interval and more.
+DISPATCH_NS = 80.0
 HOOK_BUDGET_PCT = 1.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached
 MAX_SCALE = 16
 

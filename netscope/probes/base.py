@@ -86,6 +86,7 @@ class Runs:
     fires: int = 0
     sampled: int = 0
     rate: Rate = field(default_factory=Rate)
+    weights: int = 0  # the samples' weights summed: the runs they stand for
 
 
 class ProbeError(Exception):
@@ -155,6 +156,10 @@ class Probe(ABC, Generic[T]):
     hooks_per_run: ClassVar[float] = 1.0
     # Its per-CPU count of events a full bounded map had no room for (`<name>_full`), if it has one.
     full_map: ClassVar[str | None] = None
+    # A sampled probe whose sampler's hook runs once per packet softnet counts as `processed`
+    # (net:netif_receive_skb and that count are both in __netif_receive_skb_core): its estimates
+    # are calibrated to the kernel's count of the interval when a duty cycle was in force.
+    runs_are_softnet_processed: ClassVar[bool] = False
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
@@ -167,7 +172,7 @@ class Probe(ABC, Generic[T]):
         self.status = ProbeStatus(self.name, ProbeState.PENDING)
         self.rate = Rate()
         self.runs = Runs()  # its sampled hooks' runs over the last interval polled
-        self._runs_total: tuple[int, int] | None = None
+        self._runs_total: tuple[int, int, int] | None = None
         self._suspended = False  # compiled, hooks detached: no view needs it now
 
     def defines(self) -> dict[str, int | str]:
@@ -265,16 +270,18 @@ class Probe(ABC, Generic[T]):
             if self._bpf is None or self._previous is None or self._suspended:
                 return None
             try:
-                totals = self.read_totals(self._bpf)
+                # The runs first: right before a table swap (flows), so that the runs of an
+                # interval are those its table holds, also while a window is still open.
                 runs_total = self._read_runs()
+                totals = self.read_totals(self._bpf)
             except Exception as e:
                 self._release()
                 self.status = ProbeStatus(self.name, ProbeState.FAILED, error=f"reading maps: {e}")
                 return None
             previous, self._previous = self._previous, totals
             if runs_total is not None and self._runs_total is not None:
-                fires, sampled = (a - b for a, b in zip(runs_total, self._runs_total, strict=True))
-                self.runs = Runs(fires, sampled, self.rate)
+                fires, sampled, weights = (a - b for a, b in zip(runs_total, self._runs_total, strict=True))
+                self.runs = Runs(fires, sampled, self.rate, weights)
             self._runs_total = runs_total
             misses = self._recursion_misses()
             not_counted, evicted = self.map_losses(totals)
@@ -311,17 +318,19 @@ class Probe(ABC, Generic[T]):
         figures miss, like a full ring buffer's. Under self._lock."""
         return sum(int(info.get("recursion_misses", "0")) for _, info in self._hook_fdinfo())
 
-    def _read_runs(self) -> tuple[int, int] | None:
-        """Cumulative (runs, samples) of the sampled hooks, all CPUs; None for an exact probe."""
+    def _read_runs(self) -> tuple[int, int, int] | None:
+        """Cumulative (runs, samples, their weights) of the sampled hooks, all CPUs; None for an
+        exact probe."""
         if not self.sampled:
             return None
-        fires = sampled = 0
+        fires = sampled = weights = 0
         table = self._bpf[f"{self.name}_sampler".encode()]
         for slot in range(len(table)):
             for v in table[ctypes.c_int(slot)]:
                 fires += int(v.fires)
                 sampled += int(v.sampled)
-        return fires, sampled
+                weights += int(v.weights)
+        return fires, sampled, weights
 
     def set_rate(self, rate: Rate) -> None:
         """Sample at `rate` from now on (a sampled probe; others ignore it)."""
@@ -421,6 +430,13 @@ class Probe(ABC, Generic[T]):
     def forget_scratch(self, bpf: Any, hooks: list[str]) -> None:
         """Clear state one hook leaves for another (a start time), stale after a pause: called
         before `hooks` are attached again (with self._lock held), so no run of theirs meets it."""
+
+    def calibrate(self, data: T, factor: float) -> T:
+        """The interval's estimates times `factor`: the kernel's count of the sampled hook's runs
+        over the interval, against the runs its window saw times the window's weight (`scale`).
+        A window whose edges moved (a timer late while the sampler reads 100k flows) or that saw a
+        burst's start but not its end still adds up to what the kernel counted."""
+        return data
 
     def without_per_packet(self, data: T) -> T | None:
         """What of an interval's data stands when the per-packet hooks were paused: nothing, unless

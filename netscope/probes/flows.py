@@ -18,7 +18,7 @@ from typing import Any
 
 from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter
-from netscope.model.flows import FLOWS_MAX
+from netscope.model.flows import FLOWS_MAX, calibrated
 from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
 from netscope.probes import cdefs
 from netscope.probes.base import BatchReader, IntervalTables, Probe, address_text, map_bytes
@@ -138,6 +138,7 @@ class FlowsProbe(Probe[FlowsSample]):
     per_packet = ("netif_receive_skb", "kfree_skb")
     sampled = True
     every_event = ("kfree_skb",)
+    runs_are_softnet_processed = True
 
     def __init__(
         self,
@@ -292,6 +293,9 @@ class FlowsProbe(Probe[FlowsSample]):
                 k = owner(current.drop_key(j))
                 chosen.setdefault(k, index.get(k))
         return chosen
+
+    def calibrate(self, data: FlowsSample, factor: float) -> FlowsSample:
+        return calibrated(data, factor)
 
     def delta(self, previous: Interval, current: Interval) -> FlowsSample:
         """The interval's flows: the chosen ones decoded, the rest summed in `rest`. Its cost

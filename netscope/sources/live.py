@@ -172,6 +172,13 @@ STATS_EVERY = 10  # bpf_stats (netscope's own cost) is measured one interval in 
 STATS_WINDOW_S = 0.25  # for this long,
 STATS_DELAY = 0.4  # this share of an interval after the interval starts
 MAP_MEMORY_EVERY_S = 5.0  # the BPF maps' memory is read again this often (every fd's fdinfo)
+# A duty cycle's window counts `scale` times; it is calibrated to the kernel's count of the interval
+# (factor: that count over the runs its samples' weights stand for) from 1/scale (the window saw a
+# burst that filled only part of the interval) to this (a window that opened late or closed early,
+# its timer held up while the sampler read 100k flows). Past it the window saw too little of what
+# the kernel counted (a burst wholly outside it) for its mix of flows to stand for the interval's:
+# its own weights stand (each moment of the interval is as likely as any other to be watched).
+CALIBRATION_UP = 1.5
 DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled hooks attach
 # Every probe, in the order compiles are granted when several wait.
 PROBES = ("hardirq", "softirq", "napi", "drops", "rings", "latency", "stack", "flows")
@@ -422,7 +429,8 @@ class LiveSource:
                 for p in self._probes.values()
             )
 
-    def _poll(self, probe: Probe[T], interval_start: float, measured: bool) -> T | None:
+    def _poll(self, probe: Probe[T], interval_start: float, measured: bool, processed: int) -> T | None:
+        """The probe's counts over the interval; `processed` is softnet's count of it, all CPUs."""
         data = probe.poll()
         # A probe that went live during this interval covered only part of it: its counts so far
         # become the baseline and it reports from the next interval on.
@@ -430,6 +438,12 @@ class LiveSource:
             return None
         if data is not None and not measured and probe.per_packet:
             return probe.without_per_packet(data)
+        runs = probe.runs
+        if data is not None and probe.runs_are_softnet_processed and runs.rate.scale > 1 and runs.weights:
+            # A duty cycle's window: its weights count `scale` times; the kernel counted every run.
+            factor = processed / runs.weights
+            if 1 / (2 * runs.rate.scale) <= factor <= CALIBRATION_UP:
+                return probe.calibrate(data, factor)
         return data
 
     def sample(self) -> Sample:
@@ -446,7 +460,8 @@ class LiveSource:
         self._gaps.begin()
         counters = self._counters()
         measured = self.bpf and self._detail_since is not None and self._detail_since <= start
-        polled = {name: self._poll(probe, start, measured) for name, probe in self._probes.items()}
+        processed = sum(s.processed for s in counters.softnet)
+        polled = {name: self._poll(probe, start, measured, processed) for name, probe in self._probes.items()}
         if not measure_next:
             self._set_per_packet(on=False)
         self._samples_taken += 1

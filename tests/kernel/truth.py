@@ -4,11 +4,13 @@ parser's mistake cannot hide in a test that compares netscope with what it parse
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -116,6 +118,29 @@ def udp_queued(ns: str, port: int) -> int:
         if int(f[1].rsplit(":", 1)[1], 16) == port:
             queued += int(f[4].split(":")[1], 16)
     return queued
+
+
+@contextmanager
+def snmp_in(ns: str, proto: str = "Udp") -> Iterator[Callable[[], dict[str, int]]]:
+    """A reader of the `proto` section of /proc/net/snmp in namespace `ns`, taking microseconds, not
+    a process's start: through /proc/<pid>/net of a process left idle in the namespace."""
+    idle = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "600"])
+    try:
+        own = os.stat(f"/run/netns/{ns}").st_ino
+        deadline = time.monotonic() + 10
+        while os.stat(f"/proc/{idle.pid}/ns/net").st_ino != own:  # until it entered the namespace
+            assert time.monotonic() < deadline, f"never entered {ns}"
+            time.sleep(0.01)
+
+        def read() -> dict[str, int]:
+            lines = [line.split() for line in Path(f"/proc/{idle.pid}/net/snmp").read_text().splitlines()]
+            head, values = [row for row in lines if row[0] == f"{proto}:"]
+            return {k: int(v) for k, v in zip(head[1:], values[1:], strict=True)}
+
+        yield read
+    finally:
+        idle.kill()
+        idle.wait()
 
 
 T = TypeVar("T")

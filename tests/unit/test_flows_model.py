@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from netscope.model.flows import Readers, build_flows_view, flow_label
+from netscope.model.flows import Readers, build_flows_view, calibrated, flow_label
 from netscope.model.latency import SOCK_BITS, bucket_of
 from netscope.model.sample import (
     FlowCount,
+    FlowsOther,
     FlowsSample,
     HostInfo,
     LatencySample,
@@ -122,3 +123,20 @@ def test_top_n_in_full_and_the_others_summed_to_the_totals() -> None:
     assert sum(r.flow.rx_bytes for r in view.rows) + view.others.rx_bytes == sum(f.rx_bytes for f in flows)
     everything = build_flows_view(sample, INFO, top=None)
     assert everything is not None and len(everything.rows) == 1000 and everything.others.flows == 0
+
+
+def test_calibrated_scales_the_sampled_counts_and_keeps_the_drops() -> None:
+    """A window's estimates times the kernel's count over them: packets, bytes, the filtered and
+    the unheld; drops are counted one by one and stay."""
+    dropped = dataclasses.replace(flow(40001, 9), drops=(("NO_SOCKET", 7),))
+    sample = FlowsSample(
+        (dropped,), 40, "udp", FlowsOther(3, 20, 1280, (("NO_SOCKET", 2),)), not_held=8, not_held_drops=1
+    )
+    out = calibrated(sample, 1.5)
+    assert (out.flows[0].rx_packets, out.flows[0].rx_bytes, out.flows[0].drops) == (
+        150,
+        9600,
+        (("NO_SOCKET", 7),),
+    )
+    assert out.rest == FlowsOther(3, 30, 1920, (("NO_SOCKET", 2),))
+    assert (out.filtered, out.not_held, out.not_held_drops) == (60, 12, 1)

@@ -120,10 +120,11 @@ def test_counters_first_the_hooks_only_where_no_counter_splits_the_queues() -> N
         dataclasses.replace(
             device(POD, 5, "eth0", rx_packets=44), rx_bytes=4400, tx_bytes=0, rx_queues=1, tx_queues=1
         ),
-        # two queues and no per-queue counter: the hooks' sample splits them
-        dataclasses.replace(device(OWN, 7, "mq0", rx_packets=10), rx_bytes=1000, tx_bytes=0, rx_queues=2),
+        # two queues and no per-queue counter: the hooks' sample splits the device's own counts
+        dataclasses.replace(device(OWN, 7, "mq0", rx_packets=20), rx_bytes=2000, tx_bytes=0, rx_queues=2),
     )
-    queues = (*sample().queues, QueueCount(OWN, 7, "mq0", 1, False, 12, 1200))
+    mq_hooked = (QueueCount(OWN, 7, "mq0", 0, False, 4, 400), QueueCount(OWN, 7, "mq0", 1, False, 12, 1200))
+    queues = (*sample().queues, *mq_hooked)
     sampled = (ProbeStatus("rings", ProbeState.LIVE, sample_rate=8),)  # 1 skb in 8 counted
     view = build_rings_view(
         dataclasses.replace(sample(), devices=counted, queues=queues, probes=sampled), INFO
@@ -135,9 +136,10 @@ def test_counters_first_the_hooks_only_where_no_counter_splits_the_queues() -> N
         ("0", 450, 45_000, 25, False)
     ]
     assert [(q.label, q.rx_pps, q.estimated) for q in pod.queues] == [("0", 22, False)]
-    assert mq.rx_pps == 5  # the device's own count
-    assert [(q.label, q.rx_pps, q.estimated) for q in mq.queues] == [
-        ("0", 0, False),
-        ("1", 6, True),
-    ]  # (BQL: tx-0)
+    assert mq.rx_pps == 10  # the device's own count
+    # The sample (16 packets, 1 in 4 on queue 0) shares the device's 20 out: 5 and 15, not 4 and 12.
+    assert [(q.label, q.rx_pps, q.rx_bps, q.estimated) for q in mq.queues] == [
+        ("0", 2.5, 250, True),
+        ("1", 7.5, 750, True),
+    ]
     assert view.live
