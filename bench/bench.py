@@ -17,6 +17,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -139,8 +140,10 @@ def proc_cpu_s(pid: int) -> float:
 
 
 def proc_rss_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) in MB."""
+    """(VmRSS, VmHWM) in MB; 0 for a process that has exited (its row then fails, saying why)."""
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    if "VmRSS" not in status:
+        return 0.0, 0.0
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
@@ -196,31 +199,34 @@ def process_observer(name: str, env: dict[str, str]) -> Iterator[Observer]:
         cmd = [sys.executable, "-c", NOOP]
     else:
         cmd = [f"/usr/sbin/{name.removeprefix('bcc-')}-bpfcc", "1"]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    observer = Observer(proc.pid)
+    with tempfile.TemporaryFile("w+") as errors:  # what it says if it dies mid-row
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
+        observer = Observer(proc.pid)
 
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if name.startswith("snapshot"):
-                observer.lines.append(json.loads(line))
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if name.startswith("snapshot"):
+                    observer.lines.append(json.loads(line))
+                ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if name == "export":  # ready once /metrics answers with the probes up
+            wait_for(lambda: _scrape_ok(), 60, "export's /metrics", step=0.5)
             ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if name == "export":  # ready once /metrics answers with the probes up
-        wait_for(lambda: _scrape_ok(), 60, "export's /metrics", step=0.5)
-        ready.set()
-    if not ready.wait(60):
-        proc.kill()
-        raise SystemExit(f"bench: {name} did not start")
-    time.sleep(1.0)
-    try:
-        yield observer
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        if not ready.wait(60):
+            proc.kill()
+            raise SystemExit(f"bench: {name} did not start")
+        time.sleep(1.0)
+        try:
+            yield observer
+        finally:
+            died = proc.poll()
+            proc.terminate()
+            proc.wait(10)
+        if died is not None:
+            errors.seek(0)
+            raise SystemExit(f"bench: {name} exited ({died}) during its row:\n{errors.read()[-3000:]}")
 
 
 def _scrape_ok() -> bool:

@@ -203,5 +203,7 @@ def dispatch_pct(load: Load) -> float:
 def required_scale(load: Load, share_pct: float) -> int:
     """The smallest 1/scale of the time (a power of two) for which the probe's hooks cost no more
     than `share_pct` of a CPU to run at all."""
-    need = dispatch_pct(load) / share_pct if share_pct > 0 else math.inf
+    if share_pct <= 0:  # the others took it all (capped at MAX_SCALE, they needed more)
+        return MAX_SCALE
+    need = dispatch_pct(load) / share_pct
     return 1 if need <= 1 else min(MAX_SCALE, 1 << math.ceil(math.log2(need)))

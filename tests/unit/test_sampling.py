@@ -61,6 +61,16 @@ def test_hooks_that_cost_too_much_to_run_at_all_are_attached_part_of_the_time() 
     assert idle["napi"].scale == 2 and idle["rings"].scale == 1  # as if alone: the whole budget
 
 
+def test_probes_capped_at_the_largest_scale_leave_the_others_the_largest_too() -> None:
+    """Two probes whose dispatch passes their share even at MAX_SCALE spend more than the budget:
+    the one after them has nothing left, and gets MAX_SCALE (snapshot --detail-every 1 with every
+    section stopped on `1 << ceil(log2(inf))` in the bench's flood)."""
+    heavy = Load(SHARE_RUNS * 100)
+    rates = RateController().update({"flows": heavy, "stack": heavy, "latency": Load(SHARE_RUNS * 200)})
+    assert {p: r.scale for p, r in rates.items()} == dict.fromkeys(("flows", "stack", "latency"), MAX_SCALE)
+    assert required_scale(heavy, 0.0) == required_scale(heavy, -0.5) == MAX_SCALE
+
+
 def test_rates_rise_at_once_and_come_down_a_step_at_a_time() -> None:
     c = RateController()
     flood = {"flows": Load(2 * SHARE_RUNS)}  # its hooks' dispatch fits: attached all the time
