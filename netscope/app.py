@@ -12,7 +12,6 @@ import dataclasses
 import gc
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from netscope.model.sample import ProbeStatus, Sample
 from netscope.model.timeline import Timeline, ViewModel
 from netscope.panes import BY_ID, PANES, PaneSpec
 from netscope.sources import Replay, Source
+from netscope.sources.cadence import every
 from netscope.sources.recording import TuiRecorder
 from netscope.ui.drill import Drill, DrillScreen
 from netscope.ui.exit_guard import ExitGuard, GuardedDriver
@@ -63,10 +63,12 @@ GC_EVERY_S = 1.0
 class SampleReady(Message):
     """A recording's sample, in its turn (replay)."""
 
-    def __init__(self, sample: Sample, index: int) -> None:
+    def __init__(self, sample: Sample, index: int, shown: ViewModel | None, generation: int) -> None:
         super().__init__()
         self.sample = sample
         self.index = index  # the sample's place in the recording
+        self.shown = shown  # the views with it, built by the player
+        self.generation = generation  # of the timeline it was fed to (a jump starts a new one)
 
 
 class ReplayEnded(Message):
@@ -137,14 +139,20 @@ class NetscopeApp(App[int]):
         self.timeline = Timeline(source.info, interfaces, netns, flow_filter, flows_top)
         self.shown: ViewModel | None = None  # what the screen shows (frozen while paused)
         self._needed: frozenset[str] | None = None  # the probes the view on screen reads
-        self._replay_next = 0  # replay: the index of the next sample the timeline takes
+        self._replay_next = 0  # replay: the index of the next sample the screen takes
         self.recorder: TuiRecorder | None = None  # R: every sample also goes to a recording
         self._shown_position = 0  # replay: how many samples the view on screen was built from
         self._stop = threading.Event()
         self.crash: BaseException | None = None
         # Live samples the UI has yet to take, each with the views the sampler built from it.
         self._queue: deque[tuple[Sample, ViewModel | None]] = deque(maxlen=LIVE_QUEUE)
-        self._live_shown: ViewModel | None = None  # the views of the newest live sample taken
+        # The views of the newest sample taken, built off the UI thread (live: by the sampler;
+        # replay: by the player), or by a jump. The timeline is fed under _model_lock; a jump in a
+        # recording rebuilds it and starts a new generation (samples fed to the old one are not shown).
+        self._built: ViewModel | None = None
+        self._model_lock = threading.Lock()
+        self._generation = 0
+        self._fed = 0  # replay: samples the timeline was fed
         self._queue_lock = threading.Lock()
         self._queue_notified = False  # a SamplesQueued message is on its way
         self.samples_dropped = 0  # live samples the UI could not take in time
@@ -223,23 +231,24 @@ class NetscopeApp(App[int]):
             self._sample_live()
 
     def _sample_live(self) -> None:
-        """Sample on a fixed cadence; the next poll only after the previous one finished."""
-        deadline = time.monotonic()
-        while not self._stop.is_set():
-            deadline += self.interval
-            if self._stop.wait(max(deadline - time.monotonic(), 0)):
-                return
-            deadline = max(deadline, time.monotonic() - self.interval)
-            try:
-                sample = self.source.sample()
-            except Exception as e:  # one bad interval (e.g. /proc read racing a hot-unplug)
-                self.post_message(SampleFailed(f"{type(e).__name__}: {e}"))
-                continue
-            if sample is not None:
-                # The model is built here, off the UI thread: joining, ranking and summing the
-                # flows and every other view cost the UI nothing (a key is answered meanwhile).
+        """Sample on the fixed cadence (sources/cadence.py); the next poll only after the previous
+        one finished."""
+        every(self.interval, self._sample_once, self._stop)
+
+    def _sample_once(self) -> bool:
+        try:
+            sample = self.source.sample()
+        except Exception as e:  # one bad interval (e.g. /proc read racing a hot-unplug)
+            self.post_message(SampleFailed(f"{type(e).__name__}: {e}"))
+            return True
+        if sample is not None:
+            # The model is built here, off the UI thread: joining, ranking and summing the flows
+            # and every other view cost the UI nothing (a key is answered meanwhile).
+            with self._model_lock:
                 self.timeline.add(sample)
-                self._queue_sample(sample, self.timeline.shown())
+                shown = self.timeline.shown()
+            self._queue_sample(sample, shown)
+        return True
 
     def _queue_sample(self, sample: Sample, shown: ViewModel | None) -> None:
         """Samples wait for the UI in a bounded queue: one the UI could not take in time (its
@@ -261,14 +270,21 @@ class NetscopeApp(App[int]):
             return
         for sample, shown in samples:
             self._record(sample)
-            self._live_shown = shown
+            self._built = shown
         self._show_latest()
 
     def _play(self, replay: Replay) -> None:
         """Hand over the recording's samples at its own pace times the speed; while paused, or at
         the end, wait for the time-travel keys."""
         while not self._stop.is_set():
-            item = replay.next() if replay.playing else None
+            shown = None
+            with self._model_lock:  # the model is built here, off the UI thread, as when live
+                generation = self._generation
+                item = replay.next() if replay.playing else None
+                if item is not None:
+                    self.timeline.add(item[1])
+                    self._fed += 1
+                    shown = self.timeline.shown()
             if item is None:
                 if replay.playing:  # the end: stay on the last sample
                     replay.playing = False
@@ -277,17 +293,17 @@ class NetscopeApp(App[int]):
                     return
                 continue
             index, sample = item
-            self.post_message(SampleReady(sample, index))
+            self.post_message(SampleReady(sample, index, shown, generation))
             if self._stop.wait(sample.interval_s / replay.speed):
                 return
 
     def on_sample_ready(self, message: SampleReady) -> None:
         """A recording's sample (replay), in its turn."""
-        if self._screen_gone() or message.index != self._replay_next:  # or sent before a jump
+        if self._screen_gone() or message.generation != self._generation:  # sent before a jump
             return
-        self._replay_next += 1
+        self._replay_next = message.index + 1
         self._record(message.sample)
-        self.timeline.add(message.sample)
+        self._built = message.shown
         self._show_latest()
 
     def _screen_gone(self) -> bool:
@@ -313,10 +329,9 @@ class NetscopeApp(App[int]):
         self._refresh_header()
 
     def _take_view(self) -> None:
-        """What the screen shows from now on: the timeline as it stands (live: as the sampler
-        built it with the newest sample taken; replay: at the sample fed last, whose place the
-        header shows)."""
-        self.shown = self.timeline.shown() if self.source.replay is not None else self._live_shown
+        """What the screen shows from now on: the views built with the newest sample taken (by
+        the sampler or the player, off the UI thread; or by a jump), whose place the header shows."""
+        self.shown = self._built
         self._shown_position = self._replay_next
 
     def on_replay_ended(self, message: ReplayEnded) -> None:
@@ -394,14 +409,18 @@ class NetscopeApp(App[int]):
         replay = self._replay()
         if not replay.samples:
             return
-        samples = replay.seek(index)
-        if len(samples) == self._replay_next + 1:
-            self.timeline.add(samples[-1])
-        elif len(samples) != self._replay_next:
-            old, info = self.timeline, self.source.info
-            self.timeline = Timeline(info, old.interfaces, old.netns, old.flow_filter, old.flows_top)
-            for sample in samples:
-                self.timeline.add(sample)
+        with self._model_lock:
+            samples = replay.seek(index)
+            if len(samples) == self._fed + 1:
+                self.timeline.add(samples[-1])
+            elif len(samples) != self._fed:
+                old, info = self.timeline, self.source.info
+                self.timeline = Timeline(info, old.interfaces, old.netns, old.flow_filter, old.flows_top)
+                for sample in samples:
+                    self.timeline.add(sample)
+            self._fed = len(samples)
+            self._generation += 1
+            self._built = self.timeline.shown()
         self._replay_next = len(samples)
         self.latest = samples[-1]
         self.paused = False
@@ -464,7 +483,10 @@ class NetscopeApp(App[int]):
         if result is False:
             return
         flt = result if isinstance(result, Filter) else None
-        self.timeline.flow_filter = flt
+        with self._model_lock:
+            self.timeline.flow_filter = flt
+            if self.source.replay is not None:  # a recording's flows, filtered anew at once
+                self._built = self.timeline.shown()
         self.notify(f"flow filter: {flt.text if flt else 'none'}", timeout=3)
         self.run_worker(lambda: self.source.set_flow_filter(flt), thread=True, group="filter", exclusive=True)
         if self.paused and self.shown is not None:  # the frozen view, filtered anew

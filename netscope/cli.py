@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from netscope.panes import PANES
 
 if TYPE_CHECKING:  # the heavy modules load only in the command that needs them
     from netscope.model.filter import Filter
+    from netscope.model.timeline import ViewModel
     from netscope.sources import Source
     from netscope.sources.live import LiveSource
     from netscope.sources.recording import Recording
@@ -433,20 +435,23 @@ def _start_live(args: argparse.Namespace, source: LiveSource | None = None) -> L
 def _run_intervals(
     interval: float, count: int, sample: Callable[[], Sample | None], emit: Callable[[Sample], None]
 ) -> None:
-    """Take a baseline, then `count` intervals (0: until stopped). The schedule starts when the
-    baseline is taken, not when it returns: a slow first read (netlink, a /proc scan) must not
-    stretch the first interval."""
-    deadline = time.monotonic()
-    sample()
+    """Take a baseline, then `count` intervals (0: until stopped), on the cadence every command
+    samples on (sources/cadence.py)."""
+    from netscope.sources.cadence import every
+
     done = 0
-    while count == 0 or done < count:
-        deadline += interval
-        time.sleep(max(0.0, deadline - time.monotonic()))
+
+    def step() -> bool:
+        nonlocal done
         s = sample()
         if s is None:
-            return
+            return False
         emit(s)
         done += 1
+        return count == 0 or done < count
+
+    if count == 0 or done < count:
+        every(interval, step, threading.Event(), baseline=sample)
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -455,73 +460,83 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     with _signals_raise():
         source = _start_live(args)
         try:
-            emit = _json_emitter(source.info, args) if args.json else _text_emitter(source.info)
+            emit = _json_emitter(source.info, args) if args.json else _text_emitter(source.info, args)
             _run_intervals(args.interval, args.count, source.sample, emit)
         finally:
             source.close()
     return EXIT_OK
 
 
+def _emitter(
+    info: HostInfo, args: argparse.Namespace, show: Callable[[ViewModel], None]
+) -> Callable[[Sample], None]:
+    """Each sample into the timeline the TUI builds too (the views, narrowed by --interface,
+    --netns, --filter and --top, and the findings standing), and its view model to `show`."""
+    from netscope.model.timeline import Timeline
+
+    timeline = Timeline(
+        info,
+        tuple(getattr(args, "interface", ())),
+        getattr(args, "netns", None),
+        args.flow_filter,
+        _top(args),
+    )
+
+    def emit(sample: Sample) -> None:
+        timeline.add(sample)
+        view = timeline.shown()
+        assert view is not None  # (a sample was added)
+        show(view)
+
+    return emit
+
+
 def _json_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample], None]:
-    from netscope.model.findings import FindingsTracker, find
     from netscope.model.json_encoder import snapshot_json
 
-    interfaces = tuple(getattr(args, "interface", ()))
-    netns = getattr(args, "netns", None)
-    flt = args.flow_filter
-    top = _top(args)
-    findings = FindingsTracker()
-
-    def emit(sample: Sample) -> None:
-        standing = findings.update(sample.ts, find(info, sample))
-        obj = snapshot_json(info, sample, interfaces, netns, flt, standing, top)
-        print(json.dumps(obj, separators=(",", ":")), flush=True)
-
-    return emit
+    return _emitter(
+        info, args, lambda view: print(json.dumps(snapshot_json(view), separators=(",", ":")), flush=True)
+    )
 
 
-def _text_emitter(info: HostInfo) -> Callable[[Sample], None]:
-    from netscope.model.cpu import build_cpu_view
-    from netscope.model.drops import build_drops_view
-    from netscope.model.findings import FindingsTracker, find
+def _text_emitter(info: HostInfo, args: argparse.Namespace) -> Callable[[Sample], None]:
+    return _emitter(info, args, _print_text)
+
+
+def _print_text(shown: ViewModel) -> None:
+    """One interval as text: CPUs, IRQ lines, drops by reason, failed probes, findings."""
     from netscope.ui.cpu_pane import CPU_COLUMNS
 
-    findings = FindingsTracker()
-
-    def emit(sample: Sample) -> None:
-        view = build_cpu_view(sample, info.cpus)
-        when = time.strftime("%H:%M:%S", time.localtime(sample.ts))
-        detail = (
-            "" if sample.detail_measured else f"  (per-packet detail: 1 interval in {sample.detail_every})"
+    sample = shown.latest
+    view = shown.cpu_history[-1]
+    when = time.strftime("%H:%M:%S", time.localtime(sample.ts))
+    detail = "" if sample.detail_measured else f"  (per-packet detail: 1 interval in {sample.detail_every})"
+    print(f"{when}  interval {sample.interval_s:.3f}s{detail}")
+    print("CPU  " + " ".join(f"{c.label:>{c.width}}" for c in CPU_COLUMNS))
+    for row in (*view.rows, view.total):
+        label = "all" if row.cpu is None else str(row.cpu)
+        print(f"{label:<4} " + " ".join(f"{c.value(row):>{c.width}}" for c in CPU_COLUMNS))
+    for irq in view.irqs[:8]:
+        where = f"{irq.device} {irq.queue}".strip() or "-"
+        print(f"  IRQ {irq.irq:<4} {irq.name:<24} {where:<14} {irq.per_s:10.0f}/s")
+    drops = shown.interval_drops
+    if drops is not None:
+        print(
+            f"drops {drops.total_per_s:,.0f}/s  logged {drops.logged}  suppressed {drops.suppressed}  "
+            f"lost {drops.lost}"
         )
-        print(f"{when}  interval {sample.interval_s:.3f}s{detail}")
-        print("CPU  " + " ".join(f"{c.label:>{c.width}}" for c in CPU_COLUMNS))
-        for row in (*view.rows, view.total):
-            label = "all" if row.cpu is None else str(row.cpu)
-            print(f"{label:<4} " + " ".join(f"{c.value(row):>{c.width}}" for c in CPU_COLUMNS))
-        for irq in view.irqs[:8]:
-            where = f"{irq.device} {irq.queue}".strip() or "-"
-            print(f"  IRQ {irq.irq:<4} {irq.name:<24} {where:<14} {irq.per_s:10.0f}/s")
-        drops = build_drops_view(sample, info)
-        if drops is not None:
-            print(
-                f"drops {drops.total_per_s:,.0f}/s  logged {drops.logged}  suppressed {drops.suppressed}  "
-                f"lost {drops.lost}"
-            )
-            for reason in drops.rows[:8]:
-                where = reason.locations[0].key if reason.locations else "-"
-                device = reason.devices[0].key if reason.devices else "-"
-                rate = f"{reason.per_s:10.0f}/s {reason.share_pct:5.1f}%"
-                print(f"  {reason.label:<24} {rate}  {where:<32} {device}")
-        for p in sample.probes:
-            if p.state == ProbeState.FAILED:
-                print(f"  probe {p.name} failed: {p.error}")
-        for a in findings.update(sample.ts, find(info, sample, view)):
-            f = a.finding
-            print(f"finding [{f.severity.value}] {f.summary}\n  knob: {f.knob_now}\n  try: {f.suggestion}")
-        print(flush=True)
-
-    return emit
+        for reason in drops.rows[:8]:
+            where = reason.locations[0].key if reason.locations else "-"
+            device = reason.devices[0].key if reason.devices else "-"
+            rate = f"{reason.per_s:10.0f}/s {reason.share_pct:5.1f}%"
+            print(f"  {reason.label:<24} {rate}  {where:<32} {device}")
+    for p in sample.probes:
+        if p.state == ProbeState.FAILED:
+            print(f"  probe {p.name} failed: {p.error}")
+    for a in shown.findings:
+        f = a.finding
+        print(f"finding [{f.severity.value}] {f.summary}\n  knob: {f.knob_now}\n  try: {f.suggestion}")
+    print(flush=True)
 
 
 def cmd_record(args: argparse.Namespace) -> int:

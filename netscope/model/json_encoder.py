@@ -6,31 +6,22 @@ is documented in README.md; later panes add sections to this same object.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
 from typing import Any
 
 from netscope.model.cpu import interrupt_counts, napi_per_cpu, softirq_runs
-from netscope.model.drops import build_drops_view, protocol_name
-from netscope.model.filter import Filter
-from netscope.model.findings import ActiveFinding, finding_json
-from netscope.model.flows import PROTO_NAMES, build_flows_view
-from netscope.model.latency import latency_view
-from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, build_rings_view
-from netscope.model.sample import HostInfo, Sample, rate_of
+from netscope.model.drops import DropsView, protocol_name
+from netscope.model.findings import finding_json
+from netscope.model.flows import PROTO_NAMES, FlowsView
+from netscope.model.latency import LatencyView
+from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, RingsView
+from netscope.model.sample import Sample, rate_of
+from netscope.model.timeline import ViewModel
 
 
-def snapshot_json(
-    info: HostInfo,
-    sample: Sample,
-    interfaces: Collection[str] = (),
-    netns: str | None = None,
-    flow_filter: Filter | None = None,
-    findings: Sequence[ActiveFinding] = (),
-    top: int | None = None,
-) -> dict[str, Any]:
-    """One interval; `interfaces`/`netns` narrow the queues and devices sections, `flow_filter` the
-    flows, `top` keeps the busiest flows in full (None: all); `findings` are those standing after
-    it (a `FindingsTracker` fed every interval)."""
+def snapshot_json(view: ViewModel) -> dict[str, Any]:
+    """The newest interval of the timeline, from the views the TUI shows (the Rings view narrowed
+    by --interface/--netns, the flows by --filter and --top) and the findings standing after it."""
+    info, sample = view.info, view.latest
     names = sample.softirq_names
     soft = {s.cpu: s for s in sample.softirq or ()}
     # Counts /proc keeps stand in for the hooks' when these did not run; their times stay null.
@@ -109,14 +100,14 @@ def snapshot_json(
             for p in sample.probes
         ],
     }
-    out.update(drops_json(info, sample))
+    out.update(drops_json(sample, view.interval_drops))
     # The namespace's own loss counters over the interval, "Udp.NoPorts": 12 (read without BPF too).
     out["snmp"] = {f"{c.group}.{c.name}": c.count for c in sample.snmp}
-    out.update(rings_json(info, sample, interfaces, netns))
-    out["copy_latency"] = latency_json(sample)
-    out.update(flows_json(info, sample, flow_filter, top))
+    out.update(rings_json(sample, view.rings))
+    out["copy_latency"] = latency_json(view.interval_latency)
+    out.update(flows_json(sample, view.flows))
     out["cost"] = cost_json(sample)
-    out["findings"] = [finding_json(a) for a in findings]
+    out["findings"] = [finding_json(a) for a in view.findings]
     return out
 
 
@@ -142,10 +133,7 @@ def cost_json(sample: Sample) -> dict[str, Any] | None:
     }
 
 
-def flows_json(
-    info: HostInfo, sample: Sample, flow_filter: Filter | None, top: int | None = None
-) -> dict[str, Any]:
-    view = build_flows_view(sample, info, flow_filter, top)
+def flows_json(sample: Sample, view: FlowsView | None) -> dict[str, Any]:
     if view is None:
         return {"flows": None, "flows_other": None, "flows_sample_rate": None, "flows_not_held": None}
     other = view.others
@@ -190,8 +178,7 @@ def _us(ns: float | None) -> float | None:
     return round(ns / 1000.0, 1) if ns is not None else None
 
 
-def latency_json(sample: Sample) -> dict[str, Any] | None:
-    view = latency_view(sample)
+def latency_json(view: LatencyView | None) -> dict[str, Any] | None:
     if view is None:
         return None
     a = view.all
@@ -255,10 +242,7 @@ def latency_json(sample: Sample) -> dict[str, Any] | None:
     }
 
 
-def rings_json(
-    info: HostInfo, sample: Sample, interfaces: Collection[str], netns: str | None
-) -> dict[str, Any]:
-    view = build_rings_view(sample, info, interfaces, netns)
+def rings_json(sample: Sample, view: RingsView) -> dict[str, Any]:
     queues = []
     devices = []
     for d in view.devices:
@@ -335,9 +319,8 @@ def rings_json(
 EVENTS_PER_INTERVAL = 100  # at most this many logged drops printed per interval (all are counted)
 
 
-def drops_json(info: HostInfo, sample: Sample) -> dict[str, Any]:
+def drops_json(sample: Sample, view: DropsView | None) -> dict[str, Any]:
     drops = sample.drops
-    view = build_drops_view(sample, info)
     if drops is None or view is None:
         return {"drops": None, "drop_log": None}
     reasons = []

@@ -37,7 +37,7 @@ class ViewModel:
     drop_totals: DropTotals
     snmp: tuple[SnmpRow, ...]  # loss counters of /proc/net/snmp that counted since start
     netns_names: dict[int, str]  # every namespace named so far (events outlive their sample)
-    rings: RingsView | None
+    rings: RingsView
     latency_history: tuple[LatencyView, ...]  # oldest first
     flows: FlowsView | None
     flow_events: tuple[FlowEvent, ...]  # packets of the watched flow, newest first
@@ -51,6 +51,18 @@ class ViewModel:
     @property
     def drops(self) -> DropsView | None:
         return self.drops_history[-1] if self.drops_history else None
+
+    @property
+    def interval_latency(self) -> LatencyView | None:
+        """The newest interval's copy latency: None when the probe did not report in it (the
+        latency view above stays the last one reported)."""
+        return self.latency if self.latest.latency is not None else None
+
+    @property
+    def interval_drops(self) -> DropsView | None:
+        """The newest interval's drops by reason (None when the drops probe did not report in it);
+        its logged drops are the sample's, not the view's (the history keeps none)."""
+        return self.drops if self.latest.drops is not None else None
 
     def device(self, ifname: str, netns: int) -> str:
         return device_label(ifname, netns, self.info.netns, self.netns_names)

@@ -89,6 +89,15 @@ class Runs:
     weights: int = 0  # the samples' weights summed: the runs they stand for
 
 
+@dataclass(frozen=True)
+class ProbeOptions:
+    """What the command line sets for the probes that take it."""
+
+    drop_log_rate: int  # drops: the drop log's events per second (0: none)
+    max_flows: int  # flows: the kernel's flow table
+    flows_top: int | None  # flows: the busiest decoded in full per interval (None: all)
+
+
 class ProbeError(Exception):
     """A probe could not start; the message is for the user."""
 
@@ -139,6 +148,8 @@ class Probe(ABC, Generic[T]):
 
     name: ClassVar[str]
     source_file: ClassVar[str]
+    sample_field: ClassVar[str]  # the field of Sample its interval's counts fill
+    filtered: ClassVar[bool] = False  # the user's flow filter is compiled into its program
     tracepoints: ClassVar[tuple[tuple[str, str], ...]]  # (category, name): one hook on each
     # Raw tracepoints that fire once per packet (or more): the hooks a sampled source pauses between
     # measured intervals, in attach order (each probe lists a pairing's closing hook first).
@@ -174,6 +185,11 @@ class Probe(ABC, Generic[T]):
         self.runs = Runs()  # its sampled hooks' runs over the last interval polled
         self._runs_total: tuple[int, int, int] | None = None
         self._suspended = False  # compiled, hooks detached: no view needs it now
+
+    @classmethod
+    def create(cls, cpus: tuple[int, ...], flt: Filter | None, options: ProbeOptions) -> Probe[Any]:
+        """A new, unattached probe, with the flow filter where it applies and the options it takes."""
+        return cls(cpus, flt if cls.filtered else None)
 
     def defines(self) -> dict[str, int | str]:
         """-D values for the C side (BTF offsets, a compiled filter); none by default."""

@@ -20,7 +20,15 @@ from netscope.model.drops import ReasonNames, names_from_enums, parse_format_rea
 from netscope.model.filter import Filter
 from netscope.model.sample import DropBucket, DropEvent, DropReasonCount, DropsSample
 from netscope.probes import cdefs
-from netscope.probes.base import IntervalTables, Probe, ProbeError, address_text, map_max, per_cpu_values
+from netscope.probes.base import (
+    IntervalTables,
+    Probe,
+    ProbeError,
+    ProbeOptions,
+    address_text,
+    map_max,
+    per_cpu_values,
+)
 from netscope.probes.btf import BTF, BTFError, kernel_btf
 from netscope.probes.kallsyms import kernel_symbols
 from netscope.probes.offsets import kernel_offsets
@@ -69,6 +77,8 @@ def _ring_pages(rate: int) -> int:
 
 class DropsProbe(Probe[DropsSample]):
     name = "drops"
+    sample_field = "drops"
+    filtered = True
     source_file = "drops.bpf.c"
     tracepoints = (("skb", "kfree_skb"),)
 
@@ -87,6 +97,10 @@ class DropsProbe(Probe[DropsSample]):
         self._events: list[DropEvent] = []
         self._event_table: Any = None
         self._wall_offset = 0.0
+
+    @classmethod
+    def create(cls, cpus: tuple[int, ...], flt: Filter | None, options: ProbeOptions) -> DropsProbe:
+        return cls(cpus, options.drop_log_rate, flt)
 
     def defines(self) -> dict[str, int | str]:
         btf = kernel_btf()

@@ -21,7 +21,7 @@ from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_MAX, calibrated
 from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
 from netscope.probes import cdefs
-from netscope.probes.base import BatchReader, IntervalTables, Probe, address_text, map_bytes
+from netscope.probes.base import BatchReader, IntervalTables, Probe, ProbeOptions, address_text, map_bytes
 from netscope.probes.btf import kernel_btf
 from netscope.probes.drops import reason_names
 from netscope.probes.kallsyms import kernel_symbols
@@ -133,12 +133,18 @@ def _indexes(keys: bytes, prefix: bytes, stride: int) -> list[int]:
 
 class FlowsProbe(Probe[FlowsSample]):
     name = "flows"
+    sample_field = "flows"
+    filtered = True
     source_file = "flows.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("skb", "kfree_skb"))
     per_packet = ("netif_receive_skb", "kfree_skb")
     sampled = True
     every_event = ("kfree_skb",)
     runs_are_softnet_processed = True
+
+    @classmethod
+    def create(cls, cpus: tuple[int, ...], flt: Filter | None, options: ProbeOptions) -> FlowsProbe:
+        return cls(cpus, flt, options.max_flows, options.flows_top)
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ def per_line(handlers: Totals) -> dict[int, tuple[PerCpu, PerCpu]]:
 
 class HardirqProbe(Probe[tuple[IrqCount, ...]]):
     name = "hardirq"
+    sample_field = "hardirq"
     source_file = "hardirq.bpf.c"
     tracepoints = (("irq", "irq_handler_entry"), ("irq", "irq_handler_exit"))
     full_map = "hardirq_full"

@@ -119,6 +119,8 @@ def _comm(pid: int) -> str:
 
 class LatencyProbe(Probe[LatencySample]):
     name = "latency"
+    sample_field = "latency"
+    filtered = True
     source_file = "latency.bpf.c"
     tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"))
     per_packet = ("sock_recv_length", "sk_data_ready")

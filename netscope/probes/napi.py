@@ -22,6 +22,7 @@ Totals = dict[Key, tuple[str, tuple[tuple[int, ...], ...]]]  # name, per-field p
 
 class NapiProbe(Probe[tuple[NapiInstance, ...]]):
     name = "napi"
+    sample_field = "napi"
     source_file = "napi.bpf.c"
     tracepoints = (("napi", "napi_poll"),)
     per_packet = ("napi_poll",)

@@ -20,6 +20,8 @@ Totals = dict[Key, tuple[str, int, int]]  # name, packets, bytes (all CPUs)
 
 class RingsProbe(Probe[tuple[QueueCount, ...]]):
     name = "rings"
+    sample_field = "queues"
+    filtered = True
     source_file = "rings.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("net", "net_dev_start_xmit"))
     per_packet = ("netif_receive_skb", "net_dev_start_xmit")

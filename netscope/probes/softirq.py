@@ -25,6 +25,7 @@ class Totals:
 
 class SoftirqProbe(Probe[tuple[SoftirqCpu, ...]]):
     name = "softirq"
+    sample_field = "softirq"
     source_file = "softirq.bpf.c"
     tracepoints = (("irq", "softirq_raise"), ("irq", "softirq_entry"), ("irq", "softirq_exit"))
     per_packet = ("softirq_exit", "softirq_entry", "softirq_raise")

@@ -25,6 +25,7 @@ class Totals:
 
 class StackProbe(Probe[StackSample]):
     name = "stack"
+    sample_field = "stack"
     source_file = "stack.bpf.c"
     tracepoints = (("net", "netif_receive_skb"), ("sock", "sk_data_ready"))
     per_packet = ("sk_data_ready", "netif_receive_skb")

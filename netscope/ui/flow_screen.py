@@ -81,11 +81,7 @@ class FlowScreen(DrillScreen):
         path = Text()
         if not live:
             path.append("no packets of this flow in the last interval: last figures shown\n\n", style="dim")
-        device = (
-            next((d for d in shown.rings.devices if (d.netns, d.ifindex) == (f.netns, f.ifindex)), None)
-            if shown.rings
-            else None
-        )
+        device = next((d for d in shown.rings.devices if (d.netns, d.ifindex) == (f.netns, f.ifindex)), None)
         napi = (
             ", ".join(
                 f"napi {n.napi_id}: {fmt_pct(n.pressure.full_pct)}% full-budget polls" for n in device.napi

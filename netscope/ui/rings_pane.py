@@ -168,8 +168,7 @@ class RingsPane(Pane, FitsWidth, Vertical):
             self.show_view(self._view)
 
     def show(self, shown: ViewModel) -> None:
-        if shown.rings is not None:
-            self.show_view(shown.rings)
+        self.show_view(shown.rings)
 
     def show_view(self, view: RingsView) -> None:
         self._view = view

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import netscope.sources.live as live_module
+import netscope.sources.bpf_cost as bpf_cost
 from harness.netns import VethPair, send_udp, snmp
 from harness.tmux import wait_for
 from netscope.probes.base import COMPILE_LOCK, COMPILER_LIBRARIES
@@ -23,7 +23,7 @@ BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 def test_bpf_stats_sampled_while_running_restored_after_and_runs_counted(
     pair: VethPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(live_module, "STATS_WINDOW_S", 1.5)  # long enough to send into
+    monkeypatch.setattr(bpf_cost, "STATS_WINDOW_S", 1.5)  # long enough to send into
     original = BPF_STATS.read_text().strip()
     BPF_STATS.write_text("0")
     source = LiveSource()
@@ -32,7 +32,7 @@ def test_bpf_stats_sampled_while_running_restored_after_and_runs_counted(
             start()
         # Its own clock reads' cost was measured at start, and bpf_stats put back off.
         assert BPF_STATS.read_text().strip() == "0"
-        assert 1 < source._clock_ns < 1000, source._clock_ns
+        assert 1 < source.cost.clock_ns < 1000, source.cost.clock_ns
         source.sample()  # the baseline: the first interval opens a window, a little into it
         wait_for(lambda: BPF_STATS.read_text().strip() == "1", 5, "the window to open")
         noports, received = snmp(pair.receiver_ns)["NoPorts"], link_rx(pair)
@@ -52,7 +52,7 @@ def test_bpf_stats_sampled_while_running_restored_after_and_runs_counted(
     assert restored == "0"
     cost = sample.cost
     assert cost is not None and cost.bpf_stats and cost.rss_bytes > 0 and cost.cpu_pct >= 0
-    assert 1.4 <= cost.measured_interval_s <= 2.0 and cost.clock_ns == source._clock_ns
+    assert 1.4 <= cost.measured_interval_s <= 2.0 and cost.clock_ns == source.cost.clock_ns
     assert later.cost is not None and later.cost.programs == cost.programs
     assert later.cost.measured_age_s > cost.measured_age_s
     runs = {(p.probe, p.program): p for p in cost.programs}

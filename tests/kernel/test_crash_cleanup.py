@@ -13,7 +13,7 @@ from harness.tmux import new_programs, program_ids, programs_of, wait_for
 from netscope import app as app_module
 from netscope.app import make_app
 from netscope.panes import BY_ID
-from netscope.sources import live
+from netscope.sources import bpf_cost
 from netscope.sources.live import LiveSource
 from netscope.ui.cpu_pane import CpuPane
 
@@ -30,7 +30,7 @@ async def test_an_exception_detaches_every_program(where: str, monkeypatch: pyte
     BPF_STATS.write_text("0")
     # bpf_stats on for every interval (netscope's default is one in ten), so that the crash comes
     # while netscope has it on and the test sees it put back
-    monkeypatch.setattr(live, "STATS_EVERY", 1)
+    monkeypatch.setattr(bpf_cost, "STATS_EVERY", 1)
     app = make_app(LiveSource(), interval=0.5)
     try:
         with pytest.raises(RuntimeError, match="boom"):

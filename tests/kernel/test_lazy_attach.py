@@ -60,16 +60,17 @@ def test_a_key_that_resumes_a_probe_while_the_sampler_cycles_hooks_does_not_dead
     probe; the sampler's duty cycle must not hold _detail_lock while it waits for _need_lock (the
     TUI froze for good when both met)."""
     source = LiveSource(bpf=False)
-    source._detail_since = 0.0  # the per-packet hooks on: the duty cycle runs
+    probes = source.probes
+    probes._detail_since = 0.0  # the per-packet hooks on: the duty cycle runs
 
     def key() -> None:
-        with source._need_lock:
+        with probes._need_lock:
             time.sleep(0.3)  # meanwhile the sampler starts a duty cycle
-            with source._detail_lock:
+            with probes._detail_lock:
                 pass
 
     ui = threading.Thread(target=key, daemon=True)
-    sampler = threading.Thread(target=source._duty_cycle, args=(1.0,), daemon=True)
+    sampler = threading.Thread(target=probes.duty_cycle, args=(1.0,), daemon=True)
     ui.start()
     time.sleep(0.1)
     sampler.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from netscope.model.sample import (
+    HostInfo,
     IrqCount,
     IrqLine,
     NapiInstance,
@@ -13,6 +14,7 @@ from netscope.model.sample import (
     SoftirqCpu,
     SoftnetCpu,
 )
+from netscope.model.timeline import Timeline, ViewModel
 
 NAMES = ("HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU")
 
@@ -65,3 +67,13 @@ def two_cpu_sample(interval_s: float = 2.0, live: bool = True) -> Sample:
         if live
         else None,
     )
+
+
+def view_of(info: HostInfo, *samples: Sample) -> ViewModel:
+    """The view model after `samples`, as every command builds it (the TUI, snapshot)."""
+    timeline = Timeline(info)
+    for sample in samples:
+        timeline.add(sample)
+    shown = timeline.shown()
+    assert shown is not None
+    return shown

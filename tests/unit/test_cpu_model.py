@@ -7,7 +7,7 @@ import pytest
 from netscope.model.cpu import build_cpu_view
 from netscope.model.json_encoder import snapshot_json
 from netscope.model.sample import HostInfo, ProcIrqCount, ProcSoftirqCpu
-from tests.unit.samples import two_cpu_sample
+from tests.unit.samples import two_cpu_sample, view_of
 
 
 def test_rates_percentages_and_per_poll_averages() -> None:
@@ -77,6 +77,6 @@ def test_kernel_counts_stand_in_when_the_hooks_did_not_run() -> None:
     assert cpu0.hardirq_time_pct is None and cpu0.net_rx_time_pct is None
     assert cpu0.net_rx_raises_per_s is None and cpu0.net_rx_wait_avg_ns is None
     assert [(r.irq, r.per_s, r.time_pct) for r in view.irqs] == [(36, 80, None), (38, 20, None)]
-    obj = snapshot_json(HostInfo("box", "6.18", (0, 1), 0.0), sample)
+    obj = snapshot_json(view_of(HostInfo("box", "6.18", (0, 1), 0.0), sample))
     assert obj["cpus"][0]["softirqs"]["NET_RX"] == 200 and obj["cpus"][0]["softirq_time_ns"] is None
     assert obj["cpus"][1]["hardirqs"] == 160 and obj["irqs"][0]["time_ns"] is None

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from netscope.sources import live, procfs
+from netscope.sources import procfs, readings
 
 
 def test_every_reads_once_per_period(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(live.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(readings.time, "monotonic", lambda: now[0])
     reads: list[float] = []
 
     def read(_namespaces: frozenset[int]) -> float:
         reads.append(now[0])
         return now[0]
 
-    every = live.Every(5.0, read)
+    every = readings.Every(5.0, read)
     assert every.get(frozenset()) == 100.0  # the first call reads
     now[0] = 104.9
     assert every.get(frozenset()) == 100.0 and reads == [100.0]
@@ -58,7 +58,7 @@ def test_a_failed_counter_read_does_not_inflate_the_next_rate() -> None:
     from netscope.model.cpu import build_cpu_view
     from netscope.model.findings import find
     from netscope.model.sample import HostInfo, SoftnetCpu
-    from netscope.sources.live import Cumulative, ReadGaps
+    from netscope.sources.readings import Cumulative, ReadGaps
     from tests.unit.samples import two_cpu_sample
 
     readings = iter([{0: 0}, OSError("a CPU went away"), {0: 2000}])

@@ -3,13 +3,13 @@ from __future__ import annotations
 from netscope.model.findings import FindingsTracker, find
 from netscope.model.json_encoder import snapshot_json
 from netscope.model.sample import HostInfo
-from tests.unit.samples import two_cpu_sample
+from tests.unit.samples import two_cpu_sample, view_of
 
 INFO = HostInfo("box", "6.18.44", (0, 1), 0.0)
 
 
 def test_schema_and_per_interval_counts() -> None:
-    obj = snapshot_json(INFO, two_cpu_sample(interval_s=2.0))
+    obj = snapshot_json(view_of(INFO, two_cpu_sample(interval_s=2.0)))
     assert set(obj) == {
         "ts",
         "interval_s",
@@ -34,7 +34,7 @@ def test_schema_and_per_interval_counts() -> None:
         "cost",
         "findings",
     }
-    assert obj["findings"] == []  # none passed in: the tracker is the caller's
+    assert [f["id"] for f in obj["findings"]] == ["backlog_drops:cpu0"]  # the timeline's standing ones
     assert obj["detail"] == {"every": 1, "measured": True}
     assert obj["snmp"] == {"Udp.NoPorts": 7, "TcpExt.ListenDrops": 0}
     cpu0 = obj["cpus"][0]
@@ -68,7 +68,7 @@ def test_schema_and_per_interval_counts() -> None:
 
 
 def test_probe_not_live_is_null_not_zero() -> None:
-    obj = snapshot_json(INFO, two_cpu_sample(live=False))
+    obj = snapshot_json(view_of(INFO, two_cpu_sample(live=False)))
     assert obj["cpus"][0]["hardirqs"] is None
     assert obj["cpus"][0]["softirqs"] is None
     assert obj["cpus"][0]["time_squeeze"] == 2
@@ -79,7 +79,7 @@ def test_drops_section() -> None:
     from tests.unit.test_drops_model import INFO as DROPS_INFO
     from tests.unit.test_drops_model import drops_sample
 
-    obj = snapshot_json(DROPS_INFO, drops_sample())
+    obj = snapshot_json(view_of(DROPS_INFO, drops_sample()))
     first = obj["drops"][0]
     assert first["reason"] == "NO_SOCKET" and first["reason_id"] == 3 and first["subsystem"] == ""
     assert first["count"] == 3000  # per interval, not per second
@@ -95,13 +95,14 @@ def test_drops_section() -> None:
         "rate_limit": 1000,
         "events": [],
     }
-    assert snapshot_json(INFO, two_cpu_sample())["drops"] is None
+    assert snapshot_json(view_of(INFO, two_cpu_sample()))["drops"] is None
 
 
 def test_findings_are_the_trackers_standing_ones() -> None:
     sample = two_cpu_sample(interval_s=2.0)  # CPU 0's backlog dropped 4: 2/s
     standing = FindingsTracker().update(sample.ts, find(INFO, sample))
-    obj = snapshot_json(INFO, sample, findings=standing)
+    obj = snapshot_json(view_of(INFO, sample))
+    assert [a.finding.id for a in standing] == [f["id"] for f in obj["findings"]]
     (f,) = [f for f in obj["findings"] if f["id"] == "backlog_drops:cpu0"]
     assert f["evidence"]["softnet_dropped"] == 4 and f["evidence"]["per_s"] == 2.0
     assert f["knob"] == "net.core.netdev_max_backlog"
@@ -121,7 +122,7 @@ def test_recursion_misses_are_shown_in_the_json_the_cost_line_and_the_export() -
     base = two_cpu_sample()
     probes = (dataclasses.replace(base.probes[0], recursion_misses=7), *base.probes[1:])
     sample = dataclasses.replace(base, probes=probes, cost=OwnCost(1.0, 50_000_000, (), False))
-    assert snapshot_json(INFO, sample)["probes"][0]["recursion_misses"] == 7
+    assert snapshot_json(view_of(INFO, sample))["probes"][0]["recursion_misses"] == 7
     timeline = Timeline(INFO)
     timeline.add(sample)
     assert "recursion misses 7" in cost_line(timeline.shown()).plain

@@ -1,0 +1,318 @@
+"""Every BPF probe of a live source through its life: made idle, compiled and attached when a view
+needs it, suspended when none does and let go after a linger; compiled again with a new flow
+filter; its per-packet hooks paused between measured intervals (--detail-every) and duty-cycled in
+a flood; its sampling rate adapted to the budget; its maps read each interval."""
+
+from __future__ import annotations
+
+import functools
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
+
+from netscope.model.filter import Filter
+from netscope.model.sample import ProbeState, ProbeStatus
+from netscope.model.sampling import Load, Rate, RateController
+from netscope.probes.base import Alive, Probe, ProbeOptions, daemon_timer, start_probes
+from netscope.probes.btf import BTFError
+from netscope.probes.flows import FlowsProbe
+from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
+from netscope.probes.registry import BY_NAME, FILTERED, PROBES
+from netscope.probes.tracefs import ensure_tracefs
+
+T = TypeVar("T")
+
+# A duty cycle's window counts `scale` times; it is calibrated to the kernel's count of the interval
+# (factor: that count over the runs its samples' weights stand for) from 1/scale (the window saw a
+# burst that filled only part of the interval) to this (a window that opened late or closed early,
+# its timer held up while the sampler read 100k flows). Past it the window saw too little of what
+# the kernel counted (a burst wholly outside it) for its mix of flows to stand for the interval's:
+# its own weights stand (each moment of the interval is as likely as any other to be watched).
+CALIBRATION_UP = 1.5
+DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled hooks attach
+
+
+class ProbeSet:
+    def __init__(
+        self,
+        cpus: tuple[int, ...],
+        options: ProbeOptions,
+        flow_filter: Filter | None,
+        rates: RateController,
+        linger_s: float,
+        detail_every: int,
+        before_start: Callable[[], None],
+    ) -> None:
+        self.cpus = cpus
+        self.options = options
+        self.flow_filter = flow_filter
+        self.rates = rates
+        self.linger_s = linger_s
+        # Per-packet hooks run for one interval in `detail_every` and are paused between: what a
+        # long-running headless netscope costs on a busy box. 1: always on.
+        self.detail_every = detail_every
+        self._before_start = before_start  # once, before the first compile (bpf_stats' clock)
+        self._detail_since: float | None = 0.0  # when the per-packet hooks went on; None: paused
+        self._detail_lock = threading.Lock()  # taken after _need_lock when both are, never before
+        # Every probe exists from the start (its status is shown) but is attached only while needed.
+        self._probes: dict[str, Probe[Any]] = {name: self._make(name) for name in PROBES}
+        self._needed: frozenset[str] = frozenset()
+        self._unneeded_since: dict[str, float] = {}
+        self._attached: set[str] = set()  # probes whose starter was handed out (one probe per name)
+        self._need_lock = threading.Lock()
+        self.headers: KernelHeaders | None = None
+        self.setup_error = ""
+        self.notes: list[str] = []  # non-fatal set-up problems, for the user
+        self._closed = threading.Event()
+        self._prepare_lock = threading.Lock()
+        self._prepared = False
+        self._duty_timers: list[threading.Timer] = []
+        self._live_since: dict[str, float] = {}
+
+    def prepare(self) -> None:
+        """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
+        with self._prepare_lock:
+            if self._prepared:
+                return
+            self._prepared = True
+            self._before_start()
+            # Raw tracepoints attach without tracefs, so a failed mount is only a note.
+            note = ensure_tracefs()
+            if note:
+                self.notes.append(note)
+            try:
+                self.headers = find_headers()
+            except (HeadersError, BTFError) as e:
+                self.setup_error = str(e)
+            except (OSError, subprocess.SubprocessError) as e:
+                self.setup_error = f"preparing kernel headers for BCC failed: {e}"
+
+    def start_probes(self, probes: Sequence[Probe[Any]], rank: int = 0) -> None:
+        """Compile `probes` together and attach them (blocking: run it in a worker)."""
+        if self._closed.is_set():
+            return
+        self.prepare()
+        if self.headers is None:
+            for probe in probes:
+                probe.status = ProbeStatus(probe.name, ProbeState.FAILED, error=self.setup_error)
+            return
+        for probe in probes:
+            probe.set_rate(self.rates.rates.get(probe.name, self.rates.forced or Rate()))
+        start_probes(probes, self.headers, rank)
+        for probe in probes:
+            with self._detail_lock:
+                if self._detail_since is None:  # started between measured intervals
+                    probe.pause_per_packet()
+            self._live_since[probe.name] = time.monotonic()
+
+    @property
+    def all(self) -> tuple[Probe[Any], ...]:
+        return tuple(self._probes.values())
+
+    def __getitem__(self, name: str) -> Probe[Any]:
+        return self._probes[name]
+
+    def attached(self) -> frozenset[str]:
+        with self._need_lock:
+            return frozenset(self._attached)
+
+    def _make(self, name: str) -> Probe[Any]:
+        """A new, unattached probe, compiled with the current flow filter where it applies."""
+        return BY_NAME[name].create(self.cpus, self.flow_filter, self.options)
+
+    def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
+        """The probes the view on screen (or the headless output) needs. Returns a blocking starter
+        (to run in a worker) that compiles the needed probes not yet compiled as one program, or
+        nothing when none is missing. A probe no longer needed has its hooks detached at once (it
+        costs the box nothing) and is let go once unneeded for `linger_s`; needed again before
+        that, its hooks attach again without a compile."""
+        now = time.monotonic()
+        with self._need_lock:
+            self._needed = frozenset(names) & set(PROBES)
+            for name in PROBES:
+                probe = self._probes[name]
+                if name in self._needed:
+                    if self._unneeded_since.pop(name, None) is not None:
+                        with self._detail_lock:  # (a probe not compiled yet attaches once it is)
+                            probe.resume(per_packet=self._detail_since is not None)
+                        if name in self._attached:
+                            self._live_since[name] = time.monotonic()
+                elif name not in self._unneeded_since:
+                    self._unneeded_since[name] = now
+                    probe.suspend()
+            fresh = [p for n, p in self._probes.items() if n in self._needed and n not in self._attached]
+            self._attached |= {p.name for p in fresh}
+        if not fresh:
+            return ()
+        return (functools.partial(self.start_probes, fresh, min(PROBES.index(p.name) for p in fresh)),)
+
+    def detach_unneeded(self) -> None:
+        """Let go of probes nobody has needed for `linger_s`; a fresh idle probe takes each one's place."""
+        now = time.monotonic()
+        with self._need_lock:
+            for name, since in list(self._unneeded_since.items()):
+                if now - since < self.linger_s or name not in self._attached:
+                    continue
+                self._attached.discard(name)
+                old, self._probes[name] = self._probes[name], self._make(name)
+                self._live_since.pop(name, None)
+                old.close()
+
+    def set_flow_filter(self, flt: Filter | None) -> None:
+        """Swap the programs the filter applies to (drops, rings, latency, flows) for ones compiled
+        with `flt`. Blocks while compiling: call it from a worker. Each old program keeps counting
+        until its replacement is live; one not attached now gets the filter when it attaches."""
+        self.flow_filter = flt
+        with self._need_lock:
+            attached = [name for name in FILTERED if name in self._attached]
+            suspended = {name for name in FILTERED if name in self._unneeded_since}
+        olds = {name: self._probes[name] for name in FILTERED}
+        news = {name: self._make(name) for name in FILTERED}
+        for name in suspended:
+            news[name].suspend()
+        old_flows, new_flows = olds["flows"], news["flows"]
+        if isinstance(old_flows, FlowsProbe) and isinstance(new_flows, FlowsProbe):
+            new_flows.watch(old_flows.watched)  # the flow screen keeps its stream
+        self.start_probes([news[name] for name in attached])
+        with self._need_lock:
+            for name in FILTERED:
+                self._probes[name] = news[name]
+                if name in attached:  # (again, if the linger detached it meanwhile)
+                    self._attached.add(name)
+        for old in olds.values():
+            old.close()
+
+    def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
+        flows = self._probes["flows"]
+        assert isinstance(flows, FlowsProbe)
+        flows.watch(flow)
+
+    def statuses(self) -> tuple[ProbeStatus, ...]:
+        with self._need_lock:
+            return tuple(
+                p.status
+                if p.name in self._attached and p.name not in self._unneeded_since
+                else ProbeStatus(p.name, ProbeState.IDLE)
+                for p in self._probes.values()
+            )
+
+    def poll(self, interval_start: float, measured: bool, processed: int) -> dict[str, Any]:
+        """Each probe's counts over the interval, by the Sample field it fills (None: not live, or
+        live for part of the interval only). `processed`: softnet's count of the interval."""
+        return {p.sample_field: self._poll(p, interval_start, measured, processed) for p in self.all}
+
+    def _poll(self, probe: Probe[T], interval_start: float, measured: bool, processed: int) -> T | None:
+        data = probe.poll()
+        # A probe that went live during this interval covered only part of it: its counts so far
+        # become the baseline and it reports from the next interval on.
+        if self._live_since.get(probe.name, 0.0) > interval_start:
+            return None
+        if data is not None and not measured and probe.per_packet:
+            return probe.without_per_packet(data)
+        runs = probe.runs
+        if data is not None and probe.runs_are_softnet_processed and runs.rate.scale > 1 and runs.weights:
+            # A duty cycle's window: its weights count `scale` times; the kernel counted every run.
+            factor = processed / runs.weights
+            if 1 / (2 * runs.rate.scale) <= factor <= CALIBRATION_UP:
+                return probe.calibrate(data, factor)
+        return data
+
+    def measured_since(self, start: float) -> bool:
+        """Whether the per-packet hooks were on since `start` (the interval was measured)."""
+        return self._detail_since is not None and self._detail_since <= start
+
+    def adapt_rates(self, interval_s: float) -> None:
+        """Each sampled probe's rate for the next interval, from its hooks' runs in this one (runs
+        while attached for 1/scale of the interval stand for scale times as many)."""
+        if interval_s <= 0:
+            return
+        loads = {
+            p.name: Load(p.runs.fires * p.runs.rate.scale / interval_s, p.hooks_per_run)
+            for p in self.live()
+            if p.sampled
+        }
+        for name, rate in self.rates.update(loads).items():
+            self._probes[name].set_rate(rate)
+
+    def live(self) -> list[Probe[Any]]:
+        """The probes attached for a view now (not suspended)."""
+        with self._need_lock:
+            return [
+                p for n, p in self._probes.items() if n in self._attached and n not in self._unneeded_since
+            ]
+
+    def duty_cycle(self, interval_s: float, elapsed_s: float = 0.0, stats_at: float | None = None) -> None:
+        """At an interval's start: each sampled probe's per-packet hooks are on for 1/scale of the
+        interval (their weights count `scale` times), from a random moment of it, so that no phase of
+        a periodic load (a reader that drains every 100 ms) is the only one watched. Its hooks that
+        count every event stay on; those closing a pairing (copy latency's reads) stay on the
+        probe's `drain_s` longer, until the interval's end at most. Not while the per-packet hooks
+        are paused between measured intervals (--detail-every). The interval began `elapsed_s` ago
+        (reading the maps of 100k flows takes a while): the window must close before the next read,
+        or its weights would count time the hooks were not on (the TUI read a third too few flow
+        packets). While bpf_stats measures (its window `stats_at` into the interval), the window's
+        hooks are on all through it."""
+        for timer in self._duty_timers:
+            timer.cancel()
+        self._duty_timers = []
+        # The probes first: _need_lock is never taken under _detail_lock (need() takes them in the
+        # other order; the TUI froze when a key resumed a probe while the sampler was here).
+        live = self.live()
+        with self._detail_lock:
+            if self._detail_since is None:
+                return
+            cycled = [p for p in live if p.sampled]
+            for probe in cycled:
+                if probe.rate.scale > 1 and interval_s > 0:
+                    probe.pause_sampled()
+                else:
+                    probe.resume_per_packet()
+        for probe in cycled:
+            if probe.rate.scale > 1 and interval_s > 0:
+                on_s = interval_s / probe.rate.scale
+                drain_s = probe.drain_s if probe.closing else 0.0
+                latest = max(0.0, interval_s - on_s - drain_s - elapsed_s)
+                at = stats_at if stats_at is not None else random.uniform(0.0, latest)
+                self._after(at, functools.partial(self._duty_on, probe))
+                self._after(at + on_s, probe.pause_opening)
+                if probe.closing:
+                    end = max(at + on_s, min(at + on_s + drain_s, interval_s - elapsed_s - DUTY_MARGIN_S))
+                    self._after(end, probe.pause_sampled)
+
+    def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
+        self._duty_timers.append(daemon_timer(delay_s, fn))
+
+    def _duty_on(self, probe: Probe[Any]) -> None:
+        """A duty cycle's window opens, unless the per-packet hooks were paused meanwhile."""
+        with self._detail_lock:
+            if self._detail_since is not None:
+                probe.resume_per_packet()
+
+    def set_per_packet(self, on: bool) -> None:
+        """Resume or pause every probe's per-packet hooks (a no-op when already so)."""
+        with self._detail_lock:
+            if on == (self._detail_since is not None):
+                return
+            for probe in self.all:
+                if on:
+                    probe.resume_per_packet()
+                else:
+                    probe.pause_per_packet()
+            self._detail_since = time.monotonic() if on else None
+
+    def prune(self, alive: Alive) -> None:
+        """The probes drop the keys of devices, namespaces and IRQ lines gone (and the latency
+        probe those of processes gone and sockets no longer followed), whose last counts they just
+        read: a week of container churn never fills their tables."""
+        for probe in self.live():
+            probe.prune(alive)
+
+    def close(self) -> None:
+        self._closed.set()
+        for timer in self._duty_timers:
+            timer.cancel()
+        for probe in self.all:
+            probe.close()
