@@ -1,21 +1,58 @@
 """One drop reason in detail: where in the kernel, on which devices, protocols and CPUs, and its
-recent logged drops. Live: the app hands it each new view. Esc goes back."""
+recent logged drops. Live: the app hands it each new view. Esc goes back. The drop log's table
+and a reason's row are here, and the Drops pane takes them from here."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Static
 
-from netscope.model.drops import Ranked
+from netscope.model.drops import DropsView, Ranked, ReasonRow, five_tuple, protocol_name, reason_label
 from netscope.model.flows import flows_where
+from netscope.model.sample import DropEvent
 from netscope.model.timeline import ViewModel
 from netscope.ui.drill import DrillScreen
-from netscope.ui.drops_pane import drop_log_table, event_cells, reason_row
 from netscope.ui.flows_pane import FlowList
-from netscope.ui.format import fmt_count, fmt_pct
+from netscope.ui.format import NO_DATA, fmt_count, fmt_pct
 from netscope.ui.key_bar import KeyBar
+from netscope.ui.widgets import fixed_table
+
+LOG_COLUMNS = (
+    ("time", 12),
+    ("reason", 16),
+    ("5-tuple", 44),
+    ("device", 22),
+    ("location", 30),
+    ("proto", 5),
+    ("CPU", 3),
+)
+
+
+def drop_log_table(table_id: str) -> DataTable[str | Text]:
+    return fixed_table(table_id, LOG_COLUMNS)
+
+
+def event_cells(e: DropEvent, shown: ViewModel) -> tuple[str | Text, ...]:
+    when = datetime.fromtimestamp(e.ts)
+    reason = reason_label(e.subsystem, e.name)
+    return (
+        when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}",
+        reason,
+        five_tuple(e) or NO_DATA,
+        shown.device(e.ifname, e.netns),
+        e.symbol,
+        protocol_name(e.protocol),
+        str(e.cpu),
+    )
+
+
+def reason_row(view: DropsView, reason: int) -> ReasonRow | None:
+    return next((r for r in view.rows if r.reason == reason), None)
+
 
 BREAKDOWNS = (
     ("locations", "location (kallsyms)"),

@@ -6,7 +6,6 @@ Enter on a reason opens its detail screen (locations, devices, protocols, CPUs, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,21 +17,19 @@ from netscope.model.drops import (
     DropTotals,
     ReasonRow,
     SnmpRow,
-    five_tuple,
-    protocol_name,
     reason_label,
 )
 from netscope.model.sample import DropEvent
 from netscope.model.timeline import ViewModel
 from netscope.panes import BY_ID
 from netscope.ui.drill import Drill, DrillScreen
+from netscope.ui.drop_reason import DropReasonScreen, drop_log_table, event_cells, reason_row
 from netscope.ui.format import NO_DATA, fmt_count, fmt_pct, sparkline
 from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
     FitsWidth,
     fit_columns,
-    fixed_table,
     set_columns,
     show_text,
 )
@@ -77,35 +74,6 @@ def drops_summary(totals: DropTotals, view: DropsView | None) -> Text:
     return text
 
 
-LOG_COLUMNS = (
-    ("time", 12),
-    ("reason", 16),
-    ("5-tuple", 44),
-    ("device", 22),
-    ("location", 30),
-    ("proto", 5),
-    ("CPU", 3),
-)
-
-
-def drop_log_table(table_id: str) -> DataTable[str | Text]:
-    return fixed_table(table_id, LOG_COLUMNS)
-
-
-def event_cells(e: DropEvent, shown: ViewModel) -> tuple[str | Text, ...]:
-    when = datetime.fromtimestamp(e.ts)
-    reason = reason_label(e.subsystem, e.name)
-    return (
-        when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}",
-        reason,
-        five_tuple(e) or NO_DATA,
-        shown.device(e.ifname, e.netns),
-        e.symbol,
-        protocol_name(e.protocol),
-        str(e.cpu),
-    )
-
-
 def snmp_line(rows: Sequence[SnmpRow], read: bool) -> Text:
     """The kernel's own loss counters, beside (or, without BPF, instead of) the drop reasons:
     'Kernel counters (/proc/net/snmp, this namespace): Udp NoPorts 240k/s (14,394,845 since start)'."""
@@ -129,8 +97,6 @@ class ReasonSelected(Drill):
 
     def screen(self, shown: ViewModel) -> DrillScreen:
         """The reason's screen, titled with its name as the table or a logged drop has it."""
-        from netscope.ui.drop_reason import DropReasonScreen  # it uses this module's tables
-
         view = shown.drops
         row = reason_row(view, self.reason) if view is not None else None
         event = next((e for e in shown.drop_events if e.reason == self.reason), None)
@@ -257,7 +223,3 @@ class DropsPane(Pane, FitsWidth, Vertical):
             reason = self._events[row].reason if 0 <= row < len(self._events) else None
         if reason is not None:
             self.post_message(ReasonSelected(reason))
-
-
-def reason_row(view: DropsView, reason: int) -> ReasonRow | None:
-    return next((r for r in view.rows if r.reason == reason), None)

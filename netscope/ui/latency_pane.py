@@ -10,14 +10,14 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from netscope.model.latency import LatencyView, Percentiles, ProcessRow, SocketRow
+from netscope.model.latency import LatencyView, Percentiles, ProcessRow
 from netscope.model.timeline import ViewModel
 from netscope.panes import BY_ID
 from netscope.ui.drill import Drill, DrillScreen
 from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_bar
 from netscope.ui.pane import Pane
+from netscope.ui.process_screen import ProcessScreen
 from netscope.ui.widgets import (
-    Column,
     estimated,
     fixed_table,
     marked,
@@ -34,37 +34,6 @@ PROCESS_COLUMNS = (
     ("p90", 8),
     ("p99", 8),
     ("max", 8),
-)
-SOCKET_LABEL = ("socket (local ← peer)", 42)
-# `keep`: the lower, the longer a column stays as the terminal narrows.
-SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
-    Column("reads", 8, 2, lambda s: marked(f"{s.reads:,}", s.reads_estimated), "reads in the interval"),
-    Column(
-        "bytes",
-        8,
-        3,
-        lambda s: marked(fmt_bytes(s.stats.bytes), s.reads_estimated),
-        "bytes those reads copied",
-    ),
-    Column(
-        "p50", 9, 2, lambda s: estimated(fmt_ns(s.stats.p50_ns), s.sample_rate), "median wait on the socket"
-    ),
-    Column("p90", 9, 3, lambda s: estimated(fmt_ns(s.stats.p90_ns), s.sample_rate), "90th percentile wait"),
-    Column(
-        "p99",
-        9,
-        1,
-        lambda s: estimated(fmt_ns(s.stats.p99_ns), s.sample_rate),
-        "99th percentile wait (~: of the reads whose data's arrival was sampled)",
-        style=lambda s: slow_style(s.stats.p99_ns),
-    ),
-    Column(
-        "rcvbuf",
-        7,
-        3,
-        lambda s: fmt_bytes(s.rcvbuf) if s.rcvbuf is not None else NO_DATA,
-        "its receive buffer at the last read (sk_rcvbuf: SO_RCVBUF as the kernel keeps it, doubled)",
-    ),
 )
 EXPLAIN = (
     "wait = from the data being queued on the socket (sock:sk_data_ready) to the read that copied it "
@@ -130,8 +99,6 @@ class ProcessSelected(Drill):
         self.pid = pid
 
     def screen(self, shown: ViewModel) -> DrillScreen:
-        from netscope.ui.process_screen import ProcessScreen  # it uses this module's columns
-
         return ProcessScreen(self.pid, shown)
 
 

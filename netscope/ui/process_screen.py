@@ -1,5 +1,5 @@
 """One process's sockets with their copy-latency percentiles, and its flows, live (Enter on a
-process in the Latency pane)."""
+process in the Latency pane). Its socket columns are the Latency pane's too."""
 
 from __future__ import annotations
 
@@ -13,10 +13,41 @@ from netscope.model.latency import SocketRow
 from netscope.model.timeline import ViewModel
 from netscope.ui.drill import DrillScreen
 from netscope.ui.flows_pane import FlowList
-from netscope.ui.format import fmt_bytes, fmt_count, fmt_ns
+from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
 from netscope.ui.key_bar import KeyBar
-from netscope.ui.latency_pane import SOCKET_COLUMNS, SOCKET_LABEL
-from netscope.ui.widgets import Column, fit_columns, set_columns
+from netscope.ui.widgets import Column, estimated, fit_columns, marked, set_columns, slow_style
+
+SOCKET_LABEL = ("socket (local ← peer)", 42)
+# `keep`: the lower, the longer a column stays as the terminal narrows.
+SOCKET_COLUMNS: tuple[Column[SocketRow], ...] = (
+    Column("reads", 8, 2, lambda s: marked(f"{s.reads:,}", s.reads_estimated), "reads in the interval"),
+    Column(
+        "bytes",
+        8,
+        3,
+        lambda s: marked(fmt_bytes(s.stats.bytes), s.reads_estimated),
+        "bytes those reads copied",
+    ),
+    Column(
+        "p50", 9, 2, lambda s: estimated(fmt_ns(s.stats.p50_ns), s.sample_rate), "median wait on the socket"
+    ),
+    Column("p90", 9, 3, lambda s: estimated(fmt_ns(s.stats.p90_ns), s.sample_rate), "90th percentile wait"),
+    Column(
+        "p99",
+        9,
+        1,
+        lambda s: estimated(fmt_ns(s.stats.p99_ns), s.sample_rate),
+        "99th percentile wait (~: of the reads whose data's arrival was sampled)",
+        style=lambda s: slow_style(s.stats.p99_ns),
+    ),
+    Column(
+        "rcvbuf",
+        7,
+        3,
+        lambda s: fmt_bytes(s.rcvbuf) if s.rcvbuf is not None else NO_DATA,
+        "its receive buffer at the last read (sk_rcvbuf: SO_RCVBUF as the kernel keeps it, doubled)",
+    ),
+)
 
 
 class ProcessScreen(DrillScreen):
