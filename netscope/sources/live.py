@@ -1,9 +1,10 @@
 """The live source: BPF probes plus the kernel's own counters in /proc, sysfs and netlink.
 
-Each interval it reads, in this order: the kernel's counters (kernel_counters.py: the interval is
-the time between two of their reads), every probe's maps (probe_set.py: each probe fills the Sample
-field it names), netscope's own cost (bpf_cost.py), then the devices of the namespaces that carry
-traffic (namespaces.py). This module only puts them together."""
+Each interval it reads, in this order: the kernel's counters (kernel_counters.READERS, each filling
+the Sample fields it names: the interval is the time between two of their reads), every probe's
+maps (probe_set.py: each probe fills the Sample field it names), netscope's own cost (bpf_cost.py),
+then the devices of the namespaces that carry traffic (namespaces.py). This module only puts them
+together."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
-from netscope.model.sample import PROBE_LINGER_S, ProbeState, ProbeStatus, Sample, SocketOwner
+from netscope.model.sample import PROBE_LINGER_S, PROC_COUNTS, ProbeState, ProbeStatus, Sample, SocketOwner
 from netscope.model.sampling import Rate, RateController
 from netscope.probes.base import ProbeOptions
 from netscope.probes.btf import BTFError, kernel_btf
@@ -22,7 +23,7 @@ from netscope.probes.drops import DEFAULT_LOG_RATE, reason_names
 from netscope.probes.registry import PROBES
 from netscope.sources import procfs
 from netscope.sources.bpf_cost import STATS_EVERY, BpfCost
-from netscope.sources.kernel_counters import KernelCounters
+from netscope.sources.kernel_counters import READERS
 from netscope.sources.namespaces import Namespaces, interfaces_everywhere, namespaces_in
 from netscope.sources.probe_set import ProbeSet
 from netscope.sources.readings import ReadGaps
@@ -63,7 +64,7 @@ class LiveSource:
         )
         self.cost = BpfCost(self.probes, self.rates, detail_every)
         self._gaps = ReadGaps()
-        self.counters = KernelCounters(self.info, self._gaps)
+        self.readers = [reader(self.info, self._gaps) for reader in READERS]
         self.namespaces = Namespaces(self.info, self._gaps, self.probes.notes)
         self._last = time.monotonic()
 
@@ -102,9 +103,11 @@ class LiveSource:
         start, self._last = self._last, now
         wall = time.time()
         self._gaps.begin()
-        counters = self.counters.read()
+        counted: dict[str, Any] = {}
+        for reader in self.readers:
+            counted.update(reader.read())
         measured = self.bpf and self.probes.measured_since(start)
-        polled = self.probes.poll(start, measured, counters.processed)
+        polled = self.probes.poll(start, measured, sum(s.processed for s in counted["softnet"]))
         if not measure_next:
             self.probes.set_per_packet(on=False)
         self._samples_taken += 1
@@ -116,28 +119,25 @@ class LiveSource:
         seen = namespaces_in(polled["drops"], polled["queues"], polled["flows"])
         self.namespaces.carried(seen)
         devices = self.namespaces.devices()
-        if (alive := self.namespaces.alive(self.counters.irqs_alive())) is not None:
+        irqs = frozenset(line.irq for line in counted["irq_lines"])
+        if (
+            alive := self.namespaces.alive(irqs if PROC_COUNTS not in self._gaps.failed else None)
+        ) is not None:
             self.probes.prune(alive)
         return Sample(
             netns_names=self.namespaces.names(seen | {d.netns for d in devices}),
             ts=wall,
             interval_s=interval_s,
-            softirq_names=self.counters.softirq_names,
-            irq_lines=self.counters.irq_lines,
-            softnet=counters.softnet,
             probes=self.statuses(),
             devices=devices,
             socket_owners=self._socket_owners() if polled["flows"] else (),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
-            proc_interrupts=counters.interrupts,
-            proc_softirqs=counters.softirqs,
-            proc_cpu_times=counters.cpu_times,
-            snmp=counters.snmp,
-            tunables=self.namespaces.tunables(polled["drops"], self.counters.irq_lines),
+            tunables=self.namespaces.tunables(polled["drops"], counted["irq_lines"]),
             spans=tuple(sorted(self._gaps.spans.items())),
             read_failed=tuple(sorted(self._gaps.failed)),
+            **counted,
             **polled,
         )
 
