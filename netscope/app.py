@@ -39,7 +39,6 @@ from netscope.ui.drill import Drill, DrillScreen
 from netscope.ui.exit_guard import ExitGuard, GuardedDriver
 from netscope.ui.filter_input import FilterScreen
 from netscope.ui.findings import FindingChosen, FindingsScreen, ShowFindings, evidence
-from netscope.ui.flow_screen import FlowScreen
 from netscope.ui.header import NetscopeHeader, ReplayState, header_text
 from netscope.ui.help import HelpScreen
 from netscope.ui.home_pane import ShowPane
@@ -475,8 +474,8 @@ class NetscopeApp(App[int]):
     def action_filter(self) -> None:
         """Edit the flow filter; on a flow's screen it starts from that flow's expression."""
         current = self.timeline.flow_filter.text if self.timeline.flow_filter else ""
-        if isinstance(self.screen, FlowScreen):
-            current = self.screen.row.expression
+        if isinstance(self.screen, DrillScreen) and (own := self.screen.filter_text()) is not None:
+            current = own
         self.push_screen(FilterScreen(current), self._apply_filter)
 
     def _apply_filter(self, result: Filter | bool | None) -> None:

@@ -21,6 +21,10 @@ class DrillScreen(Screen[None]):
         """Render an interval's views."""
         raise NotImplementedError
 
+    def filter_text(self) -> str | None:
+        """The flow filter `/` starts from on this screen (None: the one in force)."""
+        return None
+
 
 class Drill(Message):
     """Enter on a row: open its screen. A pane's message (CpuSelected, FlowChosen, ...) says which

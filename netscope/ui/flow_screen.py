@@ -45,6 +45,9 @@ class FlowScreen(DrillScreen):
         self.trail = trail
         self._initial = shown
 
+    def filter_text(self) -> str | None:
+        return self.row.expression  # this flow alone: `/` edits from there
+
     def compose(self) -> ComposeResult:
         with Vertical(id="flow-box"):
             yield Static(id="flow-crumbs")
