@@ -38,7 +38,7 @@ from netscope.sources.recording import TuiRecorder
 from netscope.ui.drill import Drill, DrillScreen
 from netscope.ui.exit_guard import ExitGuard, GuardedDriver
 from netscope.ui.filter_input import FilterScreen
-from netscope.ui.findings import FindingChosen, FindingsScreen, ShowFindings, evidence
+from netscope.ui.findings import FindingChosen, ShowFindings, evidence
 from netscope.ui.header import NetscopeHeader, ReplayState, header_text
 from netscope.ui.help import HelpScreen
 from netscope.ui.home_pane import ShowPane
@@ -505,11 +505,7 @@ class NetscopeApp(App[int]):
             self._drill(message.screen(self.shown))
 
     def action_findings(self) -> None:
-        if self.shown is not None and not isinstance(self.screen, FindingsScreen):
-            self._drill(FindingsScreen(self.shown))
-
-    def on_show_findings(self, message: ShowFindings) -> None:
-        self.action_findings()
+        self.post_message(ShowFindings())
 
     def on_finding_chosen(self, message: FindingChosen) -> None:
         """Enter on a finding: its pane, and the row there that holds its evidence."""

@@ -4,9 +4,11 @@ the pane and row that show a finding's evidence."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.events import Click
 from textual.message import Message
@@ -43,8 +45,11 @@ def strip_text(findings: Sequence[ActiveFinding]) -> Text:
     return text
 
 
-class ShowFindings(Message):
-    """The strip was clicked."""
+class ShowFindings(Drill):
+    """`f`, or a click on the strip: every standing finding."""
+
+    def screen(self, shown: ViewModel) -> DrillScreen:
+        return FindingsScreen(shown)
 
 
 class FindingsStrip(Static):
@@ -105,11 +110,18 @@ class FindingsScreen(DrillScreen):
     """Every standing finding, worst first, live; the highlighted one in full below."""
 
     PROBES = ("hardirq", "drops", "latency")  # the evidence of every rule (the rest: counters)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *DrillScreen.BINDINGS,
+        Binding("f", "here", show=False),  # already open: not a second one on top
+    ]
 
     def __init__(self, shown: ViewModel) -> None:
         super().__init__()
         self._initial = shown
         self._findings: tuple[ActiveFinding, ...] = ()
+
+    def action_here(self) -> None:
+        """`f` on the findings: they are on screen."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="findings-box"):
