@@ -500,9 +500,12 @@ class NetscopeApp(App[int]):
 
     @on(Drill)
     def _open_drill(self, message: Drill) -> None:
-        """Enter on a row of a pane or screen: the screen its message builds."""
+        """Enter on a row of a pane or screen: the screen its message builds (not a second one of
+        the screen on top: `f` on the findings)."""
         if self.shown is not None:
-            self._drill(message.screen(self.shown))
+            screen = message.screen(self.shown)
+            if type(screen) is not type(self.screen):
+                self._drill(screen)
 
     def action_findings(self) -> None:
         self.post_message(ShowFindings())

@@ -4,11 +4,9 @@ the pane and row that show a finding's evidence."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.events import Click
 from textual.message import Message
@@ -110,18 +108,11 @@ class FindingsScreen(DrillScreen):
     """Every standing finding, worst first, live; the highlighted one in full below."""
 
     PROBES = ("hardirq", "drops", "latency")  # the evidence of every rule (the rest: counters)
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *DrillScreen.BINDINGS,
-        Binding("f", "here", show=False),  # already open: not a second one on top
-    ]
 
     def __init__(self, shown: ViewModel) -> None:
         super().__init__()
         self._initial = shown
         self._findings: tuple[ActiveFinding, ...] = ()
-
-    def action_here(self) -> None:
-        """`f` on the findings: they are on screen."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="findings-box"):

@@ -322,8 +322,10 @@ async def test_findings_strip_screen_and_drill_to_the_evidence(recording: Record
         strip = str(app.query_one("#home-findings", Static).render())
         worst = app.shown.findings[0].finding
         assert worst.summary in strip
-        await pilot.press("f")
+        await pilot.press("f", "f")
+        await pilot.pause()
         assert isinstance(app.screen, FindingsScreen)
+        assert sum(isinstance(s, FindingsScreen) for s in app.screen_stack) == 1  # not one on another
         table: DataTable[str | Text] = app.screen.query_one("#findings-table", DataTable)
         assert table.row_count == len(app.shown.findings)
         detail = str(app.screen.query_one("#finding-detail", Static).render())
