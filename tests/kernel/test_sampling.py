@@ -181,7 +181,8 @@ def test_flows_window_closing_late_still_adds_up_to_what_was_received(
     late, as when the timer waits while the sampler reads 100k flows: its weights count 4 times, so
     the flow would read 40% too many. Calibrated to softnet's count of the interval (`processed`),
     each interval of a steady flood is within 3% of the receiver's NoPorts over it, read by the test
-    right after netscope's read; its drops, counted one by one, add up to NoPorts."""
+    right before and right after netscope's read (the interval's edges lie between); its drops,
+    counted one by one, are within those bounds."""
     pause = Probe.pause_opening
 
     def late(probe: Probe[Any]) -> None:
@@ -190,7 +191,7 @@ def test_flows_window_closing_late_still_adds_up_to_what_was_received(
 
     monkeypatch.setattr(Probe, "pause_opening", late)
     source = LiveSource(sample_rate=Rate(1, 4))
-    samples, no_ports = [], []
+    samples, edges = [], []
     try:
         for start in source.need(("flows",)):
             start()
@@ -199,24 +200,25 @@ def test_flows_window_closing_late_still_adds_up_to_what_was_received(
             sender = flood_udp(pair, 6.0, port=CLOSED_PORT, pps=40_000, sport=41004)
             time.sleep(1.0)
             for _ in range(5):  # the first interval began with the flood under way: its read starts
+                before = udp()["NoPorts"]
                 samples.append(source.sample())
-                no_ports.append(udp()["NoPorts"])
+                edges.append((before, udp()["NoPorts"]))
                 time.sleep(1.0)
             flood_result(sender)
     finally:
         source.close()
-    truths = [b - a for a, b in itertools.pairwise(no_ports)]
+    # The fewest and the most NoPorts could have counted between two of netscope's reads.
+    bounds = [(b[0] - a[1], b[1] - a[0]) for a, b in itertools.pairwise(edges)]
     got = []
     for sample in samples[1:]:
         assert sample.flows is not None and rate_of(sample, "flows") == 4
         flows = [f for f in sample.flows.flows if f.sport == 41004]
         got.append((sum(f.rx_packets for f in flows), sum(dict(f.drops).get("NO_SOCKET", 0) for f in flows)))
-    print(f"estimated and dropped {got}, NoPorts {truths}")
-    assert min(truths) >= 30_000
-    # The receiver's count is read right after netscope's: the edges move a little, not the sum.
-    assert abs(sum(d for _, d in got) - sum(truths)) <= 0.005 * sum(truths), (got, truths)
-    for (packets, _), truth_ in zip(got, truths, strict=True):
-        assert abs(packets - truth_) <= 0.03 * truth_, (got, truths)
+    print(f"estimated and dropped {got}, NoPorts between {bounds}")
+    assert min(lo for lo, _ in bounds) >= 30_000
+    for (packets, drops), (lo, hi) in zip(got, bounds, strict=True):
+        assert lo <= drops <= hi, (got, bounds)  # every drop counted, one by one
+        assert 0.97 * lo <= packets <= 1.03 * hi, (got, bounds)
 
 
 def test_every_packet_sampled_at_a_low_rate(pair: VethPair) -> None:
