@@ -450,8 +450,7 @@ def _run_intervals(
         done += 1
         return count == 0 or done < count
 
-    if count == 0 or done < count:
-        every(interval, step, threading.Event(), baseline=sample)
+    every(interval, step, threading.Event(), baseline=sample)
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
