@@ -36,7 +36,7 @@ SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampl
 # Measured here: a program that does nothing, on a tracepoint every packet passes, slowed the veth
 # flood by about this much per run (against the flood alone the reads' tracepoint cost 3% and the
 # arrivals' 2%). A window's estimates stay true at the scale this sets because the flows' are
-# calibrated to softnet's count of the interval (netscope/sources/live.py): priced so with
+# calibrated to softnet's count of the interval (netscope/sources/probe_set.py): priced so with
 # the window's own weights, the flows estimate read 2-7% off at 1/4 of the interval and more.
 DISPATCH_NS = 80.0
 HOOK_BUDGET_PCT = 1.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached

@@ -449,7 +449,7 @@ class Probe(ABC, Generic[T]):
 
     def calibrate(self, data: T, factor: float) -> T:
         """The interval's estimates times `factor`: the kernel's count of the sampled hook's runs
-        over the interval, against the runs its window saw times the window's weight (`scale`).
+        over the interval, against the runs its samples' weights stand for (`Runs.weights`).
         A window whose edges moved (a timer late while the sampler reads 100k flows) or that saw a
         burst's start but not its end still adds up to what the kernel counted."""
         return data

@@ -59,9 +59,7 @@ class LiveSource:
         # The flows table's size in the kernel, and the busiest flows decoded in full per interval
         # (None: all): a view's cost follows what it shows.
         options = ProbeOptions(drop_log_rate, max_flows, flows_top)
-        self.probes = ProbeSet(
-            self.info.cpus, options, flow_filter, self.rates, linger_s, detail_every, self._prepare_cost
-        )
+        self.probes = ProbeSet(self.info.cpus, options, flow_filter, self.rates, linger_s, self._prepare_cost)
         self.cost = BpfCost(self.probes, self.rates, detail_every)
         self._gaps = ReadGaps()
         self.readers = [reader(self.info, self._gaps) for reader in READERS]

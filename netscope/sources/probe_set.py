@@ -43,7 +43,6 @@ class ProbeSet:
         flow_filter: Filter | None,
         rates: RateController,
         linger_s: float,
-        detail_every: int,
         before_start: Callable[[], None],
     ) -> None:
         self.cpus = cpus
@@ -51,9 +50,6 @@ class ProbeSet:
         self.flow_filter = flow_filter
         self.rates = rates
         self.linger_s = linger_s
-        # Per-packet hooks run for one interval in `detail_every` and are paused between: what a
-        # long-running headless netscope costs on a busy box. 1: always on.
-        self.detail_every = detail_every
         self._before_start = before_start  # once, before the first compile (bpf_stats' clock)
         self._detail_since: float | None = 0.0  # when the per-packet hooks went on; None: paused
         self._detail_lock = threading.Lock()  # taken after _need_lock when both are, never before
