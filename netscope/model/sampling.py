@@ -23,7 +23,7 @@ read, and what they counted is scaled by the time they were on).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 BUDGET_PCT = 3.0  # of one CPU: netscope's BPF, all programs together
@@ -171,6 +171,20 @@ class RateController:
         wanted = required_rates(attached, {p: self.cost(p) for p in loads}, spare)
         self.rates = {p: Rate(self._step(p, n, lambda r: r.n), scales[p]) for p, n in wanted.items()}
         return dict(self.rates)
+
+    def onset(self, loads: Mapping[str, Load], watched: Collection[str]) -> dict[str, Rate]:
+        """Mid-interval: the `watched` probes (hooks on all the interval) whose load now, among the
+        others' (`loads`), needs a larger scale than the one in force (a flood began): their rates,
+        the scale raised at once and n kept (the interval's end sets both again). None when forced."""
+        if self.forced is not None:
+            return {}
+        wanted = required_scales(loads, HOOK_BUDGET_PCT)
+        raised = {}
+        for p in watched:
+            now = self.rates.get(p, Rate())
+            if p in wanted and wanted[p] > now.scale:
+                raised[p] = self.rates[p] = Rate(now.n, wanted[p])
+        return raised
 
     def _step(self, probe: str, wanted: int, part: Callable[[Rate], int]) -> int:
         """Up at once to `wanted`; down one step (half) at a time, while half still suffices."""

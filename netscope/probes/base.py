@@ -87,6 +87,11 @@ class Runs:
     sampled: int = 0
     rate: Rate = field(default_factory=Rate)
     weights: int = 0  # the samples' weights summed: the runs they stand for
+    coverage: float = 1.0  # the share of the interval its sampled hooks were on (a duty cycle's)
+
+    def per_s(self, interval_s: float) -> float:
+        """Its hooks' runs per second, as if they had been on all the interval."""
+        return self.fires / (self.coverage * interval_s) if self.coverage > 0 and interval_s > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ class Probe(ABC, Generic[T]):
         self.status = ProbeStatus(self.name, ProbeState.PENDING)
         self.rate = Rate()
         self.runs = Runs()  # its sampled hooks' runs over the last interval polled
+        self.coverage = 1.0  # the share of this interval its sampled hooks are on (duty cycle)
         self._runs_total: tuple[int, int, int] | None = None
         self._suspended = False  # compiled, hooks detached: no view needs it now
 
@@ -297,7 +303,7 @@ class Probe(ABC, Generic[T]):
             previous, self._previous = self._previous, totals
             if runs_total is not None and self._runs_total is not None:
                 fires, sampled, weights = (a - b for a, b in zip(runs_total, self._runs_total, strict=True))
-                self.runs = Runs(fires, sampled, self.rate, weights)
+                self.runs = Runs(fires, sampled, self.rate, weights, self.coverage)
             self._runs_total = runs_total
             misses = self._recursion_misses()
             not_counted, evicted = self.map_losses(totals)
@@ -347,6 +353,14 @@ class Probe(ABC, Generic[T]):
                 sampled += int(v.sampled)
                 weights += int(v.weights)
         return fires, sampled, weights
+
+    def fires_now(self) -> int | None:
+        """Its sampled hooks' runs so far, all CPUs, cumulative; None when not started (or exact)."""
+        with self._lock:
+            if self._bpf is None:
+                return None
+            runs = self._read_runs()
+        return runs[0] if runs is not None else None
 
     def set_rate(self, rate: Rate) -> None:
         """Sample at `rate` from now on (a sampled probe; others ignore it)."""

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from netscope.model.filter import Filter
@@ -33,6 +34,22 @@ T = TypeVar("T")
 # its own weights stand (each moment of the interval is as likely as any other to be watched).
 CALIBRATION_UP = 1.5
 DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled hooks attach
+# While a sampled probe's hooks are on all the interval (the last one was quiet), their runs are
+# looked at this often: a flood that begins then gets its duty cycle within this long, not at the
+# interval's end (its first interval cost the CPUs pane a fifth of a veth flood's CPU).
+ONSET_EVERY_S = 0.1
+ONSET_MIN_LEFT_S = 0.1  # less of the interval left than this: it ends as it began
+ONSET_END_MARGIN_S = 0.05  # the window closes this long before the interval's end, at the latest
+
+
+@dataclass
+class OnsetWatch:
+    """An interval whose sampled hooks are on all along: when it ends, and each watched probe's
+    runs at the last look (cumulative, and when)."""
+
+    start: float
+    interval_s: float
+    fires: dict[str, tuple[int, float]]
 
 
 class ProbeSet:
@@ -66,6 +83,11 @@ class ProbeSet:
         self._prepare_lock = threading.Lock()
         self._prepared = False
         self._duty_timers: list[threading.Timer] = []
+        # The duty cycle and the onset watch, between the sampler and the watch's thread; taken
+        # before _need_lock and _detail_lock, never under them.
+        self._duty_lock = threading.Lock()
+        self._onset: OnsetWatch | None = None
+        self._onset_thread: threading.Thread | None = None
         self._live_since: dict[str, float] = {}
 
     def prepare(self) -> None:
@@ -221,15 +243,11 @@ class ProbeSet:
         return self._detail_since is not None and self._detail_since <= start
 
     def adapt_rates(self, interval_s: float) -> None:
-        """Each sampled probe's rate for the next interval, from its hooks' runs in this one (runs
-        while attached for 1/scale of the interval stand for scale times as many)."""
+        """Each sampled probe's rate for the next interval, from its hooks' runs in this one, over
+        the time they were on (`Runs.coverage`)."""
         if interval_s <= 0:
             return
-        loads = {
-            p.name: Load(p.runs.fires * p.runs.rate.scale / interval_s, p.hooks_per_run)
-            for p in self.live()
-            if p.sampled
-        }
+        loads = {p.name: Load(p.runs.per_s(interval_s), p.hooks_per_run) for p in self.live() if p.sampled}
         for name, rate in self.rates.update(loads).items():
             self._probes[name].set_rate(rate)
 
@@ -250,33 +268,100 @@ class ProbeSet:
         (reading the maps of 100k flows takes a while): the window must close before the next read,
         or its weights would count time the hooks were not on (the TUI read a third too few flow
         packets). While bpf_stats measures (its window `stats_at` into the interval), the window's
-        hooks are on all through it."""
-        for timer in self._duty_timers:
-            timer.cancel()
-        self._duty_timers = []
-        # The probes first: _need_lock is never taken under _detail_lock (need() takes them in the
-        # other order; the TUI froze when a key resumed a probe while the sampler was here).
-        live = self.live()
-        with self._detail_lock:
-            if self._detail_since is None:
-                return
-            cycled = [p for p in live if p.sampled]
+        hooks are on all through it. Probes at scale 1 are on all the interval, and watched for a
+        flood's onset (`_look_for_onset`)."""
+        with self._duty_lock:
+            for timer in self._duty_timers:
+                timer.cancel()
+            self._duty_timers = []
+            self._onset = None
+            # The probes first: _need_lock is never taken under _detail_lock (need() takes them in
+            # the other order; the TUI froze when a key resumed a probe while the sampler was here).
+            live = self.live()
+            with self._detail_lock:
+                if self._detail_since is None:
+                    return
+                cycled = [p for p in live if p.sampled]
+                for probe in cycled:
+                    probe.coverage = 1 / probe.rate.scale if interval_s > 0 else 1.0
+                    if probe.rate.scale > 1 and interval_s > 0:
+                        probe.pause_sampled()
+                    else:
+                        probe.resume_per_packet()
+            left_s = interval_s - elapsed_s
             for probe in cycled:
                 if probe.rate.scale > 1 and interval_s > 0:
-                    probe.pause_sampled()
-                else:
-                    probe.resume_per_packet()
-        for probe in cycled:
-            if probe.rate.scale > 1 and interval_s > 0:
-                on_s = interval_s / probe.rate.scale
-                drain_s = probe.drain_s if probe.closing else 0.0
-                latest = max(0.0, interval_s - on_s - drain_s - elapsed_s)
-                at = stats_at if stats_at is not None else random.uniform(0.0, latest)
-                self._after(at, functools.partial(self._duty_on, probe))
-                self._after(at + on_s, probe.pause_opening)
-                if probe.closing:
-                    end = max(at + on_s, min(at + on_s + drain_s, interval_s - elapsed_s - DUTY_MARGIN_S))
-                    self._after(end, probe.pause_sampled)
+                    self._window(probe, interval_s / probe.rate.scale, left_s, stats_at)
+            whole = {p.name: p.fires_now() for p in cycled if p.rate.scale == 1}
+            now = time.monotonic()
+            if stats_at is None and interval_s > 0 and whole:
+                watched = {name: (fires, now) for name, fires in whole.items() if fires is not None}
+                self._onset = OnsetWatch(now - elapsed_s, interval_s, watched)
+                self._watch_onsets()
+
+    def _window(self, probe: Probe[Any], on_s: float, left_s: float, at: float | None = None) -> None:
+        """Schedule a duty cycle's window of `on_s` in the `left_s` seconds left of the interval
+        (from `at`, else from a random moment); a closing hook outlasts it by the probe's drain_s.
+        Under _duty_lock."""
+        drain_s = probe.drain_s if probe.closing else 0.0
+        if at is None:
+            at = random.uniform(0.0, max(0.0, left_s - on_s - drain_s))
+        self._after(at, functools.partial(self._duty_on, probe))
+        self._after(at + on_s, probe.pause_opening)
+        if probe.closing:
+            end = max(at + on_s, min(at + on_s + drain_s, left_s - DUTY_MARGIN_S))
+            self._after(end, probe.pause_sampled)
+
+    def _watch_onsets(self) -> None:
+        """Start the thread that looks for a flood's onset (once). Under _duty_lock."""
+        if self._onset_thread is None:
+            self._onset_thread = threading.Thread(target=self._look_for_onsets, name="onset", daemon=True)
+            self._onset_thread.start()
+
+    def _look_for_onsets(self) -> None:
+        while not self._closed.wait(ONSET_EVERY_S):
+            with self._duty_lock:
+                if self._onset is not None:
+                    self._look_for_onset(self._onset)
+
+    def _look_for_onset(self, watch: OnsetWatch) -> None:
+        """A watched probe whose hooks ran since the last look as a flood runs them gets the scale
+        that load needs now, and a window of 1/scale of what is left of the interval: what its
+        hooks saw so far counts once, the window's `scale` times, and together they estimate the
+        whole interval. Under _duty_lock."""
+        now = time.monotonic()
+        left_s = watch.start + watch.interval_s - now
+        if left_s < ONSET_MIN_LEFT_S:
+            self._onset = None
+            return
+        live = [p for p in self.live() if p.sampled]
+        loads = {p.name: Load(p.runs.per_s(watch.interval_s), p.hooks_per_run) for p in live}
+        for name, (before, then) in list(watch.fires.items()):
+            fires = self._probes[name].fires_now()
+            if fires is None or name not in loads or now <= then:
+                del watch.fires[name]
+                continue
+            watch.fires[name] = (fires, now)
+            loads[name] = Load((fires - before) / (now - then), self._probes[name].hooks_per_run)
+        for name, rate in self.rates.onset(loads, watch.fires).items():
+            probe = self._probes[name]
+            # The arrivals sampled so far are paired before the window may open (its reads go off).
+            earliest = DUTY_MARGIN_S + (probe.drain_s if probe.closing else 0.0)
+            on_s = left_s / rate.scale
+            latest = left_s - on_s - ONSET_END_MARGIN_S - (probe.drain_s if probe.closing else 0.0)
+            if latest < earliest:  # too late to pair them and still watch a window
+                del watch.fires[name]
+                continue
+            with self._detail_lock:
+                if self._detail_since is None:
+                    return
+                probe.pause_opening()
+            probe.set_rate(rate)
+            del watch.fires[name]
+            if probe.closing:
+                self._after(probe.drain_s, probe.pause_sampled)
+            self._window(probe, on_s, left_s, random.uniform(earliest, latest))
+            probe.coverage = (now - watch.start + on_s) / watch.interval_s
 
     def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
         self._duty_timers.append(daemon_timer(delay_s, fn))
@@ -308,7 +393,9 @@ class ProbeSet:
 
     def close(self) -> None:
         self._closed.set()
-        for timer in self._duty_timers:
-            timer.cancel()
+        with self._duty_lock:
+            self._onset = None
+            for timer in self._duty_timers:
+                timer.cancel()
         for probe in self.all:
             probe.close()

@@ -14,6 +14,7 @@ import pytest
 
 from harness.netns import VethPair, flood_result, flood_udp, udp_sink
 from harness.tmux import wait_for
+from netscope.model import sampling
 from netscope.model.latency import PROC_BITS, Percentiles, merge
 from netscope.model.sample import ProcLatency, Sample, rate_of
 from netscope.model.sampling import Rate
@@ -219,6 +220,50 @@ def test_flows_window_closing_late_still_adds_up_to_what_was_received(
     for (packets, drops), (lo, hi) in zip(got, bounds, strict=True):
         assert lo <= drops <= hi, (got, bounds)  # every drop counted, one by one
         assert 0.97 * lo <= packets <= 1.03 * hi, (got, bounds)
+
+
+def test_a_flood_beginning_mid_interval_gets_its_duty_cycle_within_that_interval(
+    pair: VethPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The NAPI probe's hook on all of a quiet interval (scale 1); a flood begins 0.3 s into it,
+    its polls priced (DISPATCH_NS raised) so that the hook needs a duty cycle. Within 0.6 s of the
+    flood's start, still inside that interval, it has one (its scale is above 1), so it ran for
+    well under the polls of the interval; and what it saw before (counting once) and in its window
+    (counting `scale` times) still adds up to softnet's `processed` over the interval, read by the
+    test right before and right after netscope's reads (within 10%; here within 1-2%). Without the
+    onset watch the hook ran for every poll and its scale stayed 1 to the interval's end."""
+    monkeypatch.setattr(sampling, "DISPATCH_NS", 2000.0)  # 20k polls/s: 4% of a CPU, share 1%
+    source = LiveSource()
+    edges, samples, scale_in_interval = [], [], 0
+    try:
+        for start in source.need(("napi",)):
+            start()
+        t0 = time.monotonic()
+        source.sample()
+        for k in (1, 2):  # every 1 s, as the TUI's cadence (the duty cycle expects the same length)
+            time.sleep(max(0.0, t0 + k - time.monotonic()))
+            before = sum(p for p, _, _ in truth.softnet())
+            samples.append(source.sample())
+            edges.append((before, sum(p for p, _, _ in truth.softnet())))
+            if k == 1:  # a quiet interval ended: the next begins at scale 1
+                assert source.probes["napi"].rate.scale == 1
+                time.sleep(0.3)
+                sender = flood_udp(pair, 3.0, port=CLOSED_PORT, pps=20_000, sport=41005)
+                time.sleep(0.6)
+                scale_in_interval = source.probes["napi"].rate.scale
+        flood_result(sender)
+    finally:
+        source.close()
+    lo, hi = edges[1][0] - edges[0][1], edges[1][1] - edges[0][0]
+    onset = samples[1]
+    assert onset.napi is not None
+    packets = sum(sum(i.packets) for i in onset.napi)
+    fires = source.probes["napi"].runs.fires
+    print(f"scale {scale_in_interval}, napi packets {packets}, processed {lo}-{hi}, hook runs {fires}")
+    assert scale_in_interval >= 2
+    assert lo >= 10_000  # the flood ran for most of the interval
+    assert fires <= 0.75 * lo  # the hook went off for most of the rest of the interval
+    assert 0.9 * lo <= packets <= 1.1 * hi
 
 
 def test_every_packet_sampled_at_a_low_rate(pair: VethPair) -> None:

@@ -17,6 +17,7 @@ from netscope.model.sampling import (
     required_rates,
     required_scale,
 )
+from netscope.probes.base import Runs
 
 BUDGET_NS = AIM * BUDGET_PCT / 100 * 1e9
 COSTS = {"flows": RunCost(10.0, 260.0), "napi": RunCost(12.0, 80.0)}
@@ -81,6 +82,27 @@ def test_rates_rise_at_once_and_come_down_a_step_at_a_time() -> None:
     assert c.update(quiet)["flows"].n == high // 4
     assert c.update(flood)["flows"].n == high  # back up at once
     assert c.update({}) == {}  # a probe no longer attached has no rate
+
+
+def test_a_flood_beginning_mid_interval_raises_the_watched_probes_scale_at_once() -> None:
+    """The onset watch (netscope/sources/probe_set.py): a probe on all the interval whose load now
+    needs a duty cycle gets the scale at once, its n kept; a probe not watched (mid-window) keeps
+    its rate, and one whose load fits gets nothing. Forced rates never move."""
+    c = RateController()
+    c.update({"napi": Load(100.0), "flows": Load(100.0)})
+    c.rates["napi"] = Rate(2, 1)
+    flood = {"napi": Load(SHARE_RUNS * 3), "flows": Load(SHARE_RUNS * 3)}
+    assert c.onset(flood, ["napi"]) == {"napi": Rate(2, 4)}
+    assert c.rates["napi"] == Rate(2, 4) and c.rates["flows"] == Rate(1, 1)
+    assert c.onset(flood, ["napi"]) == {}  # already there
+    assert c.onset({"flows": Load(100.0)}, ["flows"]) == {}
+    assert RateController(forced=Rate(10)).onset(flood, ["napi", "flows"]) == {}
+
+
+def test_runs_per_second_count_only_the_time_the_hooks_were_on() -> None:
+    assert Runs(fires=1000, coverage=0.25).per_s(2.0) == 2000.0
+    assert Runs(fires=1000).per_s(2.0) == 500.0
+    assert Runs(fires=1000, coverage=0.0).per_s(1.0) == Runs(fires=5).per_s(0.0) == 0.0
 
 
 def test_forced_rate() -> None:
