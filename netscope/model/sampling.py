@@ -173,18 +173,23 @@ class RateController:
         return dict(self.rates)
 
     def onset(self, loads: Mapping[str, Load], watched: Collection[str]) -> dict[str, Rate]:
-        """Mid-interval: the `watched` probes (hooks on all the interval) whose load now, among the
-        others' (`loads`), needs a larger scale than the one in force (a flood began): their rates,
-        the scale raised at once and n kept (the interval's end sets both again). None when forced."""
+        """Mid-interval: the rates the `watched` probes (hooks on all the interval) would need, if
+        their load now, among the others' (`loads`), needs a larger scale than the one in force:
+        the scale raised, n kept (the interval's end sets both again). Recorded with `raised`.
+        None when forced."""
         if self.forced is not None:
             return {}
         wanted = required_scales(loads, HOOK_BUDGET_PCT)
-        raised = {}
+        out = {}
         for p in watched:
             now = self.rates.get(p, Rate())
             if p in wanted and wanted[p] > now.scale:
-                raised[p] = self.rates[p] = Rate(now.n, wanted[p])
-        return raised
+                out[p] = Rate(now.n, wanted[p])
+        return out
+
+    def raised(self, probe: str, rate: Rate) -> None:
+        """A rate `onset` proposed is in force."""
+        self.rates[probe] = rate
 
     def _step(self, probe: str, wanted: int, part: Callable[[Rate], int]) -> int:
         """Up at once to `wanted`; down one step (half) at a time, while half still suffices."""

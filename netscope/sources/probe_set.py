@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from netscope.model.filter import Filter
@@ -35,8 +35,9 @@ T = TypeVar("T")
 CALIBRATION_UP = 1.5
 DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled hooks attach
 # While a sampled probe's hooks are on all the interval (the last one was quiet), their runs are
-# looked at this often: a flood that begins then gets its duty cycle within this long, not at the
-# interval's end (its first interval cost the CPUs pane a fifth of a veth flood's CPU).
+# looked at this often: a flood that begins then gets its duty cycle within two looks, not at the
+# interval's end (its first interval cost the CPUs pane a fifth of a veth flood's CPU); a burst
+# that two looks do not both see is judged at the interval's end, as before.
 ONSET_EVERY_S = 0.1
 ONSET_MIN_LEFT_S = 0.1  # less of the interval left than this: it ends as it began
 ONSET_END_MARGIN_S = 0.05  # the window closes this long before the interval's end, at the latest
@@ -44,12 +45,14 @@ ONSET_END_MARGIN_S = 0.05  # the window closes this long before the interval's e
 
 @dataclass
 class OnsetWatch:
-    """An interval whose sampled hooks are on all along: when it ends, and each watched probe's
-    runs at the last look (cumulative, and when)."""
+    """An interval whose sampled hooks are on all along: when it ends, each watched probe's runs at
+    the last look (cumulative, and when), and those whose runs since the look before already
+    needed a larger scale (a burst of one look is left to the interval's end to judge)."""
 
     start: float
     interval_s: float
     fires: dict[str, tuple[int, float]]
+    hot: set[str] = field(default_factory=set)
 
 
 class ProbeSet:
@@ -88,6 +91,10 @@ class ProbeSet:
         self._duty_lock = threading.Lock()
         self._onset: OnsetWatch | None = None
         self._onset_thread: threading.Thread | None = None
+        # A probe's runs per second when a flood's onset raised its scale: its interval's mean
+        # (quiet before the onset) would bring the scale down again at once, and back up in the
+        # next interval, with the hooks off from the read until the duty cycle each time.
+        self._onset_loads: dict[str, float] = {}
         self._live_since: dict[str, float] = {}
 
     def prepare(self) -> None:
@@ -244,10 +251,17 @@ class ProbeSet:
 
     def adapt_rates(self, interval_s: float) -> None:
         """Each sampled probe's rate for the next interval, from its hooks' runs in this one, over
-        the time they were on (`Runs.coverage`)."""
+        the time they were on (`Runs.coverage`), or from their rate when a flood's onset raised its
+        scale, whichever is more."""
         if interval_s <= 0:
             return
-        loads = {p.name: Load(p.runs.per_s(interval_s), p.hooks_per_run) for p in self.live() if p.sampled}
+        with self._duty_lock:
+            onset, self._onset_loads = self._onset_loads, {}
+        loads = {
+            p.name: Load(max(p.runs.per_s(interval_s), onset.get(p.name, 0.0)), p.hooks_per_run)
+            for p in self.live()
+            if p.sampled
+        }
         for name, rate in self.rates.update(loads).items():
             self._probes[name].set_rate(rate)
 
@@ -301,11 +315,13 @@ class ProbeSet:
 
     def _window(self, probe: Probe[Any], on_s: float, left_s: float, at: float | None = None) -> None:
         """Schedule a duty cycle's window of `on_s` in the `left_s` seconds left of the interval
-        (from `at`, else from a random moment); a closing hook outlasts it by the probe's drain_s.
-        Under _duty_lock."""
+        (from `at` or as soon after as fits, else from a random moment); a closing hook outlasts it
+        by the probe's drain_s. Under _duty_lock."""
         drain_s = probe.drain_s if probe.closing else 0.0
-        if at is None:
-            at = random.uniform(0.0, max(0.0, left_s - on_s - drain_s))
+        latest = max(0.0, left_s - on_s - drain_s)
+        # Never past the interval's end, a bpf_stats window's moment included (taken after the
+        # interval's reads, which took a while): its weights would count in the next interval.
+        at = random.uniform(0.0, latest) if at is None else min(at, latest)
         self._after(at, functools.partial(self._duty_on, probe))
         self._after(at + on_s, probe.pause_opening)
         if probe.closing:
@@ -325,8 +341,8 @@ class ProbeSet:
                     self._look_for_onset(self._onset)
 
     def _look_for_onset(self, watch: OnsetWatch) -> None:
-        """A watched probe whose hooks ran since the last look as a flood runs them gets the scale
-        that load needs now, and a window of 1/scale of what is left of the interval: what its
+        """A watched probe whose hooks ran over the last two looks as a flood runs them gets the
+        scale that load needs now, and a window of 1/scale of what is left of the interval: what its
         hooks saw so far counts once, the window's `scale` times, and together they estimate the
         whole interval. Under _duty_lock."""
         now = time.monotonic()
@@ -343,7 +359,10 @@ class ProbeSet:
                 continue
             watch.fires[name] = (fires, now)
             loads[name] = Load((fires - before) / (now - then), self._probes[name].hooks_per_run)
-        for name, rate in self.rates.onset(loads, watch.fires).items():
+        wanted = self.rates.onset(loads, watch.fires)
+        sustained = {name: rate for name, rate in wanted.items() if name in watch.hot}
+        watch.hot = set(wanted)
+        for name, rate in sustained.items():
             probe = self._probes[name]
             # The arrivals sampled so far are paired before the window may open (its reads go off).
             earliest = DUTY_MARGIN_S + (probe.drain_s if probe.closing else 0.0)
@@ -356,6 +375,8 @@ class ProbeSet:
                 if self._detail_since is None:
                     return
                 probe.pause_opening()
+            self.rates.raised(name, rate)
+            self._onset_loads[name] = loads[name].runs_per_s
             probe.set_rate(rate)
             del watch.fires[name]
             if probe.closing:

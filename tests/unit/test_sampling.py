@@ -93,6 +93,8 @@ def test_a_flood_beginning_mid_interval_raises_the_watched_probes_scale_at_once(
     c.rates["napi"] = Rate(2, 1)
     flood = {"napi": Load(SHARE_RUNS * 3), "flows": Load(SHARE_RUNS * 3)}
     assert c.onset(flood, ["napi"]) == {"napi": Rate(2, 4)}
+    assert c.rates["napi"] == Rate(2, 1)  # proposed only
+    c.raised("napi", Rate(2, 4))
     assert c.rates["napi"] == Rate(2, 4) and c.rates["flows"] == Rate(1, 1)
     assert c.onset(flood, ["napi"]) == {}  # already there
     assert c.onset({"flows": Load(100.0)}, ["flows"]) == {}
