@@ -110,7 +110,8 @@ class LiveSource:
             self.probes.set_per_packet(on=False)
         self._samples_taken += 1
         interval_s = now - start
-        self.probes.adapt_rates(interval_s)
+        if measured:  # hooks paused all the interval (--detail-every) tell nothing of the load:
+            self.probes.adapt_rates(interval_s)  # the rates stay as the last measured one left them
         cost = self.cost.cost(interval_s, index)
         self.probes.duty_cycle(interval_s, time.monotonic() - now, self.cost.take_stats_at())
         # The probes' counts are taken: from here on nothing may raise and lose them.

@@ -266,6 +266,36 @@ def test_a_flood_beginning_mid_interval_gets_its_duty_cycle_within_that_interval
     assert 0.9 * lo <= packets <= 1.1 * hi
 
 
+def test_rates_hold_while_the_hooks_are_paused_between_measured_intervals(
+    pair: VethPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """snapshot's default (--detail-every): the per-packet hooks are paused between measured
+    intervals and see no runs there, which says nothing of the load. Under a steady flood (its NAPI
+    polls priced to need a duty cycle), the rate the measured interval chose holds through the
+    paused ones, so the next measured interval starts at the flood's scale. (It fell by half per
+    paused interval, to 1: the measured interval then ran its hooks for every poll.)"""
+    monkeypatch.setattr(sampling, "DISPATCH_NS", 2000.0)
+    source = LiveSource(detail_every=3)
+    rates = []
+    try:
+        for start in source.need(("napi",)):
+            start()
+        sender = flood_udp(pair, 5.0, port=CLOSED_PORT, pps=20_000, sport=41006)
+        time.sleep(0.5)
+        source.sample()  # the next interval is measured, the two after it are not
+        for _ in range(3):
+            time.sleep(1.0)
+            sample = source.sample()
+            rates.append((sample.detail_measured, source.probes["napi"].rate))
+        flood_result(sender)
+    finally:
+        source.close()
+    print(rates)
+    assert [m for m, _ in rates] == [True, False, False]
+    assert rates[0][1].scale > 1
+    assert rates[1][1] == rates[2][1] == rates[0][1]
+
+
 def test_every_packet_sampled_at_a_low_rate(pair: VethPair) -> None:
     source = LiveSource()
     try:
