@@ -176,7 +176,7 @@ class RateController:
         """Mid-interval: the rates the `watched` probes (hooks on all the interval) would need, if
         their load now, among the others' (`loads`), needs a larger scale than the one in force:
         the scale raised, n kept (the interval's end sets both again). Recorded with `raised`.
-        None when forced."""
+        Nothing when forced."""
         if self.forced is not None:
             return {}
         wanted = required_scales(loads, HOOK_BUDGET_PCT)

@@ -306,10 +306,11 @@ class ProbeSet:
             for probe in cycled:
                 if probe.rate.scale > 1 and interval_s > 0:
                     self._window(probe, interval_s / probe.rate.scale, left_s, stats_at)
-            whole = {p.name: p.fires_now() for p in cycled if p.rate.scale == 1}
-            now = time.monotonic()
+            whole = [p for p in cycled if p.rate.scale == 1]
             if stats_at is None and interval_s > 0 and whole:
-                watched = {name: (fires, now) for name, fires in whole.items() if fires is not None}
+                now = time.monotonic()
+                fires = {p.name: p.fires_now() for p in whole}
+                watched = {name: (n, now) for name, n in fires.items() if n is not None}
                 self._onset = OnsetWatch(now - elapsed_s, interval_s, watched)
                 self._watch_onsets()
 
@@ -365,9 +366,10 @@ class ProbeSet:
         for name, rate in sustained.items():
             probe = self._probes[name]
             # The arrivals sampled so far are paired before the window may open (its reads go off).
-            earliest = DUTY_MARGIN_S + (probe.drain_s if probe.closing else 0.0)
+            drain_s = probe.drain_s if probe.closing else 0.0
+            earliest = DUTY_MARGIN_S + drain_s
             on_s = left_s / rate.scale
-            latest = left_s - on_s - ONSET_END_MARGIN_S - (probe.drain_s if probe.closing else 0.0)
+            latest = left_s - on_s - ONSET_END_MARGIN_S - drain_s
             if latest < earliest:  # too late to pair them and still watch a window
                 del watch.fires[name]
                 continue
@@ -380,7 +382,7 @@ class ProbeSet:
             probe.set_rate(rate)
             del watch.fires[name]
             if probe.closing:
-                self._after(probe.drain_s, probe.pause_sampled)
+                self._after(drain_s, probe.pause_sampled)
             self._window(probe, on_s, left_s, random.uniform(earliest, latest))
             probe.coverage = (now - watch.start + on_s) / watch.interval_s
 
