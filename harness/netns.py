@@ -227,24 +227,23 @@ NFT_TABLE = """table inet netscope_test {
 """
 
 
+def nft_counter(pair: VethPair, family: str, table: str) -> int:
+    """The packets counted by the first rule with a counter in the receiver namespace's `table`."""
+    out = run("ip", "netns", "exec", pair.receiver_ns, "nft", "-j", "list", "table", family, table)
+    for item in json.loads(out)["nftables"]:
+        for expr in item.get("rule", {}).get("expr", []):
+            if "counter" in expr:
+                return int(expr["counter"]["packets"])
+    raise AssertionError("no counter in the nft rule")
+
+
 @contextmanager
 def nft_drop(pair: VethPair, port: int) -> Iterator[Callable[[], int]]:
     """An nft rule in the receiver namespace that counts and drops UDP to `port`; yields a reader
     of the rule's packet counter."""
     run("ip", "netns", "exec", pair.receiver_ns, "nft", "-f", "-", input_text=NFT_TABLE % port)
-
-    def packets() -> int:
-        out = run(
-            "ip", "netns", "exec", pair.receiver_ns, "nft", "-j", "list", "table", "inet", "netscope_test"
-        )
-        for item in json.loads(out)["nftables"]:
-            for expr in item.get("rule", {}).get("expr", []):
-                if "counter" in expr:
-                    return int(expr["counter"]["packets"])
-        raise AssertionError("no counter in the nft rule")
-
     try:
-        yield packets
+        yield lambda: nft_counter(pair, "inet", "netscope_test")
     finally:
         subprocess.run(
             ["ip", "netns", "exec", pair.receiver_ns, "nft", "delete", "table", "inet", "netscope_test"],

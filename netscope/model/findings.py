@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from netscope.model.balance import BOUNDARIES, build_balance
 from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
 from netscope.model.latency import PROC_BITS, percentile
 from netscope.model.sample import DEVICES, PROC_COUNTS, SOFTNET, DropReasonCount, HostInfo, Sample, span_s
@@ -565,7 +566,44 @@ def netscope_itself(i: FindingInput) -> Iterable[Finding]:
         )
 
 
+def silent_loss(i: FindingInput) -> Iterable[Finding]:
+    """A stage that lost more than its read noise with no counter naming the loss: the packets left
+    the counter on one side and never reached the one on the other (an XDP or tc program, a driver
+    or a module consuming them without a drop reason)."""
+    names = dict(i.sample.netns_names)
+    for row in build_balance(i.sample):
+        if not row.silent_loss:
+            continue
+        before, after = BOUNDARIES[row.stage]
+        where = "this namespace" if row.netns == i.info.netns else names.get(row.netns, f"netns {row.netns}")
+        yield Finding(
+            id=f"silent_loss:{row.netns}:{row.stage}",
+            severity=Severity.WARNING,
+            stage="stack",
+            summary=(
+                f"{row.silent_loss:,} packets vanished in the {row.stage} stage ({where}): "
+                f"between {before} and {after}, with no counter naming them"
+            ),
+            evidence=(
+                ("stage", row.stage),
+                ("netns", row.netns),
+                ("in", row.in_),
+                ("out", row.out),
+                ("lost", row.lost_total),
+                ("unaccounted", row.unaccounted),
+                ("noise", row.noise),
+                ("in_counter", before),
+                ("out_counter", after),
+            ),
+            knob="none: no kernel counter names this loss",
+            current="",
+            suggestion="look for XDP or tc programs on the devices (bpftool net), then trace with pwru",
+            pane="home",
+        )
+
+
 RULES: tuple[Callable[[FindingInput], Iterable[Finding]], ...] = (
+    silent_loss,
     ring_overruns,
     irq_concentration,
     backlog_drops,

@@ -6,8 +6,10 @@ is documented in README.md; later panes add sections to this same object.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from netscope.model.balance import StageBalance
 from netscope.model.cpu import interrupt_counts, napi_per_cpu, softirq_runs
 from netscope.model.drops import DropsView, protocol_name
 from netscope.model.findings import finding_json
@@ -103,12 +105,34 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
     out.update(drops_json(sample, view.interval_drops))
     # The namespace's own loss counters over the interval, "Udp.NoPorts": 12 (read without BPF too).
     out["snmp"] = {f"{c.group}.{c.name}": c.count for c in sample.snmp}
+    out["balance"] = balance_json(sample, view.balance)
     out.update(rings_json(sample, view.rings))
     out["copy_latency"] = latency_json(view.interval_latency)
     out.update(flows_json(sample, view.flows))
     out["cost"] = cost_json(sample)
     out["findings"] = [finding_json(a) for a in view.findings]
     return out
+
+
+def balance_json(sample: Sample, rows: Iterable[StageBalance]) -> list[dict[str, Any]]:
+    """Per stage: in = out + lost + unaccounted, from the kernel's counters (model/balance.py);
+    `checked` false where unaccounted is not a loss (the transport stage: UDP counts at read time)."""
+    names = dict(sample.netns_names)
+    return [
+        {
+            "netns": row.netns,
+            "netns_name": names.get(row.netns, ""),
+            "stage": row.stage,
+            "in": row.in_,
+            "out": row.out,
+            "lost": dict(row.lost),
+            "unaccounted": row.unaccounted,
+            "noise": row.noise,
+            "checked": row.checked,
+            "silent_loss": row.silent_loss,
+        }
+        for row in rows
+    ]
 
 
 def cost_json(sample: Sample) -> dict[str, Any] | None:

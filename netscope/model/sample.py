@@ -154,6 +154,8 @@ class DeviceStats:
     tx_bytes: int | None = None
     rx_queues: int = 0  # the device's RX and TX queues (0: unknown)
     tx_queues: int = 0
+    master: int = 0  # the bridge or bond it is a port of (0: none): its packets show there again
+    kind: str = ""  # "veth", "loopback", "bridge"... (rtnetlink's kind); "" for a plain NIC
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,16 @@ class SnmpCount:
     group: str  # "Udp", "TcpExt", "Ip6"...
     name: str  # "NoPorts", "ListenDrops"...
     count: int
+
+
+@dataclass(frozen=True)
+class NetnsSnmp:
+    """The counters the stage balance reads (model/balance.py), of one network namespace, per
+    interval: read in the same pass into the namespace as its devices' stats64."""
+
+    netns: int
+    counts: tuple[SnmpCount, ...]
+    skew_s: float = 0.0  # how far apart its devices and these were read, at both ends of the interval
 
 
 @dataclass(frozen=True)
@@ -422,6 +434,7 @@ class Sample:
     proc_softirqs: tuple[ProcSoftirqCpu, ...] = ()
     proc_cpu_times: tuple[ProcCpuTime, ...] = ()
     snmp: tuple[SnmpCount, ...] = ()  # every loss counter this kernel has, zero or not
+    netns_snmp: tuple[NetnsSnmp, ...] = ()  # per namespace read with its devices (the balance's)
     tunables: tuple[tuple[str, str], ...] = ()  # knobs the findings name, their values now
     # The kernel's counters whose deltas here span more than the interval, because their last read
     # failed: (source, seconds since its last good read). Their rates divide by that.

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
+from netscope.model.balance import StageBalance, build_balance
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_view, device_label, snmp_rows
 from netscope.model.filter import Filter
@@ -43,6 +44,11 @@ class ViewModel:
     flow_events: tuple[FlowEvent, ...]  # packets of the watched flow, newest first
     watched: tuple[int, int, str, int, str, int] | None
     findings: tuple[ActiveFinding, ...]  # worst first
+
+    @property
+    def balance(self) -> tuple[StageBalance, ...]:
+        """The newest interval's stage balance."""
+        return build_balance(self.latest)
 
     @property
     def latency(self) -> LatencyView | None:

@@ -129,6 +129,7 @@ class LiveSource:
             interval_s=interval_s,
             probes=self.statuses(),
             devices=devices,
+            netns_snmp=self.namespaces.netns_snmp,
             socket_owners=self._socket_owners() if polled["flows"] else (),
             cost=cost,
             detail_every=self.detail_every,

@@ -4,8 +4,10 @@ and the tunables findings name there (RPS masks, nft drop rules)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+from netscope.model.balance import BALANCE_COUNTERS
 from netscope.model.findings import NETFILTER_DROP
 from netscope.model.sample import (
     DEVICES,
@@ -14,7 +16,9 @@ from netscope.model.sample import (
     FlowsSample,
     HostInfo,
     IrqLine,
+    NetnsSnmp,
     QueueCount,
+    SnmpCount,
 )
 from netscope.probes.base import Alive
 from netscope.sources import nft, procfs
@@ -41,6 +45,9 @@ class Namespaces:
         self._cache: dict[int, NetnsRef] = {}
         self._checked = 0.0
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
+        self._snmp_totals: dict[int, dict[tuple[str, str], int]] = {}  # per namespace, the balance's
+        self.netns_snmp: tuple[NetnsSnmp, ...] = ()  # those counters over the interval `devices` read
+        self._snmp_skew: dict[int, float] = {}  # each one's read spread at the interval's start
         self._busy: set[int] = set()  # namespaces whose devices carried or dropped traffic
         self._list: Every[float, dict[int, NetnsRef]] = Every(NETNS_SCAN_S, lambda _: procfs.read_netns(None))
         self._turn = 0
@@ -85,8 +92,19 @@ class Namespaces:
         namespaces.update({n: refs[n].path for n in others})
         self.links.forget_except(namespaces)
         at = time.monotonic()
+        snmp: dict[int, dict[tuple[str, str], int]] = {}
+        skew: dict[int, float] = {}  # from the start of a namespace's devices read to its snmp's end
+        mark = [at]
+
+        def read_snmp(inode: int) -> None:
+            with contextlib.suppress(OSError, ValueError):  # no /proc/net there: no balance
+                snmp[inode] = procfs.read_snmp_counters(BALANCE_COUNTERS, procfs.THREAD_NET)
+            now = time.monotonic()
+            skew[inode], mark[0] = now - mark[0], now
+
+        self.netns_snmp = ()
         try:
-            current = self.links.read(namespaces)
+            current = self.links.read(namespaces, read_snmp)
         except Exception as e:  # netlink trouble must not cost the probes' counts
             self._notes.append(f"reading devices over netlink failed: {e}")
             self._gaps.bad(DEVICES)
@@ -104,7 +122,19 @@ class Namespaces:
         self._busy |= {d.netns for d in devices if d.rx_packets or d.tx_packets or d.rx_dropped}
         self._busy &= alive
         self._link_totals = {k: t for k, t in self._link_totals.items() if k[0] in alive}
-        return tuple(d for d in devices if d.netns in self._busy or d.netns == self.info.netns)
+        shown = {n for n in read if n in self._busy or n == self.info.netns}
+        self.netns_snmp = tuple(
+            NetnsSnmp(
+                n,
+                tuple(SnmpCount(g, c, max(0, v - before.get((g, c), v))) for (g, c), v in now.items()),
+                skew[n] + self._snmp_skew.get(n, 0.0),
+            )
+            for n, now in sorted(snmp.items())
+            if n in shown and (before := self._snmp_totals.get(n)) is not None
+        )
+        self._snmp_totals = {n: v for n, v in {**self._snmp_totals, **snmp}.items() if n in alive}
+        self._snmp_skew = skew
+        return tuple(d for d in devices if d.netns in shown)
 
     def alive(self, irqs: frozenset[int] | None) -> Alive | None:
         """What exists now, for the probes to prune their keys by; None before devices were read."""

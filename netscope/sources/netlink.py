@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,8 @@ class LinkTotals:
     queue_napi: tuple[tuple[str, int, int], ...] = ()
     qstats: dict[tuple[str, int, str], int] = field(default_factory=dict, hash=False)
     queues: tuple[int, int] = (0, 0)  # RX and TX queues (IFLA_NUM_RX_QUEUES / _TX_); 0: unknown
+    master: int = 0  # the bridge or bond it is a port of (0: none)
+    kind: str = ""  # "veth", "loopback"...; "" for a plain NIC
 
 
 STATS = (
@@ -164,15 +166,20 @@ class LinkReader:
         self._sockets: dict[int, _Sockets] = {}  # namespace -> its sockets
         self._lock = threading.Lock()  # the sampler and `describe` may read at once
 
-    def read(self, namespaces: dict[int, str | None]) -> list[LinkTotals]:
+    def read(
+        self, namespaces: dict[int, str | None], also: Callable[[int], None] | None = None
+    ) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
-        or cannot be entered is skipped."""
+        or cannot be entered is skipped. `also(inode)` runs in each namespace right after its devices
+        are read (its snmp counters: the two sides of a stage read together)."""
         out: list[LinkTotals] = []
         with self._lock:
             for inode, path in namespaces.items():
                 try:
                     with in_netns(path):
                         out.extend(self._read_here(inode))
+                        if also is not None:
+                            also(inode)
                 except OSError:
                     self._forget(inode)
                     continue
@@ -257,6 +264,8 @@ class LinkReader:
                             for counter, value in values.items()
                         },
                         queues=cached[2],
+                        master=link.master,
+                        kind=link.kind,
                     )
                 )
         finally:
@@ -304,6 +313,8 @@ def link_deltas(
                 tx_dropped=d("tx_dropped"),
                 qdisc_drops=d("qdisc_drops"),
                 bql=link.bql,
+                master=link.master,
+                kind=link.kind,
                 queue_napi=link.queue_napi,
                 qstats=tuple(
                     (kind, queue, counter, max(0, value - before.qstats.get((kind, queue, counter), value)))

@@ -122,16 +122,23 @@ def parse_snmp6(text: str) -> dict[tuple[str, str], int]:
     return out
 
 
-def read_snmp_counters() -> dict[tuple[str, str], int]:
-    """The loss and in counters this kernel has (`SNMP_LOSS_COUNTERS`, `SNMP_IN_COUNTERS`), as totals
-    since boot or since the namespace was created; a file missing (no IPv6) leaves its counters out."""
+def read_snmp_counters(
+    keys: Iterable[tuple[str, str]] | None = None, net: Path = PROC / "net"
+) -> dict[tuple[str, str], int]:
+    """The counters `keys` this kernel has (by default the loss and in counters, `SNMP_LOSS_COUNTERS`
+    and `SNMP_IN_COUNTERS`), as totals since boot or since the namespace was created; a file missing
+    (no IPv6) leaves its counters out. `net`: the namespace's /proc/net (THREAD_NET: this thread's,
+    after a setns)."""
     found: dict[tuple[str, str], int] = {}
     for name, parse in (("snmp", parse_snmp), ("netstat", parse_snmp), ("snmp6", parse_snmp6)):
         try:
-            found.update(parse((PROC / "net" / name).read_text()))
+            found.update(parse((net / name).read_text()))
         except FileNotFoundError:
             continue
-    return {key: found[key] for key in _SNMP_KEYS if key in found}
+    return {key: found[key] for key in (_SNMP_KEYS if keys is None else keys) if key in found}
+
+
+THREAD_NET = PROC / "thread-self" / "net"  # the network namespace of the thread reading it
 
 
 _SNMP_KEYS = tuple(

@@ -20,7 +20,10 @@ RTATTR = struct.Struct("=HH")  # struct rtattr: len, type
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_GETLINK, RTM_GETQDISC = 18, 38
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-IFLA_IFNAME, IFLA_STATS64, IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 3, 23, 31, 32
+IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_STATS64 = 3, 10, 18, 23
+IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 31, 32
+IFLA_INFO_KIND = 1
+IFF_LOOPBACK = 0x8
 TCA_STATS2, TCA_STATS_QUEUE = 7, 3
 TC_H_ROOT = 0xFFFFFFFF
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
@@ -54,6 +57,8 @@ class Link:
     stats: dict[str, int]  # STATS64 fields; empty when the kernel sent none
     rx_queues: int  # IFLA_NUM_RX_QUEUES (0: not said)
     tx_queues: int
+    master: int = 0  # IFLA_MASTER: the bridge or bond it is a port of (0: none)
+    kind: str = ""  # IFLA_INFO_KIND ("veth", "bridge"...), "loopback"; "" for a plain NIC
 
 
 def attributes(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -106,8 +111,9 @@ class Rtnl:
     def links(self) -> list[Link]:
         out = []
         for buf, start, end in self._dump(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
-            _, _, index, _, _ = IFINFOMSG.unpack_from(buf, start)
-            name, stats, rxq, txq = "", {}, 0, 0
+            _, _, index, flags, _ = IFINFOMSG.unpack_from(buf, start)
+            name, stats, rxq, txq, master = "", {}, 0, 0, 0
+            link_kind = "loopback" if flags & IFF_LOOPBACK else ""
             for kind, a, b in attributes(buf, start + IFINFOMSG.size, end):
                 if kind == IFLA_IFNAME:
                     name = buf[a:b].split(b"\0", 1)[0].decode(errors="replace")
@@ -118,7 +124,13 @@ class Rtnl:
                     (rxq,) = struct.unpack_from("=I", buf, a)
                 elif kind == IFLA_NUM_TX_QUEUES:
                     (txq,) = struct.unpack_from("=I", buf, a)
-            out.append(Link(index, name, stats, rxq, txq))
+                elif kind == IFLA_MASTER:
+                    (master,) = struct.unpack_from("=I", buf, a)
+                elif kind == IFLA_LINKINFO:
+                    for inner, c, d in attributes(buf, a, b):
+                        if inner == IFLA_INFO_KIND:
+                            link_kind = buf[c:d].split(b"\0", 1)[0].decode(errors="replace")
+            out.append(Link(index, name, stats, rxq, txq, master, link_kind))
         return out
 
     def root_qdisc_drops(self) -> dict[int, int]:

@@ -16,13 +16,15 @@ def test_each_probe_and_reader_fills_its_own_sample_fields() -> None:
     filled = [c.sample_field for c in PROBE_CLASSES] + [f for r in READERS for f in r.fields]
     assert len(set(filled)) == len(filled), filled
     assert set(filled) <= fields, set(filled) - fields
-    # What LiveSource fills itself: time, devices (netlink, by namespace), cost, statuses, gaps.
+    # What LiveSource fills itself: time, devices and their namespace's balance counters (netlink
+    # and /proc/net, by namespace), cost, statuses, gaps.
     assert fields - set(filled) == {
         "netns_names",
         "ts",
         "interval_s",
         "probes",
         "devices",
+        "netns_snmp",
         "socket_owners",
         "cost",
         "detail_every",

@@ -24,6 +24,7 @@ def test_schema_and_per_interval_counts() -> None:
         "drops",
         "drop_log",
         "snmp",
+        "balance",
         "queues",
         "devices",
         "copy_latency",
@@ -37,6 +38,9 @@ def test_schema_and_per_interval_counts() -> None:
     assert [f["id"] for f in obj["findings"]] == ["backlog_drops:cpu0"]  # the timeline's standing ones
     assert obj["detail"] == {"every": 1, "measured": True}
     assert obj["snmp"] == {"Udp.NoPorts": 7, "TcpExt.ListenDrops": 0}
+    (backlog,) = obj["balance"]  # the host's; no namespace's snmp counters in this sample
+    assert (backlog["stage"], backlog["in"], backlog["out"]) == ("backlog", 1004, 1000)
+    assert backlog["lost"] == {"softnet dropped": 4} and backlog["unaccounted"] == 0
     cpu0 = obj["cpus"][0]
     assert cpu0["cpu"] == 0
     assert cpu0["hardirqs"] == 100

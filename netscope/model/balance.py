@@ -1,0 +1,272 @@
+"""Stage balance: for each receive stage of each network namespace, what came in, what went out,
+what was lost and why, and what no counter accounts for (`unaccounted = in - out - lost`).
+
+Pure. Every figure is one of the kernel's own counters, read at the interval's boundary: stats64 of
+the namespace's devices and that namespace's /proc/net/snmp, netstat and snmp6 (read in the same
+pass into the namespace, so the two sides of a boundary are microseconds apart), softnet_stat per
+CPU, and the drop reasons (NETFILTER_DROP, which no snmp counter names). The stages, and where their
+boundaries sit (README "Stage balance"):
+
+- `device`: what the devices took in (stats64 rx_packets plus what the NIC counted as missed,
+  overrun or fifo) against what reached IP (Ip and Ip6 InReceives). Lost: rx_missed, rx_over,
+  rx_fifo, rx_dropped (the core's: a full backlog, no protocol handler) and netfilter drops at
+  netdev ingress. veth and loopback count rx_packets only for a packet the stack took, so there a
+  core drop is added to what came in. A NIC counts wire packets and GRO merges them into fewer skbs
+  before IP counts them (no counter says how many): a namespace whose NIC received is shown, not
+  checked. A bridge or bond port is left out (its packets show again on its master), and so is
+  what is not IP (ARP): a few frames an interval, within the noise.
+- `ip`: InReceives against InDelivers plus forwarded (ForwDatagrams, Ip6 OutForwDatagrams) plus
+  fragments merged into a datagram (ReasmReqds - ReasmOKs). Lost: the Ip/Ip6 In* error counters
+  and netfilter drops at prerouting or input.
+- `transport`: InDelivers against TCP InSegs, ICMP InMsgs and UDP InDatagrams. UDP counts a
+  datagram when the application reads it, so a socket's queue filling or draining moves this
+  stage's unaccounted either way, as does a protocol with no counter of its own (SCTP, GRE, raw):
+  it is shown, and never called a silent loss.
+- `backlog` (host-wide, netns 0): softnet's processed and dropped per CPU summed; its loss is the
+  backlog's, and it has nothing to reconcile.
+
+The same drop reason at two stages (NETFILTER_DROP at netdev ingress and at IP) is told apart by
+the counters on either side: the device stage takes as many as its own counters leave unexplained,
+the IP stage the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from netscope.model.sample import DeviceStats, Sample
+
+# Devices that hand packets to the stack through netif_rx: their rx_packets counts only what the
+# backlog took (a packet the core dropped on the way in is in rx_dropped alone), and GRO never
+# merges their packets. A NIC's driver counts rx_packets on the wire and GRO merges them into fewer
+# skbs before IP counts InReceives: there the device stage is shown but not checked.
+SOFTWARE_RX = frozenset({"veth", "loopback"})
+# Noise: the two sides of a boundary are read this far apart at most (the drop reasons are read
+# with the probes, the devices and snmp counters together a little later), so a steady rate moves
+# a balance by its rate times this; plus a few frames an interval that reach no IP counter (ARP).
+READ_SKEW_S = 0.02
+NOISE_FLOOR = 8
+NETFILTER_DROP = "NETFILTER_DROP"
+HOST = 0  # the netns of the host-wide stages
+# The counters on either side of each stage, as a finding names them.
+BOUNDARIES = {
+    "backlog": ("softnet processed + dropped", "softnet processed"),
+    "device": ("stats64 rx_packets (+ rx_missed, rx_over, rx_fifo)", "Ip/Ip6 InReceives"),
+    "ip": ("Ip/Ip6 InReceives", "Ip/Ip6 InDelivers + forwarded"),
+    "transport": ("Ip/Ip6 InDelivers", "Tcp InSegs + Udp/Udp6 InDatagrams (read) + Icmp/Icmp6 InMsgs"),
+}
+
+# The counters the balance reads, per namespace: (group, name) as /proc/net/snmp, netstat and snmp6
+# spell them.
+IP_IN = (("Ip", "InReceives"), ("Ip6", "InReceives"))
+IP_OUT = (("Ip", "InDelivers"), ("Ip6", "InDelivers"), ("Ip", "ForwDatagrams"), ("Ip6", "OutForwDatagrams"))
+IP_REASSEMBLY = (("Ip", "ReasmReqds"), ("Ip", "ReasmOKs"), ("Ip6", "ReasmReqds"), ("Ip6", "ReasmOKs"))
+IP_LOST = (
+    ("Ip", "InHdrErrors"),  # InCsumErrors is counted here too
+    ("Ip", "InAddrErrors"),
+    ("Ip", "InUnknownProtos"),
+    ("Ip", "InDiscards"),
+    ("Ip", "ReasmFails"),
+    ("IpExt", "InNoRoutes"),
+    ("IpExt", "InTruncatedPkts"),
+    ("Ip6", "InHdrErrors"),
+    ("Ip6", "InAddrErrors"),
+    ("Ip6", "InUnknownProtos"),
+    ("Ip6", "InDiscards"),
+    ("Ip6", "InNoRoutes"),
+    ("Ip6", "InTruncatedPkts"),
+    ("Ip6", "ReasmFails"),
+)
+TRANSPORT_OUT = (
+    ("Tcp", "InSegs"),
+    ("Udp", "InDatagrams"),
+    ("Udp6", "InDatagrams"),
+    ("Icmp", "InMsgs"),
+    ("Icmp6", "InMsgs"),
+)
+UDP_GROUPS = ("Udp", "Udp6")
+# UDP's InErrors counts RcvbufErrors, MemErrors and InCsumErrors too: those are named, InErrors
+# keeps the rest.
+UDP_LOST = ("NoPorts", "RcvbufErrors", "MemErrors", "InErrors")
+BALANCE_COUNTERS = frozenset(
+    (
+        *IP_IN,
+        *IP_OUT,
+        *IP_REASSEMBLY,
+        *IP_LOST,
+        *TRANSPORT_OUT,
+        *((g, n) for g in UDP_GROUPS for n in UDP_LOST),
+    )
+)
+
+
+@dataclass(frozen=True)
+class StageBalance:
+    """One stage over one interval (or summed over several)."""
+
+    netns: int  # inode; HOST for the host-wide stages
+    stage: str  # device, ip, transport, backlog
+    in_: int
+    out: int
+    lost: tuple[tuple[str, int], ...]  # (cause, count): the counters that name a loss, non-zero
+    noise: int  # |unaccounted| up to this is the counters' read skew, not a loss
+    checked: bool = True  # False: the stage's out is not a count of packets that left it (transport)
+
+    @property
+    def lost_total(self) -> int:
+        return sum(n for _, n in self.lost)
+
+    @property
+    def unaccounted(self) -> int:
+        return self.in_ - self.out - self.lost_total
+
+    @property
+    def silent_loss(self) -> int:
+        """Packets gone with no counter naming them, beyond the noise (0 when within it)."""
+        return self.unaccounted if self.checked and self.unaccounted > self.noise else 0
+
+    def __add__(self, other: StageBalance) -> StageBalance:
+        lost: dict[str, int] = dict(self.lost)
+        for cause, n in other.lost:
+            lost[cause] = lost.get(cause, 0) + n
+        return StageBalance(
+            self.netns,
+            self.stage,
+            self.in_ + other.in_,
+            self.out + other.out,
+            tuple(sorted(lost.items())),
+            self.noise + other.noise,
+            self.checked and other.checked,
+        )
+
+
+def noise(in_: int, interval_s: float, skew_s: float = 0.0) -> int:
+    """What read skew may leave unaccounted at this rate, plus the frames no IP counter sees:
+    `skew_s` is how far apart the two sides were read (at both ends of the interval), when more
+    than READ_SKEW_S (netscope preempted between the two reads on a busy box)."""
+    return math.ceil(in_ / max(interval_s, 1e-3) * max(READ_SKEW_S, skew_s)) + NOISE_FLOOR
+
+
+def _sum(counts: Mapping[tuple[str, str], int], keys: Iterable[tuple[str, str]]) -> int:
+    return sum(counts.get(k, 0) for k in keys)
+
+
+def _named(pairs: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    return tuple((cause, n) for cause, n in pairs if n)
+
+
+def netns_balance(
+    netns: int,
+    devices: Iterable[DeviceStats],
+    counts: Mapping[tuple[str, str], int],
+    netfilter_drops: int | None,
+    interval_s: float,
+    skew_s: float = 0.0,
+) -> tuple[StageBalance, ...]:
+    """The device, ip and transport stages of one namespace over one interval: its devices' stats64,
+    its snmp counters (`counts`, per interval) and the netfilter drops the drop reasons counted there
+    (None: not known, the drop reasons unwatched: then the device and ip stages are not checked,
+    since a netfilter drop would look like a silent loss)."""
+    known = netfilter_drops is not None
+    netfilter_drops = netfilter_drops or 0
+    ports_left_out = [d for d in devices if not d.master]
+    hw = {
+        "rx_missed": sum(d.rx_missed for d in ports_left_out),
+        "rx_over": sum(d.rx_over for d in ports_left_out),
+        "rx_fifo": sum(d.rx_fifo for d in ports_left_out),
+        "rx_dropped": sum(d.rx_dropped for d in ports_left_out),
+    }
+    taken = sum(d.rx_packets + (d.rx_dropped if d.kind in SOFTWARE_RX else 0) for d in ports_left_out)
+    dev_in = taken + hw["rx_missed"] + hw["rx_over"] + hw["rx_fifo"]
+    ip_in = _sum(counts, IP_IN)
+    # Netfilter drops: the device stage takes what its own counters leave unexplained, IP the rest.
+    dev_gap = dev_in - ip_in - sum(hw.values())
+    nf_device = min(netfilter_drops, max(0, dev_gap))
+    device = StageBalance(
+        netns,
+        "device",
+        dev_in,
+        ip_in,
+        _named([*hw.items(), (NETFILTER_DROP, nf_device)]),
+        noise(dev_in, interval_s, skew_s),
+        known and not any(d.rx_packets for d in ports_left_out if d.kind not in SOFTWARE_RX),
+    )
+    merged = max(0, _sum(counts, IP_REASSEMBLY[0::2]) - _sum(counts, IP_REASSEMBLY[1::2]))
+    ip_out = _sum(counts, IP_OUT) + merged
+    ip_lost = [(f"{g} {n}", counts.get((g, n), 0)) for g, n in IP_LOST]
+    ip = StageBalance(
+        netns,
+        "ip",
+        ip_in,
+        ip_out,
+        _named([*ip_lost, (NETFILTER_DROP, netfilter_drops - nf_device)]),
+        noise(ip_in, interval_s, skew_s),
+        known,
+    )
+    delivered = _sum(counts, IP_OUT[:2])
+    udp_lost = []
+    for g in UDP_GROUPS:
+        named = {n: counts.get((g, n), 0) for n in UDP_LOST}
+        named["InErrors"] = max(0, named["InErrors"] - named["RcvbufErrors"] - named["MemErrors"])
+        udp_lost += [(f"{g} {n}", v) for n, v in named.items()]
+    transport = StageBalance(
+        netns,
+        "transport",
+        delivered,
+        _sum(counts, TRANSPORT_OUT),
+        _named(udp_lost),
+        noise(delivered, interval_s, skew_s),
+        checked=False,
+    )
+    return device, ip, transport
+
+
+def backlog_balance(sample: Sample) -> StageBalance:
+    """The host's backlog/NAPI stage: softnet's processed and dropped over all CPUs."""
+    processed = sum(s.processed for s in sample.softnet)
+    dropped = sum(s.dropped for s in sample.softnet)
+    return StageBalance(
+        HOST,
+        "backlog",
+        processed + dropped,
+        processed,
+        _named([("softnet dropped", dropped)]),
+        noise(processed + dropped, sample.interval_s),
+    )
+
+
+def build_balance(sample: Sample) -> tuple[StageBalance, ...]:
+    """Every stage of the interval: the host's backlog, then each namespace whose snmp counters were
+    read with its devices (those carrying traffic, and netscope's own)."""
+    out = [backlog_balance(sample)] if sample.softnet else []
+    netfilter = _netfilter_by_netns(sample)
+    for ns in sample.netns_snmp:
+        devices = [d for d in sample.devices if d.netns == ns.netns]
+        counts = {(c.group, c.name): c.count for c in ns.counts}
+        nf = None if netfilter is None else netfilter.get(ns.netns, 0)
+        out.extend(netns_balance(ns.netns, devices, counts, nf, sample.interval_s, ns.skew_s))
+    return tuple(out)
+
+
+def _netfilter_by_netns(sample: Sample) -> dict[int, int] | None:
+    """NETFILTER_DROP per namespace, from the drop reasons' breakdown; None when not known (no drops
+    probe, or its breakdown map was full)."""
+    if sample.drops is None or sample.drops.unbucketed:
+        return None
+    out: dict[int, int] = {}
+    netfilter = {r.reason for r in sample.drops.reasons if r.name == NETFILTER_DROP}
+    for b in sample.drops.buckets:
+        if b.reason in netfilter:
+            out[b.netns] = out.get(b.netns, 0) + sum(b.per_cpu)
+    return out
+
+
+def sum_balances(rows: Iterable[StageBalance]) -> tuple[StageBalance, ...]:
+    """Rows of several intervals summed per (netns, stage), in first-seen order."""
+    total: dict[tuple[int, str], StageBalance] = {}
+    for row in rows:
+        key = (row.netns, row.stage)
+        total[key] = total[key] + row if key in total else row
+    return tuple(total.values())

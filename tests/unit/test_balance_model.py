@@ -1,0 +1,189 @@
+"""The stage balance's arithmetic (model/balance.py): which counter sits on which side of a stage,
+which one wins where two overlap, and when what is left over is a silent loss."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from netscope.model.balance import build_balance, netns_balance, noise, sum_balances
+from netscope.model.findings import find
+from netscope.model.sample import (
+    DeviceStats,
+    DropBucket,
+    DropReasonCount,
+    DropsSample,
+    HostInfo,
+    NetnsSnmp,
+    Sample,
+    SnmpCount,
+    SoftnetCpu,
+)
+
+NETNS = 4026532999
+INFO = HostInfo("box", "6.18.44", (0, 1), 0.0, netns=4026531840)
+
+
+def device(rx: int, kind: str = "", master: int = 0, rx_dropped: int = 0, rx_missed: int = 0) -> DeviceStats:
+    return DeviceStats(
+        NETNS, 2, "eth0", "", None, None, None, None, rx, 0, rx_missed, 0, 0, rx_dropped, 0, None, (),
+        master=master, kind=kind,
+    )  # fmt: skip
+
+
+def counts(**by_name: int) -> dict[tuple[str, str], int]:
+    """Ip_InReceives=5 -> {("Ip", "InReceives"): 5}."""
+    return {tuple(k.split("_", 1)): v for k, v in by_name.items()}  # type: ignore[misc]
+
+
+def test_udp_to_a_closed_port_closes_every_stage_with_noports_at_transport() -> None:
+    dev, ip, transport = netns_balance(
+        NETNS,
+        [device(1000)],
+        counts(Ip_InReceives=1000, Ip_InDelivers=1000, Udp_NoPorts=1000),
+        0,
+        1.0,
+    )
+    assert (dev.in_, dev.out, dev.unaccounted, dev.lost) == (1000, 1000, 0, ())
+    assert (ip.in_, ip.out, ip.unaccounted) == (1000, 1000, 0)
+    assert (transport.in_, transport.out, transport.lost, transport.unaccounted) == (
+        1000,
+        0,
+        (("Udp NoPorts", 1000),),
+        0,
+    )
+
+
+def test_udp_inerrors_counts_rcvbuf_and_mem_errors_too_so_they_are_named_once() -> None:
+    *_, transport = netns_balance(
+        NETNS,
+        [device(100)],
+        counts(
+            Ip_InReceives=100,
+            Ip_InDelivers=100,
+            Udp_InDatagrams=60,
+            Udp_RcvbufErrors=30,
+            Udp_MemErrors=4,
+            Udp_InErrors=40,
+        ),
+        0,
+        1.0,
+    )
+    assert dict(transport.lost) == {"Udp RcvbufErrors": 30, "Udp MemErrors": 4, "Udp InErrors": 6}
+    assert transport.unaccounted == 0
+
+
+def test_veth_counts_rx_packets_only_for_what_the_backlog_took_so_its_core_drops_are_added_in() -> None:
+    snmp = counts(Ip_InReceives=900, Ip_InDelivers=900, Udp_InDatagrams=900)
+    dev, *_ = netns_balance(NETNS, [device(900, kind="veth", rx_dropped=100)], snmp, 0, 1.0)
+    assert (dev.in_, dev.lost, dev.unaccounted) == (1000, (("rx_dropped", 100),), 0)
+    # A NIC counts rx_packets first: its core drops are already in.
+    dev, *_ = netns_balance(NETNS, [device(1000, rx_dropped=100)], snmp, 0, 1.0)
+    assert (dev.in_, dev.unaccounted) == (1000, 0)
+
+
+def test_a_bridge_port_is_left_out_its_packets_show_again_on_the_bridge() -> None:
+    snmp = counts(Ip_InReceives=300, Ip_InDelivers=300, Tcp_InSegs=300)
+    devices = [device(1000, kind="veth", master=5), replace(device(300, kind="bridge"), ifindex=5)]
+    dev, *_ = netns_balance(NETNS, devices, snmp, 0, 1.0)
+    assert (dev.in_, dev.unaccounted) == (300, 0)
+
+
+def test_netfilter_drops_go_to_the_stage_whose_counters_leave_them_unexplained() -> None:
+    # 400 dropped at netdev ingress (never reached IP), 100 at input (reached IP, never delivered).
+    dev, ip, _ = netns_balance(
+        NETNS, [device(1000)], counts(Ip_InReceives=600, Ip_InDelivers=500, Udp_InDatagrams=500), 500, 1.0
+    )
+    assert dict(dev.lost) == {"NETFILTER_DROP": 400} and dev.unaccounted == 0
+    assert dict(ip.lost) == {"NETFILTER_DROP": 100} and ip.unaccounted == 0
+
+
+def test_noise_is_the_read_skew_at_the_rate_plus_a_few_frames() -> None:
+    assert noise(0, 1.0) == 8
+    assert noise(100_000, 1.0) == 2008  # 20 ms of 100k/s
+    assert noise(100_000, 2.0) == 1008
+
+
+def balanced_sample(ip_in_receives: int, drops: DropsSample | None) -> Sample:
+    """One second in namespace NETNS: 10,000 packets in on its device, `ip_in_receives` reaching IP."""
+    return Sample(
+        ts=1000.0,
+        interval_s=1.0,
+        softirq_names=(),
+        irq_lines=(),
+        softnet=(SoftnetCpu(0, 10_000, 0, 0),),
+        probes=(),
+        devices=(device(10_000, kind="veth"),),
+        netns_snmp=(
+            NetnsSnmp(
+                NETNS,
+                (
+                    SnmpCount("Ip", "InReceives", ip_in_receives),
+                    SnmpCount("Ip", "InDelivers", ip_in_receives),
+                    SnmpCount("Udp", "InDatagrams", ip_in_receives),
+                ),
+            ),
+        ),
+        netns_names=((NETNS, "blue"),),
+        drops=drops,
+    )
+
+
+NO_DROPS = DropsSample((), (), (), 0, 0, 0, 0, 1000)
+
+
+def test_packets_no_counter_names_raise_silent_loss_with_the_counters_on_either_side() -> None:
+    sample = balanced_sample(9000, NO_DROPS)  # 1,000 left the device and never reached IP
+    device_row = next(r for r in build_balance(sample) if r.stage == "device")
+    assert (device_row.unaccounted, device_row.noise, device_row.silent_loss) == (1000, 208, 1000)
+    (f,) = [f for f in find(INFO, sample) if f.id.startswith("silent_loss")]
+    assert f.id == f"silent_loss:{NETNS}:device"
+    assert "1,000 packets vanished in the device stage (blue)" in f.summary
+    evidence = dict(f.evidence)
+    assert (
+        evidence["in_counter"].startswith("stats64 rx_packets")
+        and evidence["out_counter"] == "Ip/Ip6 InReceives"
+    )
+    assert (evidence["in"], evidence["out"], evidence["unaccounted"]) == (10_000, 9000, 1000)
+
+
+def test_within_the_noise_or_named_by_a_drop_reason_is_no_silent_loss() -> None:
+    assert not [f for f in find(INFO, balanced_sample(9900, NO_DROPS)) if f.id.startswith("silent")]
+    netfilter = DropsSample(
+        (DropReasonCount(6, "NETFILTER_DROP", "", (1000,)),),
+        (DropBucket(6, 0, "nf_hook_slow+0x1", 0x0800, 2, "eth0", NETNS, (1000,)),),
+        (),
+        0,
+        0,
+        0,
+        0,
+        1000,
+    )
+    sample = balanced_sample(9000, netfilter)
+    device_row = next(r for r in build_balance(sample) if r.stage == "device")
+    assert dict(device_row.lost) == {"NETFILTER_DROP": 1000} and device_row.unaccounted == 0
+    assert not [f for f in find(INFO, sample) if f.id.startswith("silent")]
+
+
+def test_a_nic_s_wire_packets_merged_by_gro_are_shown_but_never_called_a_silent_loss() -> None:
+    sample = replace(balanced_sample(9000, NO_DROPS), devices=(device(10_000),))
+    device_row = next(r for r in build_balance(sample) if r.stage == "device")
+    assert device_row.unaccounted == 1000 and not device_row.checked and device_row.silent_loss == 0
+    assert not [f for f in find(INFO, sample) if f.id.startswith("silent")]
+
+
+def test_unwatched_drop_reasons_leave_the_device_and_ip_stages_unchecked() -> None:
+    """Without the drop reasons a netfilter drop would look like a silent loss: no finding."""
+    sample = balanced_sample(9000, None)
+    assert not [r for r in build_balance(sample) if r.checked and r.stage != "backlog"]
+    assert not [f for f in find(INFO, sample) if f.id.startswith("silent")]
+
+
+def test_balances_sum_per_stage_over_intervals() -> None:
+    rows = build_balance(balanced_sample(9000, NO_DROPS)) + build_balance(balanced_sample(10_000, NO_DROPS))
+    summed = {r.stage: r for r in sum_balances(r for r in rows if r.netns == NETNS)}
+    assert (summed["device"].in_, summed["device"].out, summed["device"].unaccounted) == (
+        20_000,
+        19_000,
+        1000,
+    )
+    assert summed["device"].noise == 416
