@@ -237,16 +237,28 @@ def nft_counter(pair: VethPair, family: str, table: str) -> int:
     raise AssertionError("no counter in the nft rule")
 
 
+INGRESS_TABLE = """table netdev netscope_test {
+    chain ingress {
+        type filter hook ingress device "%s" priority 0; policy accept;
+        udp dport %d counter drop
+    }
+}
+"""
+
+
 @contextmanager
-def nft_drop(pair: VethPair, port: int) -> Iterator[Callable[[], int]]:
-    """An nft rule in the receiver namespace that counts and drops UDP to `port`; yields a reader
-    of the rule's packet counter."""
-    run("ip", "netns", "exec", pair.receiver_ns, "nft", "-f", "-", input_text=NFT_TABLE % port)
+def nft_drop(pair: VethPair, port: int, ingress: bool = False) -> Iterator[Callable[[], int]]:
+    """An nft rule in the receiver namespace that counts and drops UDP to `port` at input (or, with
+    `ingress`, at the receiver veth's netdev ingress, before IP); yields a reader of the rule's
+    packet counter."""
+    family = "netdev" if ingress else "inet"
+    table = INGRESS_TABLE % (pair.receiver_dev, port) if ingress else NFT_TABLE % port
+    run("ip", "netns", "exec", pair.receiver_ns, "nft", "-f", "-", input_text=table)
     try:
-        yield lambda: nft_counter(pair, "inet", "netscope_test")
+        yield lambda: nft_counter(pair, family, "netscope_test")
     finally:
         subprocess.run(
-            ["ip", "netns", "exec", pair.receiver_ns, "nft", "delete", "table", "inet", "netscope_test"],
+            ["ip", "netns", "exec", pair.receiver_ns, "nft", "delete", "table", family, "netscope_test"],
             capture_output=True,
             check=False,
         )

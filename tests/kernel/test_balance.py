@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.netns import (
@@ -17,9 +16,7 @@ from harness.netns import (
     idle_receiver,
     loadgen,
     netns_inode,
-    nft_counter,
     nft_drop,
-    run,
     send_udp,
     snmp,
 )
@@ -104,35 +101,8 @@ def test_an_nft_input_drop_is_lost_at_ip_as_netfilter_drop(live: LiveSource, pai
     assert stages["transport"].in_ <= 20  # nothing of it was delivered
 
 
-INGRESS = """table netdev netscope_ingress {
-    chain ingress {
-        type filter hook ingress device "%s" priority 0; policy accept;
-        udp dport %d counter drop
-    }
-}
-"""
-
-
-@contextmanager
-def ingress_drop(pair: VethPair, port: int) -> Iterator[Callable[[], int]]:
-    """An nft netdev-ingress rule on the receiver's veth that drops UDP to `port`, before IP."""
-    run(
-        "ip", "netns", "exec", pair.receiver_ns, "nft", "-f", "-",
-        input_text=INGRESS % (pair.receiver_dev, port),
-    )  # fmt: skip
-
-    try:
-        yield lambda: nft_counter(pair, "netdev", "netscope_ingress")
-    finally:
-        subprocess.run(
-            ["ip", "netns", "exec", pair.receiver_ns, "nft", "delete", "table", "netdev", "netscope_ingress"],
-            capture_output=True,
-            check=False,
-        )
-
-
 def test_an_nft_netdev_ingress_drop_is_lost_at_the_device_stage(live: LiveSource, pair: VethPair) -> None:
-    with ingress_drop(pair, 4014) as dropped:
+    with nft_drop(pair, 4014, ingress=True) as dropped:
         stages = balance_of(live, pair, lambda: send_udp(pair, COUNT, port=4014))
         counted = dropped()
     assert counted == COUNT
