@@ -130,6 +130,25 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     )
     for counter, n in sorted(t.snmp.items()):
         snmp.add_metric([counter], n)
+    stage_labels = ["netns", "stage"]
+    balance = {
+        what: CounterMetricFamily(f"netscope_stage_{what}_packets", text, labels=stage_labels)
+        for what, text in (
+            ("in", "What a receive stage took in, by the kernel's counters (README, Stage balance)"),
+            ("out", "What a receive stage passed on, by the kernel's counters"),
+            ("silent_loss", "What a stage lost with no counter naming it, past the read noise"),
+        )
+    }
+    stage_lost = CounterMetricFamily(
+        "netscope_stage_lost_packets",
+        "What a receive stage lost, by the counter or drop reason that names it",
+        labels=[*stage_labels, "cause"],
+    )
+    for (netns, stage, what), n in sorted(t.balance.items()):
+        if what.startswith("lost:"):
+            stage_lost.add_metric([netns, stage, what.removeprefix("lost:")], n)
+        else:
+            balance[what].add_metric([netns, stage], n)
     runs = CounterMetricFamily(
         "netscope_bpf_program_runs",
         "Runs of netscope's own BPF programs in the intervals bpf_stats measured (one in ten)",
@@ -165,5 +184,5 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
         for probe, n in sorted(totals.items()):
             metric.add_metric([probe], n)
     yield from (softirq, softirq_s, cpu_softirq_s, hardirq, *napi.values(), *softnet.values(), drops)
-    yield from (*queues.values(), *devices.values(), snmp)
+    yield from (*queues.values(), *devices.values(), snmp, *balance.values(), stage_lost)
     yield from (runs, run_s, lost, *losses)

@@ -8,9 +8,19 @@ runs for every packet but the copy latency's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from netscope.model.timeline import ViewModel
+from netscope.model.balance import StageBalance
+from netscope.model.cpu import CpuView
+from netscope.model.drops import DropsView
+from netscope.model.latency import LatencyView
+from netscope.model.rings import RingsView
+from netscope.model.sample import Sample
+
+if TYPE_CHECKING:  # the timeline builds the stages of each interval: it imports this module
+    from netscope.model.timeline import ViewModel
 
 # A stage losing at least this share of what it handles, or the most of all, is the bottleneck.
 BOTTLENECK_SHARE = 0.001
@@ -58,6 +68,17 @@ NOT_THE_STACKS = frozenset(SOCKET_REASONS) | BACKLOG_REASONS | TX_COUNTED_REASON
 
 
 @dataclass(frozen=True)
+class Flow:
+    """A stage's balance over every namespace, per second: in = out + lost + unaccounted, and what
+    of the unaccounted passed its namespace's noise (silent loss; model/balance.py)."""
+
+    in_per_s: float
+    out_per_s: float
+    lost_per_s: float
+    silent_per_s: float
+
+
+@dataclass(frozen=True)
 class Stage:
     key: str  # the pane its full view is in
     name: str
@@ -65,19 +86,46 @@ class Stage:
     unit: str
     losses: tuple[tuple[str, float], ...]  # (what, per second), only the non-zero ones
     bottleneck: bool = False
+    flow: Flow | None = None  # its balance, where the kernel's counters give one
 
     @property
     def lost_per_s(self) -> float:
         return sum(v for _, v in self.losses)
 
 
+def stage_flow(rows: Iterable[StageBalance], interval_s: float) -> Flow | None:
+    """Rows of consecutive stages, summed over the namespaces: in of the first, out of the last."""
+    rows = list(rows)
+    if not rows:
+        return None
+    first, last = rows[0].stage, rows[-1].stage
+    dt = interval_s or 1.0
+    return Flow(
+        sum(r.in_ for r in rows if r.stage == first) / dt,
+        sum(r.out for r in rows if r.stage == last) / dt,
+        sum(r.lost_total for r in rows) / dt,
+        sum(r.silent_loss for r in rows) / dt,
+    )
+
+
 def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
-    """RX left to right: NIC rings → hardirq → NAPI/softirq → stack → socket → user copy; then TX."""
-    cpu = shown.cpu_history[-1].total if shown.cpu_history else None
-    rings = shown.rings
-    drops = shown.drops
-    latency = shown.latency
-    dt = shown.latest.interval_s
+    """The newest interval's stages (`build_stages`), from the view model's parts."""
+    cpu = shown.cpu_history[-1] if shown.cpu_history else None
+    return build_stages(shown.latest, cpu, shown.rings, shown.drops, shown.latency, shown.balance)
+
+
+def build_stages(
+    sample: Sample,
+    cpu_view: CpuView | None,
+    rings: RingsView | None,
+    drops: DropsView | None,
+    latency: LatencyView | None,
+    balance: tuple[StageBalance, ...],
+) -> tuple[Stage, ...]:
+    """RX left to right: NIC rings → hardirq → NAPI/softirq → stack → socket → user copy; then TX.
+    `drops` and `latency`: the latest views their probes reported (they may skip an interval)."""
+    cpu = cpu_view.total if cpu_view else None
+    dt = sample.interval_s
 
     ring_losses = sum(d.lost_per_interval for d in rings.devices) / rings.interval_s if rings else 0.0
     by_reason = {r.name: r.per_s for r in drops.rows} if drops else {}
@@ -89,6 +137,12 @@ def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
         return tuple((what, v) for what, v in pairs if v)
 
     received = sum(d.rx_pps for d in rings.devices) if rings and rings.live else None
+
+    def flow(*names: str) -> Flow | None:
+        return stage_flow(
+            sorted((r for r in balance if r.stage in names), key=lambda r: names.index(r.stage)), dt
+        )
+
     stages = [
         Stage(
             "rings",
@@ -96,6 +150,7 @@ def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
             received,
             "pkt/s",
             nonzero(("ring overruns, missed, dropped", ring_losses)),
+            flow=flow("device"),
         ),
         Stage("cpus", "hardirq", cpu.hardirqs_per_s if cpu else None, "irq/s", ()),
         Stage(
@@ -107,6 +162,7 @@ def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
                 ("backlog drops", cpu.backlog_drops_per_s if cpu else None),
                 ("time_squeeze", cpu.time_squeeze_per_s if cpu else None),
             ),
+            flow=flow("backlog"),
         ),
         Stage(
             "drops",
@@ -114,6 +170,7 @@ def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
             received,
             "pkt/s in",
             tuple(sorted(stack_drops, key=lambda kv: -kv[1]))[:3],
+            flow=flow("ip", "transport"),
         ),
         Stage(
             "latency",
@@ -128,7 +185,7 @@ def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
     worst = max(stages, key=lambda s: s.lost_per_s)
     handled = max((s.rate or 0.0) for s in stages) or 1.0
     if worst.lost_per_s and worst.lost_per_s >= BOTTLENECK_SHARE * handled:
-        stages = [Stage(s.key, s.name, s.rate, s.unit, s.losses, s is worst) for s in stages]
+        stages = [replace(s, bottleneck=s is worst) for s in stages]
     tx = Stage(
         "rings",
         "TX (qdisc → driver)",

@@ -17,6 +17,7 @@ from netscope.model.filter import Filter
 from netscope.model.findings import ActiveFinding, FindingsTracker, find
 from netscope.model.flows import FLOWS_TOP, FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, latency_view
+from netscope.model.pipeline import Stage, build_stages
 from netscope.model.rings import RingsView, build_rings_view
 from netscope.model.sample import DropEvent, FlowEvent, HostInfo, Sample
 
@@ -44,6 +45,7 @@ class ViewModel:
     flow_events: tuple[FlowEvent, ...]  # packets of the watched flow, newest first
     watched: tuple[int, int, str, int, str, int] | None
     findings: tuple[ActiveFinding, ...]  # worst first
+    stage_history: tuple[tuple[Stage, ...], ...] = ()  # the receive path per interval, oldest first
 
     @property
     def balance(self) -> tuple[StageBalance, ...]:
@@ -101,6 +103,7 @@ class Timeline:
         self._flow_events: deque[FlowEvent] = deque(maxlen=FLOW_EVENTS_KEPT)
         self._watched: tuple[int, int, str, int, str, int] | None = None
         self._tracker = FindingsTracker()
+        self._stages: deque[tuple[Stage, ...]] = deque(maxlen=HISTORY)
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
@@ -126,6 +129,16 @@ class Timeline:
             self._drops.append(replace(drops, events=()))
             self._events.extendleft(sample.drops.events)
             self._totals = self._totals.add(sample.drops)
+        self._stages.append(
+            build_stages(
+                sample,
+                cpu,
+                build_rings_view(sample, self.info, self.interfaces, self.netns),
+                self._drops[-1] if self._drops else None,
+                self._latency[-1] if self._latency else None,
+                build_balance(sample),
+            )
+        )
 
     def shown(self) -> ViewModel | None:
         if self._latest is None:
@@ -145,4 +158,5 @@ class Timeline:
             tuple(self._flow_events),
             self._watched,
             self._tracker.active,
+            tuple(self._stages),
         )

@@ -8,11 +8,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.events import Click, Resize
 from textual.message import Message
-from textual.widgets import Static
+from textual.widgets import Sparkline, Static
 
 from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.sample import ProbeState
-from netscope.model.timeline import ViewModel
+from netscope.model.timeline import HISTORY, ViewModel
 from netscope.panes import BY_ID, PANES
 from netscope.ui.findings import FindingsStrip
 from netscope.ui.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
@@ -20,6 +20,7 @@ from netscope.ui.pane import Pane
 from netscope.ui.widgets import estimated, show_text
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
+HISTORY_LABEL = f"{HISTORY // 60} minutes"  # at the default 1-s interval
 
 
 class ShowPane(Message):
@@ -32,6 +33,13 @@ def stage_text(stage: Stage) -> Text:
     text = Text()
     text.append(stage.name + "\n", style="bold red" if stage.bottleneck else "bold")
     text.append(f"{fmt_count(stage.rate)} {stage.unit}" if stage.rate is not None else NO_DATA)
+    if stage.flow is not None:
+        flow = stage.flow
+        text.append(f"\nin {fmt_count(flow.in_per_s)} out {fmt_count(flow.out_per_s)}", style="dim")
+        if flow.lost_per_s:
+            text.append(f"\nlost {fmt_count(flow.lost_per_s)}/s", style="dim")
+        if stage.flow.silent_per_s:
+            text.append(f"\n? {fmt_count(stage.flow.silent_per_s)}/s unaccounted", style="bold red")
     for what, per_s in stage.losses:
         text.append(f"\n✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
     if stage.bottleneck:
@@ -47,6 +55,8 @@ def stage_line(stage: Stage) -> Text:
     text.append(f"{rate:<18}")
     if stage.bottleneck:
         text.append(" ◀ bottleneck", style="bold red")
+    if stage.flow is not None and stage.flow.silent_per_s:
+        text.append(f"  ? {fmt_count(stage.flow.silent_per_s)}/s unaccounted", style="bold red")
     for what, per_s in stage.losses:
         text.append(f"  ✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
     return text
@@ -70,6 +80,34 @@ class StageBox(Static):
 
     def on_click(self, event: Click) -> None:
         self.post_message(ShowPane(self.pane))
+
+
+class StageTrend(Horizontal):
+    """One stage's last minutes: its rate and its losses (Textual's Sparkline), and the range."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(id=f"trend-{index}", classes="trend")
+        self.index = index
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="trend-name")
+        yield Sparkline([], classes="trend-rate")
+        yield Static(classes="trend-figure")
+        yield Sparkline([], classes="trend-lost")
+        yield Static(classes="trend-figure")
+
+    def show(self, history: tuple[tuple[Stage, ...], ...]) -> None:
+        stages = [s[self.index] for s in history if len(s) > self.index]
+        if not stages:
+            return
+        rates = [s.rate or 0.0 for s in stages]
+        lost = [s.lost_per_s + (s.flow.silent_per_s if s.flow else 0.0) for s in stages]
+        name, rate_peak, lost_peak = self.query(Static).results(Static)
+        show_text(name, Text(stages[-1].name.split(" (")[0], style="bold"))
+        self.query_one(".trend-rate", Sparkline).data = rates
+        self.query_one(".trend-lost", Sparkline).data = lost
+        show_text(rate_peak, Text(f"max {fmt_count(max(rates))}", style="dim"))
+        show_text(lost_peak, Text(f"lost max {fmt_count(max(lost))}/s", style="red" if any(lost) else "dim"))
 
 
 class PaneLine(Static):
@@ -173,7 +211,14 @@ class HomePane(Pane, Vertical):
                 if i:
                     yield Static("→", classes="arrow")
                 yield StageBox(i)
-        yield StageBox(self.STAGES - 1)
+        # TX, and beside it each stage's last minutes: what the rows below leave of the height
+        # (the trends are hidden in the compact layout, and cut before anything else is).
+        with Horizontal(id="home-lower"):
+            yield StageBox(self.STAGES - 1)
+            with Vertical(id="trends"):
+                yield Static(Text(f"the last {HISTORY_LABEL}: rate, then losses", style="dim"))
+                for i in range(self.STAGES):
+                    yield StageTrend(i)
         with Vertical(id="pipeline-lines"):  # the compact layout: one line per stage
             for i in range(self.STAGES):
                 yield StageBox(i, compact=True)
@@ -191,6 +236,8 @@ class HomePane(Pane, Vertical):
         for i, stage in enumerate(build_pipeline(shown)):
             self.query_one(f"#stage-{i}", StageBox).show(stage)
             self.query_one(f"#stage-line-{i}", StageBox).show(stage)
+        for trend in self.query(StageTrend):
+            trend.show(shown.stage_history)
         for pane, text in pane_lines(shown).items():
             show_text(self.query_one(f"#home-{pane}", Static), text)
         self.query_one(FindingsStrip).show(shown.findings)

@@ -14,7 +14,7 @@ import pytest
 from rich.text import Text
 from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static, TabbedContent
+from textual.widgets import DataTable, Input, Sparkline, Static, TabbedContent
 
 from netscope.app import GC_EVERY_S, NetscopeApp, make_app
 from netscope.model.cpu import build_cpu_view
@@ -448,6 +448,25 @@ async def test_home_screen_pipeline_and_one_key_to_each_pane(recording: Recordin
         for key in ("r", "c", "d", "l", "t"):  # home from every pane (a pane's second table kept it)
             await pilot.press(key, "h")
             assert app.query_one(TabbedContent).active == "home", key
+
+
+async def test_home_trends_draw_each_stages_history_and_push_nothing_off(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("space", "right", "right", "right")  # the recording paused, 3 steps on
+        history = app.shown.stage_history  # type: ignore[union-attr]
+        assert len(history) >= 4
+        rates = app.query_one("#trend-0 .trend-rate", Sparkline).data
+        assert list(rates or ()) == [stages[0].rate or 0.0 for stages in history]  # NIC rings' rx
+        napi_lost = app.query_one("#trend-2 .trend-lost", Sparkline).data
+        assert list(napi_lost or ()) == [stages[2].lost_per_s for stages in history]
+        assert max(napi_lost or (0,)) > 0  # the recording's time_squeeze
+        for line in ("#home-rings", "#home-latency", "#home-flows", "#home-cost"):  # still on screen
+            assert app.query_one(line).region.bottom <= app.query_one("#home-pane").region.bottom
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not app.query_one("#home-lower").display or app.query_one("#home-lower").region.height == 0
 
 
 async def test_a_pane_switch_draws_the_pane_once_and_pausing_draws_nothing(

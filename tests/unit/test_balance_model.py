@@ -18,6 +18,7 @@ from netscope.model.sample import (
     SnmpCount,
     SoftnetCpu,
 )
+from netscope.prometheus import NetscopeCollector
 
 NETNS = 4026532999
 INFO = HostInfo("box", "6.18.44", (0, 1), 0.0, netns=4026531840)
@@ -187,3 +188,23 @@ def test_balances_sum_per_stage_over_intervals() -> None:
         1000,
     )
     assert summed["device"].noise == 416
+
+
+def test_the_export_counts_each_stage_in_out_lost_and_silent_loss_by_namespace_name() -> None:
+    collector = NetscopeCollector(INFO)
+    for ip_in in (9000, 10_000):
+        collector.add(balanced_sample(ip_in, NO_DROPS))
+    samples = {
+        (m.name, tuple(sorted(s.labels.items()))): s.value
+        for m in collector.collect()
+        if m.name.startswith("netscope_stage")
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    blue = (("netns", "blue"), ("stage", "device"))
+    assert samples[("netscope_stage_in_packets", blue)] == 20_000
+    assert samples[("netscope_stage_out_packets", blue)] == 19_000
+    assert samples[("netscope_stage_silent_loss_packets", blue)] == 1000
+    host_lost = (("cause", "softnet dropped"), ("netns", ""), ("stage", "backlog"))
+    assert ("netscope_stage_lost_packets", host_lost) not in samples  # softnet dropped nothing
+    assert samples[("netscope_stage_in_packets", (("netns", ""), ("stage", "backlog")))] == 20_000
