@@ -26,8 +26,8 @@ boundaries sit (README "Stage balance"):
   backlog's, and it has nothing to reconcile.
 
 The same drop reason at two stages (NETFILTER_DROP at netdev ingress and at IP) is told apart by
-the counters on either side: the device stage takes as many as its own counters leave unexplained,
-the IP stage the rest.
+the counters on either side: the device stage takes as many as its own counters leave unexplained
+(when that is more than the few non-IP frames of NOISE_FLOOR), the IP stage the rest.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ from netscope.model.sample import DeviceStats, Sample
 # merges their packets. A NIC's driver counts rx_packets on the wire and GRO merges them into fewer
 # skbs before IP counts InReceives: there the device stage is shown but not checked.
 SOFTWARE_RX = frozenset({"veth", "loopback"})
-# Noise: the two sides of a boundary are read this far apart at most (the drop reasons are read
-# with the probes, the devices and snmp counters together a little later), so a steady rate moves
-# a balance by its rate times this; plus a few frames an interval that reach no IP counter (ARP).
-READ_SKEW_S = 0.02
+# Noise: the devices and the namespace's snmp counters are read together, and how far IP's counters
+# moved meanwhile is measured (NetnsSnmp.read_skew); the drop reasons are read with the probes, a
+# little apart: a steady rate moves a balance by its rate times this; plus a few frames an
+# interval that reach no IP counter (ARP).
+READ_SKEW_S = 0.005
 NOISE_FLOOR = 8
 NETFILTER_DROP = "NETFILTER_DROP"
 HOST = 0  # the netns of the host-wide stages
@@ -142,11 +143,11 @@ class StageBalance:
         )
 
 
-def noise(in_: int, interval_s: float, skew_s: float = 0.0) -> int:
-    """What read skew may leave unaccounted at this rate, plus the frames no IP counter sees:
-    `skew_s` is how far apart the two sides were read (at both ends of the interval), when more
-    than READ_SKEW_S (netscope preempted between the two reads on a busy box)."""
-    return math.ceil(in_ / max(interval_s, 1e-3) * max(READ_SKEW_S, skew_s)) + NOISE_FLOOR
+def noise(in_: int, interval_s: float, read_skew: int = 0) -> int:
+    """What read skew may leave unaccounted: the packets IP counted while the namespace's devices
+    were read (`read_skew`, at both ends of the interval), the rate times READ_SKEW_S (the drop
+    reasons are read apart from both), and the frames no IP counter sees."""
+    return read_skew + math.ceil(in_ / max(interval_s, 1e-3) * READ_SKEW_S) + NOISE_FLOOR
 
 
 def _sum(counts: Mapping[tuple[str, str], int], keys: Iterable[tuple[str, str]]) -> int:
@@ -163,7 +164,7 @@ def netns_balance(
     counts: Mapping[tuple[str, str], int],
     netfilter_drops: int | None,
     interval_s: float,
-    skew_s: float = 0.0,
+    read_skew: int = 0,
 ) -> tuple[StageBalance, ...]:
     """The device, ip and transport stages of one namespace over one interval: its devices' stats64,
     its snmp counters (`counts`, per interval) and the netfilter drops the drop reasons counted there
@@ -181,16 +182,17 @@ def netns_balance(
     taken = sum(d.rx_packets + (d.rx_dropped if d.kind in SOFTWARE_RX else 0) for d in ports_left_out)
     dev_in = taken + hw["rx_missed"] + hw["rx_over"] + hw["rx_fifo"]
     ip_in = _sum(counts, IP_IN)
-    # Netfilter drops: the device stage takes what its own counters leave unexplained, IP the rest.
+    # Netfilter drops: the device stage takes what its own counters leave unexplained, IP the rest;
+    # a gap within the frames that reach no IP counter (ARP) is theirs, not netfilter's.
     dev_gap = dev_in - ip_in - sum(hw.values())
-    nf_device = min(netfilter_drops, max(0, dev_gap))
+    nf_device = min(netfilter_drops, dev_gap) if dev_gap > NOISE_FLOOR else 0
     device = StageBalance(
         netns,
         "device",
         dev_in,
         ip_in,
         _named([*hw.items(), (NETFILTER_DROP, nf_device)]),
-        noise(dev_in, interval_s, skew_s),
+        noise(dev_in, interval_s, read_skew),
         known and not any(d.rx_packets for d in ports_left_out if d.kind not in SOFTWARE_RX),
     )
     merged = max(0, _sum(counts, IP_REASSEMBLY[0::2]) - _sum(counts, IP_REASSEMBLY[1::2]))
@@ -202,7 +204,7 @@ def netns_balance(
         ip_in,
         ip_out,
         _named([*ip_lost, (NETFILTER_DROP, netfilter_drops - nf_device)]),
-        noise(ip_in, interval_s, skew_s),
+        noise(ip_in, interval_s, read_skew),
         known,
     )
     delivered = _sum(counts, IP_OUT[:2])
@@ -217,7 +219,7 @@ def netns_balance(
         delivered,
         _sum(counts, TRANSPORT_OUT),
         _named(udp_lost),
-        noise(delivered, interval_s, skew_s),
+        noise(delivered, interval_s, read_skew),
         checked=False,
     )
     return device, ip, transport
@@ -246,7 +248,7 @@ def build_balance(sample: Sample) -> tuple[StageBalance, ...]:
         devices = [d for d in sample.devices if d.netns == ns.netns]
         counts = {(c.group, c.name): c.count for c in ns.counts}
         nf = None if netfilter is None else netfilter.get(ns.netns, 0)
-        out.extend(netns_balance(ns.netns, devices, counts, nf, sample.interval_s, ns.skew_s))
+        out.extend(netns_balance(ns.netns, devices, counts, nf, sample.interval_s, ns.read_skew))
     return tuple(out)
 
 

@@ -184,7 +184,9 @@ class NetnsSnmp:
 
     netns: int
     counts: tuple[SnmpCount, ...]
-    skew_s: float = 0.0  # how far apart its devices and these were read, at both ends of the interval
+    # Packets IP counted in (InReceives) while its devices were read, at both ends of the interval:
+    # how far the two sides of the device stage may be apart (a busy box preempts the reader).
+    read_skew: int = 0
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,9 @@ and the tunables findings name there (RPS masks, nft drop rules)."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 
-from netscope.model.balance import BALANCE_COUNTERS
+from netscope.model.balance import BALANCE_COUNTERS, IP_IN
 from netscope.model.findings import NETFILTER_DROP
 from netscope.model.sample import (
     DEVICES,
@@ -47,7 +46,7 @@ class Namespaces:
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
         self._snmp_totals: dict[int, dict[tuple[str, str], int]] = {}  # per namespace, the balance's
         self.netns_snmp: tuple[NetnsSnmp, ...] = ()  # those counters over the interval `devices` read
-        self._snmp_skew: dict[int, float] = {}  # each one's read spread at the interval's start
+        self._snmp_moved: dict[int, int] = {}  # IP's in counters' move while read, at the start
         self._busy: set[int] = set()  # namespaces whose devices carried or dropped traffic
         self._list: Every[float, dict[int, NetnsRef]] = Every(NETNS_SCAN_S, lambda _: procfs.read_netns(None))
         self._turn = 0
@@ -93,14 +92,20 @@ class Namespaces:
         self.links.forget_except(namespaces)
         at = time.monotonic()
         snmp: dict[int, dict[tuple[str, str], int]] = {}
-        skew: dict[int, float] = {}  # from the start of a namespace's devices read to its snmp's end
-        mark = [at]
+        before: dict[int, int] = {}  # IP's in counters right before the namespace's devices are read
+        moved: dict[int, int] = {}  # ... and how far they moved by the read's end
 
-        def read_snmp(inode: int) -> None:
-            with contextlib.suppress(OSError, ValueError):  # no /proc/net there: no balance
-                snmp[inode] = procfs.read_snmp_counters(BALANCE_COUNTERS, procfs.THREAD_NET)
-            now = time.monotonic()
-            skew[inode], mark[0] = now - mark[0], now
+        def read_snmp(inode: int, after: bool) -> None:
+            try:  # no /proc/net there: no balance
+                counts = procfs.read_snmp_counters(BALANCE_COUNTERS, procfs.THREAD_NET)
+            except (OSError, ValueError):
+                return
+            ip_in = sum(counts.get(k, 0) for k in IP_IN)
+            if after:
+                snmp[inode] = counts
+                moved[inode] = max(0, ip_in - before.get(inode, ip_in))
+            else:
+                before[inode] = ip_in
 
         self.netns_snmp = ()
         try:
@@ -127,13 +132,13 @@ class Namespaces:
             NetnsSnmp(
                 n,
                 tuple(SnmpCount(g, c, max(0, v - before.get((g, c), v))) for (g, c), v in now.items()),
-                skew[n] + self._snmp_skew.get(n, 0.0),
+                moved.get(n, 0) + self._snmp_moved.get(n, 0),
             )
             for n, now in sorted(snmp.items())
             if n in shown and (before := self._snmp_totals.get(n)) is not None
         )
         self._snmp_totals = {n: v for n, v in {**self._snmp_totals, **snmp}.items() if n in alive}
-        self._snmp_skew = skew
+        self._snmp_moved = moved
         return tuple(d for d in devices if d.netns in shown)
 
     def alive(self, irqs: frozenset[int] | None) -> Alive | None:

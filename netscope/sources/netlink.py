@@ -167,19 +167,22 @@ class LinkReader:
         self._lock = threading.Lock()  # the sampler and `describe` may read at once
 
     def read(
-        self, namespaces: dict[int, str | None], also: Callable[[int], None] | None = None
+        self, namespaces: dict[int, str | None], around: Callable[[int, bool], None] | None = None
     ) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
-        or cannot be entered is skipped. `also(inode)` runs in each namespace right after its devices
-        are read (its snmp counters: the two sides of a stage read together)."""
+        or cannot be entered is skipped. `around(inode, after)` runs in each namespace right before
+        and right after its devices are read (its snmp counters: how far they moved meanwhile is
+        how far apart the two sides of a stage may have been read)."""
         out: list[LinkTotals] = []
         with self._lock:
             for inode, path in namespaces.items():
                 try:
                     with in_netns(path):
+                        if around is not None:
+                            around(inode, False)
                         out.extend(self._read_here(inode))
-                        if also is not None:
-                            also(inode)
+                        if around is not None:
+                            around(inode, True)
                 except OSError:
                     self._forget(inode)
                     continue
