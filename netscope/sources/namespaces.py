@@ -92,7 +92,7 @@ class Namespaces:
         self.links.forget_except(namespaces)
         at = time.monotonic()
         snmp: dict[int, dict[tuple[str, str], int]] = {}
-        before: dict[int, int] = {}  # IP's in counters right before the namespace's devices are read
+        ip_in_before: dict[int, int] = {}  # IP's in counters right before the namespace's devices are read
         moved: dict[int, int] = {}  # ... and how far they moved by the read's end
 
         def read_snmp(inode: int, after: bool) -> None:
@@ -103,9 +103,9 @@ class Namespaces:
             ip_in = sum(counts.get(k, 0) for k in IP_IN)
             if after:
                 snmp[inode] = counts
-                moved[inode] = max(0, ip_in - before.get(inode, ip_in))
+                moved[inode] = max(0, ip_in - ip_in_before.get(inode, ip_in))
             else:
-                before[inode] = ip_in
+                ip_in_before[inode] = ip_in
 
         self.netns_snmp = ()
         try:
