@@ -13,7 +13,7 @@ import gc
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import cast
@@ -51,6 +51,7 @@ from netscope.ui.widgets import show_text
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 STRETCHED = 1.1  # an interval this many times the one asked for is said to have stretched
 LIVE_QUEUE = 4  # live samples waiting for the UI at most; older ones are dropped (and counted)
+LOOKBACK = 600  # views kept to look back at while live: 10 minutes at the default 1-s interval
 # Attached whatever is on screen: they run once per interrupt and once per drop, not per packet, and
 # the drop totals since start and the findings need every one.
 ALWAYS_ATTACHED = ("hardirq", "drops")
@@ -106,8 +107,10 @@ class NetscopeApp(App[int]):
         Binding("plus,equals_sign", "slower", "+interval"),
         Binding("minus", "faster", "-interval"),
         Binding("space", "replay_play", "Play/pause"),
-        Binding("left", "replay_step(-1)", "Step back", priority=True, show=False),
-        Binding("right", "replay_step(1)", "Step", priority=True, show=False),
+        # Time: , and . (the arrows stay with the tables and the tabs); End: live again.
+        Binding("comma", "step(-1)", "Back", show=False),
+        Binding("full_stop", "step(1)", "Forward", show=False),
+        Binding("end", "live", "Live", priority=True, show=False),
         Binding("left_square_bracket", "replay_speed(-1)", "Slower", show=False),
         Binding("right_square_bracket", "replay_speed(1)", "Faster", show=False),
         Binding("g", "replay_jump", "Go to"),
@@ -155,6 +158,11 @@ class NetscopeApp(App[int]):
         self._queue_lock = threading.Lock()
         self._queue_notified = False  # a SamplesQueued message is on its way
         self.samples_dropped = 0  # live samples the UI could not take in time
+        # Live: the views of the last LOOKBACK intervals, newest last, and how many intervals
+        # behind the newest the one on screen is (0: live; , and . step, End returns).
+        self._past: deque[ViewModel] = deque(maxlen=LOOKBACK)
+        self._back = 0
+        self._replay_views: dict[int, ViewModel] = {}  # replay: the last LOOKBACK views, by index
 
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
@@ -270,6 +278,10 @@ class NetscopeApp(App[int]):
         for sample, shown in samples:
             self._record(sample)
             self._built = shown
+            if shown is not None:
+                self._past.append(shown)
+                if self._back:  # the view looked back at stays on screen, one more behind
+                    self._back = min(self._back + 1, len(self._past) - 1)
         self._show_latest()
 
     def _play(self, replay: Replay) -> None:
@@ -281,6 +293,8 @@ class NetscopeApp(App[int]):
                 generation = self._generation
                 item = replay.next() if replay.playing else None
                 if item is not None:
+                    if item[0] != self._fed:  # playing on from a view looked back at
+                        self._feed(replay.samples[: item[0]])
                     self.timeline.add(item[1])
                     self._fed += 1
                     shown = self.timeline.shown()
@@ -303,6 +317,7 @@ class NetscopeApp(App[int]):
         self._replay_next = message.index + 1
         self._record(message.sample)
         self._built = message.shown
+        self._keep_replay_view(message.index, message.shown)
         self._show_latest()
 
     def _screen_gone(self) -> bool:
@@ -322,7 +337,7 @@ class NetscopeApp(App[int]):
         self.latest = sample
 
     def _show_latest(self) -> None:
-        if not self.paused:
+        if not self.paused and not self._back:
             self._take_view()
             self._render()
         self._refresh_header()
@@ -334,7 +349,7 @@ class NetscopeApp(App[int]):
         self._shown_position = self._replay_next
 
     def on_replay_ended(self, message: ReplayEnded) -> None:
-        self.notify("end of the recording: ← and g travel back", timeout=4)
+        self.notify("end of the recording: , and g travel back", timeout=4)
         self._refresh_header()
 
     def action_record(self) -> None:
@@ -362,12 +377,30 @@ class NetscopeApp(App[int]):
         is focused."""
         if action == "record":
             return self.source.live
+        if action == "step":
+            return not isinstance(self.focused, Input)
+        if action == "live":  # End: back to live when looking back; else the table's own End
+            return self.source.live and self._back > 0
         if action.startswith("replay_"):
-            if self.source.replay is None:
-                return False
-            if action == "replay_step" and isinstance(self.focused, Input):
-                return False
+            return self.source.replay is not None
         return True
+
+    def action_step(self, step: int) -> None:
+        """A step through time: in a recording, the replay's; live, through the views of the last
+        LOOKBACK intervals, while collection goes on (End: live again)."""
+        if self.source.replay is not None:
+            self.action_replay_step(step)
+            return
+        if not self._past:
+            return
+        self._back = max(0, min(len(self._past) - 1, self._back - step))
+        self.shown = self._past[-1 - self._back]
+        self._render()
+
+    def action_live(self) -> None:
+        self._back = 0
+        self._take_view()
+        self._render()
 
     def action_replay_play(self) -> None:
         replay = self._replay()
@@ -402,30 +435,47 @@ class NetscopeApp(App[int]):
         return replay
 
     def _replay_seek(self, index: int) -> None:
-        """Show the recording as it stood at samples[index]: the views are rebuilt from the start
-        (the model is fed exactly what it was fed when playing), or one sample is added when
-        stepping forward."""
+        """Show the recording as it stood at samples[index]: the view kept from when it was shown
+        (the last LOOKBACK ones), else the views rebuilt from the start (the model is fed exactly
+        what it was fed when playing), or one sample added when stepping forward. A view looked
+        back at leaves the model where it was: playing on from there feeds it anew."""
         replay = self._replay()
         if not replay.samples:
             return
         with self._model_lock:
             samples = replay.seek(index)
-            if len(samples) == self._fed + 1:
-                self.timeline.add(samples[-1])
-            elif len(samples) != self._fed:
-                old, info = self.timeline, self.source.info
-                self.timeline = Timeline(info, old.interfaces, old.netns, old.flow_filter, old.flows_top)
-                for sample in samples:
-                    self.timeline.add(sample)
-            self._fed = len(samples)
+            kept = self._replay_views.get(len(samples) - 1) if len(samples) < self._fed else None
+            if kept is None:
+                if len(samples) == self._fed + 1:
+                    self.timeline.add(samples[-1])
+                    self._fed += 1
+                elif len(samples) != self._fed:
+                    self._feed(samples)
             self._generation += 1
-            self._built = self.timeline.shown()
+            self._built = kept or self.timeline.shown()
+            self._keep_replay_view(len(samples) - 1, self._built)
         self._replay_next = len(samples)
         self.latest = samples[-1]
         self.paused = False
         self._take_view()
         self._render()
         self._refresh_header()
+
+    def _feed(self, samples: Sequence[Sample]) -> None:
+        """A new timeline fed `samples` from the recording's start (with _model_lock held)."""
+        old, info = self.timeline, self.source.info
+        self.timeline = Timeline(info, old.interfaces, old.netns, old.flow_filter, old.flows_top)
+        for sample in samples:
+            self.timeline.add(sample)
+        self._fed = len(samples)
+
+    def _keep_replay_view(self, index: int, view: ViewModel | None) -> None:
+        """The view of the recording's sample `index`, for a step back to show it as it was."""
+        if view is None:
+            return
+        self._replay_views[index] = view
+        while len(self._replay_views) > LOOKBACK:
+            del self._replay_views[next(iter(self._replay_views))]
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         self.notify(f"sampling failed: {message.error}", severity="error", timeout=5)
@@ -486,6 +536,7 @@ class NetscopeApp(App[int]):
             self.timeline.flow_filter = flt
             if self.source.replay is not None:  # a recording's flows, filtered anew at once
                 self._built = self.timeline.shown()
+                self._replay_views.clear()  # a step back shows them filtered so too
         self.notify(f"flow filter: {flt.text if flt else 'none'}", timeout=3)
         self.run_worker(lambda: self.source.set_flow_filter(flt), thread=True, group="filter", exclusive=True)
         if self.paused and self.shown is not None:  # the frozen view, filtered anew
@@ -542,7 +593,10 @@ class NetscopeApp(App[int]):
         replay = None
         if (source := self.source.replay) is not None:
             replay = ReplayState(self._shown_position, len(source.samples), source.speed, source.playing)
-        text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay)
+        behind = None
+        if self._back and self.shown is not None and self._past:
+            behind = self._past[-1].latest.ts - self.shown.latest.ts
+        text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay, behind)
         if self.recorder is not None:
             text.append(f"  ● REC {self.recorder.path.name} ({self.recorder.samples})", style="bold red")
         shown = self.shown.latest if self.shown else None

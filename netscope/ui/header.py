@@ -27,11 +27,15 @@ def header_text(
     live: bool,
     paused: bool,
     replay: ReplayState | None = None,
+    behind_s: float | None = None,
 ) -> Text:
-    """State first, then what identifies the box: a narrow terminal cuts the least useful end."""
+    """State first, then what identifies the box: a narrow terminal cuts the least useful end.
+    `behind_s`: looking back while live, how far the view on screen is behind the newest."""
     state, style = ("LIVE", "bold green") if live else ("REPLAY", "bold magenta")
     if paused:
         state, style = "PAUSED", "bold yellow"
+    if behind_s is not None:
+        state, style = f"BACK {fmt_duration(behind_s)}", "bold cyan"
     text = Text()
     text.append(" netscope ", style="bold reverse")
     text.append(f" {state} ", style=style)

@@ -51,7 +51,12 @@ KEYS = (
     ("Esc", "close this help, or go back"),
     ("R", "live: start / stop recording into netscope-HOST-DATE-TIME.nsrec in the current directory"),
     ("Space", "replay: play / pause the recording"),
-    ("← / →", "replay: one interval back / forward"),
+    (
+        ", / .",
+        "one interval back / forward: live, through the last 10 minutes (collection goes on); "
+        "replay, through the recording",
+    ),
+    ("End", "live: back to the newest interval after , or ."),
     ("[ / ]", "replay: slower / faster (0.25x … 16x)"),
     ("g", "replay: go to a time (HH:MM[:SS], or +N / -N seconds)"),
     (

@@ -22,6 +22,7 @@ from netscope.model.drops import build_drops_view
 from netscope.model.filter import Filter
 from netscope.model.pipeline import build_pipeline
 from netscope.model.sample import ProbeStatus, Sample
+from netscope.model.timeline import Timeline
 from netscope.sources.recording import Recording, read_recording
 from netscope.sources.replay import ReplaySource
 from netscope.ui.cpu_pane import CpuPane
@@ -187,6 +188,45 @@ async def test_samples_a_busy_screen_cannot_take_are_dropped_and_counted(recordi
         await pilot.pause()
         header = "".join(s.text for s in app.query_one(NetscopeHeader).render_lines(Region(0, 0, 120, 1)))
         assert "this interval took 90.00s" in header
+
+
+def header_line(app: NetscopeApp, width: int = 120) -> str:
+    return "".join(s.text for s in app.query_one(NetscopeHeader).render_lines(Region(0, 0, width, 1)))
+
+
+async def test_looking_back_while_live_steps_through_the_kept_views_and_end_returns(
+    recording: Recording,
+) -> None:
+    """, and . step through the views of the last intervals while samples keep coming (the view
+    looked at stays); the arrows stay with the table that has the focus; End is live again."""
+    app = make_app(FlakySource(recording), interval=60.0)  # the sampler's own samples come later
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+
+        def arrive(i: int) -> None:
+            queue_sample(app, replace(recording.samples[i % len(recording.samples)], ts=1000.0 + i))
+
+        for i in range(5):
+            arrive(i)
+            await pilot.pause()
+        assert app.shown is not None and app.shown.latest.ts == 1004.0
+        await pilot.press("comma", "comma")
+        assert app.shown.latest.ts == 1002.0
+        assert "BACK 2s" in header_line(app)
+        arrive(5)  # collection goes on; the view looked at stays
+        await pilot.pause()
+        assert app.shown.latest.ts == 1002.0 and app.latest is not None and app.latest.ts == 1005.0
+        assert "BACK 3s" in header_line(app)
+        await pilot.press("d")  # the Drops table takes the focus, and keeps its arrows
+        assert isinstance(app.focused, DataTable)
+        await pilot.press("right", "left", "comma")
+        assert app.shown.latest.ts == 1001.0
+        await pilot.press("full_stop")
+        assert app.shown.latest.ts == 1002.0
+        await pilot.press("end")
+        assert app.shown.latest.ts == 1005.0 and "LIVE" in header_line(app)
+        await pilot.press("end")  # live already: End is the table's again
+        assert app.shown.latest.ts == 1005.0
 
 
 async def test_drops_pane_reason_detail_and_back(recording: Recording) -> None:
@@ -454,7 +494,7 @@ async def test_home_trends_draw_each_stages_history_and_push_nothing_off(recordi
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for_sample(pilot, app)
-        await pilot.press("space", "right", "right", "right")  # the recording paused, 3 steps on
+        await pilot.press("space", "full_stop", "full_stop", "full_stop")  # paused, 3 steps on
         history = app.shown.stage_history  # type: ignore[union-attr]
         assert len(history) >= 4
         rates = app.query_one("#trend-0 .trend-rate", Sparkline).data
@@ -615,9 +655,35 @@ async def test_a_terminal_below_80x24_gets_a_sentence_not_a_clipped_screen(recor
     assert app.return_value == 0
 
 
+async def test_replay_plays_on_from_a_view_looked_back_at_as_if_played_to_it(recording: Recording) -> None:
+    app = make_app(ReplaySource(recording))
+    source = app.source
+    assert isinstance(source, ReplaySource)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("space", "full_stop", "full_stop", "full_stop", "comma", "comma")
+        at = recording.samples.index(app.latest)  # type: ignore[arg-type]
+        await pilot.press("space")  # play on from here: the model is fed anew up to here
+        deadline = time.monotonic() + 5
+        while recording.samples.index(app.latest) < at + 2:  # type: ignore[arg-type]
+            assert time.monotonic() < deadline, "the replay did not play on"
+            await pilot.pause(0.05)
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        shown = app.shown
+        assert shown is not None and shown.latest is app.latest
+        # What a model fed from the start up to here shows.
+        fresh = Timeline(recording.info)
+        for sample in recording.samples[: recording.samples.index(app.latest) + 1]:  # type: ignore[arg-type]
+            fresh.add(sample)
+        expected = fresh.shown()
+        assert expected is not None
+        assert shown.drops == expected.drops and len(shown.cpu_history) == len(expected.cpu_history)
+
+
 async def test_replay_time_travel(recording: Recording) -> None:
-    """Space pauses the recording, ←/→ step, [ ] change the speed, g jumps to a time; stepping back
-    shows exactly what playing forward to that sample showed."""
+    """Space pauses the recording, , and . step, [ ] change the speed, g jumps to a time; stepping
+    back shows exactly what playing forward to that sample showed."""
     app = make_app(ReplaySource(recording))
     source = app.source
     assert isinstance(source, ReplaySource)
@@ -633,13 +699,15 @@ async def test_replay_time_travel(recording: Recording) -> None:
         first = recording.samples.index(at)
         shown_forward = {}
         for _ in range(3):
-            await pilot.press("right")
+            await pilot.press("full_stop")
             assert app.shown is not None
             shown_forward[recording.samples.index(app.latest)] = app.shown.drops  # type: ignore[arg-type]
         assert list(shown_forward) == [first + 1, first + 2, first + 3]
-        await pilot.press("left", "left")
+        timeline = app.timeline
+        await pilot.press("comma", "comma")
         assert app.latest is recording.samples[first + 1]
         assert app.shown is not None and app.shown.drops == shown_forward[first + 1]
+        assert app.timeline is timeline  # the view kept from then, not rebuilt from the start
         text = str(app.query_one("#header", Static).render())
         assert f"⏸ {first + 2}/{len(recording.samples)} ×1" in text
         await pilot.press("right_square_bracket", "right_square_bracket")
