@@ -30,7 +30,7 @@ from textual.worker import WorkerFailed
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_TOP, build_flows_view
 from netscope.model.sample import ProbeStatus, Sample
-from netscope.model.timeline import Timeline, ViewModel
+from netscope.model.timeline import Timeline, ViewModel, past_view
 from netscope.panes import BY_ID, PANES, PaneSpec
 from netscope.sources import Replay, Source
 from netscope.sources.cadence import every
@@ -147,7 +147,8 @@ class NetscopeApp(App[int]):
         self._stop = threading.Event()
         self.crash: BaseException | None = None
         # Live samples the UI has yet to take, each with the views the sampler built from it.
-        self._queue: deque[tuple[Sample, ViewModel | None]] = deque(maxlen=LIVE_QUEUE)
+        # The third is the view as kept to look back at (its flows trimmed, model/timeline.py).
+        self._queue: deque[tuple[Sample, ViewModel | None, ViewModel | None]] = deque(maxlen=LIVE_QUEUE)
         # The views of the newest sample taken, built off the UI thread (live: by the sampler;
         # replay: by the player), or by a jump. The timeline is fed under _model_lock; a jump in a
         # recording rebuilds it and starts a new generation (samples fed to the old one are not shown).
@@ -264,7 +265,7 @@ class NetscopeApp(App[int]):
         with self._queue_lock:
             if len(self._queue) == self._queue.maxlen:
                 self.samples_dropped += 1
-            self._queue.append((sample, shown))
+            self._queue.append((sample, shown, past_view(shown) if shown is not None else None))
             notify, self._queue_notified = not self._queue_notified, True
         if notify:
             self.post_message(SamplesQueued())
@@ -275,11 +276,11 @@ class NetscopeApp(App[int]):
             self._queue.clear()
         if self._screen_gone():
             return
-        for sample, shown in samples:
+        for sample, shown, past in samples:
             self._record(sample)
             self._built = shown
-            if shown is not None:
-                self._past.append(shown)
+            if past is not None:
+                self._past.append(past)
                 if self._back:  # the view looked back at stays on screen, one more behind
                     self._back = min(self._back + 1, len(self._past) - 1)
         self._show_latest()
@@ -394,7 +395,10 @@ class NetscopeApp(App[int]):
         if not self._past:
             return
         self._back = max(0, min(len(self._past) - 1, self._back - step))
-        self.shown = self._past[-1 - self._back]
+        if self._back:
+            self.shown = self._past[-1 - self._back]
+        else:  # the newest, with every flow
+            self._take_view()
         self._render()
 
     def action_live(self) -> None:
@@ -473,7 +477,7 @@ class NetscopeApp(App[int]):
         """The view of the recording's sample `index`, for a step back to show it as it was."""
         if view is None:
             return
-        self._replay_views[index] = view
+        self._replay_views[index] = past_view(view)
         while len(self._replay_views) > LOOKBACK:
             del self._replay_views[next(iter(self._replay_views))]
 

@@ -19,9 +19,10 @@ from netscope.model.flows import FLOWS_TOP, FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, latency_view
 from netscope.model.pipeline import Stage, build_stages
 from netscope.model.rings import RingsView, build_rings_view
-from netscope.model.sample import DropEvent, FlowEvent, HostInfo, Sample
+from netscope.model.sample import DropEvent, FlowCount, FlowEvent, FlowsOther, HostInfo, Sample
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
+PAST_FLOWS = 50  # a view kept to look back at holds its busiest flows; the rest are summed
 DROP_LOG_KEPT = 1000  # logged drops kept for the log and the reason screens
 FLOW_EVENTS_KEPT = 200  # packets of the watched flow kept for its screen
 
@@ -160,3 +161,38 @@ class Timeline:
             self._tracker.active,
             tuple(self._stages),
         )
+
+
+def past_view(view: ViewModel, top: int = PAST_FLOWS) -> ViewModel:
+    """`view` as it is kept to look back at (10 minutes of them): everything but its flows, which
+    keep their busiest `top` and sum the rest into `others`, in the view and in its sample."""
+    flows, sample_flows = view.flows, view.latest.flows
+    if flows is not None and len(flows.rows) > top:
+        kept = flows.rows[:top]
+        flows = replace(
+            flows,
+            rows=kept,
+            others=summed_into(flows.others, [r.flow for r in flows.rows[top:]]),
+            orders={name: tuple(r for r in rows if r in kept) for name, rows in flows.orders.items()},
+        )
+    if sample_flows is not None and len(sample_flows.flows) > top:
+        busiest = sorted(sample_flows.flows, key=lambda f: -f.rx_packets)
+        sample_flows = replace(
+            sample_flows, flows=tuple(busiest[:top]), rest=summed_into(sample_flows.rest, busiest[top:])
+        )
+    if flows is view.flows and sample_flows is view.latest.flows:
+        return view
+    return replace(view, flows=flows, latest=replace(view.latest, flows=sample_flows))
+
+
+def summed_into(others: FlowsOther, flows: list[FlowCount]) -> FlowsOther:
+    drops: dict[str, int] = dict(others.drops)
+    for f in flows:
+        for reason, n in f.drops:
+            drops[reason] = drops.get(reason, 0) + n
+    return FlowsOther(
+        others.flows + len(flows),
+        others.rx_packets + sum(f.rx_packets for f in flows),
+        others.rx_bytes + sum(f.rx_bytes for f in flows),
+        tuple(sorted(drops.items(), key=lambda kv: -kv[1])),
+    )

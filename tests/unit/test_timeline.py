@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from netscope.model.sample import DropEvent
-from netscope.model.timeline import DROP_LOG_KEPT, HISTORY, Timeline
+from netscope.model.sample import DropEvent, FlowCount, FlowsSample, HostInfo
+from netscope.model.timeline import DROP_LOG_KEPT, HISTORY, Timeline, past_view
 from tests.unit.samples import two_cpu_sample
 from tests.unit.test_drops_model import INFO, drops_sample
 
@@ -50,3 +50,26 @@ def test_history_keeps_rates_not_each_intervals_logged_drops() -> None:
     assert shown is not None and len(shown.drops_history) == HISTORY
     assert all(view.events == () for view in shown.drops_history)
     assert 0 < len(shown.drop_events) <= DROP_LOG_KEPT
+
+
+def test_a_view_kept_to_look_back_at_holds_its_busiest_flows_and_sums_the_rest() -> None:
+    flows = tuple(
+        FlowCount(1, 4, 17, "10.0.0.1", 1000 + i, "10.0.0.2", 9, 10 * (i + 1), 640 * (i + 1), (0,), (0,),
+                  (("NO_SOCKET", 1),) if i < 3 else (), 0.0, 1.0)
+        for i in range(8)
+    )  # fmt: skip
+    info = HostInfo("box", "6.18", (0,), 0.0)
+    timeline = Timeline(info)
+    timeline.add(replace(two_cpu_sample(), flows=FlowsSample(flows, 0, "")))
+    view = timeline.shown()
+    assert view is not None and view.flows is not None and len(view.flows.rows) == 8
+    kept = past_view(view, top=3)
+    assert kept.flows is not None and kept.latest.flows is not None
+    assert [r.flow.sport for r in kept.flows.rows] == [1007, 1006, 1005]  # the busiest
+    assert kept.flows.flow_count == 8  # the rest summed, not lost
+    assert kept.flows.others.rx_packets == 10 + 20 + 30 + 40 + 50
+    assert dict(kept.flows.others.drops) == {"NO_SOCKET": 3}
+    assert all(set(rows) <= set(kept.flows.rows) for rows in kept.flows.orders.values())
+    assert len(kept.latest.flows.flows) == 3 and kept.latest.flows.rest.flows == 5
+    assert kept.cpu_history == view.cpu_history and kept.drops == view.drops  # the rest as it was
+    assert past_view(kept, top=3) is kept
