@@ -17,7 +17,7 @@ from netscope.sources import Source
 from netscope.ui.drill import DrillScreen
 from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, fmt_pct, histogram_bar
 from netscope.ui.key_bar import KeyBar
-from netscope.ui.widgets import fixed_table, show_text
+from netscope.ui.widgets import TrendLine, fixed_table, show_text
 
 EVENT_COLUMNS = (("time", 15), ("what", 28), ("CPU", 5), ("queue", 6), ("bytes", 6), ("where", 32))
 EVENTS_SHOWN = 100
@@ -44,6 +44,7 @@ class FlowScreen(DrillScreen):
         self.row = row
         self.trail = trail
         self._initial = shown
+        self._rates: dict[float, float] = {}  # the flow's packets/s per interval shown, by its time
 
     def filter_text(self) -> str | None:
         return self.row.expression  # this flow alone: `/` edits from there
@@ -52,6 +53,7 @@ class FlowScreen(DrillScreen):
         with Vertical(id="flow-box"):
             yield Static(id="flow-crumbs")
             yield Static(id="flow-path")
+            yield TrendLine("its packets/s since this screen opened", fmt_count, id="flow-trend")
             yield Static(Text("Its packets, one by one (newest first)", style="bold"), id="flow-events-title")
             yield fixed_table("flow-events", EVENT_COLUMNS)
         yield KeyBar()
@@ -76,6 +78,8 @@ class FlowScreen(DrillScreen):
     def update_view(self, shown: ViewModel) -> None:
         row = matching(self.row, shown.flows) or self.row
         live = matching(self.row, shown.flows) is not None
+        self._rates[shown.latest.ts] = row.rx_pps if live else 0.0
+        self.query_one("#flow-trend", TrendLine).show([self._rates[t] for t in sorted(self._rates)])
         f = row.flow
         dt = shown.latest.interval_s
         self.query_one("#flow-crumbs", Static).update(

@@ -18,6 +18,7 @@ from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, histogram_
 from netscope.ui.pane import Pane
 from netscope.ui.process_screen import ProcessScreen
 from netscope.ui.widgets import (
+    TrendLine,
     estimated,
     fixed_table,
     marked,
@@ -112,12 +113,15 @@ class LatencyPane(Pane, Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="latency-probes")
         yield Static("waiting for the latency probe", id="latency-summary")
+        yield TrendLine("copy p99, all readers, last intervals", fmt_ns, id="latency-trend")
         yield fixed_table("latency-table", PROCESS_COLUMNS)
         yield Static(Text(EXPLAIN, style="dim"), id="latency-note")
 
     def show(self, shown: ViewModel) -> None:
         if shown.latency is not None:
             self.show_view(shown.latency)
+        p99 = [v.all.p99_ns for v in shown.latency_history]
+        self.query_one("#latency-trend", TrendLine).show([ns for ns in p99 if ns is not None])
 
     def show_view(self, view: LatencyView) -> None:
         show_text(self.query_one("#latency-summary", Static), summary(view))

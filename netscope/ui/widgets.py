@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.css.styles import RulesMap
 from textual.events import Resize
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Sparkline, Static
 
 from netscope.model.latency import SLOW_NS, VERY_SLOW_NS
 from netscope.model.sample import ProbeState, ProbeStatus
@@ -175,3 +177,30 @@ def slow_style(ns: float | None) -> str:
     if ns is None:
         return ""
     return "bold red" if ns >= VERY_SLOW_NS else "yellow" if ns >= SLOW_NS else ""
+
+
+TREND_MIN_HEIGHT = 30  # terminal rows under which a trend line gives its row to the tables
+
+
+class TrendLine(Horizontal):
+    """A figure over the last intervals on one line: its name, Textual's Sparkline, and the newest
+    and largest values as `fmt` writes them. Hidden while there is nothing to draw, and on a short
+    terminal (80x24), where its row goes to the table."""
+
+    def __init__(self, label: str, fmt: Callable[[float], str], **kwargs: Any) -> None:
+        super().__init__(classes="trend-line", **kwargs)
+        self.label = label
+        self.fmt = fmt
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(self.label, style="bold"), classes="trend-line-label")
+        yield Sparkline([], classes="trend-line-spark")
+        yield Static(classes="trend-line-figure")
+
+    def show(self, values: Sequence[float]) -> None:
+        self.display = bool(values) and self.app.size.height >= TREND_MIN_HEIGHT
+        if not self.display:
+            return
+        self.query_one(Sparkline).data = list(values)
+        now, peak = self.fmt(values[-1]), self.fmt(max(values))
+        show_text(self.query_one(".trend-line-figure", Static), Text(f"now {now}  max {peak}", style="dim"))
