@@ -11,10 +11,11 @@ boundaries sit (README "Stage balance"):
   overrun or fifo) against what reached IP (Ip and Ip6 InReceives). Lost: rx_missed, rx_over,
   rx_fifo, rx_dropped (the core's: a full backlog, no protocol handler) and netfilter drops at
   netdev ingress. veth and loopback count rx_packets only for a packet the stack took, so there a
-  core drop is added to what came in. A NIC counts wire packets and GRO merges them into fewer skbs
-  before IP counts them (no counter says how many): a namespace whose NIC received is shown, not
-  checked. A bridge or bond port is left out (its packets show again on its master), and so is
-  what is not IP (ARP): a few frames an interval, within the noise.
+  core drop is added to what came in. A NIC counts wire packets and GRO merges them into fewer
+  skbs before IP counts them (no counter says how many): a namespace where a NIC with GRO on (or
+  one that does not say), or a veth with GRO on, received is shown, not checked. A bridge or bond
+  port is left out (its packets show again on its master), and so is what is not IP (ARP): a few
+  frames an interval, within the noise.
 - `ip`: InReceives against InDelivers plus forwarded (ForwDatagrams, Ip6 OutForwDatagrams) plus
   fragments merged into a datagram (ReasmReqds - ReasmOKs). Lost: the Ip/Ip6 In* error counters
   and netfilter drops at prerouting or input.
@@ -39,10 +40,23 @@ from dataclasses import dataclass
 from netscope.model.sample import DeviceStats, Sample
 
 # Devices that hand packets to the stack through netif_rx: their rx_packets counts only what the
-# backlog took (a packet the core dropped on the way in is in rx_dropped alone), and GRO never
-# merges their packets. A NIC's driver counts rx_packets on the wire and GRO merges them into fewer
-# skbs before IP counts InReceives: there the device stage is shown but not checked.
+# backlog took (a packet the core dropped on the way in is in rx_dropped alone). A NIC's driver
+# counts rx_packets on the wire, and where GRO is on it merges them into fewer skbs before IP
+# counts InReceives (no counter says how many): there the device stage is shown but not checked.
+# veth with GRO on (`ethtool -K gro on`) delivers through a NAPI instance of its own and merges too.
 SOFTWARE_RX = frozenset({"veth", "loopback"})
+
+
+def may_merge(d: DeviceStats) -> bool:
+    """Whether GRO may have merged what the device received: a NIC's GRO on or not said, a veth's
+    on (loopback says on, and never merges: it has no NAPI instance)."""
+    if d.kind == "loopback":
+        return False
+    if d.kind == "veth":
+        return bool(d.gro)
+    return d.gro is not False
+
+
 # Noise: the devices and the namespace's snmp counters are read together, and how far IP's counters
 # moved meanwhile is measured (NetnsSnmp.read_skew); the drop reasons are read with the probes, a
 # little apart: a steady rate moves a balance by its rate times this; plus a few frames an
@@ -179,7 +193,10 @@ def netns_balance(
         "rx_fifo": sum(d.rx_fifo for d in ports_left_out),
         "rx_dropped": sum(d.rx_dropped for d in ports_left_out),
     }
-    taken = sum(d.rx_packets + (d.rx_dropped if d.kind in SOFTWARE_RX else 0) for d in ports_left_out)
+    taken = sum(
+        d.rx_packets + (d.rx_dropped if d.kind in SOFTWARE_RX and not may_merge(d) else 0)
+        for d in ports_left_out
+    )
     dev_in = taken + hw["rx_missed"] + hw["rx_over"] + hw["rx_fifo"]
     ip_in = _sum(counts, IP_IN)
     # Netfilter drops: the device stage takes what its own counters leave unexplained, IP the rest;
@@ -193,7 +210,7 @@ def netns_balance(
         ip_in,
         _named([*hw.items(), (NETFILTER_DROP, nf_device)]),
         noise(dev_in, interval_s, read_skew),
-        known and not any(d.rx_packets for d in ports_left_out if d.kind not in SOFTWARE_RX),
+        known and not any(d.rx_packets for d in ports_left_out if may_merge(d)),
     )
     merged = max(0, _sum(counts, IP_REASSEMBLY[0::2]) - _sum(counts, IP_REASSEMBLY[1::2]))
     ip_out = _sum(counts, IP_OUT) + merged

@@ -156,6 +156,7 @@ class DeviceStats:
     tx_queues: int = 0
     master: int = 0  # the bridge or bond it is a port of (0: none): its packets show there again
     kind: str = ""  # "veth", "loopback", "bridge"... (rtnetlink's kind); "" for a plain NIC
+    gro: bool | None = None  # GRO on (ethtool -k); None: not said, or an older recording
 
 
 @dataclass(frozen=True)

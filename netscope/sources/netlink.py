@@ -71,6 +71,7 @@ class LinkTotals:
     queues: tuple[int, int] = (0, 0)  # RX and TX queues (IFLA_NUM_RX_QUEUES / _TX_); 0: unknown
     master: int = 0  # the bridge or bond it is a port of (0: none)
     kind: str = ""  # "veth", "loopback"...; "" for a plain NIC
+    gro: bool | None = None  # GRO on (None: the driver does not say)
 
 
 STATS = (
@@ -118,6 +119,23 @@ def _queues(ifname: str) -> tuple[int, int] | None:
     return (rx + combined, tx + combined) if rx + combined and tx + combined else None
 
 
+ETHTOOL_GGRO = 0x2B
+_VALUE = struct.Struct("2I")  # struct ethtool_value: cmd, data
+
+
+def _gro(ifname: str) -> bool | None:
+    """Whether GRO is on (`ethtool -k`: generic-receive-offload), in the namespace this thread is
+    in; None when the driver does not say."""
+    buf = array.array("B", _VALUE.pack(ETHTOOL_GGRO, 0))
+    request = struct.pack("16sP", ifname.encode()[:15], buf.buffer_info()[0])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s, SIOCETHTOOL, request)
+    except OSError:
+        return None
+    return bool(_VALUE.unpack(buf)[1])
+
+
 def _bql(ifname: str) -> tuple[tuple[int, int, int], ...]:
     """(tx queue, inflight, limit) from sysfs: only for devices of netscope's own namespace."""
     out = []
@@ -155,12 +173,12 @@ class _Sockets:
 
 
 class LinkReader:
-    """Reads every device of the given namespaces; caches ring sizes for RING_TTL_S."""
+    """Reads every device of the given namespaces; caches ring sizes, queues and GRO for RING_TTL_S."""
 
     def __init__(self, own_netns: int) -> None:
         self.own_netns = own_netns
-        # (netns, ifindex) -> when read, ring sizes, RX and TX queues in use
-        self._rings: dict[tuple[int, int], tuple[float, Rings, tuple[int, int]]] = {}
+        # (netns, ifindex) -> when read, its rings, its RX and TX queues, GRO on (None: not said)
+        self._rings: dict[tuple[int, int], tuple[float, Rings, tuple[int, int], bool | None]] = {}
         self._napi_ids: dict[int, tuple[float, dict[int, tuple[tuple[str, int, int], ...]]]] = {}
         self._no_qstats: dict[int, float] = {}  # namespace -> since when its drivers keep no qstats
         self._sockets: dict[int, _Sockets] = {}  # namespace -> its sockets
@@ -247,7 +265,12 @@ class LinkReader:
                 if cached is None or time.monotonic() - cached[0] > RING_TTL_S:
                     ethtool = ethtool or NlEthtool()
                     fallback = (link.rx_queues, link.tx_queues)
-                    cached = (time.monotonic(), _ring_sizes(ethtool, ifindex), _queues(name) or fallback)
+                    cached = (
+                        time.monotonic(),
+                        _ring_sizes(ethtool, ifindex),
+                        _queues(name) or fallback,
+                        _gro(name),
+                    )
                     self._rings[(inode, ifindex)] = cached
                 counters = {k: link.stats.get(k, 0) for k in STATS}
                 counters["qdisc_drops"] = qdisc_drops.get(ifindex, 0)
@@ -269,6 +292,7 @@ class LinkReader:
                         queues=cached[2],
                         master=link.master,
                         kind=link.kind,
+                        gro=cached[3],
                     )
                 )
         finally:
@@ -318,6 +342,7 @@ def link_deltas(
                 bql=link.bql,
                 master=link.master,
                 kind=link.kind,
+                gro=link.gro,
                 queue_napi=link.queue_napi,
                 qstats=tuple(
                     (kind, queue, counter, max(0, value - before.qstats.get((kind, queue, counter), value)))

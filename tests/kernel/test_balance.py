@@ -19,6 +19,7 @@ from harness.netns import (
     nft_drop,
     send_udp,
     snmp,
+    veth_pair,
 )
 from netscope.model.balance import StageBalance, build_balance, sum_balances
 from netscope.sources.live import LiveSource
@@ -167,3 +168,14 @@ def test_backlog_drops_are_lost_at_the_device_stage_and_the_host_backlog(pair: V
     assert dropped <= host_lost.get("softnet dropped", 0) <= softnet_dropped
     silent = [f["evidence"] for obj in out for f in obj["findings"] if f["id"].startswith("silent_loss")]
     assert not silent, [sorted(e.items()) for e in silent]
+
+
+def test_a_veth_with_gro_on_is_shown_but_not_checked(live: LiveSource) -> None:
+    """`ethtool -K gro on` gives a veth a NAPI instance of its own, and GRO may merge what it
+    received before IP counts it: its device stage is shown, never called a silent loss."""
+    with veth_pair(subnet=63, name="gro") as pair:
+        pair.in_ns(pair.receiver_ns, "ethtool", "-K", pair.receiver_dev, "gro", "on")
+        stages = balance_of(live, pair, lambda: send_udp(pair, COUNT, port=4015))
+    assert COUNT <= stages["device"].in_ <= COUNT + 20
+    assert not stages["device"].checked and stages["device"].silent_loss == 0
+    assert stages["ip"].checked  # IP counts skbs on both sides

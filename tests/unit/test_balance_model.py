@@ -24,10 +24,12 @@ NETNS = 4026532999
 INFO = HostInfo("box", "6.18.44", (0, 1), 0.0, netns=4026531840)
 
 
-def device(rx: int, kind: str = "", master: int = 0, rx_dropped: int = 0, rx_missed: int = 0) -> DeviceStats:
+def device(
+    rx: int, kind: str = "", master: int = 0, rx_dropped: int = 0, rx_missed: int = 0, gro: bool | None = None
+) -> DeviceStats:
     return DeviceStats(
         NETNS, 2, "eth0", "", None, None, None, None, rx, 0, rx_missed, 0, 0, rx_dropped, 0, None, (),
-        master=master, kind=kind,
+        master=master, kind=kind, gro=gro,
     )  # fmt: skip
 
 
@@ -171,6 +173,22 @@ def test_a_nic_s_wire_packets_merged_by_gro_are_shown_but_never_called_a_silent_
     device_row = next(r for r in build_balance(sample) if r.stage == "device")
     assert device_row.unaccounted == 1000 and not device_row.checked and device_row.silent_loss == 0
     assert not [f for f in find(INFO, sample) if f.id.startswith("silent")]
+
+
+def test_gro_decides_whether_the_device_stage_is_checked() -> None:
+    """A NIC with GRO off is checked; a veth with GRO on (its own NAPI) is not; loopback says GRO
+    is on and never merges (no NAPI instance)."""
+    snmp = counts(Ip_InReceives=900)
+    for dev, checked in (
+        (device(1000, gro=False), True),
+        (device(1000, gro=True), False),
+        (device(1000), False),  # a NIC that does not say
+        (device(1000, kind="veth", gro=True), False),
+        (device(1000, kind="veth", gro=False), True),
+        (device(1000, kind="loopback", gro=True), True),
+    ):
+        row, *_ = netns_balance(NETNS, [dev], snmp, 0, 1.0)
+        assert row.checked is checked, dev
 
 
 def test_unwatched_drop_reasons_leave_the_device_and_ip_stages_unchecked() -> None:
