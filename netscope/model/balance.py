@@ -138,8 +138,9 @@ class StageBalance:
         return self.in_ - self.out - self.lost_total
 
     @property
-    def silent_loss(self) -> int:
-        """Packets gone with no counter naming them, beyond the noise (0 when within it)."""
+    def beyond_noise(self) -> int:
+        """Unaccounted past the noise in a checked stage (0 when within it): a silent loss once the
+        next interval does not give it back (`confirm_silent`)."""
         return self.unaccounted if self.checked and self.unaccounted > self.noise else 0
 
     def __add__(self, other: StageBalance) -> StageBalance:
@@ -280,6 +281,22 @@ def _netfilter_by_netns(sample: Sample) -> dict[int, int] | None:
         if b.reason in netfilter:
             out[b.netns] = out.get(b.netns, 0) + sum(b.per_cpu)
     return out
+
+
+def confirm_silent(
+    previous: Iterable[StageBalance], latest: Iterable[StageBalance]
+) -> tuple[StageBalance, ...]:
+    """The previous interval's stages whose unaccounted passed the noise and that the latest
+    interval did not give back: summed over both, it is still past their noise. A count read on
+    the other side of a boundary a moment late (a burst of drops between the drop reasons' read and
+    the namespace's) shows as +n in one interval and -n in the next, and is not a loss."""
+    now = {(r.netns, r.stage): r for r in latest}
+    out = []
+    for row in previous:
+        later = now.get((row.netns, row.stage))
+        if row.beyond_noise and later is not None and (row + later).beyond_noise:
+            out.append(row)
+    return tuple(out)
 
 
 def sum_balances(rows: Iterable[StageBalance]) -> tuple[StageBalance, ...]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from netscope.model.balance import BOUNDARIES, build_balance
+from netscope.model.balance import BOUNDARIES, StageBalance
 from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
 from netscope.model.latency import PROC_BITS, percentile
 from netscope.model.sample import DEVICES, PROC_COUNTS, SOFTNET, DropReasonCount, HostInfo, Sample, span_s
@@ -85,6 +85,7 @@ class FindingInput:
     sample: Sample
     cpu: CpuView
     tunables: Mapping[str, str]
+    silent: tuple[StageBalance, ...] = ()  # the previous interval's confirmed silent losses
 
 
 def _per_s(count: float, sample: Sample, source: str | None = None) -> float:
@@ -567,13 +568,12 @@ def netscope_itself(i: FindingInput) -> Iterable[Finding]:
 
 
 def silent_loss(i: FindingInput) -> Iterable[Finding]:
-    """A stage that lost more than its read noise with no counter naming the loss: the packets left
-    the counter on one side and never reached the one on the other (an XDP or tc program, a driver
-    or a module consuming them without a drop reason)."""
+    """A stage that lost more than its read noise with no counter naming the loss, and the next
+    interval did not give it back (`i.silent`, the timeline's): the packets left the counter on one
+    side and never reached the one on the other (an XDP or tc program, a driver or a module
+    consuming them without a drop reason)."""
     names = dict(i.sample.netns_names)
-    for row in build_balance(i.sample):
-        if not row.silent_loss:
-            continue
+    for row in i.silent:
         before, after = BOUNDARIES[row.stage]
         where = "this namespace" if row.netns == i.info.netns else names.get(row.netns, f"netns {row.netns}")
         yield Finding(
@@ -581,7 +581,7 @@ def silent_loss(i: FindingInput) -> Iterable[Finding]:
             severity=Severity.WARNING,
             stage="stack",
             summary=(
-                f"{row.silent_loss:,} packets vanished in the {row.stage} stage ({where}): "
+                f"{row.beyond_noise:,} packets vanished in the {row.stage} stage ({where}): "
                 f"between {before} and {after}, with no counter naming them"
             ),
             evidence=(
@@ -615,12 +615,15 @@ RULES: tuple[Callable[[FindingInput], Iterable[Finding]], ...] = (
 )
 
 
-def find(info: HostInfo, sample: Sample, cpu: CpuView | None = None) -> tuple[Finding, ...]:
-    """Every rule's findings for one interval (`cpu`: its CPU view, when already built); none from
-    an interval where a counter could not be read (its counts come with the next read)."""
+def find(
+    info: HostInfo, sample: Sample, cpu: CpuView | None = None, silent: tuple[StageBalance, ...] = ()
+) -> tuple[Finding, ...]:
+    """Every rule's findings for one interval (`cpu`: its CPU view, when already built; `silent`:
+    the stages whose silent loss this interval confirmed, `confirm_silent`); none from an interval
+    where a counter could not be read (its counts come with the next read)."""
     if sample.read_failed:
         return ()
-    i = FindingInput(info, sample, cpu or build_cpu_view(sample, info.cpus), dict(sample.tunables))
+    i = FindingInput(info, sample, cpu or build_cpu_view(sample, info.cpus), dict(sample.tunables), silent)
     return tuple(f for rule in RULES for f in rule(i))
 
 

@@ -116,7 +116,9 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
 
 def balance_json(sample: Sample, rows: Iterable[StageBalance]) -> list[dict[str, Any]]:
     """Per stage: in = out + lost + unaccounted, from the kernel's counters (model/balance.py);
-    `checked` false where unaccounted is not a loss (the transport stage: UDP counts at read time)."""
+    `checked` false where unaccounted is not a loss (the transport stage: UDP counts at read time);
+    `beyond_noise`: unaccounted past the noise, a silent loss (the finding) once the next interval
+    does not give it back."""
     names = dict(sample.netns_names)
     return [
         {
@@ -129,7 +131,7 @@ def balance_json(sample: Sample, rows: Iterable[StageBalance]) -> list[dict[str,
             "unaccounted": row.unaccounted,
             "noise": row.noise,
             "checked": row.checked,
-            "silent_loss": row.silent_loss,
+            "beyond_noise": row.beyond_noise,
         }
         for row in rows
     ]

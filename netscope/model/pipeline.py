@@ -69,12 +69,11 @@ NOT_THE_STACKS = frozenset(SOCKET_REASONS) | BACKLOG_REASONS | TX_COUNTED_REASON
 
 @dataclass(frozen=True)
 class Flow:
-    """A stage's balance over every namespace, per second: in = out + lost + unaccounted, and what
-    of the unaccounted passed its namespace's noise (silent loss; model/balance.py)."""
+    """A stage's balance over every namespace, per second: what came in and went out (its losses
+    are the stage's own), and the silent loss confirmed for it (model/balance.py)."""
 
     in_per_s: float
     out_per_s: float
-    lost_per_s: float
     silent_per_s: float
 
 
@@ -93,8 +92,11 @@ class Stage:
         return sum(v for _, v in self.losses)
 
 
-def stage_flow(rows: Iterable[StageBalance], interval_s: float) -> Flow | None:
-    """Rows of consecutive stages, summed over the namespaces: in of the first, out of the last."""
+def stage_flow(
+    rows: Iterable[StageBalance], silent: Iterable[StageBalance], interval_s: float
+) -> Flow | None:
+    """Rows of consecutive stages, summed over the namespaces: in of the first, out of the last;
+    and the silent losses confirmed for them (per second of the interval they happened in)."""
     rows = list(rows)
     if not rows:
         return None
@@ -103,15 +105,16 @@ def stage_flow(rows: Iterable[StageBalance], interval_s: float) -> Flow | None:
     return Flow(
         sum(r.in_ for r in rows if r.stage == first) / dt,
         sum(r.out for r in rows if r.stage == last) / dt,
-        sum(r.lost_total for r in rows) / dt,
-        sum(r.silent_loss for r in rows) / dt,
+        sum(r.beyond_noise for r in silent) / dt,
     )
 
 
 def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
     """The newest interval's stages (`build_stages`), from the view model's parts."""
+    if shown.stage_history:  # built by the timeline with the interval, its silent losses confirmed
+        return shown.stage_history[-1]
     cpu = shown.cpu_history[-1] if shown.cpu_history else None
-    return build_stages(shown.latest, cpu, shown.rings, shown.drops, shown.latency, shown.balance)
+    return build_stages(shown.latest, cpu, shown.rings, shown.drops, shown.latency, shown.balance, ())
 
 
 def build_stages(
@@ -121,9 +124,12 @@ def build_stages(
     drops: DropsView | None,
     latency: LatencyView | None,
     balance: tuple[StageBalance, ...],
+    silent: tuple[StageBalance, ...],
 ) -> tuple[Stage, ...]:
     """RX left to right: NIC rings → hardirq → NAPI/softirq → stack → socket → user copy; then TX.
-    `drops` and `latency`: the latest views their probes reported (they may skip an interval)."""
+    `drops` and `latency`: the latest views their probes reported (they may skip an interval);
+    `balance`: the interval's stage balance; `silent`: the previous interval's confirmed silent
+    losses (model/balance.py confirm_silent)."""
     cpu = cpu_view.total if cpu_view else None
     dt = sample.interval_s
 
@@ -139,9 +145,8 @@ def build_stages(
     received = sum(d.rx_pps for d in rings.devices) if rings and rings.live else None
 
     def flow(*names: str) -> Flow | None:
-        return stage_flow(
-            sorted((r for r in balance if r.stage in names), key=lambda r: names.index(r.stage)), dt
-        )
+        rows = sorted((r for r in balance if r.stage in names), key=lambda r: names.index(r.stage))
+        return stage_flow(rows, [r for r in silent if r.stage in names], dt)
 
     stages = [
         Stage(

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from netscope.model.balance import StageBalance, build_balance
+from netscope.model.balance import StageBalance, build_balance, confirm_silent
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_view, device_label, snmp_rows
 from netscope.model.filter import Filter
@@ -105,6 +105,7 @@ class Timeline:
         self._watched: tuple[int, int, str, int, str, int] | None = None
         self._tracker = FindingsTracker()
         self._stages: deque[tuple[Stage, ...]] = deque(maxlen=HISTORY)
+        self._balance: tuple[StageBalance, ...] = ()  # the newest interval's, for the next to confirm
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
@@ -119,7 +120,10 @@ class Timeline:
             self._flow_events.extendleft(sample.flows.events)
         cpu = build_cpu_view(sample, self.info.cpus)
         self._cpu.append(cpu)
-        self._tracker.update(sample.ts, find(self.info, sample, cpu))
+        balance = build_balance(sample)
+        silent = confirm_silent(self._balance, balance)
+        self._balance = balance
+        self._tracker.update(sample.ts, find(self.info, sample, cpu, silent))
         for c in sample.snmp:
             key = (c.group, c.name)
             self._snmp_totals[key] = self._snmp_totals.get(key, 0) + c.count
@@ -137,7 +141,8 @@ class Timeline:
                 build_rings_view(sample, self.info, self.interfaces, self.netns),
                 self._drops[-1] if self._drops else None,
                 self._latency[-1] if self._latency else None,
-                build_balance(sample),
+                balance,
+                silent,
             )
         )
 

@@ -34,12 +34,10 @@ def stage_text(stage: Stage) -> Text:
     text.append(stage.name + "\n", style="bold red" if stage.bottleneck else "bold")
     text.append(f"{fmt_count(stage.rate)} {stage.unit}" if stage.rate is not None else NO_DATA)
     if stage.flow is not None:
-        flow = stage.flow
-        text.append(f"\nin {fmt_count(flow.in_per_s)} out {fmt_count(flow.out_per_s)}", style="dim")
-        if flow.lost_per_s:
-            text.append(f"\nlost {fmt_count(flow.lost_per_s)}/s", style="dim")
-        if stage.flow.silent_per_s:
-            text.append(f"\n? {fmt_count(stage.flow.silent_per_s)}/s unaccounted", style="bold red")
+        flow = stage.flow  # in → out, its losses named below; what no counter names in red
+        text.append(f"\n{fmt_count(flow.in_per_s)} → {fmt_count(flow.out_per_s)}", style="dim")
+        if flow.silent_per_s:
+            text.append(f"\n? {fmt_count(flow.silent_per_s)}/s silent", style="bold red")
     for what, per_s in stage.losses:
         text.append(f"\n✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
     if stage.bottleneck:
@@ -56,7 +54,7 @@ def stage_line(stage: Stage) -> Text:
     if stage.bottleneck:
         text.append(" ◀ bottleneck", style="bold red")
     if stage.flow is not None and stage.flow.silent_per_s:
-        text.append(f"  ? {fmt_count(stage.flow.silent_per_s)}/s unaccounted", style="bold red")
+        text.append(f"  ? {fmt_count(stage.flow.silent_per_s)}/s silent loss", style="bold red")
     for what, per_s in stage.losses:
         text.append(f"  ✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
     return text
