@@ -201,9 +201,11 @@ def netns_balance(
     dev_in = taken + hw["rx_missed"] + hw["rx_over"] + hw["rx_fifo"]
     ip_in = _sum(counts, IP_IN)
     # Netfilter drops: the device stage takes what its own counters leave unexplained, IP the rest;
-    # a gap within the frames that reach no IP counter (ARP) is theirs, not netfilter's.
+    # a gap within the frames that reach no IP counter (ARP) is theirs, not netfilter's, and so is
+    # the gap GRO leaves where it merged (the device stage is not checked then).
+    gro_merged = any(d.rx_packets for d in ports_left_out if may_merge(d))
     dev_gap = dev_in - ip_in - sum(hw.values())
-    nf_device = min(netfilter_drops, dev_gap) if dev_gap > NOISE_FLOOR else 0
+    nf_device = min(netfilter_drops, dev_gap) if dev_gap > NOISE_FLOOR and not gro_merged else 0
     device = StageBalance(
         netns,
         "device",
@@ -211,10 +213,10 @@ def netns_balance(
         ip_in,
         _named([*hw.items(), (NETFILTER_DROP, nf_device)]),
         noise(dev_in, interval_s, read_skew),
-        known and not any(d.rx_packets for d in ports_left_out if may_merge(d)),
+        known and not gro_merged,
     )
-    merged = max(0, _sum(counts, IP_REASSEMBLY[0::2]) - _sum(counts, IP_REASSEMBLY[1::2]))
-    ip_out = _sum(counts, IP_OUT) + merged
+    reassembled = max(0, _sum(counts, IP_REASSEMBLY[0::2]) - _sum(counts, IP_REASSEMBLY[1::2]))
+    ip_out = _sum(counts, IP_OUT) + reassembled
     ip_lost = [(f"{g} {n}", counts.get((g, n), 0)) for g, n in IP_LOST]
     ip = StageBalance(
         netns,

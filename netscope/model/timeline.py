@@ -23,6 +23,7 @@ from netscope.model.sample import DropEvent, FlowCount, FlowEvent, FlowsOther, H
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 PAST_FLOWS = 50  # a view kept to look back at holds its busiest flows; the rest are summed
+PAST_EVENTS = 20  # ... and the newest of its logged drops and of the watched flow's packets
 DROP_LOG_KEPT = 1000  # logged drops kept for the log and the reason screens
 FLOW_EVENTS_KEPT = 200  # packets of the watched flow kept for its screen
 
@@ -169,9 +170,12 @@ class Timeline:
 
 
 def past_view(view: ViewModel, top: int = PAST_FLOWS) -> ViewModel:
-    """`view` as it is kept to look back at (10 minutes of them): everything but its flows, which
-    keep their busiest `top` and sum the rest into `others`, in the view and in its sample."""
+    """`view` as it is kept to look back at (10 minutes of them): its counters and views, its flows
+    as their busiest `top` (the rest summed into `others`, in the view and in its sample), and the
+    newest PAST_EVENTS of its logged drops and of the watched flow's packets. Each interval logs up
+    to a thousand drops: kept in full, ten minutes of views held 600k of them (0.5 MB a view)."""
     flows, sample_flows = view.flows, view.latest.flows
+    drops = view.latest.drops
     if flows is not None and len(flows.rows) > top:
         kept = flows.rows[:top]
         flows = replace(
@@ -185,9 +189,17 @@ def past_view(view: ViewModel, top: int = PAST_FLOWS) -> ViewModel:
         sample_flows = replace(
             sample_flows, flows=tuple(busiest[:top]), rest=summed_into(sample_flows.rest, busiest[top:])
         )
-    if flows is view.flows and sample_flows is view.latest.flows:
-        return view
-    return replace(view, flows=flows, latest=replace(view.latest, flows=sample_flows))
+    if sample_flows is not None and sample_flows.events:
+        sample_flows = replace(sample_flows, events=())  # the view's flow_events hold them
+    if drops is not None and drops.events:
+        drops = replace(drops, events=())  # the view's drop_events hold them
+    return replace(
+        view,
+        flows=flows,
+        latest=replace(view.latest, flows=sample_flows, drops=drops),
+        drop_events=view.drop_events[:PAST_EVENTS],
+        flow_events=view.flow_events[:PAST_EVENTS],
+    )
 
 
 def summed_into(others: FlowsOther, flows: list[FlowCount]) -> FlowsOther:
