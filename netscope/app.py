@@ -29,7 +29,7 @@ from textual.worker import WorkerFailed
 
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_TOP, build_flows_view
-from netscope.model.sample import ProbeStatus, Sample
+from netscope.model.sample import LOOKBACK, ProbeStatus, Sample
 from netscope.model.timeline import Timeline, ViewModel, past_view
 from netscope.panes import BY_ID, PANES, PaneSpec
 from netscope.sources import Replay, Source
@@ -51,7 +51,6 @@ from netscope.ui.widgets import show_text
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 STRETCHED = 1.1  # an interval this many times the one asked for is said to have stretched
 LIVE_QUEUE = 4  # live samples waiting for the UI at most; older ones are dropped (and counted)
-LOOKBACK = 600  # views kept to look back at while live: 10 minutes at the default 1-s interval
 # Attached whatever is on screen: they run once per interrupt and once per drop, not per packet, and
 # the drop totals since start and the findings need every one.
 ALWAYS_ATTACHED = ("hardirq", "drops")
@@ -126,6 +125,7 @@ class NetscopeApp(App[int]):
         netns: str | None = None,
         flow_filter: Filter | None = None,
         flows_top: int | None = FLOWS_TOP,
+        lookback: int = LOOKBACK,
     ):
         super().__init__(driver_class=GuardedDriver)
         self.source = source
@@ -159,11 +159,11 @@ class NetscopeApp(App[int]):
         self._queue_lock = threading.Lock()
         self._queue_notified = False  # a SamplesQueued message is on its way
         self.samples_dropped = 0  # live samples the UI could not take in time
-        # Live: the views of the last LOOKBACK intervals, newest last, and how many intervals
+        # Live: the views of the last `lookback` intervals, newest last, and how many intervals
         # behind the newest the one on screen is (0: live; , and . step, End returns).
-        self._past: deque[ViewModel] = deque(maxlen=LOOKBACK)
+        self._past: deque[ViewModel] = deque(maxlen=lookback)
         self._back = 0
-        self._replay_views: dict[int, ViewModel] = {}  # replay: the last LOOKBACK views, by index
+        self._replay_views: dict[int, ViewModel] = {}  # replay: the last `lookback` views, by index
 
     def compose(self) -> ComposeResult:
         yield NetscopeHeader()
@@ -388,7 +388,7 @@ class NetscopeApp(App[int]):
 
     def action_step(self, step: int) -> None:
         """A step through time: in a recording, the replay's; live, through the views of the last
-        LOOKBACK intervals, while collection goes on (End: live again)."""
+        `lookback` intervals, while collection goes on (End: live again)."""
         if self.source.replay is not None:
             self.action_replay_step(step)
             return
@@ -440,7 +440,7 @@ class NetscopeApp(App[int]):
 
     def _replay_seek(self, index: int) -> None:
         """Show the recording as it stood at samples[index]: the view kept from when it was shown
-        (the last LOOKBACK ones), else the views rebuilt from the start (the model is fed exactly
+        (the last `lookback` ones), else the views rebuilt from the start (the model is fed exactly
         what it was fed when playing), or one sample added when stepping forward. A view looked
         back at leaves the model where it was: playing on from there feeds it anew."""
         replay = self._replay()
@@ -478,7 +478,7 @@ class NetscopeApp(App[int]):
         if view is None:
             return
         self._replay_views[index] = past_view(view)
-        while len(self._replay_views) > LOOKBACK:
+        while len(self._replay_views) > (self._past.maxlen or 0):
             del self._replay_views[next(iter(self._replay_views))]
 
     def on_sample_failed(self, message: SampleFailed) -> None:
@@ -673,8 +673,10 @@ def make_app(
     netns: str | None = None,
     flow_filter: Filter | None = None,
     flows_top: int | None = FLOWS_TOP,
+    lookback: int = LOOKBACK,
 ) -> NetscopeApp:
     """The app over any source; a live source's probes come up in workers after the first frame,
     those of the view on screen first.
-    `interfaces` and `netns` narrow the Rings pane, `flow_filter` the flows."""
-    return NetscopeApp(source, interval, interfaces, netns, flow_filter, flows_top)
+    `interfaces` and `netns` narrow the Rings pane, `flow_filter` the flows; `lookback`: the views
+    kept to look back at."""
+    return NetscopeApp(source, interval, interfaces, netns, flow_filter, flows_top, lookback)

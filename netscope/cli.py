@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from netscope import __version__
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP, MAX_FLOWS
-from netscope.model.sample import HostInfo, ProbeState, Sample
+from netscope.model.sample import LOOKBACK, HostInfo, ProbeState, Sample
 from netscope.panes import PANES
 
 if TYPE_CHECKING:  # the heavy modules load only in the command that needs them
@@ -255,11 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
             "netlink; the panes say what needs BPF",
         )
 
+    def look_back_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--look-back",
+            type=_count,
+            default=LOOKBACK,
+            metavar="N",
+            help=f"intervals kept to look back at with , and . (default {LOOKBACK}: 10 minutes at 1 s; "
+            "each holds its counters, its busiest flows and its newest logged drops)",
+        )
+
     tui = sub.add_parser("tui", help="the live terminal UI (the default)")
     interval_arg(tui)
     sample_arg(tui)
     max_flows_arg(tui)
     top_arg(tui, FLOWS_TOP)
+    look_back_arg(tui)
     no_bpf_arg(tui)
     device_args(tui)
     snap = sub.add_parser("snapshot", help="print per-interval counts (text, or JSON lines with --json)")
@@ -705,7 +716,10 @@ def _stderr_to_log() -> Iterator[None]:
 def _run_tui(source: Source, interval: float, args: argparse.Namespace) -> int:
     from netscope.app import make_app
 
-    app = make_app(source, interval, tuple(args.interface), args.netns, args.flow_filter, _top(args))
+    lookback = getattr(args, "look_back", LOOKBACK)
+    app = make_app(
+        source, interval, tuple(args.interface), args.netns, args.flow_filter, _top(args), lookback
+    )
     try:
         with _stderr_to_log():
             code = app.run()

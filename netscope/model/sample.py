@@ -448,6 +448,7 @@ class Sample:
 
 
 # Counter sources a read of which can fail (Sample.spans, Sample.read_failed).
+LOOKBACK = 600  # intervals the TUI keeps to look back at: 10 minutes at 1 s (--look-back)
 SOFTNET, SNMP, CPU_TIMES, PROC_COUNTS, DEVICES = "softnet", "snmp", "cpu_times", "interrupts", "devices"
 
 

@@ -30,7 +30,9 @@ def test_tui_soak_keeps_memory_fds_and_threads_flat(pair: VethPair, tmp_path: Pa
     ready(reader)
     sender = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, run_s, "6401", "6402")
     try:
-        with netscope_in_tmux(tmp_path, "soak", (120, 40)) as tui:
+        # The views kept to look back at grow for --look-back intervals, then stay: 10 of them fill
+        # during the warm-up (their size is bounded in tests/unit/test_timeline.py).
+        with netscope_in_tmux(tmp_path, "soak", (120, 40), "--look-back", "10") as tui:
             tui.wait_screen(lambda s: "Receive path" in s, 10, "the first frame")
             for key in ("r", "c", "d", "l", "5", "h"):  # every pane, so every probe attaches
                 tui.keys(key)
