@@ -107,6 +107,7 @@ class Timeline:
         self._tracker = FindingsTracker()
         self._stages: deque[tuple[Stage, ...]] = deque(maxlen=HISTORY)
         self._balance: tuple[StageBalance, ...] = ()  # the newest interval's, for the next to confirm
+        self._rings: RingsView | None = None  # the newest interval's
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
@@ -135,11 +136,12 @@ class Timeline:
             self._drops.append(replace(drops, events=()))
             self._events.extendleft(sample.drops.events)
             self._totals = self._totals.add(sample.drops)
+        self._rings = build_rings_view(sample, self.info, self.interfaces, self.netns)
         self._stages.append(
             build_stages(
                 sample,
                 cpu,
-                build_rings_view(sample, self.info, self.interfaces, self.netns),
+                self._rings,
                 self._drops[-1] if self._drops else None,
                 self._latency[-1] if self._latency else None,
                 balance,
@@ -148,7 +150,7 @@ class Timeline:
         )
 
     def shown(self) -> ViewModel | None:
-        if self._latest is None:
+        if self._latest is None or self._rings is None:
             return None
         return ViewModel(
             self.info,
@@ -159,7 +161,7 @@ class Timeline:
             self._totals,
             snmp_rows(self._snmp_totals, self._latest),
             dict(self._netns_names),
-            build_rings_view(self._latest, self.info, self.interfaces, self.netns),
+            self._rings,  # built once, with the interval
             tuple(self._latency),
             build_flows_view(self._latest, self.info, self.flow_filter, self.flows_top),
             tuple(self._flow_events),
