@@ -60,12 +60,15 @@ def test_a_full_map_is_shown_and_counting_resumes_once_dead_keys_are_pruned() ->
         full = total(scrape(url), "netscope_bpf_map_full_total", probe="rings")
         with veth_pair(SUBNET + PAIRS, name="cn", queues=2) as pair:
             list(samples_after(url, 4))  # netscope has read the new namespaces' devices once
+            before = link_rx(pair)
             send_udp(pair, PACKETS, 9)
             list(samples_after(url, 3))
             kernel = link_rx(pair)
             metrics = scrape(url)
         counted = total(metrics, "netscope_queue_rx_packets_total", device=pair.receiver_dev)
-        assert kernel >= PACKETS and counted == kernel, (counted, kernel)
+        # netscope counts from its first read of the device, the kernel from its creation: the
+        # namespace's own IPv6 chatter may fall before netscope's first read, or before ours.
+        assert kernel - before >= PACKETS and kernel - before <= counted <= kernel, (counted, before, kernel)
         assert total(metrics, "netscope_bpf_map_full_total", probe="rings") == full
     finally:
         proc.terminate()
