@@ -161,6 +161,7 @@ class NetscopeApp(App[int]):
         self.samples_dropped = 0  # live samples the UI could not take in time
         # Live: the views of the last `lookback` intervals, newest last, and how many intervals
         # behind the newest the one on screen is (0: live; , and . step, End returns).
+        self._lookback = lookback
         self._past: deque[ViewModel] = deque(maxlen=lookback)
         self._back = 0
         self._replay_views: dict[int, ViewModel] = {}  # replay: the last `lookback` views, by index
@@ -478,7 +479,7 @@ class NetscopeApp(App[int]):
         if view is None:
             return
         self._replay_views[index] = past_view(view)
-        while len(self._replay_views) > (self._past.maxlen or 0):
+        while len(self._replay_views) > self._lookback:
             del self._replay_views[next(iter(self._replay_views))]
 
     def on_sample_failed(self, message: SampleFailed) -> None:

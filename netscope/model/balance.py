@@ -301,6 +301,22 @@ def confirm_silent(
     return tuple(out)
 
 
+class BalanceLedger:
+    """The stage balance interval after interval, for whoever reports silent losses (the timeline's
+    findings and home screen, the export's counters): each interval's rows, and the previous
+    interval's silent losses this one confirmed (`confirm_silent`)."""
+
+    def __init__(self) -> None:
+        self._previous: tuple[StageBalance, ...] = ()
+
+    def add(self, sample: Sample) -> tuple[tuple[StageBalance, ...], tuple[StageBalance, ...]]:
+        """(the interval's rows, the previous interval's confirmed silent losses)."""
+        rows = build_balance(sample)
+        silent = confirm_silent(self._previous, rows)
+        self._previous = rows
+        return rows, silent
+
+
 def sum_balances(rows: Iterable[StageBalance]) -> tuple[StageBalance, ...]:
     """Rows of several intervals summed per (netns, stage), in first-seen order."""
     total: dict[tuple[int, str], StageBalance] = {}

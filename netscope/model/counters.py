@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from netscope.model.balance import StageBalance, build_balance, confirm_silent
+from netscope.model.balance import BalanceLedger
 from netscope.model.cpu import interrupt_counts, softirq_runs
 from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
@@ -39,7 +39,7 @@ class RunningTotals:
     snmp: Counter[str] = field(default_factory=Counter)  # "Udp.NoPorts"
     # (netns, stage, what): what is "in", "out", "silent_loss" or "lost:<cause>" (model/balance.py)
     balance: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    _balance: tuple[StageBalance, ...] = ()  # the newest interval's, for the next to confirm
+    _ledger: BalanceLedger = field(default_factory=BalanceLedger)
     copy_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
     stack_latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
     # (probe, program, what) over the intervals bpf_stats measured: a sample, not every run
@@ -92,7 +92,7 @@ class RunningTotals:
                     self.queues[(*key, "bytes")] += getattr(q, f"{direction}_bytes")
         for c in sample.snmp:
             self.snmp[f"{c.group}.{c.name}"] += c.count
-        balance = build_balance(sample)
+        balance, silent = self._ledger.add(sample)
 
         def label(netns: int) -> str:
             return "" if netns in (0, self.info.netns) else names.get(netns, str(netns))
@@ -102,9 +102,8 @@ class RunningTotals:
             self.balance[(label(row.netns), row.stage, "out")] += row.out
             for cause, n in row.lost:
                 self.balance[(label(row.netns), row.stage, f"lost:{cause}")] += n
-        for row in confirm_silent(self._balance, balance):  # the previous interval's, confirmed
+        for row in silent:  # the previous interval's, confirmed
             self.balance[(label(row.netns), row.stage, "silent_loss")] += row.beyond_noise
-        self._balance = balance
         if sample.latency is not None:
             add_to_bounds(self.copy_latency, (b for p in sample.latency.processes for b in p.buckets))
         if sample.stack is not None:

@@ -110,11 +110,9 @@ def stage_flow(
 
 
 def build_pipeline(shown: ViewModel) -> tuple[Stage, ...]:
-    """The newest interval's stages (`build_stages`), from the view model's parts."""
-    if shown.stage_history:  # built by the timeline with the interval, its silent losses confirmed
-        return shown.stage_history[-1]
-    cpu = shown.cpu_history[-1] if shown.cpu_history else None
-    return build_stages(shown.latest, cpu, shown.rings, shown.drops, shown.latency, shown.balance, ())
+    """The newest interval's stages: the timeline builds them with each interval (`build_stages`,
+    its silent losses confirmed), so a view always has them."""
+    return shown.stage_history[-1]
 
 
 def build_stages(

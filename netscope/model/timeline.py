@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from netscope.model.balance import StageBalance, build_balance, confirm_silent
+from netscope.model.balance import BalanceLedger, StageBalance
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_view, device_label, snmp_rows
 from netscope.model.filter import Filter
@@ -48,11 +48,7 @@ class ViewModel:
     watched: tuple[int, int, str, int, str, int] | None
     findings: tuple[ActiveFinding, ...]  # worst first
     stage_history: tuple[tuple[Stage, ...], ...] = ()  # the receive path per interval, oldest first
-
-    @property
-    def balance(self) -> tuple[StageBalance, ...]:
-        """The newest interval's stage balance."""
-        return build_balance(self.latest)
+    balance: tuple[StageBalance, ...] = ()  # the newest interval's stage balance
 
     @property
     def latency(self) -> LatencyView | None:
@@ -106,7 +102,8 @@ class Timeline:
         self._watched: tuple[int, int, str, int, str, int] | None = None
         self._tracker = FindingsTracker()
         self._stages: deque[tuple[Stage, ...]] = deque(maxlen=HISTORY)
-        self._balance: tuple[StageBalance, ...] = ()  # the newest interval's, for the next to confirm
+        self._ledger = BalanceLedger()
+        self._balance: tuple[StageBalance, ...] = ()  # the newest interval's
         self._rings: RingsView | None = None  # the newest interval's
 
     def add(self, sample: Sample) -> None:
@@ -122,9 +119,7 @@ class Timeline:
             self._flow_events.extendleft(sample.flows.events)
         cpu = build_cpu_view(sample, self.info.cpus)
         self._cpu.append(cpu)
-        balance = build_balance(sample)
-        silent = confirm_silent(self._balance, balance)
-        self._balance = balance
+        self._balance, silent = self._ledger.add(sample)
         self._tracker.update(sample.ts, find(self.info, sample, cpu, silent))
         for c in sample.snmp:
             key = (c.group, c.name)
@@ -144,7 +139,7 @@ class Timeline:
                 self._rings,
                 self._drops[-1] if self._drops else None,
                 self._latency[-1] if self._latency else None,
-                balance,
+                self._balance,
                 silent,
             )
         )
@@ -168,6 +163,7 @@ class Timeline:
             self._watched,
             self._tracker.active,
             tuple(self._stages),
+            self._balance,
         )
 
 
