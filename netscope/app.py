@@ -54,9 +54,10 @@ LIVE_QUEUE = 4  # live samples waiting for the UI at most; older ones are droppe
 # Attached whatever is on screen: they run once per interrupt and once per drop, not per packet, and
 # the drop totals since start and the findings need every one.
 ALWAYS_ATTACHED = ("hardirq", "drops")
-# The cyclic garbage collector runs on this clock, not when allocation triggers it: see
-# NetscopeApp._collect_garbage.
+# The cyclic garbage collector runs on this clock, not when allocation triggers it: the young
+# generations every GC_EVERY_S, all of them every GC_FULL_EVERY-th time (NetscopeApp._collect_garbage).
 GC_EVERY_S = 1.0
+GC_FULL_EVERY = 10
 
 
 class SampleReady(Message):
@@ -141,6 +142,9 @@ class NetscopeApp(App[int]):
         self.timeline = Timeline(source.info, interfaces, netns, flow_filter, flows_top)
         self.shown: ViewModel | None = None  # what the screen shows (frozen while paused)
         self._needed: frozenset[str] | None = None  # the probes the view on screen reads
+        self._header = NetscopeHeader()
+        self._probes_shown: tuple[ProbeStatus, ...] | None = None  # what the probe lines say now
+        self._gc_runs = 0  # collections on the app's clock, to make every GC_FULL_EVERY-th a full one
         self._replay_next = 0  # replay: the index of the next sample the screen takes
         self.recorder: TuiRecorder | None = None  # R: every sample also goes to a recording
         self._shown_position = 0  # replay: how many samples the view on screen was built from
@@ -167,7 +171,7 @@ class NetscopeApp(App[int]):
         self._replay_views: dict[int, ViewModel] = {}  # replay: the last `lookback` views, by index
 
     def compose(self) -> ComposeResult:
-        yield NetscopeHeader()
+        yield self._header
         # The home screen first, then the panes in receive-path order.
         with TabbedContent(id="panes", initial=PANES[0].id):
             for spec in PANES:
@@ -324,7 +328,7 @@ class NetscopeApp(App[int]):
 
     def _screen_gone(self) -> bool:
         """A sample that outlived the screen (quitting) is not taken."""
-        return self._stop.is_set() or not self.query(NetscopeHeader)
+        return self._stop.is_set() or not self._header.is_attached
 
     def _record(self, sample: Sample) -> None:
         """A sample taken: recorded (while recording), and the newest."""
@@ -489,14 +493,16 @@ class NetscopeApp(App[int]):
         self._show_probes(message.statuses)
         self._freeze_long_lived()
 
-    @staticmethod
-    def _collect_garbage() -> None:
-        """Collect cyclic garbage on a clock of our own, all generations at once. Textual's drawing
-        leaves ~12k objects a second in cycles (its cached strips). Left to allocation, the
-        collector ran in the middle of a key's answer (drawing a pane allocates most), and its full
-        collections, every ~10 s, freed ~50k objects in 160-320 ms on a box busy with a packet
-        storm. Run every second, one takes 30-120 ms there and meets a key only by chance."""
-        gc.collect()
+    def _collect_garbage(self) -> None:
+        """Collect cyclic garbage on a clock of our own. Textual's drawing leaves ~12k objects a
+        second in cycles (its cached strips). Left to allocation, the collector ran in the middle of
+        a key's answer (drawing a pane allocates most), and its full collections, every ~10 s, freed
+        ~50k objects in 160-320 ms on a box busy with a packet storm. The young generations, every
+        second, free most of it (~1,200 objects, 3-10 ms in the veth flood); the ~1,000 a second that
+        outlive them wait for a full collection, every GC_FULL_EVERY s: one a second walked the
+        whole old generation (the views kept to look back at) each time, 2% of a core in the flood."""
+        self._gc_runs += 1
+        gc.collect(2 if self._gc_runs % GC_FULL_EVERY == 0 else 1)
 
     @staticmethod
     def _freeze_long_lived() -> None:
@@ -523,6 +529,11 @@ class NetscopeApp(App[int]):
         return cast(Pane, self.query_one(pane_widget(spec)))
 
     def _show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+        """Every pane's probe line (hidden ones too, so that a pane shown says it at once), when the
+        probes' states or sampling changed: they rarely do, and the lines are looked up in the DOM."""
+        if statuses == self._probes_shown:
+            return
+        self._probes_shown = statuses
         for spec in PANES:
             self._pane(spec).show_probes(statuses)
 
@@ -613,7 +624,7 @@ class NetscopeApp(App[int]):
             text.append(f"  could not read {', '.join(shown.read_failed)}", style="bold yellow")
         if self.samples_dropped:
             text.append(f"  {self.samples_dropped} samples dropped: the screen was busy", style="bold yellow")
-        show_text(self.query_one(NetscopeHeader), text)
+        show_text(self._header, text)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -96,8 +96,8 @@ class Namespaces:
         moved: dict[int, int] = {}  # ... and how far they moved by the read's end
 
         def read_snmp(inode: int, after: bool) -> None:
-            try:  # no /proc/net there: no balance
-                counts = procfs.read_snmp_counters(BALANCE_COUNTERS, procfs.THREAD_NET)
+            try:  # no /proc/net there: no balance. Before the devices, IP's in counters are enough.
+                counts = procfs.read_snmp_counters(BALANCE_COUNTERS if after else IP_IN, procfs.THREAD_NET)
             except (OSError, ValueError):
                 return
             ip_in = sum(counts.get(k, 0) for k in IP_IN)

@@ -95,6 +95,7 @@ def parse_softnet_stat(text: str) -> list[SoftnetTotals]:
 
 
 SNMP6_GROUPS = ("Ip6", "Icmp6", "UdpLite6", "Udp6")  # snmp6 glues the group to the name
+NETSTAT_GROUPS = ("TcpExt", "IpExt", "MPTcpExt")  # /proc/net/netstat's; the rest are snmp's
 
 
 def parse_snmp(text: str) -> dict[tuple[str, str], int]:
@@ -129,13 +130,22 @@ def read_snmp_counters(
     and `SNMP_IN_COUNTERS`), as totals since boot or since the namespace was created; a file missing
     (no IPv6) leaves its counters out. `net`: the namespace's /proc/net (THREAD_NET: this thread's,
     after a setns)."""
+    wanted = _SNMP_KEYS if keys is None else tuple(keys)
+    groups = {group for group, _ in wanted}
+    files = (
+        ("snmp", parse_snmp, bool(groups.difference(SNMP6_GROUPS, NETSTAT_GROUPS))),
+        ("netstat", parse_snmp, bool(groups.intersection(NETSTAT_GROUPS))),
+        ("snmp6", parse_snmp6, bool(groups.intersection(SNMP6_GROUPS))),
+    )
     found: dict[tuple[str, str], int] = {}
-    for name, parse in (("snmp", parse_snmp), ("netstat", parse_snmp), ("snmp6", parse_snmp6)):
+    for name, parse, needed in files:  # only the files that hold what is asked (netstat is the longest)
+        if not needed:
+            continue
         try:
             found.update(parse((net / name).read_text()))
         except FileNotFoundError:
             continue
-    return {key: found[key] for key in (_SNMP_KEYS if keys is None else keys) if key in found}
+    return {key: found[key] for key in wanted if key in found}
 
 
 THREAD_NET = PROC / "thread-self" / "net"  # the network namespace of the thread reading it

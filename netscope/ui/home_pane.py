@@ -94,18 +94,23 @@ class StageTrend(Horizontal):
         yield Sparkline([], classes="trend-lost")
         yield Static(classes="trend-figure")
 
+    def on_mount(self) -> None:
+        self._stage_name, self._rate_peak, self._lost_peak = self.query(Static).results(Static)
+        self._rate = self.query_one(".trend-rate", Sparkline)
+        self._lost = self.query_one(".trend-lost", Sparkline)
+
     def show(self, history: tuple[tuple[Stage, ...], ...]) -> None:
         stages = [s[self.index] for s in history if len(s) > self.index]
         if not stages:
             return
         rates = [s.rate or 0.0 for s in stages]
         lost = [s.lost_per_s + (s.flow.silent_per_s if s.flow else 0.0) for s in stages]
-        name, rate_peak, lost_peak = self.query(Static).results(Static)
-        show_text(name, Text(stages[-1].name.split(" (")[0], style="bold"))
-        self.query_one(".trend-rate", Sparkline).data = rates
-        self.query_one(".trend-lost", Sparkline).data = lost
-        show_text(rate_peak, Text(f"max {fmt_count(max(rates))}", style="dim"))
-        show_text(lost_peak, Text(f"lost max {fmt_count(max(lost))}/s", style="red" if any(lost) else "dim"))
+        show_text(self._stage_name, Text(stages[-1].name.split(" (")[0], style="bold"))
+        self._rate.data = rates
+        self._lost.data = lost
+        show_text(self._rate_peak, Text(f"max {fmt_count(max(rates))}", style="dim"))
+        lost_style = "red" if any(lost) else "dim"
+        show_text(self._lost_peak, Text(f"lost max {fmt_count(max(lost))}/s", style=lost_style))
 
 
 class PaneLine(Static):
@@ -226,16 +231,32 @@ class HomePane(Pane, Vertical):
         yield Static(id="home-cost", classes="pane-line")
         yield Static(Text("click a stage or a line, or press its key, for the full view", style="dim"))
 
+    def on_mount(self) -> None:
+        self._boxes = [self.query_one(f"#stage-{i}", StageBox) for i in range(self.STAGES)]
+        self._lines = [self.query_one(f"#stage-line-{i}", StageBox) for i in range(self.STAGES)]
+        self._trends = list(self.query(StageTrend).results(StageTrend))
+        self._pane_lines = {spec.id: self.query_one(f"#home-{spec.id}", Static) for spec in PANES[1:]}
+        self._pane_lines["cost"] = self.query_one("#home-cost", Static)
+        self._findings = self.query_one(FindingsStrip)
+        self._last: ViewModel | None = None
+
     def on_resize(self, event: Resize) -> None:
         """Below COMPACT_BELOW columns the boxes would break words: one line per stage instead."""
-        self.set_class(event.size.width < COMPACT_BELOW, "compact")
+        compact = event.size.width < COMPACT_BELOW
+        if compact != self.has_class("compact"):
+            self.set_class(compact, "compact")
+            if self._last is not None:  # the layout now shown was not drawn
+                self.show(self._last)
 
     def show(self, shown: ViewModel) -> None:
-        for i, stage in enumerate(build_pipeline(shown)):
-            self.query_one(f"#stage-{i}", StageBox).show(stage)
-            self.query_one(f"#stage-line-{i}", StageBox).show(stage)
-        for trend in self.query(StageTrend):
-            trend.show(shown.stage_history)
+        """Only the layout on screen is drawn (boxes and trends, or one line per stage)."""
+        self._last = shown
+        compact = self.has_class("compact")
+        for box, stage in zip(self._lines if compact else self._boxes, build_pipeline(shown), strict=False):
+            box.show(stage)
+        if not compact:
+            for trend in self._trends:
+                trend.show(shown.stage_history)
         for pane, text in pane_lines(shown).items():
-            show_text(self.query_one(f"#home-{pane}", Static), text)
-        self.query_one(FindingsStrip).show(shown.findings)
+            show_text(self._pane_lines[pane], text)
+        self._findings.show(shown.findings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from netscope.model.drops import snmp_rows
@@ -14,6 +16,7 @@ from netscope.sources.procfs import (
     parse_softirqs,
     parse_softnet_stat,
     parse_stat_interrupt_ticks,
+    read_snmp_counters,
 )
 
 INTERRUPTS = """\
@@ -103,6 +106,18 @@ def test_snmp6_splits_the_group_from_the_name() -> None:
     assert counters[("Udp6", "NoPorts")] == 9
     assert counters[("UdpLite6", "NoPorts")] == 5  # not taken for Udp6
     assert counters[("Ip6", "InDiscards")] == 2
+
+
+def test_snmp_counters_read_only_the_files_that_hold_them(tmp_path: Path) -> None:
+    """The balance reads a namespace's IP in counters twice an interval: not netstat then, the
+    longest of the three files (here a broken one, which would raise if it were read)."""
+    (tmp_path / "snmp").write_text(SNMP)
+    (tmp_path / "snmp6").write_text(SNMP6)
+    (tmp_path / "netstat").write_text("TcpExt: SyncookiesSent\nIpExt: 1\n")
+    keys = (("Ip", "InDiscards"), ("Ip6", "InDiscards"))
+    assert read_snmp_counters(keys, tmp_path) == {("Ip", "InDiscards"): 7, ("Ip6", "InDiscards"): 2}
+    with pytest.raises(ValueError):
+        read_snmp_counters((("IpExt", "InNoRoutes"),), tmp_path)
 
 
 def test_snmp_rows_counted_since_start_fastest_first() -> None:
