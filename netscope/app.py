@@ -143,7 +143,8 @@ class NetscopeApp(App[int]):
         self.shown: ViewModel | None = None  # what the screen shows (frozen while paused)
         self._needed: frozenset[str] | None = None  # the probes the view on screen reads
         self._header = NetscopeHeader()
-        self._probes_shown: tuple[ProbeStatus, ...] | None = None  # what the probe lines say now
+        # What the probe lines say now: the probes' states, and (looking back) where figures start.
+        self._probes_shown: tuple[tuple[ProbeStatus, ...], dict[str, float] | None] | None = None
         self._gc_runs = 0  # collections on the app's clock, to make every GC_FULL_EVERY-th a full one
         self._replay_next = 0  # replay: the index of the next sample the screen takes
         self.recorder: TuiRecorder | None = None  # R: every sample also goes to a recording
@@ -518,7 +519,10 @@ class NetscopeApp(App[int]):
         shown = self.shown
         if shown is None:
             return
-        self._show_probes(shown.latest.probes)
+        # Looking back: where the figures of the probes attached since start begin (the newest
+        # view knows); the counters' history is older.
+        since = dict(self._past[-1].hooks_since) if self._back and self._past else {}
+        self._show_probes(shown.latest.probes, since)
         if isinstance(self.screen, DrillScreen):
             self.screen.update_view(shown)
         else:
@@ -528,14 +532,15 @@ class NetscopeApp(App[int]):
     def _pane(self, spec: PaneSpec) -> Pane:
         return cast(Pane, self.query_one(pane_widget(spec)))
 
-    def _show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+    def _show_probes(self, statuses: tuple[ProbeStatus, ...], since: dict[str, float] | None = None) -> None:
         """Every pane's probe line (hidden ones too, so that a pane shown says it at once), when the
-        probes' states or sampling changed: they rarely do, and the lines are looked up in the DOM."""
-        if statuses == self._probes_shown:
+        probes' states or sampling changed, or looking back started or ended: they rarely do, and
+        the lines are looked up in the DOM."""
+        if (statuses, since) == self._probes_shown:
             return
-        self._probes_shown = statuses
+        self._probes_shown = (statuses, since)
         for spec in PANES:
-            self._pane(spec).show_probes(statuses)
+            self._pane(spec).show_probes(statuses, since)
 
     def action_filter(self) -> None:
         """Edit the flow filter; on a flow's screen it starts from that flow's expression."""

@@ -19,7 +19,7 @@ from netscope.model.flows import FLOWS_TOP, FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, latency_view
 from netscope.model.pipeline import Stage, build_stages
 from netscope.model.rings import RingsView, build_rings_view
-from netscope.model.sample import DropEvent, FlowCount, FlowEvent, FlowsOther, HostInfo, Sample
+from netscope.model.sample import DropEvent, FlowCount, FlowEvent, FlowsOther, HostInfo, ProbeState, Sample
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 PAST_FLOWS = 50  # a view kept to look back at holds its busiest flows; the rest are summed
@@ -49,6 +49,9 @@ class ViewModel:
     findings: tuple[ActiveFinding, ...]  # worst first
     stage_history: tuple[tuple[Stage, ...], ...] = ()  # the receive path per interval, oldest first
     balance: tuple[StageBalance, ...] = ()  # the newest interval's stage balance
+    # Probes that came live after the timeline's first interval, and since when (their figures
+    # start there; the counters' history is older): probe name -> the ts of its first live interval.
+    hooks_since: tuple[tuple[str, float], ...] = ()
 
     @property
     def latency(self) -> LatencyView | None:
@@ -105,9 +108,15 @@ class Timeline:
         self._ledger = BalanceLedger()
         self._balance: tuple[StageBalance, ...] = ()  # the newest interval's
         self._rings: RingsView | None = None  # the newest interval's
+        self._live_since: dict[str, float] = {}  # each live probe's first interval of this run of it
+        self._first_ts: float | None = None
 
     def add(self, sample: Sample) -> None:
         self._latest = sample
+        if self._first_ts is None:
+            self._first_ts = sample.ts
+        live = {p.name for p in sample.probes if p.state == ProbeState.LIVE}
+        self._live_since = {name: self._live_since.get(name, sample.ts) for name in live}
         self._netns_names.update(sample.netns_names)
         latency = latency_view(sample)
         if latency is not None:
@@ -164,6 +173,7 @@ class Timeline:
             self._tracker.active,
             tuple(self._stages),
             self._balance,
+            tuple(sorted((n, ts) for n, ts in self._live_since.items() if ts != self._first_ts)),
         )
 
 

@@ -15,7 +15,7 @@ from netscope.panes import BY_ID
 from netscope.ui.drill import Drill, DrillScreen
 from netscope.ui.format import NO_DATA, fmt_count, fmt_ns, fmt_pct, fmt_ratio, sparkline
 from netscope.ui.pane import Pane
-from netscope.ui.widgets import Column, FitsWidth, estimated, fit_columns, set_columns
+from netscope.ui.widgets import Column, FitsWidth, TrendLine, estimated, fit_columns, set_columns
 
 CPU_COLUMNS: tuple[Column[CpuRow], ...] = (
     Column("hirq/s", 7, 1, lambda r: fmt_count(r.hardirqs_per_s), "hardware interrupts handled per second"),
@@ -122,6 +122,7 @@ class CpuPane(Pane, FitsWidth, Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="cpus-probes")
+        yield TrendLine("NET_RX runs/s, all CPUs", lambda v: f"{fmt_count(v)}/s", id="cpus-trend")
         cpu_table: DataTable[str | Text] = DataTable(id="cpu-table", cursor_type="row", zebra_stripes=True)
         yield cpu_table
         yield Static(Text("Busiest IRQ lines (per second)", style="bold"), id="irq-title")
@@ -147,6 +148,8 @@ class CpuPane(Pane, FitsWidth, Vertical):
     def show_history(self, history: Sequence[CpuView]) -> None:
         """Render the newest view; older ones (oldest first) feed the NET_RX trend column."""
         self._history = history
+        net_rx = [v.total.net_rx_runs_per_s for v in history]
+        self.query_one("#cpus-trend", TrendLine).show([r for r in net_rx if r is not None])
         self._show_cpus(history)
         self._show_irqs(history[-1])
 

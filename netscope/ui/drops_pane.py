@@ -29,6 +29,7 @@ from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
     FitsWidth,
+    TrendLine,
     fit_columns,
     set_columns,
     show_text,
@@ -120,6 +121,7 @@ class DropsPane(Pane, FitsWidth, Vertical):
         yield Static(id="drops-probes")
         yield Static("waiting for the drops probe", id="drops-summary")
         yield Static(id="drops-snmp")
+        yield TrendLine("drops/s, every reason", lambda v: f"{fmt_count(v)}/s", id="drops-trend")
         yield DataTable(id="drops-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="drops-selected")
         yield Static(
@@ -137,6 +139,7 @@ class DropsPane(Pane, FitsWidth, Vertical):
             else Text("No drop reasons counted: the drops probe has not been live for an interval.")
         )
         show_text(self.query_one("#drops-summary", Static), summary)
+        self.query_one("#drops-trend", TrendLine).show([v.total_per_s for v in shown.drops_history])
         show_text(self.query_one("#drops-snmp", Static), snmp_line(shown.snmp, bool(shown.latest.snmp)))
         if view is not None:
             self._show_reasons(view, shown.drops_history)

@@ -4,6 +4,7 @@ probes it reads. Which panes there are, their keys and probes: netscope/panes.py
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import cache
 from typing import ClassVar, cast
 
@@ -26,10 +27,13 @@ class Pane:
         before its probes' first interval, leaves the pane as it was)."""
         raise NotImplementedError
 
-    def show_probes(self, statuses: tuple[ProbeStatus, ...]) -> None:
+    def show_probes(
+        self, statuses: tuple[ProbeStatus, ...], since: Mapping[str, float] | None = None
+    ) -> None:
         """The state of the probes it attaches, with the reason of any that failed, on its probes
-        line (a Static `#<id>-probes`, where it has one)."""
-        line = probe_line(statuses, self.SPEC.probes)
+        line (a Static `#<id>-probes`, where it has one); looking back, where the figures of those
+        attached since start (`since`) begin."""
+        line = probe_line(statuses, self.SPEC.probes, since)
         for static in cast(Widget, self).query(f"#{self.SPEC.id}-probes").results(Static):
             show_text(static, line)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -147,8 +148,12 @@ def marked(value: str, is_estimate: bool) -> str:
     return f"{ESTIMATED}{value}" if is_estimate and value != NO_DATA else value
 
 
-def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
-    """The state of the probes a pane reads (`names`), with the reason of any that failed."""
+def probe_line(
+    statuses: Sequence[ProbeStatus], names: Sequence[str], since: Mapping[str, float] | None = None
+) -> Text:
+    """The state of the probes a pane reads (`names`), with the reason of any that failed. Looking
+    back, `since`: when each probe attached later than netscope started came live (its figures
+    start there, where the counters' history goes back further)."""
     statuses = [s for s in statuses if s.name in names]
     text = Text("probes ", style="dim")
     for status in statuses:
@@ -156,6 +161,9 @@ def probe_line(statuses: Sequence[ProbeStatus], names: Sequence[str]) -> Text:
         text.append(f"{mark} {status.name}", style=style)
         if status.state == ProbeState.LIVE and status.sample_rate > 1:  # its per-packet figures: ~
             text.append(f" 1:{status.sample_rate}", style="yellow")
+        if since and status.name in since:
+            started = time.strftime("%H:%M:%S", time.localtime(since[status.name]))
+            text.append(f" (its figures from {started})", style="yellow")
         if status.state == ProbeState.STARTING and status.detail:
             text.append(f" ({status.detail})", style="dim")
         text.append("  ")

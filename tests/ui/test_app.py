@@ -21,7 +21,7 @@ from netscope.model.cpu import build_cpu_view
 from netscope.model.drops import build_drops_view
 from netscope.model.filter import Filter
 from netscope.model.pipeline import build_pipeline
-from netscope.model.sample import ProbeStatus, Sample
+from netscope.model.sample import ProbeState, ProbeStatus, Sample
 from netscope.model.timeline import Timeline
 from netscope.sources.recording import Recording, read_recording
 from netscope.sources.replay import ReplaySource
@@ -227,6 +227,38 @@ async def test_looking_back_while_live_steps_through_the_kept_views_and_end_retu
         assert app.shown.latest.ts == 1005.0 and "LIVE" in header_line(app)
         await pilot.press("end")  # live already: End is the table's again
         assert app.shown.latest.ts == 1005.0
+
+
+async def test_looking_back_a_pane_says_where_the_figures_of_its_later_probes_start(
+    recording: Recording,
+) -> None:
+    """The NAPI probe came live at the third interval only (the CPUs pane opened then): looking
+    back, the CPUs pane's probe line says from when its figures are (the counters go back further),
+    at a moment before (napi idle then) and after; live again, the line says nothing of it."""
+    app = make_app(FlakySource(recording), interval=60.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        for i in range(5):
+            sample = replace(recording.samples[i % len(recording.samples)], ts=1000.0 + i)
+            if i < 2:  # not attached yet
+                probes = tuple(
+                    replace(p, state=ProbeState.IDLE) if p.name == "napi" else p for p in sample.probes
+                )
+                sample = replace(sample, probes=probes)
+            queue_sample(app, sample)
+            await pilot.pause()
+        started = time.strftime("%H:%M:%S", time.localtime(1002.0))
+        await pilot.press("c")
+        line = app.query_one("#cpus-probes", Static)
+        assert "its figures from" not in str(line.content)
+        await pilot.press("comma", "comma", "comma", "comma")  # 1000: napi not attached yet
+        assert app.shown is not None and app.shown.latest.ts == 1000.0
+        assert f"· napi (its figures from {started})" in str(line.content)
+        assert "hardirq (its figures" not in str(line.content)  # live from the first interval
+        await pilot.press("full_stop", "full_stop", "full_stop")  # 1003: live, and since when
+        assert f"● napi 1:16 (its figures from {started})" in str(line.content)
+        await pilot.press("end")
+        assert "its figures from" not in str(line.content)
 
 
 async def test_drops_pane_reason_detail_and_back(recording: Recording) -> None:
