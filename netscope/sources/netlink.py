@@ -185,22 +185,25 @@ class LinkReader:
         self._lock = threading.Lock()  # the sampler and `describe` may read at once
 
     def read(
-        self, namespaces: dict[int, str | None], around: Callable[[int, bool], None] | None = None
+        self,
+        namespaces: dict[int, str | None],
+        around: Callable[[int, list[LinkTotals] | None], None] | None = None,
     ) -> list[LinkTotals]:
         """`namespaces`: inode -> path to enter (None for netscope's own). A namespace that vanished
-        or cannot be entered is skipped. `around(inode, after)` runs in each namespace right before
-        and right after its devices are read (its snmp counters: how far they moved meanwhile is
-        how far apart the two sides of a stage may have been read)."""
+        or cannot be entered is skipped. `around(inode, devices)` runs in each namespace right
+        before (devices None) and right after its devices are read (its snmp counters: how far they
+        moved meanwhile is how far apart the two sides of a stage may have been read)."""
         out: list[LinkTotals] = []
         with self._lock:
             for inode, path in namespaces.items():
                 try:
                     with in_netns(path):
                         if around is not None:
-                            around(inode, False)
-                        out.extend(self._read_here(inode))
+                            around(inode, None)
+                        here = self._read_here(inode)
+                        out.extend(here)
                         if around is not None:
-                            around(inode, True)
+                            around(inode, here)
                 except OSError:
                     self._forget(inode)
                     continue
