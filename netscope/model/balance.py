@@ -25,6 +25,19 @@ boundaries sit (README "Stage balance"):
   it is shown, and never called a silent loss.
 - `backlog` (host-wide, netns 0): softnet's processed and dropped per CPU summed; its loss is the
   backlog's, and it has nothing to reconcile.
+- `socket` (host-wide, from the copy-latency probe's hooks): what reached the sockets netscope
+  follows (the data queued on them, plus the socket drop reasons: SOCKET_RCVBUFF, SOCKET_BACKLOG,
+  PROTO_MEM) against what user space copied out (reads). A socket's queue sits between the two, and
+  for TCP an arrival is a wake-up with new data and a read one recvmsg: shown, never checked, and
+  marked as estimated while the hooks are sampled.
+- `tx` (per namespace, the way out): what IP handed to the devices (Ip and Ip6 OutTransmits: after
+  netfilter's POSTROUTING and fragmentation) against what the devices sent (stats64 tx_packets; a
+  bridge or bond port left out). Lost: the root qdiscs' drops, the devices' tx_dropped, and the
+  neighbour layer's drop reasons (NEIGH_*: no ARP or ND answer, its queue full). What stands in
+  the root qdiscs at the read (their qlen) may have come in this interval: it adds to the noise
+  (a queue that shrank sends more than came in: never a loss). ARP is not IP:
+  a few frames out more than in, never a loss. A device that segments GSO packets itself sends
+  more than IP counted: also never a loss.
 
 The same drop reason at two stages (NETFILTER_DROP at netdev ingress and at IP) is told apart by
 the counters on either side: the device stage takes as many as its own counters leave unexplained
@@ -34,7 +47,7 @@ the counters on either side: the device stage takes as many as its own counters 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from netscope.model.sample import DeviceStats, Sample
@@ -71,11 +84,17 @@ BOUNDARIES = {
     "device": ("stats64 rx_packets (+ rx_missed, rx_over, rx_fifo)", "Ip/Ip6 InReceives"),
     "ip": ("Ip/Ip6 InReceives", "Ip/Ip6 InDelivers + forwarded"),
     "transport": ("Ip/Ip6 InDelivers", "Tcp InSegs + Udp/Udp6 InDatagrams (read) + Icmp/Icmp6 InMsgs"),
+    "socket": ("data queued on sockets + socket drops", "reads"),
+    "tx": ("Ip/Ip6 OutTransmits", "stats64 tx_packets"),
 }
+SOCKET_REASONS = ("SOCKET_RCVBUFF", "SOCKET_BACKLOG", "PROTO_MEM")  # drop reasons of the socket stage
 
 # The counters the balance reads, per namespace: (group, name) as /proc/net/snmp, netstat and snmp6
 # spell them.
 IP_IN = (("Ip", "InReceives"), ("Ip6", "InReceives"))
+IP_TRANSMITS = (("Ip", "OutTransmits"), ("Ip6", "OutTransmits"))  # Linux 6.3+: IP to the devices
+# Read right before and after a namespace's devices: how far the two edges of IP moved meanwhile.
+IP_EDGES = IP_IN + IP_TRANSMITS
 IP_OUT = (("Ip", "InDelivers"), ("Ip6", "InDelivers"), ("Ip", "ForwDatagrams"), ("Ip6", "OutForwDatagrams"))
 IP_REASSEMBLY = (("Ip", "ReasmReqds"), ("Ip", "ReasmOKs"), ("Ip6", "ReasmReqds"), ("Ip6", "ReasmOKs"))
 IP_LOST = (
@@ -107,7 +126,7 @@ UDP_GROUPS = ("Udp", "Udp6")
 UDP_LOST = ("NoPorts", "RcvbufErrors", "MemErrors", "InErrors")
 BALANCE_COUNTERS = frozenset(
     (
-        *IP_IN,
+        *IP_EDGES,
         *IP_OUT,
         *IP_REASSEMBLY,
         *IP_LOST,
@@ -128,6 +147,7 @@ class StageBalance:
     lost: tuple[tuple[str, int], ...]  # (cause, count): the counters that name a loss, non-zero
     noise: int  # |unaccounted| up to this is the counters' read skew, not a loss
     checked: bool = True  # False: the stage's out is not a count of packets that left it (transport)
+    estimated: bool = False  # from hooks that sampled (the socket stage's): ~, never checked
 
     @property
     def lost_total(self) -> int:
@@ -155,6 +175,7 @@ class StageBalance:
             tuple(sorted(lost.items())),
             self.noise + other.noise,
             self.checked and other.checked,
+            self.estimated or other.estimated,
         )
 
 
@@ -180,11 +201,12 @@ def netns_balance(
     netfilter_drops: int | None,
     interval_s: float,
     read_skew: int = 0,
+    neigh_drops: Mapping[str, int] | None = None,
 ) -> tuple[StageBalance, ...]:
-    """The device, ip and transport stages of one namespace over one interval: its devices' stats64,
-    its snmp counters (`counts`, per interval) and the netfilter drops the drop reasons counted there
-    (None: not known, the drop reasons unwatched: then the device and ip stages are not checked,
-    since a netfilter drop would look like a silent loss)."""
+    """The device, ip, transport and tx stages of one namespace over one interval: its devices'
+    stats64, its snmp counters (`counts`, per interval) and the netfilter and neighbour drops the
+    drop reasons counted there (None: not known, the drop reasons unwatched: then the device, ip
+    and tx stages are not checked, since such a drop would look like a silent loss)."""
     known = netfilter_drops is not None
     netfilter_drops = netfilter_drops or 0
     ports_left_out = [d for d in devices if not d.master]
@@ -242,7 +264,66 @@ def netns_balance(
         noise(delivered, interval_s, read_skew),
         checked=False,
     )
-    return device, ip, transport
+    tx = tx_balance(netns, ports_left_out, counts, neigh_drops, interval_s, read_skew)
+    return (device, ip, transport) + ((tx,) if tx is not None else ())
+
+
+def tx_balance(
+    netns: int,
+    devices: Iterable[DeviceStats],
+    counts: Mapping[tuple[str, str], int],
+    neigh_drops: Mapping[str, int] | None,
+    interval_s: float,
+    read_skew: int = 0,
+) -> StageBalance | None:
+    """The way out of one namespace: what IP handed to its devices (OutTransmits: Linux 6.3+; None
+    before, or in a recording made before netscope read it) against what they sent; lost at the
+    qdiscs, in the devices, in the neighbour layer (its drop reasons: None when not known, and the
+    stage is not checked then)."""
+    if not any(k in counts for k in IP_TRANSMITS):
+        return None
+    devices = list(devices)
+    handed = _sum(counts, IP_TRANSMITS)
+    lost = [
+        ("qdisc drops", sum(d.qdisc_drops or 0 for d in devices)),
+        ("tx_dropped", sum(d.tx_dropped for d in devices)),
+        *sorted((neigh_drops or {}).items()),
+    ]
+    return StageBalance(
+        netns,
+        "tx",
+        handed,
+        sum(d.tx_packets for d in devices),
+        _named(lost),
+        # What stands in the qdiscs at the read may be this interval's (a queue that grew).
+        noise(handed, interval_s, read_skew) + sum(d.qdisc_qlen for d in devices),
+        neigh_drops is not None,
+    )
+
+
+def socket_balance(sample: Sample) -> StageBalance | None:
+    """The host's sockets, from the copy-latency probe (None when it did not report): data queued
+    on them and the socket drop reasons against the reads that copied data out. Never checked."""
+    latency = sample.latency
+    if latency is None or latency.arrivals is None:
+        return None
+    by_name: dict[str, int] = {}
+    for reasons in (_reasons_by_netns(sample, lambda name: name in SOCKET_REASONS) or {}).values():
+        for name, n in reasons.items():
+            by_name[name] = by_name.get(name, 0) + n
+    lost = _named(sorted(by_name.items()))
+    arrived = latency.arrivals + sum(n for _, n in lost)
+    rate = next((p.sample_rate for p in sample.probes if p.name == "latency"), 1)
+    return StageBalance(
+        HOST,
+        "socket",
+        arrived,
+        sum(p.reads for p in latency.processes),
+        lost,
+        noise(arrived, sample.interval_s),
+        checked=False,
+        estimated=rate > 1 or latency.reads_watched < 1.0,
+    )
 
 
 def backlog_balance(sample: Sample) -> StageBalance:
@@ -263,25 +344,30 @@ def build_balance(sample: Sample) -> tuple[StageBalance, ...]:
     """Every stage of the interval: the host's backlog, then each namespace whose snmp counters were
     read with its devices (those carrying traffic, and netscope's own)."""
     out = [backlog_balance(sample)] if sample.softnet else []
-    netfilter = _netfilter_by_netns(sample)
+    sockets = socket_balance(sample)
+    out += [sockets] if sockets is not None else []
+    netfilter = _reasons_by_netns(sample, lambda name: name == NETFILTER_DROP)
+    neigh = _reasons_by_netns(sample, lambda name: name.startswith("NEIGH_"))
     for ns in sample.netns_snmp:
         devices = [d for d in sample.devices if d.netns == ns.netns]
         counts = {(c.group, c.name): c.count for c in ns.counts}
-        nf = None if netfilter is None else netfilter.get(ns.netns, 0)
-        out.extend(netns_balance(ns.netns, devices, counts, nf, sample.interval_s, ns.read_skew))
+        nf = None if netfilter is None else sum(netfilter.get(ns.netns, {}).values())
+        ng = None if neigh is None else neigh.get(ns.netns, {})
+        out.extend(netns_balance(ns.netns, devices, counts, nf, sample.interval_s, ns.read_skew, ng))
     return tuple(out)
 
 
-def _netfilter_by_netns(sample: Sample) -> dict[int, int] | None:
-    """NETFILTER_DROP per namespace, from the drop reasons' breakdown; None when not known (no drops
-    probe, or its breakdown map was full)."""
+def _reasons_by_netns(sample: Sample, wanted: Callable[[str], bool]) -> dict[int, dict[str, int]] | None:
+    """The drops of the reasons `wanted` per namespace and reason, from the drop reasons' breakdown;
+    None when not known (no drops probe, or its breakdown map was full)."""
     if sample.drops is None or sample.drops.unbucketed:
         return None
-    out: dict[int, int] = {}
-    netfilter = {r.reason for r in sample.drops.reasons if r.name == NETFILTER_DROP}
+    out: dict[int, dict[str, int]] = {}
+    names = {r.reason: r.name for r in sample.drops.reasons if wanted(r.name)}
     for b in sample.drops.buckets:
-        if b.reason in netfilter:
-            out[b.netns] = out.get(b.netns, 0) + sum(b.per_cpu)
+        if b.reason in names:
+            here = out.setdefault(b.netns, {})
+            here[names[b.reason]] = here.get(names[b.reason], 0) + sum(b.per_cpu)
     return out
 
 

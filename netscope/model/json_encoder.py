@@ -116,7 +116,8 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
 
 def balance_json(sample: Sample, rows: Iterable[StageBalance]) -> list[dict[str, Any]]:
     """Per stage: in = out + lost + unaccounted, from the kernel's counters (model/balance.py);
-    `checked` false where unaccounted is not a loss (the transport stage: UDP counts at read time);
+    `checked` false where unaccounted is not a loss (the transport stage: UDP counts at read time;
+    the socket stage: a queue); `estimated` where the figures come from sampled hooks (socket);
     `beyond_noise`: unaccounted past the noise, a silent loss (the finding) once the next interval
     does not give it back."""
     names = dict(sample.netns_names)
@@ -131,6 +132,7 @@ def balance_json(sample: Sample, rows: Iterable[StageBalance]) -> list[dict[str,
             "unaccounted": row.unaccounted,
             "noise": row.noise,
             "checked": row.checked,
+            "estimated": row.estimated,
             "beyond_noise": row.beyond_noise,
         }
         for row in rows

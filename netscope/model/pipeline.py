@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from netscope.model.balance import StageBalance
+from netscope.model.balance import SOCKET_REASONS, StageBalance
 from netscope.model.cpu import CpuView
 from netscope.model.drops import DropsView
 from netscope.model.latency import LatencyView
@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # the timeline builds the stages of each interval: it imports
 BOTTLENECK_SHARE = 0.001
 
 # Each loss is counted once, at its stage. Drop reasons (skb:kfree_skb) that are not the stack's:
-SOCKET_REASONS = ("SOCKET_RCVBUFF", "SOCKET_BACKLOG", "PROTO_MEM")  # the socket stage's
 # The backlog's: softnet_stat's `dropped` counts them at the NAPI/backlog stage.
 BACKLOG_REASONS = frozenset({"CPU_BACKLOG"})
 # The transmit path's that a TX counter already holds: a qdisc's drops (tc stats `dropped`:
@@ -75,6 +74,7 @@ class Flow:
     in_per_s: float
     out_per_s: float
     silent_per_s: float
+    estimated: bool = False  # from sampled hooks (the socket stage's): ~
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ def stage_flow(
         sum(r.in_ for r in rows if r.stage == first) / dt,
         sum(r.out for r in rows if r.stage == last) / dt,
         sum(r.beyond_noise for r in silent) / dt,
+        any(r.estimated for r in rows),
     )
 
 
@@ -181,6 +182,7 @@ def build_stages(
             latency.arrivals / dt if latency and latency.arrivals is not None else None,
             "arrivals/s",
             socket_drops,
+            flow=flow("socket"),
         ),
         Stage("latency", "user copy", latency.reads_per_s if latency else None, "reads/s", ()),
     ]
@@ -209,5 +211,6 @@ def build_stages(
             ),
             *sorted(tx_drops, key=lambda kv: -kv[1]),
         ),
+        flow=flow("tx"),
     )
     return (*stages, tx)

@@ -157,6 +157,7 @@ class DeviceStats:
     master: int = 0  # the bridge or bond it is a port of (0: none): its packets show there again
     kind: str = ""  # "veth", "loopback", "bridge"... (rtnetlink's kind); "" for a plain NIC
     gro: bool | None = None  # GRO on (ethtool -k); None: not said, or an older recording
+    qdisc_qlen: int = 0  # packets in its root qdisc at the read's end (a gauge; 0 in older recordings)
 
 
 @dataclass(frozen=True)

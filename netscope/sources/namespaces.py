@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from netscope.model.balance import BALANCE_COUNTERS, IP_IN
+from netscope.model.balance import BALANCE_COUNTERS, IP_EDGES
 from netscope.model.findings import NETFILTER_DROP
 from netscope.model.sample import (
     DEVICES,
@@ -46,7 +46,7 @@ class Namespaces:
         self._link_totals: dict[tuple[int, int], LinkTotals] = {}
         self._snmp_totals: dict[int, dict[tuple[str, str], int]] = {}  # per namespace, the balance's
         self.netns_snmp: tuple[NetnsSnmp, ...] = ()  # those counters over the interval `devices` read
-        self._snmp_moved: dict[int, int] = {}  # IP's in counters' move while read, at the start
+        self._snmp_moved: dict[int, int] = {}  # how far IP's edges moved while read, at the start
         self._quiet: set[int] = set()  # namespaces whose devices did not move in the last read
         self._busy: set[int] = set()  # namespaces whose devices carried or dropped traffic
         self._list: Every[float, dict[int, NetnsRef]] = Every(NETNS_SCAN_S, lambda _: procfs.read_netns(None))
@@ -93,23 +93,24 @@ class Namespaces:
         self.links.forget_except(namespaces)
         at = time.monotonic()
         snmp: dict[int, dict[tuple[str, str], int]] = {}
-        ip_in_before: dict[int, int] = {}  # IP's in counters right before the namespace's devices are read
+        edges_before: dict[int, int] = {}  # IP's edges right before the namespace's devices are read
         moved: dict[int, int] = {}  # ... and how far they moved by the read's end
         quiet: set[int] = set()  # namespaces whose devices did not move since the last read
 
         def read_snmp(inode: int, devices: list[LinkTotals] | None) -> None:
-            """The namespace's balance counters after its devices, and IP's in counters before
-            them. A namespace whose devices have not moved since the last read (most of them, on a
-            host of containers) received nothing: its counters are the last read's, not read again
-            (0.4 ms a namespace: the kernel sums every CPU's counters for each file)."""
+            """The namespace's balance counters after its devices, and IP's two edges (InReceives,
+            OutTransmits) before them: how far those moved meanwhile is the read skew. A namespace
+            whose devices have not moved since the last read (most of them, on a host of idle
+            containers) received and sent nothing: its counters are the last read's, not read
+            again (0.4 ms a namespace: the kernel sums every CPU's counters for each file)."""
             last = self._snmp_totals.get(inode)
             if devices is None:
                 if last is None or inode not in self._quiet:
-                    try:  # no /proc/net there: no balance. Before the devices, IP's in is enough.
-                        counts = procfs.read_snmp_counters(IP_IN, procfs.THREAD_NET)
+                    try:  # no /proc/net there: no balance. Before the devices, IP's edges are enough.
+                        counts = procfs.read_snmp_counters(IP_EDGES, procfs.THREAD_NET)
                     except (OSError, ValueError):
                         return
-                    ip_in_before[inode] = sum(counts.get(k, 0) for k in IP_IN)
+                    edges_before[inode] = sum(counts.get(k, 0) for k in IP_EDGES)
                 return
             if (
                 last is not None
@@ -128,8 +129,8 @@ class Namespaces:
             except (OSError, ValueError):
                 return
             snmp[inode] = counts
-            ip_in = sum(counts.get(k, 0) for k in IP_IN)
-            moved[inode] = max(0, ip_in - ip_in_before.get(inode, ip_in))
+            edges = sum(counts.get(k, 0) for k in IP_EDGES)
+            moved[inode] = max(0, edges - edges_before.get(inode, edges))
 
         self.netns_snmp = ()
         try:

@@ -72,6 +72,7 @@ class LinkTotals:
     master: int = 0  # the bridge or bond it is a port of (0: none)
     kind: str = ""  # "veth", "loopback"...; "" for a plain NIC
     gro: bool | None = None  # GRO on (None: the driver does not say)
+    qdisc_qlen: int = 0  # packets in its root qdisc at the read (a gauge)
 
 
 STATS = (
@@ -242,7 +243,7 @@ class LinkReader:
         sockets = self._sockets_here(inode)
         try:
             links = sockets.rtnl.links()
-            qdisc_drops = sockets.rtnl.root_qdisc_drops()
+            qdiscs = sockets.rtnl.root_qdisc_queue()
         except Exception as e:  # a socket gone bad: `read` forgets it, opened again next time
             raise OSError(f"netlink: {e}") from e
         napi_taken = self._napi_ids.get(inode)
@@ -276,7 +277,8 @@ class LinkReader:
                     )
                     self._rings[(inode, ifindex)] = cached
                 counters = {k: link.stats.get(k, 0) for k in STATS}
-                counters["qdisc_drops"] = qdisc_drops.get(ifindex, 0)
+                qdisc_drops, qdisc_qlen = qdiscs.get(ifindex, (0, 0))
+                counters["qdisc_drops"] = qdisc_drops
                 out.append(
                     LinkTotals(
                         netns=inode,
@@ -296,6 +298,7 @@ class LinkReader:
                         master=link.master,
                         kind=link.kind,
                         gro=cached[3],
+                        qdisc_qlen=qdisc_qlen,
                     )
                 )
         finally:
@@ -342,6 +345,7 @@ def link_deltas(
                 rx_dropped=d("rx_dropped"),
                 tx_dropped=d("tx_dropped"),
                 qdisc_drops=d("qdisc_drops"),
+                qdisc_qlen=link.qdisc_qlen,
                 bql=link.bql,
                 master=link.master,
                 kind=link.kind,

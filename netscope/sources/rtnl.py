@@ -46,7 +46,8 @@ STATS64 = (
     "rx_fifo_errors",
     "rx_missed_errors",
 )
-GNET_QUEUE_DROPS = 8  # struct gnet_stats_queue: qlen, backlog, drops, requeues, overlimits (u32)
+GNET_QUEUE_QLEN, GNET_QUEUE_DROPS = 0, 8  # struct gnet_stats_queue: qlen, backlog, drops, requeues,
+# overlimits (u32)
 RECV_BYTES = 1 << 16
 
 
@@ -133,8 +134,9 @@ class Rtnl:
             out.append(Link(index, name, stats, rxq, txq, master, link_kind))
         return out
 
-    def root_qdisc_drops(self) -> dict[int, int]:
-        """ifindex -> drops of its root qdisc (TCA_STATS2's queue stats)."""
+    def root_qdisc_queue(self) -> dict[int, tuple[int, int]]:
+        """ifindex -> (drops since created, packets queued now) of its root qdisc (TCA_STATS2's
+        queue stats)."""
         out = {}
         for buf, start, end in self._dump(RTM_GETQDISC, TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
             _, ifindex, _, parent, _ = TCMSG.unpack_from(buf, start)
@@ -144,5 +146,7 @@ class Rtnl:
                 if kind == TCA_STATS2:
                     for inner, c, d in attributes(buf, a, b):
                         if inner == TCA_STATS_QUEUE and d - c >= GNET_QUEUE_DROPS + 4:
-                            (out[ifindex],) = struct.unpack_from("=I", buf, c + GNET_QUEUE_DROPS)
+                            (qlen,) = struct.unpack_from("=I", buf, c + GNET_QUEUE_QLEN)
+                            (drops,) = struct.unpack_from("=I", buf, c + GNET_QUEUE_DROPS)
+                            out[ifindex] = (drops, qlen)
         return out

@@ -35,7 +35,8 @@ def stage_text(stage: Stage) -> Text:
     text.append(f"{fmt_count(stage.rate)} {stage.unit}" if stage.rate is not None else NO_DATA)
     if stage.flow is not None:
         flow = stage.flow  # in → out, its losses named below; what no counter names in red
-        text.append(f"\n{fmt_count(flow.in_per_s)} → {fmt_count(flow.out_per_s)}", style="dim")
+        mark = "~" if flow.estimated else ""
+        text.append(f"\n{mark}{fmt_count(flow.in_per_s)} → {mark}{fmt_count(flow.out_per_s)}", style="dim")
         if flow.silent_per_s:
             text.append(f"\n? {fmt_count(flow.silent_per_s)}/s silent", style="bold red")
     for what, per_s in stage.losses:

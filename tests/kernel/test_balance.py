@@ -30,14 +30,16 @@ SUBNET = 60
 COUNT = 4000
 
 
-def balance_of(live: LiveSource, pair: VethPair, act: Callable[[], None]) -> dict[str, StageBalance]:
-    """The receiver namespace's stages summed over the intervals that hold `act`'s traffic (one
-    interval closed right before it, two after it, so that nothing of it is left out)."""
+def balance_of(
+    live: LiveSource, pair: VethPair, act: Callable[[], None], ns: str = ""
+) -> dict[str, StageBalance]:
+    """The stages of the receiver's namespace (or `ns`) summed over the intervals that hold `act`'s
+    traffic (one interval closed right before it, two after it, so that nothing of it is left out)."""
     live.sample()
     act()
     time.sleep(0.2)
     rows = [row for _ in range(2) for row in build_balance(live.sample())]
-    netns = netns_inode(pair.receiver_ns)
+    netns = netns_inode(ns or pair.receiver_ns)
     return {row.stage: row for row in sum_balances(r for r in rows if r.netns == netns)}
 
 
@@ -45,10 +47,13 @@ def assert_closed(
     stages: dict[str, StageBalance], sent: int, reached: tuple[str, ...] = ("device", "ip", "transport")
 ) -> None:
     """The stages `reached` took in what was sent (and a few frames more: ARP, IPv6's own) and close
-    within 1% of it; the others, where only the namespace's own IPv6 chatter came, within their noise."""
-    assert set(stages) == {"device", "ip", "transport"}, stages
+    within 1% of it; the others, where only the namespace's own IPv6 chatter came, within their noise;
+    the way out (the namespace's replies: ICMP port unreachable, rate-limited) within its noise."""
+    assert set(stages) == {"device", "ip", "transport", "tx"}, stages
     for name, row in stages.items():
-        if name in reached:
+        if name == "tx":
+            assert abs(row.unaccounted) <= row.noise and row.checked, row
+        elif name in reached:
             assert sent <= row.in_ <= sent + 20, row
             assert abs(row.unaccounted) <= 0.01 * row.in_, row
         else:
@@ -179,3 +184,37 @@ def test_a_veth_with_gro_on_is_shown_but_not_checked(live: LiveSource) -> None:
     assert COUNT <= stages["device"].in_ <= COUNT + 20
     assert not stages["device"].checked and stages["device"].beyond_noise == 0
     assert stages["ip"].checked  # IP counts skbs on both sides
+
+
+def qdisc_drops(pair: VethPair) -> int:
+    """The sender veth's root qdisc drops, as `tc -s` reads them."""
+    out = pair.in_ns(pair.sender_ns, "tc", "-s", "-j", "qdisc", "show", "dev", pair.sender_dev)
+    return int(next(q for q in json.loads(out) if q.get("root"))["drops"])
+
+
+def test_the_way_out_closes_what_ip_handed_to_the_devices_against_what_they_sent(
+    live: LiveSource, pair: VethPair
+) -> None:
+    stages = balance_of(live, pair, lambda: send_udp(pair, COUNT, port=4016), ns=pair.sender_ns)
+    tx = stages["tx"]
+    assert COUNT <= tx.in_ <= COUNT + 20 and tx.checked, tx
+    assert abs(tx.unaccounted) <= 0.01 * tx.in_ and tx.beyond_noise == 0, tx
+    assert quiet(tx), tx
+
+
+def test_a_qdisc_that_drops_is_lost_on_the_way_out_as_qdisc_drops(live: LiveSource, pair: VethPair) -> None:
+    """A tbf qdisc of one packet's burst and limit at 1 Mbit/s on the sender's veth: most of a burst
+    of datagrams is dropped there, as many as `tc -s` counts; the rest are sent."""
+    pair.in_ns(pair.sender_ns, "tc", "qdisc", "replace", "dev", pair.sender_dev, "root", "tbf", "rate",
+               "1mbit", "burst", "1600", "limit", "1600")  # fmt: skip
+    try:
+        before = qdisc_drops(pair)
+        stages = balance_of(live, pair, lambda: send_udp(pair, COUNT, port=4017), ns=pair.sender_ns)
+        dropped = qdisc_drops(pair) - before
+    finally:
+        pair.in_ns(pair.sender_ns, "tc", "qdisc", "del", "dev", pair.sender_dev, "root")
+    assert dropped > COUNT // 2, f"the qdisc dropped only {dropped}"
+    tx = stages["tx"]
+    assert COUNT <= tx.in_ <= COUNT + 20, tx
+    assert lost(tx, "qdisc drops") == dropped
+    assert abs(tx.unaccounted) <= 0.01 * tx.in_ and tx.beyond_noise == 0, tx

@@ -61,13 +61,13 @@ def test_links_name_queues_and_stats64() -> None:
     assert (loopback.index, loopback.name, loopback.stats) == (1, "lo", {})
 
 
-def test_root_qdisc_drops_only() -> None:
-    queue = struct.pack("=5I", 0, 0, 5, 0, 0)  # qlen, backlog, drops, requeues, overlimits
+def test_root_qdisc_drops_and_queue_only() -> None:
+    queue = struct.pack("=5I", 7, 700, 5, 0, 0)  # qlen, backlog, drops, requeues, overlimits
     stats2 = attr(rtnl.TCA_STATS2 | 0x8000, attr(1, bytes(16)) + attr(rtnl.TCA_STATS_QUEUE, queue))
     root = rtnl.TCMSG.pack(socket.AF_UNSPEC, 4, 0, rtnl.TC_H_ROOT, 0) + stats2
     child = rtnl.TCMSG.pack(socket.AF_UNSPEC, 4, 0x10000, 0x10001, 0) + stats2
     done = message(rtnl.NLMSG_DONE, 1, struct.pack("=i", 0))
-    assert fake([message(36, 1, root) + message(36, 1, child) + done]).root_qdisc_drops() == {4: 5}
+    assert fake([message(36, 1, root) + message(36, 1, child) + done]).root_qdisc_queue() == {4: (5, 7)}
 
 
 def test_a_netlink_error_is_raised() -> None:
