@@ -41,6 +41,7 @@ PANES: tuple[PaneSpec, ...] = (
         "#flows-table",
         "Flows (5-tuples)",
     ),
+    PaneSpec("processes", "Processes", "o", ("latency",), "processes_pane:ProcessesPane", "#processes-table"),
 )
 
 

@@ -26,7 +26,7 @@ SCREENS = (
     (("l",), "latency.svg"),
     (("t",), "flows.svg"),
     (("enter",), "flow.svg"),
-    (("escape",), None),
+    (("escape", "o"), "processes.svg"),
     (("question_mark",), "help.svg"),
     (("escape", "f"), "findings.svg"),
 )

@@ -54,6 +54,17 @@ def calibrated(sample: FlowsSample, factor: float) -> FlowsSample:
     )
 
 
+def with_unseen(sample: FlowsSample, unseen: int) -> FlowsSample:
+    """`unseen` packets the kernel processed while the duty cycle's window saw too little of them to
+    stand for (a flood that stopped before the window opened): in the others row, and said so, so
+    that the rows and others add up to the kernel's count. Not under a filter (the kernel's count
+    holds what the filter leaves out)."""
+    if unseen <= 0 or sample.filter:
+        return sample
+    rest = dataclasses.replace(sample.rest, rx_packets=sample.rest.rx_packets + unseen)
+    return dataclasses.replace(sample, rest=rest, unseen=sample.unseen + unseen)
+
+
 @dataclass(frozen=True)
 class FlowRow:
     flow: FlowCount

@@ -15,6 +15,7 @@ from netscope.model.drops import DropsView, protocol_name
 from netscope.model.findings import finding_json
 from netscope.model.flows import PROTO_NAMES, FlowsView
 from netscope.model.latency import LatencyView
+from netscope.model.processes import ProcessesView
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, RingsView
 from netscope.model.sample import Sample, rate_of
 from netscope.model.timeline import ViewModel
@@ -108,10 +109,35 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
     out["balance"] = balance_json(sample, view.balance)
     out.update(rings_json(sample, view.rings))
     out["copy_latency"] = latency_json(view.interval_latency)
+    out["processes"] = processes_json(view.processes if view.interval_latency is not None else None)
     out.update(flows_json(sample, view.flows))
     out["cost"] = cost_json(sample)
     out["findings"] = [finding_json(a) for a in view.findings]
     return out
+
+
+def processes_json(view: ProcessesView | None) -> list[dict[str, Any]] | None:
+    """The readers of the interval, busiest first: container (or unit), namespace, rates, copy
+    latency, sockets (README "Processes and containers"); None when the copy-latency probe did not
+    report."""
+    if view is None:
+        return None
+    return [
+        {
+            "pid": r.pid,
+            "comm": r.comm,
+            "group": r.group,
+            "container": r.container,
+            "netns": r.netns,
+            "reads_per_s": round(r.reads_per_s, 3),
+            "bytes_per_s": round(r.bytes_per_s, 3),
+            "p50_ns": r.p50_ns,
+            "p99_ns": r.p99_ns,
+            "sockets": r.sockets,
+            "estimated": r.estimated,
+        }
+        for r in view.rows
+    ]
 
 
 def balance_json(sample: Sample, rows: Iterable[StageBalance]) -> list[dict[str, Any]]:
@@ -163,7 +189,13 @@ def cost_json(sample: Sample) -> dict[str, Any] | None:
 
 def flows_json(sample: Sample, view: FlowsView | None) -> dict[str, Any]:
     if view is None:
-        return {"flows": None, "flows_other": None, "flows_sample_rate": None, "flows_not_held": None}
+        return {
+            "flows": None,
+            "flows_other": None,
+            "flows_sample_rate": None,
+            "flows_not_held": None,
+            "flows_unseen": None,
+        }
     other = view.others
     return {
         "flows": [
@@ -198,6 +230,9 @@ def flows_json(sample: Sample, view: FlowsView | None) -> dict[str, Any]:
         "flows_sample_rate": rate_of(sample, "flows"),  # > 1: rx_packets/rx_bytes are estimates
         # What the kernel's full flow table could not hold: its packets are in flows_other.
         "flows_not_held": {"rx_packets": view.not_held, "drops": view.not_held_drops},
+        # Packets softnet processed that the duty cycle's window saw too little of to attribute to a
+        # flow (a flood that stopped before it opened): in flows_other.
+        "flows_unseen": sample.flows.unseen if sample.flows else 0,
         "flow_filter": view.filter,
     }
 

@@ -362,9 +362,23 @@ class FlowsSample:
     rest: FlowsOther = FlowsOther()
     not_held: int = 0  # packets of flows the full kernel table could not hold (in `rest`)
     not_held_drops: int = 0  # drops the full kernel table could not hold (not in `rest`)
+    # Packets softnet processed that the duty cycle's window saw too little of to attribute (in `rest`)
+    unseen: int = 0
     events: tuple[FlowEvent, ...] = ()  # packets of the watched flow, oldest first
     events_lost: int = 0
     watched: tuple[int, int, str, int, str, int] | None = None  # netns, proto, src, sport, dst, dport
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    """A process netscope saw receive, as /proc tells it at the interval's end: its cgroup v2 path
+    (which container or unit it is in), its network namespace and how many sockets it holds."""
+
+    pid: int
+    comm: str
+    cgroup: str  # the `0::` line of /proc/PID/cgroup ("" where it has none)
+    netns: int  # inode of /proc/PID/ns/net
+    sockets: int  # file descriptors that are sockets
 
 
 @dataclass(frozen=True)
@@ -425,6 +439,7 @@ class Sample:
     stack: StackSample | None = None
     flows: FlowsSample | None = None
     socket_owners: tuple[SocketOwner, ...] = ()
+    processes: tuple[ProcessFacts, ...] = ()  # the readers of the copy-latency probe (/proc)
     cost: OwnCost | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample

@@ -18,6 +18,7 @@ from netscope.model.findings import ActiveFinding, FindingsTracker, find
 from netscope.model.flows import FLOWS_TOP, FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, latency_view
 from netscope.model.pipeline import Stage, build_stages
+from netscope.model.processes import ProcessesView, build_processes_view
 from netscope.model.rings import RingsView, build_rings_view
 from netscope.model.sample import DropEvent, FlowCount, FlowEvent, FlowsOther, HostInfo, ProbeState, Sample
 
@@ -52,6 +53,7 @@ class ViewModel:
     # Probes that came live after the timeline's first interval, and since when (their figures
     # start there; the counters' history is older): probe name -> the ts of its first live interval.
     hooks_since: tuple[tuple[str, float], ...] = ()
+    processes: ProcessesView | None = None  # the newest interval's readers (None: no copy-latency report)
 
     @property
     def latency(self) -> LatencyView | None:
@@ -108,6 +110,7 @@ class Timeline:
         self._ledger = BalanceLedger()
         self._balance: tuple[StageBalance, ...] = ()  # the newest interval's
         self._rings: RingsView | None = None  # the newest interval's
+        self._processes: ProcessesView | None = None  # the newest interval's
         self._live_since: dict[str, float] = {}  # each live probe's first interval of this run of it
         self._first_ts: float | None = None
 
@@ -121,6 +124,7 @@ class Timeline:
         latency = latency_view(sample)
         if latency is not None:
             self._latency.append(latency)
+        self._processes = build_processes_view(latency, sample.processes) if latency is not None else None
         if sample.flows is not None:
             if sample.flows.watched != self._watched:  # another flow now: its own events only
                 self._flow_events.clear()
@@ -174,6 +178,7 @@ class Timeline:
             tuple(self._stages),
             self._balance,
             tuple(sorted((n, ts) for n, ts in self._live_since.items() if ts != self._first_ts)),
+            self._processes,
         )
 
 

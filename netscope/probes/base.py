@@ -468,6 +468,12 @@ class Probe(ABC, Generic[T]):
         burst's start but not its end still adds up to what the kernel counted."""
         return data
 
+    def with_unseen(self, data: T, unseen: int) -> T:
+        """The interval's estimates with `unseen` runs the kernel counted that its window saw too
+        little of to stand for (a flood that stopped before the window opened), attributed to no
+        key where the probe has such a row (the flows' others)."""
+        return data
+
     def without_per_packet(self, data: T) -> T | None:
         """What of an interval's data stands when the per-packet hooks were paused: nothing, unless
         the probe also has hooks that always run."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter
-from netscope.model.flows import FLOWS_MAX, calibrated
+from netscope.model.flows import FLOWS_MAX, calibrated, with_unseen
 from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
 from netscope.probes import cdefs
 from netscope.probes.base import BatchReader, IntervalTables, Probe, ProbeOptions, address_text, map_bytes
@@ -302,6 +302,9 @@ class FlowsProbe(Probe[FlowsSample]):
 
     def calibrate(self, data: FlowsSample, factor: float) -> FlowsSample:
         return calibrated(data, factor)
+
+    def with_unseen(self, data: FlowsSample, unseen: int) -> FlowsSample:
+        return with_unseen(data, unseen)
 
     def delta(self, previous: Interval, current: Interval) -> FlowsSample:
         """The interval's flows: the chosen ones decoded, the rest summed in `rest`. Its cost

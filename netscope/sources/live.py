@@ -15,7 +15,16 @@ from typing import Any
 
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
-from netscope.model.sample import PROBE_LINGER_S, PROC_COUNTS, ProbeState, ProbeStatus, Sample, SocketOwner
+from netscope.model.sample import (
+    PROBE_LINGER_S,
+    PROC_COUNTS,
+    LatencySample,
+    ProbeState,
+    ProbeStatus,
+    ProcessFacts,
+    Sample,
+    SocketOwner,
+)
 from netscope.model.sampling import Rate, RateController
 from netscope.probes.base import ProbeOptions
 from netscope.probes.btf import BTFError, kernel_btf
@@ -27,6 +36,8 @@ from netscope.sources.kernel_counters import READERS
 from netscope.sources.namespaces import Namespaces, interfaces_everywhere, namespaces_in
 from netscope.sources.probe_set import ProbeSet
 from netscope.sources.readings import ReadGaps
+
+PROCESSES_READ = 64  # readers whose cgroup, namespace and sockets are read from /proc each interval
 
 __all__ = ["PROBES", "STATS_EVERY", "LiveSource", "interfaces_everywhere"]
 
@@ -131,6 +142,7 @@ class LiveSource:
             devices=devices,
             netns_snmp=self.namespaces.netns_snmp,
             socket_owners=self._socket_owners() if polled["flows"] else (),
+            processes=self._process_facts(polled["latency"]),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
@@ -140,6 +152,18 @@ class LiveSource:
             **counted,
             **polled,
         )
+
+    @staticmethod
+    def _process_facts(latency: LatencySample | None) -> tuple[ProcessFacts, ...]:
+        """The copy-latency probe's readers, busiest first (at most PROCESSES_READ): their cgroup,
+        namespace and sockets, from /proc."""
+        if latency is None:
+            return ()
+        busiest = sorted(latency.processes, key=lambda p: -p.bytes)[:PROCESSES_READ]
+        try:
+            return procfs.read_process_facts(p.pid for p in busiest)
+        except Exception:  # /proc trouble must not cost the probes' counts
+            return ()
 
     @staticmethod
     def _socket_owners() -> tuple[SocketOwner, ...]:

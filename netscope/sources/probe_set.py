@@ -238,11 +238,16 @@ class ProbeSet:
         if data is not None and not measured and probe.per_packet:
             return probe.without_per_packet(data)
         runs = probe.runs
-        if data is not None and probe.runs_are_softnet_processed and runs.rate.scale > 1 and runs.weights:
-            # A duty cycle's window: its weights count `scale` times; the kernel counted every run.
-            factor = processed / runs.weights
-            if 1 / (2 * runs.rate.scale) <= factor <= CALIBRATION_UP:
-                return probe.calibrate(data, factor)
+        if data is None or not probe.runs_are_softnet_processed or runs.rate.scale <= 1:
+            return data
+        # A duty cycle's window: its weights count `scale` times; the kernel counted every run.
+        if runs.weights and 1 / (2 * runs.rate.scale) <= processed / runs.weights <= CALIBRATION_UP:
+            return probe.calibrate(data, processed / runs.weights)
+        if processed > CALIBRATION_UP * runs.weights:
+            # The window saw too little of what the kernel counted for its mix to stand for it (a
+            # flood that stopped while the maps were read, before the window opened): its own
+            # weights stand, and the rest is counted as unseen, attributed to no flow.
+            return probe.with_unseen(data, processed - runs.weights)
         return data
 
     def measured_since(self, start: float) -> bool:

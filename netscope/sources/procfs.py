@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netscope.model.drops import SNMP_IN_COUNTERS, SNMP_LOSS_COUNTERS
-from netscope.model.sample import HostInfo, SocketOwner
+from netscope.model.sample import HostInfo, ProcessFacts, SocketOwner
 
 PROC = Path("/proc")
 SYS = Path("/sys")
@@ -361,6 +361,45 @@ def read_socket_owners() -> tuple[SocketOwner, ...]:
         raddr, rport = (c.raddr.ip, c.raddr.port) if c.raddr else ("", 0)
         owners.append(SocketOwner(proto, c.laddr.ip, c.laddr.port, raddr, rport, c.pid, names[c.pid]))
     return tuple(owners)
+
+
+def read_process_facts(pids: Iterable[int]) -> tuple[ProcessFacts, ...]:
+    """Each of `pids` still alive: its name, cgroup v2 path, network namespace and socket count (a
+    process gone meanwhile is left out)."""
+    out = []
+    for pid in pids:
+        base = PROC / str(pid)
+        try:
+            comm = (base / "comm").read_text().strip()
+            cgroup = parse_cgroup_v2((base / "cgroup").read_text())
+            netns = os.stat(base / "ns" / "net").st_ino
+            sockets = 0
+            for fd in os.scandir(base / "fd"):
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    sockets += os.readlink(fd.path).startswith("socket:")
+        except OSError:
+            continue
+        out.append(ProcessFacts(pid, comm, cgroup, netns, sockets))
+    return tuple(out)
+
+
+def parse_cgroup_v2(text: str) -> str:
+    """/proc/PID/cgroup: the unified hierarchy's path (its `0::` line), also on a v1/v2 hybrid."""
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return ""
+
+
+def cgroup2_mount(mountinfo: str | None = None) -> Path | None:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+    v1/v2 hybrid): the mount point of the first `cgroup2` filesystem in /proc/self/mountinfo."""
+    text = (PROC / "self" / "mountinfo").read_text() if mountinfo is None else mountinfo
+    for line in text.splitlines():
+        fields = line.split()
+        if " - cgroup2 " in line and len(fields) > 4:
+            return Path(fields[4])
+    return None
 
 
 BPF_STATS = PROC / "sys" / "kernel" / "bpf_stats_enabled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import time
 import weakref
 from collections.abc import Callable, Collection
@@ -256,7 +257,7 @@ async def test_looking_back_a_pane_says_where_the_figures_of_its_later_probes_st
         assert f"· napi (its figures from {started})" in str(line.content)
         assert "hardirq (its figures" not in str(line.content)  # live from the first interval
         await pilot.press("full_stop", "full_stop", "full_stop")  # 1003: live, and since when
-        assert f"● napi 1:16 (its figures from {started})" in str(line.content)
+        assert re.search(rf"● napi( 1:\d+)? \(its figures from {started}\)", str(line.content)), line.content
         await pilot.press("end")
         assert "its figures from" not in str(line.content)
 
@@ -313,8 +314,14 @@ async def test_rings_pane_devices_queues_and_device_screen(recording: Recording)
         assert cell(table, eth0, labels.index("RX ring")) == "256/256"
         lo = next(r for r in range(table.row_count) if cell(table, r, 0) == "lo")
         assert cell(table, lo, labels.index("RX ring")) == "n/a"
+        # The receiving veth's NAPI instance (the sender's veth has none), its row selected.
+        receiver = next(r for r in range(table.row_count) if cell(table, r, 0).startswith("vnsb"))
+        table.move_cursor(row=receiver)
+        await pilot.pause()
         napi: DataTable[str | Text] = app.query_one("#rings-napi", DataTable)
         assert napi.row_count >= 1
+        table.move_cursor(row=0)
+        await pilot.pause()
         await pilot.press("enter")
         assert isinstance(app.screen, DeviceScreen)
         assert app.screen.key == (busiest.netns, busiest.ifindex)
@@ -360,6 +367,7 @@ SCREENS = {
     "process": ("l", "enter"),
     "flows": ("t",),
     "flow-screen": ("t", "enter"),
+    "processes": ("o",),
     "help": ("question_mark",),
     "filter": ("slash",),
     "findings": ("f",),

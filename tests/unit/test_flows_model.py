@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from netscope.model.flows import Readers, build_flows_view, calibrated, flow_label
+from netscope.model.flows import Readers, build_flows_view, calibrated, flow_label, with_unseen
 from netscope.model.latency import SOCK_BITS, bucket_of
 from netscope.model.sample import (
     FlowCount,
@@ -140,3 +140,16 @@ def test_calibrated_scales_the_sampled_counts_and_keeps_the_drops() -> None:
     )
     assert out.rest == FlowsOther(3, 30, 1920, (("NO_SOCKET", 2),))
     assert (out.filtered, out.not_held, out.not_held_drops) == (60, 12, 1)
+
+
+def test_packets_the_window_did_not_see_go_to_the_others_and_are_said_so() -> None:
+    """A flood that stopped before the duty cycle's window opened: the window saw none of what
+    softnet processed; the rows and others still add up to the kernel's count."""
+    f = FlowCount(0, 4, 17, "10.0.0.1", 1, "10.0.0.2", 9, 10, 640, (), (), (), 0.0, 0.0)
+    sample = FlowsSample((f,), 0, "", rest=FlowsOther(1, 5, 320))
+    seen = with_unseen(sample, 2000)
+    assert (seen.rest.rx_packets, seen.unseen, seen.flows) == (2005, 2000, (f,))
+    assert with_unseen(dataclasses.replace(sample, filter="udp"), 2000) == dataclasses.replace(
+        sample, filter="udp"
+    )
+    assert with_unseen(sample, 0) == sample

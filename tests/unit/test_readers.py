@@ -26,6 +26,7 @@ def test_each_probe_and_reader_fills_its_own_sample_fields() -> None:
         "devices",
         "netns_snmp",
         "socket_owners",
+        "processes",
         "cost",
         "detail_every",
         "detail_measured",

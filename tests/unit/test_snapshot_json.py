@@ -28,10 +28,12 @@ def test_schema_and_per_interval_counts() -> None:
         "queues",
         "devices",
         "copy_latency",
+        "processes",
         "flows",
         "flows_other",
         "flows_sample_rate",
         "flows_not_held",
+        "flows_unseen",
         "cost",
         "findings",
     }

@@ -1,0 +1,106 @@
+"""Which container a cgroup v2 path is, read from the path alone (no runtime API): the names the
+runtimes and the kubelet give their cgroups, as their sources build them.
+
+- docker: with the systemd cgroup driver `system.slice/docker-<id>.scope` (moby: parent
+  system.slice, scope prefix docker); with cgroupfs `/docker/<id>`.
+- podman (libpod): with systemd `machine.slice/libpod-<id>.scope` (rootless: under the user's
+  `user@UID.service`), its monitor in `libpod-conmon-<id>.scope`; with cgroupfs
+  `/libpod_parent/libpod-<id>`.
+- containerd's CRI plugin `cri-containerd-<id>.scope`, CRI-O `crio-<id>.scope` (its monitor
+  `crio-conmon-<id>.scope`), each inside its pod's cgroup.
+- kubelet pods: with systemd `kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice`,
+  the uid's dashes written as underscores, and a Guaranteed pod right under kubepods.slice
+  (`kubepods-pod<uid>.slice`); with cgroupfs `/kubepods/<qos>/pod<uid>/<container id>` (Guaranteed:
+  `/kubepods/pod<uid>/...`). The QoS class is the slice's: besteffort, burstable, else guaranteed.
+
+A process in no container is shown by its systemd unit (the innermost .service or .scope of its
+path), else by its cgroup path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HEX64 = r"[0-9a-f]{64}"
+# (pattern of one path component, runtime): the container's own cgroup.
+_SCOPES = (
+    (re.compile(rf"^docker-({_HEX64})\.scope$"), "docker"),
+    (re.compile(rf"^libpod-({_HEX64})(?:\.scope)?$"), "podman"),
+    (re.compile(rf"^cri-containerd-({_HEX64})\.scope$"), "containerd"),
+    (re.compile(rf"^crio-({_HEX64})\.scope$"), "cri-o"),
+)
+_MONITORS = re.compile(rf"^(?:libpod|crio)-conmon-({_HEX64})\.scope$")  # a container's monitor
+_POD_SYSTEMD = re.compile(r"^kubepods(?:-(besteffort|burstable))?-pod([0-9a-f_]+)\.slice$")
+_POD_CGROUPFS = re.compile(r"^pod([0-9a-f-]+)$")
+_ID = re.compile(rf"^{_HEX64}$")
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container (or a pod's cgroup without one: id empty) as its cgroup path names it."""
+
+    runtime: str  # docker, podman, containerd, cri-o; "kubernetes" for a pod's own cgroup, "cri"
+    # for a container in a pod under the cgroupfs driver (its runtime not in the path)
+    id: str  # the container id, 64 hex digits ("" for a pod's own cgroup)
+    pod_uid: str = ""  # the kubelet pod it is in ("" outside Kubernetes)
+    qos: str = ""  # the pod's QoS class: guaranteed, burstable, besteffort
+    monitor: bool = False  # the runtime's monitor process of the container (conmon), not the container
+
+    @property
+    def short_id(self) -> str:
+        """The 12 digits `docker ps` and `podman ps` show."""
+        return self.id[:12]
+
+    @property
+    def label(self) -> str:
+        """How a row names it: runtime and short id, the pod when in one."""
+        own = f"{self.runtime}:{self.short_id}" if self.id else f"pod {self.pod_uid}"
+        if self.id and self.pod_uid:
+            own += f" (pod {self.pod_uid[:8]}, {self.qos})"
+        elif not self.id:
+            own += f" ({self.qos})"
+        return own + (" conmon" if self.monitor else "")
+
+
+def container_of(path: str) -> Container | None:
+    """The container a cgroup v2 path (as /proc/PID/cgroup's `0::` line gives it) belongs to, the
+    innermost one; None outside any container and pod."""
+    parts = [p for p in path.split("/") if p]
+    pod_uid = qos = ""
+    found: Container | None = None
+    for i, part in enumerate(parts):
+        if m := _POD_SYSTEMD.match(part):
+            qos, pod_uid = m.group(1) or "guaranteed", m.group(2).replace("_", "-")
+            found = Container("kubernetes", "", pod_uid, qos)
+        elif (m := _POD_CGROUPFS.match(part)) and i and parts[0] == "kubepods":
+            qos = parts[1] if parts[1] in ("besteffort", "burstable") else "guaranteed"
+            pod_uid = m.group(1)
+            found = Container("kubernetes", "", pod_uid, qos)
+        elif m := _MONITORS.match(part):
+            runtime = "podman" if part.startswith("libpod") else "cri-o"
+            found = Container(runtime, m.group(1), pod_uid, qos, monitor=True)
+        elif (scope := next(((m, rt) for rx, rt in _SCOPES if (m := rx.match(part))), None)) is not None:
+            found = Container(scope[1], scope[0].group(1), pod_uid, qos)
+        elif _ID.match(part) and i:
+            parent = parts[i - 1]
+            if parent == "docker":
+                found = Container("docker", part, pod_uid, qos)
+            elif pod_uid:  # cgroupfs: the container's id right under its pod
+                found = Container("cri", part, pod_uid, qos)
+    return found
+
+
+def unit_of(path: str) -> str:
+    """The innermost systemd unit of a cgroup path (a .service or .scope), else the path: how a
+    process in no container is named."""
+    for part in reversed([p for p in path.split("/") if p]):
+        if part.endswith((".service", ".scope")):
+            return part
+    return path or "/"
+
+
+def group_of(path: str) -> str:
+    """The name a process's row is grouped under: its container's label, else its unit."""
+    container = container_of(path)
+    return container.label if container is not None else unit_of(path)

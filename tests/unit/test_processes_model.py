@@ -1,0 +1,58 @@
+"""The Processes view: each reader joined with what /proc says of it (container or unit, network
+namespace, sockets), and the rows summed per container."""
+
+from __future__ import annotations
+
+from netscope.model.latency import LatencyView, Percentiles, ProcessRow
+from netscope.model.processes import build_processes_view
+from netscope.model.sample import ProcessFacts
+
+ID = "ab" * 32
+NETNS = 4026532999
+
+
+def reader(pid: int, comm: str, bytes_per_s: float, p99_ns: float) -> ProcessRow:
+    stats = Percentiles(10, 0, p99_ns / 10, p99_ns / 2, p99_ns, int(p99_ns))
+    return ProcessRow(pid, comm, int(bytes_per_s // 100), bytes_per_s / 100, bytes_per_s, stats, ())
+
+
+def latency(*rows: ProcessRow, sample_rate: int = 1) -> LatencyView:
+    return LatencyView(
+        1.0, Percentiles(0, 0, None, None, None, None), (), rows, 0, None, 0, sample_rate=sample_rate
+    )
+
+
+def test_each_reader_with_its_container_namespace_and_sockets_busiest_first() -> None:
+    facts = (
+        ProcessFacts(10, "nginx", f"/system.slice/docker-{ID}.scope", NETNS, 12),
+        ProcessFacts(11, "nginx", f"/system.slice/docker-{ID}.scope", NETNS, 3),
+        ProcessFacts(20, "sshd", "/system.slice/ssh.service", 4026531840, 2),
+    )
+    view = build_processes_view(
+        latency(reader(20, "sshd", 1e3, 5e3), reader(10, "nginx", 5e6, 2e6), reader(11, "nginx", 1e6, 9e6)),
+        facts,
+    )
+    assert [r.pid for r in view.rows] == [10, 11, 20]
+    nginx = view.rows[0]
+    assert (nginx.group, nginx.container, nginx.netns, nginx.sockets) == (
+        "docker:abababababab",
+        True,
+        NETNS,
+        12,
+    )
+    assert (view.rows[2].group, view.rows[2].container) == ("ssh.service", False)
+    grouped = view.groups[0]
+    assert (grouped.group, grouped.processes, grouped.pid, grouped.sockets) == (
+        "docker:abababababab",
+        2,
+        0,
+        15,
+    )
+    assert grouped.bytes_per_s == 6e6 and grouped.p99_ns == 9e6  # summed; the slowest member's latency
+    assert grouped.netns == NETNS
+
+
+def test_a_reader_gone_before_proc_was_read_has_no_group_and_sampled_latency_is_marked() -> None:
+    view = build_processes_view(latency(reader(30, "gone", 1e3, 1e3), sample_rate=8), ())
+    (row,) = view.rows
+    assert (row.group, row.netns, row.sockets, row.estimated) == ("", 0, None, True)
