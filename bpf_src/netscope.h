@@ -127,6 +127,7 @@ struct drop_key {
     u16 protocol;   /* skb->protocol, host byte order */
     u16 pad;
     char ifname[16];
+    u64 sk_ino;     /* inode of the socket it was dropped at (rx_sk, else skb->sk); 0: none */
 };
 
 /* drops.bpf.c: counters of the drop log (per CPU array indexes). */

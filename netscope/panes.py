@@ -41,7 +41,14 @@ PANES: tuple[PaneSpec, ...] = (
         "#flows-table",
         "Flows (5-tuples)",
     ),
-    PaneSpec("processes", "Processes", "o", ("latency",), "processes_pane:ProcessesPane", "#processes-table"),
+    PaneSpec(
+        "processes",
+        "Processes",
+        "o",
+        ("latency", "drops"),
+        "processes_pane:ProcessesPane",
+        "#processes-table",
+    ),
 )
 
 

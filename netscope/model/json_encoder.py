@@ -109,7 +109,8 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
     out["balance"] = balance_json(sample, view.balance)
     out.update(rings_json(sample, view.rings))
     out["copy_latency"] = latency_json(view.interval_latency)
-    out["processes"] = processes_json(view.processes if view.interval_latency is not None else None)
+    fresh = view.interval_latency is not None or view.interval_drops is not None
+    out["processes"] = processes_json(view.processes if fresh else None)
     out.update(flows_json(sample, view.flows))
     out["cost"] = cost_json(sample)
     out["findings"] = [finding_json(a) for a in view.findings]
@@ -134,6 +135,7 @@ def processes_json(view: ProcessesView | None) -> list[dict[str, Any]] | None:
             "p50_ns": r.p50_ns,
             "p99_ns": r.p99_ns,
             "sockets": r.sockets,
+            "drops": dict(r.drops),
             "estimated": r.estimated,
         }
         for r in view.rows

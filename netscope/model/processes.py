@@ -1,7 +1,8 @@
 """Who receives: one row per process that read from its sockets in the interval (the copy-latency
-probe's readers), with its container or systemd unit, its network namespace and its socket count
-(/proc), and the same rows summed per container. Pure: built from a LatencyView and the sample's
-ProcessFacts."""
+probe's readers) or had packets dropped at one of them (the drop reasons' socket, its process found
+in /proc), with its container or systemd unit, its network namespace and its socket count, and the
+same rows summed per container. Pure: built from a LatencyView, the sample's drops, ProcessFacts and
+the sockets' processes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from netscope.model.containers import container_of, unit_of
 from netscope.model.latency import LatencyView
-from netscope.model.sample import ProcessFacts
+from netscope.model.sample import DropsSample, ProcessFacts
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class ProcRow:
     sockets: int | None  # socket fds (None: its /proc was not read)
     estimated: bool  # reads and bytes counted for part of the interval, or latency from a sample
     processes: int = 1
+    drops: tuple[tuple[str, int], ...] = ()  # (drop reason, count) at its sockets, most first
+    drops_per_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,30 +40,57 @@ class ProcessesView:
     groups: tuple[ProcRow, ...]  # the rows summed per container or unit, busiest first
 
 
-def build_processes_view(latency: LatencyView, facts: Iterable[ProcessFacts]) -> ProcessesView:
+def build_processes_view(
+    latency: LatencyView | None,
+    facts: Iterable[ProcessFacts],
+    drops: DropsSample | None = None,
+    socket_pids: Iterable[tuple[int, int]] = (),
+    interval_s: float = 1.0,
+) -> ProcessesView:
     by_pid: Mapping[int, ProcessFacts] = {f.pid: f for f in facts}
+    dropped = drops_by_pid(drops, dict(socket_pids))
+    readers = {p.pid: p for p in latency.processes} if latency else {}
+    sampled = latency is not None and latency.sample_rate > 1  # its latencies from 1 arrival in N
     rows = []
-    for p in latency.processes:
-        fact = by_pid.get(p.pid)
+    for pid in [*readers, *(p for p in dropped if p not in readers)]:
+        fact, reader = by_pid.get(pid), readers.get(pid)
         path = fact.cgroup if fact else ""
         container = container_of(path) if fact else None
+        mine = tuple(sorted(dropped.get(pid, {}).items(), key=lambda kv: (-kv[1], kv[0])))
         rows.append(
             ProcRow(
-                pid=p.pid,
-                comm=p.comm,
+                pid=pid,
+                comm=reader.comm if reader else fact.comm if fact else "",
                 group=container.label if container else unit_of(path) if fact else "",
                 container=container is not None,
                 netns=fact.netns if fact else 0,
-                reads_per_s=p.reads_per_s,
-                bytes_per_s=p.bytes_per_s,
-                p50_ns=p.stats.p50_ns,
-                p99_ns=p.stats.p99_ns,
+                reads_per_s=reader.reads_per_s if reader else 0.0,
+                bytes_per_s=reader.bytes_per_s if reader else 0.0,
+                p50_ns=reader.stats.p50_ns if reader else None,
+                p99_ns=reader.stats.p99_ns if reader else None,
                 sockets=fact.sockets if fact else None,
-                estimated=p.reads_estimated or latency.sample_rate > 1,
+                estimated=reader is not None and (reader.reads_estimated or sampled),
+                drops=mine,
+                drops_per_s=sum(n for _, n in mine) / (interval_s or 1.0),
             )
         )
-    rows.sort(key=lambda r: (-r.bytes_per_s, r.pid))
+    rows.sort(key=lambda r: (-r.bytes_per_s, -r.drops_per_s, r.pid))
     return ProcessesView(tuple(rows), group_rows(rows))
+
+
+def drops_by_pid(drops: DropsSample | None, socket_pids: Mapping[int, int]) -> dict[int, dict[str, int]]:
+    """The interval's drops at each process's sockets, by reason (exact: every drop is counted)."""
+    if drops is None:
+        return {}
+    names = {r.reason: r.name for r in drops.reasons}
+    out: dict[int, dict[str, int]] = {}
+    for b in drops.buckets:
+        pid = socket_pids.get(b.sk_ino) if b.sk_ino else None
+        if pid is not None:
+            name = names.get(b.reason, str(b.reason))
+            here = out.setdefault(pid, {})
+            here[name] = here.get(name, 0) + sum(b.per_cpu)
+    return out
 
 
 def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:
@@ -88,7 +118,17 @@ def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:
                 sockets=sum(known) if known else None,
                 estimated=any(m.estimated for m in members),
                 processes=len(members),
+                drops=_summed(m.drops for m in members),
+                drops_per_s=sum(m.drops_per_s for m in members),
             )
         )
-    out.sort(key=lambda r: (-r.bytes_per_s, r.group))
+    out.sort(key=lambda r: (-r.bytes_per_s, -r.drops_per_s, r.group))
     return tuple(out)
+
+
+def _summed(drops: Iterable[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    total: dict[str, int] = {}
+    for pairs in drops:
+        for name, n in pairs:
+            total[name] = total.get(name, 0) + n
+    return tuple(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -223,6 +223,7 @@ class DropBucket:
     ifname: str
     netns: int  # network namespace inode
     per_cpu: tuple[int, ...]
+    sk_ino: int = 0  # the socket it was dropped at (its inode; 0: none, or an older recording)
 
 
 @dataclass(frozen=True)
@@ -439,7 +440,8 @@ class Sample:
     stack: StackSample | None = None
     flows: FlowsSample | None = None
     socket_owners: tuple[SocketOwner, ...] = ()
-    processes: tuple[ProcessFacts, ...] = ()  # the readers of the copy-latency probe (/proc)
+    processes: tuple[ProcessFacts, ...] = ()  # readers and owners of sockets with drops (/proc)
+    socket_pids: tuple[tuple[int, int], ...] = ()  # (socket inode, pid) of the sockets with drops
     cost: OwnCost | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample

@@ -124,7 +124,13 @@ class Timeline:
         latency = latency_view(sample)
         if latency is not None:
             self._latency.append(latency)
-        self._processes = build_processes_view(latency, sample.processes) if latency is not None else None
+        self._processes = (
+            build_processes_view(
+                latency, sample.processes, sample.drops, sample.socket_pids, sample.interval_s
+            )
+            if latency is not None or sample.drops is not None
+            else None
+        )
         if sample.flows is not None:
             if sample.flows.watched != self._watched:  # another flow now: its own events only
                 self._flow_events.clear()

@@ -163,7 +163,15 @@ class DropsProbe(Probe[DropsSample]):
         details_map = bpf[f"drop_details_{self._details.swap(bpf)}".encode()]
         details = {}
         for k, vals in details_map.items():
-            key = (k.reason, k.location, k.protocol, k.ifindex, k.ifname.decode(errors="replace"), k.netns)
+            key = (
+                k.reason,
+                k.location,
+                k.protocol,
+                k.ifindex,
+                k.ifname.decode(errors="replace"),
+                k.netns,
+                k.sk_ino,
+            )
             details[key] = tuple(int(v) for v in per_cpu_values(vals, self.cpus))
         stats_map = bpf[b"drop_stats"]
         stats = {name: sum(int(v) for v in stats_map[ctypes.c_int(i)]) for i, name in enumerate(STATS)}
@@ -193,7 +201,7 @@ class DropsProbe(Probe[DropsSample]):
         buckets = []
         for key, d in current["details"].items():  # the interval's own
             if any(d):
-                reason, location, protocol, ifindex, ifname, netns = key
+                reason, location, protocol, ifindex, ifname, netns, sk_ino = key
                 buckets.append(
                     DropBucket(
                         reason,
@@ -204,6 +212,7 @@ class DropsProbe(Probe[DropsSample]):
                         ifname,
                         netns,
                         d,
+                        sk_ino,
                     )
                 )
         # A full reasons map is the status's `not_counted` (map_losses), not a field of the sample.

@@ -18,6 +18,7 @@ from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
 from netscope.model.sample import (
     PROBE_LINGER_S,
     PROC_COUNTS,
+    DropsSample,
     LatencySample,
     ProbeState,
     ProbeStatus,
@@ -38,6 +39,8 @@ from netscope.sources.probe_set import ProbeSet
 from netscope.sources.readings import ReadGaps
 
 PROCESSES_READ = 64  # readers whose cgroup, namespace and sockets are read from /proc each interval
+SOCKET_PIDS_EVERY_S = 2.0  # sockets with drops whose process is not known are looked up this often
+SOCKET_PIDS_KEPT_S = 30.0  # and a socket's process is remembered this long after its last drop
 
 __all__ = ["PROBES", "STATS_EVERY", "LiveSource", "interfaces_everywhere"]
 
@@ -76,6 +79,9 @@ class LiveSource:
         self.readers = [reader(self.info, self._gaps) for reader in READERS]
         self.namespaces = Namespaces(self.info, self._gaps, self.probes.notes)
         self._last = time.monotonic()
+        # socket inode -> (pid, when its socket last dropped), of sockets with drops
+        self._socket_pid_cache: dict[int, tuple[int, float]] = {}
+        self._socket_pids_looked = 0.0
 
     def _prepare_cost(self) -> None:
         self.cost.prepare()
@@ -127,6 +133,7 @@ class LiveSource:
         self.probes.duty_cycle(interval_s, time.monotonic() - now, self.cost.take_stats_at())
         # The probes' counts are taken: from here on nothing may raise and lose them.
         seen = namespaces_in(polled["drops"], polled["queues"], polled["flows"])
+        socket_pids = self._socket_pids(polled["drops"])
         self.namespaces.carried(seen)
         devices = self.namespaces.devices()
         irqs = frozenset(line.irq for line in counted["irq_lines"])
@@ -142,7 +149,8 @@ class LiveSource:
             devices=devices,
             netns_snmp=self.namespaces.netns_snmp,
             socket_owners=self._socket_owners() if polled["flows"] else (),
-            processes=self._process_facts(polled["latency"]),
+            processes=self._process_facts(polled["latency"], socket_pids),
+            socket_pids=tuple(sorted(socket_pids.items())),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
@@ -153,15 +161,38 @@ class LiveSource:
             **polled,
         )
 
+    def _socket_pids(self, drops: DropsSample | None) -> dict[int, int]:
+        """The processes holding the sockets packets were dropped at (their inodes in the drop
+        breakdown): known ones from the cache, the others looked up in /proc at most every
+        SOCKET_PIDS_EVERY_S (a look goes through every process's file descriptors)."""
+        inodes = {b.sk_ino for b in drops.buckets if b.sk_ino} if drops else set()
+        now = time.monotonic()
+        unknown = inodes - set(self._socket_pid_cache)
+        if unknown and now - self._socket_pids_looked >= SOCKET_PIDS_EVERY_S:
+            self._socket_pids_looked = now
+            try:
+                found = procfs.read_socket_pids(unknown)
+            except OSError:  # /proc trouble must not cost the probes' counts
+                found = {}
+            self._socket_pid_cache.update((ino, (pid, now)) for ino, pid in found.items())
+        for ino in inodes & set(self._socket_pid_cache):
+            self._socket_pid_cache[ino] = (self._socket_pid_cache[ino][0], now)
+        # Sockets with no drops for a while are forgotten (their process may have closed them).
+        self._socket_pid_cache = {
+            i: seen for i, seen in self._socket_pid_cache.items() if now - seen[1] < SOCKET_PIDS_KEPT_S
+        }
+        return {i: self._socket_pid_cache[i][0] for i in inodes if i in self._socket_pid_cache}
+
     @staticmethod
-    def _process_facts(latency: LatencySample | None) -> tuple[ProcessFacts, ...]:
-        """The copy-latency probe's readers, busiest first (at most PROCESSES_READ): their cgroup,
-        namespace and sockets, from /proc."""
-        if latency is None:
-            return ()
-        busiest = sorted(latency.processes, key=lambda p: -p.bytes)[:PROCESSES_READ]
+    def _process_facts(
+        latency: LatencySample | None, socket_pids: dict[int, int]
+    ) -> tuple[ProcessFacts, ...]:
+        """The copy-latency probe's readers, busiest first (at most PROCESSES_READ), and the
+        processes holding sockets with drops: their cgroup, namespace and sockets, from /proc."""
+        busiest = sorted(latency.processes, key=lambda p: -p.bytes)[:PROCESSES_READ] if latency else []
+        pids = dict.fromkeys([*(p.pid for p in busiest), *sorted(set(socket_pids.values()))])
         try:
-            return procfs.read_process_facts(p.pid for p in busiest)
+            return procfs.read_process_facts(list(pids)[: 2 * PROCESSES_READ])
         except Exception:  # /proc trouble must not cost the probes' counts
             return ()
 

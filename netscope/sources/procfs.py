@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -381,6 +381,28 @@ def read_process_facts(pids: Iterable[int]) -> tuple[ProcessFacts, ...]:
             continue
         out.append(ProcessFacts(pid, comm, cgroup, netns, sockets))
     return tuple(out)
+
+
+def read_socket_pids(inodes: Collection[int]) -> dict[int, int]:
+    """socket inode -> the pid holding it (the lowest, where several share it), for `inodes`:
+    every process's file descriptors looked through (/proc/PID/fd), until all are found."""
+    wanted = {f"socket:[{ino}]": ino for ino in inodes}
+    found: dict[int, int] = {}
+    for entry in sorted(os.scandir(PROC), key=lambda e: int(e.name) if e.name.isdigit() else 0):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list(os.scandir(f"{entry.path}/fd"))
+        except OSError:  # gone, or not ours to read
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                ino = wanted.get(os.readlink(fd.path))
+                if ino is not None and ino not in found:
+                    found[ino] = int(entry.name)
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def parse_cgroup_v2(text: str) -> str:

@@ -20,20 +20,21 @@ from netscope.ui.widgets import fixed_table, marked, show_text, slow_style
 
 COLUMNS = (
     ("pid", 8),
-    ("process", 16),
+    ("process", 14),
     ("container or unit", 26),
     ("netns", 10),
     ("reads/s", 8),
     ("B/s", 8),
-    ("p50", 8),
-    ("p99", 8),
+    ("copy p99", 8),
+    ("drops/s", 8),
     ("sockets", 7),
 )
 EXPLAIN = (
-    "Processes that copied data from their sockets this interval (the copy-latency probe's readers): "
-    "the container from the process's cgroup v2 path (docker, podman, containerd, CRI-O, Kubernetes "
-    "pods and their QoS class), else its systemd unit; sockets are its socket file descriptors. "
-    "k: per container. Enter: the process's sockets."
+    "Processes that copied data from their sockets this interval (the copy-latency probe's readers), "
+    "or had packets dropped at one (skb:kfree_skb's socket, its process found in /proc): the container "
+    "from the process's cgroup v2 path (docker, podman, containerd, CRI-O, Kubernetes pods and their "
+    "QoS class), else its systemd unit; sockets are its socket file descriptors. k: per container. "
+    "Enter: the process's sockets."
 )
 
 
@@ -51,8 +52,8 @@ def row_cells(row: ProcRow, netns_names: dict[int, str], host_netns: int) -> tup
         netns,
         Text(marked(fmt_count(row.reads_per_s), row.estimated), justify="right"),
         Text(marked(fmt_bytes(row.bytes_per_s), row.estimated), justify="right"),
-        Text(marked(fmt_ns(row.p50_ns), row.estimated), justify="right"),
         Text(marked(fmt_ns(row.p99_ns), row.estimated), justify="right", style=slow_style(row.p99_ns)),
+        Text(fmt_count(row.drops_per_s), justify="right", style="red" if row.drops_per_s else ""),
         Text(NO_DATA if row.sockets is None else str(row.sockets), justify="right"),
     )
 
@@ -60,7 +61,7 @@ def row_cells(row: ProcRow, netns_names: dict[int, str], host_netns: int) -> tup
 def summary(view: ProcessesView, grouped: bool) -> Text:
     containers = sum(1 for g in view.groups if g.container)
     text = Text()
-    text.append(f"{len(view.rows)} processes read", style="bold")
+    text.append(f"{len(view.rows)} processes read or dropped at", style="bold")
     text.append(f", in {containers} containers and {len(view.groups) - containers} units or cgroups")
     text.append("  (per container: k to list processes)" if grouped else "  (k: per container)", style="dim")
     return text

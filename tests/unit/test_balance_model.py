@@ -276,6 +276,14 @@ def test_a_recorded_counter_that_does_not_reconcile_raises_silent_loss() -> None
 
     receiver = max(samples[3].netns_snmp, key=received).netns
 
+    def closes(sample: Sample) -> bool:
+        row = next(r for r in build_balance(sample) if r.stage == "ip" and r.netns == receiver)
+        return abs(row.unaccounted) <= 10
+
+    # Two intervals in a row that close in the recording (a count read late moves one by +n and the
+    # next by -n: those are no ground to stand on).
+    k = next(i for i in range(1, len(samples) - 2) if closes(samples[i]) and closes(samples[i + 1]))
+
     def short(sample: Sample) -> Sample:
         def fix(ns: NetnsSnmp) -> NetnsSnmp:
             if ns.netns != receiver:
@@ -290,12 +298,12 @@ def test_a_recorded_counter_that_does_not_reconcile_raises_silent_loss() -> None
 
     timeline = Timeline(recording.info)
     found: list[Finding] = []
-    for i, sample in enumerate(samples):
-        timeline.add(short(sample) if i in (3, 4) else sample)
+    for i, sample in enumerate(samples[: k + 2]):
+        timeline.add(short(sample) if i in (k, k + 1) else sample)
         shown = timeline.shown()
         assert shown is not None
         found = [a.finding for a in shown.findings if a.finding.id.startswith("silent_loss")]
-        if i < 4:  # the untouched recording closes; the first short interval is not confirmed yet
+        if i <= k:  # the untouched recording closes; the first short interval is not confirmed yet
             assert found == [], (i, found)
     (f,) = found
     assert f.id == f"silent_loss:{receiver}:ip"

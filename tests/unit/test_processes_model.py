@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from netscope.model.latency import LatencyView, Percentiles, ProcessRow
 from netscope.model.processes import build_processes_view
-from netscope.model.sample import ProcessFacts
+from netscope.model.sample import DropBucket, DropReasonCount, DropsSample, ProcessFacts
 
 ID = "ab" * 32
 NETNS = 4026532999
@@ -56,3 +56,30 @@ def test_a_reader_gone_before_proc_was_read_has_no_group_and_sampled_latency_is_
     view = build_processes_view(latency(reader(30, "gone", 1e3, 1e3), sample_rate=8), ())
     (row,) = view.rows
     assert (row.group, row.netns, row.sockets, row.estimated) == ("", 0, None, True)
+
+
+def test_drops_at_a_process_s_sockets_are_its_own_even_when_it_reads_nothing() -> None:
+    """The drop reasons' socket inodes, their processes found in /proc: a reader that never reads
+    (its buffer full) is a row of its own, with its drops by reason."""
+    rcvbuf = DropReasonCount(7, "SOCKET_RCVBUFF", "", (300, 0))
+    no_socket = DropReasonCount(2, "NO_SOCKET", "", (50, 0))
+    buckets = (
+        DropBucket(7, 0, "udp_queue_rcv_one_skb+0x1", 0x0800, 2, "eth0", NETNS, (200, 0), sk_ino=9001),
+        DropBucket(7, 0, "udp_queue_rcv_one_skb+0x1", 0x0800, 2, "eth0", NETNS, (100, 0), sk_ino=9002),
+        DropBucket(2, 0, "__udp4_lib_rcv+0x1", 0x0800, 2, "eth0", NETNS, (50, 0)),  # no socket
+    )
+    drops = DropsSample((rcvbuf, no_socket), buckets, (), 0, 0, 0, 0, 1000)
+    facts = (ProcessFacts(40, "stuck", f"/machine.slice/libpod-{ID}.scope", NETNS, 2),)
+    view = build_processes_view(
+        latency(reader(10, "nginx", 5e6, 2e6)), facts, drops, ((9001, 40), (9002, 40)), interval_s=2.0
+    )
+    stuck = next(r for r in view.rows if r.pid == 40)
+    assert (stuck.comm, stuck.group, stuck.reads_per_s, stuck.p99_ns) == (
+        "stuck",
+        "podman:abababababab",
+        0.0,
+        None,
+    )
+    assert (stuck.drops, stuck.drops_per_s, stuck.estimated) == ((("SOCKET_RCVBUFF", 300),), 150.0, False)
+    assert next(r for r in view.rows if r.pid == 10).drops == ()
+    assert view.groups[-1].drops == (("SOCKET_RCVBUFF", 300),)

@@ -27,6 +27,7 @@ def test_each_probe_and_reader_fills_its_own_sample_fields() -> None:
         "netns_snmp",
         "socket_owners",
         "processes",
+        "socket_pids",
         "cost",
         "detail_every",
         "detail_measured",

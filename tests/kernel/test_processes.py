@@ -1,0 +1,109 @@
+"""Processes and containers against the kernel: a UDP reader with a small buffer, moved into a
+cgroup v2 directory named as a runtime names a container's, reads some of a burst of datagrams and
+loses the rest. Its row names the container, its namespace and its socket; its reads are the
+datagrams it says it read, and its drops the RcvbufErrors of its namespace (read by the test)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.netns import UDP_READER, VethPair, in_ns, netns_inode, send_udp, snmp
+from netscope.model.latency import latency_view
+from netscope.model.processes import build_processes_view
+from netscope.sources.live import LiveSource
+
+SUBNET = 93
+COUNT = 3000
+DATAGRAM = 32  # bytes of each of send_udp's datagrams
+
+
+def cgroup2_root() -> Path:
+    """The cgroup v2 mount, as the test reads /proc/self/mountinfo itself (on this hybrid machine
+    /sys/fs/cgroup/unified, never assumed)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[0] == "cgroup2":
+            return Path(left.split()[4])
+    raise AssertionError("no cgroup v2 hierarchy is mounted")
+
+
+@contextlib.contextmanager
+def cgroup(*parts: str) -> Iterator[Path]:
+    """A cgroup v2 directory (and its parents) made for the test, emptied and removed after."""
+    root = cgroup2_root()
+    made = []
+    path = root
+    for part in parts:
+        path = path / part
+        if not path.exists():
+            path.mkdir()
+            made.append(path)
+    try:
+        yield path
+    finally:
+        for directory in reversed(made):
+            for pid in (directory / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    (root / "cgroup.procs").write_text(pid)
+            directory.rmdir()
+
+
+RUNTIMES = {
+    "docker": ("netscope-test.slice", "docker-{id}.scope"),
+    "podman": ("netscope-test.slice", "libpod-{id}.scope"),
+    "containerd": (
+        "netscope-test-kubepods.slice",
+        "kubepods-burstable.slice",
+        "kubepods-burstable-pod0d3a1c6e_8e3b_4a7c_9f2e_1b2c3d4e5f60.slice",
+        "cri-containerd-{id}.scope",
+    ),
+}
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_drops(
+    live: LiveSource, pair: VethPair, runtime: str
+) -> None:
+    container_id = secrets.token_hex(32)
+    port = 6100 + list(RUNTIMES).index(runtime)
+    small = UDP_READER.replace("1 << 20", "16384")  # drains every 0.2 s: a burst overflows it
+    with cgroup(*(p.format(id=container_id) for p in RUNTIMES[runtime])) as path:
+        reader = in_ns(pair.receiver_ns, small, str(port), "0.2", "3")
+        try:
+            assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+            (path / "cgroup.procs").write_text(str(reader.pid))  # `ip netns exec` execs the reader
+            before = snmp(pair.receiver_ns)
+            live.sample()
+            for _ in range(3):  # three bursts, a drain or more apart
+                send_udp(pair, COUNT // 3, port=port)
+                time.sleep(0.3)
+            samples = [live.sample()]
+            time.sleep(0.3)
+            samples.append(live.sample())
+            rcvbuf = snmp(pair.receiver_ns)["RcvbufErrors"] - before["RcvbufErrors"]
+        finally:
+            said = reader.communicate(timeout=10)[0]  # the bytes it read, once its 3 s are over
+    read = int(said.split()[-1]) // DATAGRAM
+    rows = []
+    reads = 0
+    for sample in samples:
+        latency = latency_view(sample)
+        view = build_processes_view(
+            latency, sample.processes, sample.drops, sample.socket_pids, sample.interval_s
+        )
+        rows += [r for r in view.rows if r.pid == reader.pid]
+        reads += sum(p.reads for p in (latency.processes if latency else ()) if p.pid == reader.pid)
+    assert rows, "the reader has no row"
+    assert rcvbuf > 1000, f"the burst overflowed the buffer only {rcvbuf} times"
+    dropped = sum(n for r in rows for name, n in r.drops if name == "SOCKET_RCVBUFF")
+    assert dropped == rcvbuf, (dropped, rcvbuf)
+    assert reads == read > 20, (reads, read)  # (its drains after the bursts find nothing to read)
+    for r in rows:
+        assert r.container and r.group.startswith(f"{runtime}:{container_id[:12]}"), r
+        assert r.netns == netns_inode(pair.receiver_ns) and r.sockets == 1, r
