@@ -46,7 +46,7 @@ async def first_sample(app: NetscopeApp) -> None:
 async def main() -> None:
     os.environ["TZ"] = "UTC"
     OUT.mkdir(exist_ok=True)
-    for size, screens in (((140, 36), SCREENS), ((80, 24), SMALL_SCREENS)):
+    for size, screens in (((120, 40), SCREENS), ((80, 24), SMALL_SCREENS)):
         app = make_app(ReplaySource(read_recording(FIXTURE)))
         async with app.run_test(size=size) as pilot:
             await first_sample(app)
