@@ -47,7 +47,33 @@ class NetscopeCollector(Collector):
                 up.add_metric([name], 1.0 if live else 0.0)
             samples = GaugeMetricFamily("netscope_samples", "Intervals counted since netscope started")
             samples.add_metric([], t.samples)
-        yield from (copy, stack, up, samples)
+        yield from (copy, stack, up, samples, *_containers(t))
+
+
+def _containers(t: RunningTotals) -> Iterator[Metric]:
+    """Per container (runtime:short id, or pod:uid), at most CONTAINERS_MAX at a time and "other"
+    for those that never had a series (README "Prometheus export")."""
+    reads = CounterMetricFamily(
+        "netscope_container_reads",
+        "Reads that copied received data, by processes in the container",
+        labels=["container"],
+    )
+    read_bytes = CounterMetricFamily(
+        "netscope_container_read_bytes", "Bytes those reads copied", labels=["container"]
+    )
+    drops = CounterMetricFamily(
+        "netscope_container_drops",
+        "Packets dropped at the container's sockets, by drop reason (skb:kfree_skb's socket)",
+        labels=["container", "reason"],
+    )
+    for (container, what), n in sorted(t.containers.items()):
+        if what == "reads":
+            reads.add_metric([container], n)
+        elif what == "read_bytes":
+            read_bytes.add_metric([container], n)
+        else:
+            drops.add_metric([container, what.removeprefix("drops:")], n)
+    yield from (reads, read_bytes, drops)
 
 
 def _counters(t: RunningTotals) -> Iterator[Metric]:

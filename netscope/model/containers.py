@@ -104,3 +104,36 @@ def group_of(path: str) -> str:
     """The name a process's row is grouped under: its container's label, else its unit."""
     container = container_of(path)
     return container.label if container is not None else unit_of(path)
+
+
+CONTAINERS_MAX = 20  # containers with series of their own in the export at a time
+CONTAINER_GONE_S = 600.0  # a container none of whose processes was seen this long is gone
+OTHER = "other"  # the series of the containers that never had one of their own
+
+
+@dataclass
+class ContainerSeries:
+    """Bounded labels for per-container counters: the first CONTAINERS_MAX containers seen get a
+    series each, kept until the container is gone (none of its processes seen for
+    CONTAINER_GONE_S); a slot freed goes to the next container seen. Containers that never had a
+    series count under OTHER: so every series, OTHER included, only ever increases (a container's
+    counts before it got a series stay in OTHER)."""
+
+    max_series: int = CONTAINERS_MAX
+    gone_s: float = CONTAINER_GONE_S
+    _last_seen: dict[str, float] | None = None  # label -> when one of its processes was last seen
+
+    def label(self, container: str, now: float) -> str:
+        """The series `container`'s counts of this moment go to."""
+        seen = self._last_seen if self._last_seen is not None else {}
+        self._last_seen = seen
+        for name in [n for n, t in seen.items() if now - t >= self.gone_s]:
+            del seen[name]  # gone: its series ends, its slot is free
+        if container in seen or len(seen) < self.max_series:
+            seen[container] = now
+            return container
+        return OTHER
+
+    def labels(self) -> frozenset[str]:
+        """The containers with a series of their own now."""
+        return frozenset(self._last_seen or ())

@@ -14,11 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from netscope.model.balance import BalanceLedger
+from netscope.model.containers import OTHER, ContainerSeries, container_of
 from netscope.model.cpu import interrupt_counts, softirq_runs
 from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
+from netscope.model.processes import drops_by_pid
 from netscope.model.rings import build_rings_view
-from netscope.model.sample import HostInfo, ProbeState, Sample
+from netscope.model.sample import HostInfo, ProbeState, ProcessFacts, Sample
 
 LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
@@ -49,6 +51,10 @@ class RunningTotals:
     not_counted: dict[str, int] = field(default_factory=dict)  # likewise
     evicted: dict[str, int] = field(default_factory=dict)  # likewise
     probes_live: dict[str, bool] = field(default_factory=dict)
+    # (container, what): what is "reads", "read_bytes" or "drops:<reason>"; at most CONTAINERS_MAX
+    # containers and "other" (model/containers.py ContainerSeries)
+    containers: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _series: ContainerSeries = field(default_factory=ContainerSeries)
 
     def add(self, sample: Sample) -> None:
         self.samples += 1
@@ -112,6 +118,7 @@ class RunningTotals:
             for cost in sample.cost.programs:
                 self.programs[(cost.probe, cost.program, "runs")] += cost.runs
                 self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
+        self._add_containers(sample)
         for status in sample.probes:
             self.lost_events[status.name] = max(self.lost_events.get(status.name, 0), status.lost_events)
             for totals, n in (
@@ -121,6 +128,33 @@ class RunningTotals:
             ):
                 totals[status.name] = max(totals.get(status.name, 0), n)
             self.probes_live[status.name] = status.state == ProbeState.LIVE
+
+    def _add_containers(self, sample: Sample) -> None:
+        """Reads, bytes read and drops of the processes in containers, per container (series
+        bounded: ContainerSeries); a container's series ends when it is gone."""
+        facts = {f.pid: f for f in sample.processes}
+        by_container: Counter[tuple[str, str]] = Counter()
+        for p in sample.latency.processes if sample.latency else ():
+            by_container[(container_key(facts, p.pid), "reads")] += p.reads
+            by_container[(container_key(facts, p.pid), "read_bytes")] += p.bytes
+        for pid, reasons in drops_by_pid(sample.drops, dict(sample.socket_pids)).items():
+            for reason, n in reasons.items():
+                by_container[(container_key(facts, pid), f"drops:{reason}")] += n
+        for (container, what), n in by_container.items():
+            if container:
+                self.containers[(self._series.label(container, sample.ts), what)] += n
+        kept = self._series.labels() | {OTHER}
+        for key in [k for k in self.containers if k[0] not in kept]:
+            del self.containers[key]
+
+
+def container_key(facts: dict[int, ProcessFacts], pid: int) -> str:
+    """The export's label of the container process `pid` is in ("" for none, or not known)."""
+    fact = facts.get(pid)
+    container = container_of(fact.cgroup) if fact else None
+    if container is None:
+        return ""
+    return f"{container.runtime}:{container.short_id}" if container.id else f"pod:{container.pod_uid}"
 
 
 def add_to_bounds(counts: list[int], buckets: Iterable[tuple[int, int]]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.netns import UDP_READER, VethPair, in_ns, netns_inode, send_udp, snmp
+from netscope.model.counters import RunningTotals
 from netscope.model.latency import latency_view
 from netscope.model.processes import build_processes_view
 from netscope.sources.live import LiveSource
@@ -107,3 +108,10 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
     for r in rows:
         assert r.container and r.group.startswith(f"{runtime}:{container_id[:12]}"), r
         assert r.netns == netns_inode(pair.receiver_ns) and r.sockets == 1, r
+    # The export's per-container counters: the same counts under the container's label.
+    totals = RunningTotals(live.info)
+    for sample in samples:
+        totals.add(sample)
+    label = f"{runtime}:{container_id[:12]}"
+    assert totals.containers[(label, "drops:SOCKET_RCVBUFF")] == rcvbuf
+    assert totals.containers[(label, "reads")] == read

@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
-from netscope.model.containers import Container, container_of, group_of, unit_of
+from dataclasses import replace
+
+from netscope.model.containers import OTHER, Container, ContainerSeries, container_of, group_of, unit_of
+from netscope.model.counters import RunningTotals
+from netscope.model.sample import (
+    DropBucket,
+    DropReasonCount,
+    DropsSample,
+    HostInfo,
+    LatencySample,
+    ProcessFacts,
+    ProcLatency,
+    Sample,
+)
 
 ID = "3f4e5d6c7b8a" + "0" * 52
 UID = "0d3a1c6e-8e3b-4a7c-9f2e-1b2c3d4e5f60"
@@ -57,3 +70,46 @@ def test_outside_containers_the_systemd_unit_or_the_path() -> None:
     assert group_of("/netscope-test/a") == "/netscope-test/a"
     assert group_of("") == "/"
     assert container_of(f"/{ID}") is None  # an id with no runtime's parent is no container
+
+
+def test_the_export_s_container_series_are_bounded_kept_until_gone_and_the_rest_are_other() -> None:
+    series = ContainerSeries(max_series=2, gone_s=60.0)
+    assert [series.label(c, 0.0) for c in ("a", "b", "c")] == ["a", "b", OTHER]
+    assert series.label("c", 30.0) == OTHER and series.label("a", 30.0) == "a"  # no slot free yet
+    # b not seen for 60 s: gone, its slot goes to the next container seen (c's earlier counts stay
+    # in other, which only grows)
+    assert series.label("c", 61.0) == "c" and series.labels() == {"a", "c"}
+    assert series.label("b", 62.0) == OTHER
+
+
+def test_running_totals_count_reads_and_drops_per_container_and_only_increase() -> None:
+    facts = (
+        ProcessFacts(10, "nginx", f"/system.slice/docker-{ID}.scope", 1, 1),
+        ProcessFacts(20, "sshd", "/system.slice/ssh.service", 1, 1),
+    )
+    latency = LatencySample(
+        (ProcLatency(10, "nginx", 100, 6400, 0, (), 0), ProcLatency(20, "sshd", 5, 50, 0, (), 0)), (), 0
+    )
+    rcvbuf = DropsSample(
+        (DropReasonCount(7, "SOCKET_RCVBUFF", "", (30,)),),
+        (DropBucket(7, 0, "udp_queue_rcv_one_skb+0x1", 0x0800, 2, "eth0", 1, (30,), sk_ino=77),),
+        (),
+        0,
+        0,
+        0,
+        0,
+        1000,
+    )
+    sample = Sample(
+        ts=1000.0, interval_s=1.0, softirq_names=(), irq_lines=(), softnet=(), probes=(),
+        latency=latency, drops=rcvbuf, processes=facts, socket_pids=((77, 10),),
+    )  # fmt: skip
+    totals = RunningTotals(HostInfo("box", "6.18", (0,), 0.0))
+    totals.add(sample)
+    totals.add(replace(sample, ts=1001.0))
+    docker = f"docker:{ID[:12]}"
+    assert dict(totals.containers) == {
+        (docker, "reads"): 200,
+        (docker, "read_bytes"): 12800,
+        (docker, "drops:SOCKET_RCVBUFF"): 60,
+    }  # sshd is in no container: no series
