@@ -60,11 +60,18 @@ def row_cells(row: ProcRow, netns_names: dict[int, str], host_netns: int) -> tup
 
 def summary(view: ProcessesView, grouped: bool) -> Text:
     containers = sum(1 for g in view.groups if g.container)
+    others = len(view.groups) - containers
     text = Text()
-    text.append(f"{len(view.rows)} processes read or dropped at", style="bold")
-    text.append(f", in {containers} containers and {len(view.groups) - containers} units or cgroups")
+    text.append(f"{plural(len(view.rows), 'process', 'processes')} read or had drops", style="bold")
+    text.append(
+        f", in {plural(containers, 'container')} and {plural(others, 'unit or cgroup', 'units or cgroups')}"
+    )
     text.append("  (per container: k to list processes)" if grouped else "  (k: per container)", style="dim")
     return text
+
+
+def plural(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 class ProcessesPane(Pane, Vertical):
