@@ -97,6 +97,15 @@ class ProcessScreen(DrillScreen):
             )
             for s in row.sockets:
                 table.add_row(s.label, *(c.cell(s) for c in columns))
+        # Its container or unit, and the drops at its sockets (the Processes pane's row).
+        own = next((r for r in shown.processes.rows if r.pid == self.pid), None) if shown.processes else None
+        if own is not None:
+            if own.group:
+                title.append(f"\nin {own.group}", style="cyan" if own.container else "")
+            if own.drops:
+                dt = shown.latest.interval_s or 1.0
+                named = "  ".join(f"{name} {fmt_count(n / dt)}/s" for name, n in own.drops)
+                title.append(f"\ndropped at its sockets: {named}", style="red")
         self.query_one("#process-title", Static).update(title)
         if shown.flows is not None:
             self.query_one(FlowList).show(flows_where(shown.flows, pid=self.pid), shown.flows.interval_s)

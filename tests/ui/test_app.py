@@ -329,6 +329,29 @@ async def test_rings_pane_devices_queues_and_device_screen(recording: Recording)
         assert not isinstance(app.screen, DeviceScreen)
 
 
+async def test_processes_pane_a_process_with_drops_only_and_its_screen(recording: Recording) -> None:
+    """The recording's never-reading receiver: a row with no reads and its drops by reason; Enter
+    opens its screen, which names its unit and the drops at its sockets."""
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "o")
+        await pilot.pause()
+        assert app.shown is not None and app.shown.processes is not None
+        table: DataTable[str | Text] = app.query_one("#processes-table", DataTable)
+        rows = app.shown.processes.rows
+        assert [cell(table, r, 0) for r in range(table.row_count)] == [str(r.pid) for r in rows]
+        stuck = next(i for i, r in enumerate(rows) if r.reads_per_s == 0 and r.drops)
+        assert dict(rows[stuck].drops).get("SOCKET_RCVBUFF", 0) > 0
+        table.move_cursor(row=stuck)
+        await pilot.press("enter")
+        assert isinstance(app.screen, ProcessScreen)
+        title = str(app.screen.query_one("#process-title", Static).content)
+        assert "dropped at its sockets: SOCKET_RCVBUFF" in title, title
+        await pilot.press("escape", "k")  # back on the pane: k sums the rows per container
+        assert cell(table, 0, 0).endswith("proc")
+
+
 async def test_latency_pane_processes_and_process_screen(recording: Recording) -> None:
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(140, 40)) as pilot:
