@@ -50,6 +50,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from netscope.model.drops import reasons_by
 from netscope.model.sample import DeviceStats, Sample
 
 # Devices that hand packets to the stack through netif_rx: their rx_packets counts only what the
@@ -362,13 +363,7 @@ def _reasons_by_netns(sample: Sample, wanted: Callable[[str], bool]) -> dict[int
     None when not known (no drops probe, or its breakdown map was full)."""
     if sample.drops is None or sample.drops.unbucketed:
         return None
-    out: dict[int, dict[str, int]] = {}
-    names = {r.reason: r.name for r in sample.drops.reasons if wanted(r.name)}
-    for b in sample.drops.buckets:
-        if b.reason in names:
-            here = out.setdefault(b.netns, {})
-            here[names[b.reason]] = here.get(names[b.reason], 0) + sum(b.per_cpu)
-    return out
+    return reasons_by(sample.drops, lambda b: b.netns, wanted)
 
 
 def confirm_silent(

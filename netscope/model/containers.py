@@ -20,7 +20,7 @@ path), else by its cgroup path.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _HEX64 = r"[0-9a-f]{64}"
 # (pattern of one path component, runtime): the container's own cgroup.
@@ -100,12 +100,6 @@ def unit_of(path: str) -> str:
     return path or "/"
 
 
-def group_of(path: str) -> str:
-    """The name a process's row is grouped under: its container's label, else its unit."""
-    container = container_of(path)
-    return container.label if container is not None else unit_of(path)
-
-
 CONTAINERS_MAX = 20  # containers with series of their own in the export at a time
 CONTAINER_GONE_S = 600.0  # a container none of whose processes was seen this long is gone
 OTHER = "other"  # the series of the containers that never had one of their own
@@ -121,12 +115,12 @@ class ContainerSeries:
 
     max_series: int = CONTAINERS_MAX
     gone_s: float = CONTAINER_GONE_S
-    _last_seen: dict[str, float] | None = None  # label -> when one of its processes was last seen
+    # label -> when one of its processes was last seen
+    _last_seen: dict[str, float] = field(default_factory=dict)
 
     def label(self, container: str, now: float) -> str:
         """The series `container`'s counts of this moment go to."""
-        seen = self._last_seen if self._last_seen is not None else {}
-        self._last_seen = seen
+        seen = self._last_seen
         for name in [n for n, t in seen.items() if now - t >= self.gone_s]:
             del seen[name]  # gone: its series ends, its slot is free
         if container in seen or len(seen) < self.max_series:
@@ -136,4 +130,4 @@ class ContainerSeries:
 
     def labels(self) -> frozenset[str]:
         """The containers with a series of their own now."""
-        return frozenset(self._last_seen or ())
+        return frozenset(self._last_seen)

@@ -135,8 +135,9 @@ class RunningTotals:
         facts = {f.pid: f for f in sample.processes}
         by_container: Counter[tuple[str, str]] = Counter()
         for p in sample.latency.processes if sample.latency else ():
-            by_container[(container_key(facts, p.pid), "reads")] += p.reads
-            by_container[(container_key(facts, p.pid), "read_bytes")] += p.bytes
+            container = container_key(facts, p.pid)
+            by_container[(container, "reads")] += p.reads
+            by_container[(container, "read_bytes")] += p.bytes
         for pid, reasons in drops_by_pid(sample.drops, dict(sample.socket_pids)).items():
             for reason, n in reasons.items():
                 by_container[(container_key(facts, pid), f"drops:{reason}")] += n

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
-from netscope.model.sample import DropEvent, DropsSample, HostInfo, Sample
+from netscope.model.sample import DropBucket, DropEvent, DropsSample, HostInfo, Sample
+
+K = TypeVar("K", bound=Hashable)
 
 SUBSYS_SHIFT = 16  # SKB_DROP_REASON_SUBSYS_SHIFT
 
@@ -325,3 +328,18 @@ def snmp_rows(totals: Mapping[tuple[str, str], int], latest: Sample) -> tuple[Sn
         if total and (group, name) in SNMP_LOSS_KEYS
     ]
     return tuple(sorted(rows, key=lambda r: (-r.per_s, -r.total, r.counter)))
+
+
+def reasons_by(
+    drops: DropsSample, key: Callable[[DropBucket], K | None], wanted: Callable[[str], bool] = lambda _: True
+) -> dict[K, dict[str, int]]:
+    """The interval's drops of the reasons `wanted` from the breakdown, per `key` of their bucket
+    (a namespace, a socket's process; None: left out) and per reason name."""
+    names = {r.reason: r.name for r in drops.reasons if wanted(r.name)}
+    out: dict[K, dict[str, int]] = {}
+    for b in drops.buckets:
+        k = key(b) if b.reason in names else None
+        if k is not None:
+            here = out.setdefault(k, {})
+            here[names[b.reason]] = here.get(names[b.reason], 0) + sum(b.per_cpu)
+    return out

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from netscope.model.containers import container_of, unit_of
+from netscope.model.drops import reasons_by
 from netscope.model.latency import LatencyView
 from netscope.model.sample import DropsSample, ProcessFacts
 
@@ -82,15 +83,7 @@ def drops_by_pid(drops: DropsSample | None, socket_pids: Mapping[int, int]) -> d
     """The interval's drops at each process's sockets, by reason (exact: every drop is counted)."""
     if drops is None:
         return {}
-    names = {r.reason: r.name for r in drops.reasons}
-    out: dict[int, dict[str, int]] = {}
-    for b in drops.buckets:
-        pid = socket_pids.get(b.sk_ino) if b.sk_ino else None
-        if pid is not None:
-            name = names.get(b.reason, str(b.reason))
-            here = out.setdefault(pid, {})
-            here[name] = here.get(name, 0) + sum(b.per_cpu)
-    return out
+    return reasons_by(drops, lambda b: socket_pids.get(b.sk_ino) if b.sk_ino else None)
 
 
 def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:

@@ -19,6 +19,7 @@ from netscope.ui.pane import Pane
 from netscope.ui.process_screen import ProcessScreen
 from netscope.ui.widgets import (
     TrendLine,
+    cursor_key,
     estimated,
     fixed_table,
     marked,
@@ -134,10 +135,7 @@ class LatencyPane(Pane, Vertical):
             table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
 
     def selected_pid(self) -> int | None:
-        table: DataTable[str | Text] = self.query_one("#latency-table", DataTable)
-        if not table.row_count:
-            return None
-        value = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        value = cursor_key(self.query_one("#latency-table", DataTable))
         return int(value) if value else None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

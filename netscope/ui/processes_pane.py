@@ -16,7 +16,7 @@ from netscope.panes import BY_ID
 from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
 from netscope.ui.latency_pane import ProcessSelected
 from netscope.ui.pane import Pane
-from netscope.ui.widgets import fixed_table, marked, show_text, slow_style
+from netscope.ui.widgets import cursor_key, fixed_table, marked, show_text, slow_style
 
 COLUMNS = (
     ("pid", 8),
@@ -97,7 +97,7 @@ class ProcessesPane(Pane, Vertical):
             return
         show_text(self.query_one("#processes-summary", Static), summary(view, self.grouped))
         table: DataTable[str | Text] = self.query_one("#processes-table", DataTable)
-        selected = self._selected_key()
+        selected = cursor_key(table)
         table.clear()
         names = dict(shown.netns_names)
         for row in view.groups if self.grouped else view.rows:
@@ -111,14 +111,8 @@ class ProcessesPane(Pane, Vertical):
         if self._shown is not None:
             self.show(self._shown)
 
-    def _selected_key(self) -> str | None:
-        table: DataTable[str | Text] = self.query_one("#processes-table", DataTable)
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        key = self._selected_key()
+        key = cursor_key(self.query_one("#processes-table", DataTable))
         if key is not None and key.isdigit():
             self.post_message(ProcessSelected(int(key)))

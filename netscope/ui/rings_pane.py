@@ -20,6 +20,7 @@ from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
     FitsWidth,
+    cursor_key,
     estimated,
     fit_columns,
     fixed_table,
@@ -190,10 +191,7 @@ class RingsPane(Pane, FitsWidth, Vertical):
         self._show_selected()
 
     def selected_key(self) -> tuple[int, int] | None:
-        table: DataTable[str | Text] = self.query_one("#rings-table", DataTable)
-        if not table.row_count:
-            return None
-        value = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        value = cursor_key(self.query_one("#rings-table", DataTable))
         if not value:
             return None
         netns, ifindex = value.split(":")

@@ -148,6 +148,13 @@ def marked(value: str, is_estimate: bool) -> str:
     return f"{ESTIMATED}{value}" if is_estimate and value != NO_DATA else value
 
 
+def cursor_key(table: DataTable[Any]) -> str | None:
+    """The key of the row under the table's cursor (None: an empty table, or a row without one)."""
+    if not table.row_count:
+        return None
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+
 def probe_line(
     statuses: Sequence[ProbeStatus], names: Sequence[str], since: Mapping[str, float] | None = None
 ) -> Text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from netscope.model.containers import OTHER, Container, ContainerSeries, container_of, group_of, unit_of
+from netscope.model.containers import OTHER, Container, ContainerSeries, container_of, unit_of
 from netscope.model.counters import RunningTotals
 from netscope.model.sample import (
     DropBucket,
@@ -66,9 +66,9 @@ def test_outside_containers_the_systemd_unit_or_the_path() -> None:
     ):
         assert container_of(path) is None
     assert unit_of("/system.slice/ssh.service") == "ssh.service"
-    assert group_of("/user.slice/user-0.slice/session-3.scope") == "session-3.scope"
-    assert group_of("/netscope-test/a") == "/netscope-test/a"
-    assert group_of("") == "/"
+    assert unit_of("/user.slice/user-0.slice/session-3.scope") == "session-3.scope"
+    assert unit_of("/netscope-test/a") == "/netscope-test/a"
+    assert unit_of("") == "/"
     assert container_of(f"/{ID}") is None  # an id with no runtime's parent is no container
 
 
