@@ -25,7 +25,8 @@ struct ns_sampler {
 };
 
 /* sampler.h: a sampled probe's rate, set by user space: 1 run in `n` does the whole work, and the
- * hooks are attached for 1/`scale` of the time (each weight counts `scale` times over). */
+ * hooks are attached for 1/`scale` of the interval (each weight counts `scale` times over); when
+ * the window comes one interval in k only, k times as long, user space sets scale/k here. */
 struct ns_rate {
     u32 n;
     u32 scale;

@@ -99,6 +99,7 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
                 "not_counted": p.not_counted,  # events a full bounded map had no room for
                 "evicted": p.evicted,  # entries a bounded table took from a live owner
                 "sample_rate": p.sample_rate,
+                "window_every": p.window_every,  # > 1: its figures measured 1 interval in this many
             }
             for p in sample.probes
         ],

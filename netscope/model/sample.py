@@ -36,6 +36,7 @@ class ProbeStatus:
     evicted: int = 0  # entries a bounded table took from a live owner for another, cumulative
     detail: str = ""  # progress while starting, e.g. "compiling napi.bpf.c"
     sample_rate: int = 1  # 1 in N of its per-packet runs did the whole work (bpf_src/sampler.h)
+    window_every: int = 1  # its hooks' window comes one interval in this many; the others carry it
 
 
 @dataclass(frozen=True)

@@ -41,20 +41,40 @@ SAMPLED_WEIGHS_MOST = 8  # at this rate or lower, a measurement prices the sampl
 DISPATCH_NS = 80.0
 HOOK_BUDGET_PCT = 1.0  # of a CPU: what the hooks may cost to run at all, shared by the probes attached
 MAX_SCALE = 16
+# Attaching a raw tracepoint's program and detaching it again patches the kernel's text (jump
+# label, static call: IPIs to every CPU) and cost the veth flood here 0.3-0.5% of a second's
+# packets an operation; copy latency's window is four of them. At a scale of 8 and more, a window
+# opens one interval in `every` (up to this many), `every` times as long: the hooks are on for as
+# long in all, and attached and detached `every` times less often. The intervals between carry the
+# window's estimates (their kernel counters stay their own).
+WINDOW_EVERY_MAX = 4
+WINDOW_MIN_SHARE = 4  # a longer window: at most 1/4 of its interval
 
 
 @dataclass(frozen=True)
 class Rate:
     """How a sampled probe samples: 1 run in `n` does the whole work, and its per-packet hooks are
-    attached for 1/`scale` of each interval (struct ns_rate in bpf_src/netscope.h)."""
+    attached for 1/`scale` of each interval (struct ns_rate in bpf_src/netscope.h), as one
+    window of 1/`window_scale` of one interval in `every`."""
 
     n: int = 1
     scale: int = 1
+    every: int = 1
 
     @property
     def effective(self) -> int:
         """1 packet in this many does the whole work."""
         return self.n * self.scale
+
+    @property
+    def window_scale(self) -> int:
+        """The window's weights count this many times for its interval (what the kernel is told)."""
+        return self.scale // self.every
+
+
+def windows_every(scale: int) -> int:
+    """One interval in how many has the window, at `scale` (see WINDOW_EVERY_MAX)."""
+    return max(1, min(WINDOW_EVERY_MAX, scale // WINDOW_MIN_SHARE))
 
 
 @dataclass(frozen=True)
@@ -169,7 +189,10 @@ class RateController:
         spare = max(budget - self.fixed_ns_per_s, budget * MIN_SHARE)
         attached = {p: load.runs_per_s / scales[p] for p, load in loads.items()}
         wanted = required_rates(attached, {p: self.cost(p) for p in loads}, spare)
-        self.rates = {p: Rate(self._step(p, n, lambda r: r.n), scales[p]) for p, n in wanted.items()}
+        self.rates = {
+            p: Rate(self._step(p, n, lambda r: r.n), scales[p], windows_every(scales[p]))
+            for p, n in wanted.items()
+        }
         return dict(self.rates)
 
     def onset(self, loads: Mapping[str, Load], watched: Collection[str]) -> dict[str, Rate]:

@@ -168,6 +168,9 @@ class Probe(ABC, Generic[T]):
     # `drain_s` after the others, once what was sampled in the window has been paired.
     closing: ClassVar[tuple[str, ...]] = ()
     drain_s = 0.0  # how long its closing hooks outlast a duty cycle's window
+    # Its window may come one interval in several (Rate.every), the intervals between carrying the
+    # window's estimates: not where hooks that count every event make each interval's own figures.
+    carries: ClassVar[bool] = True
     # Program runs per run of its sampler (its other hooks run with it): what its hooks' dispatch costs.
     hooks_per_run: ClassVar[float] = 1.0
     # Its per-CPU count of events a full bounded map had no room for (`<name>_full`), if it has one.
@@ -248,7 +251,9 @@ class Probe(ABC, Generic[T]):
         if error:
             self._fail(error)
         else:
-            self.status = ProbeStatus(self.name, ProbeState.LIVE, sample_rate=self.rate.effective)
+            self.status = ProbeStatus(
+                self.name, ProbeState.LIVE, sample_rate=self.rate.effective, window_every=self.rate.every
+            )
 
     def _attach(self, tp: str) -> None:
         from bcc import BPF
@@ -369,13 +374,13 @@ class Probe(ABC, Generic[T]):
         with self._lock:
             self.rate = rate
             self._write_rate()
-        self.status = dataclasses.replace(self.status, sample_rate=rate.effective)
+        self.status = dataclasses.replace(self.status, sample_rate=rate.effective, window_every=rate.every)
 
     def _write_rate(self) -> None:
         if self.sampled and self._bpf is not None:
             table = self._bpf[f"{self.name}_rate".encode()]
             leaf = table.Leaf()
-            leaf.n, leaf.scale = self.rate.n, self.rate.scale
+            leaf.n, leaf.scale = self.rate.n, self.rate.window_scale
             table[ctypes.c_int(0)] = leaf
 
     def program_totals(self) -> dict[str, tuple[int, int]]:

@@ -140,6 +140,7 @@ class FlowsProbe(Probe[FlowsSample]):
     per_packet = ("netif_receive_skb", "kfree_skb")
     sampled = True
     every_event = ("kfree_skb",)
+    carries = False  # its drops per flow are counted every interval
     runs_are_softnet_processed = True
 
     @classmethod

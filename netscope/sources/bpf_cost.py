@@ -140,7 +140,9 @@ class BpfCost:
         for all of the window (see ProbeSet.duty_cycle), which is then no longer than they are:
         what they ran in it counts 1/scale for the interval."""
         interval_s = self._interval_s or 1.0
-        on_s = [interval_s / p.rate.scale for p in self._probes.live() if p.sampled and p.rate.scale > 1]
+        on_s = [
+            interval_s / p.rate.window_scale for p in self._probes.live() if p.sampled and p.rate.scale > 1
+        ]
         at = STATS_DELAY * interval_s
         length = min([STATS_WINDOW_S, *(s - 2 * DUTY_MARGIN_S for s in on_s)])
         self.stats_at = at
@@ -170,15 +172,16 @@ class BpfCost:
 
     def _per_interval(self, programs: tuple[ProgramCost, ...]) -> tuple[ProgramCost, ...]:
         """A window's runs as the interval's: a duty-cycled hook, on all through the window, ran
-        there `scale` times as often as over the interval (a closing hook, on `drain_s` longer,
-        less so)."""
+        there `scale` times as often as over the interval, or over the `every` intervals of a
+        window's period (a closing hook, on `drain_s` longer a window, less so)."""
         out = []
         interval_s = self._interval_s or 1.0
         for p in programs:
             probe = self._probes[p.probe]
-            scale = probe.rate.scale
-            if probe.sampled and scale > 1 and p.program in probe.duty_hooks:
-                share = 1 / scale + (probe.drain_s / interval_s if p.program in probe.closing else 0.0)
+            rate = probe.rate
+            if probe.sampled and rate.scale > 1 and p.program in probe.duty_hooks:
+                drain_s = probe.drain_s / rate.every if p.program in probe.closing else 0.0
+                share = 1 / rate.scale + drain_s / interval_s
                 if share < 1:
                     p = dataclasses.replace(
                         p, runs=round(p.runs * share), run_time_ns=round(p.run_time_ns * share)

@@ -5,6 +5,7 @@ a flood; its sampling rate adapted to the budget; its maps read each interval.""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import subprocess
@@ -96,6 +97,12 @@ class ProbeSet:
         # next interval, with the hooks off from the read until the duty cycle each time.
         self._onset_loads: dict[str, float] = {}
         self._live_since: dict[str, float] = {}
+        # Windows one interval in `Rate.every`: the last window's estimates by probe (the probe
+        # they came from: one compiled again carries nothing), the intervals to go until the
+        # next window, and the probes whose interval under way has none (it carries them).
+        self._carried: dict[str, tuple[Probe[Any], Any]] = {}
+        self._windows_due: dict[str, int] = {}
+        self._between: set[str] = set()
 
     def prepare(self) -> None:
         """tracefs and kernel headers: what every probe needs, done once. Failures are recorded."""
@@ -233,15 +240,28 @@ class ProbeSet:
         data = probe.poll()
         # A probe that went live during this interval covered only part of it: its counts so far
         # become the baseline and it reports from the next interval on.
-        if self._live_since.get(probe.name, 0.0) > interval_start:
+        if self._live_since.get(probe.name, 0.0) > interval_start or data is None:
+            self._carried.pop(probe.name, None)
             return None
-        if data is not None and not measured and probe.per_packet:
+        if not measured and probe.per_packet:
+            self._carried.pop(probe.name, None)
             return probe.without_per_packet(data)
+        carried = self._carried.get(probe.name)
+        if probe.name in self._between and carried is not None and carried[0] is probe:
+            window: T = carried[1]  # its hooks were off all the interval: the last window stands for it
+            return window
+        data = self._estimated(probe, data, processed)
+        if probe.rate.every > 1:
+            self._carried[probe.name] = (probe, data)
+        return data
+
+    def _estimated(self, probe: Probe[T], data: T, processed: int) -> T:
+        """An interval's data, a duty cycle's window calibrated to the kernel's count where it has one."""
         runs = probe.runs
-        if data is None or not probe.runs_are_softnet_processed or runs.rate.scale <= 1:
+        if not probe.runs_are_softnet_processed or runs.rate.window_scale <= 1:
             return data
         # A duty cycle's window: its weights count `scale` times; the kernel counted every run.
-        if runs.weights and 1 / (2 * runs.rate.scale) <= processed / runs.weights <= CALIBRATION_UP:
+        if runs.weights and 1 / (2 * runs.rate.window_scale) <= processed / runs.weights <= CALIBRATION_UP:
             return probe.calibrate(data, processed / runs.weights)
         if processed > CALIBRATION_UP * runs.weights:
             # The window saw too little of what the kernel counted for its mix to stand for it (a
@@ -262,13 +282,15 @@ class ProbeSet:
             return
         with self._duty_lock:
             onset, self._onset_loads = self._onset_loads, {}
+        # An interval between two windows ran no hook: its rate stays as the last window left it.
         loads = {
             p.name: Load(max(p.runs.per_s(interval_s), onset.get(p.name, 0.0)), p.hooks_per_run)
             for p in self.live()
-            if p.sampled
+            if p.sampled and p.name not in self._between
         }
         for name, rate in self.rates.update(loads).items():
-            self._probes[name].set_rate(rate)
+            probe = self._probes[name]
+            probe.set_rate(rate if probe.carries else dataclasses.replace(rate, every=1))
 
     def live(self) -> list[Probe[Any]]:
         """The probes attached for a view now (not suspended)."""
@@ -301,16 +323,21 @@ class ProbeSet:
                 if self._detail_since is None:
                     return
                 cycled = [p for p in live if p.sampled]
+                windowed = [p for p in cycled if p.rate.scale > 1 and interval_s > 0]
+                self._between = {p.name for p in windowed if self._between_windows(p, stats_at)}
                 for probe in cycled:
-                    probe.coverage = 1 / probe.rate.scale if interval_s > 0 else 1.0
-                    if probe.rate.scale > 1 and interval_s > 0:
+                    if probe.name in self._between:
+                        probe.coverage = 0.0
+                    else:
+                        probe.coverage = 1 / probe.rate.window_scale if interval_s > 0 else 1.0
+                    if probe in windowed:
                         probe.pause_sampled()
                     else:
                         probe.resume_per_packet()
             left_s = interval_s - elapsed_s
-            for probe in cycled:
-                if probe.rate.scale > 1 and interval_s > 0:
-                    self._window(probe, interval_s / probe.rate.scale, left_s, stats_at)
+            for probe in windowed:
+                if probe.name not in self._between:
+                    self._window(probe, interval_s / probe.rate.window_scale, left_s, stats_at)
             whole = [p for p in cycled if p.rate.scale == 1]
             if stats_at is None and interval_s > 0 and whole:
                 now = time.monotonic()
@@ -318,6 +345,19 @@ class ProbeSet:
                 watched = {name: (n, now) for name, n in fires.items() if n is not None}
                 self._onset = OnsetWatch(now - elapsed_s, interval_s, watched)
                 self._watch_onsets()
+
+    def _between_windows(self, probe: Probe[Any], stats_at: float | None) -> bool:
+        """Whether the interval starting is one between the probe's windows (`Rate.every`): it
+        carries the last window's estimates. A bpf_stats window needs the hooks on: it brings the
+        next window forward. Under _duty_lock."""
+        every = probe.rate.every
+        due = min(self._windows_due.get(probe.name, 0), every - 1)
+        carried = self._carried.get(probe.name)
+        if due <= 0 or stats_at is not None or carried is None or carried[0] is not probe:
+            self._windows_due[probe.name] = every - 1
+            return False
+        self._windows_due[probe.name] = due - 1
+        return True
 
     def _window(self, probe: Probe[Any], on_s: float, left_s: float, at: float | None = None) -> None:
         """Schedule a duty cycle's window of `on_s` in the `left_s` seconds left of the interval

@@ -3,11 +3,16 @@ the bottleneck in red; below it one line per pane. A click on a stage or a line 
 
 from __future__ import annotations
 
+from collections import deque
+from typing import cast
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.styles import RulesMap
 from textual.events import Click, Resize
 from textual.message import Message
+from textual.visual import visualize
 from textual.widgets import Sparkline, Static
 
 from netscope.model.pipeline import Stage, build_pipeline
@@ -20,6 +25,7 @@ from netscope.ui.pane import Pane
 from netscope.ui.widgets import estimated, show_text
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
+STICKY_SHOWS = 60  # a stage box keeps its tallest height of this many intervals
 HISTORY_LABEL = f"{HISTORY // 60} minutes"  # at the default 1-s interval
 
 
@@ -71,11 +77,22 @@ class StageBox(Static):
         )
         self.compact = compact
         self.pane = "cpus"
+        self._heights: deque[int] = deque(maxlen=STICKY_SHOWS)
 
     def show(self, stage: Stage) -> None:
         self.pane = stage.key
         self.set_class(stage.bottleneck, "bottleneck")
-        show_text(self, stage_line(stage) if self.compact else stage_text(stage))
+        show_text(self, stage_line(stage) if self.compact else self._sticky(stage_text(stage)))
+
+    def _sticky(self, text: Text) -> Text:
+        """`text` padded to the box's tallest of its last STICKY_SHOWS: a box whose losses come and
+        go each second moved everything below it (and laid the whole screen out again) each time."""
+        width = self.content_size.width
+        if not width:
+            return text
+        height = visualize(self, text, markup=False).get_height(cast(RulesMap, self.styles), width)
+        self._heights.append(height)
+        return Text.assemble(text, "\n" * (max(self._heights) - height))
 
     def on_click(self, event: Click) -> None:
         self.post_message(ShowPane(self.pane))

@@ -126,7 +126,9 @@ def show_text(widget: Static, text: Text) -> None:
         widget.update(text, layout=False)  # its size is set, whatever it shows (shown or not)
         return
     if not width:
-        widget.update(text)  # not laid out yet
+        # Not laid out yet, or hidden (another pane's probe line): the layout that shows it sizes
+        # it, and laying the screen out for it now was a layout of the whole screen a second.
+        widget.update(text, layout=False)
         return
     rules = cast(RulesMap, styles)  # what Textual itself hands a visual (its rules, resolved)
     before = widget.visual.get_height(rules, width)
@@ -168,6 +170,8 @@ def probe_line(
         text.append(f"{mark} {status.name}", style=style)
         if status.state == ProbeState.LIVE and status.sample_rate > 1:  # its per-packet figures: ~
             text.append(f" 1:{status.sample_rate}", style="yellow")
+            if status.window_every > 1:
+                text.append(f" (measured 1 interval in {status.window_every})", style="yellow")
         if since and status.name in since:
             started = time.strftime("%H:%M:%S", time.localtime(since[status.name]))
             text.append(f" (its figures from {started})", style="yellow")

@@ -117,6 +117,24 @@ def test_copy_latency_watched_part_of_each_interval_agrees_with_every_packet(pai
     assert any(abs(merged.p99_ns - p99) <= 0.1 * p99 for _, p99, _ in references), (merged, references)
 
 
+def test_a_window_one_interval_in_two_stands_for_both(pair: VethPair) -> None:
+    """A window one interval in `every`, `every` times as long (forced here: 1/4 of an interval,
+    one interval in 2; a flood at scale 16 gets one in 4), so that the hooks are attached and
+    detached half as often: the interval between carries the window's figures (the same
+    estimates, the probe's status saying so), and the reads, the windows' scaled to their
+    intervals and carried to the next, are within 10% of what the reader read (here within 4%)."""
+    samples, readers, sent = slow_reader(pair, Rate(1, 8, 2), 2 * SECONDS)
+    flood = [s for s in samples[:-1] if s.latency is not None and s.latency.processes]
+    assert all(p.window_every == 2 for s in flood for p in s.probes if p.name == "latency")
+    carries = [b.latency is a.latency for a, b in itertools.pairwise(flood)]
+    reads = sum(p.reads for p in readers)
+    print(f"{len(flood)} intervals, carried: {carries}; reads {reads} of {sent}")
+    assert sum(carries) >= len(flood) // 2 - 1  # every other interval...
+    assert not any(a and b for a, b in itertools.pairwise(carries))  # ...and never two in a row
+    assert all(s.latency is not None and s.latency.reads_watched < 0.9 for s in flood)
+    assert abs(reads - sent) <= 0.1 * sent, (reads, sent)
+
+
 def test_arrivals_left_waiting_when_the_reads_hook_goes_off_are_never_paired_later(
     pair: VethPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:

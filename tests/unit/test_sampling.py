@@ -16,6 +16,7 @@ from netscope.model.sampling import (
     RunCost,
     required_rates,
     required_scale,
+    windows_every,
 )
 from netscope.probes.base import Runs
 
@@ -60,6 +61,17 @@ def test_hooks_that_cost_too_much_to_run_at_all_are_attached_part_of_the_time() 
     assert rates["napi"].scale == 4 and rates["napi"].effective == rates["napi"].n * 4
     idle = RateController().update({"napi": Load(SHARE_RUNS * 3), "rings": Load(1.0)})
     assert idle["napi"].scale == 2 and idle["rings"].scale == 1  # as if alone: the whole budget
+
+
+def test_at_a_large_scale_the_window_comes_one_interval_in_several() -> None:
+    """Attaching and detaching the hooks costs the box at each window: at scale 8 and 16 it comes
+    one interval in 2 and in 4, a quarter of that interval long (the hooks on as long in all),
+    and the kernel counts each of its samples for that interval only."""
+    assert [windows_every(s) for s in (1, 2, 4, 8, 16)] == [1, 1, 1, 2, 4]
+    rate = RateController().update({"latency": Load(SHARE_RUNS * 1000)})["latency"]
+    assert (rate.scale, rate.every, rate.window_scale) == (MAX_SCALE, 4, MAX_SCALE // 4)
+    assert rate.effective == rate.n * MAX_SCALE  # 1 packet in n*scale does the work, on average
+    assert RateController(forced=Rate(4)).update({"latency": Load(SHARE_RUNS * 1000)})["latency"].every == 1
 
 
 def test_probes_capped_at_the_largest_scale_leave_the_others_the_largest_too() -> None:

@@ -70,6 +70,7 @@ def test_schema_and_per_interval_counts() -> None:
         "not_counted": 0,
         "evicted": 0,
         "sample_rate": 1,
+        "window_every": 1,
     }
 
 
