@@ -54,6 +54,7 @@ TUI_KEYS = {
     "tui-drops": ("d",),
     "tui-latency": ("l",),
     "tui-flows": ("t",),
+    "tui-processes": ("o",),
     "tui-findings": ("f",),
     "tui-flow": ("t", "Enter"),
 }

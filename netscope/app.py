@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,9 +56,13 @@ LIVE_QUEUE = 4  # live samples waiting for the UI at most; older ones are droppe
 # the drop totals since start and the findings need every one.
 ALWAYS_ATTACHED = ("hardirq", "drops")
 # The cyclic garbage collector runs on this clock, not when allocation triggers it: the young
-# generations every GC_EVERY_S, all of them every GC_FULL_EVERY-th time (NetscopeApp._collect_garbage).
+# generations every GC_EVERY_S at most, all of them every GC_FULL_EVERY-th time
+# (NetscopeApp._collect_garbage), after the screen a sample changed is drawn (a timer of its own
+# woke the process once more a second: on this VM a wake-up costs about 1 ms of CPU); and every
+# GC_IDLE_S while no sample comes (a paused replay, keys pressed).
 GC_EVERY_S = 1.0
 GC_FULL_EVERY = 10
+GC_IDLE_S = 10.0
 
 
 class SampleReady(Message):
@@ -146,6 +151,7 @@ class NetscopeApp(App[int]):
         # What the probe lines say now: the probes' states, and (looking back) where figures start.
         self._probes_shown: tuple[tuple[ProbeStatus, ...], dict[str, float] | None] | None = None
         self._gc_runs = 0  # collections on the app's clock, to make every GC_FULL_EVERY-th a full one
+        self._gc_at = 0.0  # when the last one ran (monotonic)
         self._replay_next = 0  # replay: the index of the next sample the screen takes
         self.recorder: TuiRecorder | None = None  # R: every sample also goes to a recording
         self._shown_position = 0  # replay: how many samples the view on screen was built from
@@ -191,7 +197,7 @@ class NetscopeApp(App[int]):
         self._attach_needed()
         self._sampler()
         gc.disable()
-        self.set_interval(GC_EVERY_S, self._collect_garbage)
+        self.set_interval(GC_IDLE_S, self._collect_garbage)
 
     def _attach_needed(self) -> None:
         """Attach the probes the view on screen reads (the active pane and every drill-down screen
@@ -290,6 +296,7 @@ class NetscopeApp(App[int]):
                 if self._back:  # the view looked back at stays on screen, one more behind
                     self._back = min(self._back + 1, len(self._past) - 1)
         self._show_latest()
+        self.call_after_refresh(self._collect_garbage)
 
     def _play(self, replay: Replay) -> None:
         """Hand over the recording's samples at its own pace times the speed; while paused, or at
@@ -502,6 +509,10 @@ class NetscopeApp(App[int]):
         second, free most of it (~1,200 objects, 3-10 ms in the veth flood); the ~1,000 a second that
         outlive them wait for a full collection, every GC_FULL_EVERY s: one a second walked the
         whole old generation (the views kept to look back at) each time, 2% of a core in the flood."""
+        now = time.monotonic()
+        if now - self._gc_at < GC_EVERY_S * 0.9:  # (a cadence under a second)
+            return
+        self._gc_at = now
         self._gc_runs += 1
         gc.collect(2 if self._gc_runs % GC_FULL_EVERY == 0 else 1)
 

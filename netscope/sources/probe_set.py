@@ -40,6 +40,12 @@ DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled
 # interval's end (its first interval cost the CPUs pane a fifth of a veth flood's CPU); a burst
 # that two looks do not both see is judged at the interval's end, as before.
 ONSET_EVERY_S = 0.1
+# Each look wakes netscope up, and on this VM a thread's wake-up costs about 1 ms of its CPU time:
+# while the watched hooks run at less than 1/ONSET_STIR of a load that needs a duty cycle, the next
+# look comes after ONSET_QUIET_S (a flood then is seen within ONSET_QUIET_S + 2 looks). And no
+# look at all while no probe is watched (a flood's intervals: every probe duty-cycled).
+ONSET_QUIET_S = 0.25
+ONSET_STIR = 8.0
 ONSET_MIN_LEFT_S = 0.1  # less of the interval left than this: it ends as it began
 ONSET_END_MARGIN_S = 0.05  # the window closes this long before the interval's end, at the latest
 
@@ -92,6 +98,8 @@ class ProbeSet:
         self._duty_lock = threading.Lock()
         self._onset: OnsetWatch | None = None
         self._onset_thread: threading.Thread | None = None
+        self._onset_armed = threading.Event()  # set while an OnsetWatch is kept
+        self._look_every_s = ONSET_EVERY_S
         # A probe's runs per second when a flood's onset raised its scale: its interval's mean
         # (quiet before the onset) would bring the scale down again at once, and back up in the
         # next interval, with the hooks off from the read until the duty cycle each time.
@@ -344,6 +352,7 @@ class ProbeSet:
                 fires = {p.name: p.fires_now() for p in whole}
                 watched = {name: (n, now) for name, n in fires.items() if n is not None}
                 self._onset = OnsetWatch(now - elapsed_s, interval_s, watched)
+                self._onset_armed.set()
                 self._watch_onsets()
 
     def _between_windows(self, probe: Probe[Any], stats_at: float | None) -> bool:
@@ -381,10 +390,13 @@ class ProbeSet:
             self._onset_thread.start()
 
     def _look_for_onsets(self) -> None:
-        while not self._closed.wait(ONSET_EVERY_S):
+        while self._onset_armed.wait() and not self._closed.wait(self._look_every_s):
             with self._duty_lock:
                 if self._onset is not None:
                     self._look_for_onset(self._onset)
+                else:
+                    self._onset_armed.clear()
+                    self._look_every_s = ONSET_EVERY_S
 
     def _look_for_onset(self, watch: OnsetWatch) -> None:
         """A watched probe whose hooks ran over the last two looks as a flood runs them gets the
@@ -406,6 +418,11 @@ class ProbeSet:
             watch.fires[name] = (fires, now)
             loads[name] = Load((fires - before) / (now - then), self._probes[name].hooks_per_run)
         wanted = self.rates.onset(loads, watch.fires)
+        stirring = wanted or self.rates.onset(
+            {name: Load(load.runs_per_s * ONSET_STIR, load.hooks_per_run) for name, load in loads.items()},
+            watch.fires,
+        )
+        self._look_every_s = ONSET_EVERY_S if stirring else ONSET_QUIET_S
         sustained = {name: rate for name, rate in wanted.items() if name in watch.hot}
         watch.hot = set(wanted)
         for name, rate in sustained.items():
@@ -461,6 +478,7 @@ class ProbeSet:
 
     def close(self) -> None:
         self._closed.set()
+        self._onset_armed.set()  # the onset thread sees it closed
         with self._duty_lock:
             self._onset = None
             for timer in self._duty_timers:
