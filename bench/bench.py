@@ -177,6 +177,8 @@ def tui_observer(name: str, pair: VethPair, tmp: Path) -> Iterator[Observer]:
         tui.wait_screen(lambda s: "Receive path" in s, 30, "the first frame")
         for key in TUI_KEYS[name]:
             if key == "Enter":  # the flood's flow, listed first (busiest), is the one opened
+                _settled(before)  # the flows probe live before the flood, not compiling through it
+                tui.wait_screen(lambda s: "◌" not in s, 30, "probes compiled")
                 flood(pair, 3)
                 tui.wait_screen(lambda s: f":{SOURCE_PORT}" in s, 10, "the flood's flow")
             tui.keys(key)

@@ -351,4 +351,13 @@ struct flow_event {
 #define NS_FLOW_STAT_UNHELD_DROPS 4   /* drops a full table could not hold */
 #define NS_FLOW_STATS 5
 
+/* send.bpf.c: what one process sent through its sockets, cumulative, and the cgroup it sent
+ * from (the last send's). */
+struct send_proc {
+    u64 sends;      /* sendmsg calls that sent something (weighted: sampler.h) */
+    u64 bytes;      /* the bytes they sent (weighted) */
+    u64 cgroup_id;  /* bpf_get_current_cgroup_id(): the cgroup v2 directory's inode */
+    char comm[16];
+};
+
 #endif /* NETSCOPE_H */

@@ -45,7 +45,7 @@ PANES: tuple[PaneSpec, ...] = (
         "processes",
         "Processes",
         "o",
-        ("latency", "drops"),
+        ("latency", "drops", "send"),
         "processes_pane:ProcessesPane",
         "#processes-table",
     ),

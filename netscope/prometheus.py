@@ -61,6 +61,11 @@ def _containers(t: RunningTotals) -> Iterator[Metric]:
     read_bytes = CounterMetricFamily(
         "netscope_container_read_bytes", "Bytes those reads copied", labels=["container"]
     )
+    sent_bytes = CounterMetricFamily(
+        "netscope_container_sent_bytes",
+        "Bytes sent through their sockets by processes in the container (sock:sock_send_length)",
+        labels=["container"],
+    )
     drops = CounterMetricFamily(
         "netscope_container_drops",
         "Packets dropped at the container's sockets, by drop reason (skb:kfree_skb's socket)",
@@ -71,9 +76,11 @@ def _containers(t: RunningTotals) -> Iterator[Metric]:
             reads.add_metric([container], n)
         elif what == "read_bytes":
             read_bytes.add_metric([container], n)
+        elif what == "sent_bytes":
+            sent_bytes.add_metric([container], n)
         else:
             drops.add_metric([container, what.removeprefix("drops:")], n)
-    yield from (reads, read_bytes, drops)
+    yield from (reads, read_bytes, sent_bytes, drops)
 
 
 def _counters(t: RunningTotals) -> Iterator[Metric]:

@@ -20,7 +20,7 @@ from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
 from netscope.model.processes import drops_by_pid
 from netscope.model.rings import build_rings_view
-from netscope.model.sample import HostInfo, ProbeState, ProcessFacts, Sample
+from netscope.model.sample import HostInfo, ProbeState, Sample
 
 LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
@@ -130,17 +130,24 @@ class RunningTotals:
             self.probes_live[status.name] = status.state == ProbeState.LIVE
 
     def _add_containers(self, sample: Sample) -> None:
-        """Reads, bytes read and drops of the processes in containers, per container (series
-        bounded: ContainerSeries); a container's series ends when it is gone."""
-        facts = {f.pid: f for f in sample.processes}
+        """Reads, bytes read, bytes sent and drops of the processes in containers, per container
+        (series bounded: ContainerSeries); a container's series ends when it is gone."""
+        facts = {f.pid: f.cgroup for f in sample.processes}
+
+        def label(pid: int) -> str:
+            return container_label(facts.get(pid, ""))
+
         by_container: Counter[tuple[str, str]] = Counter()
         for p in sample.latency.processes if sample.latency else ():
-            container = container_key(facts, p.pid)
-            by_container[(container, "reads")] += p.reads
-            by_container[(container, "read_bytes")] += p.bytes
+            by_container[(label(p.pid), "reads")] += p.reads
+            by_container[(label(p.pid), "read_bytes")] += p.bytes
+        cgroups = dict(sample.cgroups)  # a sender gone from /proc: the cgroup it sent from
+        for s in sample.sends or ():
+            path = facts.get(s.pid) or cgroups.get(s.cgroup_id, "")
+            by_container[(container_label(path), "sent_bytes")] += s.bytes
         for pid, reasons in drops_by_pid(sample.drops, dict(sample.socket_pids)).items():
             for reason, n in reasons.items():
-                by_container[(container_key(facts, pid), f"drops:{reason}")] += n
+                by_container[(label(pid), f"drops:{reason}")] += n
         for (container, what), n in by_container.items():
             if container:
                 self.containers[(self._series.label(container, sample.ts), what)] += n
@@ -149,10 +156,9 @@ class RunningTotals:
             del self.containers[key]
 
 
-def container_key(facts: dict[int, ProcessFacts], pid: int) -> str:
-    """The export's label of the container process `pid` is in ("" for none, or not known)."""
-    fact = facts.get(pid)
-    container = container_of(fact.cgroup) if fact else None
+def container_label(cgroup: str) -> str:
+    """The export's label of the container a cgroup v2 path is in ("" for none, or not known)."""
+    container = container_of(cgroup) if cgroup else None
     if container is None:
         return ""
     return f"{container.runtime}:{container.short_id}" if container.id else f"pod:{container.pod_uid}"

@@ -110,34 +110,37 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
     out["balance"] = balance_json(sample, view.balance)
     out.update(rings_json(sample, view.rings))
     out["copy_latency"] = latency_json(view.interval_latency)
-    fresh = view.interval_latency is not None or view.interval_drops is not None
-    out["processes"] = processes_json(view.processes if fresh else None)
+    fresh = view.interval_latency is not None or view.interval_drops is not None or sample.sends is not None
+    out["processes"] = processes_json(view.processes if fresh else None, sample.interval_s)
     out.update(flows_json(sample, view.flows))
     out["cost"] = cost_json(sample)
     out["findings"] = [finding_json(a) for a in view.findings]
     return out
 
 
-def processes_json(view: ProcessesView | None) -> list[dict[str, Any]] | None:
-    """The readers of the interval, busiest first: container (or unit), namespace, rates, copy
-    latency, sockets (README "Processes and containers"); None when the copy-latency probe did not
-    report."""
+def processes_json(view: ProcessesView | None, interval_s: float) -> list[dict[str, Any]] | None:
+    """The processes of the interval that read, sent or had drops at their sockets, busiest first,
+    with the interval's counts as the flows have theirs (README "Processes and containers"); None
+    when none of their probes reported."""
     if view is None:
         return None
     return [
         {
             "pid": r.pid,
             "comm": r.comm,
-            "group": r.group,
-            "container": r.container,
-            "netns": r.netns,
-            "reads_per_s": round(r.reads_per_s, 3),
-            "bytes_per_s": round(r.bytes_per_s, 3),
-            "p50_ns": r.p50_ns,
-            "p99_ns": r.p99_ns,
+            "cgroup": r.cgroup or None,  # its cgroup v2 path
+            "container": r.group if r.container else None,  # runtime:short id, or pod:uid
+            "unit": r.group if not r.container and r.group else None,  # else its systemd unit or path
+            "netns": r.netns or None,
+            "reads": round(r.reads_per_s * interval_s),  # reads that copied data from its sockets
+            "rx_bytes": round(r.bytes_per_s * interval_s),  # the bytes they copied
+            "tx_bytes": round(r.tx_bytes_per_s * interval_s),  # sent through its sockets
+            "drops": dict(r.drops),  # at its sockets, by reason (exact)
+            "copy_p50_us": _us(r.p50_ns),
+            "copy_p99_us": _us(r.p99_ns),
             "sockets": r.sockets,
-            "drops": dict(r.drops),
-            "estimated": r.estimated,
+            "estimated": r.estimated,  # reads and rx_bytes, or the percentiles, from samples
+            "tx_estimated": r.tx_estimated,
         }
         for r in view.rows
     ]

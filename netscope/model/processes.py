@@ -1,8 +1,9 @@
-"""Who receives: one row per process that read from its sockets in the interval (the copy-latency
-probe's readers) or had packets dropped at one of them (the drop reasons' socket, its process found
-in /proc), with its container or systemd unit, its network namespace and its socket count, and the
-same rows summed per container. Pure: built from a LatencyView, the sample's drops, ProcessFacts and
-the sockets' processes."""
+"""Who receives and who sends: one row per process that read from its sockets in the interval (the
+copy-latency probe's readers), sent through them (the send probe's senders) or had packets dropped
+at one of them (the drop reasons' socket, its process found in /proc), with its container or
+systemd unit, its network namespace and its socket count, and the same rows summed per container.
+Pure: built from a LatencyView, the senders, the sample's drops, ProcessFacts and the sockets'
+processes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from netscope.model.containers import container_of, unit_of
 from netscope.model.drops import reasons_by
 from netscope.model.latency import LatencyView
-from netscope.model.sample import DropsSample, ProcessFacts
+from netscope.model.sample import DropsSample, ProcessFacts, ProcSend
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,19 @@ class ProcRow:
     processes: int = 1
     drops: tuple[tuple[str, int], ...] = ()  # (drop reason, count) at its sockets, most first
     drops_per_s: float = 0.0
+    tx_bytes_per_s: float = 0.0  # sent through its sockets (sock:sock_send_length)
+    cgroup: str = ""  # its cgroup v2 path ("" unknown; grouped: the members' where they share one)
+    tx_estimated: bool = False  # the sends sampled (1 in N) or counted for part of the interval
+
+    @property
+    def busy(self) -> float:
+        """Bytes a second both ways: what orders the rows."""
+        return self.bytes_per_s + self.tx_bytes_per_s
 
 
 @dataclass(frozen=True)
 class ProcessesView:
-    rows: tuple[ProcRow, ...]  # busiest (bytes/s) first
+    rows: tuple[ProcRow, ...]  # busiest (bytes/s read and sent) first
     groups: tuple[ProcRow, ...]  # the rows summed per container or unit, busiest first
 
 
@@ -47,22 +56,28 @@ def build_processes_view(
     drops: DropsSample | None = None,
     socket_pids: Iterable[tuple[int, int]] = (),
     interval_s: float = 1.0,
+    sends: Iterable[ProcSend] = (),
+    send_rate: int = 1,
+    cgroups: Iterable[tuple[int, str]] = (),
 ) -> ProcessesView:
     by_pid: Mapping[int, ProcessFacts] = {f.pid: f for f in facts}
     dropped = drops_by_pid(drops, dict(socket_pids))
     readers = {p.pid: p for p in latency.processes} if latency else {}
+    senders = {s.pid: s for s in sends}
+    paths = dict(cgroups)  # cgroup id -> its v2 path
     sampled = latency is not None and latency.sample_rate > 1  # its latencies from 1 arrival in N
     rows = []
-    for pid in [*readers, *(p for p in dropped if p not in readers)]:
-        fact, reader = by_pid.get(pid), readers.get(pid)
-        path = fact.cgroup if fact else ""
-        container = container_of(path) if fact else None
+    for pid in dict.fromkeys([*readers, *senders, *dropped]):
+        fact, reader, sender = by_pid.get(pid), readers.get(pid), senders.get(pid)
+        # Its cgroup from /proc; a sender gone since, from the cgroup it sent from.
+        path = fact.cgroup if fact else paths.get(sender.cgroup_id, "") if sender else ""
+        container = container_of(path) if path else None
         mine = tuple(sorted(dropped.get(pid, {}).items(), key=lambda kv: (-kv[1], kv[0])))
         rows.append(
             ProcRow(
                 pid=pid,
-                comm=reader.comm if reader else fact.comm if fact else "",
-                group=container.label if container else unit_of(path) if fact else "",
+                comm=reader.comm if reader else fact.comm if fact else sender.comm if sender else "",
+                group=container.label if container else unit_of(path) if path else "",
                 container=container is not None,
                 netns=fact.netns if fact else 0,
                 reads_per_s=reader.reads_per_s if reader else 0.0,
@@ -73,9 +88,12 @@ def build_processes_view(
                 estimated=reader is not None and (reader.reads_estimated or sampled),
                 drops=mine,
                 drops_per_s=sum(n for _, n in mine) / (interval_s or 1.0),
+                tx_bytes_per_s=sender.bytes / (interval_s or 1.0) if sender else 0.0,
+                tx_estimated=sender is not None and send_rate > 1,
+                cgroup=path,
             )
         )
-    rows.sort(key=lambda r: (-r.bytes_per_s, -r.drops_per_s, r.pid))
+    rows.sort(key=lambda r: (-r.busy, -r.drops_per_s, r.pid))
     return ProcessesView(tuple(rows), group_rows(rows))
 
 
@@ -113,9 +131,12 @@ def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:
                 processes=len(members),
                 drops=_summed(m.drops for m in members),
                 drops_per_s=sum(m.drops_per_s for m in members),
+                tx_bytes_per_s=sum(m.tx_bytes_per_s for m in members),
+                tx_estimated=any(m.tx_estimated for m in members),
+                cgroup=paths.pop() if len(paths := {m.cgroup for m in members}) == 1 else "",
             )
         )
-    out.sort(key=lambda r: (-r.bytes_per_s, -r.drops_per_s, r.group))
+    out.sort(key=lambda r: (-r.busy, -r.drops_per_s, r.group))
     return tuple(out)
 
 

@@ -273,6 +273,17 @@ class ProcLatency:
 
 
 @dataclass(frozen=True)
+class ProcSend:
+    """What one process sent through its sockets over the interval (sock:sock_send_length)."""
+
+    pid: int  # tgid
+    comm: str
+    sends: int  # sendmsg calls that sent something (estimated where sampled)
+    bytes: int
+    cgroup_id: int  # the cgroup v2 directory's inode it sent from (0: not known)
+
+
+@dataclass(frozen=True)
 class SockLatency:
     """Copy latency of one socket as read by one process over the interval."""
 
@@ -440,9 +451,11 @@ class Sample:
     latency: LatencySample | None = None
     stack: StackSample | None = None
     flows: FlowsSample | None = None
+    sends: tuple[ProcSend, ...] | None = None
     socket_owners: tuple[SocketOwner, ...] = ()
     processes: tuple[ProcessFacts, ...] = ()  # readers and owners of sockets with drops (/proc)
     socket_pids: tuple[tuple[int, int], ...] = ()  # (socket inode, pid) of the sockets with drops
+    cgroups: tuple[tuple[int, str], ...] = ()  # (cgroup id, its v2 path) of the senders' cgroups
     cost: OwnCost | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample

@@ -112,6 +112,7 @@ DEFAULT_COSTS: dict[str, RunCost] = {
     "latency": RunCost(48.0, 350.0),
     "stack": RunCost(13.0, 140.0),
     "flows": RunCost(10.0, 260.0),
+    "send": RunCost(10.0, 120.0),
 }
 
 

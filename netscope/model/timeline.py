@@ -20,7 +20,16 @@ from netscope.model.latency import LatencyView, latency_view
 from netscope.model.pipeline import Stage, build_stages
 from netscope.model.processes import ProcessesView, build_processes_view
 from netscope.model.rings import RingsView, build_rings_view
-from netscope.model.sample import DropEvent, FlowCount, FlowEvent, FlowsOther, HostInfo, ProbeState, Sample
+from netscope.model.sample import (
+    DropEvent,
+    FlowCount,
+    FlowEvent,
+    FlowsOther,
+    HostInfo,
+    ProbeState,
+    Sample,
+    rate_of,
+)
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 PAST_FLOWS = 50  # a view kept to look back at holds its busiest flows; the rest are summed
@@ -126,9 +135,16 @@ class Timeline:
             self._latency.append(latency)
         self._processes = (
             build_processes_view(
-                latency, sample.processes, sample.drops, sample.socket_pids, sample.interval_s
+                latency,
+                sample.processes,
+                sample.drops,
+                sample.socket_pids,
+                sample.interval_s,
+                sample.sends or (),
+                rate_of(sample, "send"),
+                sample.cgroups,
             )
-            if latency is not None or sample.drops is not None
+            if latency is not None or sample.drops is not None or sample.sends is not None
             else None
         )
         if sample.flows is not None:

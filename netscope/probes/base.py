@@ -661,6 +661,11 @@ class Alive:
         return devices is not None and ifindex not in devices
 
 
+def process_gone(tgid: int) -> bool:
+    """Whether the process `tgid` has exited (its keys can go)."""
+    return not Path(f"/proc/{tgid}").exists()
+
+
 def drop_keys(
     table: Any, totals: dict[K, Any], gone: Callable[[K], bool], key_of: Callable[[K], Any]
 ) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from netscope.model.sample import LatencySample, ProcLatency, SockLatency
 from netscope.probes import cdefs
-from netscope.probes.base import Alive, Probe, address_text, drop_keys, map_max
+from netscope.probes.base import Alive, Probe, address_text, drop_keys, map_max, process_gone
 from netscope.probes.btf import kernel_btf
 from netscope.probes.offsets import kernel_offsets
 
@@ -226,15 +226,11 @@ class LatencyProbe(Probe[LatencySample]):
         were read): the tables hold the living."""
         followed = {(s.sk, s.ino) for s in totals.slots.values()}
         procs, socks = bpf[b"lat_by_proc"], bpf[b"lat_by_sock"]
-
-        def gone(tgid: int) -> bool:
-            return not Path(f"/proc/{tgid}").exists()
-
-        drop_keys(procs, totals.procs, gone, procs.Key)
+        drop_keys(procs, totals.procs, process_gone, procs.Key)
         drop_keys(
             socks,
             totals.socks,
-            lambda k: k[1:] not in followed or gone(k[0]),
+            lambda k: k[1:] not in followed or process_gone(k[0]),
             lambda k: socks.Key(tgid=k[0], sk=k[1], ino=k[2]),
         )
 

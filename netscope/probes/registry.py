@@ -13,6 +13,7 @@ from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.latency import LatencyProbe
 from netscope.probes.napi import NapiProbe
 from netscope.probes.rings import RingsProbe
+from netscope.probes.send import SendProbe
 from netscope.probes.softirq import SoftirqProbe
 from netscope.probes.stack import StackProbe
 
@@ -23,6 +24,7 @@ PROBE_CLASSES: tuple[type[Probe[Any]], ...] = (
     DropsProbe,
     RingsProbe,
     LatencyProbe,
+    SendProbe,
     StackProbe,
     FlowsProbe,
 )

@@ -23,6 +23,7 @@ from netscope.model.sample import (
     ProbeState,
     ProbeStatus,
     ProcessFacts,
+    ProcSend,
     Sample,
     SocketOwner,
 )
@@ -34,6 +35,7 @@ from netscope.probes.registry import PROBES
 from netscope.sources import procfs
 from netscope.sources.bpf_cost import STATS_EVERY, BpfCost
 from netscope.sources.kernel_counters import READERS
+from netscope.sources.lookup import LookupCache
 from netscope.sources.namespaces import Namespaces, interfaces_everywhere, namespaces_in
 from netscope.sources.probe_set import ProbeSet
 from netscope.sources.readings import ReadGaps
@@ -41,6 +43,7 @@ from netscope.sources.readings import ReadGaps
 PROCESSES_READ = 64  # readers whose cgroup, namespace and sockets are read from /proc each interval
 SOCKET_PIDS_EVERY_S = 2.0  # sockets with drops whose process is not known are looked up this often
 SOCKET_PIDS_KEPT_S = 30.0  # and a socket's process is remembered this long after its last drop
+CGROUPS_EVERY_S, CGROUPS_KEPT_S = 5.0, 60.0  # the same for the senders' cgroups' paths
 
 __all__ = ["PROBES", "STATS_EVERY", "LiveSource", "interfaces_everywhere"]
 
@@ -80,8 +83,8 @@ class LiveSource:
         self.namespaces = Namespaces(self.info, self._gaps, self.probes.notes)
         self._last = time.monotonic()
         # socket inode -> (pid, when its socket last dropped), of sockets with drops
-        self._socket_pid_cache: dict[int, tuple[int, float]] = {}
-        self._socket_pids_looked = 0.0
+        self._socket_pid_cache = LookupCache(procfs.read_socket_pids, SOCKET_PIDS_EVERY_S, SOCKET_PIDS_KEPT_S)
+        self._cgroup_cache = LookupCache(procfs.cgroup_paths_here, CGROUPS_EVERY_S, CGROUPS_KEPT_S)
 
     def _prepare_cost(self) -> None:
         self.cost.prepare()
@@ -149,8 +152,9 @@ class LiveSource:
             devices=devices,
             netns_snmp=self.namespaces.netns_snmp,
             socket_owners=self._socket_owners() if polled["flows"] else (),
-            processes=self._process_facts(polled["latency"], socket_pids),
+            processes=self._process_facts(polled["latency"], polled["sends"], socket_pids),
             socket_pids=tuple(sorted(socket_pids.items())),
+            cgroups=self._cgroups(polled["sends"]),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
@@ -163,36 +167,30 @@ class LiveSource:
 
     def _socket_pids(self, drops: DropsSample | None) -> dict[int, int]:
         """The processes holding the sockets packets were dropped at (their inodes in the drop
-        breakdown): known ones from the cache, the others looked up in /proc at most every
-        SOCKET_PIDS_EVERY_S (a look goes through every process's file descriptors)."""
-        inodes = {b.sk_ino for b in drops.buckets if b.sk_ino} if drops else set()
-        now = time.monotonic()
-        unknown = inodes - set(self._socket_pid_cache)
-        if unknown and now - self._socket_pids_looked >= SOCKET_PIDS_EVERY_S:
-            self._socket_pids_looked = now
-            try:
-                found = procfs.read_socket_pids(unknown)
-            except OSError:  # /proc trouble must not cost the probes' counts
-                found = {}
-            self._socket_pid_cache.update((ino, (pid, now)) for ino, pid in found.items())
-        for ino in inodes & set(self._socket_pid_cache):
-            self._socket_pid_cache[ino] = (self._socket_pid_cache[ino][0], now)
-        # Sockets with no drops for a while are forgotten (their process may have closed them).
-        self._socket_pid_cache = {
-            i: seen for i, seen in self._socket_pid_cache.items() if now - seen[1] < SOCKET_PIDS_KEPT_S
-        }
-        return {i: self._socket_pid_cache[i][0] for i in inodes if i in self._socket_pid_cache}
+        breakdown), looked up in /proc (every process's file descriptors) at most every
+        SOCKET_PIDS_EVERY_S for those not known yet."""
+        return self._socket_pid_cache.get({b.sk_ino for b in drops.buckets if b.sk_ino} if drops else set())
+
+    def _cgroups(self, sends: tuple[ProcSend, ...] | None) -> tuple[tuple[int, str], ...]:
+        """The cgroup v2 paths of the cgroups the senders sent from (bpf_get_current_cgroup_id),
+        for those gone from /proc since; the hierarchy walked at most every CGROUPS_EVERY_S."""
+        ids = {s.cgroup_id for s in sends or () if s.cgroup_id}
+        return tuple(sorted(self._cgroup_cache.get(ids).items())) if ids else ()
 
     @staticmethod
     def _process_facts(
-        latency: LatencySample | None, socket_pids: dict[int, int]
+        latency: LatencySample | None, sends: tuple[ProcSend, ...] | None, socket_pids: dict[int, int]
     ) -> tuple[ProcessFacts, ...]:
-        """The copy-latency probe's readers, busiest first (at most PROCESSES_READ), and the
-        processes holding sockets with drops: their cgroup, namespace and sockets, from /proc."""
-        busiest = sorted(latency.processes, key=lambda p: -p.bytes)[:PROCESSES_READ] if latency else []
-        pids = dict.fromkeys([*(p.pid for p in busiest), *sorted(set(socket_pids.values()))])
+        """The copy-latency probe's readers and the send probe's senders, busiest first (at most
+        PROCESSES_READ of each), and the processes holding sockets with drops: their cgroup,
+        namespace and sockets, from /proc."""
+        readers = sorted(latency.processes, key=lambda p: -p.bytes)[:PROCESSES_READ] if latency else []
+        senders = sorted(sends or (), key=lambda p: -p.bytes)[:PROCESSES_READ]
+        pids = dict.fromkeys(
+            [*(p.pid for p in readers), *(p.pid for p in senders), *sorted(set(socket_pids.values()))]
+        )
         try:
-            return procfs.read_process_facts(list(pids)[: 2 * PROCESSES_READ])
+            return procfs.read_process_facts(list(pids)[: 3 * PROCESSES_READ])
         except Exception:  # /proc trouble must not cost the probes' counts
             return ()
 

@@ -413,6 +413,27 @@ def parse_cgroup_v2(text: str) -> str:
     return ""
 
 
+def cgroup_paths(ids: Collection[int], mount: Path) -> dict[int, str]:
+    """cgroup id (what bpf_get_current_cgroup_id returns: the v2 directory's inode) -> its path as
+    /proc/PID/cgroup writes it ("/system.slice/ssh.service"), for `ids`: the hierarchy under
+    `mount` walked until all are found."""
+    wanted, found = set(ids), {}
+    for root, _dirs, _files in os.walk(mount):
+        with contextlib.suppress(OSError):  # removed meanwhile
+            ino = os.stat(root).st_ino
+            if ino in wanted:
+                found[ino] = "/" + os.path.relpath(root, mount) if root != str(mount) else "/"
+                if len(found) == len(wanted):
+                    break
+    return found
+
+
+def cgroup_paths_here(ids: Collection[int]) -> dict[int, str]:
+    """cgroup_paths under this system's cgroup v2 mount (nothing where there is none)."""
+    mount = cgroup2_mount()
+    return cgroup_paths(ids, mount) if mount is not None else {}
+
+
 def cgroup2_mount(mountinfo: str | None = None) -> Path | None:
     """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a
     v1/v2 hybrid): the mount point of the first `cgroup2` filesystem in /proc/self/mountinfo."""

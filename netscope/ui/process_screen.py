@@ -102,6 +102,8 @@ class ProcessScreen(DrillScreen):
         if own is not None:
             if own.group:
                 title.append(f"\nin {own.group}", style="cyan" if own.container else "")
+            if own.tx_bytes_per_s:
+                title.append(f"\nsent {marked(fmt_bytes(own.tx_bytes_per_s), own.tx_estimated)}/s")
             if own.drops:
                 dt = shown.latest.interval_s or 1.0
                 named = "  ".join(f"{name} {fmt_count(n / dt)}/s" for name, n in own.drops)

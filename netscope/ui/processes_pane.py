@@ -16,53 +16,98 @@ from netscope.panes import BY_ID
 from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
 from netscope.ui.latency_pane import ProcessSelected
 from netscope.ui.pane import Pane
-from netscope.ui.widgets import cursor_key, fixed_table, marked, show_text, slow_style
+from netscope.ui.widgets import (
+    Column,
+    FitsWidth,
+    cursor_key,
+    fit_columns,
+    marked,
+    set_columns,
+    show_text,
+    slow_style,
+)
 
-COLUMNS = (
-    ("pid", 8),
-    ("process", 14),
-    ("container or unit", 26),
-    ("netns", 10),
-    ("reads/s", 8),
-    ("B/s", 8),
-    ("copy p99", 8),
-    ("drops/s", 8),
-    ("sockets", 7),
+ProcCell = tuple[ProcRow, str]  # a process (or a container's processes) and its namespace's name
+PROC_LABEL = ("pid", 8)
+# `keep`: the lower, the longer a column stays as the terminal narrows (80 columns keep the 1s).
+PROC_COLUMNS: tuple[Column[ProcCell], ...] = (
+    Column("process", 12, 1, lambda c: c[0].comm, "its name (grouped: its processes')", numeric=False),
+    Column(
+        "container or unit",
+        18,
+        1,
+        lambda c: c[0].group or NO_DATA,
+        "its container (runtime:id, or a pod) from its cgroup v2 path, else its systemd unit",
+        numeric=False,
+        style=lambda c: "cyan" if c[0].container else "",
+    ),
+    Column("netns", 9, 3, lambda c: c[1], "its network namespace", numeric=False),
+    Column(
+        "reads/s",
+        7,
+        2,
+        lambda c: marked(fmt_count(c[0].reads_per_s), c[0].estimated),
+        "reads that copied data from its sockets, a second",
+    ),
+    Column(
+        "B/s in",
+        8,
+        1,
+        lambda c: marked(fmt_bytes(c[0].bytes_per_s), c[0].estimated),
+        "bytes those reads copied, a second",
+    ),
+    Column(
+        "B/s out",
+        8,
+        1,
+        lambda c: marked(fmt_bytes(c[0].tx_bytes_per_s), c[0].tx_estimated),
+        "bytes sent through its sockets, a second (sock:sock_send_length)",
+    ),
+    Column(
+        "copy p99",
+        8,
+        2,
+        lambda c: marked(fmt_ns(c[0].p99_ns), c[0].estimated),
+        "the wait before its reads copied the data, 99th percentile",
+        style=lambda c: slow_style(c[0].p99_ns),
+    ),
+    Column(
+        "drops/s",
+        7,
+        1,
+        lambda c: fmt_count(c[0].drops_per_s),
+        "packets dropped at its sockets, a second",
+        style=lambda c: "red" if c[0].drops_per_s else "",
+    ),
+    Column(
+        "sockets",
+        7,
+        3,
+        lambda c: NO_DATA if c[0].sockets is None else str(c[0].sockets),
+        "its socket file descriptors",
+    ),
 )
 EXPLAIN = (
     "Processes that copied data from their sockets this interval (the copy-latency probe's readers), "
-    "or had packets dropped at one (skb:kfree_skb's socket, its process found in /proc): the container "
-    "from the process's cgroup v2 path (docker, podman, containerd, CRI-O, Kubernetes pods and their "
-    "QoS class), else its systemd unit; sockets are its socket file descriptors. k: per container. "
-    "Enter: the process's sockets."
+    "sent through them (sock:sock_send_length: B/s out), or had packets dropped at one "
+    "(skb:kfree_skb's socket, its process found in /proc): the container from the process's cgroup "
+    "v2 path (docker, podman, containerd, CRI-O, Kubernetes pods and their QoS class), else its "
+    "systemd unit; sockets are its socket file descriptors. k: per container. Enter: the process's "
+    "sockets."
 )
 
 
-def row_cells(row: ProcRow, netns_names: dict[int, str], host_netns: int) -> tuple[str | Text, ...]:
+def netns_label(row: ProcRow, netns_names: dict[int, str], host_netns: int) -> str:
     if not row.netns:
-        netns = NO_DATA
-    elif row.netns == host_netns:
-        netns = "host"
-    else:
-        netns = netns_names.get(row.netns, str(row.netns))
-    return (
-        str(row.pid) if row.pid else f"{row.processes} proc",
-        row.comm,
-        Text(row.group or NO_DATA, style="cyan" if row.container else ""),
-        netns,
-        Text(marked(fmt_count(row.reads_per_s), row.estimated), justify="right"),
-        Text(marked(fmt_bytes(row.bytes_per_s), row.estimated), justify="right"),
-        Text(marked(fmt_ns(row.p99_ns), row.estimated), justify="right", style=slow_style(row.p99_ns)),
-        Text(fmt_count(row.drops_per_s), justify="right", style="red" if row.drops_per_s else ""),
-        Text(NO_DATA if row.sockets is None else str(row.sockets), justify="right"),
-    )
+        return NO_DATA
+    return "host" if row.netns == host_netns else netns_names.get(row.netns, str(row.netns))
 
 
 def summary(view: ProcessesView, grouped: bool) -> Text:
     containers = sum(1 for g in view.groups if g.container)
     others = len(view.groups) - containers
     text = Text()
-    text.append(f"{plural(len(view.rows), 'process', 'processes')} read or had drops", style="bold")
+    text.append(f"{plural(len(view.rows), 'process', 'processes')} read, sent or had drops", style="bold")
     text.append(
         f", in {plural(containers, 'container')} and {plural(others, 'unit or cgroup', 'units or cgroups')}"
     )
@@ -74,7 +119,7 @@ def plural(n: int, one: str, many: str = "") -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-class ProcessesPane(Pane, Vertical):
+class ProcessesPane(Pane, FitsWidth, Vertical):
     SPEC = BY_ID["processes"]
     BINDINGS = [Binding("k", "toggle_grouped", "Per container")]
 
@@ -83,12 +128,17 @@ class ProcessesPane(Pane, Vertical):
         self.border_title = "Processes"
         self.grouped = False
         self._shown: ViewModel | None = None
+        self._columns: tuple[Column[ProcCell], ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static(id="processes-probes")
         yield Static("waiting for the copy-latency probe's first interval", id="processes-summary")
-        yield fixed_table("processes-table", COLUMNS)
+        yield DataTable(id="processes-table", cursor_type="row", zebra_stripes=True)
         yield Static(Text(EXPLAIN, style="dim"), id="processes-note")
+
+    def refit(self) -> None:
+        if self._shown is not None:
+            self.show(self._shown)
 
     def show(self, shown: ViewModel) -> None:
         self._shown = shown
@@ -97,12 +147,18 @@ class ProcessesPane(Pane, Vertical):
             return
         show_text(self.query_one("#processes-summary", Static), summary(view, self.grouped))
         table: DataTable[str | Text] = self.query_one("#processes-table", DataTable)
+        columns = fit_columns(PROC_COLUMNS, self.fitted_width(160) - 4, reserved=PROC_LABEL[1] + 2)
+        if columns != self._columns:
+            set_columns(table, PROC_LABEL, columns)
+            self._columns = columns
         selected = cursor_key(table)
         table.clear()
         names = dict(shown.netns_names)
         for row in view.groups if self.grouped else view.rows:
             key = f"g:{row.group}" if self.grouped else str(row.pid)
-            table.add_row(*row_cells(row, names, shown.info.netns), key=key)
+            cell = (row, netns_label(row, names, shown.info.netns))
+            label = str(row.pid) if row.pid else f"{row.processes} proc"
+            table.add_row(label, *(c.cell(cell) for c in columns), key=key)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
 

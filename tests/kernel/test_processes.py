@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +117,85 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
     label = f"{runtime}:{container_id[:12]}"
     assert totals.containers[(label, "drops:SOCKET_RCVBUFF")] == rcvbuf
     assert totals.containers[(label, "reads")] == read
+
+
+# Sends `count` datagrams of `size` bytes once told to (a line on stdin), after netscope's first
+# read; stays until told again, or exits at once when asked to (`exit`).
+SENDER_ON_CUE = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(int(sys.argv[3])):
+    s.sendto(b"z" * int(sys.argv[4]), (sys.argv[1], int(sys.argv[2])))
+print("sent", flush=True)
+if sys.argv[5] != "exit":
+    sys.stdin.readline()
+"""
+SENDS, SIZE = 1500, 700
+
+
+def test_senders_in_a_container_cgroup_send_exact_bytes_also_one_gone_before_proc_is_read(
+    live: LiveSource, pair: VethPair
+) -> None:
+    """Two senders moved into a docker-named cgroup each send 1,500 datagrams of 700 bytes. Their
+    rows' bytes sent are exactly what they sent (sock:sock_send_length, every send at this rate),
+    and both are in the container: the one still running by its /proc cgroup, the one that
+    exited before netscope's read by the cgroup it sent from (bpf_get_current_cgroup_id mapped to
+    its path). The export's per-container bytes sent are their sum."""
+    container_id = secrets.token_hex(32)
+    with cgroup("netscope-test.slice", f"docker-{container_id}.scope") as path:
+        senders = [
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    pair.sender_ns,
+                    sys.executable,
+                    "-c",
+                    SENDER_ON_CUE,
+                    pair.receiver_ip,
+                    "9",
+                    str(SENDS),
+                    str(SIZE),
+                    how,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for how in ("stay", "exit")
+        ]
+        try:
+            for sender in senders:
+                assert sender.stdout is not None and sender.stdout.readline().strip() == "ready"
+                (path / "cgroup.procs").write_text(str(sender.pid))
+            live.sample()
+            for sender in senders:
+                assert sender.stdin is not None and sender.stdout is not None
+                sender.stdin.write("go\n")
+                sender.stdin.flush()
+                assert sender.stdout.readline().strip() == "sent"
+            senders[1].wait(timeout=10)  # gone before netscope reads /proc
+            samples = [live.sample()]
+        finally:
+            for sender in senders:
+                sender.communicate("done\n", timeout=10)
+    label = f"docker:{container_id[:12]}"
+    for sender in senders:
+        sent = sum(s.bytes for sample in samples for s in sample.sends or () if s.pid == sender.pid)
+        assert sent == SENDS * SIZE, (sender.pid, sent)
+        rows = [
+            r
+            for sample in samples
+            for r in build_processes_view(
+                None, sample.processes, None, (), sample.interval_s, sample.sends or (), 1, sample.cgroups
+            ).rows
+            if r.pid == sender.pid
+        ]
+        assert rows and all(r.container and r.group == label for r in rows), rows
+    totals = RunningTotals(live.info)
+    for sample in samples:
+        totals.add(sample)
+    assert totals.containers[(label, "sent_bytes")] == 2 * SENDS * SIZE

@@ -257,7 +257,10 @@ async def test_looking_back_a_pane_says_where_the_figures_of_its_later_probes_st
         assert f"· napi (its figures from {started})" in str(line.content)
         assert "hardirq (its figures" not in str(line.content)  # live from the first interval
         await pilot.press("full_stop", "full_stop", "full_stop")  # 1003: live, and since when
-        assert re.search(rf"● napi( 1:\d+)? \(its figures from {started}\)", str(line.content)), line.content
+        assert re.search(
+            rf"● napi( 1:\d+( \(measured 1 interval in \d+\))?)? \(its figures from {started}\)",
+            str(line.content),
+        ), line.content
         await pilot.press("end")
         assert "its figures from" not in str(line.content)
 
@@ -341,8 +344,9 @@ async def test_processes_pane_a_process_with_drops_only_and_its_screen(recording
         table: DataTable[str | Text] = app.query_one("#processes-table", DataTable)
         rows = app.shown.processes.rows
         assert [cell(table, r, 0) for r in range(table.row_count)] == [str(r.pid) for r in rows]
-        stuck = next(i for i, r in enumerate(rows) if r.reads_per_s == 0 and r.drops)
+        stuck = next(i for i, r in enumerate(rows) if r.reads_per_s == 0 and not r.tx_bytes_per_s and r.drops)
         assert dict(rows[stuck].drops).get("SOCKET_RCVBUFF", 0) > 0
+        assert any(r.tx_bytes_per_s and not r.reads_per_s for r in rows)  # the senders' rows
         table.move_cursor(row=stuck)
         await pilot.press("enter")
         assert isinstance(app.screen, ProcessScreen)

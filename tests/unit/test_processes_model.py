@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from netscope.model.latency import LatencyView, Percentiles, ProcessRow
 from netscope.model.processes import build_processes_view
-from netscope.model.sample import DropBucket, DropReasonCount, DropsSample, ProcessFacts
+from netscope.model.sample import DropBucket, DropReasonCount, DropsSample, ProcessFacts, ProcSend
 
 ID = "ab" * 32
 NETNS = 4026532999
@@ -83,3 +83,34 @@ def test_drops_at_a_process_s_sockets_are_its_own_even_when_it_reads_nothing() -
     assert (stuck.drops, stuck.drops_per_s, stuck.estimated) == ((("SOCKET_RCVBUFF", 300),), 150.0, False)
     assert next(r for r in view.rows if r.pid == 10).drops == ()
     assert view.groups[-1].drops == (("SOCKET_RCVBUFF", 300),)
+
+
+def test_senders_are_rows_with_what_they_sent_and_one_gone_keeps_the_cgroup_it_sent_from() -> None:
+    """The send probe's senders join the readers: a process that reads and sends has both rates
+    on one row; one that only sends is a row of its own; one gone from /proc before it was read
+    takes its container from the cgroup it sent from (bpf_get_current_cgroup_id, its path looked
+    up). The rows are ordered by bytes both ways; the sampled sends are marked."""
+    facts = (ProcessFacts(10, "nginx", f"/system.slice/docker-{ID}.scope", NETNS, 12),)
+    sends = (
+        ProcSend(10, "nginx", 50, 4e6, 777),
+        ProcSend(50, "sender", 1000, 9e6, 888),
+    )
+    view = build_processes_view(
+        latency(reader(10, "nginx", 1e6, 2e6)),
+        facts,
+        interval_s=2.0,
+        sends=sends,
+        send_rate=4,
+        cgroups=((888, f"/kubepods.slice/kubepods-pod{ID[:8]}_1111_2222_3333_444455556666.slice"),),
+    )
+    assert [r.pid for r in view.rows] == [50, 10]  # 4.5 MB/s out against 1 + 2 MB/s both ways
+    sender, nginx = view.rows
+    assert (nginx.bytes_per_s, nginx.tx_bytes_per_s, nginx.tx_estimated) == (1e6, 2e6, True)
+    assert (sender.comm, sender.reads_per_s, sender.tx_bytes_per_s, sender.sockets) == (
+        "sender",
+        0.0,
+        4.5e6,
+        None,
+    )
+    assert sender.container and sender.group == "pod abababab-1111-2222-3333-444455556666 (guaranteed)"
+    assert next(g for g in view.groups if g.group == nginx.group).tx_bytes_per_s == 2e6

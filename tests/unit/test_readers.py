@@ -28,6 +28,7 @@ def test_each_probe_and_reader_fills_its_own_sample_fields() -> None:
         "socket_owners",
         "processes",
         "socket_pids",
+        "cgroups",
         "cost",
         "detail_every",
         "detail_measured",
