@@ -104,6 +104,7 @@ def test_snapshot_json_counts_are_the_kernels_at_the_intervals_edges(pair: VethP
             "drops": "live",
             "rings": "live",
             "latency": "live",
+            "send": "live",
             "stack": "live",
             "flows": "live",
         }

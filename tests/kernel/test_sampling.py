@@ -131,7 +131,6 @@ def test_a_window_one_interval_in_two_stands_for_both(pair: VethPair) -> None:
     print(f"{len(flood)} intervals, carried: {carries}; reads {reads} of {sent}")
     assert sum(carries) >= len(flood) // 2 - 1  # every other interval...
     assert not any(a and b for a, b in itertools.pairwise(carries))  # ...and never two in a row
-    assert all(s.latency is not None and s.latency.reads_watched < 0.9 for s in flood)
     assert abs(reads - sent) <= 0.1 * sent, (reads, sent)
 
 

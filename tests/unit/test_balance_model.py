@@ -266,8 +266,10 @@ def test_a_gap_of_a_few_non_ip_frames_at_the_device_takes_no_netfilter_drop() ->
 
 
 def test_a_recorded_counter_that_does_not_reconcile_raises_silent_loss() -> None:
-    """The UI fixture (a real kernel's samples) with the receiver's Ip InDelivers read 2,000 short
-    in two intervals in a row: the IP stage loses them with no counter naming them."""
+    """The UI fixture (a real kernel's samples) with the receiver's Ip InDelivers read 4,000 short
+    in two intervals in a row: the IP stage loses them with no counter naming them. (The recording's
+    own IP stage moves by about a thousand each way from one interval to the next, within its
+    noise: a batch counted on one side before the read and on the other after it.)"""
     recording = read_recording(Path(__file__).parent.parent / "fixtures" / "veth-traffic.nsrec")
     samples = list(recording.samples)
 
@@ -278,10 +280,9 @@ def test_a_recorded_counter_that_does_not_reconcile_raises_silent_loss() -> None
 
     def closes(sample: Sample) -> bool:
         row = next(r for r in build_balance(sample) if r.stage == "ip" and r.netns == receiver)
-        return abs(row.unaccounted) <= 10
+        return abs(row.unaccounted) <= row.noise
 
-    # Two intervals in a row that close in the recording (a count read late moves one by +n and the
-    # next by -n: those are no ground to stand on).
+    # Two intervals in a row that close in the recording, within their noise.
     k = next(i for i in range(1, len(samples) - 2) if closes(samples[i]) and closes(samples[i + 1]))
 
     def short(sample: Sample) -> Sample:
@@ -289,7 +290,7 @@ def test_a_recorded_counter_that_does_not_reconcile_raises_silent_loss() -> None
             if ns.netns != receiver:
                 return ns
             counts = tuple(
-                replace(c, count=c.count - 2000) if (c.group, c.name) == ("Ip", "InDelivers") else c
+                replace(c, count=c.count - 4000) if (c.group, c.name) == ("Ip", "InDelivers") else c
                 for c in ns.counts
             )
             return replace(ns, counts=counts)
@@ -307,7 +308,7 @@ def test_a_recorded_counter_that_does_not_reconcile_raises_silent_loss() -> None
             assert found == [], (i, found)
     (f,) = found
     assert f.id == f"silent_loss:{receiver}:ip"
-    assert dict(f.evidence)["unaccounted"] >= 2000
+    assert dict(f.evidence)["unaccounted"] >= 4000 - 1100  # less what the interval moved within noise
 
 
 def sender(tx: int, qdisc_drops: int = 0, tx_dropped: int = 0, master: int = 0) -> DeviceStats:
