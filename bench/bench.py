@@ -179,8 +179,12 @@ def tui_observer(name: str, pair: VethPair, tmp: Path) -> Iterator[Observer]:
             if key == "Enter":  # the flood's flow, listed first (busiest), is the one opened
                 _settled(before)  # the flows probe live before the flood, not compiling through it
                 tui.wait_screen(lambda s: "◌" not in s, 30, "probes compiled")
-                flood(pair, 3)
+                # Looked for while the flood runs: the interval it ends in may have its window
+                # after the end, and the Flows pane shows the last interval's flows.
+                flooding = threading.Thread(target=flood, args=(pair, 6))
+                flooding.start()
                 tui.wait_screen(lambda s: f":{SOURCE_PORT}" in s, 10, "the flood's flow")
+                flooding.join()
             tui.keys(key)
         _settled(before)
         tui.wait_screen(lambda s: "◌" not in s, 30, "probes compiled")

@@ -34,6 +34,9 @@ T = TypeVar("T")
 # the kernel counted (a burst wholly outside it) for its mix of flows to stand for the interval's:
 # its own weights stand (each moment of the interval is as likely as any other to be watched).
 CALIBRATION_UP = 1.5
+# An interval between two windows carries the last window's estimates while softnet's count of it is
+# within this factor of the window interval's either way.
+CARRY_MOVED = 4.0
 DUTY_MARGIN_S = 0.005  # a measured window opens this long after the duty-cycled hooks attach
 # While a sampled probe's hooks are on all the interval (the last one was quiet), their runs are
 # looked at this often: a flood that begins then gets its duty cycle within two looks, not at the
@@ -108,7 +111,7 @@ class ProbeSet:
         # Windows one interval in `Rate.every`: the last window's estimates by probe (the probe
         # they came from: one compiled again carries nothing), the intervals to go until the
         # next window, and the probes whose interval under way has none (it carries them).
-        self._carried: dict[str, tuple[Probe[Any], Any]] = {}
+        self._carried: dict[str, tuple[Probe[Any], Any, int]] = {}  # and softnet's count then
         self._windows_due: dict[str, int] = {}
         self._between: set[str] = set()
 
@@ -256,11 +259,18 @@ class ProbeSet:
             return probe.without_per_packet(data)
         carried = self._carried.get(probe.name)
         if probe.name in self._between and carried is not None and carried[0] is probe:
-            window: T = carried[1]  # its hooks were off all the interval: the last window stands for it
-            return window
+            # Its hooks were off all the interval: the last window stands for it, unless softnet
+            # counted a load that moved too far from the window's for its figures to stand (a
+            # flood that stopped): then the interval is not measured, and the next has a window.
+            if 1 / CARRY_MOVED <= max(1, processed) / max(1, carried[2]) <= CARRY_MOVED:
+                window: T = carried[1]
+                return window
+            del self._carried[probe.name]
+            self._windows_due[probe.name] = 0
+            return None
         data = self._estimated(probe, data, processed)
         if probe.rate.every > 1:
-            self._carried[probe.name] = (probe, data)
+            self._carried[probe.name] = (probe, data, processed)
         return data
 
     def _estimated(self, probe: Probe[T], data: T, processed: int) -> T:
