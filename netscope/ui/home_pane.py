@@ -4,12 +4,10 @@ the bottleneck in red; below it one line per pane. A click on a stage or a line 
 from __future__ import annotations
 
 from collections import deque
-from typing import cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.css.styles import RulesMap
 from textual.events import Click, Resize
 from textual.message import Message
 from textual.visual import visualize
@@ -22,7 +20,7 @@ from netscope.panes import BY_ID, PANES
 from netscope.ui.findings import FindingsStrip
 from netscope.ui.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
 from netscope.ui.pane import Pane
-from netscope.ui.widgets import estimated, show_text
+from netscope.ui.widgets import estimated, lines_of, show_text
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
 STICKY_SHOWS = 60  # a stage box keeps its tallest height of this many intervals
@@ -90,7 +88,7 @@ class StageBox(Static):
         width = self.content_size.width
         if not width:
             return text
-        height = visualize(self, text, markup=False).get_height(cast(RulesMap, self.styles), width)
+        height = lines_of(self, visualize(self, text, markup=False), width)
         self._heights.append(height)
         return Text.assemble(text, "\n" * (max(self._heights) - height))
 

@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.css.styles import RulesMap
 from textual.events import Resize
+from textual.visual import Visual
 from textual.widget import Widget
 from textual.widgets import DataTable, Sparkline, Static
 
@@ -130,11 +131,15 @@ def show_text(widget: Static, text: Text) -> None:
         # it, and laying the screen out for it now was a layout of the whole screen a second.
         widget.update(text, layout=False)
         return
-    rules = cast(RulesMap, styles)  # what Textual itself hands a visual (its rules, resolved)
-    before = widget.visual.get_height(rules, width)
+    before = lines_of(widget, widget.visual, width)
     widget.update(text, layout=False)
-    if widget.visual.get_height(rules, width) != before:
+    if lines_of(widget, widget.visual, width) != before:
         widget.refresh(layout=True)
+
+
+def lines_of(widget: Widget, visual: Visual, width: int) -> int:
+    """How many lines `visual` takes in `widget`'s content `width`, under its styles."""
+    return visual.get_height(cast(RulesMap, widget.styles), width)  # (its rules, resolved)
 
 
 ESTIMATED = "~"  # before a figure estimated from a sample of the packets (1 in N, the probes line)
