@@ -136,6 +136,7 @@ class LiveSource:
         self.probes.duty_cycle(interval_s, time.monotonic() - now, self.cost.take_stats_at())
         # The probes' counts are taken: from here on nothing may raise and lose them.
         seen = namespaces_in(polled["drops"], polled["queues"], polled["flows"])
+        socket_pids = self._socket_pids(polled["drops"])
         self.namespaces.carried(seen)
         devices = self.namespaces.devices()
         irqs = frozenset(line.irq for line in counted["irq_lines"])
@@ -143,9 +144,6 @@ class LiveSource:
             alive := self.namespaces.alive(irqs if PROC_COUNTS not in self._gaps.failed else None)
         ) is not None:
             self.probes.prune(alive)
-        # /proc's processes after the devices' counters, which are read as near the edge as can be.
-        socket_pids = self._socket_pids(polled["drops"])
-        facts = self._process_facts(polled["latency"], polled["sends"], socket_pids)
         return Sample(
             netns_names=self.namespaces.names(seen | {d.netns for d in devices}),
             ts=wall,
@@ -154,9 +152,9 @@ class LiveSource:
             devices=devices,
             netns_snmp=self.namespaces.netns_snmp,
             socket_owners=self._socket_owners() if polled["flows"] else (),
-            processes=facts,
+            processes=self._process_facts(polled["latency"], polled["sends"], socket_pids),
             socket_pids=tuple(sorted(socket_pids.items())),
-            cgroups=self._cgroups(polled["sends"], facts),
+            cgroups=self._cgroups(polled["sends"]),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
@@ -173,14 +171,10 @@ class LiveSource:
         SOCKET_PIDS_EVERY_S for those not known yet."""
         return self._socket_pid_cache.get({b.sk_ino for b in drops.buckets if b.sk_ino} if drops else set())
 
-    def _cgroups(
-        self, sends: tuple[ProcSend, ...] | None, facts: tuple[ProcessFacts, ...]
-    ) -> tuple[tuple[int, str], ...]:
+    def _cgroups(self, sends: tuple[ProcSend, ...] | None) -> tuple[tuple[int, str], ...]:
         """The cgroup v2 paths of the cgroups the senders sent from (bpf_get_current_cgroup_id),
-        for those whose /proc was not read (gone since): the others' cgroup is in their facts. The
-        hierarchy is walked at most every CGROUPS_EVERY_S."""
-        read = {f.pid for f in facts}
-        ids = {s.cgroup_id for s in sends or () if s.cgroup_id and s.pid not in read}
+        for those gone from /proc since; the hierarchy walked at most every CGROUPS_EVERY_S."""
+        ids = {s.cgroup_id for s in sends or () if s.cgroup_id}
         return tuple(sorted(self._cgroup_cache.get(ids).items())) if ids else ()
 
     @staticmethod
