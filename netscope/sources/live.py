@@ -41,7 +41,7 @@ from netscope.sources.probe_set import ProbeSet
 from netscope.sources.readings import ReadGaps
 
 PROCESSES_READ = 64  # readers whose cgroup, namespace and sockets are read from /proc each interval
-SOCKET_PIDS_EVERY_S = 2.0  # sockets with drops whose process is not known are looked up this often
+SOCKET_PIDS_EVERY_S = 2.0  # a socket with drops whose process was not found is looked up again this often
 SOCKET_PIDS_KEPT_S = 30.0  # and a socket's process is remembered this long after its last drop
 CGROUPS_EVERY_S, CGROUPS_KEPT_S = 5.0, 60.0  # the same for the senders' cgroups' paths
 
@@ -136,7 +136,6 @@ class LiveSource:
         self.probes.duty_cycle(interval_s, time.monotonic() - now, self.cost.take_stats_at())
         # The probes' counts are taken: from here on nothing may raise and lose them.
         seen = namespaces_in(polled["drops"], polled["queues"], polled["flows"])
-        socket_pids = self._socket_pids(polled["drops"])
         self.namespaces.carried(seen)
         devices = self.namespaces.devices()
         irqs = frozenset(line.irq for line in counted["irq_lines"])
@@ -144,6 +143,9 @@ class LiveSource:
             alive := self.namespaces.alive(irqs if PROC_COUNTS not in self._gaps.failed else None)
         ) is not None:
             self.probes.prune(alive)
+        # /proc's processes after the devices' counters, which are read as near the edge as can be.
+        socket_pids = self._socket_pids(polled["drops"])
+        facts = self._process_facts(polled["latency"], polled["sends"], socket_pids)
         return Sample(
             netns_names=self.namespaces.names(seen | {d.netns for d in devices}),
             ts=wall,
@@ -152,9 +154,9 @@ class LiveSource:
             devices=devices,
             netns_snmp=self.namespaces.netns_snmp,
             socket_owners=self._socket_owners() if polled["flows"] else (),
-            processes=self._process_facts(polled["latency"], polled["sends"], socket_pids),
+            processes=facts,
             socket_pids=tuple(sorted(socket_pids.items())),
-            cgroups=self._cgroups(polled["sends"]),
+            cgroups=self._cgroups(polled["sends"], facts),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
@@ -167,14 +169,19 @@ class LiveSource:
 
     def _socket_pids(self, drops: DropsSample | None) -> dict[int, int]:
         """The processes holding the sockets packets were dropped at (their inodes in the drop
-        breakdown), looked up in /proc (every process's file descriptors) at most every
-        SOCKET_PIDS_EVERY_S for those not known yet."""
+        breakdown), looked up in /proc (every process's file descriptors) at once for a socket new
+        here, again at most every SOCKET_PIDS_EVERY_S for one not found."""
         return self._socket_pid_cache.get({b.sk_ino for b in drops.buckets if b.sk_ino} if drops else set())
 
-    def _cgroups(self, sends: tuple[ProcSend, ...] | None) -> tuple[tuple[int, str], ...]:
+    def _cgroups(
+        self, sends: tuple[ProcSend, ...] | None, facts: tuple[ProcessFacts, ...]
+    ) -> tuple[tuple[int, str], ...]:
         """The cgroup v2 paths of the cgroups the senders sent from (bpf_get_current_cgroup_id),
-        for those gone from /proc since; the hierarchy walked at most every CGROUPS_EVERY_S."""
-        ids = {s.cgroup_id for s in sends or () if s.cgroup_id}
+        for those whose /proc was not read (gone since): the others' cgroup is in their facts. The
+        hierarchy is walked for a cgroup new here, again at most every CGROUPS_EVERY_S for one not
+        found."""
+        read = {f.pid for f in facts}
+        ids = {s.cgroup_id for s in sends or () if s.cgroup_id and s.pid not in read}
         return tuple(sorted(self._cgroup_cache.get(ids).items())) if ids else ()
 
     @staticmethod

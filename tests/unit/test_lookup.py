@@ -14,7 +14,7 @@ from netscope.sources.lookup import LookupCache
 from netscope.sources.procfs import cgroup_paths
 
 
-def test_unknown_keys_are_looked_up_together_at_most_every_so_often_and_forgotten_unasked(
+def test_a_key_never_looked_for_is_looked_for_at_once_one_not_found_again_only_so_often(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [100.0]
@@ -28,15 +28,33 @@ def test_unknown_keys_are_looked_up_together_at_most_every_so_often_and_forgotte
 
     cache = LookupCache(look, every_s=2.0, kept_s=30.0)
     assert cache.get({1, 3}) == {1: "a"} and looks == [[1, 3]]
+    now[0] += 0.5
+    assert cache.get({1, 2, 3}) == {1: "a", 2: "b"} and looks[-1] == [2]  # 2 at once, not 3 again
+    now[0] += 0.5
+    assert cache.get({1, 2, 3}) == {1: "a", 2: "b"} and len(looks) == 2  # 3 missed 1 s ago
+    table[3] = "c"
     now[0] += 1.0
-    assert cache.get({1, 2, 3}) == {1: "a"} and len(looks) == 1  # too soon to look for 2 and 3
-    now[0] += 1.0
-    assert cache.get({1, 2}) == {1: "a", 2: "b"} and looks[-1] == [2]  # the known one not again
+    assert cache.get({3}) == {3: "c"} and looks[-1] == [3]  # 2 s since 3 was missed
     now[0] += 30.0
-    assert cache.get({2}) == {2: "b"}  # 1 not asked for in 30 s: forgotten
-    table[1] = "c"
-    now[0] += 2.0
-    assert cache.get({1}) == {1: "c"} and looks[-1] == [1]
+    assert cache.get({2}) == {2: "b"} and len(looks) == 3  # 1 and 3 not asked for in 30 s: forgotten
+    table[1] = "d"
+    assert cache.get({1}) == {1: "d"} and looks[-1] == [1]
+
+
+def test_a_key_not_found_and_no_longer_asked_for_is_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(lookup.time, "monotonic", lambda: now[0])
+    looks: list[list[int]] = []
+
+    def look(keys: Collection[int]) -> dict[int, str]:
+        looks.append(sorted(keys))
+        return {}
+
+    cache = LookupCache(look, every_s=2.0, kept_s=30.0)
+    assert cache.get({7}) == {}
+    now[0] += 31.0
+    assert cache.get({8}) == {} and looks == [[7], [8]]
+    assert cache.get({7}) == {} and looks[-1] == [7]  # forgotten, so never looked for: at once
 
 
 def test_a_failed_look_finds_nothing() -> None:
