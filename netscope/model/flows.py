@@ -65,6 +65,53 @@ def with_unseen(sample: FlowsSample, unseen: int) -> FlowsSample:
     return dataclasses.replace(sample, rest=rest, unseen=sample.unseen + unseen)
 
 
+def carried(window: FlowsSample, now: FlowsSample) -> FlowsSample:
+    """An interval between two windows: the window's received packets and bytes stand for it (an
+    estimate, as the window's were), and its drops are its own (the drop hook counts every drop,
+    window or not): each flow the window shows gets this interval's drops, matched as the probe
+    matches them (the same 5-tuple, namespace and device, unless the dropped skb had none), and a
+    flow that only dropped now is a row of its own."""
+    exact: dict[tuple[object, ...], FlowCount] = {}
+    in_netns: dict[tuple[object, ...], FlowCount] = {}
+    anywhere: dict[tuple[object, ...], FlowCount] = {}
+    for f in window.flows:
+        five = (f.family, f.proto, f.saddr, f.sport, f.daddr, f.dport)
+        exact[(f.netns, f.ifindex, *five)] = f
+        in_netns.setdefault((f.netns, *five), f)
+        anywhere.setdefault(five, f)
+    drops: dict[int, Counter[str]] = {}
+    alone = []
+    for d in now.flows:
+        five = (d.family, d.proto, d.saddr, d.sport, d.daddr, d.dport)
+        if not d.netns:
+            owner = anywhere.get(five)
+        elif not d.ifindex:
+            owner = in_netns.get((d.netns, *five))
+        else:
+            owner = exact.get((d.netns, d.ifindex, *five))
+        if owner is None:
+            alone.append(d)
+        else:
+            drops.setdefault(id(owner), Counter()).update(dict(d.drops))
+    flows = tuple(
+        dataclasses.replace(f, drops=tuple(drops[id(f)].most_common()) if id(f) in drops else ())
+        for f in window.flows
+    )
+    # How many flows: the window's or those that dropped now, whichever more (most of these were
+    # in the window too; which ones, its others do not tell).
+    total = max(len(window.flows) + window.rest.flows, len(now.flows) + now.rest.flows)
+    rows = flows + tuple(alone)
+    return dataclasses.replace(
+        window,
+        flows=rows,
+        rest=dataclasses.replace(window.rest, flows=max(0, total - len(rows)), drops=now.rest.drops),
+        not_held_drops=now.not_held_drops,
+        events=now.events,
+        events_lost=now.events_lost,
+        watched=now.watched,
+    )
+
+
 @dataclass(frozen=True)
 class FlowRow:
     flow: FlowCount

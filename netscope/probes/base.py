@@ -168,9 +168,6 @@ class Probe(ABC, Generic[T]):
     # `drain_s` after the others, once what was sampled in the window has been paired.
     closing: ClassVar[tuple[str, ...]] = ()
     drain_s = 0.0  # how long its closing hooks outlast a duty cycle's window
-    # Its window may come one interval in several (Rate.every), the intervals between carrying the
-    # window's estimates: not where hooks that count every event make each interval's own figures.
-    carries: ClassVar[bool] = True
     # Program runs per run of its sampler (its other hooks run with it): what its hooks' dispatch costs.
     hooks_per_run: ClassVar[float] = 1.0
     # Its per-CPU count of events a full bounded map had no room for (`<name>_full`), if it has one.
@@ -472,6 +469,11 @@ class Probe(ABC, Generic[T]):
         A window whose edges moved (a timer late while the sampler reads 100k flows) or that saw a
         burst's start but not its end still adds up to what the kernel counted."""
         return data
+
+    def carry(self, window: T, now: T) -> T:
+        """An interval between two windows (its sampled hooks off all along): what stands for it,
+        from the last window's data and its own (`now`, counted by the hooks that stay on)."""
+        return window
 
     def with_unseen(self, data: T, unseen: int) -> T:
         """The interval's estimates with `unseen` runs the kernel counted that its window saw too

@@ -18,7 +18,7 @@ from typing import Any
 
 from netscope.model.drops import ReasonNames
 from netscope.model.filter import Filter
-from netscope.model.flows import FLOWS_MAX, calibrated, with_unseen
+from netscope.model.flows import FLOWS_MAX, calibrated, carried, with_unseen
 from netscope.model.sample import FlowCount, FlowEvent, FlowsOther, FlowsSample
 from netscope.probes import cdefs
 from netscope.probes.base import BatchReader, IntervalTables, Probe, ProbeOptions, address_text, map_bytes
@@ -140,7 +140,6 @@ class FlowsProbe(Probe[FlowsSample]):
     per_packet = ("netif_receive_skb", "kfree_skb")
     sampled = True
     every_event = ("kfree_skb",)
-    carries = False  # its drops per flow are counted every interval
     runs_are_softnet_processed = True
 
     @classmethod
@@ -303,6 +302,9 @@ class FlowsProbe(Probe[FlowsSample]):
 
     def calibrate(self, data: FlowsSample, factor: float) -> FlowsSample:
         return calibrated(data, factor)
+
+    def carry(self, window: FlowsSample, now: FlowsSample) -> FlowsSample:
+        return carried(window, now)
 
     def with_unseen(self, data: FlowsSample, unseen: int) -> FlowsSample:
         return with_unseen(data, unseen)

@@ -5,7 +5,6 @@ a flood; its sampling rate adapted to the budget; its maps read each interval.""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 import subprocess
@@ -259,15 +258,21 @@ class ProbeSet:
             return probe.without_per_packet(data)
         carried = self._carried.get(probe.name)
         if probe.name in self._between and carried is not None and carried[0] is probe:
-            # Its hooks were off all the interval: the last window stands for it, unless softnet
-            # counted a load that moved too far from the window's for its figures to stand (a
-            # flood that stopped): then the interval is not measured, and the next has a window.
-            if 1 / CARRY_MOVED <= max(1, processed) / max(1, carried[2]) <= CARRY_MOVED:
-                window: T = carried[1]
-                return window
+            # Its sampled hooks were off all the interval: the last window stands for it (scaled to
+            # softnet's count of this one where the window was calibrated to it), with what the
+            # hooks that stayed on counted, unless softnet counted a load that moved too far from
+            # the window's for its figures to stand (a flood that stopped): then the interval's
+            # estimates are not measured (what those hooks counted stands, the rest is unseen),
+            # and the next has a window.
+            moved = max(1, processed) / max(1, carried[2])
+            if 1 / CARRY_MOVED <= moved <= CARRY_MOVED:
+                window = carried[1]
+                if probe.runs_are_softnet_processed:
+                    window = probe.calibrate(window, moved)
+                return probe.carry(window, data)
             del self._carried[probe.name]
             self._windows_due[probe.name] = 0
-            return None
+            return probe.with_unseen(data, processed) if probe.every_event else None
         data = self._estimated(probe, data, processed)
         if probe.rate.every > 1:
             self._carried[probe.name] = (probe, data, processed)
@@ -308,7 +313,7 @@ class ProbeSet:
         }
         for name, rate in self.rates.update(loads).items():
             probe = self._probes[name]
-            probe.set_rate(rate if probe.carries else dataclasses.replace(rate, every=1))
+            probe.set_rate(rate)
 
     def live(self) -> list[Probe[Any]]:
         """The probes attached for a view now (not suspended)."""

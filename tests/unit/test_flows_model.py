@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from netscope.model.flows import Readers, build_flows_view, calibrated, flow_label, with_unseen
+from netscope.model.flows import Readers, build_flows_view, calibrated, carried, flow_label, with_unseen
 from netscope.model.latency import SOCK_BITS, bucket_of
 from netscope.model.sample import (
     FlowCount,
@@ -153,3 +153,43 @@ def test_packets_the_window_did_not_see_go_to_the_others_and_are_said_so() -> No
         sample, filter="udp"
     )
     assert with_unseen(sample, 0) == sample
+
+
+def test_an_interval_between_windows_carries_the_windows_packets_with_its_own_drops() -> None:
+    """Between two windows the packet hook is off and the drop hook on: the window's estimates
+    stand, the drops are the interval's own, matched to the window's flows as the probe matches
+    them (a drop without a device or namespace goes to the same 5-tuple), and a flow that only
+    dropped now is a row of its own."""
+    busy = dataclasses.replace(flow(40001, 9), ifindex=3, drops=(("NO_SOCKET", 7),))
+    quiet = dataclasses.replace(flow(40002, 9), ifindex=3)
+    window = FlowsSample((busy, quiet), 40, "", FlowsOther(3, 20, 1280, (("NO_SOCKET", 2),)), not_held=8)
+
+    def dropped(f: FlowCount, netns: int, ifindex: int, n: int, reason: str = "SOCKET_RCVBUFF") -> FlowCount:
+        return dataclasses.replace(
+            f, netns=netns, ifindex=ifindex, rx_packets=0, rx_bytes=0, drops=((reason, n),)
+        )
+
+    stranger = flow(40009, 9, saddr="10.200.0.9")
+    now = FlowsSample(
+        (
+            dropped(busy, OWN, 3, 5),
+            dropped(busy, 0, 0, 2, "NO_SOCKET"),
+            dropped(quiet, OWN, 0, 1),
+            dropped(stranger, OWN, 3, 4),
+        ),
+        0,
+        "",
+        FlowsOther(0, 0, 0, (("OTHERHOST", 6),)),
+        not_held_drops=2,
+    )
+    out = carried(window, now)
+    assert [(f.sport, f.rx_packets, f.drops) for f in out.flows] == [
+        (40001, 100, (("SOCKET_RCVBUFF", 5), ("NO_SOCKET", 2))),
+        (40002, 100, (("SOCKET_RCVBUFF", 1),)),
+        (40009, 0, (("SOCKET_RCVBUFF", 4),)),
+    ]
+    assert out.rest == FlowsOther(2, 20, 1280, (("OTHERHOST", 6),))  # 5 flows in all, as the window had
+    assert (out.filtered, out.not_held, out.not_held_drops) == (40, 8, 2)
+    # An interval without drops carries the window's packets and no drops.
+    bare = carried(window, FlowsSample((), 0, ""))
+    assert [(f.rx_packets, f.drops) for f in bare.flows] == [(100, ()), (100, ())] and bare.rest.drops == ()
