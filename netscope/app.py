@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import signal
 import threading
@@ -29,7 +28,7 @@ from textual.widgets import Input, TabbedContent, TabPane
 from textual.worker import WorkerFailed
 
 from netscope.model.filter import Filter
-from netscope.model.flows import FLOWS_TOP, build_flows_view
+from netscope.model.flows import FLOWS_TOP
 from netscope.model.sample import LOOKBACK, ProbeStatus, Sample
 from netscope.model.timeline import Timeline, ViewModel, past_view
 from netscope.panes import BY_ID, PANES, PaneSpec
@@ -42,9 +41,8 @@ from netscope.ui.filter_input import FilterScreen
 from netscope.ui.findings import FindingChosen, ShowFindings, evidence
 from netscope.ui.header import NetscopeHeader, ReplayState, header_text
 from netscope.ui.help import HelpScreen
-from netscope.ui.home_pane import ShowPane
 from netscope.ui.key_bar import KeyBar
-from netscope.ui.pane import Pane, pane_widget
+from netscope.ui.pane import Pane, ShowPane, pane_widget
 from netscope.ui.replay_jump import JumpScreen
 from netscope.ui.too_small import TooSmallScreen, too_small
 from netscope.ui.widgets import show_text
@@ -569,11 +567,10 @@ class NetscopeApp(App[int]):
             if self.source.replay is not None:  # a recording's flows, filtered anew at once
                 self._built = self.timeline.shown()
                 self._replay_views.clear()  # a step back shows them filtered so too
-        self.notify(f"flow filter: {flt.text if flt else 'none'}", timeout=3)
+        self.notify(f"filter: {flt.text if flt else 'none'}", timeout=3)
         self.run_worker(lambda: self.source.set_flow_filter(flt), thread=True, group="filter", exclusive=True)
         if self.paused and self.shown is not None:  # the frozen view, filtered anew
-            flows = build_flows_view(self.shown.latest, self.source.info, flt, self.timeline.flows_top)
-            self.shown = dataclasses.replace(self.shown, flows=flows)
+            self.shown = self.timeline.filtered_anew(self.shown)
         else:
             self._take_view()
         self._render()
@@ -628,7 +625,16 @@ class NetscopeApp(App[int]):
         behind = None
         if self._back and self.shown is not None and self._past:
             behind = self._past[-1].latest.ts - self.shown.latest.ts
-        text = header_text(self.source.info, ts, self.interval, self.source.live, self.paused, replay, behind)
+        text = header_text(
+            self.source.info,
+            ts,
+            self.interval,
+            self.source.live,
+            self.paused,
+            replay,
+            behind,
+            self.timeline.scope.text,
+        )
         if self.recorder is not None:
             text.append(f"  ● REC {self.recorder.path.name} ({self.recorder.samples})", style="bold red")
         shown = self.shown.latest if self.shown else None

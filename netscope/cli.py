@@ -67,6 +67,12 @@ def _positive(text: str) -> float:
     return value
 
 
+def _pid(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return int(text)
+
+
 def _every(text: str) -> int:
     value = _count(text)
     if value < 1:
@@ -179,14 +185,35 @@ def build_parser() -> argparse.ArgumentParser:
             "--netns", metavar="NAME", help="only devices in this namespace (ip netns name or inode)"
         )
 
+    def scope_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--pid",
+            action="append",
+            default=[],
+            type=_pid,
+            metavar="PID",
+            help="narrow the views of processes (latency, drops at sockets, flows, processes) to this "
+            "process (repeatable)",
+        )
+        p.add_argument(
+            "--container",
+            action="append",
+            default=[],
+            metavar="ID",
+            help="the same for a container: its name, its id or a prefix, runtime:id, or its pod's name "
+            "or uid (repeatable)",
+        )
+
     def interval_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--interval", "-i", type=_positive, default=1.0, help="seconds per sample (default 1)")
         p.add_argument(
             "--filter",
             metavar="EXPR",
             help="pcap-like filter for the flows (host, net, port, src, dst, tcp, udp, icmp, ip6, "
-            "and/or/not), compiled into the kernel program",
+            "and/or/not), compiled into the kernel program; `pid N` and `container ID` terms "
+            "narrow to processes as --pid and --container do",
         )
+        scope_args(p)
         p.add_argument(
             "--drop-log-rate",
             type=_log_rate,
@@ -323,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("file", type=Path)
     device_args(rep)
     rep.add_argument("--filter", metavar="EXPR", help="show only the recorded flows that match (pcap-like)")
+    scope_args(rep)
     rep.add_argument("--json", action="store_true", help="print the snapshot JSON lines instead of the TUI")
     top_arg(rep, None)
     return parser
@@ -383,13 +411,14 @@ def _check_live_interfaces(args: argparse.Namespace) -> None:
 
 
 def _flow_filter(args: argparse.Namespace) -> Filter | None:
-    """The --filter expression, or exit 2 pointing at its bad token."""
-    from netscope.model.filter import FilterError, parse_filter
+    """The --filter expression with --pid and --container, or exit 2 pointing at its bad token."""
+    from netscope.model.filter import FilterError, Scope, parse_filter, with_scope
 
+    scope = Scope(frozenset(getattr(args, "pid", ())), tuple(getattr(args, "container", ())))
     if not getattr(args, "filter", None):
-        return None
+        return with_scope(None, scope)
     try:
-        return parse_filter(args.filter)
+        return with_scope(parse_filter(args.filter), scope)
     except FilterError as e:
         raise CliError(f"bad --filter:\n{e.pointer()}", EXIT_USAGE) from None
 
@@ -652,6 +681,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
     from prometheus_client.registry import CollectorRegistry
 
+    from netscope.model.filter import Scope
+    from netscope.model.scope import scoped
     from netscope.prometheus import NetscopeCollector
 
     _require_live(args)
@@ -669,7 +700,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         with _signals_raise():
             _start_live(args, source)
             print(f"netscope: serving Prometheus metrics on http://{where}/metrics", file=sys.stderr)
-            _run_intervals(args.interval, 0, source.sample, collector.add)
+            scope = args.flow_filter.scope if args.flow_filter else Scope()
+            _run_intervals(args.interval, 0, source.sample, lambda s: collector.add(scoped(s, scope)))
     finally:
         server.shutdown()
         source.close()

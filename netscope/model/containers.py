@@ -20,6 +20,7 @@ path), else by its cgroup path.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _HEX64 = r"[0-9a-f]{64}"
@@ -61,6 +62,27 @@ class Container:
         elif not self.id:
             own += f" ({self.qos})"
         return own + (" conmon" if self.monitor else "")
+
+    def name_in(self, names: Mapping[str, str]) -> str:
+        """The name the runtime or the kubelet gives it (sources/runtimes.py; "" none known): a
+        docker container's, `namespace/pod/container` in a pod, a pod's `namespace/pod`."""
+        return (names.get(self.id) if self.id else None) or names.get(self.pod_uid, "")
+
+    def called(self, want: str, names: Mapping[str, str]) -> bool:
+        """Whether `want` names it: its id or a prefix of it, `runtime:id` (a prefix), its pod's
+        uid or a prefix of it, or its name (a pod's container: `namespace/pod/container`, the
+        pod `namespace/pod`, or the pod's or the container's own name)."""
+        want = want.lower()
+        runtime, _, rest = want.partition(":")
+        key = rest if rest and runtime == self.runtime else want
+        if key and (
+            (bool(self.id) and self.id.startswith(key))
+            or (bool(self.pod_uid) and self.pod_uid.startswith(key))
+        ):
+            return True
+        name = self.name_in(names).lower()
+        parts = name.split("/")
+        return bool(name) and (want == name or want in parts[1:] or want == "/".join(parts[:2]))
 
 
 def container_of(path: str) -> Container | None:

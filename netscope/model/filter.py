@@ -5,15 +5,23 @@ Grammar (a subset of pcap-filter):
     term      := factor (("and" | "&&") factor)*
     factor    := ("not" | "!") factor | "(" expr ")" | primitive
     primitive := [src|dst] host ADDR | [src|dst] net CIDR | [src|dst] port N | sport N | dport N
-               | src ADDR | dst ADDR | tcp | udp | icmp | ip | ip6
+               | src ADDR | dst ADDR | tcp | udp | icmp | ip | ip6 | pid N | container NAME
 Pure: the probes compile it into their programs, the model evaluates it on recorded flows.
+
+`pid` and `container` select processes, not packets: they form the filter's scope (the views
+narrowed to those processes, netscope/model/scope.py), one term or several joined by `or`, joined
+to the flow terms by a top-level `and` (`(pid 42 or container web) and udp and port 53`: no `not`
+over them, no `or` with a flow term).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from netscope.model.containers import Container
 
 IPPROTO = {"tcp": 6, "udp": 17, "icmp": 1}
 ICMPV6 = 58
@@ -42,6 +50,30 @@ class Tuple5:
     sport: int
     daddr: str
     dport: int
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Processes by pid, and containers by id (or a prefix of it), pod uid (or a prefix) or
+    `runtime:id` as a row names it: a process is in scope when any of them holds it."""
+
+    pids: frozenset[int] = frozenset()
+    containers: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.pids or self.containers)
+
+    @property
+    def text(self) -> str:
+        terms = [f"pid {p}" for p in sorted(self.pids)] + [f"container {c}" for c in self.containers]
+        return " or ".join(terms)
+
+    def union(self, other: Scope) -> Scope:
+        return Scope(self.pids | other.pids, tuple(dict.fromkeys(self.containers + other.containers)))
+
+    def holds_container(self, container: Container | None, names: Mapping[str, str]) -> bool:
+        """Whether one of its containers is `container` (`names`: the runtimes' names by id)."""
+        return container is not None and any(container.called(want, names) for want in self.containers)
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.spans: dict[int, tuple[int, int]] = {}  # id(factor node) -> its text's start and end
 
     def error(self, message: str, token: Token | None = None) -> FilterError:
         pos = (
@@ -116,15 +149,18 @@ class _Parser:
     def factor(self) -> Node:
         token = self.take()
         if token.text in ("not", "!"):
-            return ("not", self.factor())
-        if token.text == "(":
+            node: Node = ("not", self.factor())
+        elif token.text == "(":
             node = self.expr()
             close = self.peek()
             if close is None or close.text != ")":
                 raise self.error("missing ')'", close)
             self.i += 1
-            return node
-        return self.primitive(token)
+        else:
+            node = self.primitive(token)
+        last = self.tokens[self.i - 1]
+        self.spans[id(node)] = (token.pos, last.pos + len(last.text))
+        return node
 
     def primitive(self, token: Token) -> Node:
         word = token.text.lower()
@@ -148,9 +184,19 @@ class _Parser:
             return ("net", direction, self.network(self.take()))
         if word == "port":
             return ("port", direction, self.port())
+        if word == "pid" and direction == "any":
+            pid = self.take()
+            if not pid.text.isdigit() or int(pid.text) <= 0:
+                raise self.error(f"not a process id: {pid.text!r}", pid)
+            return ("pid", int(pid.text))
+        if word == "container" and direction == "any":
+            name = self.take()
+            if name.text in ("(", ")", "!", "&&", "||"):
+                raise self.error("container of what? (a name or an id)", name)
+            return ("container", name.text)
         raise self.error(
             f"unknown word {token.text!r} "
-            "(expected host, net, port, src, dst, tcp, udp, icmp, ip, ip6, not, '(')",
+            "(expected host, net, port, src, dst, tcp, udp, icmp, ip, ip6, pid, container, not, '(')",
             token,
         )
 
@@ -175,21 +221,99 @@ class _Parser:
 
 @dataclass(frozen=True)
 class Filter:
+    """The whole expression (`text`): its flow terms (`ast`, None when it has none) and the
+    processes it narrows the views to (`scope`)."""
+
     text: str
-    ast: Node
+    ast: Node | None
+    scope: Scope = field(default_factory=Scope)
+    flow_text: str = ""  # the flow terms' part of the text ("" when none)
+
+    @property
+    def flows(self) -> Filter | None:
+        """The flow terms alone (what the kernel's flows program is compiled with), or None."""
+        if self.ast is None:
+            return None
+        return self if not self.scope else Filter(self.flow_text, self.ast, Scope(), self.flow_text)
 
     def matches(self, t: Tuple5) -> bool:
-        return _eval(self.ast, t)
+        return self.ast is None or _eval(self.ast, t)
 
     def c_expression(self, var: str = "t") -> str:
         """A C expression over `struct flow_tuple *var` (bpf_src/netscope.h): family, proto,
         sport, dport (host order), saddr/daddr as four u32 words (IPv4 in the first)."""
-        return _c(self.ast, var)
+        return "1" if self.ast is None else _c(self.ast, var)
 
 
 def parse_filter(text: str) -> Filter:
     """Raises FilterError pointing at the bad token."""
-    return Filter(text.strip(), _Parser(text).parse())
+    parser = _Parser(text)
+    node = parser.parse()
+    conjuncts = _conjuncts(node)
+    scoped = [c for c in conjuncts if _scope_only(c)]
+    rest = [c for c in conjuncts if not _scope_only(c)]
+
+    def at(c: Node) -> int:
+        return parser.spans.get(id(c), (0, 0))[0]
+
+    for c in rest:
+        if _mentions_scope(c):
+            raise FilterError(
+                "pid and container select processes: join them to the flow terms with `and`, "
+                "and to each other with `or` (no `not`)",
+                text,
+                at(c),
+            )
+    if len(scoped) > 1:
+        raise FilterError("join pid and container terms with `or`", text, at(scoped[1]))
+    if not scoped:
+        return Filter(text.strip(), node, Scope(), text.strip())
+    scope = _scope(scoped[0])
+    if not rest:
+        return Filter(text.strip(), None, scope)
+    flow_ast = rest[0]
+    for c in rest[1:]:
+        flow_ast = ("and", flow_ast, c)
+    flow_text = " and ".join(text[slice(*parser.spans[id(c)])] for c in rest)
+    return Filter(text.strip(), flow_ast, scope, flow_text)
+
+
+def with_scope(flt: Filter | None, scope: Scope) -> Filter | None:
+    """`flt` narrowed to `scope` too (--pid and --container beside --filter)."""
+    if not scope:
+        return flt
+    if flt is None:
+        return Filter(scope.text, None, scope)
+    joined = flt.scope.union(scope)
+    terms = f"({joined.text})" if len(joined.pids) + len(joined.containers) > 1 else joined.text
+    text = f"{terms} and {flt.flow_text}" if flt.ast is not None else joined.text
+    return Filter(text, flt.ast, joined, flt.flow_text)
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    if node[0] == "and":
+        return _conjuncts(node[1]) + _conjuncts(node[2])  # type: ignore[arg-type]
+    return [node]
+
+
+def _scope_only(node: Node) -> bool:
+    if node[0] == "or":
+        return _scope_only(node[1]) and _scope_only(node[2])  # type: ignore[arg-type]
+    return node[0] in ("pid", "container")
+
+
+def _mentions_scope(node: Node) -> bool:
+    if node[0] in ("and", "or", "not"):
+        return any(_mentions_scope(n) for n in node[1:])  # type: ignore[arg-type]
+    return node[0] in ("pid", "container")
+
+
+def _scope(node: Node) -> Scope:
+    if node[0] == "or":
+        return _scope(node[1]).union(_scope(node[2]))  # type: ignore[arg-type]
+    if node[0] == "pid":
+        return Scope(pids=frozenset({int(node[1])}))  # type: ignore[call-overload]
+    return Scope(containers=(str(node[1]),))
 
 
 def _sides(direction: object) -> tuple[str, ...]:

@@ -104,7 +104,7 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
             for p in sample.probes
         ],
     }
-    out.update(drops_json(sample, view.interval_drops))
+    out.update(drops_json(view.mine, view.interval_drops))
     # The namespace's own loss counters over the interval, "Udp.NoPorts": 12 (read without BPF too).
     out["snmp"] = {f"{c.group}.{c.name}": c.count for c in sample.snmp}
     out["balance"] = balance_json(sample, view.balance)
@@ -112,7 +112,7 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
     out["copy_latency"] = latency_json(view.interval_latency)
     fresh = view.interval_latency is not None or view.interval_drops is not None or sample.sends is not None
     out["processes"] = processes_json(view.processes if fresh else None, sample.interval_s)
-    out.update(flows_json(sample, view.flows))
+    out.update(flows_json(view.mine, view.flows))
     out["cost"] = cost_json(sample)
     out["findings"] = [finding_json(a) for a in view.findings]
     return out
@@ -130,6 +130,7 @@ def processes_json(view: ProcessesView | None, interval_s: float) -> list[dict[s
             "comm": r.comm,
             "cgroup": r.cgroup or None,  # its cgroup v2 path
             "container": r.group if r.container else None,  # runtime:short id, or pod:uid
+            "container_name": r.container_name or None,  # as the runtime's state files name it
             "unit": r.group if not r.container and r.group else None,  # else its systemd unit or path
             "netns": r.netns or None,
             "reads": round(r.reads_per_s * interval_s),  # reads that copied data from its sockets

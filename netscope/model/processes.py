@@ -37,6 +37,12 @@ class ProcRow:
     tx_bytes_per_s: float = 0.0  # sent through its sockets (sock:sock_send_length)
     cgroup: str = ""  # its cgroup v2 path ("" unknown; grouped: the members' where they share one)
     tx_estimated: bool = False  # the sends sampled (1 in N) or counted for part of the interval
+    container_name: str = ""  # its container's name, where the runtime's state files tell it
+
+    @property
+    def where(self) -> str:
+        """Its group as a row shows it: the container's name before its label, where known."""
+        return f"{self.container_name} ({self.group})" if self.container_name else self.group
 
     @property
     def busy(self) -> float:
@@ -59,7 +65,9 @@ def build_processes_view(
     sends: Iterable[ProcSend] = (),
     send_rate: int = 1,
     cgroups: Iterable[tuple[int, str]] = (),
+    names: Mapping[str, str] | None = None,
 ) -> ProcessesView:
+    """`names`: the runtimes' names of containers and pods by id (sources/runtimes.py)."""
     by_pid: Mapping[int, ProcessFacts] = {f.pid: f for f in facts}
     dropped = drops_by_pid(drops, dict(socket_pids))
     readers = {p.pid: p for p in latency.processes} if latency else {}
@@ -78,6 +86,7 @@ def build_processes_view(
                 pid=pid,
                 comm=reader.comm if reader else fact.comm if fact else sender.comm if sender else "",
                 group=container.label if container else unit_of(path) if path else "",
+                container_name=container.name_in(names or {}) if container else "",
                 container=container is not None,
                 netns=fact.netns if fact else 0,
                 reads_per_s=reader.reads_per_s if reader else 0.0,
@@ -134,6 +143,7 @@ def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:
                 tx_bytes_per_s=sum(m.tx_bytes_per_s for m in members),
                 tx_estimated=any(m.tx_estimated for m in members),
                 cgroup=paths.pop() if len(paths := {m.cgroup for m in members}) == 1 else "",
+                container_name=members[0].container_name,
             )
         )
     out.sort(key=lambda r: (-r.busy, -r.drops_per_s, r.group))

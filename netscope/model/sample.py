@@ -456,6 +456,8 @@ class Sample:
     processes: tuple[ProcessFacts, ...] = ()  # readers and owners of sockets with drops (/proc)
     socket_pids: tuple[tuple[int, int], ...] = ()  # (socket inode, pid) of the sockets with drops
     cgroups: tuple[tuple[int, str], ...] = ()  # (cgroup id, its v2 path) of the senders' cgroups
+    # (container id or pod uid, its name) where the runtime's state files name it (sources/runtimes.py)
+    container_names: tuple[tuple[str, str], ...] = ()
     cost: OwnCost | None = None
     devices: tuple[DeviceStats, ...] = ()
     netns_names: tuple[tuple[int, str], ...] = ()  # (inode, name) for namespaces named in the sample

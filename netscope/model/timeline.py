@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from netscope.model.balance import BalanceLedger, StageBalance
 from netscope.model.cpu import CpuView, build_cpu_view
 from netscope.model.drops import DropsView, DropTotals, SnmpRow, build_drops_view, device_label, snmp_rows
-from netscope.model.filter import Filter
+from netscope.model.filter import Filter, Scope
 from netscope.model.findings import ActiveFinding, FindingsTracker, find
 from netscope.model.flows import FLOWS_TOP, FlowsView, build_flows_view
 from netscope.model.latency import LatencyView, latency_view
@@ -30,6 +31,7 @@ from netscope.model.sample import (
     Sample,
     rate_of,
 )
+from netscope.model.scope import scoped
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 PAST_FLOWS = 50  # a view kept to look back at holds its busiest flows; the rest are summed
@@ -63,6 +65,13 @@ class ViewModel:
     # start there; the counters' history is older): probe name -> the ts of its first live interval.
     hooks_since: tuple[tuple[str, float], ...] = ()
     processes: ProcessesView | None = None  # the newest interval's readers (None: no copy-latency report)
+    # The newest sample narrowed to the filter's processes (model/scope.py); None: no scope.
+    latest_scoped: Sample | None = None
+
+    @property
+    def mine(self) -> Sample:
+        """The newest sample as the views of processes see it: narrowed to the scope, if any."""
+        return self.latest_scoped or self.latest
 
     @property
     def latency(self) -> LatencyView | None:
@@ -110,6 +119,9 @@ class Timeline:
         self._totals = DropTotals()
         self._snmp_totals: dict[tuple[str, str], int] = {}
         self._latest: Sample | None = None
+        self._latest_mine: Sample | None = None  # narrowed to the scope
+        # The newest drops and copy latency of the whole box (the stages'), as last reported.
+        self._whole: tuple[DropsView | None, LatencyView | None] = (None, None)
         self._netns_names: dict[int, str] = {}
         self._latency: deque[LatencyView] = deque(maxlen=HISTORY)
         self._flow_events: deque[FlowEvent] = deque(maxlen=FLOW_EVENTS_KEPT)
@@ -123,30 +135,25 @@ class Timeline:
         self._live_since: dict[str, float] = {}  # each live probe's first interval of this run of it
         self._first_ts: float | None = None
 
+    @property
+    def scope(self) -> Scope:
+        return self.flow_filter.scope if self.flow_filter else Scope()
+
     def add(self, sample: Sample) -> None:
+        """One interval into the views: those of processes (copy latency, drops at sockets, flows,
+        processes) narrowed to the filter's scope; the receive path's stages, the balance and the
+        findings the whole box's, whatever the scope."""
         self._latest = sample
+        mine = scoped(sample, self.scope)
+        self._latest_mine = mine
         if self._first_ts is None:
             self._first_ts = sample.ts
         live = {p.name for p in sample.probes if p.state == ProbeState.LIVE}
         self._live_since = {name: self._live_since.get(name, sample.ts) for name in live}
         self._netns_names.update(sample.netns_names)
-        latency = latency_view(sample)
+        latency, self._processes, drops = process_views(mine, self.info)
         if latency is not None:
             self._latency.append(latency)
-        self._processes = (
-            build_processes_view(
-                latency,
-                sample.processes,
-                sample.drops,
-                sample.socket_pids,
-                sample.interval_s,
-                sample.sends or (),
-                rate_of(sample, "send"),
-                sample.cgroups,
-            )
-            if latency is not None or sample.drops is not None or sample.sends is not None
-            else None
-        )
         if sample.flows is not None:
             if sample.flows.watched != self._watched:  # another flow now: its own events only
                 self._flow_events.clear()
@@ -159,25 +166,20 @@ class Timeline:
         for c in sample.snmp:
             key = (c.group, c.name)
             self._snmp_totals[key] = self._snmp_totals.get(key, 0) + c.count
-        drops = build_drops_view(sample, self.info)
-        if drops is not None and sample.drops is not None:
+        if drops is not None and mine.drops is not None:
             # The history keeps rates, not each interval's logged drops (1000/s by default, 240k
             # objects over the window): those live once, in the bounded log below.
             self._drops.append(replace(drops, events=()))
-            self._events.extendleft(sample.drops.events)
-            self._totals = self._totals.add(sample.drops)
+            self._events.extendleft(mine.drops.events)
+            self._totals = self._totals.add(mine.drops)
         self._rings = build_rings_view(sample, self.info, self.interfaces, self.netns)
-        self._stages.append(
-            build_stages(
-                sample,
-                cpu,
-                self._rings,
-                self._drops[-1] if self._drops else None,
-                self._latency[-1] if self._latency else None,
-                self._balance,
-                silent,
-            )
+        if mine is not sample:  # the stages: the whole box's
+            drops, latency = build_drops_view(sample, self.info), latency_view(sample)
+        self._whole = (
+            drops if drops is not None else self._whole[0],
+            latency if latency is not None else self._whole[1],
         )
+        self._stages.append(build_stages(sample, cpu, self._rings, *self._whole, self._balance, silent))
 
     def shown(self) -> ViewModel | None:
         if self._latest is None or self._rings is None:
@@ -193,7 +195,9 @@ class Timeline:
             dict(self._netns_names),
             self._rings,  # built once, with the interval
             tuple(self._latency),
-            build_flows_view(self._latest, self.info, self.flow_filter, self.flows_top),
+            build_flows_view(
+                self._latest_mine or self._latest, self.info, self._flows_filter, self.flows_top
+            ),
             tuple(self._flow_events),
             self._watched,
             self._tracker.active,
@@ -201,7 +205,57 @@ class Timeline:
             self._balance,
             tuple(sorted((n, ts) for n, ts in self._live_since.items() if ts != self._first_ts)),
             self._processes,
+            self._latest_mine if self._latest_mine is not self._latest else None,
         )
+
+    def filtered_anew(self, view: ViewModel) -> ViewModel:
+        """`view` (frozen: paused, or looking back) under the filter now in force: its flows, and
+        its newest views of processes narrowed to the scope now."""
+        mine = scoped(view.latest, self.scope)
+        latency, processes, drops = process_views(mine, self.info)
+        return replace(
+            view,
+            flows=build_flows_view(mine, self.info, self._flows_filter, self.flows_top),
+            processes=processes,
+            latency_history=_newest(view.latency_history, latency),
+            drops_history=_newest(view.drops_history, replace(drops, events=()) if drops else None),
+            latest_scoped=mine if mine is not view.latest else None,
+        )
+
+    @property
+    def _flows_filter(self) -> Filter | None:
+        return self.flow_filter.flows if self.flow_filter else None
+
+
+def process_views(
+    sample: Sample, info: HostInfo
+) -> tuple[LatencyView | None, ProcessesView | None, DropsView | None]:
+    """The views of processes of an interval (copy latency, processes, drops), as narrowed."""
+    latency = latency_view(sample)
+    processes = (
+        build_processes_view(
+            latency,
+            sample.processes,
+            sample.drops,
+            sample.socket_pids,
+            sample.interval_s,
+            sample.sends or (),
+            rate_of(sample, "send"),
+            sample.cgroups,
+            dict(sample.container_names),
+        )
+        if latency is not None or sample.drops is not None or sample.sends is not None
+        else None
+    )
+    return latency, processes, build_drops_view(sample, info)
+
+
+T = TypeVar("T")
+
+
+def _newest(history: tuple[T, ...], view: T | None) -> tuple[T, ...]:
+    """`history` with its newest view replaced by `view` (kept when None)."""
+    return (*history[:-1], view) if history and view is not None else history
 
 
 def past_view(view: ViewModel, top: int = PAST_FLOWS) -> ViewModel:
@@ -232,6 +286,7 @@ def past_view(view: ViewModel, top: int = PAST_FLOWS) -> ViewModel:
         view,
         flows=flows,
         latest=replace(view.latest, flows=sample_flows, drops=drops),
+        latest_scoped=None,  # (its views are narrowed already)
         drop_events=view.drop_events[:PAST_EVENTS],
         flow_events=view.flow_events[:PAST_EVENTS],
     )

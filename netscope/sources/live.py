@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from netscope.model.containers import container_of
 from netscope.model.filter import Filter
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
 from netscope.model.sample import (
@@ -32,7 +33,7 @@ from netscope.probes.base import ProbeOptions
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, reason_names
 from netscope.probes.registry import PROBES
-from netscope.sources import procfs
+from netscope.sources import procfs, runtimes
 from netscope.sources.bpf_cost import STATS_EVERY, BpfCost
 from netscope.sources.kernel_counters import READERS
 from netscope.sources.lookup import LookupCache
@@ -44,6 +45,7 @@ PROCESSES_READ = 64  # readers whose cgroup, namespace and sockets are read from
 SOCKET_PIDS_EVERY_S = 2.0  # a socket with drops whose process was not found is looked up again this often
 SOCKET_PIDS_KEPT_S = 30.0  # and a socket's process is remembered this long after its last drop
 CGROUPS_EVERY_S, CGROUPS_KEPT_S = 5.0, 60.0  # the same for the senders' cgroups' paths
+NAMES_EVERY_S, NAMES_KEPT_S = 10.0, 300.0  # and for the names of containers and pods
 
 __all__ = ["PROBES", "STATS_EVERY", "LiveSource", "interfaces_everywhere"]
 
@@ -85,6 +87,7 @@ class LiveSource:
         # socket inode -> (pid, when its socket last dropped), of sockets with drops
         self._socket_pid_cache = LookupCache(procfs.read_socket_pids, SOCKET_PIDS_EVERY_S, SOCKET_PIDS_KEPT_S)
         self._cgroup_cache = LookupCache(procfs.cgroup_paths_here, CGROUPS_EVERY_S, CGROUPS_KEPT_S)
+        self._name_cache = LookupCache(runtimes.container_names, NAMES_EVERY_S, NAMES_KEPT_S)
 
     def _prepare_cost(self) -> None:
         self.cost.prepare()
@@ -146,6 +149,7 @@ class LiveSource:
         # /proc's processes after the devices' counters, which are read as near the edge as can be.
         socket_pids = self._socket_pids(polled["drops"])
         facts = self._process_facts(polled["latency"], polled["sends"], socket_pids)
+        cgroups = self._cgroups(polled["sends"], facts)
         return Sample(
             netns_names=self.namespaces.names(seen | {d.netns for d in devices}),
             ts=wall,
@@ -156,7 +160,8 @@ class LiveSource:
             socket_owners=self._socket_owners() if polled["flows"] else (),
             processes=facts,
             socket_pids=tuple(sorted(socket_pids.items())),
-            cgroups=self._cgroups(polled["sends"], facts),
+            cgroups=cgroups,
+            container_names=self._container_names([f.cgroup for f in facts] + [p for _, p in cgroups]),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
@@ -183,6 +188,16 @@ class LiveSource:
         read = {f.pid for f in facts}
         ids = {s.cgroup_id for s in sends or () if s.cgroup_id and s.pid not in read}
         return tuple(sorted(self._cgroup_cache.get(ids).items())) if ids else ()
+
+    def _container_names(self, paths: list[str]) -> tuple[tuple[str, str], ...]:
+        """The names of the containers and pods of these cgroup paths, from the runtimes' state
+        files (sources/runtimes.py): looked for once, again at most every NAMES_EVERY_S for one
+        not named."""
+        keys: set[str] = set()
+        for path in paths:
+            if (c := container_of(path)) is not None:
+                keys.update(k for k in (c.id, c.pod_uid) if k)
+        return tuple(sorted(self._name_cache.get(keys).items())) if keys else ()
 
     @staticmethod
     def _process_facts(

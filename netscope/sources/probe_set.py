@@ -76,7 +76,7 @@ class ProbeSet:
     ) -> None:
         self.cpus = cpus
         self.options = options
-        self.flow_filter = flow_filter
+        self.flow_filter = flow_filter.flows if flow_filter else None  # its flow terms: what compiles in
         self.rates = rates
         self.linger_s = linger_s
         self._before_start = before_start  # once, before the first compile (bpf_stats' clock)
@@ -206,7 +206,12 @@ class ProbeSet:
     def set_flow_filter(self, flt: Filter | None) -> None:
         """Swap the programs the filter applies to (drops, rings, latency, flows) for ones compiled
         with `flt`. Blocks while compiling: call it from a worker. Each old program keeps counting
-        until its replacement is live; one not attached now gets the filter when it attaches."""
+        until its replacement is live; one not attached now gets the filter when it attaches. Its
+        flow terms only: one whose flow terms are the programs' already (its scope changed) swaps
+        nothing."""
+        flt = flt.flows if flt else None
+        if flt == self.flow_filter:
+            return
         self.flow_filter = flt
         with self._need_lock:
             attached = [name for name in FILTERED if name in self._attached]

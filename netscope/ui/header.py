@@ -28,9 +28,11 @@ def header_text(
     paused: bool,
     replay: ReplayState | None = None,
     behind_s: float | None = None,
+    scope: str = "",
 ) -> Text:
     """State first, then what identifies the box: a narrow terminal cuts the least useful end.
-    `behind_s`: looking back while live, how far the view on screen is behind the newest."""
+    `behind_s`: looking back while live, how far the view on screen is behind the newest; `scope`:
+    the processes the views of processes are narrowed to ("" the whole box)."""
     state, style = ("LIVE", "bold green") if live else ("REPLAY", "bold magenta")
     if paused:
         state, style = "PAUSED", "bold yellow"
@@ -42,6 +44,8 @@ def header_text(
     if replay is not None:
         mark = "▶" if replay.playing else "⏸"
         text.append(f" {mark} {replay.position}/{replay.total} ×{replay.speed:g}", style="magenta")
+    if scope:
+        text.append(f" only {scope} ", style="bold yellow")
     if ts is not None:
         text.append(f" {datetime.fromtimestamp(ts).strftime('%H:%M:%S')}")
     if replay is None:

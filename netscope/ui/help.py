@@ -39,7 +39,7 @@ KEYS = (
     *pane_keys(),
     ("f", "findings: the bottleneck stage, its evidence, the knob and its value now; Enter: the evidence"),
     ("s", "in Flows: the next sort column"),
-    ("/", "the flow filter (pcap-like); on a flow's screen, starting from that flow"),
+    ("/", "the filter: flows (pcap-like), processes (pid N, container ID); on a flow's screen, that flow"),
     (
         "Enter",
         "on a device: its CPUs and IRQ lines; on a drop reason or a logged drop: that reason; "

@@ -9,7 +9,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.events import Click, Resize
-from textual.message import Message
 from textual.visual import visualize
 from textual.widgets import Sparkline, Static
 
@@ -19,18 +18,12 @@ from netscope.model.timeline import HISTORY, ViewModel
 from netscope.panes import BY_ID, PANES
 from netscope.ui.findings import FindingsStrip
 from netscope.ui.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
-from netscope.ui.pane import Pane
+from netscope.ui.pane import Pane, ShowPane
 from netscope.ui.widgets import estimated, lines_of, show_text
 
 COMPACT_BELOW = 110  # columns of the home pane under which stages are drawn as lines
 STICKY_SHOWS = 60  # a stage box keeps its tallest height of this many intervals
 HISTORY_LABEL = f"{HISTORY // 60} minutes"  # at the default 1-s interval
-
-
-class ShowPane(Message):
-    def __init__(self, pane: str) -> None:
-        super().__init__()
-        self.pane = pane
 
 
 def stage_text(stage: Stage) -> Text:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import ClassVar, cast
 
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -15,6 +16,14 @@ from netscope.model.sample import ProbeStatus
 from netscope.model.timeline import ViewModel
 from netscope.panes import PaneSpec
 from netscope.ui.widgets import probe_line, show_text
+
+
+class ShowPane(Message):
+    """Show the pane with this id (a home screen's stage box, clicked): what its key does."""
+
+    def __init__(self, pane: str) -> None:
+        super().__init__()
+        self.pane = pane
 
 
 class Pane:

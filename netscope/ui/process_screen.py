@@ -101,7 +101,7 @@ class ProcessScreen(DrillScreen):
         own = next((r for r in shown.processes.rows if r.pid == self.pid), None) if shown.processes else None
         if own is not None:
             if own.group:
-                title.append(f"\nin {own.group}", style="cyan" if own.container else "")
+                title.append(f"\nin {own.where}", style="cyan" if own.container else "")
             if own.tx_bytes_per_s:
                 title.append(f"\nsent {marked(fmt_bytes(own.tx_bytes_per_s), own.tx_estimated)}/s")
             if own.drops:

@@ -36,7 +36,7 @@ PROC_COLUMNS: tuple[Column[ProcCell], ...] = (
         "container or unit",
         18,
         1,
-        lambda c: c[0].group or NO_DATA,
+        lambda c: c[0].where or NO_DATA,
         "its container (runtime:id, or a pod) from its cgroup v2 path, else its systemd unit",
         numeric=False,
         style=lambda c: "cyan" if c[0].container else "",

@@ -17,8 +17,12 @@ import pytest
 
 from harness.netns import UDP_READER, VethPair, in_ns, netns_inode, send_udp, snmp
 from netscope.model.counters import RunningTotals
+from netscope.model.filter import parse_filter
+from netscope.model.json_encoder import snapshot_json
 from netscope.model.latency import latency_view
 from netscope.model.processes import build_processes_view
+from netscope.model.sample import Sample
+from netscope.model.timeline import Timeline
 from netscope.sources.live import LiveSource
 
 SUBNET = 93
@@ -69,6 +73,22 @@ RUNTIMES = {
 }
 
 
+def bursts(live: LiveSource, pair: VethPair, datagrams: dict[int, int]) -> tuple[list[Sample], int]:
+    """`datagrams` to each port, in three bursts a drain or more apart (a reader of a small
+    buffer drains every 0.2 s: a burst overflows it); the two intervals after netscope's baseline,
+    and the RcvbufErrors the receiver's namespace counted meanwhile (read by the test)."""
+    before = snmp(pair.receiver_ns)
+    live.sample()
+    for burst in range(3):
+        for port, n in datagrams.items():
+            send_udp(pair, n // 3 + (n % 3 if burst == 2 else 0), port=port)
+        time.sleep(0.3)
+    samples = [live.sample()]
+    time.sleep(0.3)
+    samples.append(live.sample())
+    return samples, snmp(pair.receiver_ns)["RcvbufErrors"] - before["RcvbufErrors"]
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_drops(
     live: LiveSource, pair: VethPair, runtime: str
@@ -81,15 +101,7 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
         try:
             assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
             (path / "cgroup.procs").write_text(str(reader.pid))  # `ip netns exec` execs the reader
-            before = snmp(pair.receiver_ns)
-            live.sample()
-            for _ in range(3):  # three bursts, a drain or more apart
-                send_udp(pair, COUNT // 3, port=port)
-                time.sleep(0.3)
-            samples = [live.sample()]
-            time.sleep(0.3)
-            samples.append(live.sample())
-            rcvbuf = snmp(pair.receiver_ns)["RcvbufErrors"] - before["RcvbufErrors"]
+            samples, rcvbuf = bursts(live, pair, {port: COUNT})
         finally:
             said = reader.communicate(timeout=10)[0]  # the bytes it read, once its 3 s are over
     read = int(said.split()[-1]) // DATAGRAM
@@ -199,3 +211,47 @@ def test_senders_in_a_container_cgroup_send_exact_bytes_also_one_gone_before_pro
     for sample in samples:
         totals.add(sample)
     assert totals.containers[(label, "sent_bytes")] == 2 * SENDS * SIZE
+
+
+def test_pid_and_container_narrow_the_views_to_their_processes(live: LiveSource, pair: VethPair) -> None:
+    """Two readers in one namespace: one in a docker-named cgroup whose small buffer overflows, one
+    outside any container that reads every datagram. Narrowed to the container (by a prefix of its
+    id), the snapshot JSON holds its reader alone and every SOCKET_RCVBUFF drop the namespace's
+    RcvbufErrors counted; narrowed to the other's pid, that reader alone, its reads exactly what
+    it read and no drop; unnarrowed, both."""
+    container_id = secrets.token_hex(32)
+    small = UDP_READER.replace("1 << 20", "16384")
+    stuck_port, reader_port, sent = 6110, 6111, 400
+    with cgroup("netscope-test.slice", f"docker-{container_id}.scope") as path:
+        stuck = in_ns(pair.receiver_ns, small, str(stuck_port), "0.2", "3")
+        fast = in_ns(pair.receiver_ns, UDP_READER, str(reader_port), "0", "3")
+        try:
+            for reader in (stuck, fast):
+                assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+            (path / "cgroup.procs").write_text(str(stuck.pid))
+            samples, rcvbuf = bursts(live, pair, {stuck_port: COUNT, reader_port: sent})
+        finally:
+            fast_said = fast.communicate(timeout=10)[0]
+            stuck.communicate(timeout=10)
+    assert int(fast_said.split()[-1]) == sent * DATAGRAM  # (the fast reader read every one)
+    assert rcvbuf > 1000, f"the burst overflowed the buffer only {rcvbuf} times"
+
+    def narrowed_to(text: str | None) -> tuple[set[int], int, int]:
+        """The pids of the processes JSON, its SOCKET_RCVBUFF drops and the fast reader's reads."""
+        timeline = Timeline(live.info, flow_filter=parse_filter(text) if text else None)
+        pids: set[int] = set()
+        dropped = reads = 0
+        for sample in samples:
+            timeline.add(sample)
+            view = timeline.shown()
+            assert view is not None
+            out = snapshot_json(view)
+            pids |= {p["pid"] for p in out["processes"] or ()}
+            dropped += sum(r["count"] for r in out["drops"] or () if r["reason"] == "SOCKET_RCVBUFF")
+            reads += sum(p["reads"] for p in out["processes"] or () if p["pid"] == fast.pid)
+        return pids, dropped, reads
+
+    assert narrowed_to(f"container {container_id[:12]}") == ({stuck.pid}, rcvbuf, 0)
+    assert narrowed_to(f"pid {fast.pid}") == ({fast.pid}, 0, sent)
+    pids, dropped, reads = narrowed_to(None)
+    assert {stuck.pid, fast.pid} <= pids and dropped == rcvbuf and reads == sent

@@ -501,6 +501,32 @@ async def test_drill_down_machine_reason_flow_and_back(recording: Recording) -> 
         assert all(0 in r.flow.cpus for r in cpu_flows.rows_shown)
 
 
+async def test_slash_narrows_the_views_of_processes_to_a_pid_and_the_header_says_so(
+    recording: Recording,
+) -> None:
+    """`/pid N`: the Processes pane keeps that process's row, the flows their reader is not it go,
+    and the header names the scope; an empty filter brings the whole box back."""
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "o")
+        assert app.shown is not None and app.shown.processes is not None
+        rows = app.shown.processes.rows
+        assert len(rows) > 1
+        pid = rows[-1].pid
+        await pilot.press("slash", *f"pid {pid}", "enter")
+        await pilot.pause()
+        assert app.timeline.scope.pids == {pid}
+        table: DataTable[str | Text] = app.query_one("#processes-table", DataTable)
+        assert [cell(table, r, 0) for r in range(table.row_count)] == [str(pid)]
+        assert f"only pid {pid}" in header_line(app)
+        flows = app.shown.flows
+        assert flows is not None and all(r.pid == pid for r in flows.rows)
+        await pilot.press("slash", "ctrl+u", "enter")
+        await pilot.pause()
+        assert table.row_count == len(rows) and "only" not in header_line(app)
+
+
 async def test_slash_edits_the_flow_filter_inline(recording: Recording) -> None:
     app = make_app(ReplaySource(recording))
     async with app.run_test(size=(160, 40)) as pilot:

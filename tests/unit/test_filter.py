@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from netscope.model.filter import FilterError, Tuple5, parse_filter
+from netscope.model.filter import FilterError, Scope, Tuple5, parse_filter, with_scope
 
 UDP = Tuple5(4, 17, "10.200.0.1", 40001, "10.200.0.2", 9)
 TCP = Tuple5(4, 6, "10.200.0.2", 6101, "10.200.1.7", 51000)
@@ -68,3 +68,46 @@ def test_compiles_to_c_over_the_flow_tuple() -> None:
     )
     v6 = parse_filter("host fd00::2").c_expression("f")
     assert v6.count("f->saddr[") == 4 and v6.count("f->daddr[") == 4 and "f->family == 6" in v6
+
+
+def test_pid_and_container_terms_are_the_filters_scope_its_flow_terms_the_rest() -> None:
+    """`pid` and `container` select processes: one group of them joined by `or`, joined to the
+    flow terms by a top-level `and`; the kernel is compiled with the flow terms alone."""
+    flt = parse_filter("(pid 42 or container web) and udp and port 9")
+    assert flt.scope == Scope(frozenset({42}), ("web",))
+    assert flt.flows is not None and flt.flows.text == "udp and port 9" and not flt.flows.scope
+    assert flt.matches(UDP) and not flt.matches(TCP)
+    assert flt.c_expression() == parse_filter("udp and port 9").c_expression()
+    alone = parse_filter("(pid 7 or pid 8)")
+    assert alone.scope.pids == {7, 8} and alone.flows is None and alone.matches(TCP)
+    assert alone.c_expression() == "1"
+    plain = parse_filter("udp")
+    assert plain.flows is plain and not plain.scope
+
+
+@pytest.mark.parametrize(
+    ("expr", "where"),
+    [
+        ("not pid 4", "not pid 4"),
+        ("udp or pid 4", "udp or pid 4"),
+        ("pid 1 and pid 2", "pid 2"),
+        ("udp and (pid 3 or tcp)", "(pid 3"),
+        ("pid x", "x"),
+        ("pid 0", "0"),
+        ("container", ""),
+    ],
+)
+def test_scope_terms_misplaced_point_at_the_term(expr: str, where: str) -> None:
+    with pytest.raises(FilterError) as e:
+        parse_filter(expr)
+    assert e.value.position == (expr.index(where) if where else len(expr)), e.value.pointer()
+
+
+def test_pid_and_container_options_join_the_filters_scope() -> None:
+    """--pid and --container beside --filter: one scope, one text."""
+    both = with_scope(parse_filter("container web and udp"), Scope(frozenset({42}), ()))
+    assert both is not None and both.scope == Scope(frozenset({42}), ("web",))
+    assert both.text == "(pid 42 or container web) and udp" and both.flows == parse_filter("udp")
+    alone = with_scope(None, Scope(frozenset({42}), ()))
+    assert alone is not None and alone.text == "pid 42" and alone.flows is None
+    assert with_scope(None, Scope()) is None

@@ -29,6 +29,7 @@ def test_each_probe_and_reader_fills_its_own_sample_fields() -> None:
         "processes",
         "socket_pids",
         "cgroups",
+        "container_names",
         "cost",
         "detail_every",
         "detail_measured",
