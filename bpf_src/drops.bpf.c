@@ -10,6 +10,7 @@
 #include "kernel_read.h"
 #include "flow_parse.h"
 #include "tables.h"
+#include "budget.h"
 
 BPF_PERCPU_HASH(drop_reasons, u32, u64, 4096);
 /* The breakdown holds one interval: two tables, swapped every read (tables.h). */
@@ -17,8 +18,8 @@ BPF_PERCPU_HASH(drop_details_a, struct drop_key, u64, NS_DROP_DETAILS_MAX);
 BPF_PERCPU_HASH(drop_details_b, struct drop_key, u64, NS_DROP_DETAILS_MAX);
 BPF_ARRAY_OF_MAPS(drop_details, "drop_details_a", 1);
 BPF_PERCPU_ARRAY(drop_stats, u64, NS_DROP_STATS);
-BPF_ARRAY(drop_log_window, struct drop_window, 1);
-BPF_HASH(drop_log_reason_window, u32, struct drop_window, 4096);
+BPF_ARRAY(drop_log_window, struct event_window, 1);
+BPF_HASH(drop_log_reason_window, u32, struct event_window, 4096);
 BPF_RINGBUF_OUTPUT(drop_events, NS_DROP_RINGBUF_PAGES);
 
 static __always_inline void drop_bump(u32 index)
@@ -28,21 +29,6 @@ static __always_inline void drop_bump(u32 index)
         (*v)++;
 }
 
-/* One window's budget: reset when the window changes (racy between CPUs: at worst a few extra
- * events per window), then taken one event at a time. */
-static __always_inline int take(struct drop_window *w, u64 id, u64 limit)
-{
-    if (w->window != id) {
-        w->window = id;
-        w->used = 0;
-    }
-    /* A plain read first: once the window is spent, a storm costs no atomic (and no cache line
-     * bouncing between CPUs) per drop. */
-    if (w->used >= limit)
-        return 0;
-    return __sync_fetch_and_add(&w->used, 1) < limit;
-}
-
 /* The log's rate limit, shared by every CPU so a storm on one CPU still logs at the full rate.
  * No single reason may take more than NS_DROP_LOG_PER_REASON of a window, so the rare reasons
  * still reach the log during another reason's storm. */
@@ -50,12 +36,12 @@ static __always_inline int may_log(u32 reason, u64 now)
 {
     u32 zero = 0;
     u64 id = now / NS_DROP_LOG_WINDOW_NS;
-    struct drop_window fresh = {};
-    struct drop_window *per_reason = drop_log_reason_window.lookup_or_try_init(&reason, &fresh);
-    if (!per_reason || !take(per_reason, id, NS_DROP_LOG_PER_REASON))
+    struct event_window fresh = {};
+    struct event_window *per_reason = drop_log_reason_window.lookup_or_try_init(&reason, &fresh);
+    if (!per_reason || !budget_take(per_reason, id, NS_DROP_LOG_PER_REASON))
         return 0;
-    struct drop_window *all = drop_log_window.lookup(&zero);
-    return all && take(all, id, NS_DROP_LOG_PER_WINDOW);
+    struct event_window *all = drop_log_window.lookup(&zero);
+    return all && budget_take(all, id, NS_DROP_LOG_PER_WINDOW);
 }
 
 /* The logged drop's 5-tuple, when the packet is IP (flow_parse.h). */

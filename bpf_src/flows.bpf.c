@@ -24,6 +24,7 @@
 #include "dev_cache.h"
 #include "sampler.h"
 #include "tables.h"
+#include "budget.h"
 
 #ifdef NS_FILTER
 #define FLOW_MATCH(t) NS_FILTER(t)
@@ -40,6 +41,10 @@ BPF_F_TABLE("hash", struct flow_drop_key, u64, flow_drops_b, NS_FLOWS_MAX, BPF_F
 BPF_ARRAY_OF_MAPS(flow_drops, "flow_drops_a", 1);
 BPF_PERCPU_ARRAY(flow_counters, u64, NS_FLOW_STATS);
 BPF_ARRAY(flow_watch, struct flow_watch, 1);
+/* The watched flow's events: at most NS_FLOW_EVENTS_PER_WINDOW a window of NS_FLOW_EVENTS_WINDOW_NS
+ * (the flow screen lists the newest hundred): in a flood of that flow its sampled packets would
+ * be tens of thousands a second for user space to decode; the rest are counted as skipped. */
+BPF_ARRAY(flow_events_window, struct event_window, 1);
 BPF_PERCPU_ARRAY(flows_last_dev, struct dev_seen, 1); /* dev_cache.h */
 BPF_RINGBUF_OUTPUT(flow_events, 64);
 BPF_PERCPU_ARRAY(flows_sampler, struct ns_sampler, 1);
@@ -69,12 +74,18 @@ static __always_inline void watch_event(const struct flow_key *key, const void *
     if (!w || !w->active || !same_tuple(&w->flow.t, &key->t) ||
         (w->flow.netns && key->netns && w->flow.netns != key->netns))
         return;
+    u64 now = bpf_ktime_get_ns();
+    struct event_window *budget = flow_events_window.lookup(&zero);
+    if (!budget || !budget_take(budget, now / NS_FLOW_EVENTS_WINDOW_NS, NS_FLOW_EVENTS_PER_WINDOW)) {
+        flow_add(NS_FLOW_STAT_EVENTS_SKIPPED, 1);
+        return;
+    }
     struct flow_event *e = flow_events.ringbuf_reserve(sizeof(struct flow_event));
     if (!e) {
         flow_add(NS_FLOW_STAT_EVENTS_LOST, 1);
         return;
     }
-    e->ts_ns = bpf_ktime_get_ns();
+    e->ts_ns = now;
     e->len = read_u32(skb, NS_OFF_SKB_LEN);
     e->reason = reason;
     e->queue = read_u16(skb, NS_OFF_SKB_QUEUE_MAPPING);

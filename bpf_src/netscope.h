@@ -161,10 +161,10 @@ struct drop_event {
 };
 _Static_assert(sizeof(struct drop_event) == NS_DROP_EVENT_SIZE, "NS_DROP_EVENT_SIZE");
 
-/* drops.bpf.c: a budget of the drop log, shared by all CPUs: so many events per window of
- * NS_DROP_LOG_WINDOW_NS (a token bucket refilled at each window); one for the whole log, one per
- * reason. */
-struct drop_window {
+/* budget.h: a budget of logged events, shared by all CPUs: so many per window of time (a token
+ * bucket refilled at each window). drops.bpf.c: one for the whole drop log, one per reason;
+ * flows.bpf.c: the watched flow's packets. */
+struct event_window {
     u64 window;
     u64 used;
 };
@@ -349,7 +349,8 @@ struct flow_event {
 #define NS_FLOW_STAT_UNHELD_PACKETS 2 /* packets (weighted) of flows a full table could not hold */
 #define NS_FLOW_STAT_UNHELD_BYTES 3
 #define NS_FLOW_STAT_UNHELD_DROPS 4   /* drops a full table could not hold */
-#define NS_FLOW_STATS 5
+#define NS_FLOW_STAT_EVENTS_SKIPPED 5 /* watched-flow packets past the events' budget, not sent */
+#define NS_FLOW_STATS 6
 
 /* send.bpf.c: what one process sent through its sockets, cumulative, and the cgroup it sent
  * from (the last send's). */

@@ -108,6 +108,7 @@ def carried(window: FlowsSample, now: FlowsSample) -> FlowsSample:
         not_held_drops=now.not_held_drops,
         events=now.events,
         events_lost=now.events_lost,
+        events_skipped=now.events_skipped,
         watched=now.watched,
     )
 

@@ -379,6 +379,7 @@ class FlowsSample:
     unseen: int = 0
     events: tuple[FlowEvent, ...] = ()  # packets of the watched flow, oldest first
     events_lost: int = 0
+    events_skipped: int = 0  # the watched flow's packets past the events' budget, not sent one by one
     watched: tuple[int, int, str, int, str, int] | None = None  # netns, proto, src, sport, dst, dport
 
 

@@ -49,10 +49,19 @@ COUNT = struct.Struct("<Q")
 WATCH = struct.Struct(f"<{TUPLE_BYTES}sIII4x")  # struct flow_watch: the tuple, netns, ifindex, active
 # flow_counters' slots (NS_FLOW_STAT_* in bpf_src/netscope.h)
 FLOW_STATS = cdefs.stats("FLOW")  # NS_FLOW_STAT_*, in index order
-FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS = (
+FILTERED, EVENTS_LOST, UNHELD_PACKETS, UNHELD_BYTES, UNHELD_DROPS, EVENTS_SKIPPED = (
     FLOW_STATS.index(name)
-    for name in ("filtered", "events_lost", "unheld_packets", "unheld_bytes", "unheld_drops")
+    for name in (
+        "filtered",
+        "events_lost",
+        "unheld_packets",
+        "unheld_bytes",
+        "unheld_drops",
+        "events_skipped",
+    )
 )
+# The watched flow's packets sent one by one: at most so many a window (bpf_src/flows.bpf.c).
+EVENTS_WINDOW_NS, EVENTS_PER_WINDOW = 1_000_000_000, 1000
 
 
 @dataclass(frozen=True)
@@ -214,6 +223,8 @@ class FlowsProbe(Probe[FlowsSample]):
         defines: dict[str, int | str] = {
             **kernel_offsets(btf),
             "NS_FLOWS_MAX": self.max_flows,
+            "NS_FLOW_EVENTS_WINDOW_NS": EVENTS_WINDOW_NS,
+            "NS_FLOW_EVENTS_PER_WINDOW": EVENTS_PER_WINDOW,
             "NS_SKB_NOT_DROPPED_YET": reasons.get("SKB_NOT_DROPPED_YET", 0),
             "NS_SKB_CONSUMED": reasons.get("SKB_CONSUMED", 1),
         }
@@ -396,6 +407,7 @@ class FlowsProbe(Probe[FlowsSample]):
             not_held_drops=counts[UNHELD_DROPS],
             events=current.events,
             events_lost=counts[EVENTS_LOST],
+            events_skipped=counts[EVENTS_SKIPPED],
             watched=self.watched,
         )
 

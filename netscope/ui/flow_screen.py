@@ -135,6 +135,9 @@ class FlowScreen(DrillScreen):
                 else "  a recording holds only the flows watched while it was made",
                 style="dim",
             )
+        skipped = shown.latest.flows.events_skipped if shown.latest.flows else 0
+        if streaming and skipped:
+            title.append(f"  (a sample: {fmt_count(skipped)} more this interval not listed)", style="dim")
         self.query_one("#flow-events-title", Static).update(title)
         if streaming:
             for e in shown.flow_events[:EVENTS_SHOWN]:

@@ -8,7 +8,7 @@ from harness.netns import TCP_READER, VethPair, in_ns, netns_inode
 from netscope.model.filter import parse_filter
 from netscope.model.flows import build_flows_view
 from netscope.probes.base import start_probes
-from netscope.probes.flows import FlowsProbe
+from netscope.probes.flows import EVENTS_PER_WINDOW, FlowsProbe
 from netscope.probes.headers import find_headers
 from netscope.sources import procfs
 from netscope.sources.live import LiveSource
@@ -138,7 +138,8 @@ def test_a_new_filter_recompiles_every_filtered_program(live: LiveSource, pair: 
 
 def test_watched_flow_streams_its_packets_one_by_one(pair: VethPair) -> None:
     """The flow screen's stream: every packet of the watched flow (here all dropped: NO_SOCKET),
-    none of the others."""
+    none of the others; past the stream's budget (EVENTS_PER_WINDOW a window) the rest of its
+    packets are counted as skipped, each one."""
     probe = FlowsProbe(procfs.read_online_cpus())
     try:
         start_probes((probe,), find_headers())
@@ -148,8 +149,14 @@ def test_watched_flow_streams_its_packets_one_by_one(pair: VethPair) -> None:
         send_from(pair, 40007, 9, 80)
         settled(pair)
         sample = probe.poll()
+        send_from(pair, 40006, 9, 3000)  # 6,000 events (each received, then dropped) at once
+        settled(pair)
+        burst = probe.poll()
     finally:
         probe.close()
+    assert burst is not None and burst.events_skipped > 0
+    assert len(burst.events) + burst.events_skipped + burst.events_lost == 6000
+    assert len(burst.events) <= 2 * EVENTS_PER_WINDOW  # (the burst may span two windows)
     assert sample is not None and sample.events_lost == 0
     received = [e for e in sample.events if not e.reason]
     dropped = [e for e in sample.events if e.reason]

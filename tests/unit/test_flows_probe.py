@@ -12,6 +12,7 @@ from netscope.probes.flows import (
     DROP_KEY,
     FLOW_KEY,
     FLOW_STAT,
+    FLOW_STATS,
     UNHELD_DROPS,
     UNHELD_PACKETS,
     FlowsProbe,
@@ -33,7 +34,7 @@ def interval(
 ) -> Interval:
     """`flows`: source port -> packets (64 bytes each), received on CPU 1; `drops`: (key, reason) -> n."""
     stats = b"".join(FLOW_STAT.pack(n, 64 * n, 1 << 63, 1 << 1, 0, 1, 2) for n in flows.values())
-    counters = [0] * (UNHELD_DROPS + 1)
+    counters = [0] * len(FLOW_STATS)
     counters[UNHELD_PACKETS], counters[UNHELD_DROPS] = unheld, unheld_drops
     return Interval(
         keys=b"".join(key(port) for port in flows),
