@@ -197,7 +197,10 @@ async def test_drop_storm_and_flood_exact_counts_bounded_log_responsive_ui() -> 
     log_rate = sum(c.logged for c in inside) / sum(c.interval_s for c in inside)
     assert 0.7 * LOG_RATE <= log_rate <= 1.01 * LOG_RATE, log_rate
     assert all(c.logged > 0 and c.suppressed > 0 for c in inside)
-    assert sum(c.logged + c.suppressed + c.lost for c in during) == sum(c.drops for c in during)
+    # Each drop is counted by reason, then logged, suppressed or lost in the same program run: the
+    # counters read at the first interval's start may have caught one run per CPU between the two.
+    accounted = sum(c.logged + c.suppressed + c.lost for c in during) - sum(c.drops for c in during)
+    assert abs(accounted) <= (os.cpu_count() or 1), accounted
     # Every key is answered with a new frame within 200 ms (measured here: median 35-37 ms,
     # max 103-131 ms in three runs), while the three flood processes and the kernel's packet work keep
     # both CPUs busy.
