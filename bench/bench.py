@@ -255,16 +255,16 @@ def observer(name: str, pair: VethPair, env: dict[str, str], tmp: Path) -> Itera
             yield o
 
 
-def watch_cost_line(tui: Tui, start: float, stop: threading.Event, seen: list[float]) -> None:
-    """netscope's own BPF cost as its home screen's cost line shows it, for measurements taken
-    wholly inside the flood (the line shows the last measured interval and its age)."""
-    while not stop.wait(0.5):
-        m = COST_LINE.search(tui.screen())
-        if m is None:
-            continue
-        measured_end = time.monotonic() - float(m.group(2) or 0)
-        if measured_end - 1.5 >= start and float(m.group(1)) not in seen[-1:]:
-            seen.append(float(m.group(1)))
+def cost_line(tui: Tui, start: float, end: float) -> float | None:
+    """netscope's own BPF cost as its home screen's cost line shows it, read once after a flood,
+    when the measurement it shows was taken wholly inside the flood (the line shows the last
+    measured interval and its age, in whole seconds). Not polled during the flood: each look at
+    the screen is a tmux client started, which costs the flood what it would charge netscope."""
+    m = COST_LINE.search(tui.screen())
+    if m is None:
+        return None
+    measured_end = time.monotonic() - float(m.group(2) or 0)
+    return float(m.group(1)) if start + 1.5 <= measured_end <= end + 1.0 else None
 
 
 def count_programs(row: Row, lines: list[dict[str, Any]]) -> None:
@@ -287,18 +287,11 @@ def measure(pair: VethPair, rows: list[Row], env: dict[str, str], tmp: Path) -> 
                 trials = []
                 for _ in range(2):
                     cpu0, t0, seen = proc_cpu_s(obs.pid), time.monotonic(), len(obs.lines)
-                    stop = threading.Event()
-                    watcher = None
-                    if obs.tui is not None:
-                        costs: list[float] = []
-                        watcher = threading.Thread(target=watch_cost_line, args=(obs.tui, t0, stop, costs))
-                        watcher.start()
                     trials.append(flood(pair))
-                    row.cpu_pct.append(100 * (proc_cpu_s(obs.pid) - cpu0) / (time.monotonic() - t0))
-                    stop.set()
-                    if watcher is not None:
-                        watcher.join()
-                        row.bpf_pct += costs
+                    end = time.monotonic()
+                    row.cpu_pct.append(100 * (proc_cpu_s(obs.pid) - cpu0) / (end - t0))
+                    if obs.tui is not None and (bpf := cost_line(obs.tui, t0, end)) is not None:
+                        row.bpf_pct.append(bpf)
                     time.sleep(1.1)  # the interval covering the flood's end is printed
                     count_programs(row, obs.lines[seen:])
                 rss, hwm = proc_rss_mb(obs.pid)
