@@ -95,6 +95,7 @@ class ProbeSet:
         self._prepare_lock = threading.Lock()
         self._prepared = False
         self._duty_timers: list[threading.Timer] = []
+        self._duty_gen = 0  # the interval whose duty cycle the timers are (a late one does nothing)
         # The duty cycle and the onset watch, between the sampler and the watch's thread; taken
         # before _need_lock and _detail_lock, never under them.
         self._duty_lock = threading.Lock()
@@ -343,6 +344,7 @@ class ProbeSet:
             for timer in self._duty_timers:
                 timer.cancel()
             self._duty_timers = []
+            self._duty_gen += 1
             self._onset = None
             # The probes first: _need_lock is never taken under _detail_lock (need() takes them in
             # the other order; the TUI froze when a key resumed a probe while the sampler was here).
@@ -397,11 +399,26 @@ class ProbeSet:
         # Never past the interval's end, a bpf_stats window's moment included (taken after the
         # interval's reads, which took a while): its weights would count in the next interval.
         at = random.uniform(0.0, latest) if at is None else min(at, latest)
-        self._after(at, functools.partial(self._duty_on, probe))
-        self._after(at + on_s, probe.pause_opening)
-        if probe.closing:
-            end = max(at + on_s, min(at + on_s + drain_s, left_s - DUTY_MARGIN_S))
-            self._after(end, probe.pause_sampled)
+        deadline = time.monotonic() + left_s - DUTY_MARGIN_S
+        self._after(at, functools.partial(self._window_opens, probe, self._duty_gen, on_s, drain_s, deadline))
+
+    def _window_opens(
+        self, probe: Probe[Any], gen: int, on_s: float, drain_s: float, deadline: float
+    ) -> None:
+        """A window opens; its close is timed from now, not from when it was scheduled: on a busy
+        box the opening timer can fire late, and a close timed in advance shortened the window,
+        whose weights then counted for time it was not on (an interval of a steady flood read a
+        quarter of its packets in CI). Never past the interval's end; nothing once the interval
+        it was scheduled in is over."""
+        with self._duty_lock:
+            if gen != self._duty_gen:
+                return
+            self._duty_on(probe)
+            left_s = max(0.0, deadline - time.monotonic())
+            close = min(on_s, left_s)
+            self._after(close, probe.pause_opening)
+            if probe.closing:
+                self._after(max(close, min(close + drain_s, left_s)), probe.pause_sampled)
 
     def _watch_onsets(self) -> None:
         """Start the thread that looks for a flood's onset (once). Under _duty_lock."""
