@@ -53,6 +53,12 @@ class NetscopeCollector(Collector):
 def _containers(t: RunningTotals) -> Iterator[Metric]:
     """Per container (runtime:short id, or pod:uid), at most CONTAINERS_MAX at a time and "other"
     for those that never had a series (README "Prometheus export")."""
+    rx_packets = CounterMetricFamily(
+        "netscope_container_rx_packets",
+        "Data queued on the sockets of processes in the container (sock:sk_data_ready: UDP "
+        "datagrams, TCP segments with new data), estimated where sampled",
+        labels=["container"],
+    )
     reads = CounterMetricFamily(
         "netscope_container_reads",
         "Reads that copied received data, by processes in the container",
@@ -72,7 +78,9 @@ def _containers(t: RunningTotals) -> Iterator[Metric]:
         labels=["container", "reason"],
     )
     for (container, what), n in sorted(t.containers.items()):
-        if what == "reads":
+        if what == "rx_packets":
+            rx_packets.add_metric([container], n)
+        elif what == "reads":
             reads.add_metric([container], n)
         elif what == "read_bytes":
             read_bytes.add_metric([container], n)
@@ -80,7 +88,7 @@ def _containers(t: RunningTotals) -> Iterator[Metric]:
             sent_bytes.add_metric([container], n)
         else:
             drops.add_metric([container, what.removeprefix("drops:")], n)
-    yield from (reads, read_bytes, sent_bytes, drops)
+    yield from (rx_packets, reads, read_bytes, sent_bytes, drops)
 
 
 def _counters(t: RunningTotals) -> Iterator[Metric]:

@@ -18,7 +18,7 @@ from netscope.model.containers import OTHER, ContainerSeries, container_of
 from netscope.model.cpu import interrupt_counts, softirq_runs
 from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
-from netscope.model.processes import drops_by_pid
+from netscope.model.processes import arrivals_by_pid, drops_by_pid
 from netscope.model.rings import build_rings_view
 from netscope.model.sample import HostInfo, ProbeState, Sample
 
@@ -51,7 +51,8 @@ class RunningTotals:
     not_counted: dict[str, int] = field(default_factory=dict)  # likewise
     evicted: dict[str, int] = field(default_factory=dict)  # likewise
     probes_live: dict[str, bool] = field(default_factory=dict)
-    # (container, what): what is "reads", "read_bytes" or "drops:<reason>"; at most CONTAINERS_MAX
+    # (container, what): what is "rx_packets", "reads", "read_bytes", "sent_bytes" or
+    # "drops:<reason>"; at most CONTAINERS_MAX
     # containers and "other" (model/containers.py ContainerSeries)
     containers: Counter[tuple[str, str]] = field(default_factory=Counter)
     _series: ContainerSeries = field(default_factory=ContainerSeries)
@@ -138,9 +139,14 @@ class RunningTotals:
             return container_label(facts.get(pid, ""))
 
         by_container: Counter[tuple[str, str]] = Counter()
-        for p in sample.latency.processes if sample.latency else ():
+        latency = sample.latency
+        for p in latency.processes if latency else ():
             by_container[(label(p.pid), "reads")] += p.reads
             by_container[(label(p.pid), "read_bytes")] += p.bytes
+        if latency is not None:
+            readers = ((p.pid, p.arrivals) for p in latency.processes)
+            for pid, n in arrivals_by_pid(readers, latency.unread_arrivals, sample.socket_pids).items():
+                by_container[(label(pid), "rx_packets")] += n
         cgroups = dict(sample.cgroups)  # a sender gone from /proc: the cgroup it sent from
         for s in sample.sends or ():
             path = facts.get(s.pid) or cgroups.get(s.cgroup_id, "")

@@ -133,6 +133,7 @@ def processes_json(view: ProcessesView | None, interval_s: float) -> list[dict[s
             "container_name": r.container_name or None,  # as the runtime's state files name it
             "unit": r.group if not r.container and r.group else None,  # else its systemd unit or path
             "netns": r.netns or None,
+            "rx_packets": round(r.rx_packets_per_s * interval_s),  # queued on its sockets (UDP: datagrams)
             "reads": round(r.reads_per_s * interval_s),  # reads that copied data from its sockets
             "rx_bytes": round(r.bytes_per_s * interval_s),  # the bytes they copied
             "tx_bytes": round(r.tx_bytes_per_s * interval_s),  # sent through its sockets

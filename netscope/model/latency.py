@@ -108,6 +108,7 @@ class ProcessRow:
     stats: Percentiles
     sockets: tuple[SocketRow, ...]
     reads_estimated: bool = False  # reads and bytes counted part of the interval, scaled up
+    arrivals: int = 0  # data queued on the sockets it reads (UDP: datagrams), from the samples
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class LatencyView:
     stack_unknown: int  # sampled packets that reached no socket's queue
     reads: int = 0  # every read of the interval (exact)
     arrivals: int | None = None  # data queued on sockets (exact); None: an older recording
+    unread_arrivals: tuple[tuple[int, int], ...] = ()  # (socket inode, arrivals): read by no process yet
     sample_rate: int = 1  # 1 in N arrivals timed: > 1, the percentiles are from a sample
     stack_rate: int = 1
     evicted: int = 0  # live sockets the bounded table stopped following
@@ -183,6 +185,7 @@ def build_latency_view(
                 stats=Percentiles.of(p.buckets, PROC_BITS, p.bytes, p.max_ns),
                 sockets=tuple(sorted(sockets, key=lambda r: -(r.stats.p99_ns or 0))),
                 reads_estimated=scaled,
+                arrivals=p.arrivals,
             )
         )
     rows.sort(key=lambda r: (-(r.stats.p99_ns or 0), r.pid))
@@ -197,6 +200,7 @@ def build_latency_view(
         stack_unknown=stack.unfollowed if stack is not None else 0,
         reads=sum(p.reads for p in latency.processes),
         arrivals=latency.arrivals,
+        unread_arrivals=latency.unread_arrivals,
         sample_rate=sample_rate,
         stack_rate=stack_rate,
         evicted=latency.evicted,

@@ -38,6 +38,9 @@ class ProcRow:
     cgroup: str = ""  # its cgroup v2 path ("" unknown; grouped: the members' where they share one)
     tx_estimated: bool = False  # the sends sampled (1 in N) or counted for part of the interval
     container_name: str = ""  # its container's name, where the runtime's state files tell it
+    # Data queued on its sockets a second (sock:sk_data_ready with new data: UDP datagrams),
+    # estimated where the arrivals are sampled (`estimated`)
+    rx_packets_per_s: float = 0.0
 
     @property
     def where(self) -> str:
@@ -71,11 +74,15 @@ def build_processes_view(
     by_pid: Mapping[int, ProcessFacts] = {f.pid: f for f in facts}
     dropped = drops_by_pid(drops, dict(socket_pids))
     readers = {p.pid: p for p in latency.processes} if latency else {}
+    arrived: dict[int, int] = {}
+    if latency is not None:
+        readers_arrived = ((p.pid, p.arrivals) for p in latency.processes)
+        arrived = arrivals_by_pid(readers_arrived, latency.unread_arrivals, socket_pids)
     senders = {s.pid: s for s in sends}
     paths = dict(cgroups)  # cgroup id -> its v2 path
     sampled = latency is not None and latency.sample_rate > 1  # its latencies from 1 arrival in N
     rows = []
-    for pid in dict.fromkeys([*readers, *senders, *dropped]):
+    for pid in dict.fromkeys([*readers, *arrived, *senders, *dropped]):
         fact, reader, sender = by_pid.get(pid), readers.get(pid), senders.get(pid)
         # Its cgroup from /proc; a sender gone since, from the cgroup it sent from.
         path = fact.cgroup if fact else paths.get(sender.cgroup_id, "") if sender else ""
@@ -94,7 +101,9 @@ def build_processes_view(
                 p50_ns=reader.stats.p50_ns if reader else None,
                 p99_ns=reader.stats.p99_ns if reader else None,
                 sockets=fact.sockets if fact else None,
-                estimated=reader is not None and (reader.reads_estimated or sampled),
+                estimated=(reader is not None and reader.reads_estimated)
+                or (sampled and (reader is not None or pid in arrived)),
+                rx_packets_per_s=arrived.get(pid, 0) / (interval_s or 1.0),
                 drops=mine,
                 drops_per_s=sum(n for _, n in mine) / (interval_s or 1.0),
                 tx_bytes_per_s=sender.bytes / (interval_s or 1.0) if sender else 0.0,
@@ -102,8 +111,25 @@ def build_processes_view(
                 cgroup=path,
             )
         )
-    rows.sort(key=lambda r: (-r.busy, -r.drops_per_s, r.pid))
+    rows.sort(key=lambda r: (-r.busy, -r.drops_per_s, -r.rx_packets_per_s, r.pid))
     return ProcessesView(tuple(rows), group_rows(rows))
+
+
+def arrivals_by_pid(
+    readers: Iterable[tuple[int, int]],
+    unread: Iterable[tuple[int, int]],
+    socket_pids: Iterable[tuple[int, int]],
+) -> dict[int, int]:
+    """Data queued on each process's sockets over the interval: (pid, arrivals) by the process
+    that read each socket last, and (socket inode, arrivals) of sockets no process read yet, by the
+    process holding the socket (/proc: (inode, pid))."""
+    out = {pid: n for pid, n in readers if n}
+    holders = dict(socket_pids)
+    for ino, n in unread:
+        pid = holders.get(ino)
+        if pid is not None:
+            out[pid] = out.get(pid, 0) + n
+    return out
 
 
 def drops_by_pid(drops: DropsSample | None, socket_pids: Mapping[int, int]) -> dict[int, dict[str, int]]:
@@ -132,6 +158,7 @@ def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:
                 container=members[0].container,
                 netns=netns.pop() if len(netns) == 1 else 0,
                 reads_per_s=sum(m.reads_per_s for m in members),
+                rx_packets_per_s=sum(m.rx_packets_per_s for m in members),
                 bytes_per_s=sum(m.bytes_per_s for m in members),
                 p50_ns=slowest.p50_ns,
                 p99_ns=slowest.p99_ns,

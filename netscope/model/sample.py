@@ -270,6 +270,9 @@ class ProcLatency:
     count: int  # reads with a known arrival (the histogram's total)
     buckets: tuple[tuple[int, int], ...]  # (bucket index, reads); NS_LAT_PROC_BITS sub-buckets
     max_ns: int
+    # Data queued on the sockets it read last (sock:sk_data_ready with new data: for UDP its
+    # datagrams), estimated from the sampled arrivals (exact at 1 in 1); 0 in older recordings.
+    arrivals: int = 0
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,8 @@ class LatencySample:
     sockets: tuple[SockLatency, ...]
     coarsened: int  # times a socket's ring of sampled arrivals filled and kept every other one
     arrivals: int | None = None  # data-ready wakeups with new data, all sockets (from the samples)
+    # (socket inode, arrivals) of sockets no process read yet: user space finds their process
+    unread_arrivals: tuple[tuple[int, int], ...] = ()
     evicted: int = 0  # live sockets the bounded table stopped following to follow others
     untimed: int = 0  # sampled arrivals left untimed: read before they were stamped, or raced
     uncounted: int = 0  # reads not counted (a slot changing hands on another CPU, a full ring buffer)

@@ -244,9 +244,16 @@ class LatencyProbe(Probe[LatencySample]):
         zero = Slot(0, 0, 0, 0, 0, 0, (0, "", 0, "", 0))
         moved: dict[SlotKey, Slot] = {}
         arrivals = 0
+        arrived_by_pid: dict[int, int] = {}  # by the process that read the socket last
+        unread: dict[int, int] = {}  # by socket inode, for sockets no process has read yet
         for key, now in current.slots.items():
             was = previous.slots.get(key, zero)
-            arrivals += now.arrivals - was.arrivals
+            arrived = now.arrivals - was.arrivals
+            arrivals += arrived
+            if arrived and now.tgid:
+                arrived_by_pid[now.tgid] = arrived_by_pid.get(now.tgid, 0) + arrived
+            elif arrived and now.ino:
+                unread[now.ino] = unread.get(now.ino, 0) + arrived
             if now.reads != was.reads:
                 reads, nbytes = round((now.reads - was.reads) * scale), round((now.bytes - was.bytes) * scale)
                 moved[key] = Slot(now.sk, now.ino, now.tgid, reads, nbytes, 0, now.ident)
@@ -255,13 +262,13 @@ class LatencyProbe(Probe[LatencySample]):
             reads, nbytes = reads_by_pid.get(s.tgid, (0, 0))
             reads_by_pid[s.tgid] = (reads + s.reads, nbytes + s.bytes)
         processes = []
-        for pid in sorted(set(reads_by_pid) | set(current.procs)):
+        for pid in sorted(set(reads_by_pid) | set(current.procs) | set(arrived_by_pid)):
             comm, count, hist = current.procs.get(pid, ("", 0, {}))
             _, count0, hist0 = previous.procs.get(pid, ("", 0, {}))
             if count < count0:  # deleted (its process gone) and made again: counts from zero
                 count0, hist0 = 0, {}
             reads, nbytes = reads_by_pid.get(pid, (0, 0))
-            if not reads and count == count0:
+            if not reads and count == count0 and pid not in arrived_by_pid:
                 continue
             processes.append(
                 ProcLatency(
@@ -272,6 +279,7 @@ class LatencyProbe(Probe[LatencySample]):
                     count - count0,
                     hist_delta(hist, hist0),
                     current.maxima.get(pid, 0),
+                    arrived_by_pid.get(pid, 0),
                 )
             )
         sockets = []
@@ -298,6 +306,7 @@ class LatencyProbe(Probe[LatencySample]):
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),
             coarsened=stats["thinned"],
             arrivals=arrivals,
+            unread_arrivals=tuple(sorted(unread.items())),
             evicted=stats["evicted"],
             untimed=stats["untimed"],
             uncounted=stats["uncounted"],

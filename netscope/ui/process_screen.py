@@ -102,6 +102,9 @@ class ProcessScreen(DrillScreen):
         if own is not None:
             if own.group:
                 title.append(f"\nin {own.where}", style="cyan" if own.container else "")
+            if own.rx_packets_per_s:
+                queued = marked(fmt_count(own.rx_packets_per_s), own.estimated)
+                title.append(f"\nqueued on its sockets {queued} pkts/s")
             if own.tx_bytes_per_s:
                 title.append(f"\nsent {marked(fmt_bytes(own.tx_bytes_per_s), own.tx_estimated)}/s")
             if own.drops:

@@ -43,9 +43,17 @@ PROC_COLUMNS: tuple[Column[ProcCell], ...] = (
     ),
     Column("netns", 9, 3, lambda c: c[1], "its network namespace", numeric=False),
     Column(
+        "pkts/s in",
+        9,
+        1,
+        lambda c: marked(fmt_count(c[0].rx_packets_per_s), c[0].estimated),
+        "data queued on its sockets, a second (sock:sk_data_ready: UDP datagrams, TCP segments "
+        "with new data)",
+    ),
+    Column(
         "reads/s",
         7,
-        2,
+        3,
         lambda c: marked(fmt_count(c[0].reads_per_s), c[0].estimated),
         "reads that copied data from its sockets, a second",
     ),

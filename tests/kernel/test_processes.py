@@ -106,19 +106,23 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
             said = reader.communicate(timeout=10)[0]  # the bytes it read, once its 3 s are over
     read = int(said.split()[-1]) // DATAGRAM
     rows = []
-    reads = 0
+    reads = queued = 0
     for sample in samples:
         latency = latency_view(sample)
         view = build_processes_view(
             latency, sample.processes, sample.drops, sample.socket_pids, sample.interval_s
         )
-        rows += [r for r in view.rows if r.pid == reader.pid]
+        mine = [r for r in view.rows if r.pid == reader.pid]
+        rows += mine
+        queued += sum(round(r.rx_packets_per_s * sample.interval_s) for r in mine)
         reads += sum(p.reads for p in (latency.processes if latency else ()) if p.pid == reader.pid)
     assert rows, "the reader has no row"
     assert rcvbuf > 1000, f"the burst overflowed the buffer only {rcvbuf} times"
     dropped = sum(n for r in rows for name, n in r.drops if name == "SOCKET_RCVBUFF")
     assert dropped == rcvbuf, (dropped, rcvbuf)
     assert reads == read > 20, (reads, read)  # (its drains after the bursts find nothing to read)
+    # Every datagram sent reached its socket: queued there, or dropped for the full buffer.
+    assert queued == COUNT - rcvbuf, (queued, COUNT, rcvbuf)
     for r in rows:
         assert r.container and r.group.startswith(f"{runtime}:{container_id[:12]}"), r
         assert r.netns == netns_inode(pair.receiver_ns) and r.sockets == 1, r
@@ -129,6 +133,7 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
     label = f"{runtime}:{container_id[:12]}"
     assert totals.containers[(label, "drops:SOCKET_RCVBUFF")] == rcvbuf
     assert totals.containers[(label, "reads")] == read
+    assert totals.containers[(label, "rx_packets")] == COUNT - rcvbuf
 
 
 # Sends `count` datagrams of `size` bytes once told to (a line on stdin), after netscope's first

@@ -67,3 +67,20 @@ def test_a_socket_given_up_counts_to_its_end_and_its_successor_from_zero() -> No
     sample = probe.delta(before, after)
     assert {(s.sport, s.reads, s.bytes) for s in sample.sockets} == {(6001, 15, 1500), (6002, 4, 400)}
     assert [(p.pid, p.reads) for p in sample.processes] == [(4242, 19)]
+
+
+def test_arrivals_count_for_the_socket_s_last_reader_or_by_inode_when_none_read_it() -> None:
+    """A socket read by 4242 queued 30 more; one never read (tgid 0) queued 12: the first count for
+    the process, the second under its inode, for user space to find its holder."""
+    probe = LatencyProbe(cpus=(0,))
+    unread = Slot(SK + 64, 9005, 0, 0, 0, 0, (17, "10.200.0.2", 6005, "0.0.0.0", 0))
+    before = totals({(1, SK, 3): udp(9001, 6001, 10), (2, SK + 64, 1): unread})
+    after = totals(
+        {
+            (1, SK, 3): Slot(SK, 9001, 4242, 10, 1000, 40, udp(9001, 6001, 0).ident),
+            (2, SK + 64, 1): Slot(SK + 64, 9005, 0, 0, 0, 12, unread.ident),
+        }
+    )
+    sample = probe.delta(before, after)
+    assert [(p.pid, p.reads, p.arrivals) for p in sample.processes] == [(4242, 0, 30)]
+    assert sample.unread_arrivals == ((9005, 12),) and sample.arrivals == 42

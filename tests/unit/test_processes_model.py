@@ -114,3 +114,27 @@ def test_senders_are_rows_with_what_they_sent_and_one_gone_keeps_the_cgroup_it_s
     )
     assert sender.container and sender.group == "pod abababab-1111-2222-3333-444455556666 (guaranteed)"
     assert next(g for g in view.groups if g.group == nginx.group).tx_bytes_per_s == 2e6
+
+
+def test_packets_queued_on_a_process_s_sockets_by_its_last_read_or_by_the_socket_s_holder() -> None:
+    """Arrivals count for the process that read the socket last; a socket no process read yet
+    counts for the process holding it (/proc), and one held by no known process for none."""
+    row = ProcessRow(10, "nginx", 5, 5.0, 500.0, Percentiles(0, 0, None, None, None, None), (), arrivals=8)
+    view = LatencyView(
+        2.0,
+        Percentiles(0, 0, None, None, None, None),
+        (),
+        (row,),
+        0,
+        None,
+        0,
+        sample_rate=4,
+        unread_arrivals=((9001, 40), (9003, 6)),  # 9003: no process known to hold it
+    )
+    facts = (ProcessFacts(40, "stuck", "/system.slice/stuck.service", NETNS, 1),)
+    out = build_processes_view(view, facts, socket_pids=((9001, 40),), interval_s=2.0)
+    by_pid = {r.pid: r for r in out.rows}
+    assert set(by_pid) == {10, 40}
+    assert by_pid[10].rx_packets_per_s == 4.0 and by_pid[40].rx_packets_per_s == 20.0
+    assert by_pid[40].estimated and by_pid[40].reads_per_s == 0.0  # sampled arrivals: an estimate
+    assert sum(g.rx_packets_per_s for g in out.groups) == 24.0
