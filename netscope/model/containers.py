@@ -123,28 +123,40 @@ def unit_of(path: str) -> str:
 
 
 CONTAINERS_MAX = 20  # containers with series of their own in the export at a time
-CONTAINER_GONE_S = 600.0  # a container none of whose processes was seen this long is gone
+CONTAINER_GONE_S = 600.0  # where no source tells a cgroup's end: unseen this long is gone
 OTHER = "other"  # the series of the containers that never had one of their own
 
 
 @dataclass
 class ContainerSeries:
     """Bounded labels for per-container counters: the first CONTAINERS_MAX containers seen get a
-    series each, kept until the container is gone (none of its processes seen for
-    CONTAINER_GONE_S); a slot freed goes to the next container seen. Containers that never had a
+    series each, kept until the container is gone (`end`: its cgroup v2 directory removed, as the
+    live source tells); a slot freed goes to the next container seen. Containers that never had a
     series count under OTHER: so every series, OTHER included, only ever increases (a container's
-    counts before it got a series stay in OTHER)."""
+    counts before it got a series stay in OTHER). Where nothing tells a container's end (a
+    recording made before netscope watched cgroups), one unseen for CONTAINER_GONE_S is gone."""
 
     max_series: int = CONTAINERS_MAX
     gone_s: float = CONTAINER_GONE_S
     # label -> when one of its processes was last seen
     _last_seen: dict[str, float] = field(default_factory=dict)
+    _ends_told: bool = False  # a source tells each container's end: no time limit
+
+    def end(self, container: str) -> None:
+        """`container` is gone (its cgroup removed): its series ends, its slot is free."""
+        self._ends_told = True
+        self._last_seen.pop(container, None)
+
+    def ends_told(self) -> None:
+        """From now on, each container's end is told (`end`): an idle container keeps its series."""
+        self._ends_told = True
 
     def label(self, container: str, now: float) -> str:
         """The series `container`'s counts of this moment go to."""
         seen = self._last_seen
-        for name in [n for n, t in seen.items() if now - t >= self.gone_s]:
-            del seen[name]  # gone: its series ends, its slot is free
+        if not self._ends_told:
+            for name in [n for n, t in seen.items() if now - t >= self.gone_s]:
+                del seen[name]  # gone: its series ends, its slot is free
         if container in seen or len(seen) < self.max_series:
             seen[container] = now
             return container

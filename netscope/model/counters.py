@@ -132,12 +132,16 @@ class RunningTotals:
 
     def _add_containers(self, sample: Sample) -> None:
         """Reads, bytes read, bytes sent and drops of the processes in containers, per container
-        (series bounded: ContainerSeries); a container's series ends when it is gone."""
+        (series bounded: ContainerSeries); a container's series ends when its cgroup is removed."""
         facts = {f.pid: f.cgroup for f in sample.processes}
 
         def label(pid: int) -> str:
             return container_label(facts.get(pid, ""))
 
+        if sample.cgroups_gone is not None:
+            self._series.ends_told()
+            for path in sample.cgroups_gone:
+                self._series.end(container_label(path))
         by_container: Counter[tuple[str, str]] = Counter()
         latency = sample.latency
         for p in latency.processes if latency else ():

@@ -462,6 +462,9 @@ class Sample:
     processes: tuple[ProcessFacts, ...] = ()  # readers and owners of sockets with drops (/proc)
     socket_pids: tuple[tuple[int, int], ...] = ()  # (socket inode, pid) of the sockets with drops
     cgroups: tuple[tuple[int, str], ...] = ()  # (cgroup id, its v2 path) of the senders' cgroups
+    # The cgroup v2 paths of containers seen before whose directory was removed in the interval (a
+    # container's end); None where not watched (older recordings)
+    cgroups_gone: tuple[str, ...] | None = None
     # (container id or pod uid, its name) where the runtime's state files name it (sources/runtimes.py)
     container_names: tuple[tuple[str, str], ...] = ()
     cost: OwnCost | None = None

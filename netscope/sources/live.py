@@ -88,6 +88,11 @@ class LiveSource:
         self._socket_pid_cache = LookupCache(procfs.read_socket_pids, SOCKET_PIDS_EVERY_S, SOCKET_PIDS_KEPT_S)
         self._cgroup_cache = LookupCache(procfs.cgroup_paths_here, CGROUPS_EVERY_S, CGROUPS_KEPT_S)
         self._name_cache = LookupCache(runtimes.container_names, NAMES_EVERY_S, NAMES_KEPT_S)
+        self._containers_seen: set[str] = set()  # cgroup v2 paths of containers, until removed
+        try:
+            self._cgroup2 = procfs.cgroup2_mount()
+        except OSError:
+            self._cgroup2 = None
 
     def _prepare_cost(self) -> None:
         self.cost.prepare()
@@ -150,6 +155,7 @@ class LiveSource:
         socket_pids = self._socket_pids(polled["drops"])
         facts = self._process_facts(polled["latency"], polled["sends"], socket_pids)
         cgroups = self._cgroups(polled["sends"], facts)
+        paths = [f.cgroup for f in facts] + [p for _, p in cgroups]
         return Sample(
             netns_names=self.namespaces.names(seen | {d.netns for d in devices}),
             ts=wall,
@@ -161,7 +167,8 @@ class LiveSource:
             processes=facts,
             socket_pids=tuple(sorted(socket_pids.items())),
             cgroups=cgroups,
-            container_names=self._container_names([f.cgroup for f in facts] + [p for _, p in cgroups]),
+            container_names=self._container_names(paths),
+            cgroups_gone=self._containers_gone(paths),
             cost=cost,
             detail_every=self.detail_every,
             detail_measured=measured,
@@ -188,6 +195,17 @@ class LiveSource:
         read = {f.pid for f in facts}
         ids = {s.cgroup_id for s in sends or () if s.cgroup_id and s.pid not in read}
         return tuple(sorted(self._cgroup_cache.get(ids).items())) if ids else ()
+
+    def _containers_gone(self, paths: list[str]) -> tuple[str, ...] | None:
+        """The containers seen (their cgroup v2 paths) whose cgroup directory is gone since: a
+        container's end, when its export series ends (one stat per container seen, each interval).
+        None without a cgroup v2 hierarchy."""
+        if self._cgroup2 is None:
+            return None
+        self._containers_seen.update(p for p in paths if container_of(p) is not None)
+        gone = tuple(sorted(p for p in self._containers_seen if not (self._cgroup2 / p.lstrip("/")).is_dir()))
+        self._containers_seen.difference_update(gone)
+        return gone
 
     def _container_names(self, paths: list[str]) -> tuple[tuple[str, str], ...]:
         """The names of the containers and pods of these cgroup paths, from the runtimes' state

@@ -82,6 +82,16 @@ def test_the_export_s_container_series_are_bounded_kept_until_gone_and_the_rest_
     assert series.label("b", 62.0) == OTHER
 
 
+def test_where_the_source_tells_each_container_s_end_an_idle_one_keeps_its_series() -> None:
+    series = ContainerSeries(max_series=2, gone_s=60.0)
+    series.ends_told()
+    assert [series.label(c, 0.0) for c in ("a", "b", "c")] == ["a", "b", OTHER]
+    assert series.label("c", 3600.0) == OTHER  # a and b idle for an hour, alive: theirs stay
+    series.end("b")  # its cgroup removed
+    assert series.label("c", 3601.0) == "c" and series.labels() == {"a", "c"}
+    assert series.label("b", 3602.0) == OTHER
+
+
 def test_running_totals_count_reads_and_drops_per_container_and_only_increase() -> None:
     facts = (
         ProcessFacts(10, "nginx", f"/system.slice/docker-{ID}.scope", 1, 1),
@@ -113,3 +123,6 @@ def test_running_totals_count_reads_and_drops_per_container_and_only_increase() 
         (docker, "read_bytes"): 12800,
         (docker, "drops:SOCKET_RCVBUFF"): 60,
     }  # sshd is in no container: no series
+    # Its cgroup removed: its series ends (an instant's counts of a container gone go nowhere).
+    totals.add(replace(sample, ts=1002.0, latency=None, drops=None, cgroups_gone=(facts[0].cgroup,)))
+    assert not totals.containers and not totals._series.labels()
