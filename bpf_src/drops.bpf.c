@@ -102,8 +102,10 @@ NS_HOOK(kfree_skb)
         bpf_probe_read_kernel_str(key.ifname, sizeof(key.ifname), (const char *)dev + NS_OFF_DEV_NAME);
     }
     key.netns = netns_of(dev, sk);
-    if (sk)
+    if (sk) {
         key.sk_ino = sock_ino(sk); /* user space finds its process (/proc/PID/fd) */
+        key.sk_cgroup = sock_cgroup_id(sk); /* and its container, even with no process found */
+    }
     u32 zero = 0;
     void *details = drop_details.lookup(&zero);
     u64 *detail = details ? table_entry(details, &key, &init) : 0;

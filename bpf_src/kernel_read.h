@@ -50,6 +50,21 @@ static __always_inline u64 sock_ino(const void *sk)
 #endif
 }
 
+/* The cgroup v2 id of the socket's owner (its directory's inode, as bpf_get_current_cgroup_id()
+ * gives in process context): sk->sk_cgrp_data.cgroup->kn->id, set when the socket was made
+ * (struct sock_cgroup_data holds a struct cgroup pointer since Linux 5.15). For softirq context,
+ * where the current task is unrelated. 0 where unknown, or on a kernel without that layout. */
+static __always_inline u64 sock_cgroup_id(const void *sk)
+{
+#ifdef NS_OFF_SOCK_CGROUP
+    const void *cgrp = (const void *)read_u64(sk, NS_OFF_SOCK_CGROUP);
+    const void *kn = cgrp ? (const void *)read_u64(cgrp, NS_OFF_CGROUP_KN) : 0;
+    return kn ? read_u64(kn, NS_OFF_KERNFS_NODE_ID) : 0;
+#else
+    return 0;
+#endif
+}
+
 /* The sk_buff fields from len to data lie within NS_SKB_WIN_LEN bytes from NS_SKB_WIN_START
  * (netscope/probes/offsets.py checks): one bpf_probe_read_kernel fetches them all, where reading
  * field by field cost a helper call each, six per packet. */

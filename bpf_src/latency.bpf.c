@@ -109,6 +109,7 @@ static __always_inline struct lat_slot *lat_claim(struct lat_slot *s, u32 index,
     s->ino = ino;
     s->arrivals = s->reads = s->bytes = 0;
     s->udp_read = s->tgid = s->last_target = 0;
+    s->cgroup = 0;
     s->protocol = 0;
     /* TCP or UDP, and matching the user's filter (as data flowing from the peer to this socket). */
     u16 proto = read_u16(sk, NS_OFF_SOCK_PROTOCOL);
@@ -126,6 +127,7 @@ static __always_inline struct lat_slot *lat_claim(struct lat_slot *s, u32 index,
             __builtin_memcpy(s->saddr, t->daddr, 16);
             __builtin_memcpy(s->daddr, t->saddr, 16);
             s->protocol = proto;
+            s->cgroup = sock_cgroup_id(sk); /* its container where no process is found holding it */
         }
     }
     __sync_lock_test_and_set(&s->sk, (u64)sk); /* published: the writes above are seen first */

@@ -129,6 +129,7 @@ struct drop_key {
     u16 pad;
     char ifname[16];
     u64 sk_ino;     /* inode of the socket it was dropped at (rx_sk, else skb->sk); 0: none */
+    u64 sk_cgroup;  /* that socket's cgroup v2 id (kernel_read.h sock_cgroup_id); 0: unknown */
 };
 
 /* drops.bpf.c: counters of the drop log (per CPU array indexes). */
@@ -204,7 +205,9 @@ struct lat_slot {
     /* written by the sampled arrivals */
     u64 arrivals;  /* the sampled arrivals' weights: data-ready wakeups, estimated */
     u32 last_target; /* TCP: the sequence the last sampled arrival ended at */
-    u8 pad2[52];
+    u32 pad1;
+    u64 cgroup;    /* the socket's own cgroup v2 id (sk_cgrp_data), written when the slot is given */
+    u8 pad2[40];
     /* written by the reads */
     u64 reads;     /* recvmsg calls that returned data (MSG_PEEK ignored) */
     u64 bytes;     /* bytes they returned */

@@ -18,7 +18,7 @@ from netscope.model.containers import OTHER, ContainerSeries, container_of
 from netscope.model.cpu import interrupt_counts, softirq_runs
 from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
-from netscope.model.processes import arrivals_by_pid, drops_by_pid
+from netscope.model.processes import arrivals_by_owner, drops_by_owner
 from netscope.model.rings import build_rings_view
 from netscope.model.sample import HostInfo, ProbeState, Sample
 
@@ -147,17 +147,24 @@ class RunningTotals:
         for p in latency.processes if latency else ():
             by_container[(label(p.pid), "reads")] += p.reads
             by_container[(label(p.pid), "read_bytes")] += p.bytes
+        cgroups = dict(sample.cgroups)  # a sender gone from /proc: the cgroup it sent from
         if latency is not None:
             readers = ((p.pid, p.arrivals) for p in latency.processes)
-            for pid, n in arrivals_by_pid(readers, latency.unread_arrivals, sample.socket_pids).items():
+            by_pid, by_cgroup = arrivals_by_owner(readers, latency.unread_arrivals, sample.socket_pids)
+            for pid, n in by_pid.items():
                 by_container[(label(pid), "rx_packets")] += n
-        cgroups = dict(sample.cgroups)  # a sender gone from /proc: the cgroup it sent from
+            for cgroup, n in by_cgroup.items():  # sockets no process was found holding
+                by_container[(container_label(cgroups.get(cgroup, "")), "rx_packets")] += n
         for s in sample.sends or ():
             path = facts.get(s.pid) or cgroups.get(s.cgroup_id, "")
             by_container[(container_label(path), "sent_bytes")] += s.bytes
-        for pid, reasons in drops_by_pid(sample.drops, dict(sample.socket_pids)).items():
+        # A drop's container: its process's (as the rows have it), else where no process holding
+        # the socket was found (gone since), its socket's own cgroup's (sk_cgrp_data).
+        owners = drops_by_owner(sample.drops, dict(sample.socket_pids), cgroups)
+        for (pid, path), reasons in owners.items():
+            where = label(pid) if pid in facts else container_label(path)
             for reason, n in reasons.items():
-                by_container[(label(pid), f"drops:{reason}")] += n
+                by_container[(where, f"drops:{reason}")] += n
         for (container, what), n in by_container.items():
             if container:
                 self.containers[(self._series.label(container, sample.ts), what)] += n

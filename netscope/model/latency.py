@@ -122,7 +122,7 @@ class LatencyView:
     stack_unknown: int  # sampled packets that reached no socket's queue
     reads: int = 0  # every read of the interval (exact)
     arrivals: int | None = None  # data queued on sockets (exact); None: an older recording
-    unread_arrivals: tuple[tuple[int, int], ...] = ()  # (socket inode, arrivals): read by no process yet
+    unread_arrivals: tuple[tuple[int, int, int], ...] = ()  # (inode, cgroup, arrivals): read by none yet
     sample_rate: int = 1  # 1 in N arrivals timed: > 1, the percentiles are from a sample
     stack_rate: int = 1
     evicted: int = 0  # live sockets the bounded table stopped following

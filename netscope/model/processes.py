@@ -16,9 +16,14 @@ from netscope.model.latency import LatencyView
 from netscope.model.sample import DropsSample, ProcessFacts, ProcSend
 
 
+NO_PROCESS = "(no process)"  # the comm of what sockets no process was found holding had
+
+
 @dataclass(frozen=True)
 class ProcRow:
-    """A process (or, grouped, a container: pid 0, `processes` of them) over the interval."""
+    """A process (or, grouped, a container: pid 0, `processes` of them; or pid 0, NO_PROCESS: the
+    drops at and arrivals on sockets of that cgroup no process was found holding) over the
+    interval."""
 
     pid: int
     comm: str
@@ -72,20 +77,37 @@ def build_processes_view(
 ) -> ProcessesView:
     """`names`: the runtimes' names of containers and pods by id (sources/runtimes.py)."""
     by_pid: Mapping[int, ProcessFacts] = {f.pid: f for f in facts}
-    dropped = drops_by_pid(drops, dict(socket_pids))
+    paths = dict(cgroups)  # cgroup id -> its v2 path
+    holders = dict(socket_pids)  # socket inode -> the process holding it
+    dropped: dict[int, dict[str, int]] = {}
+    sockets_path: dict[int, str] = {}  # pid -> its sockets' cgroup, for a process /proc did not tell
+    # Drops at (and data queued on) sockets of no process found, by their own cgroup's path
+    unheld: dict[str, dict[str, int]] = {}
+    unheld_rx: dict[str, int] = {}
+    for (pid, path), reasons in drops_by_owner(drops, holders, paths).items():
+        if pid:
+            _add(dropped.setdefault(pid, {}), reasons)
+            sockets_path.setdefault(pid, path)
+        elif path:
+            _add(unheld.setdefault(path, {}), reasons)
     readers = {p.pid: p for p in latency.processes} if latency else {}
     arrived: dict[int, int] = {}
     if latency is not None:
         readers_arrived = ((p.pid, p.arrivals) for p in latency.processes)
-        arrived = arrivals_by_pid(readers_arrived, latency.unread_arrivals, socket_pids)
+        arrived, unheld_arrived = arrivals_by_owner(readers_arrived, latency.unread_arrivals, holders.items())
+        for cgroup, n in unheld_arrived.items():
+            if cgroup in paths:
+                unheld.setdefault(paths[cgroup], {})
+                unheld_rx[paths[cgroup]] = unheld_rx.get(paths[cgroup], 0) + n
     senders = {s.pid: s for s in sends}
-    paths = dict(cgroups)  # cgroup id -> its v2 path
     sampled = latency is not None and latency.sample_rate > 1  # its latencies from 1 arrival in N
     rows = []
     for pid in dict.fromkeys([*readers, *arrived, *senders, *dropped]):
         fact, reader, sender = by_pid.get(pid), readers.get(pid), senders.get(pid)
-        # Its cgroup from /proc; a sender gone since, from the cgroup it sent from.
+        # Its cgroup from /proc; a process gone since, from the cgroup it sent from, or its
+        # sockets' (sk_cgrp_data, where packets were dropped at one).
         path = fact.cgroup if fact else paths.get(sender.cgroup_id, "") if sender else ""
+        path = path or sockets_path.get(pid, "")
         container = container_of(path) if path else None
         mine = tuple(sorted(dropped.get(pid, {}).items(), key=lambda kv: (-kv[1], kv[0])))
         rows.append(
@@ -111,32 +133,70 @@ def build_processes_view(
                 cgroup=path,
             )
         )
+    for path, reasons in unheld.items():
+        container = container_of(path)
+        mine = tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        rows.append(
+            ProcRow(
+                pid=0,
+                comm=NO_PROCESS,
+                group=container.label if container else unit_of(path),
+                container_name=container.name_in(names or {}) if container else "",
+                container=container is not None,
+                netns=0,
+                reads_per_s=0.0,
+                bytes_per_s=0.0,
+                p50_ns=None,
+                p99_ns=None,
+                sockets=None,
+                estimated=path in unheld_rx and sampled,
+                rx_packets_per_s=unheld_rx.get(path, 0) / (interval_s or 1.0),
+                drops=mine,
+                drops_per_s=sum(n for _, n in mine) / (interval_s or 1.0),
+                cgroup=path,
+            )
+        )
     rows.sort(key=lambda r: (-r.busy, -r.drops_per_s, -r.rx_packets_per_s, r.pid))
     return ProcessesView(tuple(rows), group_rows(rows))
 
 
-def arrivals_by_pid(
+def arrivals_by_owner(
     readers: Iterable[tuple[int, int]],
-    unread: Iterable[tuple[int, int]],
+    unread: Iterable[tuple[int, int, int]],
     socket_pids: Iterable[tuple[int, int]],
-) -> dict[int, int]:
-    """Data queued on each process's sockets over the interval: (pid, arrivals) by the process
-    that read each socket last, and (socket inode, arrivals) of sockets no process read yet, by the
-    process holding the socket (/proc: (inode, pid))."""
-    out = {pid: n for pid, n in readers if n}
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Data queued on sockets over the interval, per process: (pid, arrivals) by the process that
+    read each socket last, and (socket inode, cgroup id, arrivals) of sockets no process read yet,
+    by the process holding the socket (/proc: (inode, pid)); and per cgroup id, what arrived at
+    sockets no process was found holding (their own cgroup, sk_cgrp_data)."""
+    by_pid = {pid: n for pid, n in readers if n}
+    by_cgroup: dict[int, int] = {}
     holders = dict(socket_pids)
-    for ino, n in unread:
+    for ino, cgroup, n in unread:
         pid = holders.get(ino)
         if pid is not None:
-            out[pid] = out.get(pid, 0) + n
-    return out
+            by_pid[pid] = by_pid.get(pid, 0) + n
+        elif cgroup:
+            by_cgroup[cgroup] = by_cgroup.get(cgroup, 0) + n
+    return by_pid, by_cgroup
 
 
-def drops_by_pid(drops: DropsSample | None, socket_pids: Mapping[int, int]) -> dict[int, dict[str, int]]:
-    """The interval's drops at each process's sockets, by reason (exact: every drop is counted)."""
+def drops_by_owner(
+    drops: DropsSample | None, socket_pids: Mapping[int, int], cgroups: Mapping[int, str]
+) -> dict[tuple[int, str], dict[str, int]]:
+    """The interval's drops at sockets, by reason (exact: every drop is counted), per (the process
+    holding the socket, 0 where none was found; the socket's own cgroup v2 path, "" unknown)."""
     if drops is None:
         return {}
-    return reasons_by(drops, lambda b: socket_pids.get(b.sk_ino) if b.sk_ino else None)
+    return reasons_by(
+        drops,
+        lambda b: (socket_pids.get(b.sk_ino, 0), cgroups.get(b.sk_cgroup, "")) if b.sk_ino else None,
+    )
+
+
+def _add(into: dict[str, int], reasons: Mapping[str, int]) -> None:
+    for name, n in reasons.items():
+        into[name] = into.get(name, 0) + n
 
 
 def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:
@@ -164,7 +224,7 @@ def group_rows(rows: Iterable[ProcRow]) -> tuple[ProcRow, ...]:
                 p99_ns=slowest.p99_ns,
                 sockets=sum(known) if known else None,
                 estimated=any(m.estimated for m in members),
-                processes=len(members),
+                processes=sum(1 for m in members if m.pid),
                 drops=_summed(m.drops for m in members),
                 drops_per_s=sum(m.drops_per_s for m in members),
                 tx_bytes_per_s=sum(m.tx_bytes_per_s for m in members),

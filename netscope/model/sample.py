@@ -225,6 +225,7 @@ class DropBucket:
     netns: int  # network namespace inode
     per_cpu: tuple[int, ...]
     sk_ino: int = 0  # the socket it was dropped at (its inode; 0: none, or an older recording)
+    sk_cgroup: int = 0  # that socket's cgroup v2 id (sk_cgrp_data; 0: unknown)
 
 
 @dataclass(frozen=True)
@@ -309,8 +310,9 @@ class LatencySample:
     sockets: tuple[SockLatency, ...]
     coarsened: int  # times a socket's ring of sampled arrivals filled and kept every other one
     arrivals: int | None = None  # data-ready wakeups with new data, all sockets (from the samples)
-    # (socket inode, arrivals) of sockets no process read yet: user space finds their process
-    unread_arrivals: tuple[tuple[int, int], ...] = ()
+    # (socket inode, its cgroup v2 id, arrivals) of sockets no process read yet: user space finds
+    # the process holding each (/proc), else its container by the cgroup
+    unread_arrivals: tuple[tuple[int, int, int], ...] = ()
     evicted: int = 0  # live sockets the bounded table stopped following to follow others
     untimed: int = 0  # sampled arrivals left untimed: read before they were stamped, or raced
     uncounted: int = 0  # reads not counted (a slot changing hands on another CPU, a full ring buffer)
@@ -461,7 +463,8 @@ class Sample:
     socket_owners: tuple[SocketOwner, ...] = ()
     processes: tuple[ProcessFacts, ...] = ()  # readers and owners of sockets with drops (/proc)
     socket_pids: tuple[tuple[int, int], ...] = ()  # (socket inode, pid) of the sockets with drops
-    cgroups: tuple[tuple[int, str], ...] = ()  # (cgroup id, its v2 path) of the senders' cgroups
+    # (cgroup id, its v2 path) of the senders' cgroups and of the sockets packets were dropped at
+    cgroups: tuple[tuple[int, str], ...] = ()
     # The cgroup v2 paths of containers seen before whose directory was removed in the interval (a
     # container's end); None where not watched (older recordings)
     cgroups_gone: tuple[str, ...] | None = None

@@ -18,7 +18,7 @@ from netscope.model.sample import DropReasonCount, DropsSample, FlowsOther, Samp
 
 def scoped(sample: Sample, scope: Scope) -> Sample:
     """The sample narrowed to the processes of `scope` (itself when the scope is the whole box)."""
-    return narrowed(sample, pids_in(scope, sample)) if scope else sample
+    return narrowed(sample, pids_in(scope, sample), cgroups_in(scope, sample)) if scope else sample
 
 
 def pids_in(scope: Scope, sample: Sample) -> frozenset[int]:
@@ -37,6 +37,15 @@ def pids_in(scope: Scope, sample: Sample) -> frozenset[int]:
     return frozenset(pids)
 
 
+def cgroups_in(scope: Scope, sample: Sample) -> frozenset[int]:
+    """The cgroup ids of this interval (the senders', the drops' sockets') in `scope`'s containers:
+    a socket's drops belong to its container even when no process holding it was found."""
+    if not scope.containers:
+        return frozenset()
+    names = dict(sample.container_names)
+    return frozenset(i for i, path in sample.cgroups if scope.holds_container(container_of(path), names))
+
+
 class Endpoints:
     """The local addresses and ports of the sockets of the processes in scope: what a flow or a
     logged drop is addressed to when it belongs to one of them."""
@@ -51,11 +60,11 @@ class Endpoints:
         return addrs is not None and (daddr in addrs or not addrs.isdisjoint(ANY_ADDR))
 
 
-def narrowed(sample: Sample, pids: Collection[int]) -> Sample:
+def narrowed(sample: Sample, pids: Collection[int], cgroups: Collection[int] = ()) -> Sample:
     """The sample with its per-process parts narrowed to `pids`: their reads and sockets, their
-    sends, the drops at their sockets (by reason; the logged ones addressed to one of their
-    sockets), and the flows addressed to one of their sockets (those of no known socket, summed
-    in the flows' others, are left out)."""
+    sends, the drops at their sockets or at sockets of the `cgroups` (by reason; the logged ones
+    addressed to one of their sockets), and the flows addressed to one of their sockets (those of
+    no known socket, summed in the flows' others, are left out)."""
     latency = sample.latency
     if latency is not None:
         latency = dataclasses.replace(
@@ -70,6 +79,7 @@ def narrowed(sample: Sample, pids: Collection[int]) -> Sample:
     drops = sample.drops
     if drops is not None:
         mine = {ino for ino, pid in sample.socket_pids if pid in pids}
+        mine.update(b.sk_ino for b in drops.buckets if b.sk_ino and b.sk_cgroup in cgroups)
         drops = _drops(drops, mine, endpoints)
     flows = sample.flows
     if flows is not None:

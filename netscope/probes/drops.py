@@ -171,6 +171,7 @@ class DropsProbe(Probe[DropsSample]):
                 k.ifname.decode(errors="replace"),
                 k.netns,
                 k.sk_ino,
+                k.sk_cgroup,
             )
             details[key] = tuple(int(v) for v in per_cpu_values(vals, self.cpus))
         stats_map = bpf[b"drop_stats"]
@@ -201,7 +202,7 @@ class DropsProbe(Probe[DropsSample]):
         buckets = []
         for key, d in current["details"].items():  # the interval's own
             if any(d):
-                reason, location, protocol, ifindex, ifname, netns, sk_ino = key
+                reason, location, protocol, ifindex, ifname, netns, sk_ino, sk_cgroup = key
                 buckets.append(
                     DropBucket(
                         reason,
@@ -213,6 +214,7 @@ class DropsProbe(Probe[DropsSample]):
                         netns,
                         d,
                         sk_ino,
+                        sk_cgroup,
                     )
                 )
         # A full reasons map is the status's `not_counted` (map_losses), not a field of the sample.

@@ -31,8 +31,8 @@ SOCKETS_MAX = 8192  # slots of lat_slots: a power of two (two ways per set)
 STATS = cdefs.stats("LAT")  # NS_LAT_STAT_*, in index order
 PROCS_MAX = 4096  # reading processes with a histogram
 # struct lat_slot (bpf_src/netscope.h), three cache lines: sk, gen, protocol, family, sport, dport,
-# saddr, daddr, ino | arrivals, last_target | reads, bytes, udp_read, tgid.
-SLOT = struct.Struct("<QIHHHH4x16s16sQ" + "QI52x" + "QQQI36x")
+# saddr, daddr, ino | arrivals, last_target, cgroup | reads, bytes, udp_read, tgid.
+SLOT = struct.Struct("<QIHHHH4x16s16sQ" + "QI4xQ40x" + "QQQI36x")
 CLAIMING = 1  # NS_LAT_CLAIMING: a slot's sk while it is being given to a socket
 RETIRED = struct.Struct("<I4x")  # struct lat_retired: the slot's index, then the slot
 # Sockets the table stops following (closed ones, mostly) between two reads: 200 bytes each.
@@ -55,6 +55,7 @@ class Slot:
     bytes: int
     arrivals: int
     ident: Ident
+    cgroup: int = 0  # the socket's own cgroup v2 id (sk_cgrp_data; 0: unknown)
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,12 @@ def read_slots(raw: bytes | mmap.mmap) -> dict[SlotKey, Slot]:
 def decode_slot(index: int, raw: bytes | mmap.mmap, offset: int) -> tuple[SlotKey, Slot | None]:
     """One struct lat_slot at `offset` of `raw`; None for a socket netscope does not follow."""
     fields = SLOT.unpack_from(raw, offset)
-    sk, gen, protocol, family, sport, dport, sa, da, ino, arrivals, _, reads, nbytes, _, tgid = fields
+    sk, gen, protocol, family, sport, dport, sa, da, ino, arrivals, _, cgroup, reads, nbytes, _, tgid = fields
     if not protocol:
         return (index, sk, gen), None
     version = 6 if family == 10 else 4
     ident = (protocol, address_text(sa, version), sport, address_text(da, version), dport)
-    return (index, sk, gen), Slot(sk, ino, tgid, reads, nbytes, arrivals, ident)
+    return (index, sk, gen), Slot(sk, ino, tgid, reads, nbytes, arrivals, ident, cgroup)
 
 
 def _comm(pid: int) -> str:
@@ -245,7 +246,7 @@ class LatencyProbe(Probe[LatencySample]):
         moved: dict[SlotKey, Slot] = {}
         arrivals = 0
         arrived_by_pid: dict[int, int] = {}  # by the process that read the socket last
-        unread: dict[int, int] = {}  # by socket inode, for sockets no process has read yet
+        unread: dict[tuple[int, int], int] = {}  # by socket (inode, cgroup), for sockets no one read yet
         for key, now in current.slots.items():
             was = previous.slots.get(key, zero)
             arrived = now.arrivals - was.arrivals
@@ -253,7 +254,7 @@ class LatencyProbe(Probe[LatencySample]):
             if arrived and now.tgid:
                 arrived_by_pid[now.tgid] = arrived_by_pid.get(now.tgid, 0) + arrived
             elif arrived and now.ino:
-                unread[now.ino] = unread.get(now.ino, 0) + arrived
+                unread[(now.ino, now.cgroup)] = unread.get((now.ino, now.cgroup), 0) + arrived
             if now.reads != was.reads:
                 reads, nbytes = round((now.reads - was.reads) * scale), round((now.bytes - was.bytes) * scale)
                 moved[key] = Slot(now.sk, now.ino, now.tgid, reads, nbytes, 0, now.ident)
@@ -306,7 +307,7 @@ class LatencyProbe(Probe[LatencySample]):
             sockets=tuple(sorted(sockets, key=lambda s: (s.pid, s.sport, s.dport))),
             coarsened=stats["thinned"],
             arrivals=arrivals,
-            unread_arrivals=tuple(sorted(unread.items())),
+            unread_arrivals=tuple((ino, cgroup, n) for (ino, cgroup), n in sorted(unread.items())),
             evicted=stats["evicted"],
             untimed=stats["untimed"],
             uncounted=stats["uncounted"],

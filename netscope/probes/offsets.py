@@ -59,6 +59,20 @@ def _sock_ino(btf: BTF) -> dict[str, int | str]:
         }
 
 
+def _sock_cgroup(btf: BTF) -> dict[str, int | str]:
+    """Where a socket's cgroup id is (kernel_read.h sock_cgroup_id): sk_cgrp_data.cgroup, a
+    struct cgroup pointer since Linux 5.15 (a tagged union before, not read: nothing defined)."""
+    try:
+        return {
+            "NS_OFF_SOCK_CGROUP": btf.member_offset("sock", "sk_cgrp_data")
+            + btf.member_offset("sock_cgroup_data", "cgroup"),
+            "NS_OFF_CGROUP_KN": btf.member_offset("cgroup", "kn"),
+            "NS_OFF_KERNFS_NODE_ID": btf.member_offset("kernfs_node", "id"),
+        }
+    except BTFError:
+        return {}
+
+
 # The sk_buff members read per packet, fetched in one read (kernel_read.h, struct skb_win).
 SKB_WINDOW: tuple[str, ...] = ("len", "queue_mapping", "protocol", "transport_header", "network_header")
 SKB_WINDOW += ("mac_header", "end", "head", "data")
@@ -79,6 +93,7 @@ def _kernel_offsets(btf: BTF) -> dict[str, int | str]:
     }
     defines["NS_SKB_END_IS_OFFSET"] = int(btf.member_size("sk_buff", "end") == 4)
     defines.update(_sock_ino(btf))
+    defines.update(_sock_cgroup(btf))
     start = min(btf.member_offset("sk_buff", m) for m in SKB_WINDOW) & ~7
     end = max(btf.member_offset("sk_buff", m) + btf.member_size("sk_buff", m) for m in SKB_WINDOW)
     length = (end - start + 7) & ~7

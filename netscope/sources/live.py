@@ -152,9 +152,9 @@ class LiveSource:
         ) is not None:
             self.probes.prune(alive)
         # /proc's processes after the devices' counters, which are read as near the edge as can be.
-        socket_pids = self._socket_pids(polled["drops"])
+        socket_pids = self._socket_pids(polled["drops"], polled["latency"])
         facts = self._process_facts(polled["latency"], polled["sends"], socket_pids)
-        cgroups = self._cgroups(polled["sends"], facts)
+        cgroups = self._cgroups(polled["sends"], facts, polled["drops"], polled["latency"])
         paths = [f.cgroup for f in facts] + [p for _, p in cgroups]
         return Sample(
             netns_names=self.namespaces.names(seen | {d.netns for d in devices}),
@@ -179,21 +179,33 @@ class LiveSource:
             **polled,
         )
 
-    def _socket_pids(self, drops: DropsSample | None) -> dict[int, int]:
+    def _socket_pids(self, drops: DropsSample | None, latency: LatencySample | None) -> dict[int, int]:
         """The processes holding the sockets packets were dropped at (their inodes in the drop
-        breakdown), looked up in /proc (every process's file descriptors) at once for a socket new
-        here, again at most every SOCKET_PIDS_EVERY_S for one not found."""
-        return self._socket_pid_cache.get({b.sk_ino for b in drops.buckets if b.sk_ino} if drops else set())
+        breakdown) or queued on with no process reading them yet, looked up in /proc (every
+        process's file descriptors) at once for a socket new here, again at most every
+        SOCKET_PIDS_EVERY_S for one not found."""
+        inodes = {b.sk_ino for b in drops.buckets if b.sk_ino} if drops else set()
+        if latency is not None:
+            inodes.update(ino for ino, _, _ in latency.unread_arrivals)
+        return self._socket_pid_cache.get(inodes)
 
     def _cgroups(
-        self, sends: tuple[ProcSend, ...] | None, facts: tuple[ProcessFacts, ...]
+        self,
+        sends: tuple[ProcSend, ...] | None,
+        facts: tuple[ProcessFacts, ...],
+        drops: DropsSample | None,
+        latency: LatencySample | None,
     ) -> tuple[tuple[int, str], ...]:
         """The cgroup v2 paths of the cgroups the senders sent from (bpf_get_current_cgroup_id),
-        for those whose /proc was not read (gone since): the others' cgroup is in their facts. The
-        hierarchy is walked for a cgroup new here, again at most every CGROUPS_EVERY_S for one not
-        found."""
+        for those whose /proc was not read (gone since): the others' cgroup is in their facts; and
+        of the sockets packets were dropped at or queued on unread (sk_cgrp_data). The hierarchy is walked for a cgroup
+        new here, again at most every CGROUPS_EVERY_S for one not found."""
         read = {f.pid for f in facts}
         ids = {s.cgroup_id for s in sends or () if s.cgroup_id and s.pid not in read}
+        if drops is not None:
+            ids.update(b.sk_cgroup for b in drops.buckets if b.sk_cgroup)
+        if latency is not None:
+            ids.update(cgroup for _, cgroup, _ in latency.unread_arrivals if cgroup)
         return tuple(sorted(self._cgroup_cache.get(ids).items())) if ids else ()
 
     def _containers_gone(self, paths: list[str]) -> tuple[str, ...] | None:

@@ -163,9 +163,9 @@ class ProcessesPane(Pane, FitsWidth, Vertical):
         table.clear()
         names = dict(shown.netns_names)
         for row in view.groups if self.grouped else view.rows:
-            key = f"g:{row.group}" if self.grouped else str(row.pid)
+            key = f"g:{row.group}" if self.grouped else str(row.pid) if row.pid else f"s:{row.cgroup}"
             cell = (row, netns_label(row, names, shown.info.netns))
-            label = str(row.pid) if row.pid else f"{row.processes} proc"
+            label = str(row.pid) if row.pid else f"{row.processes} proc" if self.grouped else NO_DATA
             table.add_row(label, *(c.cell(cell) for c in columns), key=key)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)

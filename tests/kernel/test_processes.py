@@ -20,7 +20,7 @@ from netscope.model.counters import RunningTotals
 from netscope.model.filter import parse_filter
 from netscope.model.json_encoder import snapshot_json
 from netscope.model.latency import latency_view
-from netscope.model.processes import build_processes_view
+from netscope.model.processes import NO_PROCESS, build_processes_view
 from netscope.model.sample import Sample
 from netscope.model.timeline import Timeline
 from netscope.sources.live import LiveSource
@@ -134,6 +134,73 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
     assert totals.containers[(label, "drops:SOCKET_RCVBUFF")] == rcvbuf
     assert totals.containers[(label, "reads")] == read
     assert totals.containers[(label, "rx_packets")] == COUNT - rcvbuf
+    # The container's cgroup is removed now (the `with` above): the next interval tells its end,
+    # and its series ends with it.
+    removed = "/" + str(path.relative_to(cgroup2_root()))
+    after = live.sample()
+    assert after.cgroups_gone is not None and removed in after.cgroups_gone, (removed, after.cgroups_gone)
+    totals.add(after)
+    assert not any(key[0] == label for key in totals.containers), totals.containers
+
+
+# Binds a UDP socket with a small buffer, never reads, and exits once told (a line on stdin).
+IDLE_RECEIVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_drops_at_a_receiver_gone_before_proc_is_read_keep_their_container_by_the_socket_s_cgroup(
+    live: LiveSource, pair: VethPair
+) -> None:
+    """A receiver started in a docker-named cgroup (its socket made there) never reads; a burst
+    overflows its buffer, and it exits before netscope reads /proc, so no process holds the
+    socket by then. Its drops keep their container by the socket's own cgroup (sk_cgrp_data, read
+    in softirq context): each bucket's cgroup id is the container directory's inode (stat'ed by the
+    test), and the container's drops, as a row of no process and in the export, equal the
+    namespace's RcvbufErrors."""
+    container_id = secrets.token_hex(32)
+    port = 6110
+    with cgroup("netscope-test.slice", f"docker-{container_id}.scope") as path:
+        cgroup_id = path.stat().st_ino
+        # The shell moves itself into the cgroup, then execs the receiver: its socket is made there.
+        receiver = subprocess.Popen(
+            ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", str(path / "cgroup.procs")]
+            + ["ip", "netns", "exec", pair.receiver_ns, sys.executable, "-c", IDLE_RECEIVER, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+            before = snmp(pair.receiver_ns)["RcvbufErrors"]
+            live.sample()
+            send_udp(pair, 500, port=port)
+            receiver.communicate("exit\n", timeout=10)  # gone before netscope reads /proc
+            sample = live.sample()
+            rcvbuf = snmp(pair.receiver_ns)["RcvbufErrors"] - before
+        finally:
+            if receiver.poll() is None:
+                receiver.kill()
+                receiver.wait()
+    assert rcvbuf > 100 and sample.drops is not None, rcvbuf
+    (code,) = [r.reason for r in sample.drops.reasons if r.name == "SOCKET_RCVBUFF"]
+    buckets = [b for b in sample.drops.buckets if b.reason == code]
+    assert sum(sum(b.per_cpu) for b in buckets) == rcvbuf
+    assert {b.sk_cgroup for b in buckets} == {cgroup_id}, (buckets, cgroup_id)
+    label = f"docker:{container_id[:12]}"
+    view = build_processes_view(
+        None, sample.processes, sample.drops, sample.socket_pids, sample.interval_s, cgroups=sample.cgroups
+    )
+    (row,) = [r for r in view.rows if r.drops]
+    assert (row.pid, row.comm, row.group, row.drops) == (0, NO_PROCESS, label, (("SOCKET_RCVBUFF", rcvbuf),))
+    totals = RunningTotals(live.info)
+    totals.add(sample)
+    assert totals.containers[(label, "drops:SOCKET_RCVBUFF")] == rcvbuf
 
 
 # Sends `count` datagrams of `size` bytes once told to (a line on stdin), after netscope's first

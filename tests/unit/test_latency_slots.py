@@ -26,6 +26,7 @@ def slot(sk: int, gen: int, protocol: int, ino: int = 0, **fields: int) -> bytes
         ino,
         fields.get("arrivals", 0),
         0,
+        fields.get("cgroup", 0),
         fields.get("reads", 0),
         fields.get("bytes", 0),
         fields.get("udp_read", 0),
@@ -37,7 +38,7 @@ def test_used_slots_are_decoded_by_index_socket_and_generation() -> None:
     raw = b"".join(
         (
             bytes(SLOT.size),  # free
-            slot(SK, 3, 17, 9001, arrivals=400, reads=390, bytes=24960, udp_read=390, tgid=4242),
+            slot(SK, 3, 17, 9001, arrivals=400, cgroup=77, reads=390, bytes=24960, udp_read=390, tgid=4242),
             slot(0xFFFF8880_1234_6000, 1, 0, reads=5),  # a unix socket: not followed
             slot(CLAIMING, 2, 17, reads=7),  # being given to a socket on another CPU
             bytes(SLOT.size),
@@ -46,7 +47,7 @@ def test_used_slots_are_decoded_by_index_socket_and_generation() -> None:
     slots = read_slots(raw)
     assert list(slots) == [(1, SK, 3)]
     s = slots[(1, SK, 3)]
-    assert (s.ino, s.tgid, s.reads, s.bytes, s.arrivals) == (9001, 4242, 390, 24960, 400)
+    assert (s.ino, s.tgid, s.reads, s.bytes, s.arrivals, s.cgroup) == (9001, 4242, 390, 24960, 400, 77)
     assert s.ident == (17, "10.200.0.2", 6001, "0.0.0.0", 0)
 
 
@@ -73,14 +74,14 @@ def test_arrivals_count_for_the_socket_s_last_reader_or_by_inode_when_none_read_
     """A socket read by 4242 queued 30 more; one never read (tgid 0) queued 12: the first count for
     the process, the second under its inode, for user space to find its holder."""
     probe = LatencyProbe(cpus=(0,))
-    unread = Slot(SK + 64, 9005, 0, 0, 0, 0, (17, "10.200.0.2", 6005, "0.0.0.0", 0))
+    unread = Slot(SK + 64, 9005, 0, 0, 0, 0, (17, "10.200.0.2", 6005, "0.0.0.0", 0), cgroup=77)
     before = totals({(1, SK, 3): udp(9001, 6001, 10), (2, SK + 64, 1): unread})
     after = totals(
         {
             (1, SK, 3): Slot(SK, 9001, 4242, 10, 1000, 40, udp(9001, 6001, 0).ident),
-            (2, SK + 64, 1): Slot(SK + 64, 9005, 0, 0, 0, 12, unread.ident),
+            (2, SK + 64, 1): Slot(SK + 64, 9005, 0, 0, 0, 12, unread.ident, 77),
         }
     )
     sample = probe.delta(before, after)
     assert [(p.pid, p.reads, p.arrivals) for p in sample.processes] == [(4242, 0, 30)]
-    assert sample.unread_arrivals == ((9005, 12),) and sample.arrivals == 42
+    assert sample.unread_arrivals == ((9005, 77, 12),) and sample.arrivals == 42

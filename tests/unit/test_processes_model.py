@@ -129,12 +129,39 @@ def test_packets_queued_on_a_process_s_sockets_by_its_last_read_or_by_the_socket
         None,
         0,
         sample_rate=4,
-        unread_arrivals=((9001, 40), (9003, 6)),  # 9003: no process known to hold it
+        # 9003: no process known to hold it, its own cgroup 55 (a container); 9004: neither known
+        unread_arrivals=((9001, 0, 40), (9003, 55, 6), (9004, 0, 2)),
     )
     facts = (ProcessFacts(40, "stuck", "/system.slice/stuck.service", NETNS, 1),)
-    out = build_processes_view(view, facts, socket_pids=((9001, 40),), interval_s=2.0)
+    out = build_processes_view(
+        view, facts, socket_pids=((9001, 40),), interval_s=2.0, cgroups=((55, f"/docker/{ID}"),)
+    )
     by_pid = {r.pid: r for r in out.rows}
-    assert set(by_pid) == {10, 40}
+    assert set(by_pid) == {10, 40, 0}
     assert by_pid[10].rx_packets_per_s == 4.0 and by_pid[40].rx_packets_per_s == 20.0
     assert by_pid[40].estimated and by_pid[40].reads_per_s == 0.0  # sampled arrivals: an estimate
-    assert sum(g.rx_packets_per_s for g in out.groups) == 24.0
+    assert (by_pid[0].comm, by_pid[0].group, by_pid[0].rx_packets_per_s) == (
+        "(no process)",
+        "docker:abababababab",
+        3.0,
+    )
+    assert sum(g.rx_packets_per_s for g in out.groups) == 27.0
+
+
+def test_drops_at_a_socket_no_process_holds_go_to_its_own_cgroup_s_container() -> None:
+    """The drop's socket's own cgroup (sk_cgrp_data): a socket whose process was not found (gone,
+    or its /proc not read) still has its container, as a row of no process; a process /proc did
+    not tell gets its sockets' cgroup."""
+    rcvbuf = DropReasonCount(7, "SOCKET_RCVBUFF", "", (30, 0))
+    buckets = (
+        DropBucket(7, 0, "udp_queue_rcv_one_skb+0x1", 0x0800, 2, "eth0", NETNS, (20, 0), 9001, sk_cgroup=55),
+        DropBucket(7, 0, "udp_queue_rcv_one_skb+0x1", 0x0800, 2, "eth0", NETNS, (10, 0), 9002, sk_cgroup=55),
+    )
+    drops = DropsSample((rcvbuf,), buckets, (), 0, 0, 0, 0, 1000)
+    path = f"/system.slice/docker-{ID}.scope"
+    view = build_processes_view(None, (), drops, ((9002, 77),), cgroups=((55, path),))
+    by_pid = {r.pid: r for r in view.rows}
+    assert by_pid[0].comm == "(no process)" and by_pid[0].drops == (("SOCKET_RCVBUFF", 20),)
+    assert by_pid[77].group == by_pid[0].group == "docker:abababababab"
+    (group,) = view.groups
+    assert (group.processes, group.drops) == (1, (("SOCKET_RCVBUFF", 30),))
