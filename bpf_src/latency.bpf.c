@@ -34,6 +34,7 @@
 #include "flow_parse.h"
 #include "sampler.h"
 #include "hist.h"
+#include "scope.h"
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
@@ -388,6 +389,10 @@ NS_HOOK(sock_recv_length)
             *v += untimed;
     }
     if (!arrived)
+        return 0;
+    /* The pairing above moves on for every reader; a wait goes into the histograms only for
+     * readers in the user's scope (scope.h): the tables hold theirs. */
+    if (!in_scope(tgid))
         return 0;
     u64 now = bpf_ktime_get_ns();
     if (arrived <= now)

@@ -179,6 +179,7 @@ struct event_window {
 #define NS_LAT_OCTAVES 36    /* up to 2^36 ns, about 69 s */
 #define NS_LAT_PROC_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_PROC_BITS + 1) << NS_LAT_PROC_BITS)
 #define NS_LAT_SOCK_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_SOCK_BITS + 1) << NS_LAT_SOCK_BITS)
+#define NS_SCOPE_MAX 4096 /* scope.h: processes and container cgroups the scope's maps hold */
 #define NS_LAT_RING 32       /* sampled arrivals remembered per socket, oldest first */
 
 /* latency.bpf.c: one socket followed, in a two-way set-associative table indexed by a hash of its

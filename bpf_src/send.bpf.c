@@ -6,10 +6,12 @@
  * (ret > 0) or the error. Per packet for datagrams (sendmmsg sends each one), so it is sampled
  * (sampler.h): a sampled send adds its weight to the sends and weight * ret to the bytes. The
  * current task is the sender here, so bpf_get_current_cgroup_id() (Linux 4.18) is its cgroup v2
- * directory's inode, which user space maps to a path and a container.
+ * directory's inode, which user space maps to a path and a container. A sampled send of a process
+ * out of the user's scope (scope.h) is left out.
  */
 #include "netscope.h"
 #include "sampler.h"
+#include "scope.h"
 
 BPF_PERCPU_HASH(send_by_proc, u32, struct send_proc, NS_SEND_PROCS);
 /* Sends the full process table could not count (user space prunes processes gone). */
@@ -27,6 +29,8 @@ NS_HOOK(sock_send_length)
     if (!weight)
         return 0;
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (!in_scope(tgid))
+        return 0; /* a process out of the user's scope (scope.h) */
     struct send_proc *p = send_by_proc.lookup(&tgid);
     if (!p) {
         struct send_proc init = {};

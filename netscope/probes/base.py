@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from netscope.model.filter import Filter
 from netscope.model.sample import ProbeState, ProbeStatus
 from netscope.model.sampling import Rate
+from netscope.probes import cdefs
 from netscope.probes.headers import KernelHeaders
 from netscope.probes.tracefs import tracepoint_exists
 
@@ -143,6 +144,18 @@ class Module:
             self.bpf.cleanup()
 
 
+SCOPE_MAX = cdefs.define("NS_SCOPE_MAX")  # processes, and cgroups, the scope's maps hold
+
+
+@dataclass(frozen=True)
+class KernelScope:
+    """The user's process scope as the kernel's hooks test it (bpf_src/scope.h): the processes
+    by tgid and the containers by the cgroup v2 ids of their directories."""
+
+    tgids: frozenset[int] = frozenset()
+    cgroups: frozenset[int] = frozenset()
+
+
 class Probe(ABC, Generic[T]):
     """One probe's BPF source, its hooks and its map decoders. Several probes may be compiled into one
     BPF object (`start_probes`); each attaches and detaches only its own hooks.
@@ -176,6 +189,8 @@ class Probe(ABC, Generic[T]):
     # (net:netif_receive_skb and that count are both in __netif_receive_skb_core): its estimates
     # are calibrated to the kernel's count of the interval when a duty cycle was in force.
     runs_are_softnet_processed: ClassVar[bool] = False
+    # Its hooks in a process's own context keep to the user's process scope (bpf_src/scope.h).
+    scoped: ClassVar[bool] = False
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
         self.cpus = cpus  # the CPU ids samples report, in this order
@@ -191,6 +206,7 @@ class Probe(ABC, Generic[T]):
         self.coverage = 1.0  # the share of this interval its sampled hooks are on (duty cycle)
         self._runs_total: tuple[int, int, int] | None = None
         self._suspended = False  # compiled, hooks detached: no view needs it now
+        self._scope: KernelScope | None = None  # None: every process
 
     @classmethod
     def create(cls, cpus: tuple[int, ...], flt: Filter | None, options: ProbeOptions) -> Probe[Any]:
@@ -234,6 +250,7 @@ class Probe(ABC, Generic[T]):
                 return
             self._module = module
             try:
+                self._write_scope()  # before its hooks run
                 for _, tp in self.tracepoints:
                     if not self._suspended:  # (no view needed it any more while it compiled)
                         self._attach(tp)
@@ -372,6 +389,35 @@ class Probe(ABC, Generic[T]):
             self.rate = rate
             self._write_rate()
         self.status = dataclasses.replace(self.status, sample_rate=rate.effective, window_every=rate.every)
+
+    def set_scope(self, scope: KernelScope | None) -> None:
+        """Keep its process-context hooks to `scope` from now on (None: every process), written to
+        its maps: nothing is recompiled. Probes that are not `scoped` ignore it."""
+        if not self.scoped:
+            return
+        with self._lock:
+            self._scope = scope
+            self._write_scope()
+
+    def _write_scope(self) -> None:
+        """The scope into the maps of scope.h (under self._lock). Off while they change, so a
+        process in scope is never left out meanwhile; left off when the scope has more processes
+        or cgroups than the maps hold (user space narrows the views all the same)."""
+        if not self.scoped or self._bpf is None:
+            return
+        bpf, scope = self._bpf, self._scope
+        on = bpf[b"scope_on"]
+        on[ctypes.c_int(0)] = ctypes.c_uint32(0)
+        tgids, cgroups = bpf[b"scope_tgids"], bpf[b"scope_cgroups"]
+        tgids.clear()
+        cgroups.clear()
+        if scope is None or max(len(scope.tgids), len(scope.cgroups)) > SCOPE_MAX:
+            return
+        for tgid in scope.tgids:
+            tgids[tgids.Key(tgid)] = tgids.Leaf(1)
+        for cgroup in scope.cgroups:
+            cgroups[cgroups.Key(cgroup)] = cgroups.Leaf(1)
+        on[ctypes.c_int(0)] = ctypes.c_uint32(1)
 
     def _write_rate(self) -> None:
         if self.sampled and self._bpf is not None:

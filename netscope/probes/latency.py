@@ -126,6 +126,7 @@ class LatencyProbe(Probe[LatencySample]):
     tracepoints = (("sock", "sk_data_ready"), ("sock", "sock_recv_length"))
     per_packet = ("sock_recv_length", "sk_data_ready")
     sampled = True
+    scoped = True  # the waits of readers out of the user's scope stay out of the histograms
     closing = (READS,)
     drain_s = DRAIN_MAX_S  # until waits were seen: the reads stay on to the interval's end
     _slots: mmap.mmap | None = None

@@ -20,6 +20,7 @@ class SendProbe(Probe[tuple[ProcSend, ...]]):
     tracepoints = (("sock", "sock_send_length"),)
     per_packet = ("sock_send_length",)
     sampled = True
+    scoped = True  # a process out of the user's scope is left out in the kernel
     full_map = "send_full"
 
     def defines(self) -> dict[str, int | str]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from netscope.model.containers import container_of
-from netscope.model.filter import Filter
+from netscope.model.filter import Filter, Scope
 from netscope.model.flows import FLOWS_MAX, FLOWS_TOP
 from netscope.model.sample import (
     PROBE_LINGER_S,
@@ -29,7 +29,7 @@ from netscope.model.sample import (
     SocketOwner,
 )
 from netscope.model.sampling import Rate, RateController
-from netscope.probes.base import ProbeOptions
+from netscope.probes.base import KernelScope, ProbeOptions
 from netscope.probes.btf import BTFError, kernel_btf
 from netscope.probes.drops import DEFAULT_LOG_RATE, reason_names
 from netscope.probes.registry import PROBES
@@ -89,6 +89,8 @@ class LiveSource:
         self._cgroup_cache = LookupCache(procfs.cgroup_paths_here, CGROUPS_EVERY_S, CGROUPS_KEPT_S)
         self._name_cache = LookupCache(runtimes.container_names, NAMES_EVERY_S, NAMES_KEPT_S)
         self._containers_seen: set[str] = set()  # cgroup v2 paths of containers, until removed
+        self._scope = flow_filter.scope if flow_filter else Scope()
+        self._scope_walked = -CGROUPS_EVERY_S  # when the scope's containers' cgroups were looked for
         try:
             self._cgroup2 = procfs.cgroup2_mount()
         except OSError:
@@ -107,7 +109,33 @@ class LiveSource:
         return self.probes.need(names) if self.bpf else ()
 
     def set_flow_filter(self, flt: Filter | None) -> None:
+        scope = flt.scope if flt else Scope()
+        if scope != self._scope:
+            self._scope, self._scope_walked = scope, -CGROUPS_EVERY_S
+            self._push_scope()
         self.probes.set_flow_filter(flt)
+
+    def _push_scope(self) -> None:
+        """The process scope into the kernel's hooks (probes with `scoped`): its pids, and the
+        cgroup v2 ids of its containers' directories, looked for at once when the scope changes,
+        then again every CGROUPS_EVERY_S (a container started since)."""
+        if not self._scope:
+            self.probes.set_scope(None)
+            return
+        now = time.monotonic()
+        if now - self._scope_walked < CGROUPS_EVERY_S:
+            return
+        self._scope_walked = now
+        cgroups: frozenset[int] = frozenset()
+        if self._scope.containers and self._cgroup2 is not None:
+            try:
+                found = procfs.container_cgroups(self._cgroup2)
+            except OSError:
+                found = {}
+            keys = {k for c in found.values() for k in (c.id, c.pod_uid) if k}
+            names = self._name_cache.get(keys) if keys else {}
+            cgroups = frozenset(i for i, c in found.items() if self._scope.holds_container(c, names))
+        self.probes.set_scope(KernelScope(self._scope.pids, cgroups))
 
     def watch_flow(self, flow: tuple[int, int, str, int, str, int] | None) -> None:
         self.probes.watch_flow(flow)
@@ -119,6 +147,7 @@ class LiveSource:
 
     def sample(self) -> Sample:
         self.probes.detach_unneeded()
+        self._push_scope()
         index = self._samples_taken  # of the interval this sample starts; 0 after the baseline
         measure_next = index % self.detail_every == 0
         if measure_next:  # before the interval starts, so the hooks cover all of it

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from netscope.model.filter import Filter
 from netscope.model.sample import ProbeState, ProbeStatus
 from netscope.model.sampling import Load, Rate, RateController
-from netscope.probes.base import Alive, Probe, ProbeOptions, daemon_timer, start_probes
+from netscope.probes.base import Alive, KernelScope, Probe, ProbeOptions, daemon_timer, start_probes
 from netscope.probes.btf import BTFError
 from netscope.probes.flows import FlowsProbe
 from netscope.probes.headers import HeadersError, KernelHeaders, find_headers
@@ -80,6 +80,7 @@ class ProbeSet:
         self.rates = rates
         self.linger_s = linger_s
         self._before_start = before_start  # once, before the first compile (bpf_stats' clock)
+        self.kernel_scope: KernelScope | None = None  # the user's process scope, in the kernel
         self._detail_since: float | None = 0.0  # when the per-packet hooks went on; None: paused
         self._detail_lock = threading.Lock()  # taken after _need_lock when both are, never before
         # Every probe exists from the start (its status is shown) but is attached only while needed.
@@ -163,8 +164,20 @@ class ProbeSet:
             return frozenset(self._attached)
 
     def _make(self, name: str) -> Probe[Any]:
-        """A new, unattached probe, compiled with the current flow filter where it applies."""
-        return BY_NAME[name].create(self.cpus, self.flow_filter, self.options)
+        """A new, unattached probe, compiled with the current flow filter where it applies, keeping
+        to the process scope where it does."""
+        probe = BY_NAME[name].create(self.cpus, self.flow_filter, self.options)
+        probe.set_scope(self.kernel_scope)
+        return probe
+
+    def set_scope(self, scope: KernelScope | None) -> None:
+        """Push the user's process scope into the probes' maps (None: every process). Nothing is
+        recompiled; a probe made later (a filter's swap) gets it too."""
+        if scope == self.kernel_scope:
+            return
+        self.kernel_scope = scope
+        for probe in list(self._probes.values()):
+            probe.set_scope(scope)
 
     def need(self, names: Collection[str]) -> tuple[Callable[[], None], ...]:
         """The probes the view on screen (or the headless output) needs. Returns a blocking starter

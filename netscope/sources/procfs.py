@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from netscope.model.containers import Container, container_of
 from netscope.model.drops import SNMP_IN_COUNTERS, SNMP_LOSS_COUNTERS
 from netscope.model.sample import HostInfo, ProcessFacts, SocketOwner
 
@@ -425,6 +426,18 @@ def cgroup_paths(ids: Collection[int], mount: Path) -> dict[int, str]:
                 found[ino] = "/" + os.path.relpath(root, mount) if root != str(mount) else "/"
                 if len(found) == len(wanted):
                     break
+    return found
+
+
+def container_cgroups(mount: Path) -> dict[int, Container]:
+    """Every cgroup v2 directory under `mount` that is a container's (or a pod's, or inside one),
+    by its id (the directory's inode, what bpf_get_current_cgroup_id returns)."""
+    found = {}
+    for root, _dirs, _files in os.walk(mount):
+        container = container_of("/" + os.path.relpath(root, mount))
+        if container is not None:
+            with contextlib.suppress(OSError):  # removed meanwhile
+                found[os.stat(root).st_ino] = container
     return found
 
 

@@ -164,7 +164,7 @@ def test_drops_at_a_receiver_gone_before_proc_is_read_keep_their_container_by_th
     test), and the container's drops, as a row of no process and in the export, equal the
     namespace's RcvbufErrors."""
     container_id = secrets.token_hex(32)
-    port = 6110
+    port = 6112
     with cgroup("netscope-test.slice", f"docker-{container_id}.scope") as path:
         cgroup_id = path.stat().st_ino
         # The shell moves itself into the cgroup, then execs the receiver: its socket is made there.
@@ -327,3 +327,55 @@ def test_pid_and_container_narrow_the_views_to_their_processes(live: LiveSource,
     assert narrowed_to(f"pid {fast.pid}") == ({fast.pid}, 0, sent)
     pids, dropped, reads = narrowed_to(None)
     assert {stuck.pid, fast.pid} <= pids and dropped == rcvbuf and reads == sent
+
+
+def sender_on_cue(pair: VethPair, how: str = "stay") -> subprocess.Popen[str]:
+    """SENDER_ON_CUE in the sender namespace, ready (it said so)."""
+    sender = subprocess.Popen(
+        ["ip", "netns", "exec", pair.sender_ns, sys.executable, "-c", SENDER_ON_CUE]
+        + [pair.receiver_ip, "9", str(SENDS), str(SIZE), how],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sender.stdout is not None and sender.stdout.readline().strip() == "ready"
+    return sender
+
+
+def test_the_scope_is_pushed_into_the_kernel_so_senders_out_of_it_are_never_counted(
+    live: LiveSource, pair: VethPair
+) -> None:
+    """With a scope in force the send probe's hook itself leaves out the processes out of it: the
+    raw samples, before any narrowing in user space, hold only the senders in scope, each with
+    exactly the bytes it sent. By container (its cgroup's id in the kernel's map), then by pid."""
+    container_id = secrets.token_hex(32)
+
+    def sends_under(scope: str, inside: Path | None) -> tuple[dict[int, int], int, int]:
+        """Two senders (the first moved into `inside`) send once under `scope` ("{second}": the
+        second's pid): bytes sent by pid in the raw samples, and the two pids."""
+        senders = [sender_on_cue(pair), sender_on_cue(pair)]
+        try:
+            if inside is not None:
+                (inside / "cgroup.procs").write_text(str(senders[0].pid))
+            live.set_flow_filter(parse_filter(scope.format(second=senders[1].pid)))
+            live.sample()
+            for sender in senders:
+                assert sender.stdin is not None and sender.stdout is not None
+                sender.stdin.write("go\n")
+                sender.stdin.flush()
+                assert sender.stdout.readline().strip() == "sent"
+            sample = live.sample()
+        finally:
+            live.set_flow_filter(None)
+            for sender in senders:
+                sender.communicate("done\n", timeout=10)
+        sent: dict[int, int] = {}
+        for s in sample.sends or ():
+            sent[s.pid] = sent.get(s.pid, 0) + s.bytes
+        return sent, senders[0].pid, senders[1].pid
+
+    with cgroup("netscope-test.slice", f"docker-{container_id}.scope") as path:
+        sent, inside, outside = sends_under(f"container {container_id[:12]}", path)
+    assert sent == {inside: SENDS * SIZE}, (sent, inside, outside)
+    sent, first, second = sends_under("pid {second}", None)
+    assert sent == {second: SENDS * SIZE}, (sent, first, second)

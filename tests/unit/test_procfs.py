@@ -9,6 +9,7 @@ import pytest
 from netscope.model.drops import snmp_rows
 from netscope.model.sample import Sample, SnmpCount
 from netscope.sources.procfs import (
+    container_cgroups,
     parse_cpu_list,
     parse_interrupts,
     parse_snmp,
@@ -146,3 +147,14 @@ def test_stat_interrupt_ticks_per_cpu() -> None:
         "intr 12345\n"
     )
     assert parse_stat_interrupt_ticks(text) == {0: (5, 25), 1: (2, 15)}  # (irq, softirq); not the total
+
+
+def test_the_containers_cgroups_by_their_directories_inodes(tmp_path: Path) -> None:
+    """What the kernel scope's map holds for `container ID`: every directory of a container (and
+    below it), by inode, the id bpf_get_current_cgroup_id gives; other directories left out."""
+    container = tmp_path / "system.slice" / f"docker-{'ab' * 32}.scope"
+    (container / "init").mkdir(parents=True)
+    (tmp_path / "system.slice" / "ssh.service").mkdir()
+    found = container_cgroups(tmp_path)
+    assert set(found) == {container.stat().st_ino, (container / "init").stat().st_ino}
+    assert {c.label for c in found.values()} == {"docker:abababababab"}
