@@ -7,7 +7,7 @@ processes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from netscope.model.containers import container_of, unit_of
@@ -56,6 +56,23 @@ class ProcRow:
     def busy(self) -> float:
         """Bytes a second both ways: what orders the rows."""
         return self.bytes_per_s + self.tx_bytes_per_s
+
+
+# The Processes pane's orders (`s` cycles them; the first is the view's own): the busiest both ways,
+# then by each column a user sorts a top-like list by.
+PROC_SORTS: dict[str, Callable[[ProcRow], float | str]] = {
+    "bytes": lambda r: -r.busy,
+    "packets": lambda r: -r.rx_packets_per_s,
+    "drops": lambda r: -r.drops_per_s,
+    "copy p99": lambda r: -(r.p99_ns or 0),
+    "sent": lambda r: -r.tx_bytes_per_s,
+    "process": lambda r: r.comm,
+}
+
+
+def sorted_rows(rows: Iterable[ProcRow], name: str) -> tuple[ProcRow, ...]:
+    """`rows` in the order PROC_SORTS names (ties: the busiest first, as the view has them)."""
+    return tuple(sorted(rows, key=PROC_SORTS[name]))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from netscope.model.processes import ProcessesView, ProcRow
+from netscope.model.processes import PROC_SORTS, ProcessesView, ProcRow, sorted_rows
 from netscope.model.timeline import ViewModel
 from netscope.panes import BY_ID
 from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
@@ -95,13 +95,21 @@ PROC_COLUMNS: tuple[Column[ProcCell], ...] = (
         "its socket file descriptors",
     ),
 )
+HEADER_SORTS = {
+    "B/s in": "bytes",
+    "pkts/s in": "packets",
+    "drops/s": "drops",
+    "copy p99": "copy p99",
+    "B/s out": "sent",
+    "process": "process",
+}
 EXPLAIN = (
     "Processes that copied data from their sockets this interval (the copy-latency probe's readers), "
     "sent through them (sock:sock_send_length: B/s out), or had packets dropped at one "
     "(skb:kfree_skb's socket, its process found in /proc): the container from the process's cgroup "
     "v2 path (docker, podman, containerd, CRI-O, Kubernetes pods and their QoS class), else its "
-    "systemd unit; sockets are its socket file descriptors. k: per container. Enter: the process's "
-    "sockets."
+    "systemd unit; sockets are its socket file descriptors. k: per container. s (or a click on a "
+    "column's header): sort. Enter: the process's sockets."
 )
 
 
@@ -111,7 +119,7 @@ def netns_label(row: ProcRow, netns_names: dict[int, str], host_netns: int) -> s
     return "host" if row.netns == host_netns else netns_names.get(row.netns, str(row.netns))
 
 
-def summary(view: ProcessesView, grouped: bool) -> Text:
+def summary(view: ProcessesView, grouped: bool, order: str) -> Text:
     containers = sum(1 for g in view.groups if g.container)
     others = len(view.groups) - containers
     text = Text()
@@ -119,6 +127,7 @@ def summary(view: ProcessesView, grouped: bool) -> Text:
     text.append(
         f", in {plural(containers, 'container')} and {plural(others, 'unit or cgroup', 'units or cgroups')}"
     )
+    text.append(f"  sorted by {order} (s)")
     text.append("  (per container: k to list processes)" if grouped else "  (k: per container)", style="dim")
     return text
 
@@ -129,12 +138,13 @@ def plural(n: int, one: str, many: str = "") -> str:
 
 class ProcessesPane(Pane, FitsWidth, Vertical):
     SPEC = BY_ID["processes"]
-    BINDINGS = [Binding("k", "toggle_grouped", "Per container")]
+    BINDINGS = [Binding("k", "toggle_grouped", "Per container"), Binding("s", "sort", "Sort")]
 
     def __init__(self) -> None:
         super().__init__(id="processes-pane")
         self.border_title = "Processes"
         self.grouped = False
+        self._sort = 0  # PROC_SORTS' index
         self._shown: ViewModel | None = None
         self._columns: tuple[Column[ProcCell], ...] = ()
 
@@ -153,7 +163,8 @@ class ProcessesPane(Pane, FitsWidth, Vertical):
         view = shown.processes
         if view is None:
             return
-        show_text(self.query_one("#processes-summary", Static), summary(view, self.grouped))
+        order = list(PROC_SORTS)[self._sort]
+        show_text(self.query_one("#processes-summary", Static), summary(view, self.grouped, order))
         table: DataTable[str | Text] = self.query_one("#processes-table", DataTable)
         columns = fit_columns(PROC_COLUMNS, self.fitted_width(160) - 4, reserved=PROC_LABEL[1] + 2)
         if columns != self._columns:
@@ -162,13 +173,26 @@ class ProcessesPane(Pane, FitsWidth, Vertical):
         selected = cursor_key(table)
         table.clear()
         names = dict(shown.netns_names)
-        for row in view.groups if self.grouped else view.rows:
+        for row in sorted_rows(view.groups if self.grouped else view.rows, order):
             key = f"g:{row.group}" if self.grouped else str(row.pid) if row.pid else f"s:{row.cgroup}"
             cell = (row, netns_label(row, names, shown.info.netns))
             label = str(row.pid) if row.pid else f"{row.processes} proc" if self.grouped else NO_DATA
             table.add_row(label, *(c.cell(cell) for c in columns), key=key)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+    def action_sort(self) -> None:
+        self._sort = (self._sort + 1) % len(PROC_SORTS)
+        if self._shown is not None:
+            self.show(self._shown)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it, where it is a sort key."""
+        label = HEADER_SORTS.get(str(event.label.plain if isinstance(event.label, Text) else event.label))
+        if label is not None:
+            self._sort = list(PROC_SORTS).index(label)
+            if self._shown is not None:
+                self.show(self._shown)
 
     def action_toggle_grouped(self) -> None:
         self.grouped = not self.grouped

@@ -354,6 +354,11 @@ async def test_processes_pane_a_process_with_drops_only_and_its_screen(recording
         assert "dropped at its sockets: SOCKET_RCVBUFF" in title, title
         await pilot.press("escape", "k")  # back on the pane: k sums the rows per container
         assert cell(table, 0, 0).endswith("proc")
+        await pilot.press("k", "s", "s")  # per process again, sorted by drops
+        summary = str(app.query_one("#processes-summary", Static).content)
+        assert "sorted by drops" in summary, summary
+        dropped = [r.drops_per_s for r in sorted(rows, key=lambda r: -r.drops_per_s)]
+        assert cell(table, 0, 0) == str(next(r.pid for r in rows if r.drops_per_s == dropped[0]))
 
 
 async def test_latency_pane_processes_and_process_screen(recording: Recording) -> None:

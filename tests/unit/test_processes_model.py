@@ -4,7 +4,7 @@ namespace, sockets), and the rows summed per container."""
 from __future__ import annotations
 
 from netscope.model.latency import LatencyView, Percentiles, ProcessRow
-from netscope.model.processes import build_processes_view
+from netscope.model.processes import PROC_SORTS, build_processes_view, sorted_rows
 from netscope.model.sample import DropBucket, DropReasonCount, DropsSample, ProcessFacts, ProcSend
 
 ID = "ab" * 32
@@ -165,3 +165,12 @@ def test_drops_at_a_socket_no_process_holds_go_to_its_own_cgroup_s_container() -
     assert by_pid[77].group == by_pid[0].group == "docker:abababababab"
     (group,) = view.groups
     assert (group.processes, group.drops) == (1, (("SOCKET_RCVBUFF", 30),))
+
+
+def test_the_rows_sort_by_each_column_a_top_like_list_sorts_by() -> None:
+    slow, busy = reader(10, "slow", 1e3, 9e6), reader(20, "busy", 5e6, 1e3)
+    view = build_processes_view(latency(slow, busy), ())
+    assert [r.pid for r in sorted_rows(view.rows, "bytes")] == [20, 10]
+    assert [r.pid for r in sorted_rows(view.rows, "copy p99")] == [10, 20]
+    assert [r.comm for r in sorted_rows(view.rows, "process")] == ["busy", "slow"]
+    assert set(PROC_SORTS) >= {"bytes", "packets", "drops", "copy p99", "sent", "process"}
