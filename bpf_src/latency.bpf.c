@@ -55,7 +55,7 @@ BPF_PERCPU_ARRAY(latency_sampler, struct ns_sampler, 1);
 BPF_ARRAY(latency_rate, struct ns_rate, 1);
 BPF_ARRAY(lat_epoch, u32, 1); /* the watch: bumped by user space before the reads' hook is on again */
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
- * their identity fields are ever written, so their counters stay zero. */
+ * their identity fields (comm, cgroup) are ever written, so their counters stay zero. */
 BPF_PERCPU_ARRAY(lat_new_proc, struct lat_proc, 1);
 BPF_PERCPU_ARRAY(lat_new_sock, struct lat_sock, 1);
 
@@ -285,6 +285,7 @@ static __always_inline void record(const void *sk, u64 ino, u32 tgid, u64 wait)
         struct lat_proc *fresh = lat_new_proc.lookup(&zero32);
         if (fresh) {
             bpf_get_current_comm(fresh->comm, sizeof(fresh->comm));
+            fresh->cgroup_id = bpf_get_current_cgroup_id(); /* its container, once it is gone */
             lat_by_proc.update(&tgid, fresh);
             p = lat_by_proc.lookup(&tgid);
         }

@@ -251,6 +251,7 @@ struct lat_proc {
     u64 count;    /* reads with a latency: the histogram's total */
     u64 buckets[NS_LAT_PROC_BUCKETS];
     char comm[16];
+    u64 cgroup_id; /* the cgroup v2 id it read from (bpf_get_current_cgroup_id), at its first */
 };
 
 struct lat_sock_key {

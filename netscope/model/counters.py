@@ -144,15 +144,20 @@ class RunningTotals:
                 self._series.end(container_label(path))
         by_container: Counter[tuple[str, str]] = Counter()
         latency = sample.latency
+        cgroups = dict(sample.cgroups)  # a process gone from /proc: the cgroup it sent or read from
+        read_from = {p.pid: cgroups.get(p.cgroup_id, "") for p in latency.processes} if latency else {}
+
+        def reader_label(pid: int) -> str:
+            return label(pid) if pid in facts else container_label(read_from.get(pid, ""))
+
         for p in latency.processes if latency else ():
-            by_container[(label(p.pid), "reads")] += p.reads
-            by_container[(label(p.pid), "read_bytes")] += p.bytes
-        cgroups = dict(sample.cgroups)  # a sender gone from /proc: the cgroup it sent from
+            by_container[(reader_label(p.pid), "reads")] += p.reads
+            by_container[(reader_label(p.pid), "read_bytes")] += p.bytes
         if latency is not None:
             readers = ((p.pid, p.arrivals) for p in latency.processes)
             by_pid, by_cgroup = arrivals_by_owner(readers, latency.unread_arrivals, sample.socket_pids)
             for pid, n in by_pid.items():
-                by_container[(label(pid), "rx_packets")] += n
+                by_container[(reader_label(pid), "rx_packets")] += n
             for cgroup, n in by_cgroup.items():  # sockets no process was found holding
                 by_container[(container_label(cgroups.get(cgroup, "")), "rx_packets")] += n
         for s in sample.sends or ():

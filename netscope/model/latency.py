@@ -109,6 +109,7 @@ class ProcessRow:
     sockets: tuple[SocketRow, ...]
     reads_estimated: bool = False  # reads and bytes counted part of the interval, scaled up
     arrivals: int = 0  # data queued on the sockets it reads (UDP: datagrams), from the samples
+    cgroup_id: int = 0  # the cgroup v2 id it read from (0: not known)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def build_latency_view(
                 sockets=tuple(sorted(sockets, key=lambda r: -(r.stats.p99_ns or 0))),
                 reads_estimated=scaled,
                 arrivals=p.arrivals,
+                cgroup_id=p.cgroup_id,
             )
         )
     rows.sort(key=lambda r: (-(r.stats.p99_ns or 0), r.pid))

@@ -121,10 +121,10 @@ def build_processes_view(
     rows = []
     for pid in dict.fromkeys([*readers, *arrived, *senders, *dropped]):
         fact, reader, sender = by_pid.get(pid), readers.get(pid), senders.get(pid)
-        # Its cgroup from /proc; a process gone since, from the cgroup it sent from, or its
-        # sockets' (sk_cgrp_data, where packets were dropped at one).
+        # Its cgroup from /proc; a process gone since, from the cgroup it sent or read from, or
+        # its sockets' (sk_cgrp_data, where packets were dropped at one).
         path = fact.cgroup if fact else paths.get(sender.cgroup_id, "") if sender else ""
-        path = path or sockets_path.get(pid, "")
+        path = path or (paths.get(reader.cgroup_id, "") if reader else "") or sockets_path.get(pid, "")
         container = container_of(path) if path else None
         mine = tuple(sorted(dropped.get(pid, {}).items(), key=lambda kv: (-kv[1], kv[0])))
         rows.append(

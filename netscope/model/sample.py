@@ -274,6 +274,7 @@ class ProcLatency:
     # Data queued on the sockets it read last (sock:sk_data_ready with new data: for UDP its
     # datagrams), estimated from the sampled arrivals (exact at 1 in 1); 0 in older recordings.
     arrivals: int = 0
+    cgroup_id: int = 0  # the cgroup v2 id it read from (0: not known: none of its reads timed yet)
 
 
 @dataclass(frozen=True)

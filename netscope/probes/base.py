@@ -144,7 +144,7 @@ class Module:
             self.bpf.cleanup()
 
 
-SCOPE_MAX = cdefs.define("NS_SCOPE_MAX")  # processes, and cgroups, the scope's maps hold
+SCOPE_MAX = cdefs.define("SCOPE_MAX")  # processes, and cgroups, the scope's maps hold
 
 
 @dataclass(frozen=True)

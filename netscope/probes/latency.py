@@ -61,7 +61,7 @@ class Slot:
 @dataclass(frozen=True)
 class Totals:
     slots: dict[SlotKey, Slot]
-    procs: dict[int, tuple[str, int, dict[int, int]]]  # tgid -> comm, sampled reads, buckets
+    procs: dict[int, tuple[str, int, dict[int, int], int]]  # tgid -> comm, sampled reads, buckets, cgroup
     maxima: dict[int, int]  # tgid -> max ns since the last read (read and reset)
     # (tgid, sk, ino) -> sampled reads, buckets, and sk_rcvbuf (the largest of the CPUs' copies: each
     # holds the value at the socket's last sampled read on that CPU)
@@ -205,7 +205,8 @@ class LatencyProbe(Probe[LatencySample]):
         procs = {}
         for k, values in bpf[b"lat_by_proc"].items():
             comm = next((v.comm.decode(errors="replace") for v in values if v.comm), "")
-            procs[int(k.value)] = (comm, sum(int(v.count) for v in values), sparse(values))
+            cgroup = max((int(v.cgroup_id) for v in values), default=0)
+            procs[int(k.value)] = (comm, sum(int(v.count) for v in values), sparse(values), cgroup)
         maxima_map = bpf[b"lat_proc_max"]
         maxima = {int(k.value): max(int(v) for v in values) for k, values in maxima_map.items()}
         maxima_map.clear()  # a maximum is per interval: a wait landing between read and clear is lost
@@ -265,8 +266,8 @@ class LatencyProbe(Probe[LatencySample]):
             reads_by_pid[s.tgid] = (reads + s.reads, nbytes + s.bytes)
         processes = []
         for pid in sorted(set(reads_by_pid) | set(current.procs) | set(arrived_by_pid)):
-            comm, count, hist = current.procs.get(pid, ("", 0, {}))
-            _, count0, hist0 = previous.procs.get(pid, ("", 0, {}))
+            comm, count, hist, cgroup = current.procs.get(pid, ("", 0, {}, 0))
+            _, count0, hist0, _ = previous.procs.get(pid, ("", 0, {}, 0))
             if count < count0:  # deleted (its process gone) and made again: counts from zero
                 count0, hist0 = 0, {}
             reads, nbytes = reads_by_pid.get(pid, (0, 0))
@@ -282,6 +283,7 @@ class LatencyProbe(Probe[LatencySample]):
                     hist_delta(hist, hist0),
                     current.maxima.get(pid, 0),
                     arrived_by_pid.get(pid, 0),
+                    cgroup,
                 )
             )
         sockets = []

@@ -225,8 +225,9 @@ class LiveSource:
         drops: DropsSample | None,
         latency: LatencySample | None,
     ) -> tuple[tuple[int, str], ...]:
-        """The cgroup v2 paths of the cgroups the senders sent from (bpf_get_current_cgroup_id),
-        for those whose /proc was not read (gone since): the others' cgroup is in their facts; and
+        """The cgroup v2 paths of the cgroups the senders sent from and the readers read from
+        (bpf_get_current_cgroup_id), for those whose /proc was not read (gone since): the others'
+        cgroup is in their facts; and
         of the sockets packets were dropped at or queued on unread (sk_cgrp_data). The hierarchy is walked for a cgroup
         new here, again at most every CGROUPS_EVERY_S for one not found."""
         read = {f.pid for f in facts}
@@ -235,6 +236,7 @@ class LiveSource:
             ids.update(b.sk_cgroup for b in drops.buckets if b.sk_cgroup)
         if latency is not None:
             ids.update(cgroup for _, cgroup, _ in latency.unread_arrivals if cgroup)
+            ids.update(p.cgroup_id for p in latency.processes if p.cgroup_id and p.pid not in read)
         return tuple(sorted(self._cgroup_cache.get(ids).items())) if ids else ()
 
     def _containers_gone(self, paths: list[str]) -> tuple[str, ...] | None:

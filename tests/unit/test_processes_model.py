@@ -3,6 +3,8 @@ namespace, sockets), and the rows summed per container."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from netscope.model.latency import LatencyView, Percentiles, ProcessRow
 from netscope.model.processes import PROC_SORTS, build_processes_view, sorted_rows
 from netscope.model.sample import DropBucket, DropReasonCount, DropsSample, ProcessFacts, ProcSend
@@ -174,3 +176,11 @@ def test_the_rows_sort_by_each_column_a_top_like_list_sorts_by() -> None:
     assert [r.pid for r in sorted_rows(view.rows, "copy p99")] == [10, 20]
     assert [r.comm for r in sorted_rows(view.rows, "process")] == ["busy", "slow"]
     assert set(PROC_SORTS) >= {"bytes", "packets", "drops", "copy p99", "sent", "process"}
+
+
+def test_a_reader_gone_before_proc_was_read_keeps_the_container_it_read_from() -> None:
+    """Its first timed read recorded its cgroup (bpf_get_current_cgroup_id), mapped to a path."""
+    row = dataclasses.replace(reader(30, "gone", 1e3, 1e3), cgroup_id=55)
+    view = build_processes_view(latency(row), (), cgroups=((55, f"/system.slice/docker-{ID}.scope"),))
+    (only,) = view.rows
+    assert (only.group, only.container) == ("docker:abababababab", True)
