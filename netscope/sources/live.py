@@ -227,9 +227,9 @@ class LiveSource:
     ) -> tuple[tuple[int, str], ...]:
         """The cgroup v2 paths of the cgroups the senders sent from and the readers read from
         (bpf_get_current_cgroup_id), for those whose /proc was not read (gone since): the others'
-        cgroup is in their facts; and
-        of the sockets packets were dropped at or queued on unread (sk_cgrp_data). The hierarchy is walked for a cgroup
-        new here, again at most every CGROUPS_EVERY_S for one not found."""
+        cgroup is in their facts; and of the sockets packets were dropped at or queued on unread
+        (sk_cgrp_data). The hierarchy is walked for a cgroup new here, again at most every
+        CGROUPS_EVERY_S for one not found."""
         read = {f.pid for f in facts}
         ids = {s.cgroup_id for s in sends or () if s.cgroup_id and s.pid not in read}
         if drops is not None:
