@@ -34,7 +34,6 @@
 #include "flow_parse.h"
 #include "sampler.h"
 #include "hist.h"
-#include "scope.h"
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
@@ -53,6 +52,8 @@ BPF_PERCPU_HASH(lat_by_sock, struct lat_sock_key, struct lat_sock, NS_LAT_SOCK_H
 BPF_PERCPU_ARRAY(lat_stats, u64, NS_LAT_STATS);
 BPF_PERCPU_ARRAY(latency_sampler, struct ns_sampler, 1);
 BPF_ARRAY(latency_rate, struct ns_rate, 1);
+BPF_ARRAY(latency_scope_on, u32, 1); /* the user's process scope (netscope.h NS_SCOPE_MAX) */
+BPF_HASH(latency_scope, u64, u8, NS_SCOPE_MAX);
 BPF_ARRAY(lat_epoch, u32, 1); /* the watch: bumped by user space before the reads' hook is on again */
 /* Zeroed templates for new entries: the structs are far larger than the 512-byte BPF stack. Only
  * their identity fields (comm, cgroup) are ever written, so their counters stay zero. */
@@ -392,9 +393,14 @@ NS_HOOK(sock_recv_length)
     if (!arrived)
         return 0;
     /* The pairing above moves on for every reader; a wait goes into the histograms only for
-     * readers in the user's scope (scope.h): the tables hold theirs. */
-    if (!in_scope(tgid))
-        return 0;
+     * readers in the user's process scope: the tables hold theirs. */
+    u32 zero = 0;
+    u32 *scope_on = latency_scope_on.lookup(&zero);
+    if (scope_on && *scope_on) {
+        u64 me = NS_SCOPE_TGID | tgid, cgroup = bpf_get_current_cgroup_id();
+        if (!latency_scope.lookup(&me) && !latency_scope.lookup(&cgroup))
+            return 0;
+    }
     u64 now = bpf_ktime_get_ns();
     if (arrived <= now)
         record(sk, s->ino, tgid, now - arrived);

@@ -179,7 +179,14 @@ struct event_window {
 #define NS_LAT_OCTAVES 36    /* up to 2^36 ns, about 69 s */
 #define NS_LAT_PROC_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_PROC_BITS + 1) << NS_LAT_PROC_BITS)
 #define NS_LAT_SOCK_BUCKETS ((NS_LAT_OCTAVES - NS_LAT_SOCK_BITS + 1) << NS_LAT_SOCK_BITS)
-#define NS_SCOPE_MAX 4096 /* scope.h: processes and container cgroups the scope's maps hold */
+/* The user's process scope (--pid, --container; `pid N` and `container ID` in a filter), pushed
+ * into the hooks that run in a process's own context (the sender's sendmsg, the reader's recvmsg):
+ * a probe that keeps to it has `<probe>_scope_on` (1: a scope is in force) and `<probe>_scope`, the
+ * processes (NS_SCOPE_TGID | tgid) and the cgroup v2 ids of the scope's containers' directories
+ * (bpf_get_current_cgroup_id, Linux 4.18) in it. Maps user space writes: a change of scope
+ * recompiles nothing. */
+#define NS_SCOPE_MAX 4096
+#define NS_SCOPE_TGID (1ULL << 63)
 #define NS_LAT_RING 32       /* sampled arrivals remembered per socket, oldest first */
 
 /* latency.bpf.c: one socket followed, in a two-way set-associative table indexed by a hash of its

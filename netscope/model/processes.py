@@ -15,7 +15,6 @@ from netscope.model.drops import reasons_by
 from netscope.model.latency import LatencyView
 from netscope.model.sample import DropsSample, ProcessFacts, ProcSend
 
-
 NO_PROCESS = "(no process)"  # the comm of what sockets no process was found holding had
 
 
@@ -152,14 +151,16 @@ def build_processes_view(
         )
     for path, reasons in unheld.items():
         container = container_of(path)
+        if container is None:
+            continue  # (a socket of a process gone, in no container: nothing left to name)
         mine = tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
         rows.append(
             ProcRow(
                 pid=0,
                 comm=NO_PROCESS,
-                group=container.label if container else unit_of(path),
-                container_name=container.name_in(names or {}) if container else "",
-                container=container is not None,
+                group=container.label,
+                container_name=container.name_in(names or {}),
+                container=True,
                 netns=0,
                 reads_per_s=0.0,
                 bytes_per_s=0.0,

@@ -144,13 +144,14 @@ class Module:
             self.bpf.cleanup()
 
 
-SCOPE_MAX = cdefs.define("SCOPE_MAX")  # processes, and cgroups, the scope's maps hold
+SCOPE_MAX = cdefs.define("SCOPE_MAX")  # processes and cgroups the scope's map holds
+SCOPE_TGID = cdefs.define("SCOPE_TGID")  # a tgid's key in it (a cgroup id's key is itself)
 
 
 @dataclass(frozen=True)
 class KernelScope:
-    """The user's process scope as the kernel's hooks test it (bpf_src/scope.h): the processes
-    by tgid and the containers by the cgroup v2 ids of their directories."""
+    """The user's process scope as the kernel's hooks test it (bpf_src/netscope.h NS_SCOPE_MAX):
+    the processes by tgid and the containers by the cgroup v2 ids of their directories."""
 
     tgids: frozenset[int] = frozenset()
     cgroups: frozenset[int] = frozenset()
@@ -189,7 +190,8 @@ class Probe(ABC, Generic[T]):
     # (net:netif_receive_skb and that count are both in __netif_receive_skb_core): its estimates
     # are calibrated to the kernel's count of the interval when a duty cycle was in force.
     runs_are_softnet_processed: ClassVar[bool] = False
-    # Its hooks in a process's own context keep to the user's process scope (bpf_src/scope.h).
+    # Its hooks in a process's own context keep to the user's process scope: its program has the
+    # maps `<name>_scope_on` and `<name>_scope` (bpf_src/netscope.h NS_SCOPE_MAX).
     scoped: ClassVar[bool] = False
 
     def __init__(self, cpus: tuple[int, ...], flt: Filter | None = None) -> None:
@@ -251,6 +253,7 @@ class Probe(ABC, Generic[T]):
             self._module = module
             try:
                 self._write_scope()  # before its hooks run
+                self.before_attach(module.bpf)
                 for _, tp in self.tracepoints:
                     if not self._suspended:  # (no view needed it any more while it compiled)
                         self._attach(tp)
@@ -400,23 +403,20 @@ class Probe(ABC, Generic[T]):
             self._write_scope()
 
     def _write_scope(self) -> None:
-        """The scope into the maps of scope.h (under self._lock). Off while they change, so a
-        process in scope is never left out meanwhile; left off when the scope has more processes
-        or cgroups than the maps hold (user space narrows the views all the same)."""
+        """The scope into `<name>_scope_on` and `<name>_scope` (netscope.h NS_SCOPE_MAX; under
+        self._lock). Off while they change, so a process in scope is never left out meanwhile; left
+        off when the scope has more processes and cgroups than the map holds (user space narrows
+        the views all the same)."""
         if not self.scoped or self._bpf is None:
             return
         bpf, scope = self._bpf, self._scope
-        on = bpf[b"scope_on"]
+        on, keys = bpf[f"{self.name}_scope_on".encode()], bpf[f"{self.name}_scope".encode()]
         on[ctypes.c_int(0)] = ctypes.c_uint32(0)
-        tgids, cgroups = bpf[b"scope_tgids"], bpf[b"scope_cgroups"]
-        tgids.clear()
-        cgroups.clear()
-        if scope is None or max(len(scope.tgids), len(scope.cgroups)) > SCOPE_MAX:
+        keys.clear()
+        if scope is None or len(scope.tgids) + len(scope.cgroups) > SCOPE_MAX:
             return
-        for tgid in scope.tgids:
-            tgids[tgids.Key(tgid)] = tgids.Leaf(1)
-        for cgroup in scope.cgroups:
-            cgroups[cgroups.Key(cgroup)] = cgroups.Leaf(1)
+        for key in [SCOPE_TGID | tgid for tgid in scope.tgids] + list(scope.cgroups):
+            keys[keys.Key(key)] = keys.Leaf(1)
         on[ctypes.c_int(0)] = ctypes.c_uint32(1)
 
     def _write_rate(self) -> None:
@@ -540,6 +540,9 @@ class Probe(ABC, Generic[T]):
             self._release()
             if live and self.status.state == ProbeState.LIVE:
                 self.status = ProbeStatus(self.name, ProbeState.STOPPED)
+
+    def before_attach(self, bpf: Any) -> None:
+        """Called once the program is loaded, before its hooks are attached (tables to point at)."""
 
     def attached(self, bpf: Any) -> None:
         """Called once the program is attached, before the first read (e.g. to open a ring buffer)."""
@@ -741,6 +744,13 @@ class IntervalTables:
         self.names = names
         self._sides = "ab"  # the side the programs write first
         self._of: Any = None  # the BPF object they belong to
+
+    def prime(self, bpf: Any) -> None:
+        """Point the programs of a new BPF object at the first side, before its hooks run: until
+        then their lookups find no table and what they count is lost."""
+        self._sides, self._of = "ab", bpf
+        for name in self.names:
+            bpf[name.encode()][ctypes.c_int(0)] = ctypes.c_int(bpf[f"{name}_a".encode()].map_fd)
 
     def swap(self, bpf: Any) -> str:
         """Swap, and return the side written until now ("a" or "b": `<name>_<side>`)."""

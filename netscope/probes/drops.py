@@ -125,6 +125,9 @@ class DropsProbe(Probe[DropsSample]):
             defines["NS_HAVE_RX_SK"] = 1
         return defines
 
+    def before_attach(self, bpf: Any) -> None:
+        self._details.prime(bpf)
+
     def attached(self, bpf: Any) -> None:
         self._wall_offset = time.time() - time.monotonic()
         self._event_table = bpf[b"drop_events"]

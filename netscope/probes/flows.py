@@ -181,6 +181,9 @@ class FlowsProbe(Probe[FlowsSample]):
         self._first_seen: dict[bytes, tuple[float, int]] = {}  # flow -> (first seen, read it was last shown)
         self._reads = 0
 
+    def before_attach(self, bpf: Any) -> None:
+        self._tables.prime(bpf)
+
     def attached(self, bpf: Any) -> None:
         self._event_table = bpf[b"flow_events"]
         self._event_table.open_ring_buffer(self._on_event)

@@ -168,9 +168,9 @@ def test_drops_at_a_receiver_gone_before_proc_is_read_keep_their_container_by_th
     with cgroup("netscope-test.slice", f"docker-{container_id}.scope") as path:
         cgroup_id = path.stat().st_ino
         # The shell moves itself into the cgroup, then execs the receiver: its socket is made there.
+        move = ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", str(path / "cgroup.procs")]
         receiver = subprocess.Popen(
-            ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", str(path / "cgroup.procs")]
-            + ["ip", "netns", "exec", pair.receiver_ns, sys.executable, "-c", IDLE_RECEIVER, str(port)],
+            [*move, "ip", "netns", "exec", pair.receiver_ns, sys.executable, "-c", IDLE_RECEIVER, str(port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -331,9 +331,9 @@ def test_pid_and_container_narrow_the_views_to_their_processes(live: LiveSource,
 
 def sender_on_cue(pair: VethPair, how: str = "stay") -> subprocess.Popen[str]:
     """SENDER_ON_CUE in the sender namespace, ready (it said so)."""
+    code = [sys.executable, "-c", SENDER_ON_CUE, pair.receiver_ip, "9", str(SENDS), str(SIZE), how]
     sender = subprocess.Popen(
-        ["ip", "netns", "exec", pair.sender_ns, sys.executable, "-c", SENDER_ON_CUE]
-        + [pair.receiver_ip, "9", str(SENDS), str(SIZE), how],
+        ["ip", "netns", "exec", pair.sender_ns, *code],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

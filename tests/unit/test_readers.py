@@ -30,6 +30,7 @@ def test_each_probe_and_reader_fills_its_own_sample_fields() -> None:
         "socket_pids",
         "cgroups",
         "container_names",
+        "cgroups_gone",
         "cost",
         "detail_every",
         "detail_measured",
