@@ -104,9 +104,10 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
             samples, rcvbuf = bursts(live, pair, {port: COUNT})
         finally:
             said = reader.communicate(timeout=10)[0]  # the bytes it read, once its 3 s are over
-    read = int(said.split()[-1]) // DATAGRAM
+    read_bytes = int(said.split()[-1])
+    read = read_bytes // DATAGRAM
     rows = []
-    reads = queued = 0
+    reads = queued = copied = 0
     for sample in samples:
         latency = latency_view(sample)
         view = build_processes_view(
@@ -115,12 +116,14 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
         mine = [r for r in view.rows if r.pid == reader.pid]
         rows += mine
         queued += sum(round(r.rx_packets_per_s * sample.interval_s) for r in mine)
+        copied += sum(round(r.bytes_per_s * sample.interval_s) for r in mine)
         reads += sum(p.reads for p in (latency.processes if latency else ()) if p.pid == reader.pid)
     assert rows, "the reader has no row"
     assert rcvbuf > 1000, f"the burst overflowed the buffer only {rcvbuf} times"
     dropped = sum(n for r in rows for name, n in r.drops if name == "SOCKET_RCVBUFF")
     assert dropped == rcvbuf, (dropped, rcvbuf)
     assert reads == read > 20, (reads, read)  # (its drains after the bursts find nothing to read)
+    assert copied == read_bytes, (copied, read_bytes)
     # Every datagram sent reached its socket: queued there, or dropped for the full buffer.
     assert queued == COUNT - rcvbuf, (queued, COUNT, rcvbuf)
     for r in rows:
@@ -133,6 +136,7 @@ def test_a_reader_in_a_container_cgroup_is_its_container_with_exact_reads_and_dr
     label = f"{runtime}:{container_id[:12]}"
     assert totals.containers[(label, "drops:SOCKET_RCVBUFF")] == rcvbuf
     assert totals.containers[(label, "reads")] == read
+    assert totals.containers[(label, "read_bytes")] == read_bytes
     assert totals.containers[(label, "rx_packets")] == COUNT - rcvbuf
     # The container's cgroup is removed now (the `with` above): the next interval tells its end,
     # and its series ends with it.
