@@ -27,7 +27,7 @@ run: setup
 	$(VENV)/bin/netscope
 
 test: setup test-system
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 lint: setup
 	$(VENV)/bin/ruff check netscope tests scripts bench harness
