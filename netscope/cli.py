@@ -51,7 +51,11 @@ class CliError(Exception):
         self.code = code
 
 
-class Terminated(Exception):
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread: a BaseException, as KeyboardInterrupt is, so
+    no `except Exception` on the way (a probe's attach, a /proc read) takes it for a failure of its
+    own and carries on (`export` once lost every probe that way and kept serving)."""
+
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum

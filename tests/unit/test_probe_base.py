@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from netscope.cli import Terminated
 from netscope.model.sample import ProbeState
 from netscope.probes import headers as H
 from netscope.probes import tracefs as T
@@ -113,3 +116,21 @@ def test_compile_lock_serves_the_lowest_rank_first() -> None:
     for t in (first, *waiters):
         t.join(5)
     assert order == [1, 2, 3, 4]
+
+
+def test_a_signal_while_hooks_attach_stops_netscope_rather_than_failing_the_probe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM raises Terminated in the main thread wherever it is, here in a duty cycle's attach,
+    whose `except Exception` fails the probe: Terminated must pass it by and unwind (`export` once
+    lost every probe this way, and kept serving)."""
+    probe = MissingTracepointProbe((0,))
+    probe._module = SimpleNamespace(bpf=object())  # type: ignore[assignment]
+
+    def attach(tp: str) -> None:
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(probe, "_attach", attach)
+    with pytest.raises(Terminated):
+        probe.resume()
+    assert probe.status.state != ProbeState.FAILED
