@@ -8,7 +8,6 @@ import os
 import subprocess
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,12 +56,13 @@ def softirq_ticks() -> dict[int, int]:
 
 
 class Recorder:
-    """NET_RX runs and softnet `processed` (all CPUs), read every 2 ms in a thread with the wall
-    time of each reading: `between(t0, t1)` interpolates them at an interval's edges, so a count
-    netscope reports for (ts - interval_s, ts) can be bounded on both sides."""
+    """NET_RX runs and softnet `processed` (all CPUs), read every 2 ms in a thread, each reading
+    with the wall time before and after it: `between(t0, t1)` bounds what the kernel counted in an
+    interval on both sides, from the readings wholly inside it and those just outside it. A
+    reading the box delayed (a flood preempts the thread) widens the bounds, never shifts them."""
 
     def __init__(self) -> None:
-        self.readings: list[tuple[float, int, int]] = []
+        self.readings: list[tuple[float, float, int, int]] = []  # (before, after, runs, processed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -76,20 +76,21 @@ class Recorder:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
+            before = time.time()
             runs = sum(softirqs()["NET_RX"].values())
             processed = sum(p for p, _, _ in softnet())
-            self.readings.append((time.time(), runs, processed))
+            self.readings.append((before, time.time(), runs, processed))
             time.sleep(0.002)
 
-    def _at(self, t: float, field: int) -> float:
-        i = bisect_left(self.readings, (t,))
-        assert 0 < i < len(self.readings), "an interval edge outside the recording"
-        before, after = self.readings[i - 1], self.readings[i]
-        return before[field] + (after[field] - before[field]) * (t - before[0]) / (after[0] - before[0])
-
-    def between(self, t0: float, t1: float) -> tuple[float, float]:
-        """(NET_RX runs, softnet processed) from t0 to t1 (wall clock)."""
-        return self._at(t1, 1) - self._at(t0, 1), self._at(t1, 2) - self._at(t0, 2)
+    def between(self, t0: float, t1: float) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((least, most) NET_RX runs, (least, most) softnet processed) from t0 to t1 (wall
+        clock): least from the readings taken wholly inside, most from those just outside."""
+        inside = [r for r in self.readings if r[0] >= t0 and r[1] <= t1]
+        before = [r for r in self.readings if r[1] <= t0]
+        after = [r for r in self.readings if r[0] >= t1]
+        assert inside and before and after, "an interval edge outside the recording"
+        first, last, outer0, outer1 = inside[0], inside[-1], before[-1], after[0]
+        return (last[2] - first[2], outer1[2] - outer0[2]), (last[3] - first[3], outer1[3] - outer0[3])
 
 
 def link_stats(ns: str, dev: str) -> dict[str, dict[str, int]]:
