@@ -223,6 +223,28 @@ if sys.argv[5] != "exit":
 SENDS, SIZE = 1500, 700
 
 
+def sender_on_cue(pair: VethPair, how: str = "stay") -> subprocess.Popen[str]:
+    """SENDER_ON_CUE in the sender namespace, ready (it said so)."""
+    code = [sys.executable, "-c", SENDER_ON_CUE, pair.receiver_ip, "9", str(SENDS), str(SIZE), how]
+    sender = subprocess.Popen(
+        ["ip", "netns", "exec", pair.sender_ns, *code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sender.stdout is not None and sender.stdout.readline().strip() == "ready"
+    return sender
+
+
+def send_on_cue(senders: list[subprocess.Popen[str]]) -> None:
+    """Tell each sender to send, and wait until it has."""
+    for sender in senders:
+        assert sender.stdin is not None and sender.stdout is not None
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
+        assert sender.stdout.readline().strip() == "sent"
+
+
 def test_senders_in_a_container_cgroup_send_exact_bytes_also_one_gone_before_proc_is_read(
     live: LiveSource, pair: VethPair
 ) -> None:
@@ -233,38 +255,12 @@ def test_senders_in_a_container_cgroup_send_exact_bytes_also_one_gone_before_pro
     its path). The export's per-container bytes sent are their sum."""
     container_id = secrets.token_hex(32)
     with cgroup("netscope-test.slice", f"docker-{container_id}.scope") as path:
-        senders = [
-            subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    pair.sender_ns,
-                    sys.executable,
-                    "-c",
-                    SENDER_ON_CUE,
-                    pair.receiver_ip,
-                    "9",
-                    str(SENDS),
-                    str(SIZE),
-                    how,
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for how in ("stay", "exit")
-        ]
+        senders = [sender_on_cue(pair, how) for how in ("stay", "exit")]
         try:
             for sender in senders:
-                assert sender.stdout is not None and sender.stdout.readline().strip() == "ready"
                 (path / "cgroup.procs").write_text(str(sender.pid))
             live.sample()
-            for sender in senders:
-                assert sender.stdin is not None and sender.stdout is not None
-                sender.stdin.write("go\n")
-                sender.stdin.flush()
-                assert sender.stdout.readline().strip() == "sent"
+            send_on_cue(senders)
             senders[1].wait(timeout=10)  # gone before netscope reads /proc
             samples = [live.sample()]
         finally:
@@ -333,19 +329,6 @@ def test_pid_and_container_narrow_the_views_to_their_processes(live: LiveSource,
     assert {stuck.pid, fast.pid} <= pids and dropped == rcvbuf and reads == sent
 
 
-def sender_on_cue(pair: VethPair, how: str = "stay") -> subprocess.Popen[str]:
-    """SENDER_ON_CUE in the sender namespace, ready (it said so)."""
-    code = [sys.executable, "-c", SENDER_ON_CUE, pair.receiver_ip, "9", str(SENDS), str(SIZE), how]
-    sender = subprocess.Popen(
-        ["ip", "netns", "exec", pair.sender_ns, *code],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sender.stdout is not None and sender.stdout.readline().strip() == "ready"
-    return sender
-
-
 def test_the_scope_is_pushed_into_the_kernel_so_senders_out_of_it_are_never_counted(
     live: LiveSource, pair: VethPair
 ) -> None:
@@ -363,11 +346,7 @@ def test_the_scope_is_pushed_into_the_kernel_so_senders_out_of_it_are_never_coun
                 (inside / "cgroup.procs").write_text(str(senders[0].pid))
             live.set_flow_filter(parse_filter(scope.format(second=senders[1].pid)))
             live.sample()
-            for sender in senders:
-                assert sender.stdin is not None and sender.stdout is not None
-                sender.stdin.write("go\n")
-                sender.stdin.flush()
-                assert sender.stdout.readline().strip() == "sent"
+            send_on_cue(senders)
             sample = live.sample()
         finally:
             live.set_flow_filter(None)
