@@ -22,6 +22,7 @@ from netscope.ui.widgets import (
     FitsWidth,
     estimated,
     fit_columns,
+    header_sort,
     set_columns,
     show_text,
     slow_style,
@@ -264,9 +265,9 @@ class FlowsPane(Pane, Vertical):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         """A click on a column's header sorts by it, where it is a sort key."""
-        label = HEADER_SORTS.get(str(event.label.plain if isinstance(event.label, Text) else event.label))
-        if label is not None:
-            self._sort = list(FLOW_SORTS).index(label)
+        index = header_sort(event, HEADER_SORTS, FLOW_SORTS)
+        if index is not None:
+            self._sort = index
             if self._view is not None:
                 self.show_view(self._view)
 

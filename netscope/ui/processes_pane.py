@@ -21,6 +21,7 @@ from netscope.ui.widgets import (
     FitsWidth,
     cursor_key,
     fit_columns,
+    header_sort,
     marked,
     set_columns,
     show_text,
@@ -188,9 +189,9 @@ class ProcessesPane(Pane, FitsWidth, Vertical):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         """A click on a column's header sorts by it, where it is a sort key."""
-        label = HEADER_SORTS.get(str(event.label.plain if isinstance(event.label, Text) else event.label))
-        if label is not None:
-            self._sort = list(PROC_SORTS).index(label)
+        index = header_sort(event, HEADER_SORTS, PROC_SORTS)
+        if index is not None:
+            self._sort = index
             if self._shown is not None:
                 self.show(self._shown)
 

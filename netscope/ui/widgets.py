@@ -155,6 +155,16 @@ def marked(value: str, is_estimate: bool) -> str:
     return f"{ESTIMATED}{value}" if is_estimate and value != NO_DATA else value
 
 
+def header_sort(
+    event: DataTable.HeaderSelected, header_sorts: Mapping[str, str], sorts: Mapping[str, Any]
+) -> int | None:
+    """The index in `sorts` of the order a click on a column's header picks (`header_sorts`:
+    column label -> order name); None for a column that is no sort key."""
+    label = event.label.plain if isinstance(event.label, Text) else event.label
+    name = header_sorts.get(str(label))
+    return None if name is None else list(sorts).index(name)
+
+
 def cursor_key(table: DataTable[Any]) -> str | None:
     """The key of the row under the table's cursor (None: an empty table, or a row without one)."""
     if not table.row_count:
