@@ -4,6 +4,7 @@
  *   loadgen send DST_IPV4 PORT SECONDS [PAYLOAD_BYTES [SRC_PORT [PPS]]]
  *                                                        prints "<datagrams sent> <seconds>"
  *   loadgen recv PORT SECONDS [PERIOD_MS]                prints "<datagrams received> <seconds>"
+ *                                                        (slow reader, on SIGUSR1: "<received> <p50_ns> <p99_ns>")
  *   loadgen flows DST_IPV4 BASE_PORT PORTS SOCKETS SECONDS [PPS]
  *                                                        prints "<datagrams sent> <seconds>"
  *
@@ -12,13 +13,17 @@
  * the same share of the packets.
  *
  * PPS paces the sender (0: as fast as it can); PERIOD_MS makes a slow reader that drains its socket
- * every PERIOD_MS (its receive buffer forced to 64 MB so that it drops nothing meanwhile).
+ * every PERIOD_MS (its receive buffer forced to 64 MB so that it drops nothing meanwhile). The slow
+ * reader measures each datagram's wait itself, from the kernel's receive timestamp (SO_TIMESTAMPNS)
+ * to the batch's read, so that a test has the true copy latency of its own run, however the
+ * machine's load stretched the reader's period; SIGUSR1 prints the percentiles so far.
  *
  * The seconds printed are the program's own clock from its first to its last batch, so a rate
  * computed from them does not include process start-up. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,9 +171,58 @@ static int flows(const char *dst, int base_port, int ports, int sockets, double 
 	return 0;
 }
 
+/* Waits in 10-us steps up to 10 s: the slow reader's own truth. */
+#define WAIT_STEP_NS 10000ULL
+#define WAIT_STEPS 1000000
+static unsigned int waits[WAIT_STEPS];
+static unsigned long long waited;
+static volatile sig_atomic_t report;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	report = 1;
+}
+
+static unsigned long long wait_percentile(double q)
+{
+	unsigned long long seen = 0;
+	int i;
+
+	for (i = 0; i < WAIT_STEPS; i++) {
+		seen += waits[i];
+		if (seen > 0 && seen >= q / 100.0 * waited)
+			return i * WAIT_STEP_NS + WAIT_STEP_NS / 2;
+	}
+	return 0;
+}
+
+static void count_waits(struct mmsghdr *msgs, int n)
+{
+	struct timespec read_at;
+	struct cmsghdr *c;
+	long long wait;
+	int i;
+
+	clock_gettime(CLOCK_REALTIME, &read_at);
+	for (i = 0; i < n; i++)
+		for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+			struct timespec at;
+
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+				continue;
+			memcpy(&at, CMSG_DATA(c), sizeof(at));
+			wait = (read_at.tv_sec - at.tv_sec) * 1000000000LL + (read_at.tv_nsec - at.tv_nsec);
+			wait = wait < 0 ? 0 : wait / (long long)WAIT_STEP_NS;
+			waits[wait < WAIT_STEPS ? wait : WAIT_STEPS - 1]++;
+			waited++;
+		}
+}
+
 static int sink(int port, double seconds, double period)
 {
 	static char bufs[BATCH][MAX_PAYLOAD];
+	static char controls[BATCH][CMSG_SPACE(sizeof(struct timespec))];
 	struct sockaddr_in at = { .sin_family = AF_INET, .sin_port = htons(port) };
 	struct timeval tick = { .tv_sec = 0, .tv_usec = 100000 };
 	struct mmsghdr msgs[BATCH];
@@ -176,7 +230,7 @@ static int sink(int port, double seconds, double period)
 	unsigned long long got = 0;
 	int size = period > 0 ? 64 << 20 : 8 << 20;
 	double start = 0, last = 0, end;
-	int fd, i, n;
+	int fd, i, n, on = 1;
 
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&at, sizeof(at)) < 0) {
@@ -186,6 +240,13 @@ static int sink(int port, double seconds, double period)
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick));
+	if (period > 0) {
+		signal(SIGUSR1, on_usr1);
+		if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0) {
+			perror("loadgen: SO_TIMESTAMPNS");
+			return 1;
+		}
+	}
 	memset(msgs, 0, sizeof(msgs));
 	for (i = 0; i < BATCH; i++) {
 		iovs[i].iov_base = bufs[i];
@@ -199,11 +260,24 @@ static int sink(int port, double seconds, double period)
 	while (now() < end) {
 		if (period > 0) { /* a slow reader: sleep, then drain what waited */
 			sleep_s(period);
-			while ((n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL)) > 0) {
+			for (;;) {
+				for (i = 0; i < BATCH; i++) {
+					msgs[i].msg_hdr.msg_control = controls[i];
+					msgs[i].msg_hdr.msg_controllen = sizeof(controls[i]);
+				}
+				n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+				if (n <= 0)
+					break;
+				count_waits(msgs, n);
 				last = now();
 				if (!got)
 					start = last;
 				got += n;
+			}
+			if (report) {
+				report = 0;
+				printf("%llu %llu %llu\n", got, wait_percentile(50), wait_percentile(99));
+				fflush(stdout);
 			}
 			continue;
 		}
