@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from netscope.model.counters import RunningTotals, cumulative
-from netscope.model.sample import HostInfo, Sample
+from netscope.model.sample import QDISC_COUNTERS, HostInfo, Sample
 
 
 class NetscopeCollector(Collector):
@@ -91,6 +91,43 @@ def _containers(t: RunningTotals) -> Iterator[Metric]:
     yield from (rx_packets, reads, read_bytes, sent_bytes, drops)
 
 
+def _tx(t: RunningTotals) -> Iterator[Metric]:
+    """Every qdisc's `tc -s` counters, what it holds now, and BQL per TX queue."""
+    labels = ["device", "netns", "kind", "handle"]
+    qdiscs = {
+        what: CounterMetricFamily(
+            f"netscope_qdisc_{what}",
+            f"{what.capitalize()} of the qdisc (tc -s qdisc); netns is empty for netscope's own namespace",
+            labels=labels,
+        )
+        for what in QDISC_COUNTERS
+    }
+    for (device, netns, kind, handle, what), n in sorted(t.qdiscs.items()):
+        qdiscs[what].add_metric([device, netns, kind, handle], n)
+    qlen = GaugeMetricFamily(
+        "netscope_qdisc_qlen", "Packets the qdisc holds, at the last read", labels=labels
+    )
+    backlog = GaugeMetricFamily(
+        "netscope_qdisc_backlog_bytes", "Bytes the qdisc holds, at the last read", labels=labels
+    )
+    for qdisc, (packets, nbytes) in sorted(t.qdisc_queued.items()):
+        qlen.add_metric(list(qdisc), packets)
+        backlog.add_metric(list(qdisc), nbytes)
+    bql_labels = ["device", "netns", "queue"]
+    inflight = GaugeMetricFamily(
+        "netscope_bql_inflight_bytes",
+        "Bytes the driver has in flight on the TX queue (BQL, sysfs)",
+        labels=bql_labels,
+    )
+    limit = GaugeMetricFamily(
+        "netscope_bql_limit_bytes", "The TX queue's BQL limit (sysfs)", labels=bql_labels
+    )
+    for queue, (now, most) in sorted(t.bql.items()):
+        inflight.add_metric(list(queue), now)
+        limit.add_metric(list(queue), most)
+    yield from (*qdiscs.values(), qlen, backlog, inflight, limit)
+
+
 def _counters(t: RunningTotals) -> Iterator[Metric]:
     softirq = CounterMetricFamily("netscope_softirq", "Softirq runs (/proc/softirqs)", labels=["cpu", "vec"])
     for key, count in sorted(t.softirq_runs.items()):
@@ -164,6 +201,7 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
     }
     for (device, netns, what), n in sorted(t.devices.items()):
         devices[what].add_metric([device, netns], n)
+    yield from _tx(t)
     snmp = CounterMetricFamily(
         "netscope_snmp",
         "The namespace's loss and in counters (/proc/net/snmp, netstat, snmp6)",

@@ -1,7 +1,8 @@
 """Record tests/fixtures/veth-traffic.nsrec from this kernel (root): UDP over a veth pair between two
 namespaces, with the three drop causes the kernel tests use (closed port, full receive buffer, an
 nft drop rule), block-device interrupts, and two UDP readers for copy latency (one draining every
-100 ms, one blocked in recv). The UI tests and screenshots replay it.
+100 ms, one blocked in recv); and a second pair whose sender shapes with a tbf qdisc that drops
+(the TX pane's). The UI tests and screenshots replay it.
 
 Run: .venv/bin/python scripts/record_fixture.py
 """
@@ -32,7 +33,14 @@ OUT = ROOT / "tests" / "fixtures" / "veth-traffic.nsrec"
 
 
 def main() -> None:
-    with veth_pair(subnet=90) as pair, idle_receiver(pair, 5555), nft_drop(pair, 7777):
+    with (
+        veth_pair(subnet=90) as pair,
+        veth_pair(subnet=99, name="tx") as shaped,
+        idle_receiver(pair, 5555),
+        nft_drop(pair, 7777),
+    ):
+        tbf = ("tc", "qdisc", "add", "dev", shaped.sender_dev, "root", "tbf", "rate", "1mbit", "burst", "5kb")
+        shaped.in_ns(shaped.sender_ns, *tbf, "limit", "3000")
         # GRO on the receiver and no TSO on the sender: veth delivers through its own NAPI instance.
         run("ip", "netns", "exec", pair.receiver_ns, "ethtool", "-K", pair.receiver_dev, "gro", "on")
         run(
@@ -50,6 +58,7 @@ def main() -> None:
 
         def traffic() -> None:
             while not stop.is_set():
+                send_udp(shaped, 3000, port=9)  # over the tbf: QDISC_DROP
                 send_udp(pair, 20000, port=9)  # NO_SOCKET
                 send_udp(pair, 3000, port=5555)  # SOCKET_RCVBUFF
                 send_udp(pair, 1000, port=7777)  # NETFILTER_DROP

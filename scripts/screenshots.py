@@ -27,6 +27,7 @@ SCREENS = (
     (("t",), "flows.svg"),
     (("enter",), "flow.svg"),
     (("escape", "o"), "processes.svg"),
+    (("x", "down"), "tx.svg"),
     (("question_mark",), "help.svg"),
     (("escape", "f"), "findings.svg"),
 )

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 from netscope.model.drops import reasons_by
 from netscope.model.sample import DeviceStats, Sample
+from netscope.model.tx import SEND_COUNTERS
 
 # Devices that hand packets to the stack through netif_rx: their rx_packets counts only what the
 # backlog took (a packet the core dropped on the way in is in rx_dropped alone). A NIC's driver
@@ -133,6 +134,7 @@ BALANCE_COUNTERS = frozenset(
         *IP_LOST,
         *TRANSPORT_OUT,
         *((g, n) for g in UDP_GROUPS for n in UDP_LOST),
+        *SEND_COUNTERS,  # the TX view's socket send stage (model/tx.py)
     )
 )
 

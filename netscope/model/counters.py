@@ -20,7 +20,8 @@ from netscope.model.drops import reason_label
 from netscope.model.latency import PROC_BITS, bucket_range
 from netscope.model.processes import arrivals_by_owner, drops_by_owner
 from netscope.model.rings import build_rings_view
-from netscope.model.sample import HostInfo, ProbeState, Sample
+from netscope.model.sample import QDISC_COUNTERS, HostInfo, ProbeState, Sample
+from netscope.model.tx import tc_handle
 
 LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
@@ -39,6 +40,12 @@ class RunningTotals:
     queues: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
     devices: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (device, netns, what)
     snmp: Counter[str] = field(default_factory=Counter)  # "Udp.NoPorts"
+    # (device, netns, kind, handle, what): what is packets, bytes, drops, requeues or overlimits
+    qdiscs: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
+    # Gauges as of the newest interval: (device, netns, kind, handle) -> (qlen, backlog bytes), and
+    # (device, netns, tx queue) -> (BQL inflight, limit) bytes
+    qdisc_queued: dict[tuple[str, str, str, str], tuple[int, int]] = field(default_factory=dict)
+    bql: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
     # (netns, stage, what): what is "in", "out", "silent_loss" or "lost:<cause>" (model/balance.py)
     balance: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     _ledger: BalanceLedger = field(default_factory=BalanceLedger)
@@ -99,6 +106,7 @@ class RunningTotals:
                     self.queues[(*key, "bytes")] += getattr(q, f"{direction}_bytes")
         for c in sample.snmp:
             self.snmp[f"{c.group}.{c.name}"] += c.count
+        self._add_tx(sample)
         balance, silent = self._ledger.add(sample)
 
         def label(netns: int) -> str:
@@ -129,6 +137,20 @@ class RunningTotals:
             ):
                 totals[status.name] = max(totals.get(status.name, 0), n)
             self.probes_live[status.name] = status.state == ProbeState.LIVE
+
+    def _add_tx(self, sample: Sample) -> None:
+        """Every qdisc's counters (tc -s) and, as gauges, what the qdiscs hold and the BQL of the
+        TX queues, as the newest interval read them (a device not read keeps its last)."""
+        names = dict(sample.netns_names)
+        for d in sample.devices:
+            netns = "" if d.netns in (0, self.info.netns) else names.get(d.netns, str(d.netns))
+            for q in d.qdiscs:
+                key = (d.ifname, netns, q.kind, tc_handle(q.handle))
+                for what in QDISC_COUNTERS:
+                    self.qdiscs[(*key, what)] += getattr(q, what)
+                self.qdisc_queued[key] = (q.qlen, q.backlog)
+            for queue, inflight, limit in d.bql:
+                self.bql[(d.ifname, netns, str(queue))] = (inflight, limit)
 
     def _add_containers(self, sample: Sample) -> None:
         """Reads, bytes read, bytes sent and drops of the processes in containers, per container

@@ -16,6 +16,7 @@ from enum import Enum
 
 from netscope.model.balance import BOUNDARIES, StageBalance
 from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
+from netscope.model.drops import device_label
 from netscope.model.latency import PROC_BITS, percentile
 from netscope.model.sample import DEVICES, PROC_COUNTS, SOFTNET, DropReasonCount, HostInfo, Sample, span_s
 
@@ -27,6 +28,7 @@ RING_OVERRUNS_PER_S = 1.0  # rx_missed + rx_over + rx_fifo of a device
 RCVBUF_DROPS_PER_S = 1.0
 NO_SOCKET_PER_S = 5.0  # a stray broadcast now and then stays quiet
 NETFILTER_DROPS_PER_S = 1.0
+QDISC_DROPS_PER_S = 1.0  # a qdisc's drops: packets the box meant to send and did not
 IRQ_CONCENTRATION_PER_S = 1000.0  # NIC hardirqs of a busy machine...
 IRQ_CONCENTRATION_SHARE = 0.9  # ...nearly all on one CPU
 CLEAR_AFTER_S = 10.0  # a finding clears once its evidence has been gone this long
@@ -602,8 +604,126 @@ def silent_loss(i: FindingInput) -> Iterable[Finding]:
         )
 
 
+def _in_netns(sample: Sample, netns: int, host_netns: int) -> str:
+    """The command prefix that runs in namespace `netns` (none for netscope's own)."""
+    if netns == host_netns:
+        return ""
+    name = dict(sample.netns_names).get(netns, "")
+    words = name.split()
+    if len(words) >= 2 and words[0] == "pid" and words[1].isdigit():
+        return f"nsenter -t {words[1]} -n "
+    return f"ip netns exec {name} " if name else f"nsenter --net=/proc/<pid in netns {netns}>/ns/net "
+
+
+FIFO_KINDS = ("pfifo", "bfifo", "pfifo_head_drop")
+
+
+def qdisc_drops(i: FindingInput) -> Iterable[Finding]:
+    """A qdisc dropped what the box meant to send: its queue reached the limit in force (the
+    device's txqueuelen for pfifo_fast, the qdisc's own `limit` otherwise), or its policy dropped
+    (a shaper over its rate, an egress filter)."""
+    for d in i.sample.devices:
+        for q in d.qdiscs:
+            rate = _per_s(q.drops, i.sample, DEVICES)
+            if rate < QDISC_DROPS_PER_S or not (q.root or q.kind == "clsact"):
+                continue
+            where = device_label(d.ifname, d.netns, i.info.netns, dict(i.sample.netns_names))
+            inside = _in_netns(i.sample, d.netns, i.info.netns)
+            unit = "p" if q.limit_unit == "packets" else "b"
+            limit = f"{q.limit}{unit}" if q.limit is not None else ""
+            evidence: list[tuple[str, int | float | str]] = [
+                ("device", where),
+                ("qdisc", f"{q.kind} {q.handle >> 16:x}:"),
+                ("drops", q.drops),
+                ("per_s", round(rate, 1)),
+                ("qlen", q.qlen),
+                ("backlog_bytes", q.backlog),
+                ("overlimits", q.overlimits),
+                ("window_s", round(span_s(i.sample, DEVICES), 3)),
+            ]
+            if q.limit is not None:
+                evidence.append(("limit", limit))
+            if q.kind == "pfifo_fast" or q.limit_knob == "txqueuelen":
+                knob, current = f"txqueuelen of {where}", str(q.limit) if q.limit is not None else ""
+                bigger = raised(current, 1000, 4, 100_000)
+                suggestion = (
+                    f"{inside}ip link set dev {d.ifname} txqueuelen {bigger}  # a longer queue, more "
+                    "latency; or find what sends faster than the device (the Processes pane)"
+                )
+            elif q.kind == "clsact":
+                knob, current = f"egress tc filters on {where}", ""
+                suggestion = f"{inside}tc -s filter show dev {d.ifname} egress  # the filter that drops"
+            else:
+                knob, current = f"{q.kind} limit on {where}", limit
+                change = (
+                    f"{inside}tc qdisc change dev {d.ifname} root {q.kind} limit {2 * q.limit}"
+                    if q.kind in FIFO_KINDS and q.limit
+                    else f"{inside}tc qdisc show dev {d.ifname}  # then: tc qdisc change ... limit N"
+                )
+                shaper = (
+                    "; a shaper drops by design once its rate is reached: raise the rate or send less"
+                    if q.overlimits
+                    else ""
+                )
+                suggestion = change + shaper
+            yield Finding(
+                id=f"qdisc_drops:{d.netns}:{d.ifindex}:{q.handle}",
+                severity=Severity.WARNING,
+                stage="tx",
+                summary=f"the {q.kind} qdisc of {where} drops {rate:,.0f} packets/s it was given to send",
+                evidence=tuple(evidence),
+                knob=knob,
+                current=current,
+                suggestion=suggestion,
+                pane="tx",
+                target=f"device:{d.netns}:{d.ifindex}",
+            )
+
+
+def bql_limited(i: FindingInput) -> Iterable[Finding]:
+    """BQL stopped a TX queue (its bytes in flight at the limit) while its qdisc holds packets:
+    the driver takes no more until the NIC completes what it has; the qdisc queues meanwhile."""
+    for d in i.sample.devices:
+        root = next((q for q in d.qdiscs if q.root), None)
+        full = [(queue, inflight, limit) for queue, inflight, limit in d.bql if inflight >= limit > 0]
+        if not full or root is None or not root.qlen:
+            continue
+        where = device_label(d.ifname, d.netns, i.info.netns, dict(i.sample.netns_names))
+        queue, inflight, limit = full[0]
+        yield Finding(
+            id=f"bql_limited:{d.netns}:{d.ifindex}",
+            severity=Severity.WARNING if root.drops else Severity.INFO,
+            stage="tx",
+            summary=(
+                f"BQL holds {where}'s TX queue {queue} at its limit ({limit:,} bytes in flight) while "
+                f"its {root.kind} qdisc queues {root.qlen} packets"
+            ),
+            evidence=(
+                ("device", where),
+                ("tx_queues_at_limit", ", ".join(str(q) for q, _, _ in full)),
+                ("queue", queue),
+                ("inflight_bytes", inflight),
+                ("limit_bytes", limit),
+                ("qdisc_qlen", root.qlen),
+                ("qdisc_backlog_bytes", root.backlog),
+                ("qdisc_drops", root.drops),
+            ),
+            knob=f"BQL of {where} tx-{queue} (/sys/class/net/{d.ifname}/queues/tx-{queue}/byte_queue_limits)",
+            current=f"limit {limit}",
+            suggestion=(
+                "the NIC sends what it can (a link at line rate) or completes late (interrupt "
+                f"coalescing: ethtool -c {d.ifname}); to allow more in flight: echo N > "
+                f"/sys/class/net/{d.ifname}/queues/tx-{queue}/byte_queue_limits/limit_min"
+            ),
+            pane="tx",
+            target=f"device:{d.netns}:{d.ifindex}",
+        )
+
+
 RULES: tuple[Callable[[FindingInput], Iterable[Finding]], ...] = (
     silent_loss,
+    qdisc_drops,
+    bql_limited,
     ring_overruns,
     irq_concentration,
     backlog_drops,

@@ -19,6 +19,7 @@ from netscope.model.processes import ProcessesView
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, RingsView
 from netscope.model.sample import Sample, rate_of
 from netscope.model.timeline import ViewModel
+from netscope.model.tx import TxView, tc_handle
 
 
 def snapshot_json(view: ViewModel) -> dict[str, Any]:
@@ -109,6 +110,7 @@ def snapshot_json(view: ViewModel) -> dict[str, Any]:
     out["snmp"] = {f"{c.group}.{c.name}": c.count for c in sample.snmp}
     out["balance"] = balance_json(sample, view.balance)
     out.update(rings_json(sample, view.rings))
+    out["tx"] = tx_json(sample, view.tx)
     out["copy_latency"] = latency_json(view.interval_latency)
     fresh = view.interval_latency is not None or view.interval_drops is not None or sample.sends is not None
     out["processes"] = processes_json(view.processes if fresh else None, sample.interval_s)
@@ -385,6 +387,64 @@ def rings_json(sample: Sample, view: RingsView) -> dict[str, Any]:
             }
         )
     return {"queues": queues, "devices": devices}
+
+
+def tx_json(sample: Sample, view: TxView | None) -> dict[str, Any] | None:
+    """The way out over the interval: what IP took from sockets and lost before the devices, each
+    device's qdiscs (tc -s), TX queues with BQL, drops and drop reasons."""
+    if view is None:
+        return None
+    names = dict(sample.netns_names)
+    return {
+        "out_requests": view.out_requests,  # Ip/Ip6 OutRequests: what IP took from sockets to send
+        "send_losses": dict(view.send_losses),
+        "drop_reasons": dict(view.reasons) if view.reasons is not None else None,
+        "devices": [
+            {
+                "device": d.ifname,
+                "netns": d.netns,
+                "netns_name": names.get(d.netns, ""),
+                "ifindex": d.ifindex,
+                "kind": d.kind,
+                "tx_packets": d.tx_packets,
+                "tx_bytes": d.tx_bytes,
+                "tx_dropped": d.tx_dropped,
+                "txqueuelen": d.txqueuelen,
+                "qdisc_drops": d.qdisc_drops,
+                "drop_reasons": dict(d.reasons),
+                "qdiscs": [
+                    {
+                        "handle": tc_handle(q.stats.handle),
+                        "parent": tc_handle(q.stats.parent),
+                        "kind": q.stats.kind,
+                        "packets": q.stats.packets,
+                        "bytes": q.stats.bytes,
+                        "drops": q.stats.drops,
+                        "requeues": q.stats.requeues,
+                        "overlimits": q.stats.overlimits,
+                        "qlen": q.stats.qlen,  # at the read
+                        "backlog_bytes": q.stats.backlog,
+                        "limit": q.stats.limit,
+                        "limit_unit": q.stats.limit_unit or None,
+                        "limit_knob": q.stats.limit_knob if q.stats.limit is not None else None,
+                    }
+                    for q in d.qdiscs
+                ],
+                "queues": [
+                    {
+                        "queue": q.queue,
+                        "tx_packets": q.tx_packets,
+                        "tx_bytes": q.tx_bytes,
+                        "estimated": q.estimated,
+                        "bql_inflight": q.bql_inflight,
+                        "bql_limit": q.bql_limit,
+                    }
+                    for q in d.queues
+                ],
+            }
+            for d in view.devices
+        ],
+    }
 
 
 EVENTS_PER_INTERVAL = 100  # at most this many logged drops printed per interval (all are counted)

@@ -18,52 +18,21 @@ from netscope.model.drops import DropsView
 from netscope.model.latency import LatencyView
 from netscope.model.rings import RingsView
 from netscope.model.sample import Sample
+from netscope.model.tx import IP_OUTNOROUTES, SEND_REASONS, TX_REASONS, VIRTUAL_TX_REASONS, TxView
 
 if TYPE_CHECKING:  # the timeline builds the stages of each interval: it imports this module
     from netscope.model.timeline import ViewModel
 
+# The stack's drop reasons on its box, the most first (the Drops pane has them all): each is two
+# lines of a box, and the way out needs the height of a 40-line terminal too.
+STACK_LOSSES_SHOWN = 2
 # A stage losing at least this share of what it handles, or the most of all, is the bottleneck.
 BOTTLENECK_SHARE = 0.001
 
 # Each loss is counted once, at its stage. Drop reasons (skb:kfree_skb) that are not the stack's:
 # The backlog's: softnet_stat's `dropped` counts them at the NAPI/backlog stage.
 BACKLOG_REASONS = frozenset({"CPU_BACKLOG"})
-# The transmit path's that a TX counter already holds: a qdisc's drops (tc stats `dropped`:
-# qdisc_drop frees with these), and __dev_queue_xmit's (the device's tx_dropped).
-TX_COUNTED_REASONS = frozenset(
-    {
-        "QDISC_DROP",
-        "QDISC_OVERLIMIT",
-        "QDISC_CONGESTED",
-        "CAKE_FLOOD",
-        "FQ_BAND_LIMIT",
-        "FQ_HORIZON_LIMIT",
-        "FQ_FLOW_LIMIT",
-        "DUALPI2_STEP_DROP",
-        "DEV_READY",
-        "FULL_RING",
-        "RECURSION_LIMIT",
-    }
-)
-# The transmit path's that no TX counter holds: shown at TX by reason.
-TX_REASONS = frozenset(
-    {
-        "IP_OUTNOROUTES",
-        "BPF_CGROUP_EGRESS",
-        "IPV6DISABLED",
-        "NEIGH_CREATEFAIL",
-        "NEIGH_FAILED",
-        "NEIGH_QUEUEFULL",
-        "NEIGH_DEAD",
-        "NEIGH_HH_FILLFAIL",
-        "TC_EGRESS",
-        "TAP_TXFILTER",
-        "NO_TX_TARGET",
-        "TUNNEL_TXINFO",
-        "PSP_OUTPUT",
-    }
-)
-NOT_THE_STACKS = frozenset(SOCKET_REASONS) | BACKLOG_REASONS | TX_COUNTED_REASONS | TX_REASONS
+NOT_THE_STACKS = frozenset(SOCKET_REASONS) | BACKLOG_REASONS | TX_REASONS
 
 
 @dataclass(frozen=True)
@@ -124,11 +93,13 @@ def build_stages(
     latency: LatencyView | None,
     balance: tuple[StageBalance, ...],
     silent: tuple[StageBalance, ...],
+    tx: TxView | None = None,
 ) -> tuple[Stage, ...]:
-    """RX left to right: NIC rings → hardirq → NAPI/softirq → stack → socket → user copy; then TX.
-    `drops` and `latency`: the latest views their probes reported (they may skip an interval);
-    `balance`: the interval's stage balance; `silent`: the previous interval's confirmed silent
-    losses (model/balance.py confirm_silent)."""
+    """RX left to right: NIC rings → hardirq → NAPI/softirq → stack → socket → user copy; then TX:
+    socket send → qdisc → driver. `drops` and `latency`: the latest views their probes reported
+    (they may skip an interval); `balance`: the interval's stage balance; `silent`: the previous
+    interval's confirmed silent losses (model/balance.py confirm_silent); `tx`: the interval's TX
+    view."""
     cpu = cpu_view.total if cpu_view else None
     dt = sample.interval_s
 
@@ -136,7 +107,6 @@ def build_stages(
     by_reason = {r.name: r.per_s for r in drops.rows} if drops else {}
     stack_drops = tuple((name, v) for name, v in by_reason.items() if name not in NOT_THE_STACKS)
     socket_drops = tuple((name, by_reason[name]) for name in SOCKET_REASONS if by_reason.get(name))
-    tx_drops = tuple((name, v) for name, v in by_reason.items() if name in TX_REASONS)
 
     def nonzero(*pairs: tuple[str, float | None]) -> tuple[tuple[str, float], ...]:
         return tuple((what, v) for what, v in pairs if v)
@@ -173,7 +143,7 @@ def build_stages(
             "stack (IP, netfilter, TCP/UDP)",
             received,
             "pkt/s in",
-            tuple(sorted(stack_drops, key=lambda kv: -kv[1]))[:3],
+            tuple(sorted(stack_drops, key=lambda kv: -kv[1]))[:STACK_LOSSES_SHOWN],
             flow=flow("ip", "transport"),
         ),
         Stage(
@@ -186,31 +156,54 @@ def build_stages(
         ),
         Stage("latency", "user copy", latency.reads_per_s if latency else None, "reads/s", ()),
     ]
-    # The stage that loses the most, if it loses anything worth the name, is the bottleneck.
+    return (*bottleneck(stages), *bottleneck(tx_stages(tx, by_reason, flow("tx"))))
+
+
+def bottleneck(stages: list[Stage]) -> list[Stage]:
+    """The stage that loses the most, if it loses anything worth the name, marked the bottleneck."""
     worst = max(stages, key=lambda s: s.lost_per_s)
     handled = max((s.rate or 0.0) for s in stages) or 1.0
     if worst.lost_per_s and worst.lost_per_s >= BOTTLENECK_SHARE * handled:
-        stages = [replace(s, bottleneck=s is worst) for s in stages]
-    tx = Stage(
-        "rings",
-        "TX (qdisc → driver)",
-        sum(d.tx_pps for d in rings.devices) if rings and rings.live else None,
-        "pkt/s",
-        nonzero(
-            (
-                "qdisc drops",
-                sum((d.stats.qdisc_drops or 0) if d.stats else 0 for d in rings.devices) / rings.interval_s
-                if rings
-                else None,
-            ),
-            (
-                "tx_dropped",
-                sum(d.stats.tx_dropped if d.stats else 0 for d in rings.devices) / rings.interval_s
-                if rings
-                else None,
-            ),
-            *sorted(tx_drops, key=lambda kv: -kv[1]),
-        ),
-        flow=flow("tx"),
+        return [replace(s, bottleneck=s is worst) for s in stages]
+    return stages
+
+
+def tx_stages(tx: TxView | None, by_reason: dict[str, float], flow: Flow | None) -> list[Stage]:
+    """The way out: what IP took from the sockets (and its losses by counter: no buffer, no
+    route; by reason, per second in `by_reason`: cgroup BPF, the neighbour layer), what the
+    qdiscs sent (their drops), what the devices sent (tx_dropped, and what virtual devices drop
+    by reason; the stage balance from IP's OutTransmits on)."""
+    live = tx is not None and tx.live
+    send_reasons = sorted(
+        ((n, v) for n, v in by_reason.items() if n in SEND_REASONS and n != IP_OUTNOROUTES),
+        key=lambda kv: -kv[1],
     )
-    return (*stages, tx)
+    virtual = sorted(((n, v) for n, v in by_reason.items() if n in VIRTUAL_TX_REASONS), key=lambda kv: -kv[1])
+
+    def nonzero(*pairs: tuple[str, float]) -> tuple[tuple[str, float], ...]:
+        return tuple((what, v) for what, v in pairs if v)
+
+    return [
+        Stage(
+            "tx",
+            "socket send",
+            tx.per_s(tx.out_requests) if tx is not None and tx.out_requests is not None else None,
+            "pkt/s",
+            nonzero(*((n, tx.per_s(v)) for n, v in tx.send_losses), *send_reasons) if tx else (),
+        ),
+        Stage(
+            "tx",
+            "qdisc",
+            tx.per_s(tx.qdisc_packets) if tx is not None and live else None,
+            "pkt/s",
+            nonzero(("qdisc drops", tx.per_s(tx.qdisc_drops))) if tx else (),
+        ),
+        Stage(
+            "tx",
+            "driver",
+            tx.per_s(tx.tx_packets) if tx is not None and live else None,
+            "pkt/s",
+            nonzero(("tx_dropped", tx.per_s(tx.tx_dropped)), *virtual) if tx else (),
+            flow=flow,
+        ),
+    ]

@@ -129,6 +129,36 @@ class QueueCount:
 
 
 @dataclass(frozen=True)
+class QdiscStats:
+    """One qdisc of a device, as `tc -s qdisc` counts it: packets, bytes, drops, requeues and
+    overlimits per interval; what it holds (qlen, backlog) at the read; the limit in force and the
+    knob that sets it ("limit": the qdisc's own option, "txqueuelen": the device's, for
+    pfifo_fast)."""
+
+    handle: int
+    parent: int  # TC_H_ROOT (0xFFFFFFFF): the device's root
+    kind: str
+    packets: int
+    bytes: int
+    drops: int
+    requeues: int
+    overlimits: int
+    qlen: int
+    backlog: int
+    limit: int | None
+    limit_unit: str  # "packets" | "bytes" | "" (no limit known)
+    limit_knob: str = "limit"
+
+    @property
+    def root(self) -> bool:
+        return self.parent == TC_H_ROOT
+
+
+TC_H_ROOT = 0xFFFFFFFF
+QDISC_COUNTERS = ("packets", "bytes", "drops", "requeues", "overlimits")  # QdiscStats' per interval
+
+
+@dataclass(frozen=True)
 class DeviceStats:
     """One device's own counters (netlink stats64, ethtool rings, qdisc, BQL), per interval."""
 
@@ -159,6 +189,8 @@ class DeviceStats:
     kind: str = ""  # "veth", "loopback", "bridge"... (rtnetlink's kind); "" for a plain NIC
     gro: bool | None = None  # GRO on (ethtool -k); None: not said, or an older recording
     qdisc_qlen: int = 0  # packets in its root qdisc at the read's end (a gauge; 0 in older recordings)
+    qdiscs: tuple[QdiscStats, ...] = ()  # every qdisc of the device, the root first
+    txqueuelen: int | None = None  # `ip link ... qlen`; None: not said, or an older recording
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from netscope.model.sample import (
     rate_of,
 )
 from netscope.model.scope import scoped
+from netscope.model.tx import TxView, build_tx_view
 
 HISTORY = 240  # views kept for trends: 4 minutes at 1 s
 PAST_FLOWS = 50  # a view kept to look back at holds its busiest flows; the rest are summed
@@ -67,6 +68,7 @@ class ViewModel:
     processes: ProcessesView | None = None  # the newest interval's readers (None: no copy-latency report)
     # The newest sample narrowed to the filter's processes (model/scope.py); None: no scope.
     latest_scoped: Sample | None = None
+    tx: TxView | None = None  # the newest interval's way out
 
     @property
     def mine(self) -> Sample:
@@ -131,6 +133,7 @@ class Timeline:
         self._ledger = BalanceLedger()
         self._balance: tuple[StageBalance, ...] = ()  # the newest interval's
         self._rings: RingsView | None = None  # the newest interval's
+        self._tx: TxView | None = None  # the newest interval's
         self._processes: ProcessesView | None = None  # the newest interval's
         self._live_since: dict[str, float] = {}  # each live probe's first interval of this run of it
         self._first_ts: float | None = None
@@ -173,13 +176,16 @@ class Timeline:
             self._events.extendleft(mine.drops.events)
             self._totals = self._totals.add(mine.drops)
         self._rings = build_rings_view(sample, self.info, self.interfaces, self.netns)
+        self._tx = build_tx_view(sample, self._rings)
         if mine is not sample:  # the stages: the whole box's
             drops, latency = build_drops_view(sample, self.info), latency_view(sample)
         self._whole = (
             drops if drops is not None else self._whole[0],
             latency if latency is not None else self._whole[1],
         )
-        self._stages.append(build_stages(sample, cpu, self._rings, *self._whole, self._balance, silent))
+        self._stages.append(
+            build_stages(sample, cpu, self._rings, *self._whole, self._balance, silent, self._tx)
+        )
 
     def shown(self) -> ViewModel | None:
         if self._latest is None or self._rings is None:
@@ -206,6 +212,7 @@ class Timeline:
             tuple(sorted((n, ts) for n, ts in self._live_since.items() if ts != self._first_ts)),
             self._processes,
             self._latest_mine if self._latest_mine is not self._latest else None,
+            self._tx,
         )
 
     def filtered_anew(self, view: ViewModel) -> ViewModel:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netscope.model.sample import DeviceStats
-from netscope.sources.rtnl import Rtnl
+from netscope.model.sample import QDISC_COUNTERS, DeviceStats, QdiscStats
+from netscope.sources.rtnl import TC_H_ROOT, Qdisc, Rtnl
 
 CLONE_NEWNET = 0x40000000
 RING_TTL_S = 10.0  # ring sizes and queues' NAPI ids change rarely: asked again after this long
@@ -73,6 +73,8 @@ class LinkTotals:
     kind: str = ""  # "veth", "loopback"...; "" for a plain NIC
     gro: bool | None = None  # GRO on (None: the driver does not say)
     qdisc_qlen: int = 0  # packets in its root qdisc at the read (a gauge)
+    qdiscs: tuple[Qdisc, ...] = ()  # its qdiscs, the root first
+    txqueuelen: int | None = None
 
 
 STATS = (
@@ -137,10 +139,17 @@ def _gro(ifname: str) -> bool | None:
     return bool(_VALUE.unpack(buf)[1])
 
 
-def _bql(ifname: str) -> tuple[tuple[int, int, int], ...]:
-    """(tx queue, inflight, limit) from sysfs: only for devices of netscope's own namespace."""
+# Devices that may keep BQL (a NIC's driver: no rtnetlink kind; ifb). The software devices of
+# containers (veth, bridge, vxlan, macvlan...) transmit locklessly and have none in sysfs, so a
+# namespace holding only those is never entered to look.
+BQL_KINDS = frozenset({"", "ifb"})
+
+
+def bql(ifname: str, sys_net: Path = SYS_NET) -> tuple[tuple[int, int, int], ...]:
+    """(tx queue, inflight, limit) from sysfs (`sys_net`: /sys/class/net as the device's namespace
+    sees it)."""
     out = []
-    for q in sorted((SYS_NET / ifname / "queues").glob("tx-*")):
+    for q in sorted((sys_net / ifname / "queues").glob("tx-*")):
         try:
             inflight = int((q / "byte_queue_limits" / "inflight").read_text())
             limit = int((q / "byte_queue_limits" / "limit").read_text())
@@ -243,7 +252,9 @@ class LinkReader:
         sockets = self._sockets_here(inode)
         try:
             links = sockets.rtnl.links()
-            qdiscs = sockets.rtnl.root_qdisc_queue()
+            qdiscs: dict[int, list[Qdisc]] = {}
+            for q in sorted(sockets.rtnl.qdiscs(), key=lambda q: q.parent != TC_H_ROOT):
+                qdiscs.setdefault(q.ifindex, []).append(q)
         except Exception as e:  # a socket gone bad: `read` forgets it, opened again next time
             raise OSError(f"netlink: {e}") from e
         napi_taken = self._napi_ids.get(inode)
@@ -277,8 +288,9 @@ class LinkReader:
                     )
                     self._rings[(inode, ifindex)] = cached
                 counters = {k: link.stats.get(k, 0) for k in STATS}
-                qdisc_drops, qdisc_qlen = qdiscs.get(ifindex, (0, 0))
-                counters["qdisc_drops"] = qdisc_drops
+                own_qdiscs = qdiscs.get(ifindex, [])
+                root = own_qdiscs[0] if own_qdiscs and own_qdiscs[0].parent == TC_H_ROOT else None
+                counters["qdisc_drops"] = root.drops if root else 0
                 out.append(
                     LinkTotals(
                         netns=inode,
@@ -287,7 +299,7 @@ class LinkReader:
                         driver=_driver(name) if own else "",
                         rings=cached[1],
                         counters=counters,
-                        bql=_bql(name) if own else (),
+                        bql=bql(name) if own else (),
                         queue_napi=napi_ids.get(ifindex, ()),
                         qstats={
                             (kind, queue, counter): value
@@ -298,7 +310,9 @@ class LinkReader:
                         master=link.master,
                         kind=link.kind,
                         gro=cached[3],
-                        qdisc_qlen=qdisc_qlen,
+                        qdisc_qlen=root.qlen if root else 0,
+                        qdiscs=tuple(own_qdiscs),
+                        txqueuelen=link.txqueuelen,
                     )
                 )
         finally:
@@ -355,6 +369,43 @@ def link_deltas(
                     (kind, queue, counter, max(0, value - before.qstats.get((kind, queue, counter), value)))
                     for (kind, queue, counter), value in sorted(link.qstats.items())
                 ),
+                qdiscs=qdisc_deltas(before.qdiscs, link.qdiscs, link.txqueuelen),
+                txqueuelen=link.txqueuelen,
+            )
+        )
+    return tuple(out)
+
+
+def qdisc_deltas(
+    before: tuple[Qdisc, ...], now: tuple[Qdisc, ...], txqueuelen: int | None
+) -> tuple[QdiscStats, ...]:
+    """A device's qdiscs over the interval. One created (or replaced: its kind changed, or a
+    counter went back) since the last read has no interval yet and is left out until the next."""
+    previous = {(q.handle, q.parent): q for q in before}
+    out = []
+    for q in now:
+        b = previous.get((q.handle, q.parent))
+        moved = (
+            {c: getattr(q, c) - getattr(b, c) for c in QDISC_COUNTERS}
+            if b is not None and b.kind == q.kind
+            else None
+        )
+        if moved is None or min(moved.values()) < 0:
+            continue
+        limit, unit, knob = q.limit, q.limit_unit, "limit"
+        if q.kind == "pfifo_fast" and limit is None:  # its ring is the device's txqueuelen
+            limit, unit, knob = txqueuelen, "packets", "txqueuelen"
+        out.append(
+            QdiscStats(
+                handle=q.handle,
+                parent=q.parent,
+                kind=q.kind,
+                qlen=q.qlen,
+                backlog=q.backlog,
+                limit=limit,
+                limit_unit=unit,
+                limit_knob=knob,
+                **moved,
             )
         )
     return tuple(out)

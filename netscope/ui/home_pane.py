@@ -4,6 +4,7 @@ the bottleneck in red; below it one line per pane. A click on a stage or a line 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,7 +18,7 @@ from netscope.model.sample import ProbeState
 from netscope.model.timeline import HISTORY, ViewModel
 from netscope.panes import BY_ID, PANES
 from netscope.ui.findings import FindingsStrip
-from netscope.ui.format import NO_DATA, fmt_count, fmt_ns, fmt_pct
+from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns, fmt_pct
 from netscope.ui.pane import Pane, ShowPane
 from netscope.ui.widgets import estimated, lines_of, show_text
 
@@ -29,17 +30,25 @@ HISTORY_LABEL = f"{HISTORY // 60} minutes"  # at the default 1-s interval
 def stage_text(stage: Stage) -> Text:
     text = Text()
     text.append(stage.name + "\n", style="bold red" if stage.bottleneck else "bold")
+    return stage_figures(text, stage, "\n", "")
+
+
+def stage_figures(text: Text, stage: Stage, flow_sep: str, indent: str) -> Text:
+    """`text` and a stage's figures: its rate, its balance (in → out after `flow_sep`; what no
+    counter names in red), each loss on a line of its own (`indent`ed), the bottleneck mark."""
     text.append(f"{fmt_count(stage.rate)} {stage.unit}" if stage.rate is not None else NO_DATA)
     if stage.flow is not None:
-        flow = stage.flow  # in → out, its losses named below; what no counter names in red
+        flow = stage.flow
         mark = "~" if flow.estimated else ""
-        text.append(f"\n{mark}{fmt_count(flow.in_per_s)} → {mark}{fmt_count(flow.out_per_s)}", style="dim")
+        text.append(
+            f"{flow_sep}{mark}{fmt_count(flow.in_per_s)} → {mark}{fmt_count(flow.out_per_s)}", style="dim"
+        )
         if flow.silent_per_s:
-            text.append(f"\n? {fmt_count(flow.silent_per_s)}/s silent", style="bold red")
+            text.append(f"\n{indent}? {fmt_count(flow.silent_per_s)}/s silent", style="bold red")
     for what, per_s in stage.losses:
-        text.append(f"\n✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
+        text.append(f"\n{indent}✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
     if stage.bottleneck:
-        text.append("\n◀ bottleneck", style="bold red")
+        text.append(" ◀ bottleneck" if indent else "\n◀ bottleneck", style="bold red")
     return text
 
 
@@ -87,6 +96,44 @@ class StageBox(Static):
 
     def on_click(self, event: Click) -> None:
         self.post_message(ShowPane(self.pane))
+
+
+def tx_text(stages: Sequence[Stage]) -> Text:
+    """The way out in one box, a stage a line (name, rate, in → out where the counters balance
+    it), each loss under its stage, the bottleneck in red."""
+    text = Text()
+    for i, stage in enumerate(stages):
+        name = f"{'' if not i else chr(10)}{stage.name:<12}"
+        stage_figures(text.append(name, style="bold red" if stage.bottleneck else "bold"), stage, "  ", "  ")
+    return text
+
+
+def tx_line_text(stages: Sequence[Stage]) -> Text:
+    """The way out on one line, for the compact layout: each stage's rate, then its losses."""
+    text = Text(f"{'TX':<15}", style="bold")
+    for i, stage in enumerate(stages):
+        text.append(" → " if i else "", style="dim")
+        text.append(stage.name, style="bold red" if stage.bottleneck else "")
+        text.append(f" {fmt_count(stage.rate)}" if stage.rate is not None else f" {NO_DATA}")
+    for stage in stages:
+        for what, per_s in stage.losses:
+            text.append(f"  ✗ {fmt_count(per_s)}/s {what}", style="red" if stage.bottleneck else "yellow")
+    return text
+
+
+class TxBox(StageBox):
+    """The transmit path's stages in one box beside the trends (three more boxes in a row took
+    the height the pane lines need on a 40-line terminal), or on one line in the compact layout."""
+
+    def __init__(self, compact: bool = False) -> None:
+        super().__init__(HomePane.RX_STAGES, compact)
+        self.pane = "tx"
+        if not compact:
+            self.border_title = "TX: socket send → qdisc → driver"
+
+    def show_stages(self, stages: Sequence[Stage]) -> None:
+        self.set_class(any(s.bottleneck for s in stages), "bottleneck")
+        show_text(self, tx_line_text(stages) if self.compact else self._sticky(tx_text(stages)))
 
 
 class StageTrend(Horizontal):
@@ -176,8 +223,37 @@ def pane_lines(shown: ViewModel) -> dict[str, Text]:
     elif any(p.name == "flows" and p.state == ProbeState.IDLE for p in shown.latest.probes):
         t.append("per-flow tracking is attached while Flows or a drill-down is open (t)", style="dim")
     lines["flows"] = t
+    t = Text("Processes", style="bold")
+    processes = shown.processes
+    if processes is not None and processes.rows:
+        top = processes.rows[0]
+        t.append(
+            f" {len(processes.rows)} with socket traffic, busiest {top.pid} {top.comm}: "
+            f"in {fmt_bytes(top.bytes_per_s)}/s, out {fmt_bytes(top.tx_bytes_per_s)}/s"
+        )
+    lines["processes"] = t
+    lines["tx"] = tx_line(shown)
     lines["cost"] = cost_line(shown)
     return lines
+
+
+def tx_line(shown: ViewModel) -> Text:
+    """The busiest device on the way out: its rate, root qdisc and what it holds, its losses."""
+    t = Text("TX       ", style="bold")
+    tx = shown.tx
+    busiest = tx.devices[0] if tx and tx.devices else None
+    if tx is None or busiest is None:
+        return t
+    t.append(f"{busiest.label}: {fmt_count(busiest.tx_pps)} pkt/s, qdisc {busiest.root_kind or NO_DATA}")
+    packets, nbytes = busiest.queued
+    if packets:
+        t.append(f" holding {packets}p {fmt_bytes(nbytes)}")
+    lost = tx.per_s(tx.qdisc_drops + tx.tx_dropped)
+    t.append(f", qdisc drops + tx_dropped {fmt_count(lost)}/s", style="red" if lost else "")
+    full = sum(q.bql_full for d in tx.devices for q in d.queues)
+    if full:
+        t.append(f", {full} TX queues stopped by BQL", style="yellow")
+    return t
 
 
 def cost_line(shown: ViewModel) -> Text:
@@ -211,29 +287,31 @@ def cost_line(shown: ViewModel) -> Text:
 
 class HomePane(Pane, Vertical):
     SPEC = BY_ID["home"]
-    STAGES = 7
+    RX_STAGES, TX_STAGES = 6, 3
+    STAGES = RX_STAGES + TX_STAGES
 
     def __init__(self) -> None:
         super().__init__(id="home-pane")
-        self.border_title = "Receive path"
+        self.border_title = "Receive path, then the way out"
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pipeline"):
-            for i in range(self.STAGES - 1):  # RX, left to right
+            for i in range(self.RX_STAGES):  # RX, left to right
                 if i:
                     yield Static("→", classes="arrow")
                 yield StageBox(i)
         # TX, and beside it each stage's last minutes: what the rows below leave of the height
         # (the trends are hidden in the compact layout, and cut before anything else is).
         with Horizontal(id="home-lower"):
-            yield StageBox(self.STAGES - 1)
+            yield TxBox()
             with Vertical(id="trends"):
                 yield Static(Text(f"the last {HISTORY_LABEL}: rate, then losses", style="dim"))
                 for i in range(self.STAGES):
                     yield StageTrend(i)
-        with Vertical(id="pipeline-lines"):  # the compact layout: one line per stage
-            for i in range(self.STAGES):
+        with Vertical(id="pipeline-lines"):  # the compact layout: one line per stage, TX's on one
+            for i in range(self.RX_STAGES):
                 yield StageBox(i, compact=True)
+            yield TxBox(compact=True)
         yield FindingsStrip()
         for spec in PANES[1:]:
             yield PaneLine(spec.id)
@@ -241,8 +319,10 @@ class HomePane(Pane, Vertical):
         yield Static(Text("click a stage or a line, or press its key, for the full view", style="dim"))
 
     def on_mount(self) -> None:
-        self._boxes = [self.query_one(f"#stage-{i}", StageBox) for i in range(self.STAGES)]
-        self._lines = [self.query_one(f"#stage-line-{i}", StageBox) for i in range(self.STAGES)]
+        self._boxes = [self.query_one(f"#stage-{i}", StageBox) for i in range(self.RX_STAGES)]
+        self._tx = self.query_one(f"#stage-{self.RX_STAGES}", TxBox)
+        self._tx_line = self.query_one(f"#stage-line-{self.RX_STAGES}", TxBox)
+        self._lines = [self.query_one(f"#stage-line-{i}", StageBox) for i in range(self.RX_STAGES)]
         self._trends = list(self.query(StageTrend).results(StageTrend))
         self._pane_lines = {spec.id: self.query_one(f"#home-{spec.id}", Static) for spec in PANES[1:]}
         self._pane_lines["cost"] = self.query_one("#home-cost", Static)
@@ -261,8 +341,10 @@ class HomePane(Pane, Vertical):
         """Only the layout on screen is drawn (boxes and trends, or one line per stage)."""
         self._last = shown
         compact = self.has_class("compact")
-        for box, stage in zip(self._lines if compact else self._boxes, build_pipeline(shown), strict=False):
+        stages = build_pipeline(shown)
+        for box, stage in zip(self._lines if compact else self._boxes, stages, strict=False):
             box.show(stage)
+        (self._tx_line if compact else self._tx).show_stages(stages[self.RX_STAGES :])
         if not compact:
             for trend in self._trends:
                 trend.show(shown.stage_history)

@@ -386,6 +386,32 @@ async def test_latency_pane_processes_and_process_screen(recording: Recording) -
         assert not isinstance(app.screen, ProcessScreen)
 
 
+async def test_tx_pane_shows_each_devices_qdiscs_limits_and_drops(recording: Recording) -> None:
+    """The recording's shaped veth: its tbf (3000-byte limit) drops what it was given to send;
+    the pane's device row, its qdisc row and the path line show the recording's own counts."""
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "x")
+        tx = app.shown.tx  # type: ignore[union-attr]
+        assert tx is not None
+        (shaped,) = [d for d in tx.devices if d.root_kind == "tbf"]
+        assert shaped.qdisc_drops > 0 and shaped.root is not None and shaped.root.limit == "3000b"
+        table: DataTable[str | Text] = app.query_one("#tx-table", DataTable)
+        row = [d.label for d in tx.devices].index(shaped.label)
+        cells = [str(c) for c in table.get_row_at(row)]
+        assert cells[0] == shaped.label and "tbf" in cells and "3000b" in cells
+        assert fmt_count(shaped.qdisc_drops / shaped.interval_s) in cells
+        table.move_cursor(row=row)
+        await pilot.pause()
+        qdiscs: DataTable[str | Text] = app.query_one("#tx-qdiscs", DataTable)
+        assert str(qdiscs.get_row_at(0)[0]).startswith("tbf ") and str(qdiscs.get_row_at(0)[-1]) == "3000b"
+        path = str(app.query_one("#tx-path", Static).render())
+        assert "socket send" in path and "qdisc drops" in path and "driver" in path
+        await pilot.press("enter")
+        assert isinstance(app.screen, DeviceScreen)
+
+
 # Every screen, frozen (p) on the recording's first sample: the keys that reach it.
 SCREENS = {
     "home": (),
@@ -400,6 +426,7 @@ SCREENS = {
     "flows": ("t",),
     "flow-screen": ("t", "enter"),
     "processes": ("o",),
+    "tx": ("x", "down"),  # the shaped veth: its tbf qdisc, dropping
     "help": ("question_mark",),
     "filter": ("slash",),
     "findings": ("f",),
@@ -465,7 +492,10 @@ async def test_flows_pane_sort_and_flow_screen(recording: Recording) -> None:
         pane = app.query_one(FlowsPane)
         table: DataTable[str | Text] = app.query_one("#flows-table", DataTable)
         assert app.focused is table
-        assert [cell(table, r, 0) for r in range(table.row_count)] == [r.label for r in pane.rows]
+        in_sight = table.row_count  # the rows in sight are the table's (FlowList)
+        assert in_sight and [cell(table, r, 0) for r in range(in_sight)] == [
+            r.label for r in pane.rows[:in_sight]
+        ]
         assert [r.rx_pps for r in pane.rows] == sorted((r.rx_pps for r in pane.rows), reverse=True)
         await pilot.press("s")  # by drops
         assert [r.drops for r in pane.rows] == sorted((r.drops for r in pane.rows), reverse=True)
@@ -570,20 +600,36 @@ async def test_home_screen_pipeline_and_one_key_to_each_pane(recording: Recordin
             assert word in screen_text
         stages = build_pipeline(app.shown)  # type: ignore[arg-type]
         assert [s.name.split(" ")[0] for s in stages[:3]] == ["NIC", "hardirq", "NAPI"]
-        # The recording's NO_SOCKET storm makes the stack the bottleneck, and it is drawn so.
-        (bottleneck,) = [s for s in stages if s.bottleneck]
-        assert bottleneck.key == "drops" and bottleneck.losses[0][0] == "NO_SOCKET"
+        # The recording's NO_SOCKET storm makes the stack the bottleneck, and it is drawn so; on
+        # the way out, the shaped veth's tbf (its limit reached) makes the qdisc TX's.
+        rx_bottleneck, tx_bottleneck = [s for s in stages if s.bottleneck]
+        assert rx_bottleneck.key == "drops" and rx_bottleneck.losses[0][0] == "NO_SOCKET"
+        assert tx_bottleneck.name == "qdisc" and tx_bottleneck.losses[0][0] == "qdisc drops"
         box = app.query_one("#stage-3")
         assert box.has_class("bottleneck") and "bottleneck" in str(box.render())
+        tx_box = app.query_one("#stage-6")
+        assert tx_box.has_class("bottleneck") and "qdisc drops ◀ bottleneck" in str(tx_box.render())
         await pilot.click("#stage-3")
         assert app.query_one(TabbedContent).active == "drops"
-        for key, pane in (("r", "rings"), ("c", "cpus"), ("l", "latency"), ("t", "flows"), ("h", "home")):
+        await pilot.click("#--content-tab-home")
+        await pilot.click("#stage-6")
+        assert app.query_one(TabbedContent).active == "tx"
+        for key, pane in (
+            ("r", "rings"),
+            ("c", "cpus"),
+            ("l", "latency"),
+            ("t", "flows"),
+            ("x", "tx"),
+            ("h", "home"),
+        ):
             await pilot.press(key)
             assert app.query_one(TabbedContent).active == pane
-        for digit, pane in enumerate(("home", "rings", "cpus", "drops", "latency", "flows")):
+        for digit, pane in enumerate(
+            ("home", "rings", "cpus", "drops", "latency", "flows", "processes", "tx")
+        ):
             await pilot.press(str(digit))
             assert app.query_one(TabbedContent).active == pane
-        for key in ("r", "c", "d", "l", "t"):  # home from every pane (a pane's second table kept it)
+        for key in ("r", "c", "d", "l", "t", "x"):  # home from every pane (a pane's second table kept it)
             await pilot.press(key, "h")
             assert app.query_one(TabbedContent).active == "home", key
 
@@ -600,7 +646,7 @@ async def test_home_trends_draw_each_stages_history_and_push_nothing_off(recordi
         napi_lost = app.query_one("#trend-2 .trend-lost", Sparkline).data
         assert list(napi_lost or ()) == [stages[2].lost_per_s for stages in history]
         assert max(napi_lost or (0,)) > 0  # the recording's time_squeeze
-        for line in ("#home-rings", "#home-latency", "#home-flows", "#home-cost"):  # still on screen
+        for line in ("#home-rings", "#home-latency", "#home-flows", "#home-tx", "#home-cost"):  # on screen
             assert app.query_one(line).region.bottom <= app.query_one("#home-pane").region.bottom
         await pilot.resize_terminal(80, 24)
         await pilot.pause()

@@ -21,7 +21,9 @@ def test_stages_in_receive_path_order_and_the_bottleneck() -> None:
         "stack",
         "socket",
         "user",
-        "TX",
+        "socket",
+        "qdisc",
+        "driver",
     ]
     napi = stages[2]
     assert napi.rate == 500.0  # 1000 packets over 2 s
@@ -63,7 +65,8 @@ def test_each_loss_is_counted_once_at_its_stage() -> None:
     timeline.add(replace(sample, drops=replace(sample.drops, reasons=reasons)))
     shown = timeline.shown()
     assert shown is not None
-    stages = {s.name.split(" ")[0]: s for s in build_pipeline(shown)}
-    assert dict(stages["stack"].losses) == {"NO_SOCKET": 1500.0, "NETFILTER_DROP": 500.0}
-    assert dict(stages["NAPI"].losses) == {"backlog drops": 2.0, "time_squeeze": 1.0}
-    assert dict(stages["TX"].losses) == {"NEIGH_FAILED": 10.0}
+    stages = {f"{s.key} {s.name.split(' ')[0]}": s for s in build_pipeline(shown)}
+    assert dict(stages["drops stack"].losses) == {"NO_SOCKET": 1500.0, "NETFILTER_DROP": 500.0}
+    assert dict(stages["cpus NAPI"].losses) == {"backlog drops": 2.0, "time_squeeze": 1.0}
+    assert dict(stages["tx socket"].losses) == {"NEIGH_FAILED": 10.0}  # before the qdisc
+    assert stages["tx qdisc"].losses == () and stages["tx driver"].losses == ()

@@ -27,6 +27,7 @@ def test_schema_and_per_interval_counts() -> None:
         "balance",
         "queues",
         "devices",
+        "tx",
         "copy_latency",
         "processes",
         "flows",
