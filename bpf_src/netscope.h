@@ -373,4 +373,40 @@ struct send_proc {
     char comm[16];
 };
 
+/* tcp.bpf.c: one TCP connection as its socket on this box sees it (local and remote end, the
+ * socket's namespace). IPv4 addresses fill the first 4 bytes. */
+struct tcp_conn_key {
+    u8 laddr[16];
+    u8 raddr[16];
+    u16 lport;
+    u16 rport;
+    u16 family;   /* AF_INET, AF_INET6 */
+    u16 pad;
+    u32 netns;
+    u32 pad2;
+};
+
+/* tcp.bpf.c: one connection over one interval (the table is swapped every interval): events
+ * counted one by one, and the state its last sampled segment (tcp:tcp_probe) saw. */
+struct tcp_conn_stat {
+    u64 retransmits;    /* tcp:tcp_retransmit_skb */
+    u64 resets_sent;    /* tcp:tcp_send_reset */
+    u64 resets_received;
+    u64 exceed_buf;     /* sock:sock_exceed_buf_limit */
+    u64 rcv_space_adjust;
+    u64 rcvbuf_grow;
+    u64 probes;         /* segments received, from the sample (weighted: sampler.h) */
+    u64 zero_rcv_wnd;   /* ...of which this socket's receive window was 0 (weighted) */
+    u64 zero_snd_wnd;   /* ...of which the peer's window was 0 (weighted) */
+    u64 last_ns;        /* bpf_ktime_get_ns() of the last sampled segment (0: none sampled) */
+    u32 srtt_us;        /* tp->srtt_us >> 3 */
+    u32 snd_cwnd;
+    u32 snd_ssthresh;
+    u32 rcv_wnd;        /* the window this socket advertises, bytes */
+    u32 snd_wnd;        /* the window the peer advertised, bytes */
+    u32 rcvbuf;         /* sk_rcvbuf */
+    u32 window_clamp;
+    u32 pad;
+};
+
 #endif /* NETSCOPE_H */

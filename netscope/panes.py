@@ -26,8 +26,16 @@ class PaneSpec:
 
 
 PANES: tuple[PaneSpec, ...] = (
-    # Its probes: the rest of every stage is the kernel's own counters.
-    PaneSpec("home", "Home", "h", ("hardirq", "drops", "latency"), "home_pane:HomePane", section=False),
+    # Its probes: the rest of every stage is the kernel's own counters; tcp for the findings on TCP
+    # connections (retransmits, a reader's zero window).
+    PaneSpec(
+        "home",
+        "Home",
+        "h",
+        ("hardirq", "drops", "latency", "tcp"),
+        "home_pane:HomePane",
+        section=False,
+    ),
     PaneSpec("rings", "Rings", "r", ("rings", "napi"), "rings_pane:RingsPane", "#rings-table"),
     PaneSpec("cpus", "CPUs", "c", ("hardirq", "softirq", "napi"), "cpu_pane:CpuPane", "#cpu-table"),
     PaneSpec("drops", "Drops", "d", ("drops",), "drops_pane:DropsPane", "#drops-table"),
@@ -36,7 +44,7 @@ PANES: tuple[PaneSpec, ...] = (
         "flows",
         "Flows",
         "t",
-        ("flows", "latency"),
+        ("flows", "latency", "tcp"),
         "flows_pane:FlowsPane",
         "#flows-table",
         "Flows (5-tuples)",

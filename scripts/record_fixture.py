@@ -1,8 +1,9 @@
 """Record tests/fixtures/veth-traffic.nsrec from this kernel (root): UDP over a veth pair between two
 namespaces, with the three drop causes the kernel tests use (closed port, full receive buffer, an
 nft drop rule), block-device interrupts, and two UDP readers for copy latency (one draining every
-100 ms, one blocked in recv); and a second pair whose sender shapes with a tbf qdisc that drops
-(the TX pane's). The UI tests and screenshots replay it.
+100 ms, one blocked in recv); a TCP connection that loses 1 segment in 20 at the receiver (an nft
+rule: retransmits, the flow screen's TCP ends); and a second pair whose sender shapes with a tbf
+qdisc that drops (the TX pane's). The UI tests and screenshots replay it.
 
 Run: .venv/bin/python scripts/record_fixture.py
 """
@@ -18,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.netns import (  # noqa: E402
+    TCP_READER,
+    TCP_SENDER,
     UDP_READER,
     UDP_SENDER,
     disk_interrupts,
@@ -30,6 +33,14 @@ from harness.netns import (  # noqa: E402
 )
 
 OUT = ROOT / "tests" / "fixtures" / "veth-traffic.nsrec"
+TCP_PORT = 6301
+LOSS = """table inet netscope_loss {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        tcp dport %d numgen random mod 20 == 0 counter drop
+    }
+}
+"""
 
 
 def main() -> None:
@@ -72,6 +83,10 @@ def main() -> None:
         for r in readers:
             assert r.stdout is not None and r.stdout.readline().strip() == "ready"
         feeder = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "13", "6001", "6002")
+        run("ip", "netns", "exec", pair.receiver_ns, "nft", "-f", "-", input_text=LOSS % TCP_PORT)
+        tcp_reader = in_ns(pair.receiver_ns, TCP_READER, str(TCP_PORT), "0")
+        assert tcp_reader.stdout is not None and tcp_reader.stdout.readline().strip() == "ready"
+        tcp_sender = in_ns(pair.sender_ns, TCP_SENDER, pair.receiver_ip, str(TCP_PORT), "14")
         sender = threading.Thread(target=traffic)
         sender.start()
         try:
@@ -82,7 +97,7 @@ def main() -> None:
         finally:
             stop.set()
             sender.join()
-            for proc in (feeder, *readers):
+            for proc in (feeder, *readers, tcp_sender, tcp_reader):
                 proc.wait()
     print(OUT)
 

@@ -18,7 +18,16 @@ from netscope.model.balance import BOUNDARIES, StageBalance
 from netscope.model.cpu import CpuView, build_cpu_view, interrupt_counts
 from netscope.model.drops import device_label
 from netscope.model.latency import PROC_BITS, percentile
-from netscope.model.sample import DEVICES, PROC_COUNTS, SOFTNET, DropReasonCount, HostInfo, Sample, span_s
+from netscope.model.sample import (
+    DEVICES,
+    PROC_COUNTS,
+    SOFTNET,
+    DropReasonCount,
+    HostInfo,
+    Sample,
+    TcpConn,
+    span_s,
+)
 
 # Thresholds, per second over one interval (README "Findings" lists them).
 BACKLOG_DROPS_PER_S = 1.0  # any backlog drop is a packet lost by the kernel
@@ -29,6 +38,7 @@ RCVBUF_DROPS_PER_S = 1.0
 NO_SOCKET_PER_S = 5.0  # a stray broadcast now and then stays quiet
 NETFILTER_DROPS_PER_S = 1.0
 QDISC_DROPS_PER_S = 1.0  # a qdisc's drops: packets the box meant to send and did not
+TCP_RETRANSMITS_PER_S = 5.0  # a connection's segments sent again
 IRQ_CONCENTRATION_PER_S = 1000.0  # NIC hardirqs of a busy machine...
 IRQ_CONCENTRATION_SHARE = 0.9  # ...nearly all on one CPU
 CLEAR_AFTER_S = 10.0  # a finding clears once its evidence has been gone this long
@@ -39,6 +49,7 @@ NO_SOCKET = "NO_SOCKET"
 NETFILTER_DROP = "NETFILTER_DROP"
 CPU_BACKLOG = "CPU_BACKLOG"
 IPPROTO_NAMES = {6: "tcp", 17: "udp"}
+IPPROTO_TCP = 6
 
 
 class Severity(Enum):
@@ -720,10 +731,118 @@ def bql_limited(i: FindingInput) -> Iterable[Finding]:
         )
 
 
+def _conn_label(c: TcpConn) -> str:
+    return f"{c.laddr}:{c.lport} ↔ {c.raddr}:{c.rport}"
+
+
+def _drops_here(sample: Sample, c: TcpConn) -> Counter[str]:
+    """The logged drops on this box of either direction of a connection, by reason."""
+    ends = {(c.laddr, c.lport, c.raddr, c.rport), (c.raddr, c.rport, c.laddr, c.lport)}
+    return Counter(
+        e.name
+        for e in (sample.drops.events if sample.drops else ())
+        if e.l4proto == IPPROTO_TCP and (e.saddr, e.sport, e.daddr, e.dport) in ends
+    )
+
+
+def tcp_retransmits(i: FindingInput) -> Iterable[Finding]:
+    """A connection sends segments again: they, or their ACKs, were lost on the path; where the
+    loss is on this box, the drop log names its reasons."""
+    for c in i.sample.tcp.conns if i.sample.tcp else ():
+        rate = _per_s(c.retransmits, i.sample)
+        if rate < TCP_RETRANSMITS_PER_S:
+            continue
+        here = _drops_here(i.sample, c)
+        reasons = ", ".join(f"{name} {n}" for name, n in here.most_common(3))
+        evidence: list[tuple[str, int | float | str]] = [
+            ("connection", _conn_label(c)),
+            ("netns", c.netns),
+            ("retransmits", c.retransmits),
+            ("per_s", round(rate, 1)),
+            ("window_s", round(i.sample.interval_s, 3)),
+        ]
+        if c.srtt_us is not None:
+            evidence += [
+                ("srtt_us", c.srtt_us),
+                ("snd_cwnd", c.snd_cwnd or 0),
+                ("snd_ssthresh", c.snd_ssthresh or 0),
+            ]
+        if reasons:
+            evidence.append(("logged_drops_here", reasons))
+        inside = _in_netns(i.sample, c.netns, i.info.netns)
+        yield Finding(
+            id=f"tcp_retransmits:{c.netns}:{c.laddr}:{c.lport}:{c.raddr}:{c.rport}",
+            severity=Severity.WARNING,
+            stage="tcp",
+            summary=(
+                f"TCP {_conn_label(c)} sends {rate:,.0f} segments/s again: "
+                + ("this box drops its packets" if reasons else "its packets are lost beyond this box")
+            ),
+            evidence=tuple(evidence),
+            knob="the path's loss: drops on this box (their drop reasons), else the network beyond it",
+            current=f"dropped here: {reasons}" if reasons else "no drop of it logged on this box",
+            suggestion=(
+                "the Drops pane (d): the rule or queue that drops them"
+                if reasons
+                else f"{inside}ss -ti dst {c.raddr} dport = :{c.rport}  # its retrans counters; "
+                f"then mtr {c.raddr}"
+            ),
+            pane="drops" if reasons else "flows",
+        )
+
+
+def rcv_window_limited(i: FindingInput) -> Iterable[Finding]:
+    """A connection's receiver lets its receive buffer fill: the window it advertises falls to 0
+    and the sender waits. Seen at the receiver (its own window 0) or at the sender (the peer's)."""
+    rmem = i.tunables.get("net.ipv4.tcp_rmem", "")
+    for c in i.sample.tcp.conns if i.sample.tcp else ():
+        own, peers = c.zero_rcv_wnd, c.zero_snd_wnd
+        if not own and not peers:
+            continue
+        receiver = f"{c.laddr}:{c.lport}" if own else f"{c.raddr}:{c.rport}"
+        buffers = (
+            f"its SO_RCVBUF {c.rcvbuf}, window_clamp {c.window_clamp}" if own and c.rcvbuf is not None else ""
+        )
+        current = "; ".join(v for v in (f"tcp_rmem {rmem}" if rmem else "", buffers) if v)
+        high = rmem.split()[-1] if rmem.split() else ""
+        bigger = raised(high, 6 << 20, 2, RMEM_MAX_HIGH)
+        yield Finding(
+            id=f"rcv_window_limited:{c.netns}:{c.laddr}:{c.lport}:{c.raddr}:{c.rport}",
+            severity=Severity.WARNING,
+            stage="tcp",
+            summary=(
+                f"the reader at {receiver} lets its TCP receive buffer fill: its window falls to 0 "
+                f"and {'the sender' if own else 'this sender'} waits ({_conn_label(c)})"
+            ),
+            evidence=(
+                ("connection", _conn_label(c)),
+                ("netns", c.netns),
+                ("zero_window_segments", own or peers),  # sampled segments, weighted
+                ("seen_at", "receiver" if own else "sender"),
+                ("rcv_wnd", c.rcv_wnd if c.rcv_wnd is not None else ""),
+                ("rcvbuf", c.rcvbuf if c.rcvbuf is not None else ""),
+                ("window_s", round(i.sample.interval_s, 3)),
+            ),
+            knob="net.ipv4.tcp_rmem (autotuning's bounds) and the socket's receive buffer",
+            current=current,
+            suggestion=(
+                f"read faster at {receiver}; a fixed SO_RCVBUF turns autotuning off: leave it unset, or "
+                + (
+                    f"sysctl -w net.ipv4.tcp_rmem='{' '.join(rmem.split()[:2])} {bigger}'"
+                    if bigger is not None and len(rmem.split()) == 3
+                    else "raise tcp_rmem's maximum"
+                )
+            ),
+            pane="flows",
+        )
+
+
 RULES: tuple[Callable[[FindingInput], Iterable[Finding]], ...] = (
     silent_loss,
     qdisc_drops,
     bql_limited,
+    tcp_retransmits,
+    rcv_window_limited,
     ring_overruns,
     irq_concentration,
     backlog_drops,

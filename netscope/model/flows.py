@@ -21,6 +21,7 @@ from netscope.model.sample import (
     SockLatency,
     rate_of,
 )
+from netscope.model.tcp import TcpIndex, TcpPath
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 # Flows in full detail in a view (the busiest, by packets and drops); the rest are summed in one
@@ -130,6 +131,7 @@ class FlowRow:
     owner_only: bool = False  # pid/comm from psutil's socket table: the owner has not read yet
     sample_rate: int = 1  # 1 in N packets counted: > 1, rx_pps and rx_bps are estimates
     copy_rate: int = 1  # 1 in N arrivals timed: > 1, the copy percentiles are a sample's
+    tcp: TcpPath | None = None  # a TCP flow's sockets here, as the TCP probe saw them
 
     @property
     def expression(self) -> str:
@@ -151,6 +153,7 @@ FLOW_SORTS: dict[str, Callable[[FlowRow], float | str]] = {
     "copy p99": lambda r: -(r.copy_p99_ns or 0),
     "bytes": lambda r: -r.rx_bps,
     "flow": lambda r: r.label,
+    "retransmits": lambda r: -(r.tcp.retransmits if r.tcp else 0),
 }
 
 
@@ -285,6 +288,7 @@ def build_flows_view(
     summed = flows.rest if flt is None or flt.text == flows.filter else FlowsOther()
     others = _others(rest, summed)
     readers = Readers(sockets, flows.flows, sample.socket_owners)
+    tcp = TcpIndex(sample.tcp.conns) if sample.tcp is not None else None
     for f in chosen:
         sock = readers.reader_of(f)
         owner = None if sock or f.netns not in own_netns else readers.owner_of(f)
@@ -305,6 +309,7 @@ def build_flows_view(
                 owner_only=owner is not None,
                 sample_rate=rate,
                 copy_rate=copy_rate,
+                tcp=tcp.path(f) if tcp is not None else None,
             )
         )
     rows.sort(key=lambda r: (-(r.rx_pps + r.drops), r.label))

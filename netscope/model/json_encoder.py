@@ -17,7 +17,8 @@ from netscope.model.flows import PROTO_NAMES, FlowsView
 from netscope.model.latency import LatencyView
 from netscope.model.processes import ProcessesView
 from netscope.model.rings import STREAK_BUCKETS, WORK_BUCKETS, RingsView
-from netscope.model.sample import Sample, rate_of
+from netscope.model.sample import Sample, TcpConn, rate_of
+from netscope.model.tcp import IPPROTO_TCP, TcpPath
 from netscope.model.timeline import ViewModel
 from netscope.model.tx import TxView, tc_handle
 
@@ -227,6 +228,7 @@ def flows_json(sample: Sample, view: FlowsView | None) -> dict[str, Any]:
                 "comm": r.comm or None,
                 "cpus": list(r.flow.cpus),
                 "queues": list(r.flow.queues),
+                "tcp": tcp_json(r.tcp) if r.flow.proto == IPPROTO_TCP else None,
             }
             for r in view.rows
         ],
@@ -244,6 +246,40 @@ def flows_json(sample: Sample, view: FlowsView | None) -> dict[str, Any]:
         # flow (a flood that stopped before it opened): in flows_other.
         "flows_unseen": sample.flows.unseen if sample.flows else 0,
         "flow_filter": view.filter,
+    }
+
+
+def tcp_json(path: TcpPath | None) -> dict[str, Any]:
+    """A TCP flow's two ends on this box (null: not here, or nothing in the interval)."""
+
+    def end(c: TcpConn | None) -> dict[str, Any] | None:
+        if c is None:
+            return None
+        return {
+            "netns": c.netns,
+            "local": f"{c.laddr}:{c.lport}" if c.family == 4 else f"[{c.laddr}]:{c.lport}",
+            "retransmits": c.retransmits,
+            "resets_sent": c.resets_sent,
+            "resets_received": c.resets_received,
+            "rcv_space_adjust": c.rcv_space_adjust,
+            "rcvbuf_grow": c.rcvbuf_grow,
+            "exceed_buf": c.exceed_buf,
+            "segments_sampled": c.segments,  # received, estimated from the sample
+            "zero_rcv_wnd": c.zero_rcv_wnd,  # ... while its own window was 0 (estimated)
+            "zero_snd_wnd": c.zero_snd_wnd,  # ... while the peer's was 0 (estimated)
+            "srtt_us": c.srtt_us,  # at the last sampled segment; null: none sampled
+            "snd_cwnd": c.snd_cwnd,
+            "snd_ssthresh": c.snd_ssthresh,
+            "rcv_wnd": c.rcv_wnd,
+            "snd_wnd": c.snd_wnd,
+            "rcvbuf": c.rcvbuf,
+            "window_clamp": c.window_clamp,
+        }
+
+    return {
+        "retransmits": path.retransmits if path else 0,
+        "receiver": end(path.local if path else None),
+        "sender": end(path.peer if path else None),
     }
 
 

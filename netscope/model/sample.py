@@ -293,6 +293,41 @@ class DropsSample:
 
 
 @dataclass(frozen=True)
+class TcpConn:
+    """One TCP connection's socket on this box over the interval (tcp.bpf.c): its events, one by
+    one, and what a sample of the segments it received saw (the state at the last: None when none
+    was sampled in the interval)."""
+
+    netns: int
+    family: int  # 4 or 6
+    laddr: str
+    lport: int
+    raddr: str
+    rport: int
+    retransmits: int
+    resets_sent: int
+    resets_received: int
+    exceed_buf: int  # sock:sock_exceed_buf_limit: TCP's memory over a limit (tcp_mem)
+    rcv_space_adjust: int  # receive-buffer autotuning runs (one per RTT of a reader)
+    rcvbuf_grow: int  # ... that grew sk_rcvbuf
+    segments: int  # received, estimated from the sample (weighted)
+    zero_rcv_wnd: int  # ... when its own window was 0 (its reader let the buffer fill)
+    zero_snd_wnd: int  # ... when the peer's window was 0 (the peer's reader is slow)
+    srtt_us: int | None
+    snd_cwnd: int | None  # segments
+    snd_ssthresh: int | None
+    rcv_wnd: int | None  # bytes it advertises
+    snd_wnd: int | None  # bytes the peer advertised
+    rcvbuf: int | None  # sk_rcvbuf, bytes
+    window_clamp: int | None
+
+
+@dataclass(frozen=True)
+class TcpSample:
+    conns: tuple[TcpConn, ...]  # (events of those a full table could not take: the probe's not_counted)
+
+
+@dataclass(frozen=True)
 class ProcLatency:
     """Copy latency of one reading process over the interval (sock:sk_data_ready -> sock_recv_length)."""
 
@@ -493,6 +528,7 @@ class Sample:
     stack: StackSample | None = None
     flows: FlowsSample | None = None
     sends: tuple[ProcSend, ...] | None = None
+    tcp: TcpSample | None = None
     socket_owners: tuple[SocketOwner, ...] = ()
     processes: tuple[ProcessFacts, ...] = ()  # readers and owners of sockets with drops (/proc)
     socket_pids: tuple[tuple[int, int], ...] = ()  # (socket inode, pid) of the sockets with drops

@@ -178,6 +178,8 @@ class Probe(ABC, Generic[T]):
     sampled: ClassVar[bool] = False
     # Hooks of a sampled probe that count every event (each drop): not per packet, never sampled.
     every_event: ClassVar[tuple[str, ...]] = ()
+    # Tracepoints a kernel may lack (newer than the rest): left unattached there, the rest runs.
+    optional: ClassVar[tuple[str, ...]] = ()
     # Per-packet hooks that close a pairing (copy latency's reads): a duty cycle detaches them
     # `drain_s` after the others, once what was sampled in the window has been paired.
     closing: ClassVar[tuple[str, ...]] = ()
@@ -209,6 +211,7 @@ class Probe(ABC, Generic[T]):
         self._runs_total: tuple[int, int, int] | None = None
         self._suspended = False  # compiled, hooks detached: no view needs it now
         self._scope: KernelScope | None = None  # None: every process
+        self.absent: frozenset[str] = frozenset()  # its optional tracepoints this kernel lacks
 
     @classmethod
     def create(cls, cpus: tuple[int, ...], flt: Filter | None, options: ProbeOptions) -> Probe[Any]:
@@ -230,7 +233,9 @@ class Probe(ABC, Generic[T]):
 
     def _prepared_defines(self) -> dict[str, int | str]:
         """The -D values, after checking the kernel has every tracepoint (ProbeError if not)."""
-        missing = [f"{c}:{n}" for c, n in self.tracepoints if not tracepoint_exists(c, n)]
+        lacking = {(c, n) for c, n in self.tracepoints if not tracepoint_exists(c, n)}
+        self.absent = frozenset(n for _, n in lacking if n in self.optional)
+        missing = [f"{c}:{n}" for c, n in self.tracepoints if (c, n) in lacking and n not in self.absent]
         if missing:
             raise ProbeError(
                 f"tracepoint {', '.join(missing)} does not exist on this kernel: this probe needs a "
@@ -276,6 +281,8 @@ class Probe(ABC, Generic[T]):
         from bcc import BPF
         from bcc.libbcc import lib
 
+        if tp in self.absent:
+            return
         fn = self._bpf.load_func(self.hook_name(tp).encode(), BPF.RAW_TRACEPOINT)
         fd = lib.bpf_attach_raw_tracepoint(fn.fd, tp.encode())
         if fd < 0:

@@ -16,6 +16,7 @@ from netscope.probes.rings import RingsProbe
 from netscope.probes.send import SendProbe
 from netscope.probes.softirq import SoftirqProbe
 from netscope.probes.stack import StackProbe
+from netscope.probes.tcp import TcpProbe
 
 PROBE_CLASSES: tuple[type[Probe[Any]], ...] = (
     HardirqProbe,
@@ -27,6 +28,7 @@ PROBE_CLASSES: tuple[type[Probe[Any]], ...] = (
     SendProbe,
     StackProbe,
     FlowsProbe,
+    TcpProbe,
 )
 BY_NAME = {c.name: c for c in PROBE_CLASSES}
 PROBES = tuple(BY_NAME)

@@ -49,3 +49,19 @@ def tracepoint_exists(category: str, name: str) -> bool:
         return kernel_btf().has(KIND_TYPEDEF, f"btf_trace_{name}")
     except BTFError:
         return True  # cannot tell; attaching will say
+
+
+def tracepoint_fields(category: str, name: str) -> frozenset[str] | None:
+    """The fields of `category:name` as its tracefs format names them (a raw tracepoint's args
+    follow its prototype, which those fields mirror); None when tracefs cannot tell."""
+    events = events_dir()
+    try:
+        text = (events / category / name / "format").read_text() if events is not None else None
+    except OSError:
+        return None
+    if text is None:
+        return None
+    fields = (
+        line.split(";")[0].split()[-1] for line in text.splitlines() if line.strip().startswith("field:")
+    )
+    return frozenset(f.split("[")[0] for f in fields)

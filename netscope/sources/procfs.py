@@ -182,6 +182,7 @@ SYSCTLS = (
     "net.core.dev_weight",
     "net.core.rmem_default",
     "net.core.rmem_max",
+    "net.ipv4.tcp_rmem",  # netscope's own namespace's (it is per namespace)
 )
 
 

@@ -107,7 +107,7 @@ def evidence(finding: ActiveFinding) -> Drill | None:
 class FindingsScreen(DrillScreen):
     """Every standing finding, worst first, live; the highlighted one in full below."""
 
-    PROBES = ("hardirq", "drops", "latency")  # the evidence of every rule (the rest: counters)
+    PROBES = ("hardirq", "drops", "latency", "tcp")  # the evidence of every rule (the rest: counters)
 
     def __init__(self, shown: ViewModel) -> None:
         super().__init__()

@@ -12,6 +12,8 @@ from textual.widgets import DataTable, Static
 
 from netscope.model.flows import FlowRow, FlowsView
 from netscope.model.latency import SOCK_BITS, octave_bar
+from netscope.model.sample import TcpConn
+from netscope.model.tcp import IPPROTO_TCP, TcpPath
 from netscope.model.timeline import ViewModel
 from netscope.sources import Source
 from netscope.ui.drill import DrillScreen
@@ -21,6 +23,46 @@ from netscope.ui.widgets import TrendLine, fixed_table, show_text
 
 EVENT_COLUMNS = (("time", 15), ("what", 28), ("CPU", 5), ("queue", 6), ("bytes", 6), ("where", 32))
 EVENTS_SHOWN = 100
+
+
+def tcp_end(conn: TcpConn | None, dt: float, role: str) -> Text:
+    """One end of a TCP connection on two lines: its state at the last sampled segment, then its
+    events per second."""
+    text = Text(f"  {role:<9}", style="bold")
+    if conn is None:
+        return text.append("not on this box, or nothing sampled from it in the interval\n", style="dim")
+    text.append(f"{conn.laddr}:{conn.lport:<8}")
+    if conn.srtt_us is not None:
+        text.append(f"srtt {fmt_ns(conn.srtt_us * 1000.0)}  cwnd {conn.snd_cwnd}  ")
+        text.append(f"window in {fmt_bytes(conn.rcv_wnd)} out {fmt_bytes(conn.snd_wnd)}  ")
+        text.append(f"rcvbuf {fmt_bytes(conn.rcvbuf)} (clamp {fmt_bytes(conn.window_clamp)})")
+    else:
+        text.append("no segment sampled", style="dim")
+    events = [
+        (f"{what} {fmt_count(n / dt)}/s", "red" if bad else "")
+        for what, n, bad in (
+            ("retransmits", conn.retransmits, True),
+            ("RST sent", conn.resets_sent, True),
+            ("RST received", conn.resets_received, True),
+            ("zero windows", conn.zero_rcv_wnd + conn.zero_snd_wnd, True),
+            ("buffer autotuning", conn.rcv_space_adjust, False),
+            ("over tcp_mem", conn.exceed_buf, True),
+        )
+        if n
+    ]
+    text.append("\n" + " " * 11)
+    for event, style in events or [("no retransmit, reset or zero window", "dim")]:
+        text.append(f"{event}  ", style=style)
+    return text.append("\n")
+
+
+def tcp_text(path: TcpPath | None, dt: float) -> Text:
+    """A TCP flow both ways: the socket receiving it here, and its sender where it is here too."""
+    text = Text(
+        "\nTCP, both ends (tcp:tcp_probe sampled; retransmits, resets, autotuning counted)\n", style="bold"
+    )
+    text.append_text(tcp_end(path.local if path else None, dt, "receiver"))
+    return text.append_text(tcp_end(path.peer if path else None, dt, "sender"))
 
 
 def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:
@@ -37,7 +79,7 @@ def matching(row: FlowRow, view: FlowsView | None) -> FlowRow | None:
 class FlowScreen(DrillScreen):
     """One flow's path through the receive stages, live. Esc: back."""
 
-    PROBES = ("flows", "latency", "napi")  # attached while this screen is open
+    PROBES = ("flows", "latency", "napi", "tcp")  # attached while this screen is open
 
     def __init__(self, row: FlowRow, trail: str, shown: ViewModel) -> None:
         super().__init__()
@@ -119,6 +161,8 @@ class FlowScreen(DrillScreen):
         for i, (stage, value) in enumerate(stages):
             path.append(f"{'↓ ' if i else '  '}{stage:<26}", style="bold")
             path.append(f"{value}\n")
+        if f.proto == IPPROTO_TCP:
+            path.append_text(tcp_text(row.tcp, dt))
         if f.first_seen:
             first = datetime.fromtimestamp(f.first_seen).strftime("%H:%M:%S")
             last = datetime.fromtimestamp(f.last_seen).strftime("%H:%M:%S")

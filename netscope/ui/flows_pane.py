@@ -56,6 +56,21 @@ FLOW_COLUMNS: tuple[Column[FlowCell], ...] = (
         style=lambda c: "red" if c[0].drops else "",
     ),
     Column(
+        "retr/s",
+        6,
+        2,
+        lambda c: fmt_count(c[0].tcp.retransmits / c[1]) if c[0].tcp else NO_DATA,
+        "TCP: segments sent again on the connection per second (its ends on this box)",
+        style=lambda c: "red" if c[0].tcp and c[0].tcp.retransmits else "",
+    ),
+    Column(
+        "srtt",
+        7,
+        3,
+        lambda c: fmt_ns(c[0].tcp.srtt_us * 1000.0) if c[0].tcp and c[0].tcp.srtt_us else NO_DATA,
+        "TCP: the smoothed round-trip time its sender measured (from sampled segments)",
+    ),
+    Column(
         "copied B/s",
         10,
         3,
@@ -102,7 +117,14 @@ FLOW_COLUMNS: tuple[Column[FlowCell], ...] = (
         numeric=False,
     ),
 )
-HEADER_SORTS = {"pkt/s": "packets", "drop/s": "drops", "copy p99": "copy p99", "B/s": "bytes", "flow": "flow"}
+HEADER_SORTS = {
+    "pkt/s": "packets",
+    "drop/s": "drops",
+    "copy p99": "copy p99",
+    "B/s": "bytes",
+    "flow": "flow",
+    "retr/s": "retransmits",
+}
 
 
 class FlowChosen(Drill):

@@ -69,7 +69,12 @@ def test_udp_slow_and_prompt_readers(live: LiveSource, pair: VethPair) -> None:
     assert rate_of(sample, "latency") == 1
     assert procs[slow.pid].bytes == slow_got and procs[prompt.pid].bytes == prompt_got
     assert procs[slow.pid].reads == slow_got // 64 and procs[prompt.pid].reads == prompt_got // 64
-    assert procs[prompt.pid].count == procs[prompt.pid].reads  # every read of the prompt one timed
+    # Every read of the prompt one timed, but those the probe could not time: a reader already in
+    # recvmsg on another CPU may take a datagram before sk_data_ready stamps it, or find its ring
+    # held by that stamp; the next read counts it untimed, and the last read has no next (CI once:
+    # 2,575 of 2,576).
+    prompt_reads = procs[prompt.pid].reads
+    assert prompt_reads - latency.untimed - 1 <= procs[prompt.pid].count <= prompt_reads, latency.untimed
     assert procs[slow.pid].reads / 8 <= procs[slow.pid].count <= procs[slow.pid].reads
     assert [sock.sport for sock in latency.sockets if sock.pid == slow.pid] == [6001]
     # Every datagram was followed from the veth into its socket, in microseconds (a stamp is kept

@@ -412,6 +412,32 @@ async def test_tx_pane_shows_each_devices_qdiscs_limits_and_drops(recording: Rec
         assert isinstance(app.screen, DeviceScreen)
 
 
+async def test_a_tcp_flow_shows_its_retransmits_and_both_ends(recording: Recording) -> None:
+    """The recording's TCP connection loses 1 segment in 20 at the receiver: its row's retr/s is
+    the sender's retransmits, and its screen shows the receiver and the sender with their state."""
+    app = make_app(ReplaySource(recording))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for_sample(pilot, app)
+        await pilot.press("p", "t")
+        await pilot.pause()
+        pane = app.query_one(FlowsPane)
+        (tcp,) = [r for r in pane.rows if r.flow.proto == 6 and r.flow.dport == 6301]
+        assert tcp.tcp is not None and tcp.tcp.peer is not None and tcp.tcp.local is not None
+        sent_again = tcp.tcp.peer.retransmits
+        assert sent_again > 0 and tcp.tcp.retransmits == sent_again + tcp.tcp.local.retransmits
+        await pilot.press("slash", *"tcp and dst port 6301", "enter")
+        await pilot.pause()
+        table: DataTable[str | Text] = app.query_one("#flows-table", DataTable)
+        assert table.row_count == 1
+        retr = [str(c) for c in table.get_row_at(0)]
+        assert fmt_count(tcp.tcp.retransmits / app.shown.latest.interval_s) in retr  # type: ignore[union-attr]
+        await pilot.press("enter")
+        assert isinstance(app.screen, FlowScreen)
+        path = str(app.screen.query_one("#flow-path", Static).render())
+        assert f"sender   {tcp.flow.saddr}:{tcp.flow.sport}" in path and "retransmits" in path
+        assert f"receiver {tcp.flow.daddr}:{tcp.flow.dport}" in path
+
+
 # Every screen, frozen (p) on the recording's first sample: the keys that reach it.
 SCREENS = {
     "home": (),
@@ -425,6 +451,7 @@ SCREENS = {
     "process": ("l", "enter"),
     "flows": ("t",),
     "flow-screen": ("t", "enter"),
+    "tcp-flow-screen": ("t", "slash", *"tcp and dst port 6301", "enter", "enter"),
     "processes": ("o",),
     "tx": ("x", "down"),  # the shaped veth: its tbf qdisc, dropping
     "help": ("question_mark",),
