@@ -373,6 +373,23 @@ struct send_proc {
     char comm[16];
 };
 
+/* qdisc.bpf.c: a sampled skb's entry into a qdisc, by the skb's address. */
+struct qdisc_stamp {
+    u64 ts;
+    u32 ifindex;
+    u32 netns;
+    u32 weight;   /* the packets it stands for (sampler.h) */
+    u32 pad;
+};
+
+/* qdisc.bpf.c: one bucket of one device's qdisc-wait histogram (LAT_PROC_BITS buckets, ns). */
+struct qdisc_hist_key {
+    u32 netns;
+    u32 ifindex;
+    u32 bucket;
+    u32 pad;
+};
+
 /* tcp.bpf.c: one TCP connection as its socket on this box sees it (local and remote end, the
  * socket's namespace). IPv4 addresses fill the first 4 bytes. */
 struct tcp_conn_key {

@@ -26,6 +26,16 @@ HOOKS = {
     "latency": ("sk_data_ready", "sock_recv_length"),
     "stack": ("netif_receive_skb", "sk_data_ready"),
     "flows": ("kfree_skb", "netif_receive_skb"),
+    "tcp": (
+        "tcp_retransmit_skb",
+        "tcp_send_reset",
+        "tcp_receive_reset",
+        "tcp_rcv_space_adjust",
+        "tcp_rcvbuf_grow",
+        "sock_exceed_buf_limit",
+        "tcp_probe",
+    ),
+    "qdisc": ("qdisc_enqueue", "qdisc_dequeue"),
 }
 PROGRAMS = {probe: tuple(f"{probe}__{tp}" for tp in tps) for probe, tps in HOOKS.items()}
 OUR_NAMES = {name for names in PROGRAMS.values() for name in names}

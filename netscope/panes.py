@@ -57,9 +57,17 @@ PANES: tuple[PaneSpec, ...] = (
         "processes_pane:ProcessesPane",
         "#processes-table",
     ),
-    # qdiscs, BQL and the devices' counts are the kernel's own; the hooks: drop reasons, and the
-    # split over TX queues of a device whose driver does not count per queue.
-    PaneSpec("tx", "TX", "x", ("rings", "drops"), "tx_pane:TxPane", "#tx-table", "TX (qdisc, BQL, driver)"),
+    # qdiscs, BQL and the devices' counts are the kernel's own; the hooks: drop reasons, the wait
+    # in the qdiscs, and the split over TX queues of a device whose driver does not count per queue.
+    PaneSpec(
+        "tx",
+        "TX",
+        "x",
+        ("rings", "drops", "qdisc"),
+        "tx_pane:TxPane",
+        "#tx-table",
+        "TX (qdisc, BQL, driver)",
+    ),
 )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from netscope.model.counters import RunningTotals, cumulative
+from netscope.model.counters import TCP_EVENTS, RunningTotals, cumulative
 from netscope.model.sample import QDISC_COUNTERS, HostInfo, Sample
 
 
@@ -126,6 +126,18 @@ def _tx(t: RunningTotals) -> Iterator[Metric]:
         inflight.add_metric(list(queue), now)
         limit.add_metric(list(queue), most)
     yield from (*qdiscs.values(), qlen, backlog, inflight, limit)
+    docs = {
+        "retransmits": "TCP segments sent again by the connections' ends in the namespace",
+        "resets_sent": "TCP RSTs sent by the connections' ends in the namespace",
+        "resets_received": "TCP RSTs received by them",
+        "zero_rcv_wnd": "TCP segments received while the receiver's window was 0 (estimated from the sample)",
+    }
+    tcp = {
+        what: CounterMetricFamily(f"netscope_tcp_{what}", docs[what], labels=["netns"]) for what in TCP_EVENTS
+    }
+    for (netns, what), n in sorted(t.tcp.items()):
+        tcp[what].add_metric([netns], n)
+    yield from tcp.values()
 
 
 def _counters(t: RunningTotals) -> Iterator[Metric]:

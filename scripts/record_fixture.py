@@ -77,16 +77,16 @@ def main() -> None:
 
         # Copy latency: a reader draining every 100 ms and one blocked in recv, fed steadily.
         readers = [
-            in_ns(pair.receiver_ns, UDP_READER, port, period, "14")
+            in_ns(pair.receiver_ns, UDP_READER, port, period, "40")
             for port, period in (("6001", "0.1"), ("6002", "0"))
         ]
         for r in readers:
             assert r.stdout is not None and r.stdout.readline().strip() == "ready"
-        feeder = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "13", "6001", "6002")
+        feeder = in_ns(pair.sender_ns, UDP_SENDER, pair.receiver_ip, "38", "6001", "6002")
         run("ip", "netns", "exec", pair.receiver_ns, "nft", "-f", "-", input_text=LOSS % TCP_PORT)
         tcp_reader = in_ns(pair.receiver_ns, TCP_READER, str(TCP_PORT), "0")
         assert tcp_reader.stdout is not None and tcp_reader.stdout.readline().strip() == "ready"
-        tcp_sender = in_ns(pair.sender_ns, TCP_SENDER, pair.receiver_ip, str(TCP_PORT), "14")
+        tcp_sender = in_ns(pair.sender_ns, TCP_SENDER, pair.receiver_ip, str(TCP_PORT), "38")
         sender = threading.Thread(target=traffic)
         sender.start()
         try:

@@ -26,6 +26,10 @@ from netscope.model.tx import tc_handle
 LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
 
+# The tcp probe's counts per connection end that export sums per namespace (no per-connection label).
+TCP_EVENTS = ("retransmits", "resets_sent", "resets_received", "zero_rcv_wnd")
+
+
 @dataclass
 class RunningTotals:
     info: HostInfo
@@ -46,6 +50,8 @@ class RunningTotals:
     # (device, netns, tx queue) -> (BQL inflight, limit) bytes
     qdisc_queued: dict[tuple[str, str, str, str], tuple[int, int]] = field(default_factory=dict)
     bql: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+    # (netns, what): TCP_EVENTS of the connections' ends in that namespace (the tcp probe's)
+    tcp: Counter[tuple[str, str]] = field(default_factory=Counter)
     # (netns, stage, what): what is "in", "out", "silent_loss" or "lost:<cause>" (model/balance.py)
     balance: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     _ledger: BalanceLedger = field(default_factory=BalanceLedger)
@@ -107,6 +113,10 @@ class RunningTotals:
         for c in sample.snmp:
             self.snmp[f"{c.group}.{c.name}"] += c.count
         self._add_tx(sample)
+        for end in sample.tcp.conns if sample.tcp else ():
+            netns = "" if end.netns in (0, self.info.netns) else names.get(end.netns, str(end.netns))
+            for what in TCP_EVENTS:
+                self.tcp[(netns, what)] += getattr(end, what)
         balance, silent = self._ledger.add(sample)
 
         def label(netns: int) -> str:

@@ -448,6 +448,10 @@ def tx_json(sample: Sample, view: TxView | None) -> dict[str, Any] | None:
                 "txqueuelen": d.txqueuelen,
                 "qdisc_drops": d.qdisc_drops,
                 "drop_reasons": dict(d.reasons),
+                # the wait of sampled packets in its qdisc (null: not measured)
+                "qdisc_wait_p50_us": _us(d.wait.p50_ns) if d.wait else None,
+                "qdisc_wait_p99_us": _us(d.wait.p99_ns) if d.wait else None,
+                "qdisc_wait_sampled": d.wait.count if d.wait else 0,
                 "qdiscs": [
                     {
                         "handle": tc_handle(q.stats.handle),

@@ -293,6 +293,15 @@ class DropsSample:
 
 
 @dataclass(frozen=True)
+class QdiscWait:
+    """How long a device's sampled packets waited in its qdisc (enqueue to dequeue), per interval."""
+
+    netns: int
+    ifindex: int
+    buckets: tuple[tuple[int, int], ...]  # PROC_BITS buckets (ns), weighted by the sample
+
+
+@dataclass(frozen=True)
 class TcpConn:
     """One TCP connection's socket on this box over the interval (tcp.bpf.c): its events, one by
     one, and what a sample of the segments it received saw (the state at the last: None when none
@@ -529,6 +538,7 @@ class Sample:
     flows: FlowsSample | None = None
     sends: tuple[ProcSend, ...] | None = None
     tcp: TcpSample | None = None
+    qdisc_wait: tuple[QdiscWait, ...] | None = None
     socket_owners: tuple[SocketOwner, ...] = ()
     processes: tuple[ProcessFacts, ...] = ()  # readers and owners of sockets with drops (/proc)
     socket_pids: tuple[tuple[int, int], ...] = ()  # (socket inode, pid) of the sockets with drops

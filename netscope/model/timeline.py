@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TypeVar
 
 from netscope.model.balance import BalanceLedger, StageBalance
@@ -68,7 +69,12 @@ class ViewModel:
     processes: ProcessesView | None = None  # the newest interval's readers (None: no copy-latency report)
     # The newest sample narrowed to the filter's processes (model/scope.py); None: no scope.
     latest_scoped: Sample | None = None
-    tx: TxView | None = None  # the newest interval's way out
+
+    @cached_property
+    def tx(self) -> TxView:
+        """The newest interval's way out, built when a view asks (kept with each past view, it
+        would hold every device's qdiscs ten minutes over)."""
+        return build_tx_view(self.latest, self.rings)
 
     @property
     def mine(self) -> Sample:
@@ -133,7 +139,6 @@ class Timeline:
         self._ledger = BalanceLedger()
         self._balance: tuple[StageBalance, ...] = ()  # the newest interval's
         self._rings: RingsView | None = None  # the newest interval's
-        self._tx: TxView | None = None  # the newest interval's
         self._processes: ProcessesView | None = None  # the newest interval's
         self._live_since: dict[str, float] = {}  # each live probe's first interval of this run of it
         self._first_ts: float | None = None
@@ -176,7 +181,6 @@ class Timeline:
             self._events.extendleft(mine.drops.events)
             self._totals = self._totals.add(mine.drops)
         self._rings = build_rings_view(sample, self.info, self.interfaces, self.netns)
-        self._tx = build_tx_view(sample, self._rings)
         if mine is not sample:  # the stages: the whole box's
             drops, latency = build_drops_view(sample, self.info), latency_view(sample)
         self._whole = (
@@ -184,7 +188,15 @@ class Timeline:
             latency if latency is not None else self._whole[1],
         )
         self._stages.append(
-            build_stages(sample, cpu, self._rings, *self._whole, self._balance, silent, self._tx)
+            build_stages(
+                sample,
+                cpu,
+                self._rings,
+                *self._whole,
+                self._balance,
+                silent,
+                build_tx_view(sample, self._rings),
+            )
         )
 
     def shown(self) -> ViewModel | None:
@@ -212,7 +224,6 @@ class Timeline:
             tuple(sorted((n, ts) for n, ts in self._live_since.items() if ts != self._first_ts)),
             self._processes,
             self._latest_mine if self._latest_mine is not self._latest else None,
-            self._tx,
         )
 
     def filtered_anew(self, view: ViewModel) -> ViewModel:

@@ -9,12 +9,13 @@ where the driver keeps no per-queue counters (the rings probe's sample, marked e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from netscope.model.drops import reasons_by
+from netscope.model.latency import PROC_BITS, Percentiles
 from netscope.model.rings import DeviceRow, RingsView
-from netscope.model.sample import DeviceStats, QdiscStats, Sample
+from netscope.model.sample import DeviceStats, QdiscStats, Sample, rate_of
 
 # Drop reasons of the way out (enum skb_drop_reason), by where they happen. Those of the qdiscs are
 # in a qdisc's `dropped` (qdisc_drop frees with them; an egress filter's TC_EGRESS in the clsact
@@ -135,6 +136,8 @@ class TxDevice:
     queues: tuple[TxQueueRow, ...]
     reasons: tuple[tuple[str, int], ...]  # the way out's drop reasons at this device, the most first
     interval_s: float
+    wait: Percentiles | None = None  # in its qdisc, of sampled packets (None: not measured)
+    wait_rate: int = 1  # 1 in N packets timed
 
     @property
     def root(self) -> QdiscRow | None:
@@ -189,7 +192,13 @@ class TxView:
         return sum(d.tx_dropped for d in self.devices)
 
 
-def _device(d: DeviceRow, stats: DeviceStats, reasons: Mapping[str, int], dt: float) -> TxDevice:
+def _device(
+    d: DeviceRow,
+    stats: DeviceStats,
+    reasons: Mapping[str, int],
+    dt: float,
+    waits: Sequence[tuple[int, int]] | None,
+) -> TxDevice:
     bql = {q: (inflight, limit) for q, inflight, limit in stats.bql}
     queues = tuple(
         TxQueueRow(
@@ -221,6 +230,7 @@ def _device(d: DeviceRow, stats: DeviceStats, reasons: Mapping[str, int], dt: fl
         queues=queues,
         reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         interval_s=dt,
+        wait=Percentiles.of(waits, PROC_BITS, 0, None) if waits else None,
     )
 
 
@@ -234,10 +244,14 @@ def build_tx_view(sample: Sample, rings: RingsView) -> TxView:
         else {}
     )
     stats = {(d.netns, d.ifindex): d for d in sample.devices}
+    waits = {(w.netns, w.ifindex): w.buckets for w in sample.qdisc_wait or ()}
+    rate = rate_of(sample, "qdisc")
     devices = [
-        _device(d, stats[(d.netns, d.ifindex)], by_device.get((d.netns, d.ifindex), {}), rings.interval_s)
+        replace(
+            _device(d, stats[key], by_device.get(key, {}), rings.interval_s, waits.get(key)), wait_rate=rate
+        )
         for d in rings.devices
-        if (d.netns, d.ifindex) in stats
+        if (key := (d.netns, d.ifindex)) in stats
     ]
     devices.sort(key=lambda d: (-d.tx_pps, -d.qdisc_drops, d.label))
     totals: dict[str, int] = {}

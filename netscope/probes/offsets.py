@@ -49,6 +49,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "NS_OFF_TCP_WINDOW_CLAMP": ("tcp_sock", "window_clamp"),
     "NS_OFF_SKB_CB": ("sk_buff", "cb"),
     "NS_OFF_INET_SPORT": ("inet_sock", "inet_sport"),
+    "NS_OFF_TXQ_DEV": ("netdev_queue", "dev"),
     "NS_OFF_TCP_SKB_CB_GSO_SEGS": ("tcp_skb_cb", "tcp_gso_segs"),
     "NS_OFF_NAPI_DEV": ("napi_struct", "dev"),
     "NS_OFF_NAPI_ID": ("napi_struct", "napi_id"),

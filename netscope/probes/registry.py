@@ -12,6 +12,7 @@ from netscope.probes.flows import FlowsProbe
 from netscope.probes.hardirq import HardirqProbe
 from netscope.probes.latency import LatencyProbe
 from netscope.probes.napi import NapiProbe
+from netscope.probes.qdisc import QdiscProbe
 from netscope.probes.rings import RingsProbe
 from netscope.probes.send import SendProbe
 from netscope.probes.softirq import SoftirqProbe
@@ -29,6 +30,7 @@ PROBE_CLASSES: tuple[type[Probe[Any]], ...] = (
     StackProbe,
     FlowsProbe,
     TcpProbe,
+    QdiscProbe,
 )
 BY_NAME = {c.name: c for c in PROBE_CLASSES}
 PROBES = tuple(BY_NAME)

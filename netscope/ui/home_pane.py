@@ -241,8 +241,8 @@ def tx_line(shown: ViewModel) -> Text:
     """The busiest device on the way out: its rate, root qdisc and what it holds, its losses."""
     t = Text("TX       ", style="bold")
     tx = shown.tx
-    busiest = tx.devices[0] if tx and tx.devices else None
-    if tx is None or busiest is None:
+    busiest = tx.devices[0] if tx.devices else None
+    if busiest is None:
         return t
     t.append(f"{busiest.label}: {fmt_count(busiest.tx_pps)} pkt/s, qdisc {busiest.root_kind or NO_DATA}")
     packets, nbytes = busiest.queued

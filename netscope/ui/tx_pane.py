@@ -16,10 +16,19 @@ from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.timeline import ViewModel
 from netscope.model.tx import TxDevice, TxQueueRow, TxView
 from netscope.panes import BY_ID
-from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count
+from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
 from netscope.ui.pane import Pane
 from netscope.ui.rings_pane import DeviceSelected
-from netscope.ui.widgets import Column, FitsWidth, cursor_key, fit_columns, fixed_table, marked, set_columns
+from netscope.ui.widgets import (
+    Column,
+    FitsWidth,
+    cursor_key,
+    estimated,
+    fit_columns,
+    fixed_table,
+    marked,
+    set_columns,
+)
 
 TX_NOTE = (
     "qdisc: tc -s qdisc counters (drops: the qdisc's limit was reached, or its policy dropped); "
@@ -163,8 +172,7 @@ class TxPane(Pane, FitsWidth, Vertical):
             self.show_view(self._view, self._stages)
 
     def show(self, shown: ViewModel) -> None:
-        if shown.tx is not None:
-            self.show_view(shown.tx, [s for s in build_pipeline(shown) if s.key == "tx"])
+        self.show_view(shown.tx, [s for s in build_pipeline(shown) if s.key == "tx"])
 
     def show_view(self, view: TxView, stages: list[Stage]) -> None:
         self._view, self._stages = view, stages
@@ -200,6 +208,11 @@ class TxPane(Pane, FitsWidth, Vertical):
             title.append(f"▸ {device.label}", style="bold")
             if device.txqueuelen is not None:
                 title.append(f"  txqueuelen {device.txqueuelen}")
+            if device.wait is not None:
+                p50, p99 = (
+                    estimated(fmt_ns(v), device.wait_rate) for v in (device.wait.p50_ns, device.wait.p99_ns)
+                )
+                title.append(f"  waited in the qdisc p50 {p50} p99 {p99}")
             reasons = ", ".join(f"{name} {_per_s(device, n)}/s" for name, n in device.reasons)
             title.append(f"  drop reasons: {reasons}" if reasons else "  no TX drop reasons", style="")
             title.append("  (Enter: CPUs and IRQ lines)", style="dim")

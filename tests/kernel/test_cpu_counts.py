@@ -113,6 +113,8 @@ def test_snapshot_json_counts_are_the_kernels_at_the_intervals_edges(pair: VethP
             "send": "live",
             "stack": "live",
             "flows": "live",
+            "tcp": "live",
+            "qdisc": "live",
         }
         assert 0.4 < obj["interval_s"] < 0.8
         (runs_lo, runs_hi), (processed_lo, processed_hi) = kernel.between(

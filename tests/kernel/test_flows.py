@@ -116,7 +116,20 @@ def test_a_new_filter_recompiles_every_filtered_program(live: LiveSource, pair: 
     live.set_flow_filter(parse_filter(f"udp and dst port 9 and src host {pair.sender_ip}"))
     try:
         assert {p.name: p.state.value for p in live.statuses()} == dict.fromkeys(
-            ("hardirq", "softirq", "napi", "drops", "rings", "latency", "send", "stack", "flows"), "live"
+            (
+                "hardirq",
+                "softirq",
+                "napi",
+                "drops",
+                "rings",
+                "latency",
+                "send",
+                "stack",
+                "flows",
+                "tcp",
+                "qdisc",
+            ),
+            "live",
         )
         live.sample()
         live.sample()  # the new program's first interval is its baseline

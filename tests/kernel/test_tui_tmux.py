@@ -69,7 +69,7 @@ def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
             tui.wait_screen(lambda s: re.search(rf"{reader.pid}\s+python", s), 10, "Latency: the reader")
             wait_for(alone(before, "latency"), 10, "the Latency pane's probes alone")
             tui.keys("?")
-            tui.wait_screen(lambda s: "this help" in s and "Rings pane" in s, 5, "help")
+            tui.wait_screen(lambda s: "this help" in s and "the Rings, CPUs" in s, 5, "help")
             tui.keys("Escape")
             tui.wait_screen(lambda s: "this help" not in s, 5, "help closed")
             # The Flows pane brings the flows program in.
@@ -77,6 +77,11 @@ def test_every_pane_live_in_tmux(tmp_path: Path, pair: VethPair) -> None:
             tui.keys("t")
             wait_for(alone(before, "flows"), 20, "the flows probe")
             tui.wait_screen(lambda s: f"{pair.receiver_ip}:{READ_PORT}" in s, 10, "Flows: the flow")
+            tui.keys("x")  # the way out: the sender's veth sends the traffic, noqueue
+            tui.wait_screen(
+                lambda s: re.search(rf"{pair.sender_dev}@\S+\s+\d[\d.]*k?\s+noqueue", s), 10, "TX: the sender"
+            )
+            wait_for(alone(before, "tx"), 20, "the TX pane's probes alone")
             tui.keys("q")
             quit_at = time.monotonic()
             assert tui.exit_code(5) == 0

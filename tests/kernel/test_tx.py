@@ -2,7 +2,8 @@
 a tbf qdisc with a 3000-byte limit under a UDP flood drops exactly what `tc -s -j qdisc` counts
 (read by the test), the drop reasons agree, and qdisc_drops names the limit in force; BQL's inflight
 and limit are sysfs's for the TX queues of a device in the test's namespace (an ifb, its limits
-written by the test), a veth has none, and the host's NIC's limit is sysfs's between two reads."""
+written by the test), a veth has none, and the host's NIC's limit is sysfs's between two reads; the
+wait of sampled packets in a full tbf is what Little's law makes of tc's own backlog and rate."""
 
 from __future__ import annotations
 
@@ -124,3 +125,36 @@ def test_bql_is_sysfs_for_queues_in_any_namespace(pair: VethPair) -> None:
             for q in d["queues"]:
                 low, high = sorted((host_before[q["queue"]][1], host_after[q["queue"]][1]))
                 assert low <= q["bql_limit"] <= high, (q, host_before, host_after)
+
+
+def test_the_wait_in_a_full_tbf_is_its_backlog_over_its_rate(pair: VethPair) -> None:
+    """A flood keeps a 1 Mbit/s tbf full: every packet waits for the bytes queued before it to go
+    out at the rate. The test reads the backlog tc shows (bytes) during the flood; netscope's median
+    wait of the sampled packets is that backlog over the rate, within a third."""
+    rate_bps = 1_000_000
+    tbf = ("tc", "qdisc", "add", "dev", pair.sender_dev, "root", "tbf", "rate", "1mbit", "burst", "2kb")
+    pair.in_ns(pair.sender_ns, *tbf, "limit", str(TBF_LIMIT))
+    try:
+        args = ("-i", "1", "-n", "5", "--sections", "tx", "--detail-every", "1")
+        with snapshots(*args) as (proc, out):
+            take(proc, out, 1)
+            flood = flood_udp(pair, 3.0, port=9, pps=5_000)
+            backlogs = []
+            while flood.poll() is None:
+                time.sleep(0.1)
+                backlogs.append(tc_root(pair)["backlog"])
+            flood_result(flood)
+            take(proc, out, 4)
+    finally:
+        pair.in_ns(pair.sender_ns, "tc", "qdisc", "del", "dev", pair.sender_dev, "root")
+    full = sorted(backlogs)[len(backlogs) // 2]
+    expected_us = full * 8 / rate_bps * 1e6
+    rows = [
+        d
+        for d in tx_devices(out[1:], netns_inode(pair.sender_ns), pair.sender_dev)
+        if d["qdisc_wait_sampled"]
+    ]
+    busiest = max(rows, key=lambda d: d["qdisc_wait_sampled"])
+    print(f"tc backlog median {full} B: {expected_us:.0f} us; netscope p50 {busiest['qdisc_wait_p50_us']} us")
+    assert full > TBF_LIMIT / 2, backlogs
+    assert abs(busiest["qdisc_wait_p50_us"] - expected_us) <= expected_us / 3, (busiest, expected_us)

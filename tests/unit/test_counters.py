@@ -27,6 +27,35 @@ def test_totals_are_the_sums_of_the_samples() -> None:
     assert sum(n for (_, vec), n in totals.softirq_runs.items() if vec == "NET_RX") == net_rx
     reads = sum(p.count for s in rec.samples if s.latency for p in s.latency.processes)
     assert reads > 0 and cumulative(totals.copy_latency)[-1] == ("+Inf", float(reads))
+    # The way out: every qdisc's counts (the shaped veth's tbf drops), TCP per namespace.
+    tbf = [(d.ifname, q.drops) for s in rec.samples for d in s.devices for q in d.qdiscs if q.kind == "tbf"]
+    dropped = sum(n for _, n in tbf)
+    assert (
+        dropped > 0
+        and sum(n for k, n in totals.qdiscs.items() if k[2] == "tbf" and k[4] == "drops") == dropped
+    )
+    retransmits = sum(c.retransmits for s in rec.samples if s.tcp for c in s.tcp.conns)
+    assert (
+        retransmits > 0
+        and sum(n for (_, what), n in totals.tcp.items() if what == "retransmits") == retransmits
+    )
+
+
+def test_export_serves_the_way_out_and_tcp() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from netscope.prometheus import NetscopeCollector
+
+    rec = read_recording(FIXTURE)
+    collector = NetscopeCollector(rec.info)
+    for sample in rec.samples:
+        collector.add(sample)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    for metric in ("netscope_qdisc_drops_total{", "netscope_qdisc_qlen{", "netscope_tcp_retransmits_total{"):
+        assert metric in text, metric
+    assert 'kind="tbf"' in text and "netscope_bql_limit_bytes{" in text
 
 
 def test_a_bucket_is_counted_at_the_first_bound_above_its_upper_end() -> None:
