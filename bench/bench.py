@@ -55,6 +55,7 @@ TUI_KEYS = {
     "tui-latency": ("l",),
     "tui-flows": ("t",),
     "tui-processes": ("o",),
+    "tui-tx": ("x",),
     "tui-findings": ("f",),
     "tui-flow": ("t", "Enter"),
 }
