@@ -172,7 +172,15 @@ def test_backlog_drops_are_lost_at_the_device_stage_and_the_host_backlog(pair: V
     assert host_unaccounted == 0 and host_in >= device_in
     assert dropped <= host_lost.get("softnet dropped", 0) <= softnet_dropped
     silent = [f["evidence"] for obj in out for f in obj["findings"] if f["id"].startswith("silent_loss")]
-    assert not silent, [sorted(e.items()) for e in silent]
+    # Each interval's device stage beside the finding: CI once saw 1,896 unaccounted of 252,922
+    # against a noise of 1,276 (not reproduced since; the intervals tell which read drifted).
+    intervals = [
+        (b["in"], b["out"], b["lost"], b["unaccounted"], b["noise"])
+        for obj in out
+        for b in obj["balance"]
+        if b["stage"] == "device" and b["netns"] == netns
+    ]
+    assert not silent, ([sorted(e.items()) for e in silent], intervals)
 
 
 def test_a_veth_with_gro_on_is_shown_but_not_checked(live: LiveSource) -> None:
