@@ -212,6 +212,7 @@ class Probe(ABC, Generic[T]):
         self._suspended = False  # compiled, hooks detached: no view needs it now
         self._scope: KernelScope | None = None  # None: every process
         self.absent: frozenset[str] = frozenset()  # its optional tracepoints this kernel lacks
+        self.live_at = 0.0  # time.monotonic() when it went live: its baseline taken, hooks attached
 
     @classmethod
     def create(cls, cpus: tuple[int, ...], flt: Filter | None, options: ProbeOptions) -> Probe[Any]:
@@ -273,6 +274,7 @@ class Probe(ABC, Generic[T]):
         if error:
             self._fail(error)
         else:
+            self.live_at = time.monotonic()
             self.status = ProbeStatus(
                 self.name, ProbeState.LIVE, sample_rate=self.rate.effective, window_every=self.rate.every
             )

@@ -150,7 +150,6 @@ class ProbeSet:
             with self._detail_lock:
                 if self._detail_since is None:  # started between measured intervals
                     probe.pause_per_packet()
-            self._live_since[probe.name] = time.monotonic()
 
     @property
     def all(self) -> tuple[Probe[Any], ...]:
@@ -268,8 +267,11 @@ class ProbeSet:
     def _poll(self, probe: Probe[T], interval_start: float, measured: bool, processed: int) -> T | None:
         data = probe.poll()
         # A probe that went live during this interval covered only part of it: its counts so far
-        # become the baseline and it reports from the next interval on.
-        if self._live_since.get(probe.name, 0.0) > interval_start or data is None:
+        # become the baseline and it reports from the next interval on. When it went live is its
+        # own (a group compiled together goes live probe by probe: its first probes are polled
+        # before the last is attached), or when its hooks were attached again.
+        since = max(self._live_since.get(probe.name, 0.0), probe.live_at)
+        if since > interval_start or data is None:
             self._carried.pop(probe.name, None)
             return None
         if not measured and probe.per_packet:
