@@ -369,17 +369,21 @@ def _reasons_by_netns(sample: Sample, wanted: Callable[[str], bool]) -> dict[int
 
 
 def confirm_silent(
-    previous: Iterable[StageBalance], latest: Iterable[StageBalance]
+    previous: Iterable[StageBalance], latest: Iterable[StageBalance], earlier: Iterable[StageBalance] = ()
 ) -> tuple[StageBalance, ...]:
     """The previous interval's stages whose unaccounted passed the noise and that the latest
     interval did not give back: summed over both, it is still past their noise. A count read on
     the other side of a boundary a moment late (a burst of drops between the drop reasons' read and
     the namespace's) shows as +n in one interval and -n in the next, and is not a loss."""
     now = {(r.netns, r.stage): r for r in latest}
+    before = {(r.netns, r.stage): r for r in earlier}
     out = []
     for row in previous:
         later = now.get((row.netns, row.stage))
-        if row.beyond_noise and later is not None and (row + later).beyond_noise:
+        prior = before.get((row.netns, row.stage))
+        # The boundary before it may be the skewed one: -n read in the interval before, +n in it.
+        given_before = prior is not None and not (prior + row).beyond_noise
+        if row.beyond_noise and later is not None and (row + later).beyond_noise and not given_before:
             out.append(row)
     return tuple(out)
 
@@ -391,12 +395,13 @@ class BalanceLedger:
 
     def __init__(self) -> None:
         self._previous: tuple[StageBalance, ...] = ()
+        self._earlier: tuple[StageBalance, ...] = ()
 
     def add(self, sample: Sample) -> tuple[tuple[StageBalance, ...], tuple[StageBalance, ...]]:
         """(the interval's rows, the previous interval's confirmed silent losses)."""
         rows = build_balance(sample)
-        silent = confirm_silent(self._previous, rows)
-        self._previous = rows
+        silent = confirm_silent(self._previous, rows, self._earlier)
+        self._earlier, self._previous = self._previous, rows
         return rows, silent
 
 

@@ -372,3 +372,17 @@ def test_the_socket_stage_is_the_hooks_queued_and_read_with_the_socket_drops_nev
     unsampled = replace(sample, probes=(ProbeStatus("latency", ProbeState.LIVE),))
     assert not next(r for r in build_balance(unsampled) if r.stage == "socket").estimated
     assert not any(r.stage == "socket" for r in build_balance(replace(sample, latency=None)))
+
+
+def test_a_count_read_late_at_the_boundary_before_is_not_a_silent_loss() -> None:
+    """CI once: the device stage read -3,176 (noise 3,105), then +3,176 (noise 1,227), then 1: the
+    same packets on either side of one skewed read, given back before, not after."""
+    from netscope.model.balance import StageBalance, confirm_silent
+
+    def row(in_: int, out: int, noise_: int) -> StageBalance:
+        return StageBalance(1, "device", in_, out, (), noise_, True)
+
+    early, late, after = row(180_000, 183_176, 3105), row(243_184, 240_008, 1227), row(1, 0, 9)
+    assert late.beyond_noise == 3176
+    assert confirm_silent((late,), (after,), (early,)) == ()
+    assert confirm_silent((late,), (after,)) == (late,)  # with nothing before, it stands
