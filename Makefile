@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.netscope-installed
 
-.PHONY: setup system test-system run test lint screenshots soak bench clean
+.PHONY: setup system test-system run test lint screenshots dashboards soak bench clean
 
 setup: $(STAMP)
 
@@ -11,9 +11,10 @@ setup: $(STAMP)
 system:
 	@scripts/setup-system.sh
 
-# The tests also build bench/loadgen.c, the storm tests' sendmmsg flooder.
+# The tests also build bench/loadgen.c, the storm tests' sendmmsg flooder, run a real Prometheus
+# against `netscope export` (promtool checks the alert rules) and verify the systemd unit.
 test-system:
-	@scripts/setup-system.sh gcc libc6-dev
+	@scripts/setup-system.sh gcc libc6-dev prometheus systemd
 
 # /usr/bin/python3 with system site-packages: BCC's `bcc` module comes from python3-bpfcc.
 $(VENV)/bin/python: | system
@@ -36,6 +37,10 @@ lint: setup
 
 screenshots: setup
 	$(PY) scripts/screenshots.py
+
+# dashboards/netscope.json (Grafana) and dashboards/alerts.yml (Prometheus rules), from one description.
+dashboards: setup
+	$(PY) scripts/dashboards.py
 
 # The TUI for 10 minutes at 1 s with traffic: RSS, fds and threads stay flat (`make test` runs 60 s).
 soak: setup test-system

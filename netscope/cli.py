@@ -140,18 +140,21 @@ def _log_rate(text: str) -> int:
 
 
 # What each headless section reads: only these probes are attached. A pane's section reads what
-# the pane shows (netscope/panes.py); "drop-log" is the drops probe with its per-event log.
+# the pane shows (netscope/panes.py); "drop-log" is the drops probe with its per-event log, "tcp"
+# the tcp probe alone (export's TCP counters, without the flow table's hooks).
 SECTIONS = {
     **{p.id: p.probes for p in PANES if p.section},
     "drop-log": ("drops",),
+    "tcp": ("tcp",),
 }
 
 
-# What export attaches unless told: the drop reasons, counted once per drop. Its other metrics come
-# from the kernel's own counters every interval, free per packet; the per-packet hooks of the other
-# sections (NAPI, softirq timing, queues without counters, latency, flows) are asked for by name
-# (README, "Overhead"). snapshot and record take everything.
-DEFAULT_SECTIONS = ("drops",)
+# What export attaches unless told: every metric it serves but the per-CPU NAPI and softirq timing
+# (`cpus`), the per-queue split of queues with no counters (`rings`) and the wait in the qdiscs
+# (`tx`): the drop reasons (once per drop), copy and stack latency (hooks sampled under the cost
+# budget) and the TCP connections' events. The rest are the kernel's own counters, read every
+# interval, free per packet (README, "Overhead").
+DEFAULT_SECTIONS = ("drops", "latency", "tcp")
 # `snapshot` runs the per-packet hooks one interval in this many (the first after the baseline, so a
 # one-shot snapshot has them all): a monitor left streaming costs the box little (README,
 # "Overhead"). `record` keeps every interval whole for drilling later.
@@ -682,21 +685,16 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
-    from prometheus_client.registry import CollectorRegistry
-
     from netscope.model.filter import Scope
     from netscope.model.scope import scoped
-    from netscope.prometheus import NetscopeCollector
+    from netscope.prometheus import Exporter, serve
 
     _require_live(args)
     host, port = args.listen
     source = _live_source(args)
-    collector = NetscopeCollector(source.info)
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(collector)
+    exporter = Exporter(source.info, args.interval)
     try:  # before compiling anything: a port in use is the user's to fix first
-        server, _ = start_http_server(port, addr=host, registry=registry)
+        server = serve(exporter, host, port)
     except OSError as e:
         raise CliError(f"cannot listen on {host}:{port}: {e.strerror}", EXIT_USAGE) from None
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -705,9 +703,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             _start_live(args, source)
             print(f"netscope: serving Prometheus metrics on http://{where}/metrics", file=sys.stderr)
             scope = args.flow_filter.scope if args.flow_filter else Scope()
-            _run_intervals(args.interval, 0, source.sample, lambda s: collector.add(scoped(s, scope)))
+            _run_intervals(args.interval, 0, source.sample, lambda s: exporter.add(scoped(s, scope)))
     finally:
         server.shutdown()
+        server.server_close()
         source.close()
     return EXIT_OK
 

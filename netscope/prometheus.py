@@ -1,53 +1,198 @@
 """`netscope export`: the live source's running totals as Prometheus metrics, through a custom
 prometheus_client collector. Counters count since netscope started; labels stay bounded (no
-per-flow labels)."""
+per-flow labels; devices, namespaces and containers end their series when they are gone).
+
+The metrics text is rendered once per interval, by the sampling loop, right after the totals took
+the interval in: a scrape only hands over those bytes, so it answers at once however busy the box
+is and never waits on the loop (README "Many machines")."""
 
 from __future__ import annotations
 
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import Collector, CollectorRegistry
 
-from netscope.model.counters import TCP_EVENTS, RunningTotals, cumulative
+from netscope.model.counters import DEVICE_LOSSES, TCP_EVENTS, RunningTotals, cumulative
 from netscope.model.sample import QDISC_COUNTERS, HostInfo, Sample
+from netscope.model.sampling import BUDGET_PCT
+
+# The kernel's own names of the device's loss counters (struct rtnl_link_stats64).
+DEVICE_METRICS = {"rx_missed": "rx_missed_errors", "rx_over": "rx_over_errors", "rx_fifo": "rx_fifo_errors"}
+# /-/healthy fails once no interval has been counted for this many intervals (the loop is stuck).
+STALLED_INTERVALS = 10
+STARTUP_S = 120.0  # ... or, before the first, for this long (compiling every probe takes ~10 s)
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
 class NetscopeCollector(Collector):
-    """Fed each interval's sample by the sampling loop; read by scrapes from the server thread."""
+    """The running totals as metric families; fed and read by the sampling loop only."""
 
     def __init__(self, info: HostInfo) -> None:
-        self._lock = threading.Lock()
         self._totals = RunningTotals(info)
 
     def add(self, sample: Sample) -> None:
-        with self._lock:
-            self._totals.add(sample)
+        self._totals.add(sample)
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            t = self._totals
-            yield from _counters(t)
-            copy = HistogramMetricFamily(
-                "netscope_copy_latency_seconds",
-                "Wait of received data on its socket before a process copied it (sock:sk_data_ready to "
-                "sock:sock_recv_length); no _sum: the kernel keeps buckets, not sums",
-                buckets=cumulative(t.copy_latency),
-            )
-            stack = HistogramMetricFamily(
-                "netscope_stack_latency_seconds",
-                "Time from net:netif_receive_skb to the socket queue, per arrival",
-                buckets=cumulative(t.stack_latency),
-            )
-            up = GaugeMetricFamily(
-                "netscope_probe_up", "1 when the probe's BPF program is attached", labels=["probe"]
-            )
-            for name, live in sorted(t.probes_live.items()):
-                up.add_metric([name], 1.0 if live else 0.0)
-            samples = GaugeMetricFamily("netscope_samples", "Intervals counted since netscope started")
-            samples.add_metric([], t.samples)
-        yield from (copy, stack, up, samples, *_containers(t))
+        t = self._totals
+        yield from _counters(t)
+        copy = HistogramMetricFamily(
+            "netscope_copy_latency_seconds",
+            "Wait of received data on its socket before a process copied it (sock:sk_data_ready to "
+            "sock:sock_recv_length); no _sum: the kernel keeps buckets, not sums",
+            buckets=cumulative(t.copy_latency),
+        )
+        stack = HistogramMetricFamily(
+            "netscope_stack_latency_seconds",
+            "Time from net:netif_receive_skb to the socket queue, per arrival",
+            buckets=cumulative(t.stack_latency),
+        )
+        up = GaugeMetricFamily(
+            "netscope_probe_up", "1 when the probe's BPF program is attached", labels=["probe"]
+        )
+        for name, live in sorted(t.probes_live.items()):
+            up.add_metric([name], 1.0 if live else 0.0)
+        failed = GaugeMetricFamily(
+            "netscope_probe_failed",
+            "1 when the probe was asked for and could not attach (0 when it is live or not needed)",
+            labels=["probe"],
+        )
+        for name, down in sorted(t.probes_failed.items()):
+            failed.add_metric([name], 1.0 if down else 0.0)
+        yield from (copy, stack, up, failed, *_gauges(t), *_containers(t))
+
+
+class Exporter:
+    """The metrics of one export: `add` takes each interval's sample and renders the text that
+    /metrics serves until the next one; /-/healthy and /-/ready tell a supervisor how it goes."""
+
+    def __init__(self, info: HostInfo, interval_s: float) -> None:
+        self._collector = NetscopeCollector(info)
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self._collector)
+        ProcessCollector(namespace="netscope", registry=self._registry)  # its own CPU, memory, fds
+        self._interval_s = interval_s
+        self._started = time.monotonic()
+        self._counted = 0
+        self._last_counted = self._started
+        self._text = generate_latest(self._registry)  # empty totals until the first interval
+
+    def add(self, sample: Sample) -> None:
+        self._collector.add(sample)
+        self._text = generate_latest(self._registry)  # one object swapped whole: a scrape sees either
+        self._counted += 1
+        self._last_counted = time.monotonic()
+
+    def health(self) -> tuple[bool, str]:
+        since = time.monotonic() - self._last_counted
+        if not self._counted:
+            return since < STARTUP_S, f"starting: no interval counted yet ({since:.0f} s)"
+        stalled = since > STALLED_INTERVALS * self._interval_s + 1
+        return not stalled, f"{self._counted} intervals counted, the newest {since:.1f} s ago"
+
+    def app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """/metrics, /-/healthy (the sampling loop keeps counting), /-/ready (it has counted)."""
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return _answer(start_response, "200 OK", self._text, CONTENT_TYPE_LATEST)
+        if path == "/-/healthy":
+            ok, why = self.health()
+            return _answer(start_response, "200 OK" if ok else "503 Service Unavailable", f"{why}\n".encode())
+        if path == "/-/ready":
+            if self._counted:
+                return _answer(start_response, "200 OK", b"ready\n")
+            return _answer(start_response, "503 Service Unavailable", b"not ready: no interval counted yet\n")
+        if path == "/":
+            index = b"netscope export: /metrics, /-/healthy, /-/ready\n"
+            return _answer(start_response, "200 OK", index)
+        return _answer(start_response, "404 Not Found", b"not found: /metrics, /-/healthy, /-/ready\n")
+
+
+def _answer(
+    start_response: StartResponse, status: str, body: bytes, content_type: str = "text/plain; charset=utf-8"
+) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """A scrape a second is not news: nothing on stderr."""
+
+
+def serve(exporter: Exporter, host: str, port: int) -> WSGIServer:
+    """Listen now (a port in use raises OSError before anything is compiled) and serve from a
+    daemon thread; IPv6 when `host` is an IPv6 address."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    server_class = type("Server", (ThreadingWSGIServer,), {"address_family": family})
+    server: WSGIServer = make_server(host, port, exporter.app, server_class, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
+    return server
+
+
+def _gauges(t: RunningTotals) -> Iterator[Metric]:
+    """netscope's own state and the knobs in force, as of the newest interval."""
+    intervals = CounterMetricFamily("netscope_intervals", "Intervals counted since netscope started")
+    intervals.add_metric([], t.samples)
+    yield intervals
+    device = ["device", "netns"]
+    for name, doc, labels, values in (
+        (
+            "netscope_last_interval_timestamp_seconds",
+            "When the newest interval counted ended",
+            [],
+            {(): t.last_ts},
+        ),
+        (
+            "netscope_probe_sample_rate",
+            "1 in N of the probe's per-packet runs does the whole work (the cost budget's sampling)",
+            ["probe"],
+            {(p,): n for p, n in t.sample_rates.items()},
+        ),
+        (
+            "netscope_bpf_cpu_ratio",
+            "netscope's BPF programs as a share of one CPU, over the interval bpf_stats last measured",
+            [],
+            {(): t.bpf_cpu_share} if t.bpf_cpu_share is not None else {},
+        ),
+        (
+            "netscope_bpf_budget_ratio",
+            "The share of one CPU netscope's BPF programs are held within",
+            [],
+            {(): BUDGET_PCT / 100},
+        ),
+        (
+            "netscope_sysctl",
+            "The knobs the findings name, their values in force (the numeric ones)",
+            ["name"],
+            {(n,): v for n, v in t.sysctls.items()},
+        ),
+        (
+            "netscope_device_rx_ring_descriptors",
+            "The device's RX ring size in force (ethtool -g)",
+            device,
+            {k: now for k, (now, _) in t.rings.items()},
+        ),
+        (
+            "netscope_device_rx_ring_max_descriptors",
+            "The largest RX ring the driver allows (ethtool -g)",
+            device,
+            {k: most for k, (_, most) in t.rings.items()},
+        ),
+    ):
+        gauge = GaugeMetricFamily(name, doc, labels=labels)
+        for key, v in sorted(values.items()):
+            gauge.add_metric(list(key), v)
+        yield gauge
 
 
 def _containers(t: RunningTotals) -> Iterator[Metric]:
@@ -205,11 +350,11 @@ def _counters(t: RunningTotals) -> Iterator[Metric]:
         queues[(direction, what)].add_metric([device, netns, queue], n)
     devices = {
         what: CounterMetricFamily(
-            f"netscope_device_{what}",
-            f"The device's own {what.replace('_', ' ')} (stats64)",
+            f"netscope_device_{DEVICE_METRICS.get(what, what)}",
+            f"The device's own {DEVICE_METRICS.get(what, what)} (stats64)",
             labels=["device", "netns"],
         )
-        for what in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes")
+        for what in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", *DEVICE_LOSSES)
     }
     for (device, netns, what), n in sorted(t.devices.items()):
         devices[what].add_metric([device, netns], n)

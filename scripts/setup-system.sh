@@ -3,7 +3,7 @@
 # present, so `make setup` can run it every time. Arguments name extra packages (the tests' gcc).
 set -euo pipefail
 
-pkgs=(python3-bpfcc python3-venv bpftool ethtool iproute2 nftables tmux "$@")
+pkgs=(python3-bpfcc python3-venv bpftool ethtool iproute2 netbase nftables tmux "$@")
 # Headers for BCC: the running kernel's own package if the archive has one, else the nearest
 # distro headers (netscope merges them into a tree of its own; struct offsets come from BTF).
 arch=$(dpkg --print-architecture)
@@ -34,4 +34,5 @@ if ((!have_headers)); then
     fi
 fi
 echo "netscope setup: installing ${missing[*]}" >&2
-apt-get install -y -qq "${missing[@]}" >/dev/null
+# No recommends: the tests' prometheus would bring a node exporter along (a service of its own).
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -9,9 +9,11 @@ below its true value (a bucket straddling a bound is counted above it).
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from netscope.model.balance import BalanceLedger
 from netscope.model.containers import OTHER, ContainerSeries, container_of
@@ -28,6 +30,13 @@ LATENCY_BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
 # The tcp probe's counts per connection end that export sums per namespace (no per-connection label).
 TCP_EVENTS = ("retransmits", "resets_sent", "resets_received", "zero_rcv_wnd")
+# The device's own loss counters (stats64) that export serves: rx_missed, rx_over and rx_fifo are
+# the NIC's ring overruns; rx_dropped and tx_dropped what the stack or driver dropped.
+DEVICE_LOSSES = ("rx_dropped", "tx_dropped", "rx_missed", "rx_over", "rx_fifo")
+# A device unread this long is gone and its series end: on a container host veths come and go all
+# day, and a series kept for each would grow without bound. (One that comes back starts again from
+# 0, which Prometheus's rate() takes as a counter reset.)
+DEVICE_GONE_S = 60.0
 
 
 @dataclass
@@ -64,6 +73,16 @@ class RunningTotals:
     not_counted: dict[str, int] = field(default_factory=dict)  # likewise
     evicted: dict[str, int] = field(default_factory=dict)  # likewise
     probes_live: dict[str, bool] = field(default_factory=dict)
+    probes_failed: dict[str, bool] = field(default_factory=dict)  # asked for, and could not attach
+    # Gauges as of the newest interval: (device, netns) -> (rx ring, its max) descriptors; the
+    # numeric tunables the findings name; each probe's 1-in-N; netscope's BPF share of a CPU, as
+    # bpf_stats last measured it (None: not yet)
+    rings: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    sysctls: dict[str, float] = field(default_factory=dict)
+    sample_rates: dict[str, int] = field(default_factory=dict)
+    bpf_cpu_share: float | None = None
+    last_ts: float = 0.0  # the newest interval's end (UNIX epoch seconds)
+    _device_seen: dict[tuple[str, str], float] = field(default_factory=dict)  # when each was last read
     # (container, what): what is "rx_packets", "reads", "read_bytes", "sent_bytes" or
     # "drops:<reason>"; at most CONTAINERS_MAX
     # containers and "other" (model/containers.py ContainerSeries)
@@ -72,6 +91,7 @@ class RunningTotals:
 
     def add(self, sample: Sample) -> None:
         self.samples += 1
+        self.last_ts = sample.ts
         cpus = [str(c) for c in self.info.cpus]
         names = dict(sample.netns_names)
         for cpu_id, runs in (softirq_runs(sample) or {}).items():
@@ -123,6 +143,7 @@ class RunningTotals:
             return "" if netns in (0, self.info.netns) else names.get(netns, str(netns))
 
         for row in balance:
+            self.balance[(label(row.netns), row.stage, "silent_loss")] += 0  # a series from the start
             self.balance[(label(row.netns), row.stage, "in")] += row.in_
             self.balance[(label(row.netns), row.stage, "out")] += row.out
             for cause, n in row.lost:
@@ -138,6 +159,8 @@ class RunningTotals:
                 self.programs[(cost.probe, cost.program, "runs")] += cost.runs
                 self.programs[(cost.probe, cost.program, "ns")] += cost.run_time_ns
         self._add_containers(sample)
+        self._add_gauges(sample)
+        self._forget_gone_devices(sample.ts)
         for status in sample.probes:
             self.lost_events[status.name] = max(self.lost_events.get(status.name, 0), status.lost_events)
             for totals, n in (
@@ -147,6 +170,7 @@ class RunningTotals:
             ):
                 totals[status.name] = max(totals.get(status.name, 0), n)
             self.probes_live[status.name] = status.state == ProbeState.LIVE
+            self.probes_failed[status.name] = status.state == ProbeState.FAILED
 
     def _add_tx(self, sample: Sample) -> None:
         """Every qdisc's counters (tc -s) and, as gauges, what the qdiscs hold and the BQL of the
@@ -161,6 +185,42 @@ class RunningTotals:
                 self.qdisc_queued[key] = (q.qlen, q.backlog)
             for queue, inflight, limit in d.bql:
                 self.bql[(d.ifname, netns, str(queue))] = (inflight, limit)
+            for what in DEVICE_LOSSES:
+                self.devices[(d.ifname, netns, what)] += getattr(d, what)
+            if d.rx_ring is not None:
+                self.rings[(d.ifname, netns)] = (d.rx_ring, d.rx_ring_max or d.rx_ring)
+            self._device_seen[(d.ifname, netns)] = sample.ts
+
+    def _add_gauges(self, sample: Sample) -> None:
+        for name, value in sample.tunables:
+            with contextlib.suppress(ValueError):  # one number: tcp_rmem's three are not a gauge
+                self.sysctls[name] = float(value)
+        for status in sample.probes:
+            self.sample_rates[status.name] = status.sample_rate
+        if sample.cost is not None and sample.cost.bpf_stats:
+            self.bpf_cpu_share = sample.cost.bpf_cpu_share(sample.interval_s)
+
+    def _forget_gone_devices(self, now: float) -> None:
+        """End the series of devices unread for DEVICE_GONE_S (and of namespaces with none left)."""
+        gone = {key for key, seen in self._device_seen.items() if now - seen > DEVICE_GONE_S}
+        if not gone:
+            return
+        for key in gone:
+            del self._device_seen[key]
+        netns_left = {netns for _, netns in self._device_seen} | {""}
+        by_device: tuple[MutableMapping[Any, Any], ...] = (
+            self.devices,
+            self.queues,
+            self.qdiscs,
+            self.qdisc_queued,
+            self.bql,
+            self.rings,
+        )
+        for table in by_device:
+            _forget(table, lambda key: key[:2] in gone)
+        by_netns: tuple[MutableMapping[Any, Any], ...] = (self.tcp, self.balance)
+        for table in by_netns:
+            _forget(table, lambda key: key[0] not in netns_left)
 
     def _add_containers(self, sample: Sample) -> None:
         """Reads, bytes read, bytes sent and drops of the processes in containers, per container
@@ -234,3 +294,8 @@ def cumulative(counts: Sequence[int]) -> list[tuple[str, float]]:
         running += count
         out.append((bound, float(running)))
     return out
+
+
+def _forget(table: MutableMapping[Any, Any], gone: Callable[[tuple[str, ...]], bool]) -> None:
+    for key in [k for k in table if gone(k)]:
+        del table[key]

@@ -519,6 +519,19 @@ class OwnCost:
     # fullest, as the interval ended).
     map_bytes: int = 0
 
+    def bpf_ns(self) -> float:
+        """Time in netscope's programs over the measured interval, less bpf_stats' own clock reads
+        (paid only while it measures: not netscope's cost)."""
+        runs = sum(p.runs for p in self.programs)
+        return max(0.0, sum(p.run_time_ns for p in self.programs) - runs * self.clock_ns)
+
+    def bpf_cpu_share(self, interval_s: float) -> float | None:
+        """netscope's BPF programs as a share of one CPU (0.03: 3%), over the interval bpf_stats
+        last measured (`interval_s` when it does not say); None before any measurement."""
+        if not self.bpf_stats:
+            return None
+        return self.bpf_ns() / ((self.measured_interval_s or interval_s) * 1e9)
+
 
 @dataclass(frozen=True)
 class Sample:

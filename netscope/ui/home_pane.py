@@ -265,14 +265,13 @@ def cost_line(shown: ViewModel) -> Text:
         return t
     dt = cost.measured_interval_s or shown.latest.interval_s
     runs = sum(p.runs for p in cost.programs)
-    # bpf_stats' own clock reads are not netscope's cost: they are paid only while it measures.
-    ns = max(0.0, sum(p.run_time_ns for p in cost.programs) - runs * cost.clock_ns)
     t.append(f"CPU {fmt_pct(cost.cpu_pct)}%  RSS {cost.rss_bytes / 1e6:.0f} MB  ")
     if cost.map_bytes:
         t.append(f"BPF maps {cost.map_bytes / 1e6:.1f} MB  ")
     t.append(f"{len(cost.programs)} BPF programs: {fmt_count(runs / dt)} runs/s")
-    if cost.bpf_stats and runs:
-        t.append(f", {ns / runs:.0f} ns/run, {fmt_pct(100.0 * ns / (dt * 1e9))}% of a CPU")
+    share = cost.bpf_cpu_share(dt)
+    if share is not None and runs:
+        t.append(f", {cost.bpf_ns() / runs:.0f} ns/run, {fmt_pct(100.0 * share)}% of a CPU")
         if cost.measured_age_s >= 1.0:
             t.append(f" (measured {cost.measured_age_s:.0f}s ago)", style="dim")
     elif not cost.bpf_stats:

@@ -65,13 +65,13 @@ def link_rx(pair: VethPair) -> int:
 
 def settled(url: str, after: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """A scrape whose totals include two whole intervals counted after `after` samples."""
-    wait_for(lambda: total(scrape(url), "netscope_samples") >= after + 2, 10, "two more intervals")
+    wait_for(lambda: total(scrape(url), "netscope_intervals_total") >= after + 2, 10, "two more intervals")
     return scrape(url)
 
 
 def test_metrics_follow_the_kernels_counters(metrics_url: str, pair: VethPair) -> None:
     # Two intervals after the namespaces exist: netscope has read their devices once (a baseline).
-    first = settled(metrics_url, total(scrape(metrics_url), "netscope_samples"))
+    first = settled(metrics_url, total(scrape(metrics_url), "netscope_intervals_total"))
     assert total(first, "netscope_probe_up", probe="drops") == 1
     assert total(first, "netscope_probe_up", probe="flows") == 0  # no per-flow data by default
     before_noports = snmp(pair.receiver_ns)["NoPorts"]
@@ -80,7 +80,7 @@ def test_metrics_follow_the_kernels_counters(metrics_url: str, pair: VethPair) -
     send_udp(pair, PACKETS)  # to a closed port: PACKETS NO_SOCKET drops, PACKETS packets received
     noports = truth.settled(lambda: snmp(pair.receiver_ns)["NoPorts"]) - before_noports
     link = truth.settled(lambda: link_rx(pair)) - before_link
-    after = settled(metrics_url, total(first, "netscope_samples") + 1)
+    after = settled(metrics_url, total(first, "netscope_intervals_total") + 1)
     net_rx = sum(truth.softirqs()["NET_RX"].values()) - before_rx
     assert noports == PACKETS
     drops = total(after, "netscope_skb_drops_total", reason="NO_SOCKET") - total(
@@ -95,7 +95,9 @@ def test_metrics_follow_the_kernels_counters(metrics_url: str, pair: VethPair) -
     for metric in ("netscope_device_rx_packets_total", "netscope_queue_rx_packets_total"):
         rx = total(after, metric, device=pair.receiver_dev) - total(first, metric, device=pair.receiver_dev)
         assert PACKETS <= link <= rx <= link + 10, (metric, rx, link)
-    # Copy latency is not collected by default (it needs per-packet hooks): an empty histogram.
-    assert total(after, "netscope_probe_up", probe="latency") == 0
-    assert total(after, "netscope_copy_latency_seconds_bucket", le="+Inf") == 0
-    assert total(after, "netscope_copy_latency_seconds_count") == 0
+    # Copy latency and TCP are collected by default (sampled under the budget); NAPI polls and the
+    # flow table are not (their sections are asked for by name).
+    assert total(after, "netscope_probe_up", probe="latency") == 1
+    assert total(after, "netscope_probe_up", probe="tcp") == 1
+    assert total(after, "netscope_probe_up", probe="napi") == 0
+    assert total(after, "netscope_copy_latency_seconds_count") == 0  # buckets only: no sum, no count

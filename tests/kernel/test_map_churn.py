@@ -36,8 +36,8 @@ def export(port: int) -> subprocess.Popen[str]:
 
 
 def samples_after(url: str, n: int) -> Iterator[None]:
-    start = total(scrape(url), "netscope_samples")
-    wait_for(lambda: total(scrape(url), "netscope_samples") >= start + n, 30, f"{n} more intervals")
+    start = total(scrape(url), "netscope_intervals_total")
+    wait_for(lambda: total(scrape(url), "netscope_intervals_total") >= start + n, 30, f"{n} more intervals")
     yield
 
 

@@ -87,7 +87,11 @@ def test_the_tui_is_the_default_command_with_its_options() -> None:
     assert (snap.command, snap.no_bpf, snap.detail_every) == ("snapshot", True, cli.DETAIL_EVERY)
     assert snap.sample is None  # the rate adapts to the budget unless forced
     assert cli.parse_args(["--sample", "100"]).sample == 100
-    assert cli.parse_args(["export", "--sample", "10"]).sections == cli.DEFAULT_SECTIONS == ("drops",)
+    assert (
+        cli.parse_args(["export", "--sample", "10"]).sections
+        == cli.DEFAULT_SECTIONS
+        == ("drops", "latency", "tcp")
+    )
 
 
 def test_max_rate_is_the_models() -> None:

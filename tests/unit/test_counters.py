@@ -66,3 +66,71 @@ def test_a_bucket_is_counted_at_the_first_bound_above_its_upper_end() -> None:
     assert counts[0] == 1 and counts[1] == 2 and counts[-1] == 3
     buckets = cumulative(counts)
     assert buckets[0] == ("1e-06", 1.0) and buckets[1] == ("1e-05", 3.0) and buckets[-1] == ("+Inf", 6.0)
+
+
+def test_a_device_gone_for_a_minute_ends_its_series_and_its_namespaces() -> None:
+    """Container veths come and go: a device unread for DEVICE_GONE_S loses its series (and a
+    namespace with no device left its TCP and balance series); one still read keeps its own."""
+    import dataclasses
+
+    from netscope.model.counters import DEVICE_GONE_S
+
+    rec = read_recording(FIXTURE)
+    totals = RunningTotals(rec.info)
+    first = rec.samples[0]
+    totals.add(first)
+    names = dict(first.netns_names)
+    others = {d.netns for d in first.devices if d.netns not in (0, rec.info.netns)}
+    assert others, "the fixture has devices in the test's namespaces"
+    kept = [d for d in first.devices if d.netns not in others]
+    labels = {names.get(n, str(n)) for n in others}
+    assert any(k[1] in labels for k in totals.devices) and any(k[0] in labels for k in totals.balance)
+    for step in (DEVICE_GONE_S / 2, DEVICE_GONE_S + 1):
+        totals.add(dataclasses.replace(first, ts=first.ts + step, devices=tuple(kept)))
+    for table in (totals.devices, totals.queues, totals.qdiscs, totals.qdisc_queued, totals.bql):
+        assert not [k for k in table if k[1] in labels], table
+    assert not [k for k in totals.tcp if k[0] in labels]
+    assert not [k for k in totals.balance if k[0] in labels]
+    assert {k[:2] for k in totals.devices} == {(d.ifname, "") for d in kept}
+
+
+def test_the_exporter_serves_the_rendered_text_and_says_how_it_goes() -> None:
+    """/metrics is the text rendered at the newest interval; /-/ready once one is counted;
+    /-/healthy until the loop stops counting; the own-cost gauges and the knobs in force."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from netscope.prometheus import Exporter
+
+    rec = read_recording(FIXTURE)
+    exporter = Exporter(rec.info, 1.0)
+
+    def get(path: str) -> tuple[str, bytes]:
+        got: list[str] = []
+        body = b"".join(exporter.app({"PATH_INFO": path}, lambda status, _headers: got.append(status)))
+        return got[0], body
+
+    assert get("/-/ready")[0].startswith("503")
+    status, body = get("/metrics")  # served from the start: netscope's own process, no interval yet
+    assert status.startswith("200") and b"netscope_intervals_total 0.0" in body
+    assert get("/-/healthy")[0].startswith("200")  # starting up is not a failure
+    for sample in rec.samples:
+        exporter.add(sample)
+    status, body = get("/metrics")
+    assert status.startswith("200") and get("/-/ready")[0].startswith("200")
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert values[("netscope_intervals_total", ())] == len(rec.samples)
+    assert values[("netscope_last_interval_timestamp_seconds", ())] == rec.samples[-1].ts
+    assert values[("netscope_bpf_budget_ratio", ())] == 0.03
+    tunables = dict(rec.samples[-1].tunables)
+    backlog = ("netscope_sysctl", (("name", "net.core.netdev_max_backlog"),))
+    assert values[backlog] == float(tunables["net.core.netdev_max_backlog"])
+    assert ("netscope_process_cpu_seconds_total", ()) in values  # netscope's own CPU
+    assert all(("netscope_probe_sample_rate", (("probe", p.name),)) in values for p in rec.samples[-1].probes)
+    assert get("/nope")[0].startswith("404")
+    exporter._last_counted -= 11
+    status, body = get("/-/healthy")
+    assert status.startswith("503") and b"newest 11" in body

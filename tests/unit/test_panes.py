@@ -30,8 +30,9 @@ def test_each_pane_has_its_key_its_digit_and_a_widget_that_knows_its_line() -> N
 
 def test_the_headless_sections_are_the_panes_but_the_home_screen() -> None:
     panes = {p.id: p.probes for p in PANES if p.id != "home"}
-    assert {k: v for k, v in cli.SECTIONS.items() if k != "drop-log"} == panes
+    assert {k: v for k, v in cli.SECTIONS.items() if k not in ("drop-log", "tcp")} == panes
     assert cli.SECTIONS["drop-log"] == ("drops",)
+    assert cli.SECTIONS["tcp"] == ("tcp",)  # export's TCP counters without the flow table
 
 
 def test_every_drill_down_screen_and_its_message_do_their_part() -> None:
