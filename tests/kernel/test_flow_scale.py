@@ -116,7 +116,7 @@ def test_ten_heavy_flows_among_100k_light_are_the_top_ten(pair: VethPair) -> Non
     """10 heavy flows and 100k light ones, sampled 1 in 4: every interval's top 10 are the heavy
     flows, and over the run each heavy flow's packets are within 2% of what was sent to it (the
     estimate's error is about sqrt(4N / 3P): 0.5% here)."""
-    seconds = 25.0
+    seconds = 15.0
     with snapshots("--top", str(HEAVY), "--sample", "4") as lines:
         first_line(lines)
         dropped_before = softnet_dropped(), link_dropped(pair)
