@@ -42,7 +42,7 @@ screenshots: setup
 dashboards: setup
 	$(PY) scripts/dashboards.py
 
-# The TUI for 10 minutes at 1 s with traffic: RSS, fds and threads stay flat (`make test` soaks 25 s).
+# The TUI for 10 minutes at 1 s with traffic: RSS, fds and threads stay flat (`make test` soaks 15 s).
 soak: setup test-system
 	NETSCOPE_SOAK_S=600 $(PY) -m pytest -q tests/kernel/test_soak.py
 

@@ -241,7 +241,11 @@ def _scrape_ok() -> bool:
     host, port = EXPORT_LISTEN
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2) as r:
-            return b'netscope_probe_up{probe="drops"} 1.0' in r.read()
+            text = r.read()
+        # export's default sections: drops, latency (with stack), tcp
+        return all(
+            f'netscope_probe_up{{probe="{p}"}} 1.0'.encode() in text for p in ("drops", "latency", "tcp")
+        )
     except (TimeoutError, OSError):
         return False
 

@@ -103,3 +103,10 @@ def histogram_bar(counts: Sequence[int]) -> str:
     return "".join(
         SPARK[min(len(SPARK) - 1, int(c / top * (len(SPARK) - 1) + 0.5))] if c else " " for c in counts
     )
+
+
+def fmt_bql(inflight: float | None, limit: float | None) -> str:
+    """BQL bytes in flight / limit of a TX queue (or a device's queues); n/a when it keeps none."""
+    if limit is None:
+        return "n/a"
+    return f"{fmt_bytes(inflight or 0)}/{fmt_bytes(limit)}"

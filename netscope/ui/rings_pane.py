@@ -15,7 +15,7 @@ from netscope.model.rings import PRESSURE_NOTE, QSTATS_LOSSES, DeviceRow, Pressu
 from netscope.model.timeline import ViewModel
 from netscope.panes import BY_ID
 from netscope.ui.drill import Drill, DrillScreen
-from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
+from netscope.ui.format import NO_DATA, fmt_bql, fmt_bytes, fmt_count, fmt_pct, fmt_ratio, histogram_bar
 from netscope.ui.pane import Pane
 from netscope.ui.widgets import (
     Column,
@@ -223,11 +223,6 @@ class RingsPane(Pane, FitsWidth, Vertical):
                 )
             title.append("  (Enter: CPUs and IRQ lines)", style="dim")
             for q in device.queues:
-                bql = (
-                    f"{fmt_bytes(q.bql_inflight)}/{fmt_bytes(q.bql_limit)}"
-                    if q.bql_limit is not None
-                    else "n/a"
-                )
                 rate = 2 if q.estimated else 1  # a sample of the hooks': marked ~
                 queues.add_row(
                     q.label,
@@ -237,7 +232,7 @@ class RingsPane(Pane, FitsWidth, Vertical):
                     Text(estimated(fmt_bytes(q.tx_bps), rate), justify="right"),
                     queue_napi_id(device, q),
                     Text(hw_drops(q, dt), justify="right"),
-                    bql,
+                    fmt_bql(q.bql_inflight, q.bql_limit),
                 )
             for n in device.napi:
                 napi.add_row(*napi_cells(f"napi {n.napi_id}", n.pressure, dt))

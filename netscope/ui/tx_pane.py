@@ -16,7 +16,7 @@ from netscope.model.pipeline import Stage, build_pipeline
 from netscope.model.timeline import ViewModel
 from netscope.model.tx import TxDevice, TxQueueRow, TxView
 from netscope.panes import BY_ID
-from netscope.ui.format import NO_DATA, fmt_bytes, fmt_count, fmt_ns
+from netscope.ui.format import NO_DATA, fmt_bql, fmt_bytes, fmt_count, fmt_ns
 from netscope.ui.pane import Pane
 from netscope.ui.rings_pane import DeviceSelected
 from netscope.ui.widgets import (
@@ -38,20 +38,12 @@ TX_NOTE = (
 )
 
 
-def bql_of(q: TxQueueRow) -> str:
-    if q.bql_limit is None:
-        return "n/a"
-    return f"{fmt_bytes(q.bql_inflight or 0)}/{fmt_bytes(q.bql_limit)}"
-
-
 def bql_cell(queues: tuple[TxQueueRow, ...]) -> str:
     """Bytes in flight / limit over the device's queues; 'n/a' when it keeps no BQL."""
     with_bql = [q for q in queues if q.bql_limit is not None]
     if not with_bql:
-        return "n/a"
-    inflight = sum(q.bql_inflight or 0 for q in with_bql)
-    limit = sum(q.bql_limit or 0 for q in with_bql)
-    return f"{fmt_bytes(inflight)}/{fmt_bytes(limit)}"
+        return fmt_bql(None, None)
+    return fmt_bql(sum(q.bql_inflight or 0 for q in with_bql), sum(q.bql_limit or 0 for q in with_bql))
 
 
 def _per_s(d: TxDevice, count: int) -> str:
@@ -233,7 +225,7 @@ class TxPane(Pane, FitsWidth, Vertical):
                     str(tq.queue),
                     Text(marked(fmt_count(tq.tx_pps), tq.estimated), justify="right"),
                     Text(marked(fmt_bytes(tq.tx_bps), tq.estimated), justify="right"),
-                    bql_of(tq),
+                    fmt_bql(tq.bql_inflight, tq.bql_limit),
                     Text("stopped (BQL)", style="yellow") if tq.bql_full else "",
                 )
         self.query_one("#tx-selected", Static).update(title)

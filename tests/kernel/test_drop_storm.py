@@ -1,5 +1,5 @@
 """A drop storm (as fast as the machine makes it: 200k drops/s on an idle 2-CPU VM) and a packet
-flood to a reader, together for 30 s, with the TUI running on the live source: counts stay exact
+flood to a reader, together for 20 s, with the TUI running on the live source: counts stay exact
 against Udp NoPorts, the log stays within its limit and what it did not log (or lost) is counted and
 shown, keys are answered with a new frame within 200 ms, and memory stays flat. NETSCOPE_STORM_S
 shortens it for a quick look."""
@@ -23,7 +23,7 @@ from netscope.app import NetscopeApp, make_app
 from netscope.model.sample import Sample
 from netscope.sources.live import LiveSource
 
-SECONDS = float(os.environ.get("NETSCOPE_STORM_S", "30"))
+SECONDS = float(os.environ.get("NETSCOPE_STORM_S", "20"))
 LOG_RATE = 1000
 CLOSED_PORT, OPEN_PORT = 9, 5001
 NO_SOCKET = 3  # SKB_DROP_REASON_NO_SOCKET

@@ -197,8 +197,8 @@ def test_netfilter_drops_point_at_the_rule_and_its_counter(pair: VethPair, insid
 
 
 def test_idle_box_has_no_warnings() -> None:
-    with snapshots("-i", "1", "-n", "10") as (proc, out):
-        take(proc, out, 10)
+    with snapshots("-i", "1", "-n", "6") as (proc, out):
+        take(proc, out, 6)
     warnings = [f for obj in out for f in obj["findings"] if f["severity"] != "info"]
     assert warnings == [], warnings
     assert all("findings" in obj for obj in out)
