@@ -193,6 +193,11 @@ def tui_observer(name: str, pair: VethPair, tmp: Path) -> Iterator[Observer]:
         tui.keys("q")
 
 
+def bcc_tool(row: str) -> str:
+    """The bcc tool a peer row runs (Debian's bpfcc-tools, which `make bench` installs)."""
+    return f"/usr/sbin/{row.removeprefix('bcc-')}-bpfcc"
+
+
 @contextmanager
 def process_observer(name: str, env: dict[str, str]) -> Iterator[Observer]:
     """A headless row's observer (snapshot, export, the no-op, bcc's tools), running and ready."""
@@ -206,7 +211,7 @@ def process_observer(name: str, env: dict[str, str]) -> Iterator[Observer]:
     elif name == "noop":
         cmd = [sys.executable, "-c", NOOP]
     else:
-        cmd = [f"/usr/sbin/{name.removeprefix('bcc-')}-bpfcc", "1"]
+        cmd = [bcc_tool(name), "1"]
     with tempfile.TemporaryFile("w+") as errors:  # what it says if it dies mid-row
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
         observer = Observer(proc.pid)
@@ -527,6 +532,11 @@ def main() -> int:
     unknown = [r.name for r in rows if r.name not in ROWS]
     if unknown:
         raise SystemExit(f"bench: unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    # Before the first flood, not an hour into the run.
+    tools = [bcc_tool(r.name) for r in rows if r.name.startswith("bcc-")]
+    absent = [t for t in tools if not Path(t).exists()]
+    if absent:
+        raise SystemExit(f"bench: {', '.join(absent)} not installed: `make bench` installs bpfcc-tools")
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
     failures: list[str] = []
