@@ -53,9 +53,10 @@ def pair(request: pytest.FixtureRequest) -> Iterator[VethPair]:
 
 
 @pytest.fixture(scope="module")
-def live() -> Iterator[LiveSource]:
-    """The live source with every probe attached (and detached after the module)."""
-    source = LiveSource()
+def live(request: pytest.FixtureRequest) -> Iterator[LiveSource]:
+    """The live source with every probe attached (and detached after the module); a module's
+    SAMPLE_RATE, when it has one, forces every probe's rate (--sample N)."""
+    source = LiveSource(sample_rate=getattr(request.module, "SAMPLE_RATE", None))
     try:
         for start in source.need(PROBES):
             start()
